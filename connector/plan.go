@@ -1,0 +1,122 @@
+package connector
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ActionKind is one kind of LMS change.
+type ActionKind string
+
+// The actions a plan can hold.
+const (
+	ActionCreate     ActionKind = "create"
+	ActionUpdate     ActionKind = "update"
+	ActionDeactivate ActionKind = "deactivate"
+	ActionReactivate ActionKind = "reactivate"
+	ActionDelete     ActionKind = "delete"
+	ActionAnonymise  ActionKind = "anonymise"
+	// ActionNone is used in the audit for decisions that changed nothing.
+	ActionNone ActionKind = "none"
+)
+
+// ActionKinds lists the kinds that change the LMS.
+var ActionKinds = []ActionKind{ActionCreate, ActionUpdate, ActionDeactivate, ActionReactivate, ActionDelete, ActionAnonymise}
+
+// Action is one step of a plan.
+type Action struct {
+	Kind ActionKind
+	// AccountID is the account acted on; empty for create.
+	AccountID string
+	// Account is the desired account, for create and update.
+	Account Account
+	// Reason says why, in words for the audit trail.
+	Reason string
+}
+
+func (a Action) String() string {
+	if a.AccountID == "" {
+		return string(a.Kind)
+	}
+	return string(a.Kind) + " " + a.AccountID
+}
+
+// Desired returns the account that w implies, for create and for comparing profiles.
+// The userName is the email, the externalId "<feed>:<worker id>".
+func Desired(w Wanted) Account {
+	return Account{
+		ExternalID: w.Worker.ExternalID(),
+		UserName:   w.Profile.Email,
+		Active:     w.State == StateActive,
+		Profile:    w.Profile,
+	}
+}
+
+// Plan returns the actions that turn have (nil: no account) into w. It performs no
+// I/O. An absent want never touches an account: hrsync deletes only by policy.
+func Plan(w Wanted, have *Account, p Policy) []Action {
+	want := Desired(w)
+	if have == nil {
+		switch {
+		case w.State == StateActive:
+			return []Action{{Kind: ActionCreate, Account: want, Reason: "hired, no account"}}
+		case w.State == StateInactive && w.EverHired:
+			return []Action{{Kind: ActionCreate, Account: want, Reason: "left before an account existed; created inactive to keep the record"}}
+		}
+		return nil
+	}
+	if w.State == StateAbsent {
+		return nil
+	}
+
+	var plan []Action
+	if drift := ProfileDrift(want, *have); len(drift) > 0 {
+		upd := *have
+		upd.ExternalID = want.ExternalID
+		if want.UserName != "" {
+			upd.UserName = want.UserName
+		}
+		upd.Profile = have.Profile.Merge(want.Profile)
+		plan = append(plan, Action{Kind: ActionUpdate, AccountID: have.ID, Account: upd,
+			Reason: "profile drift: " + strings.Join(drift, ", ")})
+	}
+	switch {
+	case w.State == StateActive && !have.Active:
+		plan = append(plan, Action{Kind: ActionReactivate, AccountID: have.ID, Reason: "employed again"})
+	case w.State == StateInactive && have.Active:
+		reason := "left"
+		if w.LeftReason != "" {
+			reason = fmt.Sprintf("left (%s)", w.LeftReason)
+		}
+		if p.Leaver == LeaverDeactivate || p.Leaver == "" {
+			plan = append(plan, Action{Kind: ActionDeactivate, AccountID: have.ID, Reason: reason})
+		}
+	}
+	return plan
+}
+
+// ProfileDrift lists the managed fields in which have differs from want. Fields
+// that want leaves empty are not managed and never count. Email and userName compare
+// case-insensitively, as LMSs do.
+func ProfileDrift(want, have Account) []string {
+	var drift []string
+	check := func(name, w, h string, fold bool) {
+		if w == "" {
+			return
+		}
+		if (fold && !strings.EqualFold(w, h)) || (!fold && w != h) {
+			drift = append(drift, name)
+		}
+	}
+	check("externalId", want.ExternalID, have.ExternalID, false)
+	check("userName", want.UserName, have.UserName, true)
+	check("email", want.Profile.Email, have.Profile.Email, true)
+	check("given_name", want.Profile.GivenName, have.Profile.GivenName, false)
+	check("family_name", want.Profile.FamilyName, have.Profile.FamilyName, false)
+	check("employee_number", want.Profile.EmployeeNumber, have.Profile.EmployeeNumber, false)
+	check("org_unit", want.Profile.OrgUnit, have.Profile.OrgUnit, false)
+	check("job_title", want.Profile.JobTitle, have.Profile.JobTitle, false)
+	check("manager_id", want.Profile.ManagerID, have.Profile.ManagerID, false)
+	check("locale", want.Profile.Locale, have.Profile.Locale, false)
+	return drift
+}

@@ -1,0 +1,109 @@
+package connector
+
+import (
+	"context"
+	"time"
+)
+
+// Claim is a lease on one due worker. While the lease holds, no other converger
+// (in this process or another replica) works on that worker.
+type Claim struct {
+	Worker WorkerKey
+	// Version counts the facts recorded for the worker. Complete uses it to tell
+	// whether a fact arrived while the worker was being converged.
+	Version int64
+	// Attempts is the number of consecutive failed converges, for backoff.
+	Attempts int
+	// LeaseUntil is when the lease expires and another converger may take the worker.
+	LeaseUntil time.Time
+}
+
+// History is everything the store knows about a worker that converging needs.
+type History struct {
+	Worker WorkerKey
+	// Facts are the worker's facts and those of its predecessors (workers it
+	// succeeded through a rehire's previous_worker_id), in no particular order.
+	Facts []Fact
+	// Links maps a worker id of this worker's chain (itself and its predecessors)
+	// to the LMS account id it is linked to.
+	Links map[string]string
+	// SupersededBy is set when a later worker took this person over; the successor
+	// converges the account and this worker must not touch it.
+	SupersededBy *WorkerKey
+}
+
+// Outcome is how one converge attempt ended.
+type Outcome string
+
+// The outcomes recorded in the audit trail and counted in metrics.
+const (
+	OutcomeOK      Outcome = "ok"      // the action ran
+	OutcomeFailed  Outcome = "failed"  // permanent failure; a review item says why
+	OutcomeRetry   Outcome = "retry"   // temporary failure; retried later
+	OutcomeReview  Outcome = "review"  // not done: a person must decide
+	OutcomeSkipped Outcome = "skipped" // not done by policy
+)
+
+// AuditEntry records one decision or LMS action.
+type AuditEntry struct {
+	ID        int64      `json:"id,omitempty" db:"id"`
+	At        time.Time  `json:"at" db:"at"`
+	Feed      string     `json:"feed" db:"feed"`
+	WorkerID  string     `json:"worker_id" db:"worker_id"`
+	AccountID string     `json:"account_id,omitempty" db:"account_id"`
+	Action    ActionKind `json:"action" db:"action"`
+	Outcome   Outcome    `json:"outcome" db:"outcome"`
+	Detail    string     `json:"detail,omitempty" db:"detail"`
+	// FactIDs are the "source#id" of the facts the decision was based on.
+	FactIDs []string `json:"fact_ids,omitempty" db:"-"`
+}
+
+// Review is an item a person must look at: hrsync refused to guess.
+type Review struct {
+	ID       int64     `json:"id,omitempty" db:"id"`
+	At       time.Time `json:"at" db:"at"`
+	Feed     string    `json:"feed" db:"feed"`
+	WorkerID string    `json:"worker_id" db:"worker_id"`
+	Reason   string    `json:"reason" db:"reason"`
+	// Candidates are the account ids that matched, when the reason is ambiguity.
+	Candidates []string `json:"candidates,omitempty" db:"-"`
+}
+
+// Completion is what a converger commits when it is done with a claim: the link, the
+// audit rows, a review item, and when the worker is next due.
+type Completion struct {
+	Claim Claim
+	Owner string
+	// AccountID links the worker to this account; empty leaves the link as it is.
+	AccountID string
+	// Unlink removes the worker's link (the linked account no longer exists).
+	Unlink bool
+	// ReleasePredecessors removes the links of these predecessor worker ids: the
+	// worker has taken their account over.
+	ReleasePredecessors []string
+	// NextDue is when the worker must be converged again; zero means only when a
+	// new fact arrives. If a fact arrived since the claim (the version moved on), the
+	// store makes the worker due at once instead.
+	NextDue time.Time
+	// Failed counts this attempt as failed (Attempts+1); otherwise attempts reset.
+	Failed bool
+	Audit  []AuditEntry
+	Review *Review
+}
+
+// Store persists HR facts and convergence state. Implemented by package store
+// (PostgreSQL and SQLite); store/storetest checks every implementation.
+type Store interface {
+	// ClaimDue leases up to limit workers whose due time is at or before now and
+	// whose lease, if any, has expired. Concurrent callers never get the same worker.
+	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Claim, error)
+	// LoadHistory returns the worker's facts, links and succession.
+	// Returns ErrNotFound if the store has never seen the worker.
+	LoadHistory(ctx context.Context, w WorkerKey) (History, error)
+	// LinkedWorker returns the worker linked to the account, or ErrNotFound.
+	LinkedWorker(ctx context.Context, accountID string) (WorkerKey, error)
+	// Complete commits c in one transaction and releases the lease if owner still holds it.
+	Complete(ctx context.Context, c Completion) error
+	// NextDue returns the earliest due time of any worker, or ok=false if none is due.
+	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
+}
