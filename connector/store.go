@@ -107,3 +107,20 @@ type Store interface {
 	// NextDue returns the earliest due time of any worker, or ok=false if none is due.
 	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
 }
+
+// DeadLetter is a message that could not be applied, kept with its raw bytes and the
+// reason, so that nothing is ever silently dropped. It can be replayed after a fix.
+type DeadLetter struct {
+	ID int64     `json:"id" db:"id"`
+	At time.Time `json:"at" db:"at"`
+	// Feed is the feed the subject named, if it could be read.
+	Feed    string `json:"feed" db:"feed"`
+	Subject string `json:"subject" db:"subject"`
+	// Headers are the NATS message headers, JSON-encoded (map[string][]string).
+	Headers []byte `json:"headers,omitempty" db:"headers"`
+	Data    []byte `json:"data,omitempty" db:"data"`
+	// Reason names the field and what is wrong with it.
+	Reason string `json:"reason" db:"reason"`
+	// ReplayedAt is set once a replay of the message was recorded.
+	ReplayedAt *time.Time `json:"replayed_at,omitempty" db:"replayed_at"`
+}
