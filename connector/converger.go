@@ -1,0 +1,461 @@
+package connector
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ConvergerHooks are optional callbacks for metrics and tests. Each may be nil.
+type ConvergerHooks struct {
+	// Action is called after every LMS action with its outcome.
+	Action func(kind ActionKind, outcome Outcome)
+	// Converged is called after each worker converge attempt with its duration.
+	Converged func(w WorkerKey, d time.Duration, err error)
+	// Review is called when a review item is raised.
+	Review func(r Review)
+}
+
+// ConvergerConfig configures a Converger. Zero values get the defaults listed.
+type ConvergerConfig struct {
+	Store Store
+	LMS   LMS
+	Feeds Feeds
+	// Policy returns the policy of a feed; default DefaultPolicy for every feed.
+	Policy func(feed string) Policy
+	Logger *slog.Logger
+	// Owner names this converger in leases; default host-pid-random.
+	Owner string
+	// Lease is how long a claim holds a worker before another replica may take it
+	// over; default 2 minutes. It must be longer than converging one worker takes.
+	Lease time.Duration
+	// Batch is how many workers one claim takes; default 64.
+	Batch int
+	// Concurrency is how many workers are converged at once; default 8.
+	Concurrency int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// PollInterval bounds how long Run sleeps before it looks for due work that
+	// another replica recorded; default 1s. Local facts wake it at once (Notify), and
+	// future effective dates wake it at their due time.
+	PollInterval time.Duration
+	// RetryBase and RetryMax bound the exponential backoff after a temporary LMS
+	// failure; defaults 1s and 5m.
+	RetryBase, RetryMax time.Duration
+	// CallTimeout bounds the work on one worker, LMS calls included; default 1m.
+	CallTimeout time.Duration
+	Hooks       ConvergerHooks
+}
+
+// Converger leases due workers and converges each LMS account to what the worker's
+// facts imply. Several Convergers (in one process or in replicas sharing a store)
+// split the work between them; the store's leases keep them from doing it twice.
+type Converger struct {
+	cfg  ConvergerConfig
+	log  *slog.Logger
+	wake chan struct{}
+}
+
+// NewConverger checks cfg and fills in defaults.
+func NewConverger(cfg ConvergerConfig) (*Converger, error) {
+	if cfg.Store == nil || cfg.LMS == nil {
+		return nil, errors.New("converger: Store and LMS are required")
+	}
+	if len(cfg.Feeds) == 0 {
+		return nil, errors.New("converger: no feeds configured")
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = func(string) Policy { return DefaultPolicy() }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = DefaultOwner()
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Lease, 2*time.Minute)
+	def(&cfg.PollInterval, time.Second)
+	def(&cfg.RetryBase, time.Second)
+	def(&cfg.RetryMax, 5*time.Minute)
+	def(&cfg.CallTimeout, time.Minute)
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Converger{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}, nil
+}
+
+// DefaultOwner returns a lease owner name unique to this process.
+func DefaultOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// Owner returns the name this converger uses in leases.
+func (c *Converger) Owner() string { return c.cfg.Owner }
+
+// Notify wakes Run: new facts were recorded. It never blocks.
+func (c *Converger) Notify() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run converges due workers until ctx is done, then finishes the batch in flight
+// and returns nil. It sleeps until the next due time, a Notify, or PollInterval.
+func (c *Converger) Run(ctx context.Context) error {
+	c.log.Info("converger started", "owner", c.cfg.Owner, "batch", c.cfg.Batch, "concurrency", c.cfg.Concurrency)
+	defer c.log.Info("converger stopped", "owner", c.cfg.Owner)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		n, err := c.ConvergeOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.log.Error("converge pass failed; retrying", "err", err)
+		}
+		if n >= c.cfg.Batch && err == nil {
+			continue // probably more due right now
+		}
+		wait := c.cfg.PollInterval
+		if err == nil {
+			if next, ok, err := c.cfg.Store.NextDue(ctx); err == nil && ok {
+				if d := next.Sub(c.cfg.Now()); d < wait {
+					wait = d
+				}
+			}
+		}
+		if wait <= 0 {
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// Drain converges until no worker is due now. It is for one-shot runs and tests.
+// Bounded: it stops after maxPasses claim passes.
+func (c *Converger) Drain(ctx context.Context, maxPasses int) (int, error) {
+	total := 0
+	for range maxPasses {
+		n, err := c.ConvergeOnce(ctx)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+	return total, fmt.Errorf("converger: still work due after %d passes", maxPasses)
+}
+
+// ConvergeOnce claims one batch of due workers and converges them. Work in flight
+// is finished even if ctx is cancelled meanwhile, so that a shutdown does nothing
+// twice and loses nothing. It returns how many workers it claimed.
+func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
+	if ctx.Err() != nil {
+		return 0, nil
+	}
+	claims, err := c.cfg.Store.ClaimDue(ctx, c.cfg.Owner, c.cfg.Now(), c.cfg.Lease, c.cfg.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("claim due workers: %w", err)
+	}
+	work := context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, c.cfg.Concurrency)
+	for _, cl := range claims {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c.convergeClaim(work, cl)
+		})
+	}
+	wg.Wait()
+	return len(claims), nil
+}
+
+// convergeClaim converges one claimed worker and commits the outcome. Failures are
+// committed too (as a retry time or a review item), so nothing is lost.
+func (c *Converger) convergeClaim(ctx context.Context, cl Claim) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	start := time.Now()
+	comp, err := c.converge(ctx, cl)
+	if err != nil {
+		// Nothing durable describes this failure yet: back off and try again.
+		comp = Completion{Claim: cl, Failed: true, NextDue: c.cfg.Now().Add(c.backoff(cl.Attempts, err))}
+		c.log.Warn("converge failed; will retry", "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID,
+			"attempt", cl.Attempts+1, "retry_at", comp.NextDue, "err", err)
+	}
+	comp.Claim, comp.Owner = cl, c.cfg.Owner
+	if cerr := c.cfg.Store.Complete(context.WithoutCancel(ctx), comp); cerr != nil {
+		// The lease will expire and the worker will be picked up again: converging
+		// is idempotent, so this heals itself.
+		c.log.Error("commit converge outcome failed; the lease will expire and the worker be retried",
+			"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "err", cerr)
+		err = errors.Join(err, cerr)
+	}
+	if comp.Review != nil && c.cfg.Hooks.Review != nil {
+		c.cfg.Hooks.Review(*comp.Review)
+	}
+	if c.cfg.Hooks.Converged != nil {
+		c.cfg.Hooks.Converged(cl.Worker, time.Since(start), err)
+	}
+}
+
+// backoff is exponential with full jitter, at least what the LMS asked for.
+func (c *Converger) backoff(attempts int, err error) time.Duration {
+	d := float64(c.cfg.RetryBase) * math.Pow(2, float64(min(attempts, 20)))
+	d = min(d, float64(c.cfg.RetryMax))
+	d = d/2 + mrand.Float64()*d/2
+	var le *LMSError
+	if errors.As(err, &le) && le.RetryAfter > time.Duration(d) {
+		return le.RetryAfter
+	}
+	return time.Duration(d)
+}
+
+// converge does the work for one worker: want, have, plan, act. It returns the
+// completion to commit. An error means "retry later" with nothing else to record.
+func (c *Converger) converge(ctx context.Context, cl Claim) (Completion, error) {
+	hist, err := c.cfg.Store.LoadHistory(ctx, cl.Worker)
+	if err != nil {
+		return Completion{}, fmt.Errorf("load history: %w", err)
+	}
+	if hist.SupersededBy != nil {
+		// The successor owns the account now; it folds this worker's facts too.
+		return Completion{}, nil
+	}
+	feed, ok := c.cfg.Feeds[cl.Worker.Feed]
+	if !ok {
+		return c.review(cl, nil, fmt.Sprintf("feed %q is not configured; facts are kept, nothing is done", cl.Worker.Feed), nil), nil
+	}
+	pol := c.cfg.Policy(feed.Name)
+	now := c.cfg.Now()
+	want, next := Want(hist.Facts, now, pol)
+	want.Worker = cl.Worker
+	comp := Completion{NextDue: next}
+	if want.State == StateAbsent {
+		return comp, nil // nothing due yet: touch nothing, wake at next
+	}
+
+	m, err := c.match(ctx, feed, want, hist)
+	if err != nil {
+		return Completion{}, err
+	}
+	comp.Unlink = m.unlink
+	if len(m.ambiguous) > 0 {
+		r := c.review(cl, &want, fmt.Sprintf("%d accounts match %s; refusing to guess", len(m.ambiguous), m.by), m.ambiguous)
+		r.NextDue = next
+		return r, nil
+	}
+	var have *Account
+	if m.account != nil {
+		have = m.account
+		comp.AccountID = have.ID
+		for _, prev := range want.PreviousWorkerIDs {
+			if _, linked := hist.Links[prev]; linked {
+				comp.ReleasePredecessors = append(comp.ReleasePredecessors, prev)
+			}
+		}
+	}
+
+	plan := Plan(want, have, pol)
+	for _, a := range plan {
+		acct, err := c.act(ctx, a)
+		entry := AuditEntry{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID,
+			AccountID: a.AccountID, Action: a.Kind, Detail: a.Reason, FactIDs: want.FactIDs}
+		if err == nil {
+			entry.Outcome = OutcomeOK
+			if acct.ID != "" {
+				entry.AccountID = acct.ID
+				comp.AccountID = acct.ID
+			}
+			comp.Audit = append(comp.Audit, entry)
+			c.hookAction(a.Kind, OutcomeOK)
+			c.log.Info("lms action", "action", a.Kind, "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID,
+				"account_id", entry.AccountID, "reason", a.Reason)
+			continue
+		}
+		switch {
+		case a.Kind == ActionCreate && errors.Is(err, ErrConflict):
+			c.hookAction(a.Kind, OutcomeReview)
+			r := c.review(cl, &want, fmt.Sprintf("cannot create account: userName or externalId %q is taken by an account this feed may not touch or did not match (%v)", a.Account.UserName, err), nil)
+			r.Audit = append(comp.Audit, r.Audit...)
+			r.AccountID, r.NextDue = comp.AccountID, next
+			return r, nil
+		case errors.Is(err, ErrNotFound) && a.AccountID != "":
+			// The account vanished between read and write: forget the link, look again.
+			c.hookAction(a.Kind, OutcomeRetry)
+			entry.Outcome, entry.Detail = OutcomeRetry, "account disappeared: "+err.Error()
+			comp.Audit = append(comp.Audit, entry)
+			comp.Unlink, comp.AccountID = true, ""
+			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
+			return comp, nil
+		case IsTemporary(err) || isKind(err, KindAuth):
+			c.hookAction(a.Kind, OutcomeRetry)
+			entry.Outcome, entry.Detail = OutcomeRetry, err.Error()
+			comp.Audit = append(comp.Audit, entry)
+			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
+			c.log.Warn("lms action failed; will retry", "action", a.Kind, "feed", cl.Worker.Feed,
+				"worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
+			return comp, nil
+		default:
+			c.hookAction(a.Kind, OutcomeFailed)
+			entry.Outcome, entry.Detail = OutcomeFailed, err.Error()
+			r := c.review(cl, &want, fmt.Sprintf("%s failed permanently: %v", a.Kind, err), nil)
+			r.Audit = append(append(comp.Audit, entry), r.Audit...)
+			r.AccountID, r.NextDue = comp.AccountID, next
+			return r, nil
+		}
+	}
+	return comp, nil
+}
+
+func isKind(err error, k ErrorKind) bool {
+	var le *LMSError
+	return errors.As(err, &le) && le.Kind == k
+}
+
+func (c *Converger) hookAction(k ActionKind, o Outcome) {
+	if c.cfg.Hooks.Action != nil {
+		c.cfg.Hooks.Action(k, o)
+	}
+}
+
+// review builds a completion that raises a review item and touches nothing.
+func (c *Converger) review(cl Claim, w *Wanted, reason string, candidates []string) Completion {
+	r := &Review{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, Reason: reason, Candidates: candidates}
+	var facts []string
+	if w != nil {
+		facts = w.FactIDs
+	}
+	c.log.Warn("review item raised", "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "reason", reason)
+	return Completion{Review: r, Audit: []AuditEntry{{At: r.At, Feed: r.Feed, WorkerID: r.WorkerID,
+		Action: ActionNone, Outcome: OutcomeReview, Detail: reason, FactIDs: facts}}}
+}
+
+// act runs one action against the LMS.
+func (c *Converger) act(ctx context.Context, a Action) (Account, error) {
+	switch a.Kind {
+	case ActionCreate:
+		return c.cfg.LMS.CreateAccount(ctx, a.Account)
+	case ActionUpdate:
+		return c.cfg.LMS.UpdateAccount(ctx, a.Account)
+	case ActionDeactivate:
+		return c.cfg.LMS.SetActive(ctx, a.AccountID, false)
+	case ActionReactivate:
+		return c.cfg.LMS.SetActive(ctx, a.AccountID, true)
+	}
+	return Account{}, Permanent(fmt.Errorf("action %s is not supported by this converger", a.Kind))
+}
+
+// matchResult is what matching found for a worker.
+type matchResult struct {
+	account   *Account
+	by        string   // the rule that matched, for logs and reviews
+	ambiguous []string // account ids, when a rule matched more than one
+	unlink    bool     // the linked account no longer exists
+}
+
+// match finds the worker's account: its link, a predecessor's link, then externalId,
+// employee number and email (case-insensitive), each confined to the feed's scope
+// and to accounts no other worker is linked to. Two candidates for one rule stop
+// the search: a person must decide.
+func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History) (matchResult, error) {
+	var res matchResult
+	chain := append([]string{w.Worker.WorkerID}, w.PreviousWorkerIDs...)
+	for i, id := range chain {
+		accID, ok := hist.Links[id]
+		if !ok {
+			continue
+		}
+		a, err := c.cfg.LMS.GetAccount(ctx, accID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if i == 0 {
+				res.unlink = true
+			}
+			continue
+		case err != nil:
+			return res, fmt.Errorf("read linked account %s: %w", accID, err)
+		}
+		res.account, res.by = &a, "link of "+id
+		return res, nil
+	}
+
+	type rule struct {
+		attr   FilterAttr
+		values []string
+	}
+	var extIDs []string
+	for _, id := range chain {
+		extIDs = append(extIDs, WorkerKey{Feed: w.Worker.Feed, WorkerID: id}.ExternalID())
+	}
+	rules := []rule{{ByExternalID, extIDs}, {ByEmployeeNumber, w.EmployeeNumbers}, {ByEmail, w.Emails}}
+	for _, r := range rules {
+		for _, v := range r.values {
+			found, err := c.cfg.LMS.FindAccounts(ctx, AccountFilter{Attr: r.attr, Value: v})
+			if err != nil {
+				return res, fmt.Errorf("find account by %s: %w", r.attr, err)
+			}
+			var cands []Account
+			for _, a := range found {
+				if !feed.InScope(a) {
+					continue
+				}
+				other, err := c.cfg.Store.LinkedWorker(ctx, a.ID)
+				switch {
+				case errors.Is(err, ErrNotFound):
+				case err != nil:
+					return res, fmt.Errorf("check link of account %s: %w", a.ID, err)
+				case other.Feed != w.Worker.Feed || !slices.Contains(chain, other.WorkerID):
+					continue // someone else's account
+				}
+				cands = append(cands, a)
+			}
+			res.by = fmt.Sprintf("%s %q", r.attr, v)
+			switch len(cands) {
+			case 0:
+				continue
+			case 1:
+				res.account = &cands[0]
+				return res, nil
+			default:
+				for _, a := range cands {
+					res.ambiguous = append(res.ambiguous, a.ID)
+				}
+				return res, nil
+			}
+		}
+	}
+	res.by = "none of externalId, employee number, email"
+	return res, nil
+}

@@ -1,0 +1,235 @@
+package connector
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var (
+	day1 = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	day2 = day1.AddDate(0, 0, 1)
+	day3 = day1.AddDate(0, 0, 2)
+	day4 = day1.AddDate(0, 0, 3)
+)
+
+var factSeq int
+
+// fact builds a fact for worker id of feed hr. recorded is the event time.
+func fact(kind Kind, id string, effective, recorded time.Time, opts ...func(*Fact)) Fact {
+	factSeq++
+	f := Fact{Feed: "hr", WorkerID: id, Source: "/feeds/hr", ID: fmt.Sprintf("e%d", factSeq), Kind: kind,
+		Effective: effective, Time: recorded,
+		Profile: Profile{Email: id + "@example.com", GivenName: "G" + id, FamilyName: "F" + id}}
+	if kind == KindLeft || kind == KindUpdated {
+		f.Profile = Profile{}
+	}
+	for _, o := range opts {
+		o(&f)
+	}
+	return f
+}
+
+func hired(id string, eff time.Time) Fact   { return fact(KindHired, id, eff, eff) }
+func left(id string, eff time.Time) Fact    { return fact(KindLeft, id, eff, eff) }
+func rehired(id string, eff time.Time) Fact { return fact(KindRehired, id, eff, eff) }
+
+func withEmail(e string) func(*Fact)  { return func(f *Fact) { f.Profile.Email = e } }
+func withPrev(id string) func(*Fact)  { return func(f *Fact) { f.PreviousWorkerID = id } }
+func withReason(r string) func(*Fact) { return func(f *Fact) { f.Reason = r } }
+
+func TestWant(t *testing.T) {
+	t.Parallel()
+	noon := func(d time.Time) time.Time { return d.Add(12 * time.Hour) }
+	tests := []struct {
+		name      string
+		facts     []Fact
+		now       time.Time
+		state     State
+		everHired bool
+		next      time.Time
+		email     string
+	}{
+		{"NoFacts", nil, day1, StateAbsent, false, time.Time{}, ""},
+		{"HireDue", []Fact{hired("w1", day1)}, noon(day1), StateActive, true, time.Time{}, "w1@example.com"},
+		{"HireFutureDated", []Fact{hired("w1", day3)}, day1, StateAbsent, false, day3, ""},
+		{"HireExactlyNow", []Fact{hired("w1", day1)}, day1, StateActive, true, time.Time{}, "w1@example.com"},
+		{"LeaveDue", []Fact{hired("w1", day1), left("w1", day2)}, noon(day2), StateInactive, true, time.Time{}, "w1@example.com"},
+		{"LeavePending", []Fact{hired("w1", day1), left("w1", day3)}, noon(day2), StateActive, true, day3, "w1@example.com"},
+		{"LeaveArrivedFirst", []Fact{left("w1", day2), hired("w1", day1)}, noon(day2), StateInactive, true, time.Time{}, "w1@example.com"},
+		{"Rehire", []Fact{hired("w1", day1), left("w1", day2), rehired("w1", day3)}, noon(day3), StateActive, true, time.Time{}, "w1@example.com"},
+		{"RehireArrivedFirst", []Fact{rehired("w1", day3), left("w1", day2), hired("w1", day1)}, noon(day3), StateActive, true, time.Time{}, "w1@example.com"},
+		{"DuplicateHire", func() []Fact { h := hired("w1", day1); return []Fact{h, h} }(), noon(day1), StateActive, true, time.Time{}, "w1@example.com"},
+		{"LeaveOfUnknown", []Fact{left("w1", day1)}, noon(day1), StateInactive, false, time.Time{}, ""},
+		{"UpdateOnly", []Fact{fact(KindUpdated, "w1", day1, day1, withEmail("x@example.com"))}, noon(day1), StateAbsent, false, time.Time{}, "x@example.com"},
+		{"UpdateChangesEmail", []Fact{hired("w1", day1), fact(KindUpdated, "w1", day2, day2, withEmail("new@example.com"))}, noon(day2), StateActive, true, time.Time{}, "new@example.com"},
+		{"FutureUpdateNotYet", []Fact{hired("w1", day1), fact(KindUpdated, "w1", day3, day1, withEmail("new@example.com"))}, noon(day2), StateActive, true, day3, "w1@example.com"},
+		{
+			// Notice given for day4; on day2 HR records that the person stays on (rehire
+			// effective day3 <= day4). They must never be deactivated.
+			"LeaveCancelledByLaterRehire",
+			[]Fact{hired("w1", day1), fact(KindLeft, "w1", day4, day1), fact(KindRehired, "w1", day3, day2)},
+			noon(day4), StateActive, true, time.Time{}, "w1@example.com",
+		},
+		{
+			// The same rehire recorded before the leave does not cancel it.
+			"LeaveAfterEarlierRehireStands",
+			[]Fact{hired("w1", day1), fact(KindRehired, "w1", day3, day1), fact(KindLeft, "w1", day4, day2)},
+			noon(day4), StateInactive, true, time.Time{}, "w1@example.com",
+		},
+		{
+			"SameInstantLeaveAndRehire",
+			[]Fact{hired("w1", day1), fact(KindLeft, "w1", day3, day1), fact(KindRehired, "w1", day3, day2)},
+			noon(day3), StateActive, true, time.Time{}, "w1@example.com",
+		},
+		{
+			"RehireUnderNewID",
+			[]Fact{hired("w1", day1), left("w1", day2), fact(KindRehired, "w2", day3, day3, withPrev("w1"), withEmail("w1.new@example.com"))},
+			noon(day3), StateActive, true, time.Time{}, "w1.new@example.com",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w, next := Want(tt.facts, tt.now, DefaultPolicy())
+			if w.State != tt.state || w.EverHired != tt.everHired || !next.Equal(tt.next) || w.Profile.Email != tt.email {
+				t.Fatalf("Want = state %s everHired %v next %v email %q; want %s %v %v %q",
+					w.State, w.EverHired, next, w.Profile.Email, tt.state, tt.everHired, tt.next, tt.email)
+			}
+		})
+	}
+}
+
+func TestWantRehireUnderNewIDNamesSuccessor(t *testing.T) {
+	t.Parallel()
+	facts := []Fact{
+		fact(KindRehired, "w2", day3, day3, withPrev("w1"), withEmail("new@example.com")),
+		hired("w1", day1), left("w1", day2),
+	}
+	w, _ := Want(facts, day4, DefaultPolicy())
+	if w.Worker != (WorkerKey{"hr", "w2"}) {
+		t.Fatalf("Worker = %v, want hr:w2", w.Worker)
+	}
+	if !reflect.DeepEqual(w.PreviousWorkerIDs, []string{"w1"}) {
+		t.Fatalf("PreviousWorkerIDs = %v", w.PreviousWorkerIDs)
+	}
+	if !reflect.DeepEqual(w.Emails, []string{"new@example.com", "w1@example.com"}) {
+		t.Fatalf("Emails = %v, want newest first", w.Emails)
+	}
+}
+
+func TestWantLeftReason(t *testing.T) {
+	t.Parallel()
+	w, _ := Want([]Fact{hired("w1", day1), fact(KindLeft, "w1", day2, day2, withReason("end of season"))}, day3, DefaultPolicy())
+	if w.LeftReason != "end of season" {
+		t.Fatalf("LeftReason = %q", w.LeftReason)
+	}
+	w, _ = Want([]Fact{hired("w1", day1), fact(KindLeft, "w1", day2, day2, withReason("x")), rehired("w1", day3)}, day4, DefaultPolicy())
+	if w.LeftReason != "" {
+		t.Fatalf("LeftReason after rehire = %q, want empty", w.LeftReason)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	base := func(state State) Wanted {
+		return Wanted{Worker: WorkerKey{"hr", "w1"}, State: state, EverHired: state != StateAbsent,
+			Profile: Profile{Email: "w1@example.com", GivenName: "Ann", FamilyName: "Lee"}}
+	}
+	acct := func(active bool) *Account {
+		return &Account{ID: "a1", ExternalID: "hr:w1", UserName: "w1@example.com", Active: active,
+			Profile: Profile{Email: "W1@example.com", GivenName: "Ann", FamilyName: "Lee", JobTitle: "kept"}}
+	}
+	kinds := func(p []Action) []ActionKind {
+		var out []ActionKind
+		for _, a := range p {
+			out = append(out, a.Kind)
+		}
+		return out
+	}
+	leaverNeverSeen := base(StateInactive)
+	leaverNeverSeen.EverHired = false
+	renamed := base(StateActive)
+	renamed.Profile.FamilyName = "Lee-Smith"
+
+	tests := []struct {
+		name string
+		want Wanted
+		have *Account
+		out  []ActionKind
+	}{
+		{"HireNew", base(StateActive), nil, []ActionKind{ActionCreate}},
+		{"HireExistingActive", base(StateActive), acct(true), nil},
+		{"LeaveActive", base(StateInactive), acct(true), []ActionKind{ActionDeactivate}},
+		{"LeaveAlreadyInactive", base(StateInactive), acct(false), nil},
+		{"RehireInactive", base(StateActive), acct(false), []ActionKind{ActionReactivate}},
+		{"LeaverWithoutAccountCreatedInactive", base(StateInactive), nil, []ActionKind{ActionCreate}},
+		{"LeaveOfNeverHiredWithoutAccount", leaverNeverSeen, nil, nil},
+		{"AbsentNeverTouches", base(StateAbsent), acct(true), nil},
+		{"AbsentNoAccount", base(StateAbsent), nil, nil},
+		{"ProfileDrift", renamed, acct(true), []ActionKind{ActionUpdate}},
+		{"DriftAndReactivate", renamed, acct(false), []ActionKind{ActionUpdate, ActionReactivate}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := kinds(Plan(tt.want, tt.have, DefaultPolicy()))
+			if !reflect.DeepEqual(got, tt.out) {
+				t.Fatalf("Plan = %v, want %v", got, tt.out)
+			}
+		})
+	}
+
+	t.Run("CreateInactiveCarriesActiveFalse", func(t *testing.T) {
+		t.Parallel()
+		p := Plan(base(StateInactive), nil, DefaultPolicy())
+		if p[0].Account.Active || p[0].Account.ExternalID != "hr:w1" || p[0].Account.UserName != "w1@example.com" {
+			t.Fatalf("create = %+v", p[0].Account)
+		}
+	})
+	t.Run("UpdateKeepsUnmanagedFields", func(t *testing.T) {
+		t.Parallel()
+		p := Plan(renamed, acct(true), DefaultPolicy())
+		if p[0].Account.Profile.JobTitle != "kept" || p[0].Account.Profile.FamilyName != "Lee-Smith" || p[0].AccountID != "a1" {
+			t.Fatalf("update = %+v", p[0])
+		}
+	})
+}
+
+func TestFeedScope(t *testing.T) {
+	t.Parallel()
+	hr := DefaultFeed("hr", FeedHR)
+	acme := DefaultFeed("partner-acme", FeedPartner)
+	acme.Scope.ExternalIDPrefixes = []string{"acme-legacy:"}
+	cases := []struct {
+		feed Feed
+		ext  string
+		want bool
+	}{
+		{hr, "hr:1", true}, {hr, "", true}, {hr, "partner-acme:1", false},
+		{acme, "partner-acme:1", true}, {acme, "acme-legacy:9", true}, {acme, "", false}, {acme, "hr:1", false},
+		{acme, "partner-acme-evil:1", false},
+	}
+	for _, c := range cases {
+		if got := c.feed.InScope(Account{ExternalID: c.ext}); got != c.want {
+			t.Errorf("%s.InScope(%q) = %v, want %v", c.feed.Name, c.ext, got, c.want)
+		}
+	}
+}
+
+func TestNewFeedsRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	bad := DefaultFeed("Bad Name", FeedHR)
+	if _, err := NewFeeds(bad); err == nil {
+		t.Fatal("bad name accepted")
+	}
+	a, b := DefaultFeed("a", FeedHR), DefaultFeed("b", FeedPartner)
+	b.Source = a.Source
+	if _, err := NewFeeds(a, b); err == nil {
+		t.Fatal("shared source accepted")
+	}
+	if _, err := NewFeeds(a, a); err == nil {
+		t.Fatal("duplicate feed accepted")
+	}
+}
