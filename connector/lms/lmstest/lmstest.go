@@ -1,0 +1,549 @@
+// Package lmstest is the conformance suite of the connector.LMS port. Every
+// adapter runs it, and so does the sandbox LMS, so that the fake and the real
+// client keep each other honest.
+//
+// The suite makes its userNames and externalIds unique per run and deletes the
+// accounts it created, so it can also run against a shared vendor sandbox.
+package lmstest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hrsync/hrsync/connector"
+)
+
+// Features says what the LMS under test supports beyond the port's minimum.
+type Features struct {
+	// ETags: every account has a Version that changes on each mutation, and an
+	// UpdateAccount with a stale Version fails with connector.ErrPrecondition.
+	ETags bool
+}
+
+// suite holds one subtest's LMS and makes names unique to it.
+type suite struct {
+	t   *testing.T
+	lms connector.LMS
+	tag string
+}
+
+func newSuite(t *testing.T, newLMS func(t *testing.T) connector.LMS) *suite {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return &suite{t: t, lms: newLMS(t), tag: hex.EncodeToString(b)}
+}
+
+// name returns a value unique to this subtest, e.g. "lmstest-1a2b3c4d-alice".
+func (s *suite) name(base string) string { return "lmstest-" + s.tag + "-" + base }
+
+// account returns a full account for person base; every profile field is set.
+func (s *suite) account(base string) connector.Account {
+	return connector.Account{
+		ExternalID: "hr:" + s.name(base),
+		UserName:   s.name(base) + "@example.com",
+		Active:     true,
+		Profile: connector.Profile{
+			Email:          s.name(base) + "@example.com",
+			GivenName:      "Given " + base,
+			FamilyName:     "Family " + base,
+			EmployeeNumber: "E-" + s.tag + "-" + base,
+			OrgUnit:        "Org " + base,
+			JobTitle:       "Title " + base,
+			ManagerID:      "M-" + s.tag + "-" + base,
+			Locale:         "en-GB",
+		},
+	}
+}
+
+// create creates a and deletes it when the test ends.
+func (s *suite) create(a connector.Account) connector.Account {
+	s.t.Helper()
+	got, err := s.lms.CreateAccount(s.t.Context(), a)
+	if err != nil {
+		s.t.Fatalf("CreateAccount(%s): %v", a.UserName, err)
+	}
+	if got.ID == "" {
+		s.t.Fatalf("CreateAccount(%s): empty ID", a.UserName)
+	}
+	s.t.Cleanup(func() { _ = s.lms.DeleteAccount(context.Background(), got.ID) })
+	return got
+}
+
+func (s *suite) get(id string) connector.Account {
+	s.t.Helper()
+	a, err := s.lms.GetAccount(s.t.Context(), id)
+	if err != nil {
+		s.t.Fatalf("GetAccount(%q): %v", id, err)
+	}
+	return a
+}
+
+func (s *suite) find(attr connector.FilterAttr, value string) []connector.Account {
+	s.t.Helper()
+	got, err := s.lms.FindAccounts(s.t.Context(), connector.AccountFilter{Attr: attr, Value: value})
+	if err != nil {
+		s.t.Fatalf("FindAccounts(%s eq %q): %v", attr, value, err)
+	}
+	return got
+}
+
+// missingID returns an id the adapter made that no longer exists.
+func (s *suite) missingID() string {
+	s.t.Helper()
+	a := s.create(s.account("gone"))
+	if err := s.lms.DeleteAccount(s.t.Context(), a.ID); err != nil {
+		s.t.Fatalf("DeleteAccount: %v", err)
+	}
+	return a.ID
+}
+
+// sameAccount fails unless got has want's externalId, userName (case-insensitively),
+// active and profile.
+func sameAccount(t *testing.T, got, want connector.Account) {
+	t.Helper()
+	if got.ExternalID != want.ExternalID {
+		t.Errorf("ExternalID = %q, want %q", got.ExternalID, want.ExternalID)
+	}
+	if !strings.EqualFold(got.UserName, want.UserName) {
+		t.Errorf("UserName = %q, want %q", got.UserName, want.UserName)
+	}
+	if got.Active != want.Active {
+		t.Errorf("Active = %v, want %v", got.Active, want.Active)
+	}
+	if got.Profile != want.Profile {
+		t.Errorf("Profile =\n\t%+v\nwant\n\t%+v", got.Profile, want.Profile)
+	}
+}
+
+func ids(as []connector.Account) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.ID)
+	}
+	return out
+}
+
+func wantIDs(t *testing.T, what string, got []connector.Account, want ...string) {
+	t.Helper()
+	if g := ids(got); !slices.Equal(g, want) {
+		t.Errorf("%s: ids %q, want %q", what, g, want)
+	}
+}
+
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Errorf("%s: error %v, want one matching %q", what, err, target)
+	}
+}
+
+// Run checks that the LMS returned by newLMS honours the connector.LMS contract.
+// newLMS is called once per subtest; it may return a fresh LMS each time or the
+// same shared one.
+func Run(t *testing.T, f Features, newLMS func(t *testing.T) connector.LMS) {
+	t.Helper()
+	run := func(name string, fn func(t *testing.T, s *suite)) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newSuite(t, newLMS))
+		})
+	}
+
+	run("CreateGetRoundTrip", func(t *testing.T, s *suite) {
+		want := s.account("alice")
+		created := s.create(want)
+		sameAccount(t, created, want)
+		got := s.get(created.ID)
+		sameAccount(t, got, want)
+		if got.ID != created.ID {
+			t.Errorf("GetAccount ID = %q, want %q", got.ID, created.ID)
+		}
+		if f.ETags && (created.Version == "" || got.Version != created.Version) {
+			t.Errorf("Version: created %q, got %q; want equal and not empty", created.Version, got.Version)
+		}
+	})
+
+	run("CreateInactive", func(t *testing.T, s *suite) {
+		want := s.account("bob")
+		want.Active = false
+		sameAccount(t, s.get(s.create(want).ID), want)
+	})
+
+	run("CreateMinimal", func(t *testing.T, s *suite) {
+		want := connector.Account{UserName: s.name("min"), Active: true}
+		sameAccount(t, s.get(s.create(want).ID), want)
+	})
+
+	run("CreateConflictUserName", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		dup := s.account("other")
+		dup.UserName = strings.ToUpper(a.UserName)
+		_, err := s.lms.CreateAccount(t.Context(), dup)
+		wantErr(t, "CreateAccount with a taken userName in other case", err, connector.ErrConflict)
+	})
+
+	run("CreateConflictExternalID", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		dup := s.account("other")
+		dup.ExternalID = a.ExternalID
+		_, err := s.lms.CreateAccount(t.Context(), dup)
+		wantErr(t, "CreateAccount with a taken externalId", err, connector.ErrConflict)
+	})
+
+	run("FindByExternalID", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		s.create(s.account("bob"))
+		wantIDs(t, "exact", s.find(connector.ByExternalID, a.ExternalID), a.ID)
+		// externalId is caseExact (RFC 7643 §3.1).
+		wantIDs(t, "other case", s.find(connector.ByExternalID, strings.ToUpper(a.ExternalID)))
+	})
+
+	run("FindByUserName", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		s.create(s.account("bob"))
+		wantIDs(t, "exact", s.find(connector.ByUserName, a.UserName), a.ID)
+		wantIDs(t, "other case", s.find(connector.ByUserName, strings.ToUpper(a.UserName)), a.ID)
+	})
+
+	run("FindByEmail", func(t *testing.T, s *suite) {
+		want := s.account("alice")
+		want.UserName = s.name("alice-login") // the email is not the userName
+		a := s.create(want)
+		s.create(s.account("bob"))
+		wantIDs(t, "exact", s.find(connector.ByEmail, a.Profile.Email), a.ID)
+		wantIDs(t, "other case", s.find(connector.ByEmail, strings.ToUpper(a.Profile.Email)), a.ID)
+	})
+
+	run("FindByEmployeeNumber", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		s.create(s.account("bob"))
+		wantIDs(t, "exact", s.find(connector.ByEmployeeNumber, a.Profile.EmployeeNumber), a.ID)
+	})
+
+	run("FindSeveral", func(t *testing.T, s *suite) {
+		a1, a2 := s.account("alice"), s.account("bob")
+		a2.Profile.EmployeeNumber = a1.Profile.EmployeeNumber
+		c1, c2 := s.create(a1), s.create(a2)
+		got := ids(s.find(connector.ByEmployeeNumber, a1.Profile.EmployeeNumber))
+		slices.Sort(got)
+		want := []string{c1.ID, c2.ID}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("ids %q, want %q", got, want)
+		}
+	})
+
+	run("FindNone", func(t *testing.T, s *suite) {
+		s.create(s.account("alice"))
+		for _, attr := range []connector.FilterAttr{connector.ByExternalID, connector.ByUserName, connector.ByEmail, connector.ByEmployeeNumber} {
+			got, err := s.lms.FindAccounts(t.Context(), connector.AccountFilter{Attr: attr, Value: s.name("nobody")})
+			if err != nil || len(got) != 0 {
+				t.Errorf("FindAccounts(%s): %d accounts, error %v; want none and no error", attr, len(got), err)
+			}
+		}
+	})
+
+	run("SetActiveKeepsProfile", func(t *testing.T, s *suite) {
+		want := s.account("alice")
+		a := s.create(want)
+		off, err := s.lms.SetActive(t.Context(), a.ID, false)
+		if err != nil {
+			t.Fatalf("SetActive(false): %v", err)
+		}
+		want.Active = false
+		sameAccount(t, off, want)
+		sameAccount(t, s.get(a.ID), want)
+		on, err := s.lms.SetActive(t.Context(), a.ID, true)
+		if err != nil {
+			t.Fatalf("SetActive(true): %v", err)
+		}
+		want.Active = true
+		sameAccount(t, on, want)
+		sameAccount(t, s.get(a.ID), want)
+		if f.ETags && (off.Version == a.Version || on.Version == off.Version) {
+			t.Errorf("Version did not change: %q, %q, %q", a.Version, off.Version, on.Version)
+		}
+	})
+
+	run("SetActiveIsIdempotent", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		for range 2 {
+			got, err := s.lms.SetActive(t.Context(), a.ID, true)
+			if err != nil || !got.Active {
+				t.Fatalf("SetActive(true) on an active account: active %v, error %v", got.Active, err)
+			}
+		}
+	})
+
+	run("UpdateAccount", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		want := s.account("alice2")
+		want.ID, want.Version = a.ID, a.Version
+		want.Profile.ManagerID = "" // cleared
+		got, err := s.lms.UpdateAccount(t.Context(), want)
+		if err != nil {
+			t.Fatalf("UpdateAccount: %v", err)
+		}
+		sameAccount(t, got, want)
+		sameAccount(t, s.get(a.ID), want)
+		if f.ETags && (got.Version == "" || got.Version == a.Version) {
+			t.Errorf("Version after update %q, before %q; want a new one", got.Version, a.Version)
+		}
+		wantIDs(t, "find by new externalId", s.find(connector.ByExternalID, want.ExternalID), a.ID)
+		wantIDs(t, "find by old externalId", s.find(connector.ByExternalID, a.ExternalID))
+	})
+
+	run("UpdateAccountKeepsActive", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		off, err := s.lms.SetActive(t.Context(), a.ID, false)
+		if err != nil {
+			t.Fatalf("SetActive: %v", err)
+		}
+		upd := off
+		upd.Active = true // UpdateAccount must not touch active
+		upd.Profile.JobTitle = "Rehired"
+		got, err := s.lms.UpdateAccount(t.Context(), upd)
+		if err != nil {
+			t.Fatalf("UpdateAccount: %v", err)
+		}
+		if got.Active || s.get(a.ID).Active {
+			t.Errorf("UpdateAccount activated the account")
+		}
+	})
+
+	run("UpdateAccountConflict", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		b := s.create(s.account("bob"))
+		upd := b
+		upd.UserName = strings.ToUpper(a.UserName)
+		_, err := s.lms.UpdateAccount(t.Context(), upd)
+		wantErr(t, "UpdateAccount to a taken userName", err, connector.ErrConflict)
+		upd = b
+		upd.ExternalID = a.ExternalID
+		_, err = s.lms.UpdateAccount(t.Context(), upd)
+		wantErr(t, "UpdateAccount to a taken externalId", err, connector.ErrConflict)
+		sameAccount(t, s.get(b.ID), b)
+	})
+
+	run("UpdateAccountStaleVersion", func(t *testing.T, s *suite) {
+		if !f.ETags {
+			t.Skip("the LMS has no ETags")
+		}
+		a := s.create(s.account("alice"))
+		if _, err := s.lms.SetActive(t.Context(), a.ID, false); err != nil {
+			t.Fatalf("SetActive: %v", err)
+		}
+		stale := a
+		stale.Profile.JobTitle = "Stale"
+		_, err := s.lms.UpdateAccount(t.Context(), stale)
+		wantErr(t, "UpdateAccount with a stale Version", err, connector.ErrPrecondition)
+		if got := s.get(a.ID); got.Profile.JobTitle == "Stale" {
+			t.Errorf("the stale update was applied")
+		}
+		fresh := s.get(a.ID)
+		fresh.Profile.JobTitle = "Fresh"
+		if _, err := s.lms.UpdateAccount(t.Context(), fresh); err != nil {
+			t.Errorf("UpdateAccount with the current Version: %v", err)
+		}
+	})
+
+	run("MissingAccount", func(t *testing.T, s *suite) {
+		for _, id := range []string{s.missingID(), s.name("no-such-id")} {
+			_, err := s.lms.GetAccount(t.Context(), id)
+			wantErr(t, "GetAccount", err, connector.ErrNotFound)
+			_, err = s.lms.SetActive(t.Context(), id, false)
+			wantErr(t, "SetActive", err, connector.ErrNotFound)
+			upd := s.account("ghost")
+			upd.ID = id
+			_, err = s.lms.UpdateAccount(t.Context(), upd)
+			wantErr(t, "UpdateAccount", err, connector.ErrNotFound)
+			err = s.lms.DeleteAccount(t.Context(), id)
+			wantErr(t, "DeleteAccount", err, connector.ErrNotFound)
+		}
+	})
+
+	run("DeleteAccount", func(t *testing.T, s *suite) {
+		a := s.create(s.account("alice"))
+		b := s.create(s.account("bob"))
+		if err := s.lms.DeleteAccount(t.Context(), a.ID); err != nil {
+			t.Fatalf("DeleteAccount: %v", err)
+		}
+		_, err := s.lms.GetAccount(t.Context(), a.ID)
+		wantErr(t, "GetAccount after delete", err, connector.ErrNotFound)
+		wantIDs(t, "find after delete", s.find(connector.ByExternalID, a.ExternalID))
+		wantErr(t, "second DeleteAccount", s.lms.DeleteAccount(t.Context(), a.ID), connector.ErrNotFound)
+		sameAccount(t, s.get(b.ID), b)
+		// The userName and externalId are free again.
+		s.create(s.account("alice"))
+	})
+
+	run("ListAccountsPaging", func(t *testing.T, s *suite) {
+		var mine []string
+		for i := range 25 {
+			mine = append(mine, s.create(s.account(fmt.Sprintf("p%02d", i))).ID)
+		}
+		pass := func() []string {
+			var seen []string
+			for start := 1; ; start += 10 {
+				page, err := s.lms.ListAccounts(t.Context(), start, 10)
+				if err != nil {
+					t.Fatalf("ListAccounts(%d, 10): %v", start, err)
+				}
+				if len(page.Accounts) > 10 {
+					t.Fatalf("ListAccounts(%d, 10): %d accounts", start, len(page.Accounts))
+				}
+				if page.TotalResults < len(mine) {
+					t.Fatalf("ListAccounts: TotalResults %d < %d", page.TotalResults, len(mine))
+				}
+				for _, a := range page.Accounts {
+					if slices.Contains(mine, a.ID) {
+						seen = append(seen, a.ID)
+					}
+				}
+				if len(page.Accounts) == 0 || start+len(page.Accounts) > page.TotalResults {
+					return seen
+				}
+			}
+		}
+		first := pass()
+		got := slices.Clone(first)
+		slices.Sort(got)
+		want := slices.Clone(mine)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("paging saw %d of our accounts (%q), want each of %d exactly once", len(first), first, len(mine))
+		}
+		if second := pass(); !slices.Equal(first, second) {
+			t.Errorf("order changed between passes:\n%q\n%q", first, second)
+		}
+	})
+
+	run("ListAccountsBeyondEnd", func(t *testing.T, s *suite) {
+		s.create(s.account("alice"))
+		page, err := s.lms.ListAccounts(t.Context(), 1, 1)
+		if err != nil {
+			t.Fatalf("ListAccounts: %v", err)
+		}
+		past, err := s.lms.ListAccounts(t.Context(), page.TotalResults+1, 10)
+		if err != nil || len(past.Accounts) != 0 {
+			t.Errorf("ListAccounts past the end: %d accounts, error %v; want none", len(past.Accounts), err)
+		}
+	})
+
+	run("OddCharacters", func(t *testing.T, s *suite) {
+		want := s.account("odd")
+		want.ExternalID = `hr:` + s.name(`w/1 ?#%&+"\é`)
+		want.UserName = s.name(`o'brien+tag`) + "@example.com"
+		want.Profile.Email = want.UserName
+		want.Profile.GivenName = `Zoë "Z" <b>&amp;`
+		want.Profile.EmployeeNumber = `E/1 ?#"\`
+		a := s.create(want)
+		sameAccount(t, s.get(a.ID), want)
+		wantIDs(t, "find by externalId", s.find(connector.ByExternalID, want.ExternalID), a.ID)
+		wantIDs(t, "find by userName", s.find(connector.ByUserName, want.UserName), a.ID)
+		wantIDs(t, "find by employeeNumber", s.find(connector.ByEmployeeNumber, want.Profile.EmployeeNumber), a.ID)
+		if _, err := s.lms.SetActive(t.Context(), a.ID, false); err != nil {
+			t.Errorf("SetActive: %v", err)
+		}
+	})
+}
+
+// RunConcurrency checks the LMS under concurrent calls. It is separate from Run
+// because some backends need other settings for it.
+func RunConcurrency(t *testing.T, newLMS func(t *testing.T) connector.LMS) {
+	t.Helper()
+	const n = 20
+
+	t.Run("CreateDistinct", func(t *testing.T) {
+		t.Parallel()
+		s := newSuite(t, newLMS)
+		var wg sync.WaitGroup
+		created := make([]connector.Account, n)
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				created[i], errs[i] = s.lms.CreateAccount(t.Context(), s.account(fmt.Sprintf("c%02d", i)))
+			})
+		}
+		wg.Wait()
+		seen := map[string]bool{}
+		for i, a := range created {
+			if errs[i] != nil {
+				t.Errorf("create %d: %v", i, errs[i])
+				continue
+			}
+			t.Cleanup(func() { _ = s.lms.DeleteAccount(context.Background(), a.ID) })
+			if seen[a.ID] {
+				t.Errorf("id %q handed out twice", a.ID)
+			}
+			seen[a.ID] = true
+			wantIDs(t, "find "+a.ExternalID, s.find(connector.ByExternalID, a.ExternalID), a.ID)
+		}
+	})
+
+	t.Run("CreateSameUserName", func(t *testing.T) {
+		t.Parallel()
+		s := newSuite(t, newLMS)
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				a := s.account(fmt.Sprintf("s%02d", i))
+				a.UserName = s.name("same") + "@example.com"
+				if i%2 == 1 {
+					a.UserName = strings.ToUpper(a.UserName)
+				}
+				var got connector.Account
+				got, errs[i] = s.lms.CreateAccount(t.Context(), a)
+				if errs[i] == nil {
+					t.Cleanup(func() { _ = s.lms.DeleteAccount(context.Background(), got.ID) })
+				}
+			})
+		}
+		wg.Wait()
+		wins := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, connector.ErrConflict):
+				t.Errorf("create %d: %v, want a conflict", i, err)
+			}
+		}
+		if wins != 1 {
+			t.Errorf("%d creates of the same userName succeeded, want exactly 1", wins)
+		}
+		if got := s.find(connector.ByUserName, s.name("same")+"@example.com"); len(got) != 1 {
+			t.Errorf("find: %d accounts, want 1", len(got))
+		}
+	})
+
+	t.Run("MutateOneAccount", func(t *testing.T) {
+		t.Parallel()
+		s := newSuite(t, newLMS)
+		a := s.create(s.account("busy"))
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				if _, err := s.lms.SetActive(t.Context(), a.ID, i%2 == 0); err != nil {
+					t.Errorf("SetActive: %v", err)
+				}
+				if _, err := s.lms.GetAccount(t.Context(), a.ID); err != nil {
+					t.Errorf("GetAccount: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		want := a
+		want.Active = s.get(a.ID).Active
+		sameAccount(t, s.get(a.ID), want)
+	})
+}

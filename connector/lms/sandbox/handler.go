@@ -1,0 +1,353 @@
+package sandbox
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/scim"
+)
+
+// Paths the handler serves.
+const (
+	// BasePath is the SCIM root: a client's base URL is "http://host:port" + BasePath.
+	BasePath = "/scim/v2"
+	// TrainingPath is the side endpoint's pattern; {id} is the account id.
+	TrainingPath = "/hrsync/v1/accounts/{id}/training"
+)
+
+// maxRequestBody bounds a request body; larger ones get 413.
+const maxRequestBody = 1 << 20
+
+// Handler returns the sandbox as a SCIM 2.0 server under BasePath, plus the
+// training side endpoint (see the package documentation). When token is not
+// empty, every request must carry "Authorization: Bearer <token>"; others get 401.
+func (l *LMS) Handler(token string) http.Handler {
+	h := &handler{l: l}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+BasePath+"/ServiceProviderConfig", h.serviceProviderConfig)
+	mux.HandleFunc("GET "+BasePath+"/Users", h.listUsers)
+	mux.HandleFunc("POST "+BasePath+"/Users", h.createUser)
+	mux.HandleFunc("GET "+BasePath+"/Users/{id}", h.getUser)
+	mux.HandleFunc("PUT "+BasePath+"/Users/{id}", h.replaceUser)
+	mux.HandleFunc("PATCH "+BasePath+"/Users/{id}", h.patchUser)
+	mux.HandleFunc("DELETE "+BasePath+"/Users/{id}", h.deleteUser)
+	mux.HandleFunc("GET "+TrainingPath, h.getTraining)
+	mux.HandleFunc("POST "+TrainingPath, h.addTraining)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	if token == "" {
+		return mux
+	}
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := bearerToken(r.Header.Get("Authorization"))
+		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox-lms"`)
+			writeError(w, http.StatusUnauthorized, "", "a valid bearer token is required")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// bearerToken returns the token of an "Authorization: Bearer <token>" header; the
+// scheme is case-insensitive (RFC 9110 §11.1).
+func bearerToken(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+type handler struct{ l *LMS }
+
+func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, scimType, detail string) {
+	writeJSON(w, status, scim.MediaType, scim.NewError(status, scimType, detail))
+}
+
+// writeLMSError answers with the HTTP status and scimType for an error of the
+// LMS core (the inverse of the scim client's table).
+func writeLMSError(w http.ResponseWriter, err error) {
+	var le *connector.LMSError
+	if !errors.As(err, &le) {
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+		return
+	}
+	switch le.Kind {
+	case connector.KindInvalid:
+		writeError(w, http.StatusBadRequest, scim.ErrInvalidValue, le.Reason)
+	case connector.KindNotFound:
+		writeError(w, http.StatusNotFound, "", le.Reason)
+	case connector.KindConflict:
+		writeError(w, http.StatusConflict, scim.ErrUniqueness, le.Reason)
+	case connector.KindPrecondition:
+		writeError(w, http.StatusPreconditionFailed, "", le.Reason)
+	default:
+		writeError(w, http.StatusInternalServerError, "", le.Error())
+	}
+}
+
+// decode reads a JSON request body of at most maxRequestBody bytes into v, and
+// answers 400 or 413 itself when it cannot.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON value")
+	}
+	if err == nil {
+		return true
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		writeError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("request body is larger than %d bytes", maxRequestBody))
+		return false
+	}
+	writeError(w, http.StatusBadRequest, scim.ErrInvalidSyntax, "request body: "+err.Error())
+	return false
+}
+
+// baseURL is the scheme and host the request came to, for meta.location.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func location(r *http.Request, id string) string {
+	return baseURL(r) + BasePath + "/Users/" + url.PathEscape(id)
+}
+
+// toUser is the SCIM representation of an account, with the training extension.
+func toUser(r *http.Request, res resource) scim.User {
+	u := scim.FromAccount(res.acct)
+	if u.Enterprise == nil {
+		u.Schemas = append(u.Schemas, scim.SchemaEnterpriseUser)
+		u.Enterprise = &scim.EnterpriseUser{}
+	}
+	u.Schemas = append(u.Schemas, scim.SchemaTrainingUser)
+	u.Training = &scim.Training{
+		LastLogin:   res.training.LastLogin,
+		Enrollments: []scim.TrainingEnrollment{},
+		Completions: []scim.TrainingCompletion{},
+	}
+	for _, e := range res.training.Enrollments {
+		u.Training.Enrollments = append(u.Training.Enrollments, scim.TrainingEnrollment{Course: e.Course, EnrolledAt: e.EnrolledAt})
+	}
+	for _, c := range res.training.Completions {
+		u.Training.Completions = append(u.Training.Completions, scim.TrainingCompletion{Course: c.Course, CompletedAt: c.CompletedAt})
+	}
+	u.Meta = &scim.Meta{
+		ResourceType: "User",
+		Created:      res.acct.Created,
+		LastModified: res.modified,
+		Location:     location(r, res.acct.ID),
+		Version:      res.acct.Version,
+	}
+	return u
+}
+
+func writeUser(w http.ResponseWriter, r *http.Request, status int, res resource) {
+	w.Header().Set("ETag", res.acct.Version)
+	w.Header().Set("Location", location(r, res.acct.ID))
+	writeJSON(w, status, scim.MediaType, toUser(r, res))
+}
+
+func (h *handler) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, scim.MediaType, scim.ServiceProviderConfig{
+		Schemas:        []string{scim.SchemaServiceProviderConfig},
+		Patch:          scim.Supported{Supported: true},
+		Bulk:           scim.BulkConfig{Supported: false},
+		Filter:         scim.FilterConfig{Supported: true, MaxResults: MaxResults},
+		ChangePassword: scim.Supported{Supported: false},
+		Sort:           scim.Supported{Supported: false},
+		ETag:           scim.Supported{Supported: true},
+		AuthenticationSchemes: []scim.AuthenticationScheme{{
+			Type: "oauthbearertoken", Name: "OAuth Bearer Token",
+			Description: "Authentication with a static bearer token (Authorization: Bearer <token>)", Primary: true,
+		}},
+		Meta: &scim.Meta{ResourceType: "ServiceProviderConfig", Location: baseURL(r) + BasePath + "/ServiceProviderConfig"},
+	})
+}
+
+// intParam reads an optional integer query parameter.
+func intParam(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q is not an integer", name, v)
+	}
+	return n, nil
+}
+
+func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
+	start, err := intParam(r, "startIndex", 1)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, scim.ErrInvalidValue, err.Error())
+		return
+	}
+	count, err := intParam(r, "count", MaxResults)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, scim.ErrInvalidValue, err.Error())
+		return
+	}
+	var f *connector.AccountFilter
+	if expr := r.URL.Query().Get("filter"); expr != "" {
+		parsed, err := scim.ParseFilter(expr)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, scim.ErrInvalidFilter, err.Error())
+			return
+		}
+		f = &parsed
+	}
+	all := h.l.query(f)
+	start = max(start, 1)
+	lr := scim.ListResponse{
+		Schemas:      []string{scim.MessageListResponse},
+		TotalResults: len(all),
+		StartIndex:   start,
+		Resources:    []scim.User{},
+	}
+	for _, res := range pageOf(all, start, count) {
+		lr.Resources = append(lr.Resources, toUser(r, res))
+	}
+	lr.ItemsPerPage = len(lr.Resources)
+	writeJSON(w, http.StatusOK, scim.MediaType, lr)
+}
+
+func (h *handler) createUser(w http.ResponseWriter, r *http.Request) {
+	var u scim.User
+	if !decode(w, r, &u) {
+		return
+	}
+	a := scim.ToAccount(u)
+	res, err := h.l.create("POST /Users", a)
+	if err != nil {
+		writeLMSError(w, err)
+		return
+	}
+	writeUser(w, r, http.StatusCreated, res)
+}
+
+func (h *handler) getUser(w http.ResponseWriter, r *http.Request) {
+	res, err := h.l.get("GET /Users", r.PathValue("id"))
+	if err != nil {
+		writeLMSError(w, err)
+		return
+	}
+	writeUser(w, r, http.StatusOK, res)
+}
+
+// replaceUser is PUT: externalId, userName and the profile are replaced (what the
+// body leaves out is cleared); active changes only if the body has it.
+func (h *handler) replaceUser(w http.ResponseWriter, r *http.Request) {
+	var u scim.User
+	if !decode(w, r, &u) {
+		return
+	}
+	in := scim.ToAccount(u)
+	res, err := h.l.modify("PUT /Users", r.PathValue("id"), r.Header.Get("If-Match"), func(a *connector.Account) ([]OpKind, error) {
+		a.ExternalID, a.UserName, a.Profile = in.ExternalID, in.UserName, in.Profile
+		kinds := []OpKind{OpUpdate}
+		if u.Active != nil && *u.Active != a.Active {
+			a.Active = *u.Active
+			kinds = append(kinds, activeOp(a.Active))
+		}
+		return kinds, nil
+	})
+	if err != nil {
+		writeLMSError(w, err)
+		return
+	}
+	writeUser(w, r, http.StatusOK, res)
+}
+
+func (h *handler) patchUser(w http.ResponseWriter, r *http.Request) {
+	var p scim.PatchOp
+	if !decode(w, r, &p) {
+		return
+	}
+	if !containsFold(p.Schemas, scim.MessagePatchOp) {
+		writeError(w, http.StatusBadRequest, scim.ErrInvalidSyntax, "schemas must contain "+scim.MessagePatchOp)
+		return
+	}
+	if len(p.Operations) == 0 {
+		writeError(w, http.StatusBadRequest, scim.ErrInvalidValue, "Operations is empty")
+		return
+	}
+	res, err := h.l.modify("PATCH /Users", r.PathValue("id"), r.Header.Get("If-Match"), func(a *connector.Account) ([]OpKind, error) {
+		return applyPatch(a, p.Operations)
+	})
+	if pe, ok := errors.AsType[*patchError](err); ok {
+		writeError(w, http.StatusBadRequest, pe.scimType, pe.detail)
+		return
+	}
+	if err != nil {
+		writeLMSError(w, err)
+		return
+	}
+	writeUser(w, r, http.StatusOK, res)
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *handler) deleteUser(w http.ResponseWriter, r *http.Request) {
+	if err := h.l.delete("DELETE /Users", r.PathValue("id"), r.Header.Get("If-Match")); err != nil {
+		writeLMSError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) getTraining(w http.ResponseWriter, r *http.Request) {
+	t, err := h.l.Training(r.PathValue("id"))
+	if err != nil {
+		writeLMSError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "application/json", t)
+}
+
+func (h *handler) addTraining(w http.ResponseWriter, r *http.Request) {
+	var in Training
+	if !decode(w, r, &in) {
+		return
+	}
+	t, err := h.l.AddTraining(r.PathValue("id"), in)
+	if err != nil {
+		writeLMSError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "application/json", t)
+}

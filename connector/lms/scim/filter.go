@@ -1,0 +1,178 @@
+package scim
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/hrsync/hrsync/connector"
+)
+
+// employeeNumberPath is the fully qualified attribute path of employeeNumber; the
+// client sends it so that servers need not guess the extension.
+const employeeNumberPath = SchemaEnterpriseUser + ":employeeNumber"
+
+// Filter returns the SCIM filter expression for f: `<attr> eq "<value>"`, with `"`
+// and `\` escaped in the value. employeeNumber is sent with its extension URN.
+func Filter(f connector.AccountFilter) (string, error) {
+	var attr string
+	switch f.Attr {
+	case connector.ByExternalID, connector.ByUserName, connector.ByEmail:
+		attr = string(f.Attr)
+	case connector.ByEmployeeNumber:
+		attr = employeeNumberPath
+	default:
+		return "", fmt.Errorf("scim: cannot filter on %q", f.Attr)
+	}
+	return attr + ` eq "` + escapeFilterValue(f.Value) + `"`, nil
+}
+
+func escapeFilterValue(v string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v)
+}
+
+// ParseFilter parses the subset of RFC 7644 §3.4.2.2 filters that hrsync uses:
+// `<attr> eq "<value>"` where attr is externalId, userName, emails.value (or
+// emails), employeeNumber, each optionally qualified by its schema URN, and the
+// value-path form `emails[value eq "<value>"]`. Attribute names and the operator
+// are case-insensitive. Anything else is an error (scimType invalidFilter).
+func ParseFilter(s string) (connector.AccountFilter, error) {
+	p := &filterParser{s: s}
+	p.space()
+	path := p.attrPath()
+	if path == "" {
+		return connector.AccountFilter{}, p.errorf("attribute name expected")
+	}
+	var value string
+	if p.peek() == '[' {
+		p.pos++
+		p.space()
+		if sub := p.attrPath(); !strings.EqualFold(sub, "value") || !strings.EqualFold(path, "emails") {
+			return connector.AccountFilter{}, p.errorf("only emails[value eq \"...\"] is supported")
+		}
+		path = "emails.value"
+		v, err := p.eqValue()
+		if err != nil {
+			return connector.AccountFilter{}, err
+		}
+		p.space()
+		if p.peek() != ']' {
+			return connector.AccountFilter{}, p.errorf("] expected")
+		}
+		p.pos++
+		value = v
+	} else {
+		v, err := p.eqValue()
+		if err != nil {
+			return connector.AccountFilter{}, err
+		}
+		value = v
+	}
+	p.space()
+	if p.pos != len(p.s) {
+		return connector.AccountFilter{}, p.errorf("unexpected %q; only a single eq comparison is supported", p.s[p.pos:])
+	}
+	attr, ok := filterAttr(path)
+	if !ok {
+		return connector.AccountFilter{}, fmt.Errorf("filter attribute %q is not supported", path)
+	}
+	return connector.AccountFilter{Attr: attr, Value: value}, nil
+}
+
+// filterAttr maps an attribute path, case-insensitively, to the attribute it names.
+func filterAttr(path string) (connector.FilterAttr, bool) {
+	p := strings.ToLower(path)
+	if rest, ok := strings.CutPrefix(p, strings.ToLower(SchemaUser)+":"); ok {
+		p = rest
+	}
+	switch p {
+	case "externalid":
+		return connector.ByExternalID, true
+	case "username":
+		return connector.ByUserName, true
+	case "emails", "emails.value":
+		return connector.ByEmail, true
+	case "employeenumber", strings.ToLower(employeeNumberPath):
+		return connector.ByEmployeeNumber, true
+	}
+	return "", false
+}
+
+type filterParser struct {
+	s   string
+	pos int
+}
+
+func (p *filterParser) errorf(format string, args ...any) error {
+	return fmt.Errorf("filter at %d: %s", p.pos, fmt.Sprintf(format, args...))
+}
+
+func (p *filterParser) peek() byte {
+	if p.pos < len(p.s) {
+		return p.s[p.pos]
+	}
+	return 0
+}
+
+func (p *filterParser) space() {
+	for p.pos < len(p.s) && (p.s[p.pos] == ' ' || p.s[p.pos] == '\t') {
+		p.pos++
+	}
+}
+
+// attrPath reads an attribute path: letters, digits and ":._-$".
+func (p *filterParser) attrPath() string {
+	start := p.pos
+	for p.pos < len(p.s) {
+		c := p.s[p.pos]
+		if c == ' ' || c == '\t' || c == '[' || c == ']' || c == '"' || c == '(' || c == ')' {
+			break
+		}
+		p.pos++
+	}
+	return p.s[start:p.pos]
+}
+
+// eqValue reads ` eq "<string>"`.
+func (p *filterParser) eqValue() (string, error) {
+	p.space()
+	if op := p.attrPath(); !strings.EqualFold(op, "eq") {
+		return "", p.errorf("operator %q is not supported; only eq", op)
+	}
+	p.space()
+	if p.peek() != '"' {
+		return "", p.errorf("a quoted string value is expected")
+	}
+	start := p.pos
+	p.pos++
+	for p.pos < len(p.s) {
+		switch p.s[p.pos] {
+		case '\\':
+			p.pos += 2
+			continue
+		case '"':
+			p.pos++
+			return unquote(p.s[start:p.pos]), nil
+		}
+		p.pos++
+	}
+	return "", p.errorf("unterminated string")
+}
+
+// unquote decodes a JSON string literal; if it is not valid JSON (a raw control
+// character, say), a backslash simply escapes the next character.
+func unquote(lit string) string {
+	var s string
+	if json.Unmarshal([]byte(lit), &s) == nil {
+		return s
+	}
+	var b strings.Builder
+	in := lit[1 : len(lit)-1]
+	for i := 0; i < len(in); i++ {
+		if in[i] == '\\' && i+1 < len(in) {
+			i++
+		}
+		b.WriteByte(in[i])
+	}
+	return b.String()
+}
