@@ -1,0 +1,281 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/jmoiron/sqlx"
+)
+
+// maxChainDepth bounds every walk along superseded_by, so a cycle in bad data
+// cannot loop forever.
+const maxChainDepth = 16
+
+// batchRows is the number of rows per multi-row INSERT. 500 rows of the widest
+// table stay far below the bind-parameter limits of both backends.
+const batchRows = 500
+
+// factColumns are the columns of facts, in the order factArgs produces them.
+const factColumns = `source, id, feed, worker_id, kind, effective_at, event_time,
+	email, given_name, family_name, employee_number, org_unit, job_title, manager_id, locale,
+	reason, previous_worker_id, recorded_at`
+
+func (db *DB) factArgs(f connector.Fact, recordedAt any) []any {
+	p := f.Profile
+	return []any{f.Source, f.ID, f.Feed, f.WorkerID, string(f.Kind), db.ts(f.Effective), db.ts(f.Time),
+		p.Email, p.GivenName, p.FamilyName, p.EmployeeNumber, p.OrgUnit, p.JobTitle, p.ManagerID, p.Locale,
+		f.Reason, f.PreviousWorkerID, recordedAt}
+}
+
+// placeholders returns "(?,?,?),(?,?,?)" for rows rows of cols columns.
+func placeholders(rows, cols int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+",", rows), ",")
+}
+
+// workerBump is what one RecordFacts batch does to a worker row.
+type workerBump struct {
+	key          connector.WorkerKey
+	facts        int64  // newly recorded facts of the worker: the version bump
+	supersededBy string // set when a rehire names this worker as predecessor
+}
+
+// RecordFacts records facts in one transaction and returns how many were new.
+//
+// Every fact is validated first; an invalid one fails the whole batch with an
+// error marked connector.Permanent. A fact already stored under (Source, ID), or
+// repeated in the batch, is skipped and not counted. Each worker that gets a new
+// fact has its version bumped and becomes due now (store clock). A rehire with a
+// PreviousWorkerID marks that predecessor superseded by the rehired worker. A new
+// fact of a superseded worker also bumps and marks due the end of its chain of
+// successors, which is the worker that converges the account.
+func (db *DB) RecordFacts(ctx context.Context, facts []connector.Fact) (recorded int, err error) {
+	for _, f := range facts {
+		if err := f.Validate(); err != nil {
+			return 0, connector.Permanent(fmt.Errorf("store: fact %s#%s: %w", f.Source, f.ID, err))
+		}
+	}
+	if len(facts) == 0 {
+		return 0, nil
+	}
+	// Drop repeats within the batch and sort, so that concurrent batches lock index
+	// entries in the same order (no deadlocks on PostgreSQL).
+	facts = slices.Clone(facts)
+	slices.SortFunc(facts, func(a, b connector.Fact) int {
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
+	})
+	facts = slices.CompactFunc(facts, func(a, b connector.Fact) bool { return a.Source == b.Source && a.ID == b.ID })
+
+	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
+		recorded = 0
+		now := db.now()
+		inserted, err := db.insertFacts(ctx, tx, facts, now)
+		if err != nil {
+			return err
+		}
+		recorded = len(inserted)
+		if recorded == 0 {
+			return nil
+		}
+		bumps := map[connector.WorkerKey]*workerBump{}
+		bump := func(k connector.WorkerKey) *workerBump {
+			b := bumps[k]
+			if b == nil {
+				b = &workerBump{key: k}
+				bumps[k] = b
+			}
+			return b
+		}
+		for _, f := range inserted {
+			bump(f.Key()).facts++
+			if f.Kind == connector.KindRehired && f.PreviousWorkerID != "" && f.PreviousWorkerID != f.WorkerID {
+				prev := bump(connector.WorkerKey{Feed: f.Feed, WorkerID: f.PreviousWorkerID})
+				prev.supersededBy = f.WorkerID
+			}
+		}
+		list := make([]*workerBump, 0, len(bumps))
+		for _, b := range bumps {
+			list = append(list, b)
+		}
+		slices.SortFunc(list, func(a, b *workerBump) int {
+			return cmp.Or(cmp.Compare(a.key.Feed, b.key.Feed), cmp.Compare(a.key.WorkerID, b.key.WorkerID))
+		})
+		superseded, err := db.upsertWorkers(ctx, tx, list, now)
+		if err != nil {
+			return err
+		}
+		// A fact for a worker that was taken over changes what its successor wants.
+		done := map[connector.WorkerKey]bool{}
+		for _, k := range superseded {
+			if bumps[k].facts == 0 {
+				continue // only marked superseded in this batch; its successor has the rehire
+			}
+			last, err := db.lastSuccessor(ctx, tx, k)
+			if err != nil {
+				return err
+			}
+			if last == k || done[last] {
+				continue
+			}
+			done[last] = true
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers SET version = version + 1, due_at = ? WHERE feed = ? AND worker_id = ?`),
+				db.ts(now), last.Feed, last.WorkerID); err != nil {
+				return fmt.Errorf("store: mark successor %s due: %w", last, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return recorded, nil
+}
+
+// insertFacts inserts facts (sorted, without repeats) and returns those that
+// were not stored before.
+func (db *DB) insertFacts(ctx context.Context, tx *sqlx.Tx, facts []connector.Fact, now time.Time) ([]connector.Fact, error) {
+	recordedAt := db.ts(now)
+	byKey := make(map[[2]string]connector.Fact, len(facts))
+	var inserted []connector.Fact
+	for chunk := range slices.Chunk(facts, batchRows) {
+		args := make([]any, 0, len(chunk)*18)
+		for _, f := range chunk {
+			args = append(args, db.factArgs(f, recordedAt)...)
+			byKey[[2]string{f.Source, f.ID}] = f
+		}
+		query := `INSERT INTO facts (` + factColumns + `) VALUES ` + placeholders(len(chunk), 18) +
+			` ON CONFLICT (source, id) DO NOTHING RETURNING source, id`
+		rows, err := tx.QueryContext(ctx, db.q(query), args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: insert facts: %w", err)
+		}
+		for rows.Next() {
+			var k [2]string
+			if err := rows.Scan(&k[0], &k[1]); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: insert facts: %w", err)
+			}
+			inserted = append(inserted, byKey[k])
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("store: insert facts: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: insert facts: %w", err)
+		}
+	}
+	return inserted, nil
+}
+
+// upsertWorkers applies the bumps (sorted by key) and returns the keys of the
+// touched workers that are superseded.
+func (db *DB) upsertWorkers(ctx context.Context, tx *sqlx.Tx, list []*workerBump, now time.Time) ([]connector.WorkerKey, error) {
+	due := db.ts(now)
+	var superseded []connector.WorkerKey
+	for chunk := range slices.Chunk(list, batchRows) {
+		args := make([]any, 0, len(chunk)*5)
+		for _, b := range chunk {
+			var sup any
+			if b.supersededBy != "" {
+				sup = b.supersededBy
+			}
+			args = append(args, b.key.Feed, b.key.WorkerID, b.facts, due, sup)
+		}
+		query := `INSERT INTO workers (feed, worker_id, version, due_at, superseded_by) VALUES ` + placeholders(len(chunk), 5) + `
+			ON CONFLICT (feed, worker_id) DO UPDATE SET
+				version = workers.version + excluded.version,
+				due_at = excluded.due_at,
+				superseded_by = COALESCE(excluded.superseded_by, workers.superseded_by)
+			RETURNING feed, worker_id, superseded_by`
+		rows, err := tx.QueryContext(ctx, db.q(query), args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: upsert workers: %w", err)
+		}
+		for rows.Next() {
+			var k connector.WorkerKey
+			var sup *string
+			if err := rows.Scan(&k.Feed, &k.WorkerID, &sup); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: upsert workers: %w", err)
+			}
+			if sup != nil {
+				superseded = append(superseded, k)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("store: upsert workers: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: upsert workers: %w", err)
+		}
+	}
+	return superseded, nil
+}
+
+// lastSuccessor follows superseded_by from k, at most maxChainDepth steps, and
+// returns the last worker of the chain (k itself if it is not superseded).
+func (db *DB) lastSuccessor(ctx context.Context, q sqlx.QueryerContext, k connector.WorkerKey) (connector.WorkerKey, error) {
+	seen := map[string]bool{k.WorkerID: true}
+	for range maxChainDepth {
+		var sup *string
+		err := sqlx.GetContext(ctx, q, &sup, db.q(`SELECT superseded_by FROM workers WHERE feed = ? AND worker_id = ?`), k.Feed, k.WorkerID)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && (sup == nil || seen[*sup])) {
+			return k, nil
+		}
+		if err != nil {
+			return k, fmt.Errorf("store: successor of %s: %w", k, err)
+		}
+		seen[*sup] = true
+		k.WorkerID = *sup
+	}
+	return k, nil
+}
+
+// factSelect selects the columns scanFact reads.
+const factSelect = `SELECT source, id, feed, worker_id, kind, effective_at, event_time,
+	email, given_name, family_name, employee_number, org_unit, job_title, manager_id, locale,
+	reason, previous_worker_id FROM facts`
+
+func scanFacts(rows *sqlx.Rows) ([]connector.Fact, error) {
+	defer rows.Close()
+	var out []connector.Fact
+	for rows.Next() {
+		var f connector.Fact
+		var eff, at instant
+		p := &f.Profile
+		if err := rows.Scan(&f.Source, &f.ID, &f.Feed, &f.WorkerID, &f.Kind, &eff, &at,
+			&p.Email, &p.GivenName, &p.FamilyName, &p.EmployeeNumber, &p.OrgUnit, &p.JobTitle, &p.ManagerID, &p.Locale,
+			&f.Reason, &f.PreviousWorkerID); err != nil {
+			return nil, err
+		}
+		f.Effective, f.Time = eff.T, at.T
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, connector.CompareFacts)
+	return out, nil
+}
+
+// Facts returns the facts recorded for w alone (not its predecessors), in fold
+// order (connector.CompareFacts). A worker without facts has none; that is not
+// an error.
+func (db *DB) Facts(ctx context.Context, w connector.WorkerKey) ([]connector.Fact, error) {
+	rows, err := db.x.QueryxContext(ctx, db.q(factSelect+` WHERE feed = ? AND worker_id = ?`), w.Feed, w.WorkerID)
+	if err != nil {
+		return nil, fmt.Errorf("store: facts of %s: %w", w, err)
+	}
+	facts, err := scanFacts(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: facts of %s: %w", w, err)
+	}
+	return facts, nil
+}

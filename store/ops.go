@@ -1,0 +1,275 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+)
+
+// DeadLetter stores a message that could not be applied and returns its id.
+// A zero At defaults to the store clock.
+func (db *DB) DeadLetter(ctx context.Context, d connector.DeadLetter) (int64, error) {
+	if d.At.IsZero() {
+		d.At = db.now()
+	}
+	var id int64
+	err := db.x.QueryRowContext(ctx, db.q(`INSERT INTO dead_letters (at, feed, subject, headers, data, reason, replayed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		db.ts(d.At), d.Feed, d.Subject, d.Headers, d.Data, d.Reason, db.tsPtr(d.ReplayedAt)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("store: dead letter: %w", err)
+	}
+	return id, nil
+}
+
+func (db *DB) tsPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return db.ts(*t)
+}
+
+// DeadLetterFilter selects dead letters. The zero value lists every message not
+// yet replayed.
+type DeadLetterFilter struct {
+	Feed            string // only this feed; empty for all
+	IncludeReplayed bool   // also list messages already replayed
+	Limit           int    // at most this many; 0 for no limit
+}
+
+const deadLetterSelect = `SELECT id, at, feed, subject, headers, data, reason, replayed_at FROM dead_letters`
+
+// ListDeadLetters returns the dead letters that match f, oldest first.
+func (db *DB) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]connector.DeadLetter, error) {
+	var where []string
+	var args []any
+	if f.Feed != "" {
+		where, args = append(where, "feed = ?"), append(args, f.Feed)
+	}
+	if !f.IncludeReplayed {
+		where = append(where, "replayed_at IS NULL")
+	}
+	query := deadLetterSelect + whereClause(where) + ` ORDER BY id` + limitClause(f.Limit)
+	rows, err := db.x.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []connector.DeadLetter
+	for rows.Next() {
+		d, err := scanDeadLetter(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list dead letters: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// GetDeadLetter returns the dead letter id, or an error matching connector.ErrNotFound.
+func (db *DB) GetDeadLetter(ctx context.Context, id int64) (connector.DeadLetter, error) {
+	d, err := scanDeadLetter(db.x.QueryRowContext(ctx, db.q(deadLetterSelect+` WHERE id = ?`), id))
+	if err != nil {
+		return d, noRows(err, "dead letter %d", id)
+	}
+	return d, nil
+}
+
+// MarkDeadLetterReplayed records that the dead letter id was replayed at at.
+// Returns an error matching connector.ErrNotFound if there is no such message.
+func (db *DB) MarkDeadLetterReplayed(ctx context.Context, id int64, at time.Time) error {
+	res, err := db.x.ExecContext(ctx, db.q(`UPDATE dead_letters SET replayed_at = ? WHERE id = ?`), db.ts(at), id)
+	if err != nil {
+		return fmt.Errorf("store: mark dead letter %d replayed: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: mark dead letter %d replayed: %w", id, err)
+	} else if n == 0 {
+		return notFound("dead letter %d", id)
+	}
+	return nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDeadLetter(s scanner) (connector.DeadLetter, error) {
+	var d connector.DeadLetter
+	var at, replayed instant
+	if err := s.Scan(&d.ID, &at, &d.Feed, &d.Subject, &d.Headers, &d.Data, &d.Reason, &replayed); err != nil {
+		return connector.DeadLetter{}, err
+	}
+	d.At, d.ReplayedAt = at.T, replayed.ptr()
+	return d, nil
+}
+
+// ReviewFilter selects open reviews.
+type ReviewFilter struct {
+	Feed  string // only this feed; empty for all
+	Limit int    // at most this many; 0 for no limit
+}
+
+// ListReviews returns the open (unresolved) reviews that match f, oldest first.
+func (db *DB) ListReviews(ctx context.Context, f ReviewFilter) ([]connector.Review, error) {
+	where := []string{"resolved_at IS NULL"}
+	var args []any
+	if f.Feed != "" {
+		where, args = append(where, "feed = ?"), append(args, f.Feed)
+	}
+	query := `SELECT id, at, feed, worker_id, reason, candidates FROM reviews` + whereClause(where) + ` ORDER BY id` + limitClause(f.Limit)
+	rows, err := db.x.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list reviews: %w", err)
+	}
+	defer rows.Close()
+	var out []connector.Review
+	for rows.Next() {
+		var r connector.Review
+		var at instant
+		var cands string
+		if err := rows.Scan(&r.ID, &at, &r.Feed, &r.WorkerID, &r.Reason, &cands); err != nil {
+			return nil, fmt.Errorf("store: list reviews: %w", err)
+		}
+		r.At = at.T
+		if r.Candidates, err = parseList(cands); err != nil {
+			return nil, fmt.Errorf("store: review %d: candidates: %w", r.ID, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list reviews: %w", err)
+	}
+	return out, nil
+}
+
+// ResolveReview closes the review id with a note, at the store clock. Resolving
+// a review that is already resolved changes nothing. Returns an error matching
+// connector.ErrNotFound if there is no review id.
+func (db *DB) ResolveReview(ctx context.Context, id int64, note string) error {
+	res, err := db.x.ExecContext(ctx, db.q(`UPDATE reviews SET resolved_at = ?, note = ? WHERE id = ? AND resolved_at IS NULL`),
+		db.ts(db.now()), note, id)
+	if err != nil {
+		return fmt.Errorf("store: resolve review %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: resolve review %d: %w", id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	var exists int
+	if err := db.x.GetContext(ctx, &exists, db.q(`SELECT COUNT(*) FROM reviews WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("store: resolve review %d: %w", id, err)
+	}
+	if exists == 0 {
+		return notFound("review %d", id)
+	}
+	return nil
+}
+
+// AuditFilter selects audit entries. Empty fields do not filter.
+type AuditFilter struct {
+	Feed      string
+	WorkerID  string
+	AccountID string
+	Action    connector.ActionKind
+	Since     time.Time // entries at or after Since
+	Until     time.Time // entries before Until
+	Limit     int       // at most this many; 0 for no limit
+}
+
+// ListAudit returns the audit entries that match f, newest first.
+func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]connector.AuditEntry, error) {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) { where, args = append(where, cond), append(args, arg) }
+	if f.Feed != "" {
+		add("feed = ?", f.Feed)
+	}
+	if f.WorkerID != "" {
+		add("worker_id = ?", f.WorkerID)
+	}
+	if f.AccountID != "" {
+		add("account_id = ?", f.AccountID)
+	}
+	if f.Action != "" {
+		add("action = ?", string(f.Action))
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", db.ts(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("at < ?", db.ts(f.Until))
+	}
+	query := `SELECT id, at, feed, worker_id, account_id, action, outcome, detail, fact_ids FROM audit` +
+		whereClause(where) + ` ORDER BY at DESC, id DESC` + limitClause(f.Limit)
+	rows, err := db.x.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list audit: %w", err)
+	}
+	defer rows.Close()
+	var out []connector.AuditEntry
+	for rows.Next() {
+		var a connector.AuditEntry
+		var at instant
+		var ids string
+		if err := rows.Scan(&a.ID, &at, &a.Feed, &a.WorkerID, &a.AccountID, &a.Action, &a.Outcome, &a.Detail, &ids); err != nil {
+			return nil, fmt.Errorf("store: list audit: %w", err)
+		}
+		a.At = at.T
+		if a.FactIDs, err = parseList(ids); err != nil {
+			return nil, fmt.Errorf("store: audit %d: fact ids: %w", a.ID, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list audit: %w", err)
+	}
+	return out, nil
+}
+
+// Counts is a summary of the store, for status output and metrics.
+type Counts struct {
+	Facts       int // recorded facts
+	Workers     int // known workers, superseded ones included
+	Due         int // workers with a due time, now or later (not superseded)
+	DeadLetters int // dead letters not yet replayed
+	OpenReviews int // reviews not yet resolved
+	Links       int // worker-to-account links
+}
+
+// Counts returns the summary counts.
+func (db *DB) Counts(ctx context.Context) (Counts, error) {
+	var c Counts
+	err := db.x.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM facts),
+		(SELECT COUNT(*) FROM workers),
+		(SELECT COUNT(*) FROM workers WHERE due_at IS NOT NULL AND superseded_by IS NULL),
+		(SELECT COUNT(*) FROM dead_letters WHERE replayed_at IS NULL),
+		(SELECT COUNT(*) FROM reviews WHERE resolved_at IS NULL),
+		(SELECT COUNT(*) FROM links)`).Scan(&c.Facts, &c.Workers, &c.Due, &c.DeadLetters, &c.OpenReviews, &c.Links)
+	if err != nil {
+		return c, fmt.Errorf("store: counts: %w", err)
+	}
+	return c, nil
+}
+
+func whereClause(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+func limitClause(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" LIMIT %d", n)
+}
