@@ -1,0 +1,351 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hrsync/hrsync/connector"
+)
+
+// Recorder is where consumed events go. Implemented by package store.
+type Recorder interface {
+	// RecordFacts stores facts in one transaction: each fact once per (source, id),
+	// appended to its worker's history, and the worker marked due. It returns how
+	// many facts were new (duplicates are skipped, not errors). On error nothing is
+	// stored. An error marked connector.Permanent means the store refuses one of the
+	// facts for good; any other error means "try again later".
+	RecordFacts(ctx context.Context, facts []connector.Fact) (int, error)
+	// DeadLetter stores a message that cannot be applied and returns its id.
+	DeadLetter(ctx context.Context, d connector.DeadLetter) (int64, error)
+}
+
+// Hooks let the caller observe the consumer (metrics, waking the converger). All are
+// optional; they are called from the consumer's goroutine and must not block long.
+type Hooks struct {
+	// Consumed is called for every message received, with the feed its subject
+	// names ("" if none).
+	Consumed func(feed string)
+	// Recorded is called after a batch is committed, with the number of new facts.
+	Recorded func(n int)
+	// DeadLettered is called for every message dead-lettered, with its reason.
+	DeadLettered func(feed, reason string)
+	// StoreError is called when the Recorder fails and messages are redelivered later.
+	StoreError func(error)
+	// AfterCommit is called with the facts of each committed batch (including
+	// duplicates the store skipped). The slice is not reused.
+	AfterCommit func(facts []connector.Fact)
+}
+
+// Consumer defaults.
+const (
+	DefaultDurable  = "hrsync"
+	DefaultBatch    = 256
+	DefaultMaxWait  = 20 * time.Millisecond
+	DefaultNakDelay = 5 * time.Second
+	DefaultAckWait  = 30 * time.Second
+)
+
+// ConsumerConfig configures Consume. Zero values take the defaults noted on each field.
+type ConsumerConfig struct {
+	// Stream defaults to HRSYNC.
+	Stream string
+	// Durable is the durable consumer's name; defaults to hrsync. Replicas of the
+	// daemon share it and so share the work.
+	Durable string
+	// Batch is the most messages recorded in one store transaction; defaults to 256.
+	Batch int
+	// MaxWait is how long a batch waits to fill up after its first message arrived;
+	// defaults to 20ms. It bounds the latency that batching adds.
+	MaxWait time.Duration
+	// NakDelay is how long JetStream waits before redelivering messages that could
+	// not be stored; defaults to 5s.
+	NakDelay time.Duration
+	// AckWait is how long JetStream waits for an ack before redelivering; defaults
+	// to 30s. Recording a batch is given at most this long.
+	AckWait time.Duration
+	// MaxAckPending bounds the messages in flight; defaults to max(1000, 4*Batch).
+	MaxAckPending int
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	Hooks  Hooks
+}
+
+func (c ConsumerConfig) withDefaults() ConsumerConfig {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.Durable == "" {
+		c.Durable = DefaultDurable
+	}
+	if c.Batch <= 0 {
+		c.Batch = DefaultBatch
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = DefaultMaxWait
+	}
+	if c.NakDelay <= 0 {
+		c.NakDelay = DefaultNakDelay
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = max(1000, 4*c.Batch)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// drainTimeout bounds how long a shutdown waits for the messages already buffered.
+const drainTimeout = 5 * time.Second
+
+// Consume records the events of the stream until ctx is cancelled.
+//
+// It creates or updates the durable pull consumer (explicit acks, all subjects
+// under hrsync.events.>, from the start of the stream), then, batch by batch:
+//   - decodes every message; one that breaks the contract is dead-lettered with its
+//     reason and terminated, so it is never redelivered (if the dead letter cannot
+//     be stored, the message is nak'ed instead, never terminated);
+//   - records the valid facts with one RecordFacts call and acks them only after it
+//     returned; if it fails, every message of the batch is nak'ed with NakDelay and
+//     comes back later. Nothing is acked before it is durable.
+//
+// When ctx is cancelled Consume finishes the batch in hand, records the messages
+// already buffered, and returns nil. It returns an error if the consumer cannot be
+// set up or the subscription fails.
+func Consume(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Recorder, cfg ConsumerConfig) error {
+	if dec == nil || rec == nil {
+		return errors.New("events: consume: a Decoder and a Recorder are required")
+	}
+	cfg = cfg.withDefaults()
+	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		Description:   "hrsync: records HR events",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: SubjectWildcard,
+		AckWait:       cfg.AckWait,
+		MaxAckPending: cfg.MaxAckPending,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, cfg.Stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Batch))
+	if err != nil {
+		return fmt.Errorf("events: consumer %s: %w", cfg.Durable, err)
+	}
+	defer it.Stop()
+
+	c := &consumer{cfg: cfg, dec: dec, rec: rec, log: cfg.Logger}
+	c.log.Info("consuming", "stream", cfg.Stream, "durable", cfg.Durable, "batch", cfg.Batch)
+	for {
+		batch, err := c.collect(ctx, it)
+		if len(batch) > 0 {
+			c.process(ctx, batch)
+		}
+		if err == nil {
+			continue
+		}
+		if c.draining && errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			// Push the last acks out before the caller closes the connection.
+			if ferr := js.Conn().FlushTimeout(drainTimeout); ferr != nil {
+				c.log.Warn("flushing acks", "err", ferr)
+			}
+			c.log.Info("consumer stopped", "durable", cfg.Durable)
+			return nil
+		}
+		return fmt.Errorf("events: consumer %s: %w", cfg.Durable, err)
+	}
+}
+
+type consumer struct {
+	cfg      ConsumerConfig
+	dec      *Decoder
+	rec      Recorder
+	log      *slog.Logger
+	draining bool
+}
+
+// collect returns the next batch: it waits for one message (until ctx is done),
+// then takes what else arrives within MaxWait, up to Batch messages. Once ctx is
+// done it drains the iterator: it returns the buffered messages, then
+// ErrMsgIteratorClosed.
+func (c *consumer) collect(ctx context.Context, it jetstream.MessagesContext) ([]jetstream.Msg, error) {
+	var first jetstream.Msg
+	var err error
+	if !c.draining {
+		first, err = it.Next(jetstream.NextContext(ctx))
+		if err != nil && ctx.Err() != nil {
+			c.draining = true
+			it.Drain()
+		}
+	}
+	if c.draining && first == nil {
+		first, err = it.Next(jetstream.NextMaxWait(drainTimeout))
+		if errors.Is(err, nats.ErrTimeout) {
+			it.Stop()
+			err = jetstream.ErrMsgIteratorClosed
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	batch := make([]jetstream.Msg, 1, c.cfg.Batch)
+	batch[0] = first
+	deadline := time.Now().Add(c.cfg.MaxWait)
+	for len(batch) < c.cfg.Batch {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		m, err := it.Next(jetstream.NextMaxWait(wait))
+		if errors.Is(err, nats.ErrTimeout) {
+			break
+		}
+		if err != nil {
+			return batch, err
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// process decodes, records and settles one batch. It runs to the end even when the
+// consumer's ctx is cancelled, bounded by AckWait, after which JetStream would
+// redeliver the batch anyway.
+func (c *consumer) process(ctx context.Context, batch []jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
+	defer cancel()
+	facts := make([]connector.Fact, 0, len(batch))
+	msgs := make([]jetstream.Msg, 0, len(batch))
+	for _, m := range batch {
+		feed := feedOfSubject(m.Subject())
+		if h := c.cfg.Hooks.Consumed; h != nil {
+			h(feed)
+		}
+		f, err := c.dec.Decode(m.Subject(), m.Headers(), m.Data())
+		if err != nil {
+			c.deadLetter(ctx, m, feed, err.Error())
+			continue
+		}
+		facts = append(facts, f)
+		msgs = append(msgs, m)
+	}
+	if len(facts) == 0 {
+		return
+	}
+	n, err := c.rec.RecordFacts(ctx, facts)
+	switch {
+	case err == nil:
+		for _, m := range msgs {
+			c.ack(m)
+		}
+		c.committed(n, facts)
+	case connector.IsPermanent(err):
+		// One fact spoils the batch: record them one by one and dead-letter the
+		// ones the store refuses, so that a single bad fact cannot stall the stream.
+		c.log.Warn("store refused a batch; recording its facts one by one", "facts", len(facts), "err", err)
+		c.oneByOne(ctx, msgs, facts)
+	default:
+		c.storeFailed(msgs, err)
+	}
+}
+
+func (c *consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, facts []connector.Fact) {
+	total := 0
+	done := make([]connector.Fact, 0, len(facts))
+	for i, f := range facts {
+		n, err := c.rec.RecordFacts(ctx, facts[i:i+1])
+		switch {
+		case err == nil:
+			c.ack(msgs[i])
+			total += n
+			done = append(done, f)
+		case connector.IsPermanent(err):
+			c.deadLetter(ctx, msgs[i], f.Feed, "store refused the fact: "+err.Error())
+		default:
+			c.storeFailed(msgs[i:i+1], err)
+		}
+	}
+	if len(done) > 0 {
+		c.committed(total, done)
+	}
+}
+
+func (c *consumer) committed(n int, facts []connector.Fact) {
+	c.log.Debug("recorded batch", "facts", len(facts), "new", n)
+	if h := c.cfg.Hooks.Recorded; h != nil {
+		h(n)
+	}
+	if h := c.cfg.Hooks.AfterCommit; h != nil {
+		h(facts)
+	}
+}
+
+func (c *consumer) storeFailed(msgs []jetstream.Msg, err error) {
+	c.log.Error("recording facts failed; redelivering", "messages", len(msgs), "nak_delay", c.cfg.NakDelay, "err", err)
+	if h := c.cfg.Hooks.StoreError; h != nil {
+		h(err)
+	}
+	for _, m := range msgs {
+		c.nak(m)
+	}
+}
+
+// deadLetter stores m with reason and terminates it. If the store fails, m is
+// nak'ed, so that it is dead-lettered on a later delivery; it is never dropped.
+func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, feed, reason string) {
+	var seq uint64
+	if md, err := m.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	id, err := c.rec.DeadLetter(ctx, connector.DeadLetter{
+		At:      time.Now().UTC(),
+		Feed:    feed,
+		Subject: m.Subject(),
+		Headers: HeadersJSON(m.Headers()),
+		Data:    m.Data(),
+		Reason:  reason,
+	})
+	if err != nil {
+		c.log.Error("dead-lettering failed; redelivering", "subject", m.Subject(), "stream_seq", seq, "reason", reason, "err", err)
+		if h := c.cfg.Hooks.StoreError; h != nil {
+			h(err)
+		}
+		c.nak(m)
+		return
+	}
+	c.log.Warn("dead-lettered", "dead_letter_id", id, "feed", feed, "subject", m.Subject(), "stream_seq", seq, "reason", reason)
+	if h := c.cfg.Hooks.DeadLettered; h != nil {
+		h(feed, reason)
+	}
+	if err := m.TermWithReason(clip(reason)); err != nil {
+		c.log.Warn("terminating message", "stream_seq", seq, "err", err)
+	}
+}
+
+// ack acknowledges m. A lost ack only means a redelivery, which the store dedupes,
+// so a plain (not double) ack is enough.
+func (c *consumer) ack(m jetstream.Msg) {
+	if err := m.Ack(); err != nil {
+		c.log.Warn("ack failed; the message will be redelivered", "subject", m.Subject(), "err", err)
+	}
+}
+
+func (c *consumer) nak(m jetstream.Msg) {
+	if err := m.NakWithDelay(c.cfg.NakDelay); err != nil {
+		c.log.Warn("nak failed; the message will be redelivered after AckWait", "subject", m.Subject(), "err", err)
+	}
+}

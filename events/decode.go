@@ -1,0 +1,375 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/url"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+	_ "time/tzdata" // IANA zones even where the host has none (scratch and distroless images)
+	"unicode/utf8"
+
+	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/hrsync/hrsync/connector"
+)
+
+// Decoder turns NATS messages into validated facts. The zero value of MaxDataBytes
+// means DefaultMaxDataBytes. A Decoder is safe for concurrent use once set up.
+type Decoder struct {
+	// Feeds are the declared feeds; a message from any other feed is rejected.
+	Feeds connector.Feeds
+	// MaxDataBytes limits the message body (structured: the whole event; binary:
+	// the data). Zero or less means DefaultMaxDataBytes.
+	MaxDataBytes int
+}
+
+// Decode checks one message against contract v1 and returns the fact it states.
+//
+// Every error is a *ValidationError wrapped with connector.Permanent: the message
+// is wrong and will stay wrong, so it must be dead-lettered, not redelivered.
+// Decode never panics.
+func (d *Decoder) Decode(subject string, header nats.Header, data []byte) (f connector.Fact, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = connector.Fact{}, invalid("body", "cannot decode: %v", r)
+		}
+	}()
+	feedName, k, err := parseSubject(subject)
+	if err != nil {
+		return connector.Fact{}, err
+	}
+	feed, ok := d.Feeds[feedName]
+	if !ok {
+		return connector.Fact{}, invalid("feed", "undeclared feed %q", feedName)
+	}
+	limit := d.MaxDataBytes
+	if limit <= 0 {
+		limit = DefaultMaxDataBytes
+	}
+	if len(data) > limit {
+		return connector.Fact{}, invalid("data", "message body is %d bytes, more than the limit of %d", len(data), limit)
+	}
+
+	env, err := readHeaders(header)
+	if err != nil {
+		return connector.Fact{}, err
+	}
+	ce, err := decodeCloudEvent(env, data)
+	if err != nil {
+		return connector.Fact{}, err
+	}
+
+	typ, err := parseType(ce.Type())
+	if err != nil {
+		return connector.Fact{}, err
+	}
+	if typ != k {
+		return connector.Fact{}, invalid("type", "%q does not match the event name %q of NATS subject %q", ce.Type(), k, subject)
+	}
+	source := feed.Source
+	if source == "" {
+		source = "/feeds/" + feed.Name
+	}
+	if ce.Source() != source {
+		return connector.Fact{}, invalid("source", "%q is not the source of feed %q (%q)", clip(ce.Source()), feedName, source)
+	}
+
+	dd, err := decodeData(k, ce.Data())
+	if err != nil {
+		return connector.Fact{}, err
+	}
+	if dd.WorkerID != ce.Subject() {
+		return connector.Fact{}, invalid("data.worker_id", "%q does not match the event's subject %q", clip(dd.WorkerID), clip(ce.Subject()))
+	}
+	loc := feed.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	if dd.Timezone != "" {
+		if loc, err = loadLocation(dd.Timezone); err != nil {
+			return connector.Fact{}, err
+		}
+	}
+	eff, err := parseEffective(dd.Effective, loc)
+	if err != nil {
+		return connector.Fact{}, err
+	}
+
+	f = connector.Fact{
+		Feed:             feedName,
+		WorkerID:         dd.WorkerID,
+		Source:           ce.Source(),
+		ID:               ce.ID(),
+		Kind:             k,
+		Effective:        eff,
+		Time:             ce.Time().UTC(),
+		Profile:          dd.Profile(),
+		Reason:           dd.Reason,
+		PreviousWorkerID: dd.PreviousWorkerID,
+	}
+	if err := f.Validate(); err != nil { // the contract implies it; keep the store safe regardless
+		return connector.Fact{}, invalid("body", "%v", err)
+	}
+	return f, nil
+}
+
+// stringAttrs are the context attributes of CloudEvents 1.0 that hrsync reads, in
+// the order they are checked.
+var stringAttrs = []string{"specversion", "type", "id", "source", "subject", "time", "datacontenttype", "dataschema"}
+
+// decodeCloudEvent checks the attributes, naming the field that is wrong, and then
+// lets the CloudEvents SDK decode the message.
+func decodeCloudEvent(env envelope, body []byte) (*event.Event, error) {
+	msg := &nats.Msg{Data: body}
+	attrs := env.attrs
+	if env.mode == Structured {
+		var err error
+		if attrs, err = structuredAttrs(body); err != nil {
+			return nil, err
+		}
+	} else {
+		msg.Header = make(nats.Header, len(attrs))
+		for name, v := range attrs {
+			msg.Header.Set(headerPrefix+name, v)
+		}
+	}
+	if err := checkAttrs(attrs); err != nil {
+		return nil, err
+	}
+	ce, err := binding.ToEvent(context.Background(), cejs.NewMessage(msg))
+	if err != nil {
+		field := "body"
+		if env.mode == Binary {
+			field = "headers"
+		}
+		var sdkErr event.ValidationError
+		if errors.As(err, &sdkErr) && len(sdkErr) > 0 {
+			keys := make([]string, 0, len(sdkErr))
+			for k := range sdkErr {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			field = keys[0]
+		}
+		return nil, invalid(field, "not a CloudEvent in %s mode: %v", env.mode, err)
+	}
+	if ce.SpecVersion() != event.CloudEventsVersionV1 || ce.Time().IsZero() || ce.DataBase64 {
+		return nil, invalid("body", "not a CloudEvents 1.0 event with time and JSON data")
+	}
+	return ce, nil
+}
+
+// structuredAttrs reads the string attributes of a structured-mode event, so that
+// a wrong one is reported by name before the SDK decodes the event.
+func structuredAttrs(body []byte) (map[string]string, error) {
+	if !utf8.Valid(body) {
+		return nil, invalid("body", "not valid UTF-8")
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
+		return nil, invalid("body", "not a structured CloudEvent (a JSON object): %s", jsonProblem(err))
+	}
+	attrs := make(map[string]string, len(stringAttrs))
+	names := make([]string, 0, len(raw))
+	for name := range raw {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v := raw[name]
+		switch {
+		case name == "data":
+		case name == "data_base64":
+			return nil, invalid("data_base64", "not supported: send data as a JSON object in data")
+		case slices.Contains(stringAttrs, name):
+			if string(v) == "null" { // the JSON format: null means absent
+				continue
+			}
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, invalid(name, "must be a string, not %s", jsonKind(v))
+			}
+			attrs[name] = s
+		case !validAttrName(name):
+			return nil, invalid(clip(name), "not a CloudEvents attribute: names are lower-case letters and digits (is it a data field outside data?)")
+		default: // an extension; hrsync ignores extensions but the SDK must be able to hold them
+			switch jsonKind(v) {
+			case "string", "boolean", "null":
+			case "number":
+				var n int32
+				if json.Unmarshal(v, &n) != nil {
+					return nil, invalid(name, "extension attribute: a number must be a 32-bit integer")
+				}
+			default:
+				return nil, invalid(name, "extension attribute: must be a string, integer or boolean, not %s", jsonKind(v))
+			}
+		}
+	}
+	return attrs, nil
+}
+
+// checkAttrs checks the context attributes both modes carry.
+func checkAttrs(attrs map[string]string) error {
+	for _, name := range stringAttrs {
+		v, ok := attrs[name]
+		switch name {
+		case "specversion":
+			if !ok || v == "" {
+				return invalid(name, "required")
+			}
+			if v != event.CloudEventsVersionV1 {
+				return invalid(name, "%q is not supported: want %s", clip(v), event.CloudEventsVersionV1)
+			}
+		case "type", "id", "source", "subject":
+			if !ok || v == "" {
+				return invalid(name, "required")
+			}
+			if hasControl(v) {
+				return invalid(name, "contains control characters: %q", clip(v))
+			}
+			if name == "type" {
+				if _, err := parseType(v); err != nil {
+					return err
+				}
+			}
+			if name == "source" {
+				if _, err := url.Parse(v); err != nil {
+					return invalid(name, "not a URI-reference: %q", clip(v))
+				}
+			}
+		case "time":
+			if !ok || v == "" {
+				return invalid(name, "required")
+			}
+			if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+				return invalid(name, "not an RFC 3339 timestamp: %q", clip(v))
+			}
+		case "datacontenttype":
+			if !ok || v == "" {
+				continue
+			}
+			if mt, _, err := mime.ParseMediaType(v); err != nil || mt != ContentTypeJSON {
+				return invalid(name, "%q is not supported: data must be %s", clip(v), ContentTypeJSON)
+			}
+		case "dataschema":
+			if !ok || v == "" {
+				continue
+			}
+			if u, err := url.Parse(v); err != nil || !u.IsAbs() {
+				return invalid(name, "not an absolute URI: %q", clip(v))
+			}
+		}
+	}
+	return nil
+}
+
+// decodeData validates the data of a kind-k event against its schema and decodes it.
+func decodeData(k connector.Kind, data []byte) (Data, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Data{}, invalid("data", "required")
+	}
+	if !utf8.Valid(data) {
+		return Data{}, invalid("data", "not valid UTF-8")
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return Data{}, invalid("data", "not JSON: %s", jsonProblem(err))
+	}
+	if err := validateSchema(k, doc); err != nil {
+		return Data{}, err
+	}
+	var d Data
+	if err := json.Unmarshal(data, &d); err != nil {
+		return Data{}, invalid("data", "%v", err)
+	}
+	return d, nil
+}
+
+// parseEffective reads an RFC 3339 full-date (midnight in loc) or date-time and
+// returns the instant in UTC.
+func parseEffective(s string, loc *time.Location) (time.Time, error) {
+	if len(s) == len(time.DateOnly) {
+		if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
+			return t.UTC(), nil
+		}
+	} else if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, invalid("data.effective", "not an RFC 3339 date or date-time: %q", clip(s))
+}
+
+// locations caches time zones by name: time.LoadLocation reads a file every time.
+var locations sync.Map
+
+// loadLocation resolves an IANA zone name; "Local" is refused because it would
+// mean a different thing on every host.
+func loadLocation(name string) (*time.Location, error) {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil || name == "Local" || name == "" {
+		return nil, invalid("data.timezone", "not an IANA time zone name: %q", clip(name))
+	}
+	locations.Store(name, l)
+	return l, nil
+}
+
+// hasControl reports whether s contains a character CloudEvents forbids in
+// attribute values (U+0000-U+001F, U+007F-U+009F).
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonKind names the JSON type of a raw value.
+func jsonKind(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// jsonProblem describes a JSON syntax error briefly.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	switch {
+	case err == nil:
+		return "got null"
+	case errors.As(err, &se):
+		return fmt.Sprintf("%v at byte %d", se, se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return "got " + te.Value
+	}
+	return err.Error()
+}
