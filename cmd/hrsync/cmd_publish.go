@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/events"
+)
+
+func cmdPublish(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "publish", "publish [flags] (--file EVENT.json | --type KIND --worker ID ...)", `
+Validate one event against contract v1 and publish it to JetStream, so you can try
+the contract without writing code. A violation is refused locally with the same
+message the daemon would give, and nothing is sent.
+
+From a file: a structured CloudEvent (application/cloudevents+json), e.g.
+  hrsync publish --file testdata/events/hired.json
+
+From flags:
+  hrsync publish --feed hr --type hired --worker w-1001 --email ann@example.com \
+    --given-name Ann --family-name Lee --effective 2026-12-01`)
+	vars := map[string]string{}
+	var c connFlags
+	c.register(fs, vars, true)
+	file := fs.String("file", "", "a structured CloudEvent JSON file to validate and send as is")
+	feed := fs.String("to-feed", "", "feed to publish to (default: the feed whose source the event carries, or hr)")
+	kind := fs.String("type", "", "event kind: hired, left, rehired or updated")
+	id := fs.String("id", "", "event id (default: random)")
+	source := fs.String("source", "", "CloudEvents source (default: the feed's, /feeds/<feed>)")
+	at := fs.String("time", "", "event time, RFC 3339 (default: now)")
+	mode := fs.String("mode", "binary", "CloudEvents mode: binary (ce- headers) or structured")
+	dry := fs.Bool("dry-run", false, "validate and print, but do not send")
+	var d events.Data
+	fs.StringVar(&d.WorkerID, "worker", "", "worker id (data.worker_id and the event subject)")
+	fs.StringVar(&d.Email, "email", "", "email (required for hired and rehired)")
+	fs.StringVar(&d.GivenName, "given-name", "", "given name")
+	fs.StringVar(&d.FamilyName, "family-name", "", "family name")
+	fs.StringVar(&d.EmployeeNumber, "employee-number", "", "employee number")
+	fs.StringVar(&d.OrgUnit, "org-unit", "", "org unit")
+	fs.StringVar(&d.JobTitle, "job-title", "", "job title")
+	fs.StringVar(&d.ManagerID, "manager-id", "", "manager's worker id")
+	fs.StringVar(&d.Locale, "locale", "", "locale, e.g. de-DE")
+	fs.StringVar(&d.Effective, "effective", "", "effective date (2026-12-01) or date-time (RFC 3339); default today")
+	fs.StringVar(&d.Timezone, "timezone", "", "IANA zone for a bare effective date (default: the feed's)")
+	fs.StringVar(&d.Reason, "reason", "", "why the worker left (left only)")
+	fs.StringVar(&d.PreviousWorkerID, "previous-worker-id", "", "the worker's earlier id, if HR issued a new one (rehired only)")
+	if err := parseFlags(fs, env, args, vars); err != nil {
+		return err
+	}
+	feeds, sc, err := c.feedsAndStream()
+	if err != nil {
+		return err
+	}
+	var msg *nats.Msg
+	if *file != "" {
+		msg, err = fileMessage(*file, *feed, feeds)
+		if err != nil {
+			return err
+		}
+	} else {
+		if *kind == "" || d.WorkerID == "" {
+			return errors.New("publish: --file, or --type and --worker, are required")
+		}
+		e := events.Event{Feed: *feed, Kind: connector.Kind(*kind), ID: *id, Source: *source, Data: d}
+		if e.Feed == "" {
+			e.Feed = "hr"
+		}
+		if f, ok := feeds[e.Feed]; ok && e.Source == "" {
+			e.Source = f.Source
+		}
+		if e.ID == "" {
+			e.ID = randomID()
+		}
+		e.Time = time.Now().UTC()
+		if *at != "" {
+			if e.Time, err = time.Parse(time.RFC3339, *at); err != nil {
+				return fmt.Errorf("--time %q: not RFC 3339", *at)
+			}
+		}
+		if e.Data.Effective == "" {
+			e.Data.Effective = time.Now().UTC().Format(time.DateOnly)
+		}
+		if err := events.CheckEvent(e, feeds); err != nil {
+			return fmt.Errorf("refused, nothing sent: %w", err)
+		}
+		m := events.Binary
+		if *mode == "structured" {
+			m = events.Structured
+		} else if *mode != "binary" {
+			return fmt.Errorf("--mode %q: want binary or structured", *mode)
+		}
+		if msg, err = events.Encode(e, m); err != nil {
+			return err
+		}
+	}
+	if *dry {
+		fmt.Fprintf(env.stdout, "valid; would publish to %s:\n%s\n", msg.Subject, msg.Data)
+		return nil
+	}
+	nc, err := natsConnect(c)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		return fmt.Errorf("publish to %s (is the stream %s there? run hrsync run once, or create it): %w", msg.Subject, sc.Name, err)
+	}
+	dup := ""
+	if ack.Duplicate {
+		dup = " (duplicate: JetStream already had this id)"
+	}
+	fmt.Fprintf(env.stdout, "published to %s: stream %s seq %d%s\n", msg.Subject, ack.Stream, ack.Sequence, dup)
+	return nil
+}
+
+// fileMessage reads a structured CloudEvent and validates it as the daemon would.
+func fileMessage(path, feed string, feeds connector.Feeds) (*nats.Msg, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var head struct {
+		Type   string `json:"type"`
+		Source string `json:"source"`
+		ID     string `json:"id"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("refused, nothing sent: %s is not a JSON CloudEvent: %w", path, err)
+	}
+	if feed == "" {
+		feed = "hr"
+		for _, f := range feeds {
+			if f.Source == head.Source {
+				feed = f.Name
+			}
+		}
+	}
+	name := strings.TrimSuffix(strings.TrimPrefix(head.Type, "hrsync.worker."), ".v1")
+	msg := nats.NewMsg("hrsync.events." + feed + "." + name)
+	msg.Header.Set("Content-Type", "application/cloudevents+json")
+	msg.Header.Set(jetstream.MsgIDHeader, head.Source+" "+head.ID)
+	msg.Data = data
+	if _, err := (&events.Decoder{Feeds: feeds}).Decode(msg.Subject, msg.Header, msg.Data); err != nil {
+		return nil, fmt.Errorf("refused, nothing sent: %w", err)
+	}
+	return msg, nil
+}
+
+func natsConnect(c connFlags) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("hrsync-cli"), nats.Timeout(5 * time.Second)}
+	if c.natsCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.natsCreds))
+	}
+	nc, err := nats.Connect(c.natsURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", c.natsURL, err)
+	}
+	return nc, nil
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/scim"
+	"github.com/hrsync/hrsync/events"
+)
+
+// connFlags are the connection flags several commands share.
+type connFlags struct {
+	db, natsURL, natsCreds, config string
+	feeds                          feedFlag
+	logFormat, logLevel            string
+}
+
+func (c *connFlags) register(fs *flag.FlagSet, vars map[string]string, withNATS bool) {
+	fs.StringVar(&c.db, "db", "sqlite://hrsync.db", "database URL: postgres://user@host:5432/db?sslmode=disable, or sqlite://PATH for the embedded default")
+	vars["db"] = "DATABASE_URL"
+	fs.StringVar(&c.config, "config", "", "configuration file (YAML): feeds, stream limits")
+	vars["config"] = "HRSYNC_CONFIG"
+	fs.Var(&c.feeds, "feed", "declare a feed as NAME[:KIND[:TIMEZONE]] (repeatable; KIND hr or partner); without any feed, one feed \"hr\"")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
+	vars["log-format"] = "HRSYNC_LOG_FORMAT"
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	vars["log-level"] = "HRSYNC_LOG_LEVEL"
+	if withNATS {
+		fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL")
+		vars["nats-url"] = "NATS_URL"
+		fs.StringVar(&c.natsCreds, "nats-creds", "", "NATS credentials file")
+		vars["nats-creds"] = "NATS_CREDS"
+	}
+}
+
+// lmsFlags select and authenticate the SCIM LMS.
+type lmsFlags struct {
+	url, token, user, password, caFile string
+	timeout                            time.Duration
+}
+
+func (l *lmsFlags) register(fs *flag.FlagSet, vars map[string]string) {
+	fs.StringVar(&l.url, "lms-url", "", "SCIM 2.0 base URL of the LMS, e.g. https://lms.example.com/scim/v2 (required)")
+	vars["lms-url"] = "LMS_URL"
+	fs.StringVar(&l.token, "lms-token", "", "bearer token for the LMS")
+	vars["lms-token"] = "LMS_TOKEN"
+	fs.StringVar(&l.user, "lms-user", "", "basic-auth user for the LMS (instead of a token)")
+	vars["lms-user"] = "LMS_USER"
+	fs.StringVar(&l.password, "lms-password", "", "basic-auth password for the LMS")
+	vars["lms-password"] = "LMS_PASSWORD"
+	fs.DurationVar(&l.timeout, "lms-timeout", 15*time.Second, "timeout of each LMS call")
+	vars["lms-timeout"] = "LMS_TIMEOUT"
+}
+
+func (l *lmsFlags) client() (connector.LMS, error) {
+	if l.url == "" {
+		return nil, fmt.Errorf("--lms-url (LMS_URL) is required: the SCIM 2.0 base URL of the LMS")
+	}
+	opts := []scim.Option{scim.WithTimeout(l.timeout), scim.WithHTTPClient(&http.Client{
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 32},
+	})}
+	switch {
+	case l.token != "" && l.user != "":
+		return nil, fmt.Errorf("--lms-token and --lms-user: choose one way to authenticate")
+	case l.token != "":
+		opts = append(opts, scim.WithBearerToken(l.token))
+	case l.user != "":
+		opts = append(opts, scim.WithBasicAuth(l.user, l.password))
+	}
+	return scim.New(l.url, opts...)
+}
+
+func (c *connFlags) feedsAndStream() (connector.Feeds, events.StreamConfig, error) {
+	fc, err := loadConfigFile(c.config)
+	if err != nil {
+		return nil, events.StreamConfig{}, err
+	}
+	feeds, err := buildFeeds(fc.Feeds, c.feeds)
+	if err != nil {
+		return nil, events.StreamConfig{}, fmt.Errorf("feeds: %w", err)
+	}
+	sc := events.StreamConfig{Name: fc.Stream.Name, MaxAge: fc.Stream.MaxAge, MaxBytes: fc.Stream.MaxBytes,
+		MaxMsgs: fc.Stream.MaxMsgs, Duplicates: fc.Stream.Duplicates, Replicas: fc.Stream.Replicas}
+	if sc.Name == "" {
+		sc.Name = "HRSYNC"
+	}
+	return feeds, sc, nil
+}
+
+func cmdRun(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "run", "run [flags]", `
+Run the daemon. It consumes CloudEvents from the JetStream stream HRSYNC (subjects
+hrsync.events.<feed>.<name>), records each fact once in the store, and converges every
+affected LMS account: create on hire, deactivate on leave, reactivate on rehire. It
+wakes at the next due effective date, so future-dated events act on time.
+
+SIGTERM or Ctrl-C drains: the batch in flight is recorded and acked, the workers in
+flight are converged and committed, then it exits. Nothing is lost or done twice.
+
+The admin port serves /healthz, /readyz and Prometheus /metrics.`)
+	vars := map[string]string{}
+	var c connFlags
+	var l lmsFlags
+	c.register(fs, vars, true)
+	l.register(fs, vars)
+	embedded := fs.Bool("embedded-nats", false, "run an embedded single-node NATS server with JetStream (development only)")
+	vars["embedded-nats"] = "HRSYNC_EMBEDDED_NATS"
+	embeddedDir := fs.String("embedded-nats-dir", "", "where the embedded NATS server stores its data (default: a temporary directory)")
+	manage := fs.Bool("manage-stream", true, "create or update the HRSYNC stream at start; set false if operators manage it")
+	vars["manage-stream"] = "HRSYNC_MANAGE_STREAM"
+	durable := fs.String("durable", "hrsync", "name of the durable JetStream consumer; replicas share it")
+	vars["durable"] = "HRSYNC_DURABLE"
+	admin := fs.String("admin-addr", "127.0.0.1:9090", "admin HTTP address for /healthz, /readyz, /metrics (empty: off)")
+	vars["admin-addr"] = "HRSYNC_ADMIN_ADDR"
+	batch := fs.Int("batch", 256, "messages per consume batch (one store transaction)")
+	workers := fs.Int("concurrency", 8, "workers converged at once")
+	vars["concurrency"] = "HRSYNC_CONCURRENCY"
+	lease := fs.Duration("lease", 2*time.Minute, "how long a claimed worker is held before another replica may take it")
+	poll := fs.Duration("poll-interval", time.Second, "longest sleep before looking for work another replica recorded")
+	if err := parseFlags(fs, env, args, vars); err != nil {
+		return err
+	}
+	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return err
+	}
+	feeds, sc, err := c.feedsAndStream()
+	if err != nil {
+		return err
+	}
+	lms, err := l.client()
+	if err != nil {
+		return err
+	}
+	log.Info("hrsync starting", "version", version(), "feeds", feeds.Names(), "db", redactURL(c.db), "lms", l.url)
+	s, err := openStack(ctx, stackConfig{
+		DB: c.db, NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
+		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: lms, Log: log,
+		Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll},
+		Consumer:  events.ConsumerConfig{Batch: *batch},
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if *admin != "" {
+		addr, stop, err := s.serveAdmin(ctx, *admin)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		log.Info("admin endpoints listening", "addr", addr.String())
+	}
+	err = s.runLoops(ctx)
+	log.Info("hrsync stopped", "err", err)
+	return err
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/hrsync/hrsync/connector"
+)
+
+// fileConfig is the configuration file (YAML; JSON is YAML too). Flags and
+// environment variables override what it says about connections; feeds are
+// declared here, or with --feed for the simple case.
+type fileConfig struct {
+	Feeds  []feedConfig `yaml:"feeds"`
+	Stream struct {
+		Name       string        `yaml:"name"`
+		MaxAge     time.Duration `yaml:"max_age"`
+		MaxBytes   int64         `yaml:"max_bytes"`
+		MaxMsgs    int64         `yaml:"max_msgs"`
+		Duplicates time.Duration `yaml:"duplicates"`
+		Replicas   int           `yaml:"replicas"`
+	} `yaml:"stream"`
+}
+
+type feedConfig struct {
+	Name     string `yaml:"name"`
+	Kind     string `yaml:"kind"`
+	Source   string `yaml:"source"`
+	Timezone string `yaml:"timezone"`
+	Scope    struct {
+		ExternalIDPrefixes []string `yaml:"external_id_prefixes"`
+		AdoptUnmanaged     *bool    `yaml:"adopt_unmanaged"`
+	} `yaml:"scope"`
+}
+
+// loadConfigFile reads and strictly decodes path: an unknown key is an error, so a
+// typo never silently falls back to a default.
+func loadConfigFile(path string) (fileConfig, error) {
+	var fc fileConfig
+	if path == "" {
+		return fc, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fc, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil {
+		return fc, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return fc, nil
+}
+
+// feed turns one configured feed into a connector.Feed, with defaults.
+func (fc feedConfig) feed() (connector.Feed, error) {
+	kind := connector.FeedKind(fc.Kind)
+	if kind == "" {
+		kind = connector.FeedHR
+	}
+	f := connector.DefaultFeed(fc.Name, kind)
+	if fc.Source != "" {
+		f.Source = fc.Source
+	}
+	if fc.Timezone != "" {
+		loc, err := time.LoadLocation(fc.Timezone)
+		if err != nil {
+			return f, fmt.Errorf("feed %q: timezone %q: %w", fc.Name, fc.Timezone, err)
+		}
+		f.Location = loc
+	}
+	f.Scope.ExternalIDPrefixes = fc.Scope.ExternalIDPrefixes
+	if fc.Scope.AdoptUnmanaged != nil {
+		f.Scope.AdoptUnmanaged = *fc.Scope.AdoptUnmanaged
+	}
+	return f, f.Validate()
+}
+
+// feedFlag collects --feed NAME[:KIND[:TIMEZONE]], the simple case of feed
+// configuration.
+type feedFlag []feedConfig
+
+func (f *feedFlag) String() string {
+	var names []string
+	for _, fc := range *f {
+		names = append(names, fc.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+func (f *feedFlag) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		parts := strings.Split(strings.TrimSpace(item), ":")
+		if len(parts) > 3 || parts[0] == "" {
+			return fmt.Errorf("want NAME[:KIND[:TIMEZONE]], got %q", item)
+		}
+		fc := feedConfig{Name: parts[0]}
+		if len(parts) > 1 {
+			fc.Kind = parts[1]
+		}
+		if len(parts) > 2 {
+			fc.Timezone = parts[2]
+		}
+		*f = append(*f, fc)
+	}
+	return nil
+}
+
+// buildFeeds merges the file's feeds and the flag's; with neither, one feed "hr".
+func buildFeeds(file []feedConfig, flags feedFlag) (connector.Feeds, error) {
+	all := append(append([]feedConfig{}, file...), flags...)
+	if len(all) == 0 {
+		all = []feedConfig{{Name: "hr", Kind: "hr"}}
+	}
+	var feeds []connector.Feed
+	for _, fc := range all {
+		f, err := fc.feed()
+		if err != nil {
+			return nil, err
+		}
+		feeds = append(feeds, f)
+	}
+	return connector.NewFeeds(feeds...)
+}
+
+// bindEnv gives flags an environment fallback: for each flag not set on the command
+// line whose variable is set, the variable's value is used (and checked).
+func bindEnv(fs *flag.FlagSet, getenv func(string) string, env map[string]string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	for name, variable := range env {
+		if set[name] {
+			continue
+		}
+		if v := getenv(variable); v != "" {
+			if err := fs.Set(name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q (for --%s): %w", variable, v, name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// envHelp appends "(env VAR)" to each flag's usage, so --help tells the whole truth.
+func envHelp(fs *flag.FlagSet, env map[string]string) {
+	for name, variable := range env {
+		if f := fs.Lookup(name); f != nil {
+			f.Usage += " (env " + variable + ")"
+		}
+	}
+}

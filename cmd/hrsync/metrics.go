@@ -1,0 +1,96 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/events"
+)
+
+// metrics are the daemon's Prometheus series. Each is fed by a hook of the events
+// consumer or the converger, so neither package imports Prometheus.
+type metrics struct {
+	reg           *prometheus.Registry
+	consumed      *prometheus.CounterVec
+	recorded      prometheus.Counter
+	deadLettered  *prometheus.CounterVec
+	storeErrors   prometheus.Counter
+	actions       *prometheus.CounterVec
+	convergeTime  prometheus.Histogram
+	convergeFails prometheus.Counter
+	reviews       prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hrsync_events_consumed_total", Help: "Messages consumed from JetStream, by feed.",
+		}, []string{"feed"}),
+		recorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hrsync_facts_recorded_total", Help: "New facts recorded (duplicates not counted).",
+		}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hrsync_dead_letters_total", Help: "Messages dead-lettered as bad input, by feed.",
+		}, []string{"feed"}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hrsync_store_errors_total", Help: "Batches that could not be recorded and were redelivered.",
+		}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hrsync_lms_actions_total", Help: "LMS actions, by kind and outcome.",
+		}, []string{"action", "outcome"}),
+		convergeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hrsync_converge_duration_seconds", Help: "Time to converge one worker, LMS calls included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		convergeFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hrsync_converge_failures_total", Help: "Converge attempts that failed and will be retried.",
+		}),
+		reviews: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hrsync_review_items_total", Help: "Review items raised: hrsync refused to guess.",
+		}),
+	}
+	m.reg.MustRegister(m.consumed, m.recorded, m.deadLettered, m.storeErrors, m.actions,
+		m.convergeTime, m.convergeFails, m.reviews,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// eventHooks feeds the consumer's counters.
+func (m *metrics) eventHooks(h events.Hooks) events.Hooks {
+	h.Consumed = func(feed string) { m.consumed.WithLabelValues(feed).Inc() }
+	h.Recorded = func(n int) { m.recorded.Add(float64(n)) }
+	h.DeadLettered = func(feed, _ string) { m.deadLettered.WithLabelValues(feed).Inc() }
+	h.StoreError = func(error) { m.storeErrors.Inc() }
+	return h
+}
+
+// convergerHooks feeds the converger's counters, chaining to next where set.
+func (m *metrics) convergerHooks(next connector.ConvergerHooks) connector.ConvergerHooks {
+	return connector.ConvergerHooks{
+		Action: func(k connector.ActionKind, o connector.Outcome) {
+			m.actions.WithLabelValues(string(k), string(o)).Inc()
+			if next.Action != nil {
+				next.Action(k, o)
+			}
+		},
+		Converged: func(w connector.WorkerKey, d time.Duration, err error) {
+			m.convergeTime.Observe(d.Seconds())
+			if err != nil {
+				m.convergeFails.Inc()
+			}
+			if next.Converged != nil {
+				next.Converged(w, d, err)
+			}
+		},
+		Review: func(r connector.Review) {
+			m.reviews.Inc()
+			if next.Review != nil {
+				next.Review(r)
+			}
+		},
+	}
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/events"
+	"github.com/hrsync/hrsync/store"
+)
+
+// stackConfig says how to assemble the running parts: store, NATS, LMS, converger.
+type stackConfig struct {
+	DB           string
+	NATSURL      string
+	NATSCreds    string
+	EmbeddedNATS bool
+	// EmbeddedDir is where the embedded NATS server keeps its JetStream files.
+	EmbeddedDir  string
+	Feeds        connector.Feeds
+	Stream       events.StreamConfig
+	ManageStream bool
+	Durable      string
+	LMS          connector.LMS
+	Log          *slog.Logger
+	Now          func() time.Time
+	Converger    connector.ConvergerConfig // Store, LMS, Feeds, Logger and Now are filled in
+	Hooks        events.Hooks
+	Consumer     events.ConsumerConfig // Stream, Durable, Logger, Hooks are filled in
+}
+
+// stack is a running hrsync: the pieces "run", "demo" and "bench" share.
+type stack struct {
+	cfg     stackConfig
+	log     *slog.Logger
+	db      *store.DB
+	ns      *server.Server // embedded NATS, if any
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	dec     *events.Decoder
+	conv    *connector.Converger
+	metrics *metrics
+
+	consuming atomic.Bool
+	closers   []func()
+}
+
+// openStack opens the store (migrating it), connects to NATS (or starts the embedded
+// server), makes sure the stream exists, and builds the converger. It starts no loop.
+func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
+	s := &stack{cfg: cfg, log: cfg.Log, metrics: newMetrics()}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.db, err = store.Open(ctx, cfg.DB, cfg.Log)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if cfg.Now != nil {
+		s.db.Now = cfg.Now
+	}
+	s.closers = append(s.closers, func() { _ = s.db.Close() })
+
+	url := cfg.NATSURL
+	if cfg.EmbeddedNATS {
+		s.ns, err = startEmbeddedNATS(cfg.EmbeddedDir)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() { s.ns.Shutdown(); s.ns.WaitForShutdown() })
+		url = s.ns.ClientURL()
+	}
+	opts := []nats.Option{nats.Name("hrsync"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				s.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	s.nc, err = nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	s.closers = append(s.closers, func() { s.nc.Close() })
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if cfg.ManageStream {
+		if _, err := events.EnsureStream(ctx, s.js, cfg.Stream); err != nil {
+			return nil, fmt.Errorf("create or update stream: %w", err)
+		}
+	}
+	s.dec = &events.Decoder{Feeds: cfg.Feeds}
+
+	cc := cfg.Converger
+	cc.Store, cc.LMS, cc.Feeds, cc.Logger = s.db, cfg.LMS, cfg.Feeds, cfg.Log
+	if cfg.Now != nil {
+		cc.Now = cfg.Now
+	}
+	cc.Hooks = s.metrics.convergerHooks(cc.Hooks)
+	s.conv, err = connector.NewConverger(cc)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// consume runs the JetStream consumer until ctx is done. Every committed batch
+// wakes the converger.
+func (s *stack) consume(ctx context.Context) error {
+	cc := s.cfg.Consumer
+	cc.Stream, cc.Durable, cc.Logger = s.cfg.Stream.Name, s.cfg.Durable, s.log
+	hooks := s.cfg.Hooks
+	after := hooks.AfterCommit
+	hooks.AfterCommit = func(facts []connector.Fact) {
+		s.conv.Notify()
+		if after != nil {
+			after(facts)
+		}
+	}
+	cc.Hooks = s.metrics.eventHooks(hooks)
+	s.consuming.Store(true)
+	defer s.consuming.Store(false)
+	return events.Consume(ctx, s.js, s.dec, s.db, cc)
+}
+
+// runLoops runs the consumer and the converger until ctx is done, then lets both
+// finish what they have in flight. The first to fail stops the other.
+func (s *stack) runLoops(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() {
+		defer cancel()
+		if err := s.consume(ctx); err != nil {
+			errs[0] = fmt.Errorf("consumer: %w", err)
+		}
+	})
+	wg.Go(func() {
+		defer cancel()
+		if err := s.conv.Run(ctx); err != nil {
+			errs[1] = fmt.Errorf("converger: %w", err)
+		}
+	})
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ready reports why the stack cannot serve, or nil.
+func (s *stack) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("nats: %s", s.nc.Status())
+	}
+	if !s.consuming.Load() {
+		return errors.New("consumer not running")
+	}
+	return nil
+}
+
+// adminHandler serves /healthz, /readyz and /metrics.
+func (s *stack) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.ready(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// serveAdmin listens on addr and serves the admin endpoints until ctx is done.
+func (s *stack) serveAdmin(ctx context.Context, addr string) (net.Addr, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin listener %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin server stopped", "err", err)
+		}
+	}()
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+	return ln.Addr(), stop, nil
+}
+
+// Close releases everything, in reverse order of opening. Safe to call twice.
+func (s *stack) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// startEmbeddedNATS starts a single-node NATS server with JetStream on a random
+// loopback port, storing under dir (a temporary directory if empty).
+func startEmbeddedNATS(dir string) (*server.Server, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "hrsync-nats-")
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Clean(dir),
+		NoSigs: true, NoLog: true, ServerName: "hrsync-embedded",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded NATS: not ready after 10s")
+	}
+	return ns, nil
+}
