@@ -37,7 +37,7 @@
 // Attribute names are case-insensitive, userName and email values too. Any other
 // filter is 400 with scimType invalidFilter. Errors use the SCIM error schema
 // urn:ietf:params:scim:api:messages:2.0:Error; request bodies are limited to 1 MiB
-// (413 beyond).
+// (413 beyond). A wrong method is 405 with an Allow header.
 //
 // A User carries the core schema, the enterprise extension (employeeNumber,
 // department = org unit, manager.value = manager id) and the read-only training

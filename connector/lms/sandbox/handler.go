@@ -40,6 +40,17 @@ func (l *LMS) Handler(token string) http.Handler {
 	mux.HandleFunc("DELETE "+BasePath+"/Users/{id}", h.deleteUser)
 	mux.HandleFunc("GET "+TrainingPath, h.getTraining)
 	mux.HandleFunc("POST "+TrainingPath, h.addTraining)
+	for path, allow := range map[string]string{
+		BasePath + "/ServiceProviderConfig": "GET",
+		BasePath + "/Users":                 "GET, POST",
+		BasePath + "/Users/{id}":            "GET, PUT, PATCH, DELETE",
+		TrainingPath:                        "GET, POST",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "", fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, path, allow))
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -380,6 +380,10 @@ func TestHandlerLimits(t *testing.T) {
 	b.do(t, "POST", "/scim/v2/Users", big).wantError(t, http.StatusRequestEntityTooLarge, "")
 	b.do(t, "POST", "/scim/v2/Users", `not json`).wantError(t, http.StatusBadRequest, scim.ErrInvalidSyntax)
 	b.do(t, "GET", "/scim/v2/Groups", "").wantError(t, http.StatusNotFound, "")
+	b.do(t, "PATCH", "/scim/v2/Users", "").wantError(t, http.StatusMethodNotAllowed, "")
+	if r := b.do(t, "POST", "/scim/v2/Users/u-1", "{}"); r.header.Get("Allow") != "GET, PUT, PATCH, DELETE" {
+		t.Errorf("Allow %q", r.header.Get("Allow"))
+	}
 	if b.lms.Count() != 0 {
 		t.Errorf("%d accounts", b.lms.Count())
 	}
