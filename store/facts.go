@@ -39,8 +39,17 @@ func placeholders(rows, cols int) string {
 // workerBump is what one RecordFacts batch does to a worker row.
 type workerBump struct {
 	key          connector.WorkerKey
-	facts        int64  // newly recorded facts of the worker: the version bump
+	facts        int64  // newly recorded facts of the worker
 	supersededBy string // set when a rehire names this worker as predecessor
+}
+
+// versionBump is how much the worker's version grows: one per new fact, and one
+// for being taken over.
+func (b *workerBump) versionBump() int64 {
+	if b.supersededBy != "" {
+		return b.facts + 1
+	}
+	return b.facts
 }
 
 // RecordFacts records facts in one transaction and returns how many were new.
@@ -243,7 +252,7 @@ func (db *DB) upsertWorkers(ctx context.Context, tx *sqlx.Tx, list []*workerBump
 			var feeds, ids, sups pq.StringArray
 			var bumps pq.Int64Array
 			for _, b := range chunk {
-				feeds, ids, bumps, sups = append(feeds, b.key.Feed), append(ids, b.key.WorkerID), append(bumps, b.facts), append(sups, b.supersededBy)
+				feeds, ids, bumps, sups = append(feeds, b.key.Feed), append(ids, b.key.WorkerID), append(bumps, b.versionBump()), append(sups, b.supersededBy)
 			}
 			query = `INSERT INTO workers (feed, worker_id, version, due_at, superseded_by)
 				SELECT f, w, v, $4::timestamptz, NULLIF(s, '') FROM unnest($1::text[], $2::text[], $3::bigint[], $5::text[]) AS u(f, w, v, s)` + upsert
@@ -256,7 +265,7 @@ func (db *DB) upsertWorkers(ctx context.Context, tx *sqlx.Tx, list []*workerBump
 				if b.supersededBy != "" {
 					sup = b.supersededBy
 				}
-				args = append(args, b.key.Feed, b.key.WorkerID, b.facts, due, sup)
+				args = append(args, b.key.Feed, b.key.WorkerID, b.versionBump(), due, sup)
 			}
 			query = db.q(`INSERT INTO workers (feed, worker_id, version, due_at, superseded_by) VALUES ` + placeholders(len(chunk), 5) + upsert)
 		}
