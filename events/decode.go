@@ -202,7 +202,7 @@ func structuredAttrs(body []byte) (map[string]string, error) {
 			}
 			attrs[name] = s
 		case !validAttrName(name):
-			return nil, invalid(clip(name), "not a CloudEvents attribute: names are lower-case letters and digits (is it a data field outside data?)")
+			return nil, invalid(orField(clip(name), "body"), "%q is not a CloudEvents attribute: names are lower-case letters and digits (is it a data field outside data?)", clip(name))
 		default: // an extension; hrsync ignores extensions but the SDK must be able to hold them
 			switch jsonKind(v) {
 			case "string", "boolean", "null":
@@ -324,6 +324,14 @@ func loadLocation(name string) (*time.Location, error) {
 	}
 	locations.Store(name, l)
 	return l, nil
+}
+
+// orField returns field, or def if field is empty.
+func orField(field, def string) string {
+	if field == "" {
+		return def
+	}
+	return field
 }
 
 // hasControl reports whether s contains a character CloudEvents forbids in

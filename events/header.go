@@ -53,7 +53,7 @@ func readHeaders(h nats.Header) (envelope, error) {
 			}
 			name := lk[len(headerPrefix):]
 			if !validAttrName(name) {
-				return envelope{}, invalid(clip(name), "header %s: not a CloudEvents attribute name (lower-case letters and digits)", clip(k))
+				return envelope{}, invalid(orField(clip(name), "headers"), "header %s: not a CloudEvents attribute name (lower-case letters and digits)", clip(k))
 			}
 			if _, dup := attrs[name]; dup || len(vs) > 1 {
 				return envelope{}, invalid(name, "header %s given more than once", lk)
