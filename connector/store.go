@@ -100,10 +100,18 @@ type Store interface {
 	// LoadHistory returns the worker's facts, links and succession.
 	// Returns ErrNotFound if the store has never seen the worker.
 	LoadHistory(ctx context.Context, w WorkerKey) (History, error)
+	// LoadHistories is LoadHistory for a batch of workers in a few round trips: one
+	// History per worker, in the order given. A worker the store has never seen gets
+	// a History with no facts, not an error.
+	LoadHistories(ctx context.Context, ws []WorkerKey) ([]History, error)
 	// LinkedWorker returns the worker linked to the account, or ErrNotFound.
 	LinkedWorker(ctx context.Context, accountID string) (WorkerKey, error)
 	// Complete commits c in one transaction and releases the lease if owner still holds it.
 	Complete(ctx context.Context, c Completion) error
+	// CompleteAll commits a batch of completions, in one transaction when it can. If
+	// that transaction fails, it commits them one by one so that one bad completion
+	// holds back no other; it returns the failures joined (nil if all committed).
+	CompleteAll(ctx context.Context, cs []Completion) error
 	// NextDue returns the earliest due time of any worker, or ok=false if none is due.
 	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
 }
