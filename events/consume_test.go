@@ -165,11 +165,15 @@ func setupConsumer(t *testing.T, cfg ConsumerConfig) *consumerBundle {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Hooks = Hooks{
-		Consumed:     func(string) { b.hook.Lock(); b.hook.consumed++; b.hook.Unlock() },
-		Recorded:     func(n int) { b.hook.Lock(); b.hook.recorded += n; b.hook.Unlock() },
-		DeadLettered: func(feed, reason string) { b.hook.Lock(); b.hook.deadLettered = append(b.hook.deadLettered, reason); b.hook.Unlock() },
-		StoreError:   func(error) { b.hook.Lock(); b.hook.storeErrors++; b.hook.Unlock() },
-		AfterCommit:  func(f []connector.Fact) { b.hook.Lock(); b.hook.committed += len(f); b.hook.Unlock() },
+		Consumed: func(string) { b.hook.Lock(); b.hook.consumed++; b.hook.Unlock() },
+		Recorded: func(n int) { b.hook.Lock(); b.hook.recorded += n; b.hook.Unlock() },
+		DeadLettered: func(feed, reason string) {
+			b.hook.Lock()
+			b.hook.deadLettered = append(b.hook.deadLettered, reason)
+			b.hook.Unlock()
+		},
+		StoreError:  func(error) { b.hook.Lock(); b.hook.storeErrors++; b.hook.Unlock() },
+		AfterCommit: func(f []connector.Fact) { b.hook.Lock(); b.hook.committed += len(f); b.hook.Unlock() },
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)

@@ -128,27 +128,36 @@ func (d *Decoder) Decode(subject string, header nats.Header, data []byte) (f con
 // the order they are checked.
 var stringAttrs = []string{"specversion", "type", "id", "source", "subject", "time", "datacontenttype", "dataschema"}
 
-// decodeCloudEvent checks the attributes, naming the field that is wrong, and then
-// lets the CloudEvents SDK decode the message.
+// decodeCloudEvent lets the CloudEvents SDK decode the message and checks the
+// attributes, naming the one that is wrong.
+//
+// Binary-mode attributes are checked before the SDK sees them. A structured-mode
+// event is decoded by the SDK first (one pass over the JSON on the happy path);
+// only if the SDK refuses it is the JSON read again to find the field to blame.
 func decodeCloudEvent(env envelope, body []byte) (*event.Event, error) {
 	msg := &nats.Msg{Data: body}
-	attrs := env.attrs
-	if env.mode == Structured {
-		var err error
-		if attrs, err = structuredAttrs(body); err != nil {
+	if env.mode == Binary {
+		if err := checkAttrs(env.attrs); err != nil {
 			return nil, err
 		}
-	} else {
-		msg.Header = make(nats.Header, len(attrs))
-		for name, v := range attrs {
+		msg.Header = make(nats.Header, len(env.attrs))
+		for name, v := range env.attrs {
 			msg.Header.Set(headerPrefix+name, v)
 		}
+	} else if !utf8.Valid(body) {
+		return nil, invalid("body", "not valid UTF-8")
 	}
-	if err := checkAttrs(attrs); err != nil {
-		return nil, err
-	}
-	ce, err := binding.ToEvent(context.Background(), cejs.NewMessage(msg))
+	ce, err := toEvent(msg)
 	if err != nil {
+		if env.mode == Structured {
+			attrs, aerr := structuredAttrs(body)
+			if aerr == nil {
+				aerr = checkAttrs(attrs)
+			}
+			if aerr != nil {
+				return nil, aerr
+			}
+		}
 		field := "body"
 		if env.mode == Binary {
 			field = "headers"
@@ -164,18 +173,50 @@ func decodeCloudEvent(env envelope, body []byte) (*event.Event, error) {
 		}
 		return nil, invalid(field, "not a CloudEvent in %s mode: %v", env.mode, err)
 	}
+	if env.mode == Structured {
+		if ce.DataBase64 {
+			return nil, invalid("data_base64", "not supported: send data as a JSON object in data")
+		}
+		if err := checkAttrs(eventAttrs(ce)); err != nil {
+			return nil, err
+		}
+	}
 	if ce.SpecVersion() != event.CloudEventsVersionV1 || ce.Time().IsZero() || ce.DataBase64 {
 		return nil, invalid("body", "not a CloudEvents 1.0 event with time and JSON data")
 	}
 	return ce, nil
 }
 
-// structuredAttrs reads the string attributes of a structured-mode event, so that
-// a wrong one is reported by name before the SDK decodes the event.
-func structuredAttrs(body []byte) (map[string]string, error) {
-	if !utf8.Valid(body) {
-		return nil, invalid("body", "not valid UTF-8")
+// toEvent runs the SDK's decoder, turning a panic in it into an error.
+func toEvent(msg *nats.Msg) (ce *event.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ce, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	return binding.ToEvent(context.Background(), cejs.NewMessage(msg))
+}
+
+// eventAttrs returns the string attributes of a decoded event, as checkAttrs reads them.
+func eventAttrs(ce *event.Event) map[string]string {
+	attrs := map[string]string{
+		"specversion":     ce.SpecVersion(),
+		"type":            ce.Type(),
+		"id":              ce.ID(),
+		"source":          ce.Source(),
+		"subject":         ce.Subject(),
+		"datacontenttype": ce.DataContentType(),
+		"dataschema":      ce.DataSchema(),
 	}
+	if t := ce.Time(); !t.IsZero() {
+		attrs["time"] = t.Format(time.RFC3339Nano)
+	}
+	return attrs
+}
+
+// structuredAttrs reads the string attributes of a structured-mode event that the
+// SDK refused, so that the wrong one is reported by name.
+func structuredAttrs(body []byte) (map[string]string, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
 		return nil, invalid("body", "not a structured CloudEvent (a JSON object): %s", jsonProblem(err))
@@ -289,11 +330,24 @@ func decodeData(k connector.Kind, data []byte) (Data, error) {
 	if err := validateSchema(k, doc); err != nil {
 		return Data{}, err
 	}
-	var d Data
-	if err := json.Unmarshal(data, &d); err != nil {
-		return Data{}, invalid("data", "%v", err)
-	}
-	return d, nil
+	// The schema admits only an object of strings with known names.
+	obj, _ := doc.(map[string]any)
+	str := func(name string) string { s, _ := obj[name].(string); return s }
+	return Data{
+		WorkerID:         str("worker_id"),
+		Email:            str("email"),
+		GivenName:        str("given_name"),
+		FamilyName:       str("family_name"),
+		EmployeeNumber:   str("employee_number"),
+		OrgUnit:          str("org_unit"),
+		JobTitle:         str("job_title"),
+		ManagerID:        str("manager_id"),
+		Locale:           str("locale"),
+		Effective:        str("effective"),
+		Timezone:         str("timezone"),
+		Reason:           str("reason"),
+		PreviousWorkerID: str("previous_worker_id"),
+	}, nil
 }
 
 // parseEffective reads an RFC 3339 full-date (midnight in loc) or date-time and

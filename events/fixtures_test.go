@@ -256,3 +256,29 @@ func TestSchemasMatchData(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeDataAllFields checks that every field of Data survives decoding.
+func TestDecodeDataAllFields(t *testing.T) {
+	t.Parallel()
+	full := Data{WorkerID: "w-1", Email: "a@example.com", GivenName: "Ada", FamilyName: "Lovelace",
+		EmployeeNumber: "E-1", OrgUnit: "R&D", JobTitle: "Analyst", ManagerID: "w-0", Locale: "en-GB",
+		Effective: "2026-12-01", Timezone: "Europe/Berlin"}
+	for k, extra := range map[connector.Kind]func(*Data){
+		connector.KindLeft:    func(d *Data) { d.Reason = "retired" },
+		connector.KindRehired: func(d *Data) { d.PreviousWorkerID = "w-00" },
+	} {
+		want := full
+		extra(&want)
+		b, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeData(k, b)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if got != want {
+			t.Errorf("%s:\n got %+v\nwant %+v", k, got, want)
+		}
+	}
+}
