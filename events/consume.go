@@ -29,11 +29,12 @@ type Recorder interface {
 // optional; they are called from the consumer's goroutine and must not block long.
 type Hooks struct {
 	// Consumed is called for every message received, with the feed its subject
-	// names ("" if none).
+	// names, or "" if that is not a declared feed.
 	Consumed func(feed string)
 	// Recorded is called after a batch is committed, with the number of new facts.
 	Recorded func(n int)
-	// DeadLettered is called for every message dead-lettered, with its reason.
+	// DeadLettered is called for every message dead-lettered, with its declared
+	// feed (or "") and its reason.
 	DeadLettered func(feed, reason string)
 	// StoreError is called when the Recorder fails and messages are redelivered later.
 	StoreError func(error)
@@ -233,7 +234,7 @@ func (c *consumer) process(ctx context.Context, batch []jetstream.Msg) {
 	for _, m := range batch {
 		feed := feedOfSubject(m.Subject())
 		if h := c.cfg.Hooks.Consumed; h != nil {
-			h(feed)
+			h(c.declared(feed))
 		}
 		f, err := c.dec.Decode(m.Subject(), m.Headers(), m.Data())
 		if err != nil {
@@ -329,11 +330,20 @@ func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, feed, reason
 	}
 	c.log.Warn("dead-lettered", "dead_letter_id", id, "feed", feed, "subject", m.Subject(), "stream_seq", seq, "reason", reason)
 	if h := c.cfg.Hooks.DeadLettered; h != nil {
-		h(feed, reason)
+		h(c.declared(feed), reason)
 	}
 	if err := m.TermWithReason(clip(reason)); err != nil {
 		c.log.Warn("terminating message", "stream_seq", seq, "err", err)
 	}
+}
+
+// declared returns feed if it is declared, else "": hooks feed metrics labels, which
+// must not take whatever a subject says.
+func (c *consumer) declared(feed string) string {
+	if _, ok := c.dec.Feeds[feed]; ok {
+		return feed
+	}
+	return ""
 }
 
 // ack acknowledges m. A lost ack only means a redelivery, which the store dedupes,

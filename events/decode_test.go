@@ -472,6 +472,18 @@ func TestCheckEvent(t *testing.T) {
 			t.Errorf("CheckEvent = %v, want field feed", err)
 		}
 	})
+	t.Run("ErrSourceNotURI", func(t *testing.T) {
+		t.Parallel()
+		e := testEvent(connector.KindHired)
+		e.Source = "%zz"
+		var ve *ValidationError
+		if err := CheckEvent(e, feeds); !errors.As(err, &ve) || ve.Field != "source" {
+			t.Errorf("CheckEvent = %v, want field source", err)
+		}
+		if _, err := Encode(e, Binary); err == nil {
+			t.Error("Encode accepted a source that is not a URI-reference")
+		}
+	})
 	t.Run("ErrBadFeedName", func(t *testing.T) {
 		t.Parallel()
 		e := testEvent(connector.KindHired)

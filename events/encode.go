@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/url"
 
 	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -20,6 +21,9 @@ import (
 //
 // Encode does not validate e against the contract; CheckEvent does.
 func Encode(e Event, mode Mode) (*nats.Msg, error) {
+	if _, err := url.Parse(e.Source); err != nil {
+		return nil, fmt.Errorf("encode %s event %q: source %q is not a URI-reference", e.Kind, e.ID, e.Source)
+	}
 	ce := event.New(event.CloudEventsVersionV1)
 	ce.SetID(e.ID)
 	ce.SetSource(e.Source)
@@ -68,6 +72,9 @@ func Encode(e Event, mode Mode) (*nats.Msg, error) {
 // message with a Decoder for feeds. The error, if any, is the one the daemon would
 // dead-letter the event with (a permanent *ValidationError).
 func CheckEvent(e Event, feeds connector.Feeds) error {
+	if _, err := url.Parse(e.Source); err != nil {
+		return invalid("source", "not a URI-reference: %q", clip(e.Source))
+	}
 	msg, err := Encode(e, Structured)
 	if err != nil {
 		return invalid("body", "%v", err)
