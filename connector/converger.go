@@ -19,7 +19,8 @@ import (
 type ConvergerHooks struct {
 	// Action is called after every LMS action with its outcome.
 	Action func(kind ActionKind, outcome Outcome)
-	// Converged is called after each worker converge attempt with its duration.
+	// Converged is called after each worker converge attempt with its duration:
+	// from the start of its batch to the commit of the outcome.
 	Converged func(w WorkerKey, d time.Duration, err error)
 	// Review is called when a review item is raised.
 	Review func(r Review)
@@ -176,9 +177,11 @@ func (c *Converger) Drain(ctx context.Context, maxPasses int) (int, error) {
 	return total, fmt.Errorf("converger: still work due after %d passes", maxPasses)
 }
 
-// ConvergeOnce claims one batch of due workers and converges them. Work in flight
-// is finished even if ctx is cancelled meanwhile, so that a shutdown does nothing
-// twice and loses nothing. It returns how many workers it claimed.
+// ConvergeOnce claims one batch of due workers and converges them: one read of
+// their histories, the LMS calls (Concurrency at a time), then one commit of all
+// outcomes. No transaction is open during the LMS calls. Work in flight is finished
+// even if ctx is cancelled meanwhile, so that a shutdown does nothing twice and
+// loses nothing. It returns how many workers it claimed.
 func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	if ctx.Err() != nil {
 		return 0, nil
@@ -187,47 +190,64 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("claim due workers: %w", err)
 	}
+	if len(claims) == 0 {
+		return 0, nil
+	}
 	work := context.WithoutCancel(ctx)
+	start := time.Now()
+	keys := make([]WorkerKey, len(claims))
+	for i, cl := range claims {
+		keys[i] = cl.Worker
+	}
+	hists, err := c.cfg.Store.LoadHistories(work, keys)
+	if err != nil {
+		// The leases expire and the workers are claimed again: nothing is lost.
+		return len(claims), fmt.Errorf("load histories: %w", err)
+	}
+
+	comps := make([]Completion, len(claims))
+	errs := make([]error, len(claims))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, c.cfg.Concurrency)
-	for _, cl := range claims {
+	for i, cl := range claims {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c.convergeClaim(work, cl)
+			comps[i], errs[i] = c.convergeClaim(work, cl, hists[i])
 		})
 	}
 	wg.Wait()
+
+	commitErr := c.cfg.Store.CompleteAll(work, comps)
+	if commitErr != nil {
+		// Those leases expire and the workers are converged again; converging is
+		// idempotent, so this heals itself.
+		c.log.Error("commit converge outcomes failed; the leases will expire and the workers be retried", "err", commitErr)
+	}
+	for i, comp := range comps {
+		if comp.Review != nil && c.cfg.Hooks.Review != nil {
+			c.cfg.Hooks.Review(*comp.Review)
+		}
+		if c.cfg.Hooks.Converged != nil {
+			c.cfg.Hooks.Converged(claims[i].Worker, time.Since(start), errors.Join(errs[i], commitErr))
+		}
+	}
 	return len(claims), nil
 }
 
-// convergeClaim converges one claimed worker and commits the outcome. Failures are
-// committed too (as a retry time or a review item), so nothing is lost.
-func (c *Converger) convergeClaim(ctx context.Context, cl Claim) {
+// convergeClaim converges one claimed worker and returns the completion to commit.
+// A failure becomes a completion too (a retry time), so nothing is lost.
+func (c *Converger) convergeClaim(ctx context.Context, cl Claim, hist History) (Completion, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
-	start := time.Now()
-	comp, err := c.converge(ctx, cl)
+	comp, err := c.converge(ctx, cl, hist)
 	if err != nil {
-		// Nothing durable describes this failure yet: back off and try again.
-		comp = Completion{Claim: cl, Failed: true, NextDue: c.cfg.Now().Add(c.backoff(cl.Attempts, err))}
+		comp = Completion{Failed: true, NextDue: c.cfg.Now().Add(c.backoff(cl.Attempts, err))}
 		c.log.Warn("converge failed; will retry", "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID,
 			"attempt", cl.Attempts+1, "retry_at", comp.NextDue, "err", err)
 	}
 	comp.Claim, comp.Owner = cl, c.cfg.Owner
-	if cerr := c.cfg.Store.Complete(context.WithoutCancel(ctx), comp); cerr != nil {
-		// The lease will expire and the worker will be picked up again: converging
-		// is idempotent, so this heals itself.
-		c.log.Error("commit converge outcome failed; the lease will expire and the worker be retried",
-			"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "err", cerr)
-		err = errors.Join(err, cerr)
-	}
-	if comp.Review != nil && c.cfg.Hooks.Review != nil {
-		c.cfg.Hooks.Review(*comp.Review)
-	}
-	if c.cfg.Hooks.Converged != nil {
-		c.cfg.Hooks.Converged(cl.Worker, time.Since(start), err)
-	}
+	return comp, err
 }
 
 // backoff is exponential with full jitter, at least what the LMS asked for.
@@ -244,11 +264,7 @@ func (c *Converger) backoff(attempts int, err error) time.Duration {
 
 // converge does the work for one worker: want, have, plan, act. It returns the
 // completion to commit. An error means "retry later" with nothing else to record.
-func (c *Converger) converge(ctx context.Context, cl Claim) (Completion, error) {
-	hist, err := c.cfg.Store.LoadHistory(ctx, cl.Worker)
-	if err != nil {
-		return Completion{}, fmt.Errorf("load history: %w", err)
-	}
+func (c *Converger) converge(ctx context.Context, cl Claim, hist History) (Completion, error) {
 	if hist.SupersededBy != nil {
 		// The successor owns the account now; it folds this worker's facts too.
 		return Completion{}, nil

@@ -1,0 +1,266 @@
+package connector_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/sandbox"
+	"github.com/hrsync/hrsync/store"
+)
+
+// testBundle is a converger on a real SQLite store and the sandbox LMS, with a clock
+// the test moves.
+type testBundle struct {
+	db    *store.DB
+	lms   *sandbox.LMS
+	conv  *connector.Converger
+	mu    sync.Mutex
+	now   time.Time
+	seq   int
+	feeds connector.Feeds
+}
+
+func (b *testBundle) clock() time.Time { b.mu.Lock(); defer b.mu.Unlock(); return b.now }
+func (b *testBundle) set(t time.Time)  { b.mu.Lock(); defer b.mu.Unlock(); b.now = t }
+
+func setup(t *testing.T, start time.Time, feeds ...connector.Feed) *testBundle {
+	t.Helper()
+	if len(feeds) == 0 {
+		feeds = []connector.Feed{connector.DefaultFeed("hr", connector.FeedHR)}
+	}
+	b := &testBundle{now: start}
+	var err error
+	b.feeds, err = connector.NewFeeds(feeds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.db, err = store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "t.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.db.Close() })
+	b.db.Now = b.clock
+	b.lms = sandbox.New(sandbox.WithClock(b.clock))
+	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// record stores one fact recorded at the test clock, then converges everything due.
+func (b *testBundle) record(t *testing.T, f connector.Fact) {
+	t.Helper()
+	b.seq++
+	if f.Feed == "" {
+		f.Feed = "hr"
+	}
+	f.Source, f.ID = b.feeds[f.Feed].Source, fmt.Sprintf("e%d", b.seq)
+	if f.Time.IsZero() {
+		f.Time = b.clock()
+	}
+	if _, err := b.db.RecordFacts(context.Background(), []connector.Fact{f}); err != nil {
+		t.Fatal(err)
+	}
+	b.converge(t)
+}
+
+func (b *testBundle) converge(t *testing.T) {
+	t.Helper()
+	if _, err := b.conv.Drain(context.Background(), 100); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *testBundle) account(t *testing.T, externalID string) connector.Account {
+	t.Helper()
+	found, err := b.lms.FindAccounts(context.Background(), connector.AccountFilter{Attr: connector.ByExternalID, Value: externalID})
+	if err != nil || len(found) != 1 {
+		t.Fatalf("accounts with externalId %s: %v (err %v)", externalID, found, err)
+	}
+	return found[0]
+}
+
+func profile(email string) connector.Profile {
+	return connector.Profile{Email: email, GivenName: "Ann", FamilyName: "Lee", EmployeeNumber: "E7"}
+}
+
+func TestConvergerEffectiveDates(t *testing.T) {
+	t.Parallel()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	monday := time.Date(2026, 12, 7, 0, 0, 0, 0, berlin)
+	b := setup(t, monday.AddDate(0, 0, -3)) // Friday before
+
+	t.Run("FutureHireCreatesNothingUntilDue", func(t *testing.T) {
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: monday, Profile: profile("ann@example.com")})
+		if n := b.lms.Count(); n != 0 {
+			t.Fatalf("%d accounts before Monday", n)
+		}
+		next, ok, err := b.db.NextDue(context.Background())
+		if err != nil || !ok || !next.Equal(monday) {
+			t.Fatalf("NextDue = %v %v %v, want Monday 00:00 Berlin", next, ok, err)
+		}
+		b.set(monday.Add(-time.Second))
+		b.converge(t)
+		if n := b.lms.Count(); n != 0 {
+			t.Fatalf("%d accounts a second before Monday", n)
+		}
+		b.set(monday)
+		b.converge(t)
+		if a := b.account(t, "hr:w1"); !a.Active {
+			t.Fatal("account not active on Monday")
+		}
+	})
+
+	t.Run("LeaveAt18BerlinDeactivatesAtThatInstant", func(t *testing.T) {
+		b.set(monday.Add(9 * time.Hour))
+		six := monday.Add(18 * time.Hour)
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindLeft, Effective: six})
+		b.set(six.Add(-time.Millisecond))
+		b.converge(t)
+		if !b.account(t, "hr:w1").Active {
+			t.Fatal("deactivated before 18:00")
+		}
+		b.set(six)
+		b.converge(t)
+		if b.account(t, "hr:w1").Active {
+			t.Fatal("still active at 18:00 Berlin")
+		}
+	})
+
+	t.Run("RehireBeforeLeaveTakesEffectNeverDeactivates", func(t *testing.T) {
+		day := monday.AddDate(0, 0, 1).Add(8 * time.Hour)
+		b.set(day)
+		b.record(t, connector.Fact{WorkerID: "w2", Kind: connector.KindHired, Effective: day, Profile: profile("bo@example.com")})
+		friday := day.AddDate(0, 0, 3)
+		b.record(t, connector.Fact{WorkerID: "w2", Kind: connector.KindLeft, Effective: friday})
+		b.set(day.Add(time.Hour))
+		b.record(t, connector.Fact{WorkerID: "w2", Kind: connector.KindRehired, Effective: friday, Profile: profile("bo@example.com")})
+		b.set(friday.Add(time.Hour))
+		b.converge(t)
+		a := b.account(t, "hr:w2")
+		if !a.Active {
+			t.Fatal("the withdrawn leave deactivated the account")
+		}
+		for _, op := range b.lms.Ops() {
+			if op.AccountID == a.ID && op.Kind == sandbox.OpDeactivate {
+				t.Fatal("the account was deactivated at some point")
+			}
+		}
+	})
+}
+
+func TestConvergerRehire(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+	t.Run("SameAccountWithNewEmailAndHistory", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, day)
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+		first := b.account(t, "hr:w1")
+		if err := b.lms.CompleteCourse(first.ID, "safety-101", day.AddDate(0, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		b.set(day.AddDate(0, 2, 0))
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindLeft, Effective: b.clock()})
+		b.set(day.AddDate(1, 0, 0))
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindRehired, Effective: b.clock(), Profile: profile("ann.lee@example.com")})
+		a := b.account(t, "hr:w1")
+		tr, _ := b.lms.Training(a.ID)
+		if a.ID != first.ID || !a.Active || a.UserName != "ann.lee@example.com" || len(tr.Completions) != 1 {
+			t.Fatalf("after rehire: %+v, training %+v; want account %s active with the new email and its completion", a, tr, first.ID)
+		}
+		if n := b.lms.Count(); n != 1 {
+			t.Fatalf("%d accounts, want 1", n)
+		}
+	})
+
+	t.Run("NewWorkerIDFindsOldAccount", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, day)
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+		first := b.account(t, "hr:w1")
+		b.set(day.AddDate(0, 2, 0))
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindLeft, Effective: b.clock()})
+		b.set(day.AddDate(1, 0, 0))
+		b.record(t, connector.Fact{WorkerID: "w9", Kind: connector.KindRehired, Effective: b.clock(), PreviousWorkerID: "w1",
+			Profile: connector.Profile{Email: "ann.2027@example.com"}})
+		a := b.account(t, "hr:w9")
+		if a.ID != first.ID || !a.Active {
+			t.Fatalf("rehire under a new id: %+v, want account %s reactivated", a, first.ID)
+		}
+		links, _ := b.db.Links(context.Background())
+		if links[connector.WorkerKey{Feed: "hr", WorkerID: "w9"}] != first.ID {
+			t.Fatalf("links = %v", links)
+		}
+		if _, still := links[connector.WorkerKey{Feed: "hr", WorkerID: "w1"}]; still {
+			t.Fatal("the old worker id still holds the account")
+		}
+	})
+}
+
+func TestConvergerMatching(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+
+	t.Run("AdoptsHandMadeAccountByEmail", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, day)
+		made, _ := b.lms.CreateAccount(ctx, connector.Account{UserName: "ANN@example.com", Active: true, Profile: connector.Profile{Email: "ANN@example.com"}})
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+		if a := b.account(t, "hr:w1"); a.ID != made.ID {
+			t.Fatalf("created %s instead of adopting %s", a.ID, made.ID)
+		}
+	})
+
+	t.Run("TwoCandidatesIsAReviewNotAGuess", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, day)
+		for _, u := range []string{"a1@example.com", "a2@example.com"} {
+			if _, err := b.lms.CreateAccount(ctx, connector.Account{UserName: u, Active: true, Profile: connector.Profile{Email: u, EmployeeNumber: "E7"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+		if n := b.lms.Count(); n != 2 {
+			t.Fatalf("%d accounts: the converger acted on an ambiguous match", n)
+		}
+		reviews, err := b.db.ListReviews(ctx, store.ReviewFilter{})
+		if err != nil || len(reviews) != 1 || len(reviews[0].Candidates) != 2 || !strings.Contains(reviews[0].Reason, "refusing to guess") {
+			t.Fatalf("reviews = %+v, %v; want one naming both candidates", reviews, err)
+		}
+		b.converge(t) // converging again must not pile up review items
+		if again, _ := b.db.ListReviews(ctx, store.ReviewFilter{}); len(again) != 1 {
+			t.Fatalf("%d review items after converging again", len(again))
+		}
+	})
+
+	t.Run("PartnerNeverReachesAnEmployeesAccount", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, day, connector.DefaultFeed("hr", connector.FeedHR), connector.DefaultFeed("partner-acme", connector.FeedPartner))
+		b.record(t, connector.Fact{WorkerID: "e1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+		employee := b.account(t, "hr:e1")
+		b.record(t, connector.Fact{Feed: "partner-acme", WorkerID: "p1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+		b.record(t, connector.Fact{Feed: "partner-acme", WorkerID: "p1", Kind: connector.KindLeft, Effective: day})
+		if a, _ := b.lms.GetAccount(ctx, employee.ID); !a.Active || a.ExternalID != "hr:e1" {
+			t.Fatalf("the partner feed touched the employee's account: %+v", a)
+		}
+		reviews, _ := b.db.ListReviews(ctx, store.ReviewFilter{Feed: "partner-acme"})
+		if len(reviews) != 1 || b.lms.Count() != 1 {
+			t.Fatalf("reviews %+v, %d accounts; want one review for the partner row and no new account", reviews, b.lms.Count())
+		}
+	})
+}
