@@ -3,15 +3,12 @@ package store
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
-	"github.com/jmoiron/sqlx"
 )
 
 // ClaimDue leases up to limit workers whose due time is at or before now, whose
@@ -74,55 +71,19 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 	return claims, nil
 }
 
-// chainCTE names, as chain(worker_id), the worker (first argument) and its
-// predecessors in the feed (second argument), at most maxChainDepth deep.
-var chainCTE = fmt.Sprintf(`WITH RECURSIVE chain(worker_id, depth) AS (
-		SELECT CAST(? AS TEXT), 0
-		UNION
-		SELECT w.worker_id, c.depth + 1 FROM workers w JOIN chain c ON w.superseded_by = c.worker_id
-		WHERE w.feed = ? AND c.depth < %d
-	) `, maxChainDepth)
-
 // LoadHistory returns the facts of w and of its predecessors (the workers it
 // succeeded, recursively), their links, and w's successor if it was taken over.
 // Returns an error matching connector.ErrNotFound if the store has no row for w.
+// It is LoadHistories for one worker.
 func (db *DB) LoadHistory(ctx context.Context, w connector.WorkerKey) (connector.History, error) {
-	h := connector.History{Worker: w, Links: map[string]string{}}
-	var sup *string
-	err := db.x.GetContext(ctx, &sup, db.q(`SELECT superseded_by FROM workers WHERE feed = ? AND worker_id = ?`), w.Feed, w.WorkerID)
+	hs, known, err := db.loadHistories(ctx, []connector.WorkerKey{w})
 	if err != nil {
-		return h, noRows(err, "worker %s", w)
+		return connector.History{Worker: w, Links: map[string]string{}}, err
 	}
-	if sup != nil {
-		h.SupersededBy = &connector.WorkerKey{Feed: w.Feed, WorkerID: *sup}
+	if !known[0] {
+		return hs[0], notFound("worker %s", w)
 	}
-
-	rows, err := db.x.QueryxContext(ctx, db.q(chainCTE+factSelect+` WHERE feed = ? AND worker_id IN (SELECT worker_id FROM chain)`),
-		w.WorkerID, w.Feed, w.Feed)
-	if err != nil {
-		return h, fmt.Errorf("store: history of %s: %w", w, err)
-	}
-	if h.Facts, err = scanFacts(rows); err != nil {
-		return h, fmt.Errorf("store: history of %s: %w", w, err)
-	}
-
-	rows, err = db.x.QueryxContext(ctx, db.q(chainCTE+`SELECT worker_id, account_id FROM links WHERE feed = ? AND worker_id IN (SELECT worker_id FROM chain)`),
-		w.WorkerID, w.Feed, w.Feed)
-	if err != nil {
-		return h, fmt.Errorf("store: links of %s: %w", w, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, acct string
-		if err := rows.Scan(&id, &acct); err != nil {
-			return h, fmt.Errorf("store: links of %s: %w", w, err)
-		}
-		h.Links[id] = acct
-	}
-	if err := rows.Err(); err != nil {
-		return h, fmt.Errorf("store: links of %s: %w", w, err)
-	}
-	return h, nil
+	return hs[0], nil
 }
 
 // LinkedWorker returns the worker linked to the account, or an error matching
@@ -173,128 +134,9 @@ func (db *DB) Links(ctx context.Context) (map[connector.WorkerKey]string, error)
 //   - the lease is released if Owner still holds it.
 //
 // Returns an error matching connector.ErrNotFound if the worker does not exist.
+// It is CompleteAll for one completion: the same code path.
 func (db *DB) Complete(ctx context.Context, c connector.Completion) error {
-	w := c.Claim.Worker
-	return db.inTx(ctx, func(tx *sqlx.Tx) error {
-		now := db.now()
-		lock := ""
-		if db.backend == Postgres {
-			// Hold the row so a concurrent RecordFacts cannot bump the version
-			// between this read and the update below.
-			lock = " FOR UPDATE"
-		}
-		var version int64
-		err := tx.GetContext(ctx, &version, db.q(`SELECT version FROM workers WHERE feed = ? AND worker_id = ?`+lock), w.Feed, w.WorkerID)
-		if err != nil {
-			return noRows(err, "complete %s", w)
-		}
-
-		if c.Unlink {
-			if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM links WHERE feed = ? AND worker_id = ?`), w.Feed, w.WorkerID); err != nil {
-				return fmt.Errorf("store: complete %s: unlink: %w", w, err)
-			}
-		}
-		for _, id := range c.ReleasePredecessors {
-			if id == w.WorkerID {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM links WHERE feed = ? AND worker_id = ?`), w.Feed, id); err != nil {
-				return fmt.Errorf("store: complete %s: release %s: %w", w, id, err)
-			}
-		}
-		if c.AccountID != "" {
-			var holder connector.WorkerKey
-			err := tx.QueryRowContext(ctx, db.q(`SELECT feed, worker_id FROM links WHERE account_id = ? AND NOT (feed = ? AND worker_id = ?)`),
-				c.AccountID, w.Feed, w.WorkerID).Scan(&holder.Feed, &holder.WorkerID)
-			switch {
-			case err == nil:
-				return fmt.Errorf("store: complete %s: account %q is linked to %s: %w", w, c.AccountID, holder, connector.ErrConflict)
-			case !errors.Is(err, sql.ErrNoRows):
-				return fmt.Errorf("store: complete %s: link: %w", w, err)
-			}
-			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO links (feed, worker_id, account_id, linked_at) VALUES (?, ?, ?, ?)
-				ON CONFLICT (feed, worker_id) DO UPDATE SET account_id = excluded.account_id, linked_at = excluded.linked_at
-				WHERE links.account_id <> excluded.account_id`),
-				w.Feed, w.WorkerID, c.AccountID, db.ts(now)); err != nil {
-				return fmt.Errorf("store: complete %s: link: %w", w, err)
-			}
-		}
-
-		for _, a := range c.Audit {
-			if err := db.insertAudit(ctx, tx, w, a, now); err != nil {
-				return fmt.Errorf("store: complete %s: %w", w, err)
-			}
-		}
-		if c.Review != nil {
-			if err := db.insertReview(ctx, tx, w, *c.Review, now); err != nil {
-				return fmt.Errorf("store: complete %s: %w", w, err)
-			}
-		}
-
-		attempts := 0
-		if c.Failed {
-			attempts = c.Claim.Attempts + 1
-		}
-		due := db.tsOrNull(c.NextDue)
-		if version > c.Claim.Version {
-			due = db.ts(now)
-		}
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE workers SET attempts = ?, due_at = ?,
-				lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END,
-				lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END
-			WHERE feed = ? AND worker_id = ?`),
-			attempts, due, c.Owner, c.Owner, w.Feed, w.WorkerID)
-		if err != nil {
-			return fmt.Errorf("store: complete %s: %w", w, err)
-		}
-		return nil
-	})
-}
-
-func (db *DB) insertAudit(ctx context.Context, tx *sqlx.Tx, w connector.WorkerKey, a connector.AuditEntry, now time.Time) error {
-	if a.Feed == "" {
-		a.Feed = w.Feed
-	}
-	if a.WorkerID == "" {
-		a.WorkerID = w.WorkerID
-	}
-	if a.At.IsZero() {
-		a.At = now
-	}
-	ids, err := jsonList(a.FactIDs)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, db.q(`INSERT INTO audit (at, feed, worker_id, account_id, action, outcome, detail, fact_ids)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		db.ts(a.At), a.Feed, a.WorkerID, a.AccountID, string(a.Action), string(a.Outcome), a.Detail, ids)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	return nil
-}
-
-func (db *DB) insertReview(ctx context.Context, tx *sqlx.Tx, w connector.WorkerKey, r connector.Review, now time.Time) error {
-	if r.Feed == "" {
-		r.Feed = w.Feed
-	}
-	if r.WorkerID == "" {
-		r.WorkerID = w.WorkerID
-	}
-	if r.At.IsZero() {
-		r.At = now
-	}
-	cands, err := jsonList(r.Candidates)
-	if err != nil {
-		return fmt.Errorf("review: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, db.q(`INSERT INTO reviews (at, feed, worker_id, reason, candidates) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (feed, worker_id, reason) WHERE resolved_at IS NULL DO NOTHING`),
-		db.ts(r.At), r.Feed, r.WorkerID, r.Reason, cands)
-	if err != nil {
-		return fmt.Errorf("review: %w", err)
-	}
-	return nil
+	return db.completeOne(ctx, c)
 }
 
 // jsonList encodes a string list as JSON text, "[]" for none.

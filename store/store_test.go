@@ -7,6 +7,7 @@ import (
 
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/store"
+	"github.com/hrsync/hrsync/store/pgtest"
 )
 
 // batch returns n valid hire facts for workers from..from+n-1.
@@ -61,4 +62,101 @@ func benchmarkRecordFacts(b *testing.B, db *store.DB) {
 	}
 	b.ReportMetric(float64(i*size)/b.Elapsed().Seconds(), "facts/s")
 	b.ReportMetric(float64(n)/float64(i*size), "new/fact")
+}
+
+// BenchmarkConvergeBatch measures the store's share of one converge round, as
+// connector.Converger does it: claim 256 due workers, LoadHistories, then
+// CompleteAll with a link and one audit row each, leaving them due again. The
+// "each" variants do the same with LoadHistory and Complete per worker, for
+// comparison. One worker in eight is a rehire with a predecessor.
+func BenchmarkConvergeBatch(b *testing.B) {
+	for _, backend := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{{"sqlite", sqliteURL}, {"postgres", pgtest.URL}} {
+		for _, batched := range []bool{true, false} {
+			name := backend.name + "/batch"
+			if !batched {
+				name = backend.name + "/each"
+			}
+			b.Run(name, func(b *testing.B) {
+				benchmarkConverge(b, mustOpen(b, backend.url(b)), batched)
+			})
+		}
+	}
+}
+
+func benchmarkConverge(b *testing.B, db *store.DB, batched bool) {
+	const pool, size = 1024, 256
+	ctx := b.Context()
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var facts []connector.Fact
+	for i := range pool {
+		id := fmt.Sprintf("w%05d", i)
+		hire := connector.Fact{Feed: "hr", WorkerID: id, Source: "/feeds/hr", ID: "h-" + id, Kind: connector.KindHired,
+			Effective: t0, Time: t0, Profile: connector.Profile{Email: id + "@example.com", GivenName: "Ann", FamilyName: "Lee"}}
+		upd := hire
+		upd.ID, upd.Kind, upd.Effective = "u-"+id, connector.KindUpdated, t0.Add(time.Hour)
+		upd.Profile = connector.Profile{JobTitle: "Rep"}
+		if i%8 == 0 {
+			prev := "p" + id
+			ph, pl := hire, hire
+			ph.WorkerID, ph.ID = prev, "h-"+prev
+			pl.WorkerID, pl.ID, pl.Kind, pl.Effective = prev, "l-"+prev, connector.KindLeft, t0.Add(-time.Hour)
+			hire.Kind, hire.PreviousWorkerID = connector.KindRehired, prev
+			facts = append(facts, ph, pl)
+		}
+		facts = append(facts, hire, upd)
+	}
+	if _, err := db.RecordFacts(ctx, facts); err != nil {
+		b.Fatal(err)
+	}
+	claimAt := time.Now().Add(1000 * time.Hour)
+	b.ReportAllocs()
+	n, round := 0, 0
+	for b.Loop() {
+		claims, err := db.ClaimDue(ctx, "bench", claimAt, time.Minute, size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(claims) != size {
+			b.Fatalf("claimed %d, want %d", len(claims), size)
+		}
+		keys := make([]connector.WorkerKey, len(claims))
+		for i, c := range claims {
+			keys[i] = c.Worker
+		}
+		if batched {
+			hs, err := db.LoadHistories(ctx, keys)
+			if err != nil || len(hs) != len(keys) || len(hs[0].Facts) < 2 {
+				b.Fatalf("LoadHistories: %d histories, %v", len(hs), err)
+			}
+		} else {
+			for _, k := range keys {
+				if h, err := db.LoadHistory(ctx, k); err != nil || len(h.Facts) < 2 {
+					b.Fatalf("LoadHistory(%s): %d facts, %v", k, len(h.Facts), err)
+				}
+			}
+		}
+		round++
+		cs := make([]connector.Completion, len(claims))
+		for i, c := range claims {
+			cs[i] = connector.Completion{Claim: c, Owner: "bench", AccountID: "acct-" + c.Worker.WorkerID,
+				NextDue: t0.Add(time.Duration(round) * time.Second),
+				Audit:   []connector.AuditEntry{{Action: connector.ActionUpdate, Outcome: connector.OutcomeOK, FactIDs: []string{"/feeds/hr#u-" + c.Worker.WorkerID}}}}
+		}
+		if batched {
+			if err := db.CompleteAll(ctx, cs); err != nil {
+				b.Fatal(err)
+			}
+		} else {
+			for _, c := range cs {
+				if err := db.Complete(ctx, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		n += len(claims)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "workers/s")
 }

@@ -161,6 +161,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	setup := setupFunc(newStore)
 	hr := func(id string) connector.WorkerKey { return key("hr", id) }
 
+	runBatch(t, setup)
+
 	t.Run("RecordFactsRoundTrip", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -1,0 +1,709 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// The batch paths of the converger: LoadHistories reads the histories of a claimed
+// batch in two statements, CompleteAll commits the batch's outcomes in one
+// transaction of a handful of statements.
+//
+// Lists of workers travel as key rows (keyRows): on PostgreSQL two text arrays
+// through unnest, one short statement whatever the batch size; on SQLite a
+// multi-row VALUES list, so a batch is cut into chunks of sqliteChunk workers to
+// stay well below the bind-parameter limit.
+
+// sqliteChunk is the number of workers per statement on SQLite.
+const sqliteChunk = 200
+
+// pgChunk is the number of workers per statement on PostgreSQL. Arrays have no
+// parameter limit; this only bounds the size of one result.
+const pgChunk = 4096
+
+func (db *DB) chunkSize() int {
+	if db.backend == Postgres {
+		return pgChunk
+	}
+	return sqliteChunk
+}
+
+// keyRows returns a query expression yielding one (feed, worker_id) row per key,
+// with ?-placeholders, and its arguments. keys must not be empty.
+func (db *DB) keyRows(keys []connector.WorkerKey) (string, []any) {
+	if db.backend == Postgres {
+		feeds, ids := make(pq.StringArray, len(keys)), make(pq.StringArray, len(keys))
+		for i, k := range keys {
+			feeds[i], ids[i] = k.Feed, k.WorkerID
+		}
+		return `SELECT * FROM unnest(?::text[], ?::text[])`, []any{feeds, ids}
+	}
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k.Feed, k.WorkerID)
+	}
+	return `VALUES ` + placeholders(len(keys), 2), args
+}
+
+// inList returns "col = ANY(?)" (PostgreSQL) or "col IN (?,...)" (SQLite) for
+// vals, which must not be empty, and its arguments.
+func (db *DB) inList(col string, vals []string) (string, []any) {
+	if db.backend == Postgres {
+		return col + ` = ANY(?::text[])`, []any{pq.StringArray(vals)}
+	}
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return col + ` IN (` + strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",") + `)`, args
+}
+
+func compareKeys(a, b connector.WorkerKey) int {
+	return cmp.Or(cmp.Compare(a.Feed, b.Feed), cmp.Compare(a.WorkerID, b.WorkerID))
+}
+
+// uniqueKeys returns keys sorted, without repeats.
+func uniqueKeys(keys []connector.WorkerKey) []connector.WorkerKey {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, compareKeys)
+	return slices.Compact(keys)
+}
+
+// historyChain names, as chain(feed, root, worker_id), every worker of a seed
+// (root = worker_id) and its predecessors in the feed, at most maxChainDepth
+// deep. The seed is keyRows' expression, spliced in at %s.
+var historyChain = `WITH RECURSIVE seed(feed, worker_id) AS (%s),
+	chain(feed, root, worker_id, depth) AS (
+		SELECT feed, worker_id, worker_id, 0 FROM seed
+		UNION
+		SELECT c.feed, c.root, w.worker_id, c.depth + 1 FROM chain c
+			JOIN workers w ON w.feed = c.feed AND w.superseded_by = c.worker_id
+		WHERE c.depth < ` + fmt.Sprint(maxChainDepth) + `
+	) `
+
+// LoadHistories returns the history of each worker of ws, in the order given (a
+// worker may repeat). A worker the store has never seen gets a History with no
+// facts and no links. Per chunk of workers (all of them on PostgreSQL) it costs
+// two statements: one walks the predecessor chains of the whole chunk and reads
+// successors and links, one reads the facts of every worker on those chains.
+func (db *DB) LoadHistories(ctx context.Context, ws []connector.WorkerKey) ([]connector.History, error) {
+	hs, _, err := db.loadHistories(ctx, ws)
+	return hs, err
+}
+
+// chainInfo is what the chain query says about one requested worker.
+type chainInfo struct {
+	known   bool
+	sup     *string
+	members []string          // worker ids of the chain, the worker included
+	links   map[string]string // worker id of the chain -> account id
+}
+
+// loadHistories is LoadHistories, also reporting which workers the store knows.
+func (db *DB) loadHistories(ctx context.Context, ws []connector.WorkerKey) ([]connector.History, []bool, error) {
+	if len(ws) == 0 {
+		return nil, nil, nil
+	}
+	roots := uniqueKeys(ws)
+	infos := make(map[connector.WorkerKey]*chainInfo, len(roots))
+	facts := map[connector.WorkerKey][]connector.Fact{}
+	loaded := map[connector.WorkerKey]bool{} // workers whose facts are read, or about to be
+	for chunk := range slices.Chunk(roots, db.chunkSize()) {
+		members, err := db.loadChains(ctx, chunk, infos, loaded)
+		if err != nil {
+			return nil, nil, err
+		}
+		// Chains are short, but a chunk's members may outnumber its roots.
+		for mchunk := range slices.Chunk(members, db.chunkSize()) {
+			if err := db.loadFacts(ctx, mchunk, facts); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+
+	built := make(map[connector.WorkerKey]connector.History, len(roots))
+	for _, k := range roots {
+		h := connector.History{Worker: k, Links: map[string]string{}}
+		info := infos[k]
+		if info == nil || !info.known {
+			built[k] = h
+			continue
+		}
+		if info.sup != nil {
+			h.SupersededBy = &connector.WorkerKey{Feed: k.Feed, WorkerID: *info.sup}
+		}
+		for _, id := range info.members {
+			h.Facts = append(h.Facts, facts[connector.WorkerKey{Feed: k.Feed, WorkerID: id}]...)
+		}
+		slices.SortFunc(h.Facts, connector.CompareFacts)
+		h.Links = info.links
+		built[k] = h
+	}
+
+	out := make([]connector.History, len(ws))
+	known := make([]bool, len(ws))
+	used := make(map[connector.WorkerKey]bool, len(roots))
+	for i, k := range ws {
+		h := built[k]
+		if used[k] {
+			// A repeated worker gets its own copy, so callers may change one.
+			h.Facts = slices.Clone(h.Facts)
+			h.Links = maps.Clone(h.Links)
+			if h.SupersededBy != nil {
+				s := *h.SupersededBy
+				h.SupersededBy = &s
+			}
+		}
+		used[k] = true
+		out[i] = h
+		known[i] = infos[k] != nil && infos[k].known
+	}
+	return out, known, nil
+}
+
+// loadChains walks the predecessor chains of roots (unique) in one statement,
+// fills infos, and returns the workers on those chains that are not in seen yet,
+// adding them to it. (A predecessor may be on the chains of several chunks.)
+func (db *DB) loadChains(ctx context.Context, roots []connector.WorkerKey, infos map[connector.WorkerKey]*chainInfo, seen map[connector.WorkerKey]bool) ([]connector.WorkerKey, error) {
+	seed, args := db.keyRows(roots)
+	// Scalar subqueries, not joins: they keep PostgreSQL on index lookups even
+	// when it misjudges the size of the chain. The root's superseded_by comes as
+	// NULL for no row and '' for not superseded (worker ids are never empty).
+	query := fmt.Sprintf(historyChain, seed) + `SELECT DISTINCT c.feed, c.root, c.worker_id,
+			(SELECT COALESCE(r.superseded_by, '') FROM workers r WHERE r.feed = c.feed AND r.worker_id = c.root),
+			(SELECT l.account_id FROM links l WHERE l.feed = c.feed AND l.worker_id = c.worker_id)
+		FROM chain c`
+	rows, err := db.x.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: histories: chains: %w", err)
+	}
+	defer rows.Close()
+	var members []connector.WorkerKey
+	for rows.Next() {
+		var feed, root, member string
+		var sup, acct *string
+		if err := rows.Scan(&feed, &root, &member, &sup, &acct); err != nil {
+			return nil, fmt.Errorf("store: histories: chains: %w", err)
+		}
+		if sup == nil {
+			continue // the store has never seen this worker
+		}
+		k := connector.WorkerKey{Feed: feed, WorkerID: root}
+		info := infos[k]
+		if info == nil {
+			info = &chainInfo{known: true, links: map[string]string{}}
+			if *sup != "" {
+				info.sup = sup
+			}
+			infos[k] = info
+		}
+		info.members = append(info.members, member)
+		if acct != nil {
+			info.links[member] = *acct
+		}
+		if m := (connector.WorkerKey{Feed: feed, WorkerID: member}); !seen[m] {
+			seen[m] = true
+			members = append(members, m)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: histories: chains: %w", err)
+	}
+	return members, nil
+}
+
+// loadFacts reads the facts of workers in one statement into facts, by worker.
+func (db *DB) loadFacts(ctx context.Context, workers []connector.WorkerKey, facts map[connector.WorkerKey][]connector.Fact) error {
+	keys, args := db.keyRows(workers)
+	rows, err := db.x.QueryxContext(ctx, db.q(`WITH k(feed, worker_id) AS (`+keys+`) `+factSelect+
+		` WHERE (feed, worker_id) IN (SELECT feed, worker_id FROM k)`), args...)
+	if err != nil {
+		return fmt.Errorf("store: histories: facts: %w", err)
+	}
+	fs, err := scanFacts(rows)
+	if err != nil {
+		return fmt.Errorf("store: histories: facts: %w", err)
+	}
+	for _, f := range fs {
+		facts[f.Key()] = append(facts[f.Key()], f)
+	}
+	return nil
+}
+
+// completionError is the failure of one completion, named by its worker.
+type completionError struct {
+	w   connector.WorkerKey
+	err error
+}
+
+func (e *completionError) Error() string {
+	return "store: complete " + e.w.String() + ": " + e.err.Error()
+}
+func (e *completionError) Unwrap() error { return e.err }
+
+// completeOne commits one completion in its own transaction; the error names the
+// worker.
+func (db *DB) completeOne(ctx context.Context, c connector.Completion) error {
+	err := db.commitCompletions(ctx, []connector.Completion{c})
+	var ce *completionError
+	if err == nil || errors.As(err, &ce) {
+		return err
+	}
+	return &completionError{w: c.Claim.Worker, err: err}
+}
+
+// CompleteAll commits cs as Complete would, one after the other, but in one
+// transaction of a few statements: the workers are locked and read at once, the
+// links of the batch read at once and changed in two statements, the audit rows
+// and reviews inserted with one statement each, and the workers updated with one.
+//
+// If that transaction fails (one completion's link conflict, an unknown worker,
+// or anything else), CompleteAll commits the completions one by one, each in its
+// own transaction, so one bad completion holds back no other. It returns the
+// failures joined, each naming its worker; nil if all committed.
+func (db *DB) CompleteAll(ctx context.Context, cs []connector.Completion) error {
+	switch len(cs) {
+	case 0:
+		return nil
+	case 1:
+		return db.completeOne(ctx, cs[0])
+	}
+	err := db.commitCompletions(ctx, cs)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("store: complete %d workers: %w", len(cs), err)
+	}
+	db.log.DebugContext(ctx, "store: batch completion failed; committing one by one", "completions", len(cs), "err", err)
+	var errs []error
+	for _, c := range cs {
+		if err := db.completeOne(ctx, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// commitCompletions commits cs, in order, in one transaction. An error that one
+// completion caused is a *completionError.
+func (db *DB) commitCompletions(ctx context.Context, cs []connector.Completion) error {
+	return db.inTx(ctx, func(tx *sqlx.Tx) error {
+		now := db.now()
+		for chunk := range slices.Chunk(cs, db.chunkSize()) {
+			if err := db.completeChunk(ctx, tx, chunk, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// workerState is a worker row as completions of a batch leave it, worked out in
+// order in Go from the row read (and locked) at the start.
+type workerState struct {
+	version    int64
+	leaseOwner *string
+	touched    bool
+	attempts   int
+	due        time.Time // zero: NULL
+	release    bool      // clear the lease
+}
+
+// linkState is one link as the completions of a batch leave it.
+type linkState struct {
+	account string
+	fresh   bool // (re)linked in this batch: written with linked_at = now
+}
+
+func (db *DB) completeChunk(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion, now time.Time) error {
+	workers, err := db.lockWorkers(ctx, tx, cs)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if workers[c.Claim.Worker] == nil {
+			return &completionError{w: c.Claim.Worker, err: connector.ErrNotFound}
+		}
+	}
+	if err := db.applyLinks(ctx, tx, cs, now); err != nil {
+		return err
+	}
+	if err := db.insertAudit(ctx, tx, cs, now); err != nil {
+		return err
+	}
+	if err := db.insertReviews(ctx, tx, cs, now); err != nil {
+		return err
+	}
+
+	// The worker rows: the last completion of a worker sets attempts and due
+	// time; any completion whose owner holds the lease at that point releases it.
+	for _, c := range cs {
+		s := workers[c.Claim.Worker]
+		s.touched = true
+		s.attempts = 0
+		if c.Failed {
+			s.attempts = c.Claim.Attempts + 1
+		}
+		s.due = c.NextDue
+		if s.version > c.Claim.Version {
+			s.due = now
+		}
+		if s.leaseOwner != nil && *s.leaseOwner == c.Owner {
+			s.leaseOwner, s.release = nil, true
+		}
+	}
+	return db.updateWorkers(ctx, tx, workers)
+}
+
+// lockWorkers reads the rows of the batch's workers, on PostgreSQL locking them
+// (in key order, as RecordFacts does) so that no fact bumps a version between this
+// read and the update. A worker without a row is absent from the map.
+func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion) (map[connector.WorkerKey]*workerState, error) {
+	keys := make([]connector.WorkerKey, len(cs))
+	for i, c := range cs {
+		keys[i] = c.Claim.Worker
+	}
+	keys = uniqueKeys(keys)
+	sel, args := db.keyRows(keys)
+	lock := ""
+	if db.backend == Postgres {
+		lock = " FOR UPDATE"
+	}
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT feed, worker_id, version, lease_owner FROM workers
+		WHERE (feed, worker_id) IN (`+sel+`) ORDER BY feed, worker_id`+lock), args...)
+	if err != nil {
+		return nil, fmt.Errorf("lock workers: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[connector.WorkerKey]*workerState, len(keys))
+	for rows.Next() {
+		var k connector.WorkerKey
+		s := &workerState{}
+		if err := rows.Scan(&k.Feed, &k.WorkerID, &s.version, &s.leaseOwner); err != nil {
+			return nil, fmt.Errorf("lock workers: %w", err)
+		}
+		out[k] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock workers: %w", err)
+	}
+	return out, nil
+}
+
+// applyLinks applies the link changes of cs (unlink, release, link) in order, as
+// consecutive Completes would: it reads every link the batch can touch or
+// conflict with, plays the changes through in Go (a link to an account that
+// another worker holds at that point is a conflict of that completion), then
+// deletes the links that went away or changed and upserts the new ones.
+func (db *DB) applyLinks(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion, now time.Time) error {
+	var keys []connector.WorkerKey
+	var accounts []string
+	for _, c := range cs {
+		w := c.Claim.Worker
+		if c.Unlink {
+			keys = append(keys, w)
+		}
+		for _, id := range c.ReleasePredecessors {
+			if id != w.WorkerID {
+				keys = append(keys, connector.WorkerKey{Feed: w.Feed, WorkerID: id})
+			}
+		}
+		if c.AccountID != "" {
+			keys = append(keys, w)
+			accounts = append(accounts, c.AccountID)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	keys = uniqueKeys(keys)
+	slices.Sort(accounts)
+	accounts = slices.Compact(accounts)
+
+	// Read: the links of those workers, and the holders of those accounts. The
+	// links of the workers are looked up one by one (a scalar subquery per key)
+	// so that PostgreSQL does not hash the whole links table for them.
+	sel, args := db.keyRows(keys)
+	query := `WITH k(f, w) AS (` + sel + `) SELECT f, w, (SELECT account_id FROM links l WHERE l.feed = k.f AND l.worker_id = k.w) FROM k`
+	if len(accounts) > 0 {
+		in, aargs := db.inList("account_id", accounts)
+		query += ` UNION ALL SELECT feed, worker_id, account_id FROM links WHERE ` + in
+		args = append(args, aargs...)
+	}
+	rows, err := tx.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return fmt.Errorf("read links: %w", err)
+	}
+	initial := map[connector.WorkerKey]string{}
+	for rows.Next() {
+		var k connector.WorkerKey
+		var acct *string
+		if err := rows.Scan(&k.Feed, &k.WorkerID, &acct); err != nil {
+			rows.Close()
+			return fmt.Errorf("read links: %w", err)
+		}
+		if acct != nil {
+			initial[k] = *acct
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("read links: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read links: %w", err)
+	}
+
+	// Play the completions through.
+	links := make(map[connector.WorkerKey]linkState, len(initial))
+	holder := make(map[string]connector.WorkerKey, len(initial))
+	for k, acct := range initial {
+		links[k] = linkState{account: acct}
+		holder[acct] = k
+	}
+	unlink := func(k connector.WorkerKey) {
+		if l, ok := links[k]; ok {
+			delete(holder, l.account)
+			delete(links, k)
+		}
+	}
+	for _, c := range cs {
+		w := c.Claim.Worker
+		if c.Unlink {
+			unlink(w)
+		}
+		for _, id := range c.ReleasePredecessors {
+			if id != w.WorkerID {
+				unlink(connector.WorkerKey{Feed: w.Feed, WorkerID: id})
+			}
+		}
+		if c.AccountID == "" {
+			continue
+		}
+		if h, held := holder[c.AccountID]; held && h != w {
+			return &completionError{w: w, err: fmt.Errorf("account %q is linked to %s: %w", c.AccountID, h, connector.ErrConflict)}
+		}
+		if l, ok := links[w]; ok && l.account == c.AccountID {
+			continue // already linked there; linked_at stays
+		}
+		unlink(w)
+		links[w] = linkState{account: c.AccountID, fresh: true}
+		holder[c.AccountID] = w
+	}
+
+	// Write: delete what went away or was relinked, then insert what is new.
+	var gone []connector.WorkerKey
+	for k := range initial {
+		if l, ok := links[k]; !ok || l.fresh {
+			gone = append(gone, k)
+		}
+	}
+	if len(gone) > 0 {
+		slices.SortFunc(gone, compareKeys)
+		sel, args := db.keyRows(gone)
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM links WHERE (feed, worker_id) IN (`+sel+`)`), args...); err != nil {
+			return fmt.Errorf("delete links: %w", err)
+		}
+	}
+	var fresh []connector.WorkerKey
+	for k, l := range links {
+		if l.fresh {
+			fresh = append(fresh, k)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	slices.SortFunc(fresh, compareKeys)
+	const upsert = ` ON CONFLICT (feed, worker_id) DO UPDATE SET account_id = excluded.account_id, linked_at = excluded.linked_at
+		WHERE links.account_id <> excluded.account_id`
+	if db.backend == Postgres {
+		feeds, ids, accts := make(pq.StringArray, len(fresh)), make(pq.StringArray, len(fresh)), make(pq.StringArray, len(fresh))
+		for i, k := range fresh {
+			feeds[i], ids[i], accts[i] = k.Feed, k.WorkerID, links[k].account
+		}
+		query = `INSERT INTO links (feed, worker_id, account_id, linked_at)
+			SELECT f, w, a, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[]) AS u(f, w, a)` + upsert
+		args = []any{feeds, ids, accts, pgTime(now)}
+	} else {
+		args = make([]any, 0, 4*len(fresh))
+		for _, k := range fresh {
+			args = append(args, k.Feed, k.WorkerID, links[k].account, db.ts(now))
+		}
+		query = db.q(`INSERT INTO links (feed, worker_id, account_id, linked_at) VALUES ` + placeholders(len(fresh), 4) + upsert)
+	}
+	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	return nil
+}
+
+// auditColumns are the columns of an audit row, in insert order.
+const auditColumns = `at, feed, worker_id, account_id, action, outcome, detail, fact_ids`
+
+// insertAudit inserts the audit entries of cs, in order, with one statement (per
+// batchRows rows on SQLite). Empty Feed/WorkerID default to the claim's worker, a
+// zero At to now.
+func (db *DB) insertAudit(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion, now time.Time) error {
+	var rows [][8]string
+	var ats []time.Time
+	for _, c := range cs {
+		w := c.Claim.Worker
+		for _, a := range c.Audit {
+			a.Feed = cmp.Or(a.Feed, w.Feed)
+			a.WorkerID = cmp.Or(a.WorkerID, w.WorkerID)
+			if a.At.IsZero() {
+				a.At = now
+			}
+			ids, err := jsonList(a.FactIDs)
+			if err != nil {
+				return &completionError{w: w, err: fmt.Errorf("audit: %w", err)}
+			}
+			rows = append(rows, [8]string{"", a.Feed, a.WorkerID, a.AccountID, string(a.Action), string(a.Outcome), a.Detail, ids})
+			ats = append(ats, a.At)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if db.backend == Postgres {
+		var cols [8]pq.StringArray
+		for i, r := range rows {
+			r[0] = pgTime(ats[i])
+			for j := range cols {
+				cols[j] = append(cols[j], r[j])
+			}
+		}
+		args := make([]any, len(cols))
+		for j := range cols {
+			args[j] = cols[j]
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) SELECT * FROM unnest(
+			$1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])`, args...)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		return nil
+	}
+	for start := 0; start < len(rows); start += batchRows {
+		end := min(start+batchRows, len(rows))
+		args := make([]any, 0, 8*(end-start))
+		for i := start; i < end; i++ {
+			r := rows[i]
+			args = append(args, db.ts(ats[i]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit (`+auditColumns+`) VALUES `+placeholders(end-start, 8)), args...); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	return nil
+}
+
+// insertReviews inserts the reviews of cs, in order, with one statement. An open
+// review with the same feed, worker and reason, stored or earlier in cs, is not
+// added again.
+func (db *DB) insertReviews(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion, now time.Time) error {
+	type review struct {
+		at                               time.Time
+		feed, worker, reason, candidates string
+	}
+	var rs []review
+	seen := map[[3]string]bool{}
+	for _, c := range cs {
+		if c.Review == nil {
+			continue
+		}
+		w, r := c.Claim.Worker, *c.Review
+		r.Feed = cmp.Or(r.Feed, w.Feed)
+		r.WorkerID = cmp.Or(r.WorkerID, w.WorkerID)
+		if r.At.IsZero() {
+			r.At = now
+		}
+		cands, err := jsonList(r.Candidates)
+		if err != nil {
+			return &completionError{w: w, err: fmt.Errorf("review: %w", err)}
+		}
+		// Repeats within the batch are dropped here: the first one wins, as it
+		// would with one Complete after the other.
+		if k := [3]string{r.Feed, r.WorkerID, r.Reason}; !seen[k] {
+			seen[k] = true
+			rs = append(rs, review{r.At, r.Feed, r.WorkerID, r.Reason, cands})
+		}
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	const onConflict = ` ON CONFLICT (feed, worker_id, reason) WHERE resolved_at IS NULL DO NOTHING`
+	var query string
+	var args []any
+	if db.backend == Postgres {
+		var ats, feeds, workers, reasons, cands pq.StringArray
+		for _, r := range rs {
+			ats, feeds, workers, reasons, cands = append(ats, pgTime(r.at)), append(feeds, r.feed), append(workers, r.worker), append(reasons, r.reason), append(cands, r.candidates)
+		}
+		query = `INSERT INTO reviews (at, feed, worker_id, reason, candidates)
+			SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[])` + onConflict
+		args = []any{ats, feeds, workers, reasons, cands}
+	} else {
+		for _, r := range rs {
+			args = append(args, db.ts(r.at), r.feed, r.worker, r.reason, r.candidates)
+		}
+		query = db.q(`INSERT INTO reviews (at, feed, worker_id, reason, candidates) VALUES ` + placeholders(len(rs), 5) + onConflict)
+	}
+	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		return fmt.Errorf("review: %w", err)
+	}
+	return nil
+}
+
+// updateWorkers writes the touched worker states with one statement.
+func (db *DB) updateWorkers(ctx context.Context, tx *sqlx.Tx, workers map[connector.WorkerKey]*workerState) error {
+	keys := slices.SortedFunc(maps.Keys(workers), compareKeys)
+	keys = slices.DeleteFunc(keys, func(k connector.WorkerKey) bool { return !workers[k].touched })
+	if len(keys) == 0 {
+		return nil
+	}
+	const set = ` UPDATE workers SET attempts = u.a, due_at = u.d,
+			lease_until = CASE WHEN u.r THEN NULL ELSE lease_until END,
+			lease_owner = CASE WHEN u.r THEN NULL ELSE lease_owner END
+		FROM u WHERE workers.feed = u.f AND workers.worker_id = u.w`
+	var query string
+	var args []any
+	if db.backend == Postgres {
+		var feeds, ids, dues pq.StringArray
+		var attempts pq.Int64Array
+		var release pq.BoolArray
+		for _, k := range keys {
+			s := workers[k]
+			due := ""
+			if !s.due.IsZero() {
+				due = pgTime(s.due)
+			}
+			feeds, ids, attempts, dues, release = append(feeds, k.Feed), append(ids, k.WorkerID), append(attempts, int64(s.attempts)), append(dues, due), append(release, s.release)
+		}
+		query = `WITH u(f, w, a, d, r) AS (
+			SELECT f, w, a, NULLIF(d, '')::timestamptz, r FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[]) AS x(f, w, a, d, r)
+		)` + set
+		args = []any{feeds, ids, attempts, dues, release}
+	} else {
+		for _, k := range keys {
+			s := workers[k]
+			args = append(args, k.Feed, k.WorkerID, s.attempts, db.tsOrNull(s.due), s.release)
+		}
+		query = db.q(`WITH u(f, w, a, d, r) AS (VALUES ` + placeholders(len(keys), 5) + `)` + set)
+	}
+	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		return fmt.Errorf("update workers: %w", err)
+	}
+	return nil
+}
