@@ -41,8 +41,11 @@ type ConvergerConfig struct {
 	Lease time.Duration
 	// Batch is how many workers one claim takes; default 64.
 	Batch int
-	// Concurrency is how many workers are converged at once; default 8.
+	// Concurrency is how many workers of a batch are converged at once; default 8.
 	Concurrency int
+	// Loops is how many claim batches Run works on at once; default 2, so that one
+	// batch's LMS calls overlap another's database round trips.
+	Loops int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// PollInterval bounds how long Run sleeps before it looks for due work that
@@ -61,9 +64,11 @@ type ConvergerConfig struct {
 // facts imply. Several Convergers (in one process or in replicas sharing a store)
 // split the work between them; the store's leases keep them from doing it twice.
 type Converger struct {
-	cfg  ConvergerConfig
-	log  *slog.Logger
-	wake chan struct{}
+	cfg ConvergerConfig
+	log *slog.Logger
+
+	mu   sync.Mutex
+	wake chan struct{} // closed by Notify, then replaced
 }
 
 // NewConverger checks cfg and fills in defaults.
@@ -99,10 +104,13 @@ func NewConverger(cfg ConvergerConfig) (*Converger, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
 	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = 2
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Converger{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}, nil
+	return &Converger{cfg: cfg, log: cfg.Logger, wake: make(chan struct{})}, nil
 }
 
 // DefaultOwner returns a lease owner name unique to this process.
@@ -116,25 +124,43 @@ func DefaultOwner() string {
 // Owner returns the name this converger uses in leases.
 func (c *Converger) Owner() string { return c.cfg.Owner }
 
-// Notify wakes Run: new facts were recorded. It never blocks.
+// Notify wakes Run's loops: new facts were recorded. It never blocks.
 func (c *Converger) Notify() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.wake)
+	c.wake = make(chan struct{})
 }
 
-// Run converges due workers until ctx is done, then finishes the batch in flight
-// and returns nil. It sleeps until the next due time, a Notify, or PollInterval.
+// woken returns the channel the next Notify closes.
+func (c *Converger) woken() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wake
+}
+
+// Run converges due workers until ctx is done, then finishes the batches in flight
+// and returns nil. Each of its Loops sleeps until the next due time, a Notify, or
+// PollInterval.
 func (c *Converger) Run(ctx context.Context) error {
-	c.log.Info("converger started", "owner", c.cfg.Owner, "batch", c.cfg.Batch, "concurrency", c.cfg.Concurrency)
+	c.log.Info("converger started", "owner", c.cfg.Owner, "batch", c.cfg.Batch, "concurrency", c.cfg.Concurrency, "loops", c.cfg.Loops)
 	defer c.log.Info("converger stopped", "owner", c.cfg.Owner)
+	var wg sync.WaitGroup
+	for range c.cfg.Loops {
+		wg.Go(func() { c.loop(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (c *Converger) loop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
+		wake := c.woken()
 		n, err := c.ConvergeOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			c.log.Error("converge pass failed; retrying", "err", err)
@@ -156,8 +182,8 @@ func (c *Converger) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-c.wake:
+			return
+		case <-wake:
 		case <-timer.C:
 		}
 	}

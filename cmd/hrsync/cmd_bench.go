@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -40,8 +42,11 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 	fs.Lookup("lms-url").Usage = "SCIM base URL of an LMS to create the accounts in (default: the in-process sandbox)"
 	concurrency := fs.Int("concurrency", 16, "workers converged at once")
 	batch := fs.Int("batch", 512, "messages per consume batch")
+	convBatch := fs.Int("converge-batch", 256, "workers per converge claim")
+	loops := fs.Int("loops", 2, "converge batches in flight at once")
 	asJSON := fs.Bool("json", false, "end with one JSON line of results")
 	keep := fs.Bool("keep-schema", false, "do not drop the schema afterwards")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the end-to-end run to this file")
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
@@ -92,7 +97,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 		DB: schemaURL, NATSURL: *natsURL, EmbeddedNATS: *natsURL == "",
 		Feeds: feeds, Stream: events.StreamConfig{Name: "HRSYNC_BENCH", Subjects: []string{"hrsync.events.>"}},
 		ManageStream: true, Durable: "hrsync-bench", LMS: timed, Log: log,
-		Converger: connector.ConvergerConfig{Concurrency: *concurrency, Batch: 256, PollInterval: 50 * time.Millisecond},
+		Converger: connector.ConvergerConfig{Concurrency: *concurrency, Batch: *convBatch, Loops: *loops, PollInterval: 50 * time.Millisecond},
 		Consumer:  events.ConsumerConfig{Batch: *batch, MaxWait: 20 * time.Millisecond},
 	})
 	if err != nil {
@@ -118,6 +123,17 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 	fmt.Fprintf(env.stdout, "  baseline (JetStream consume+ack, batched INSERT): %8.0f events/s\n", base)
 
 	// The real path.
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := benchPipeline(ctx, s, timed, *n)
 	if err != nil {
 		return err

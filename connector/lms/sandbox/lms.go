@@ -28,11 +28,16 @@ type LMS struct {
 	order        []string          // account ids in creation order
 	byUserName   map[string]string // folded userName → id
 	byExternalID map[string]string // externalId → id
-	ops          []Op
+	// Email and employee number are not unique; these index them so that a
+	// lookup costs what it would in a real LMS, not a scan of every account.
+	byEmail map[string]map[string]struct{} // folded email → ids
+	byEmpNo map[string]map[string]struct{} // employee number → ids
+	ops     []Op
 }
 
 // record is one account with everything the LMS knows about it.
 type record struct {
+	seq      int               // creation order
 	acct     connector.Account // Version is derived from rev
 	rev      int
 	modified time.Time
@@ -59,6 +64,8 @@ func New(opts ...Option) *LMS {
 		accounts:     map[string]*record{},
 		byUserName:   map[string]string{},
 		byExternalID: map[string]string{},
+		byEmail:      map[string]map[string]struct{}{},
+		byEmpNo:      map[string]map[string]struct{}{},
 	}
 	for _, o := range opts {
 		o(l)
@@ -219,8 +226,10 @@ func (l *LMS) checkUnique(op string, a connector.Account, self string) error {
 	return nil
 }
 
-// index replaces the unique keys of old by those of a; l.mu must be held.
+// index replaces the lookup keys of old by those of a; l.mu must be held.
 func (l *LMS) index(id string, old, a connector.Account) {
+	multi(l.byEmail, fold(old.Profile.Email), fold(a.Profile.Email), id)
+	multi(l.byEmpNo, old.Profile.EmployeeNumber, a.Profile.EmployeeNumber, id)
 	if old.UserName != "" {
 		delete(l.byUserName, fold(old.UserName))
 	}
@@ -274,16 +283,65 @@ func (l *LMS) FindAccounts(ctx context.Context, f connector.AccountFilter) ([]co
 	return out, nil
 }
 
+// multi moves id from key old to key new in a non-unique index.
+func multi(idx map[string]map[string]struct{}, old, new, id string) {
+	if old == new {
+		return
+	}
+	if set := idx[old]; old != "" && set != nil {
+		delete(set, id)
+		if len(set) == 0 {
+			delete(idx, old)
+		}
+	}
+	if new != "" {
+		if idx[new] == nil {
+			idx[new] = map[string]struct{}{}
+		}
+		idx[new][id] = struct{}{}
+	}
+}
+
 // query returns the accounts that match f (all if f is nil), in creation order.
+// Filters go through the indexes; every candidate is checked with f.Matches.
 func (l *LMS) query(f *connector.AccountFilter) []resource {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := []resource{}
-	for _, id := range l.order {
-		r := l.accounts[id]
-		if f == nil || f.Matches(r.view()) {
-			out = append(out, r.resource())
+	if f == nil {
+		for _, id := range l.order {
+			out = append(out, l.accounts[id].resource())
 		}
+		return out
+	}
+	var ids []string
+	switch f.Attr {
+	case connector.ByExternalID:
+		if id, ok := l.byExternalID[f.Value]; ok {
+			ids = append(ids, id)
+		}
+	case connector.ByUserName:
+		if id, ok := l.byUserName[fold(f.Value)]; ok {
+			ids = append(ids, id)
+		}
+	case connector.ByEmail:
+		for id := range l.byEmail[fold(f.Value)] {
+			ids = append(ids, id)
+		}
+	case connector.ByEmployeeNumber:
+		for id := range l.byEmpNo[f.Value] {
+			ids = append(ids, id)
+		}
+	}
+	var recs []*record
+	for _, id := range ids {
+		if r := l.accounts[id]; r != nil && f.Matches(r.view()) {
+			recs = append(recs, r)
+		}
+	}
+	slices.SortFunc(recs, func(a, b *record) int { return a.seq - b.seq })
+	for _, r := range recs {
+		out = append(out, r.resource())
 	}
 	return out
 }
@@ -313,7 +371,7 @@ func (l *LMS) create(op string, a connector.Account) (resource, error) {
 		return resource{}, lmsError(connector.KindUnavailable, op, "id %q generated twice", a.ID)
 	}
 	a.Version, a.Created = "", now
-	r := &record{acct: a, rev: 1, modified: now, training: Training{}.clone()}
+	r := &record{seq: l.seq, acct: a, rev: 1, modified: now, training: Training{}.clone()}
 	l.accounts[a.ID] = r
 	l.order = append(l.order, a.ID)
 	l.index(a.ID, connector.Account{}, a)
