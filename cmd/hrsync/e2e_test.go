@@ -4,6 +4,7 @@ package main
 // with JetStream, PostgreSQL, and the sandbox LMS spoken to over SCIM.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,4 +316,89 @@ func grepLines(s, prefix string) string {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestRehireUnderNewIDWhileLeaveInFlight holds the LMS call that deactivates a
+// leaver until the same person's rehire under a new worker id has been converged
+// next to it (the daemon converges two claim batches at once, and replicas do the
+// same). The person must end with one active account under the new id.
+func TestRehireUnderNewIDWhileLeaveInFlight(t *testing.T) {
+	t.Parallel()
+	natsURL := startNATS(t)
+	dbURL := pgtest.URL(t)
+	held := make(chan struct{})    // closed when the deactivation reached the LMS
+	release := make(chan struct{}) // closed to let it through
+	served := make(chan struct{})  // closed once the LMS applied it
+	var once sync.Once
+	lms := startLMS(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hold := false
+			if r.Method == http.MethodPatch {
+				body, _ := io.ReadAll(r.Body)
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				once.Do(func() { hold = bytes.Contains(body, []byte(`"value":false`)) })
+			}
+			if !hold {
+				next.ServeHTTP(w, r)
+				return
+			}
+			close(held)
+			select {
+			case <-release:
+			case <-time.After(30 * time.Second):
+			}
+			next.ServeHTTP(w, r)
+			close(served)
+		})
+	})
+	js := connectJS(t, natsURL)
+	d := startDaemon(t, "daemon", daemonArgs(lms, natsURL, dbURL, finalLease))
+
+	send := func(k connector.Kind, id string, at time.Time, data events.Data) {
+		t.Helper()
+		e := events.Event{Feed: "hr", Kind: k, ID: id, Source: "/feeds/hr", Time: at, Data: data}
+		if _, err := events.Publish(t.Context(), js, e, events.Binary); err != nil {
+			t.Fatal(err)
+		}
+	}
+	find := func(ext string) []sandbox.AccountRecord {
+		var out []sandbox.AccountRecord
+		for _, r := range lms.sb.Snapshot() {
+			if r.Account.ExternalID == ext {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	hire := events.Data{WorkerID: "w1", Email: "ana@corp.example", GivenName: "Ana", FamilyName: "Berger", EmployeeNumber: "E1", Effective: "2025-01-06"}
+	send(connector.KindHired, "ev-1", hireTime, hire)
+	waitFor(t, 30*time.Second, "the account of w1", func() (bool, string) {
+		return len(find("hr:w1")) == 1, fmt.Sprintf("%d accounts", lms.sb.Count())
+	}, d)
+
+	send(connector.KindLeft, "ev-2", leaveTime, events.Data{WorkerID: "w1", Effective: "2025-06-30"})
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the deactivation never reached the LMS")
+	}
+	rehire := hire
+	rehire.WorkerID, rehire.Email, rehire.EmployeeNumber, rehire.PreviousWorkerID, rehire.Effective = "w1-r", "ana.back@corp.example", "", "w1", "2025-10-01"
+	send(connector.KindRehired, "ev-3", rehireTime, rehire)
+	// Let the rehire be converged while the deactivation is held, if the daemon
+	// does that: wait until the account carries the new id, for at most 3s.
+	waited := time.Now()
+	for len(find("hr:w1-r")) == 0 && time.Since(waited) < 3*time.Second {
+		<-time.After(pollEvery)
+	}
+	t.Logf("the rehire was converged while the deactivation was held: %v", len(find("hr:w1-r")) == 1)
+	close(release)
+	<-served
+
+	waitFor(t, 20*time.Second, "one active account under hr:w1-r", func() (bool, string) {
+		got := find("hr:w1-r")
+		return lms.sb.Count() == 1 && len(got) == 1 && got[0].Account.Active,
+			fmt.Sprintf("%d accounts: %+v", lms.sb.Count(), lms.sb.Snapshot())
+	}, d)
+	d.terminate(t, 30*time.Second)
 }
