@@ -28,8 +28,10 @@ const maxRequestBody = 1 << 20
 // Handler returns the sandbox as a SCIM 2.0 server under BasePath, plus the
 // training side endpoint (see the package documentation). When token is not
 // empty, every request must carry "Authorization: Bearer <token>"; others get 401.
-func (l *LMS) Handler(token string) http.Handler {
-	h := &handler{l: l}
+func (l *LMS) Handler(token string) http.Handler { return l.handler(token, Quirks{}) }
+
+func (l *LMS) handler(token string, q Quirks) http.Handler {
+	h := &handler{l: l, q: q}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+BasePath+"/ServiceProviderConfig", h.serviceProviderConfig)
 	mux.HandleFunc("GET "+BasePath+"/Users", h.listUsers)
@@ -79,7 +81,10 @@ func bearerToken(h string) (string, bool) {
 	return strings.TrimSpace(tok), true
 }
 
-type handler struct{ l *LMS }
+type handler struct {
+	l *LMS
+	q Quirks
+}
 
 func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 	b, err := json.Marshal(v)
@@ -150,8 +155,26 @@ func location(r *http.Request, id string) string {
 	return baseURL(r) + BasePath + "/Users/" + url.PathEscape(id)
 }
 
+// writeGone answers for an error of PUT, PATCH or DELETE: like writeLMSError,
+// except that with GoneIs500 a missing user is 500.
+func (h *handler) writeGone(w http.ResponseWriter, err error) {
+	if h.q.GoneIs500 && errors.Is(err, connector.ErrNotFound) {
+		writeError(w, http.StatusInternalServerError, "", "internal error")
+		return
+	}
+	writeLMSError(w, err)
+}
+
+// ifMatch is the request's If-Match, or "" when the server has no ETags.
+func (h *handler) ifMatch(r *http.Request) string {
+	if h.q.NoETags {
+		return ""
+	}
+	return r.Header.Get("If-Match")
+}
+
 // toUser is the SCIM representation of an account, with the training extension.
-func toUser(r *http.Request, res resource) scim.User {
+func (h *handler) toUser(r *http.Request, res resource) scim.User {
 	u := scim.FromAccount(res.acct)
 	if u.Enterprise == nil {
 		u.Schemas = append(u.Schemas, scim.SchemaEnterpriseUser)
@@ -176,24 +199,38 @@ func toUser(r *http.Request, res resource) scim.User {
 		Location:     location(r, res.acct.ID),
 		Version:      res.acct.Version,
 	}
+	if h.q.NoLocation {
+		u.Meta.Location = ""
+	}
+	if h.q.NoETags {
+		u.Meta.Version = ""
+	}
 	return u
 }
 
-func writeUser(w http.ResponseWriter, r *http.Request, status int, res resource) {
-	w.Header().Set("ETag", res.acct.Version)
-	w.Header().Set("Location", location(r, res.acct.ID))
-	writeJSON(w, status, scim.MediaType, toUser(r, res))
+func (h *handler) writeUser(w http.ResponseWriter, r *http.Request, status int, res resource) {
+	if !h.q.NoETags {
+		w.Header().Set("ETag", res.acct.Version)
+	}
+	if !h.q.NoLocation {
+		w.Header().Set("Location", location(r, res.acct.ID))
+	}
+	writeJSON(w, status, scim.MediaType, h.toUser(r, res))
 }
 
 func (h *handler) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
+	if h.q.NoServiceProviderConfig {
+		writeError(w, http.StatusNotFound, "", "no endpoint GET "+r.URL.Path)
+		return
+	}
 	writeJSON(w, http.StatusOK, scim.MediaType, scim.ServiceProviderConfig{
 		Schemas:        []string{scim.SchemaServiceProviderConfig},
-		Patch:          scim.Supported{Supported: true},
+		Patch:          scim.Supported{Supported: !h.q.NoPatch},
 		Bulk:           scim.BulkConfig{Supported: false},
 		Filter:         scim.FilterConfig{Supported: true, MaxResults: MaxResults},
 		ChangePassword: scim.Supported{Supported: false},
 		Sort:           scim.Supported{Supported: false},
-		ETag:           scim.Supported{Supported: true},
+		ETag:           scim.Supported{Supported: !h.q.NoETags},
 		AuthenticationSchemes: []scim.AuthenticationScheme{{
 			Type: "oauthbearertoken", Name: "OAuth Bearer Token",
 			Description: "Authentication with a static bearer token (Authorization: Bearer <token>)", Primary: true,
@@ -226,8 +263,15 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, scim.ErrInvalidValue, err.Error())
 		return
 	}
+	if h.q.MaxPageSize > 0 {
+		count = min(count, h.q.MaxPageSize)
+	}
 	var f *connector.AccountFilter
 	if expr := r.URL.Query().Get("filter"); expr != "" {
+		if name := filterAttrName(expr); h.q.CaseSensitiveNames && !canonicalFilterAttrs[name] {
+			writeError(w, http.StatusBadRequest, scim.ErrInvalidFilter, fmt.Sprintf("unknown attribute %q (names are case-sensitive)", name))
+			return
+		}
 		parsed, err := scim.ParseFilter(expr)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, scim.ErrInvalidFilter, err.Error())
@@ -235,7 +279,16 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
 		}
 		f = &parsed
 	}
-	all := h.l.query(f)
+	var all []resource
+	if h.q.FilterFoldsCase && f != nil {
+		for _, res := range h.l.query(nil) {
+			if foldMatches(*f, res.acct) {
+				all = append(all, res)
+			}
+		}
+	} else {
+		all = h.l.query(f)
+	}
 	start = max(start, 1)
 	lr := scim.ListResponse{
 		Schemas:      []string{scim.MessageListResponse},
@@ -244,7 +297,7 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
 		Resources:    []scim.User{},
 	}
 	for _, res := range pageOf(all, start, count) {
-		lr.Resources = append(lr.Resources, toUser(r, res))
+		lr.Resources = append(lr.Resources, h.toUser(r, res))
 	}
 	lr.ItemsPerPage = len(lr.Resources)
 	writeJSON(w, http.StatusOK, scim.MediaType, lr)
@@ -261,7 +314,14 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request) {
 		writeLMSError(w, err)
 		return
 	}
-	writeUser(w, r, http.StatusCreated, res)
+	if h.q.CreateEmptyBody {
+		if !h.q.NoLocation {
+			w.Header().Set("Location", location(r, res.acct.ID))
+		}
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
+	h.writeUser(w, r, http.StatusCreated, res)
 }
 
 func (h *handler) getUser(w http.ResponseWriter, r *http.Request) {
@@ -270,7 +330,7 @@ func (h *handler) getUser(w http.ResponseWriter, r *http.Request) {
 		writeLMSError(w, err)
 		return
 	}
-	writeUser(w, r, http.StatusOK, res)
+	h.writeUser(w, r, http.StatusOK, res)
 }
 
 // replaceUser is PUT: externalId, userName and the profile are replaced (what the
@@ -281,7 +341,11 @@ func (h *handler) replaceUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := scim.ToAccount(u)
-	res, err := h.l.modify("PUT /Users", r.PathValue("id"), r.Header.Get("If-Match"), func(a *connector.Account) ([]OpKind, error) {
+	if u.Active == nil && h.q.PutResetsActive {
+		active := true
+		u.Active = &active
+	}
+	res, err := h.l.modify("PUT /Users", r.PathValue("id"), h.ifMatch(r), func(a *connector.Account) ([]OpKind, error) {
 		a.ExternalID, a.UserName, a.Profile = in.ExternalID, in.UserName, in.Profile
 		kinds := []OpKind{OpUpdate}
 		if u.Active != nil && *u.Active != a.Active {
@@ -291,13 +355,22 @@ func (h *handler) replaceUser(w http.ResponseWriter, r *http.Request) {
 		return kinds, nil
 	})
 	if err != nil {
-		writeLMSError(w, err)
+		h.writeGone(w, err)
 		return
 	}
-	writeUser(w, r, http.StatusOK, res)
+	h.writeUser(w, r, http.StatusOK, res)
 }
 
 func (h *handler) patchUser(w http.ResponseWriter, r *http.Request) {
+	if h.q.NoPatch {
+		status := h.q.NoPatchStatus
+		if status == 0 {
+			status = http.StatusMethodNotAllowed
+		}
+		w.Header().Set("Allow", "GET, PUT, DELETE")
+		writeError(w, status, "", "PATCH is not supported; use PUT")
+		return
+	}
 	var p scim.PatchOp
 	if !decode(w, r, &p) {
 		return
@@ -310,7 +383,15 @@ func (h *handler) patchUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, scim.ErrInvalidValue, "Operations is empty")
 		return
 	}
-	res, err := h.l.modify("PATCH /Users", r.PathValue("id"), r.Header.Get("If-Match"), func(a *connector.Account) ([]OpKind, error) {
+	if h.q.CaseSensitiveNames {
+		for i, op := range p.Operations {
+			if op.Path != "" && !canonicalPatchPaths[op.Path] {
+				writeError(w, http.StatusBadRequest, scim.ErrInvalidPath, fmt.Sprintf("Operations[%d]: unknown path %q (names are case-sensitive)", i, op.Path))
+				return
+			}
+		}
+	}
+	res, err := h.l.modify("PATCH /Users", r.PathValue("id"), h.ifMatch(r), func(a *connector.Account) ([]OpKind, error) {
 		return applyPatch(a, p.Operations)
 	})
 	if pe, ok := errors.AsType[*patchError](err); ok {
@@ -318,10 +399,14 @@ func (h *handler) patchUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeLMSError(w, err)
+		h.writeGone(w, err)
 		return
 	}
-	writeUser(w, r, http.StatusOK, res)
+	if h.q.PatchNoContent {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	h.writeUser(w, r, http.StatusOK, res)
 }
 
 func containsFold(list []string, s string) bool {
@@ -334,8 +419,8 @@ func containsFold(list []string, s string) bool {
 }
 
 func (h *handler) deleteUser(w http.ResponseWriter, r *http.Request) {
-	if err := h.l.delete("DELETE /Users", r.PathValue("id"), r.Header.Get("If-Match")); err != nil {
-		writeLMSError(w, err)
+	if err := h.l.delete("DELETE /Users", r.PathValue("id"), h.ifMatch(r)); err != nil {
+		h.writeGone(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

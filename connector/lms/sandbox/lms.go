@@ -22,12 +22,15 @@ type LMS struct {
 	now   func() time.Time
 	newID func(seq int) string
 
-	mu           sync.Mutex
-	seq          int
-	accounts     map[string]*record
-	order        []string          // account ids in creation order
-	byUserName   map[string]string // folded userName → id
-	byExternalID map[string]string // externalId → id
+	mu         sync.Mutex
+	seq        int
+	accounts   map[string]*record
+	order      []string          // account ids in creation order
+	byUserName map[string]string // folded userName → id
+	// dupExternalIDs lets two accounts share an externalId, as servers that
+	// declare it uniqueness "none" do (see WithDuplicateExternalIDs).
+	dupExternalIDs bool
+	byExternalID   map[string]map[string]struct{} // externalId → ids (one, unless dupExternalIDs)
 	// Email and employee number are not unique; these index them so that a
 	// lookup costs what it would in a real LMS, not a scan of every account.
 	byEmail map[string]map[string]struct{} // folded email → ids
@@ -56,6 +59,11 @@ func WithClock(now func() time.Time) Option { return func(l *LMS) { l.now = now 
 // escaping in a URL. Ids must be unique and not "." or "..".
 func WithIDs(newID func(seq int) string) Option { return func(l *LMS) { l.newID = newID } }
 
+// WithDuplicateExternalIDs lets several accounts share an externalId: RFC 7643
+// declares externalId with uniqueness "none", and some servers keep it that way.
+// Tests use it to check that hrsync never picks one of two candidates.
+func WithDuplicateExternalIDs() Option { return func(l *LMS) { l.dupExternalIDs = true } }
+
 // New returns an empty LMS.
 func New(opts ...Option) *LMS {
 	l := &LMS{
@@ -63,7 +71,7 @@ func New(opts ...Option) *LMS {
 		newID:        func(seq int) string { return fmt.Sprintf("u-%06d", seq) },
 		accounts:     map[string]*record{},
 		byUserName:   map[string]string{},
-		byExternalID: map[string]string{},
+		byExternalID: map[string]map[string]struct{}{},
 		byEmail:      map[string]map[string]struct{}{},
 		byEmpNo:      map[string]map[string]struct{}{},
 	}
@@ -218,9 +226,11 @@ func (l *LMS) checkUnique(op string, a connector.Account, self string) error {
 	if id, ok := l.byUserName[fold(a.UserName)]; ok && id != self {
 		return lmsError(connector.KindConflict, op, "userName %q is already taken", a.UserName)
 	}
-	if a.ExternalID != "" {
-		if id, ok := l.byExternalID[a.ExternalID]; ok && id != self {
-			return lmsError(connector.KindConflict, op, "externalId %q is already taken", a.ExternalID)
+	if a.ExternalID != "" && !l.dupExternalIDs {
+		for id := range l.byExternalID[a.ExternalID] {
+			if id != self {
+				return lmsError(connector.KindConflict, op, "externalId %q is already taken", a.ExternalID)
+			}
 		}
 	}
 	return nil
@@ -230,17 +240,12 @@ func (l *LMS) checkUnique(op string, a connector.Account, self string) error {
 func (l *LMS) index(id string, old, a connector.Account) {
 	multi(l.byEmail, fold(old.Profile.Email), fold(a.Profile.Email), id)
 	multi(l.byEmpNo, old.Profile.EmployeeNumber, a.Profile.EmployeeNumber, id)
+	multi(l.byExternalID, old.ExternalID, a.ExternalID, id)
 	if old.UserName != "" {
 		delete(l.byUserName, fold(old.UserName))
 	}
-	if old.ExternalID != "" {
-		delete(l.byExternalID, old.ExternalID)
-	}
 	if a.UserName != "" {
 		l.byUserName[fold(a.UserName)] = id
-	}
-	if a.ExternalID != "" {
-		l.byExternalID[a.ExternalID] = id
 	}
 }
 
@@ -317,7 +322,7 @@ func (l *LMS) query(f *connector.AccountFilter) []resource {
 	var ids []string
 	switch f.Attr {
 	case connector.ByExternalID:
-		if id, ok := l.byExternalID[f.Value]; ok {
+		for id := range l.byExternalID[f.Value] {
 			ids = append(ids, id)
 		}
 	case connector.ByUserName:

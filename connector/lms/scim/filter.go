@@ -176,3 +176,41 @@ func unquote(lit string) string {
 	}
 	return b.String()
 }
+
+// filterForms returns equivalent filter expressions for f, the canonical one
+// (Filter) first. Servers evaluate different forms; FindAccounts tries them in
+// turn. Every form selects a superset of what f means, as the client re-checks
+// each result with f.Matches.
+func filterForms(f connector.AccountFilter) ([]string, error) {
+	first, err := Filter(f)
+	if err != nil {
+		return nil, err
+	}
+	attrs := []string{first[:strings.Index(first, " eq ")]}
+	switch f.Attr {
+	case connector.ByEmail:
+		attrs = append(attrs, "emails[value") // emails[value eq "…"]
+	case connector.ByEmployeeNumber:
+		attrs = append(attrs, "employeeNumber")
+	}
+	var forms []string
+	for _, a := range attrs {
+		forms = append(forms, filterExpr(a, "eq", escapeFilterValue(f.Value)))
+	}
+	// Some servers compare the escaped literal (`a\"b`) with the value (`a"b`)
+	// and never match; a starts-with on the part before the first quote or
+	// backslash needs no escaping.
+	if i := strings.IndexAny(f.Value, `"\`); i > 0 {
+		for _, a := range attrs {
+			forms = append(forms, filterExpr(a, "sw", f.Value[:i]))
+		}
+	}
+	return forms, nil
+}
+
+func filterExpr(attr, op, escaped string) string {
+	if strings.HasSuffix(attr, "[value") {
+		return attr + " " + op + ` "` + escaped + `"]`
+	}
+	return attr + " " + op + ` "` + escaped + `"`
+}

@@ -3,6 +3,7 @@ package scim
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
@@ -295,4 +296,98 @@ func PrimaryEmail(emails []Email) string {
 		return emails[0].Value
 	}
 	return ""
+}
+
+// managedAttrs are the core attributes an Account carries; replaceManaged
+// replaces them and keeps every other attribute of the user.
+var managedAttrs = []string{"externalId", "userName", "name", "title", "locale", "emails"}
+
+// managedEnterprise are the enterprise extension attributes an Account carries.
+var managedEnterprise = []string{"employeeNumber", "department", "manager"}
+
+// replaceManaged returns the body of a PUT that turns the user raw (as read from
+// the server) into u for what hrsync manages, and keeps the rest as it was:
+// active, unmanaged attributes, unmanaged enterprise fields. meta and the
+// read-only training extension are left out. Attribute names match
+// case-insensitively (RFC 7643 §2.1); the body uses the canonical ones.
+func replaceManaged(raw map[string]json.RawMessage, u User) (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(raw)+4)
+	drop := func(name string, list []string) bool {
+		for _, m := range list {
+			if strings.EqualFold(name, m) {
+				return true
+			}
+		}
+		return false
+	}
+	var ext map[string]json.RawMessage
+	var schemas []string
+	for k, v := range raw {
+		switch {
+		case drop(k, managedAttrs), strings.EqualFold(k, "meta"), strings.EqualFold(k, SchemaTrainingUser):
+		case strings.EqualFold(k, "schemas"):
+			_ = json.Unmarshal(v, &schemas)
+		case strings.EqualFold(k, SchemaEnterpriseUser):
+			_ = json.Unmarshal(v, &ext)
+		default:
+			out[k] = v
+		}
+	}
+	u.Active, u.Meta, u.Training, u.Schemas = nil, nil, nil, nil
+	enterprise := u.Enterprise
+	u.Enterprise = nil
+	b, err := json.Marshal(u)
+	if err != nil {
+		return nil, err
+	}
+	var managed map[string]json.RawMessage
+	if err := json.Unmarshal(b, &managed); err != nil {
+		return nil, err
+	}
+	for k, v := range managed {
+		if k != "id" && k != "schemas" {
+			out[k] = v
+		}
+	}
+	for k := range ext {
+		if drop(k, managedEnterprise) {
+			delete(ext, k)
+		}
+	}
+	if enterprise != nil {
+		b, err := json.Marshal(enterprise)
+		if err != nil {
+			return nil, err
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(b, &fields); err != nil {
+			return nil, err
+		}
+		if ext == nil {
+			ext = map[string]json.RawMessage{}
+		}
+		for k, v := range fields {
+			ext[k] = v
+		}
+	}
+	keep := []string{SchemaUser}
+	for _, s := range schemas {
+		if !strings.EqualFold(s, SchemaUser) && !strings.EqualFold(s, SchemaEnterpriseUser) && !strings.EqualFold(s, SchemaTrainingUser) {
+			keep = append(keep, s)
+		}
+	}
+	if len(ext) > 0 {
+		b, err := json.Marshal(ext)
+		if err != nil {
+			return nil, err
+		}
+		out[SchemaEnterpriseUser] = b
+		keep = append(keep, SchemaEnterpriseUser)
+	}
+	b, err = json.Marshal(keep)
+	if err != nil {
+		return nil, err
+	}
+	out["schemas"] = b
+	return out, nil
 }
