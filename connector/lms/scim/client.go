@@ -534,19 +534,34 @@ func (c *Client) SetActive(ctx context.Context, id string, active bool) (connect
 		}
 		c.noPatch.Store(true)
 	}
-	raw, cur, err := c.getRaw(ctx, id)
-	if err != nil {
-		return connector.Account{}, err
-	}
-	delete(raw, "meta")
-	for k := range raw {
-		if strings.EqualFold(k, "active") {
-			delete(raw, k)
+	// The PUT is conditional on the version just read; when another write got
+	// in between (412), read again: active=X does not depend on what changed.
+	var err error
+	for range putAttempts {
+		var raw map[string]json.RawMessage
+		var cur connector.Account
+		raw, cur, err = c.getRaw(ctx, id)
+		if err != nil {
+			return connector.Account{}, err
+		}
+		delete(raw, "meta")
+		for k := range raw {
+			if strings.EqualFold(k, "active") {
+				delete(raw, k)
+			}
+		}
+		raw["active"] = json.RawMessage(strconv.FormatBool(active))
+		var a connector.Account
+		a, err = c.put(ctx, id, raw, cur.Version, caps)
+		if !errors.Is(err, connector.ErrPrecondition) {
+			return a, err
 		}
 	}
-	raw["active"] = json.RawMessage(strconv.FormatBool(active))
-	return c.put(ctx, id, raw, cur.Version, caps)
+	return connector.Account{}, err
 }
+
+// putAttempts bounds the read-and-PUT rounds of SetActive without PATCH.
+const putAttempts = 5
 
 func (c *Client) patchActive(ctx context.Context, id string, active bool) (connector.Account, error) {
 	body := PatchOp{
