@@ -129,6 +129,11 @@ type DeadLetter struct {
 	Data    []byte `json:"data,omitempty" db:"data"`
 	// Reason names the field and what is wrong with it.
 	Reason string `json:"reason" db:"reason"`
+	// Stream and StreamSeq identify the JetStream message, when it came from one.
+	// The store keeps one dead letter per message, so a redelivery after a crash
+	// between storing and terminating it is not stored twice.
+	Stream    string `json:"stream,omitempty" db:"stream"`
+	StreamSeq uint64 `json:"stream_seq,omitempty" db:"stream_seq"`
 	// ReplayedAt is set once a replay of the message was recorded.
 	ReplayedAt *time.Time `json:"replayed_at,omitempty" db:"replayed_at"`
 }

@@ -309,16 +309,19 @@ func (c *consumer) storeFailed(msgs []jetstream.Msg, err error) {
 // nak'ed, so that it is dead-lettered on a later delivery; it is never dropped.
 func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, feed, reason string) {
 	var seq uint64
+	var stream string
 	if md, err := m.Metadata(); err == nil {
-		seq = md.Sequence.Stream
+		seq, stream = md.Sequence.Stream, md.Stream
 	}
 	id, err := c.rec.DeadLetter(ctx, connector.DeadLetter{
-		At:      time.Now().UTC(),
-		Feed:    feed,
-		Subject: m.Subject(),
-		Headers: HeadersJSON(m.Headers()),
-		Data:    m.Data(),
-		Reason:  reason,
+		At:        time.Now().UTC(),
+		Feed:      feed,
+		Subject:   m.Subject(),
+		Headers:   HeadersJSON(m.Headers()),
+		Data:      m.Data(),
+		Reason:    reason,
+		Stream:    stream,
+		StreamSeq: seq,
 	})
 	if err != nil {
 		c.log.Error("dead-lettering failed; redelivering", "subject", m.Subject(), "stream_seq", seq, "reason", reason, "err", err)

@@ -314,6 +314,7 @@ func (db *DB) commitCompletions(ctx context.Context, cs []connector.Completion) 
 type workerState struct {
 	version    int64
 	leaseOwner *string
+	superseded *string // the worker that took this one over, if any
 	touched    bool
 	attempts   int
 	due        time.Time // zero: NULL
@@ -336,7 +337,7 @@ func (db *DB) completeChunk(ctx context.Context, tx *sqlx.Tx, cs []connector.Com
 			return &completionError{w: c.Claim.Worker, err: connector.ErrNotFound}
 		}
 	}
-	if err := db.applyLinks(ctx, tx, cs, now); err != nil {
+	if err := db.applyLinks(ctx, tx, cs, now, workers); err != nil {
 		return err
 	}
 	if err := db.insertAudit(ctx, tx, cs, now); err != nil {
@@ -363,7 +364,35 @@ func (db *DB) completeChunk(ctx context.Context, tx *sqlx.Tx, cs []connector.Com
 			s.leaseOwner, s.release = nil, true
 		}
 	}
-	return db.updateWorkers(ctx, tx, workers)
+	if err := db.updateWorkers(ctx, tx, workers); err != nil {
+		return err
+	}
+	return db.wakeSuccessors(ctx, tx, cs, workers, now)
+}
+
+// wakeSuccessors makes due now the last successor of every worker in cs that was
+// taken over (superseded) by the time its outcome was committed. The converge of
+// such a worker may have acted on the account from a view that no longer holds,
+// and the successor must look at the account again; nothing else would wake it.
+func (db *DB) wakeSuccessors(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion, workers map[connector.WorkerKey]*workerState, now time.Time) error {
+	done := map[connector.WorkerKey]bool{}
+	for _, c := range cs {
+		w := c.Claim.Worker
+		if s := workers[w]; s == nil || s.superseded == nil || done[w] {
+			continue
+		}
+		done[w] = true
+		succ, err := db.lastSuccessor(ctx, tx, w)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers SET due_at = ?
+			WHERE feed = ? AND worker_id = ? AND (due_at IS NULL OR due_at > ?)`),
+			db.ts(now), succ.Feed, succ.WorkerID, db.ts(now)); err != nil {
+			return fmt.Errorf("wake successor %s: %w", succ, err)
+		}
+	}
+	return nil
 }
 
 // lockWorkers reads the rows of the batch's workers, on PostgreSQL locking them
@@ -380,7 +409,7 @@ func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 	if db.backend == Postgres {
 		lock = " FOR UPDATE"
 	}
-	rows, err := tx.QueryContext(ctx, db.q(`SELECT feed, worker_id, version, lease_owner FROM workers
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT feed, worker_id, version, lease_owner, superseded_by FROM workers
 		WHERE (feed, worker_id) IN (`+sel+`) ORDER BY feed, worker_id`+lock), args...)
 	if err != nil {
 		return nil, fmt.Errorf("lock workers: %w", err)
@@ -390,7 +419,7 @@ func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 	for rows.Next() {
 		var k connector.WorkerKey
 		s := &workerState{}
-		if err := rows.Scan(&k.Feed, &k.WorkerID, &s.version, &s.leaseOwner); err != nil {
+		if err := rows.Scan(&k.Feed, &k.WorkerID, &s.version, &s.leaseOwner, &s.superseded); err != nil {
 			return nil, fmt.Errorf("lock workers: %w", err)
 		}
 		out[k] = s
@@ -406,7 +435,7 @@ func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 // conflict with, plays the changes through in Go (a link to an account that
 // another worker holds at that point is a conflict of that completion), then
 // deletes the links that went away or changed and upserts the new ones.
-func (db *DB) applyLinks(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion, now time.Time) error {
+func (db *DB) applyLinks(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion, now time.Time, workers map[connector.WorkerKey]*workerState) error {
 	var keys []connector.WorkerKey
 	var accounts []string
 	for _, c := range cs {
@@ -491,6 +520,11 @@ func (db *DB) applyLinks(ctx context.Context, tx *sqlx.Tx, cs []connector.Comple
 			continue
 		}
 		if h, held := holder[c.AccountID]; held && h != w {
+			if s := workers[w]; s != nil && s.superseded != nil {
+				// Taken over while it was being converged: its successor holds the
+				// account now (and is made due again below), so this link lapses.
+				continue
+			}
 			return &completionError{w: w, err: fmt.Errorf("account %q is linked to %s: %w", c.AccountID, h, connector.ErrConflict)}
 		}
 		if l, ok := links[w]; ok && l.account == c.AccountID {

@@ -17,7 +17,9 @@ import (
 // with FOR UPDATE SKIP LOCKED, so concurrent callers (other replicas) skip each
 // other's rows instead of waiting; on SQLite the single writer makes it atomic.
 // The due time is left as is, so a lease that expires makes the worker eligible
-// again.
+// again. A worker whose predecessor (a worker it took over through a rehire under
+// a new id) is leased is not claimed until that lease ends: the predecessor's
+// converge may still be acting on the same account from an older view.
 func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]connector.Claim, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -32,14 +34,16 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 	until := now.Add(lease)
 	query := `UPDATE workers SET lease_owner = ?, lease_until = ?
 		WHERE (feed, worker_id) IN (
-			SELECT feed, worker_id FROM workers
-			WHERE due_at IS NOT NULL AND due_at <= ?
-				AND (lease_until IS NULL OR lease_until <= ?)
-				AND superseded_by IS NULL
-			ORDER BY due_at
+			SELECT c.feed, c.worker_id FROM workers c
+			WHERE c.due_at IS NOT NULL AND c.due_at <= ?
+				AND (c.lease_until IS NULL OR c.lease_until <= ?)
+				AND c.superseded_by IS NULL
+				AND NOT EXISTS (SELECT 1 FROM workers p
+					WHERE p.feed = c.feed AND p.superseded_by = c.worker_id AND p.lease_until > ?)
+			ORDER BY c.due_at
 			LIMIT ?` + lockRows + `)
 		RETURNING feed, worker_id, version, attempts, due_at, lease_until`
-	rows, err := db.x.QueryContext(ctx, db.q(query), owner, db.ts(until), db.ts(now), db.ts(now), limit)
+	rows, err := db.x.QueryContext(ctx, db.q(query), owner, db.ts(until), db.ts(now), db.ts(now), db.ts(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: claim: %w", err)
 	}
@@ -168,8 +172,12 @@ func parseList(s string) ([]string, error) {
 // ok is false when no worker is due at all.
 func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var t instant
-	err := db.x.QueryRowContext(ctx, `SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > due_at THEN lease_until ELSE due_at END)
-		FROM workers WHERE due_at IS NOT NULL AND superseded_by IS NULL`).Scan(&t)
+	// A leased worker is due when its lease ends, and so is a worker whose
+	// predecessor is leased (ClaimDue waits for that lease).
+	err := db.x.QueryRowContext(ctx, `SELECT MIN(CASE WHEN e.until IS NOT NULL AND e.until > e.due_at THEN e.until ELSE e.due_at END) FROM (
+		SELECT w.due_at, (SELECT MAX(x.lease_until) FROM workers x
+			WHERE x.feed = w.feed AND (x.worker_id = w.worker_id OR x.superseded_by = w.worker_id)) AS until
+		FROM workers w WHERE w.due_at IS NOT NULL AND w.superseded_by IS NULL) e`).Scan(&t)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("store: next due: %w", err)
 	}

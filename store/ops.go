@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -16,9 +18,14 @@ func (db *DB) DeadLetter(ctx context.Context, d connector.DeadLetter) (int64, er
 		d.At = db.now()
 	}
 	var id int64
-	err := db.x.QueryRowContext(ctx, db.q(`INSERT INTO dead_letters (at, feed, subject, headers, data, reason, replayed_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		db.ts(d.At), d.Feed, d.Subject, d.Headers, d.Data, d.Reason, db.tsPtr(d.ReplayedAt)).Scan(&id)
+	err := db.x.QueryRowContext(ctx, db.q(`INSERT INTO dead_letters (at, feed, subject, headers, data, reason, replayed_at, stream, stream_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (stream, stream_seq) WHERE stream_seq > 0 DO NOTHING RETURNING id`),
+		db.ts(d.At), d.Feed, d.Subject, d.Headers, d.Data, d.Reason, db.tsPtr(d.ReplayedAt), d.Stream, int64(d.StreamSeq)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Already stored: a redelivery of the same JetStream message.
+		err = db.x.GetContext(ctx, &id, db.q(`SELECT id FROM dead_letters WHERE stream = ? AND stream_seq = ?`), d.Stream, int64(d.StreamSeq))
+	}
 	if err != nil {
 		return 0, fmt.Errorf("store: dead letter: %w", err)
 	}
@@ -40,7 +47,7 @@ type DeadLetterFilter struct {
 	Limit           int    // at most this many; 0 for no limit
 }
 
-const deadLetterSelect = `SELECT id, at, feed, subject, headers, data, reason, replayed_at FROM dead_letters`
+const deadLetterSelect = `SELECT id, at, feed, subject, headers, data, reason, replayed_at, stream, stream_seq FROM dead_letters`
 
 // ListDeadLetters returns the dead letters that match f, oldest first.
 func (db *DB) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]connector.DeadLetter, error) {
@@ -101,10 +108,11 @@ type scanner interface{ Scan(dest ...any) error }
 func scanDeadLetter(s scanner) (connector.DeadLetter, error) {
 	var d connector.DeadLetter
 	var at, replayed instant
-	if err := s.Scan(&d.ID, &at, &d.Feed, &d.Subject, &d.Headers, &d.Data, &d.Reason, &replayed); err != nil {
+	var seq int64
+	if err := s.Scan(&d.ID, &at, &d.Feed, &d.Subject, &d.Headers, &d.Data, &d.Reason, &replayed, &d.Stream, &seq); err != nil {
 		return connector.DeadLetter{}, err
 	}
-	d.At, d.ReplayedAt = at.T, replayed.ptr()
+	d.At, d.ReplayedAt, d.StreamSeq = at.T, replayed.ptr(), uint64(seq)
 	return d, nil
 }
 

@@ -162,6 +162,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	hr := func(id string) connector.WorkerKey { return key("hr", id) }
 
 	runBatch(t, setup)
+	runSuccession(t, setup)
 	runReconcile(t, setup)
 
 	t.Run("RecordFactsRoundTrip", func(t *testing.T) {
