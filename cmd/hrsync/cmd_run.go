@@ -119,6 +119,8 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	admin := fs.String("admin-addr", "127.0.0.1:9090", "admin HTTP address for /healthz, /readyz, /metrics (empty: off)")
 	vars["admin-addr"] = "HRSYNC_ADMIN_ADDR"
 	batch := fs.Int("batch", 256, "messages per consume batch (one store transaction)")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long JetStream waits for an ack before redelivering; after a crash, unacked messages return after this")
+	vars["ack-wait"] = "HRSYNC_ACK_WAIT"
 	workers := fs.Int("concurrency", 8, "workers converged at once")
 	vars["concurrency"] = "HRSYNC_CONCURRENCY"
 	lease := fs.Duration("lease", 2*time.Minute, "how long a claimed worker is held before another replica may take it")
@@ -143,7 +145,7 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		DB: c.db, NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
 		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: lms, Log: log,
 		Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll},
-		Consumer:  events.ConsumerConfig{Batch: *batch},
+		Consumer:  events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
 	})
 	if err != nil {
 		return err
