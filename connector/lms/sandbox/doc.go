@@ -60,4 +60,13 @@
 // POST appends the enrollments and completions, keeps the later of the stored and
 // the given last login, and answers with the whole record (see Training and
 // AddTraining). docs/sandbox-lms.md describes the same with examples.
+//
+// # Quirks
+//
+// HandlerWith serves the same with Quirks that real servers have (no
+// ServiceProviderConfig, no PATCH, 204 to PATCH, no ETags, no Location, an
+// empty 201, 500 for a missing user, case-folding filters, case-sensitive
+// attribute names, short pages, PUT resetting active), so that tests can run the
+// scim client against each over HTTP. WithDuplicateExternalIDs lets accounts
+// share an externalId. docs/lms-compat.md lists them with what the client does.
 package sandbox
