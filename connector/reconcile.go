@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -132,8 +133,10 @@ type ReconcileStore interface {
 	// from the start) in key order, each with its own link. Fewer than limit
 	// means the end.
 	ListWorkerLinks(ctx context.Context, after WorkerKey, limit int) ([]WorkerLink, error)
-	// LinkedWorkers returns the worker linked to each of accountIDs that is linked.
-	LinkedWorkers(ctx context.Context, accountIDs []string) (map[string]WorkerKey, error)
+	// LinkedHistories returns, for each of accountIDs that is linked, the
+	// history of the worker linked to it (as LoadHistories returns it): the
+	// per-page question "for these accounts, which workers and their facts?".
+	LinkedHistories(ctx context.Context, accountIDs []string) (map[string]History, error)
 	// LastStateActions returns, per account that has one, the latest ok audit
 	// entry of a create, deactivate or reactivate.
 	LastStateActions(ctx context.Context, accountIDs []string) (map[string]AuditEntry, error)
@@ -725,33 +728,40 @@ func (p *pass) accountsPage(ctx context.Context, accts []Account) error {
 	for i, a := range accts {
 		ids[i] = a.ID
 	}
-	linked, err := cfg.Store.LinkedWorkers(ctx, ids)
+	linked, err := cfg.Store.LinkedHistories(ctx, ids)
 	if err != nil {
 		return err
 	}
-	// The workers behind the page: those linked, and those whose externalId a
-	// stray account carries.
+	// Linked workers that were taken over are classified with their successor's
+	// history; stray accounts carrying a known worker's externalId with that
+	// worker's.
+	owners := map[WorkerKey]History{}
 	var keys []WorkerKey
 	for _, a := range accts {
-		if k, ok := linked[a.ID]; ok {
-			keys = append(keys, k)
+		if h, ok := linked[a.ID]; ok {
+			if h.SupersededBy == nil {
+				owners[h.Worker] = h
+			} else {
+				keys = append(keys, h.Worker)
+			}
 		} else if k, ok := p.externalWorker(a); ok {
 			if _, seen := p.matched[a.ID]; !seen {
 				keys = append(keys, k)
 			}
 		}
 	}
-	owners, err := p.ownerHistories(ctx, keys)
+	more, err := p.ownerHistories(ctx, keys)
 	if err != nil {
 		return err
 	}
+	maps.Copy(owners, more)
 
 	out := make([]pending, 0, len(accts))
 	var checkManual []int
 	for _, a := range accts {
-		if k, ok := linked[a.ID]; ok {
+		if h, ok := linked[a.ID]; ok {
 			p.buckets.add(a.ID, -1)
-			pd, ok := p.pair(a, k, owners[k])
+			pd, ok := p.pair(a, h.Worker, owners[h.Worker])
 			if !ok {
 				continue
 			}

@@ -54,34 +54,99 @@ func (db *DB) ListWorkerLinks(ctx context.Context, after connector.WorkerKey, li
 	return out, nil
 }
 
-// LinkedWorkers returns, for those of accountIDs that are linked, the worker each
-// is linked to. One statement per chunk of ids (one on PostgreSQL); an id that is
-// not linked is absent from the map.
-func (db *DB) LinkedWorkers(ctx context.Context, accountIDs []string) (map[string]connector.WorkerKey, error) {
-	out := make(map[string]connector.WorkerKey, len(accountIDs))
-	for chunk := range slices.Chunk(accountIDs, db.chunkSize()) {
-		in, args := db.inList("account_id", chunk)
-		rows, err := db.x.QueryContext(ctx, db.q(`SELECT account_id, feed, worker_id FROM links WHERE `+in), args...)
-		if err != nil {
-			return nil, fmt.Errorf("store: linked workers: %w", err)
-		}
-		for rows.Next() {
-			var acct string
-			var k connector.WorkerKey
-			if err := rows.Scan(&acct, &k.Feed, &k.WorkerID); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("store: linked workers: %w", err)
-			}
-			out[acct] = k
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("store: linked workers: %w", err)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("store: linked workers: %w", err)
+// reconcileChunk is the number of account ids per statement of LinkedHistories
+// and LastStateActions on SQLite: one bind parameter each, far below its limit.
+const reconcileChunk = 1000
+
+func (db *DB) accountChunk() int {
+	if db.backend == Postgres {
+		return pgChunk
+	}
+	return reconcileChunk
+}
+
+// LinkedHistories returns, for each of accountIDs that is linked, the history of
+// the worker linked to it, as LoadHistories returns it. A page of accounts costs
+// two statements per chunk of ids (one chunk on PostgreSQL): the links with their
+// workers' succession, and the facts of those workers. Workers that are
+// superseded or succeeded someone (a short minority) go through LoadHistories.
+func (db *DB) LinkedHistories(ctx context.Context, accountIDs []string) (map[string]connector.History, error) {
+	out := make(map[string]connector.History, len(accountIDs))
+	for chunk := range slices.Chunk(accountIDs, db.accountChunk()) {
+		if err := db.linkedHistories(ctx, chunk, out); err != nil {
+			return nil, fmt.Errorf("store: linked histories: %w", err)
 		}
 	}
 	return out, nil
+}
+
+func (db *DB) linkedHistories(ctx context.Context, ids []string, out map[string]connector.History) error {
+	in, args := db.inList("l.account_id", ids)
+	rows, err := db.x.QueryContext(ctx, db.q(`SELECT l.account_id, l.feed, l.worker_id,
+			CASE WHEN w.superseded_by IS NOT NULL OR EXISTS (SELECT 1 FROM workers p WHERE p.feed = l.feed AND p.superseded_by = l.worker_id) THEN 1 ELSE 0 END
+		FROM links l JOIN workers w ON w.feed = l.feed AND w.worker_id = l.worker_id
+		WHERE `+in), args...)
+	if err != nil {
+		return err
+	}
+	simple := map[connector.WorkerKey]string{} // worker -> account
+	var chained []connector.WorkerKey
+	chainedAcct := map[connector.WorkerKey]string{}
+	for rows.Next() {
+		var acct string
+		var k connector.WorkerKey
+		var chain int
+		if err := rows.Scan(&acct, &k.Feed, &k.WorkerID, &chain); err != nil {
+			rows.Close()
+			return err
+		}
+		if chain != 0 {
+			chained = append(chained, k)
+			chainedAcct[k] = acct
+			continue
+		}
+		simple[k] = acct
+		out[acct] = connector.History{Worker: k, Links: map[string]string{k.WorkerID: acct}}
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(simple) > 0 {
+		frows, err := db.x.QueryxContext(ctx, db.q(`SELECT f.source, f.id, f.feed, f.worker_id, f.kind, f.effective_at, f.event_time,
+				f.email, f.given_name, f.family_name, f.employee_number, f.org_unit, f.job_title, f.manager_id, f.locale,
+				f.reason, f.previous_worker_id
+			FROM links l JOIN facts f ON f.feed = l.feed AND f.worker_id = l.worker_id
+			WHERE `+in), args...)
+		if err != nil {
+			return err
+		}
+		facts, err := scanFacts(frows) // in fold order
+		if err != nil {
+			return err
+		}
+		for _, f := range facts {
+			acct, ok := simple[f.Key()]
+			if !ok {
+				continue // became chained between the two statements; read below
+			}
+			h := out[acct]
+			h.Facts = append(h.Facts, f)
+			out[acct] = h
+		}
+	}
+	if len(chained) > 0 {
+		hs, err := db.LoadHistories(ctx, chained)
+		if err != nil {
+			return err
+		}
+		for i, h := range hs {
+			out[chainedAcct[chained[i]]] = h
+		}
+	}
+	return nil
 }
 
 // LastStateActions returns, for each of accountIDs that has one, the latest audit
@@ -90,7 +155,7 @@ func (db *DB) LinkedWorkers(ctx context.Context, accountIDs []string) (map[strin
 // deactivated from one an admin deactivated by hand. FactIDs are not read.
 func (db *DB) LastStateActions(ctx context.Context, accountIDs []string) (map[string]connector.AuditEntry, error) {
 	out := map[string]connector.AuditEntry{}
-	for chunk := range slices.Chunk(accountIDs, db.chunkSize()) {
+	for chunk := range slices.Chunk(accountIDs, db.accountChunk()) {
 		in, args := db.inList("account_id", chunk)
 		args = append([]any{string(connector.OutcomeOK), string(connector.ActionCreate), string(connector.ActionDeactivate), string(connector.ActionReactivate)}, args...)
 		rows, err := db.x.QueryContext(ctx, db.q(`SELECT id, at, feed, worker_id, account_id, action, outcome, detail FROM audit

@@ -72,42 +72,73 @@ func runReconcile(t *testing.T, setup func(t *testing.T) *testBundle) {
 		}
 	})
 
-	t.Run("LinkedWorkers", func(t *testing.T) {
+	t.Run("LinkedHistories", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		s := rs(t, b)
+		// old (linked, then superseded by neu, linked too), and more plain workers
+		// than one SQLite chunk, two thirds of them linked.
+		old, neu := hr("old"), hr("neu")
+		b.record(t, fact(old, "o1", connector.KindHired, 0), fact(old, "o2", connector.KindLeft, 3))
+		b.link(t, old, "acct-old")
 		var facts []connector.Fact
-		for i := range 450 { // more than one SQLite chunk
-			facts = append(facts, fact(hr(fmt.Sprintf("w%03d", i)), fmt.Sprintf("e%03d", i), connector.KindHired, 0))
+		for i := range 1100 {
+			w := hr(fmt.Sprintf("w%04d", i))
+			facts = append(facts, fact(w, fmt.Sprintf("e%04d", i), connector.KindHired, 0), fact(w, fmt.Sprintf("u%04d", i), connector.KindUpdated, 1))
 		}
 		b.record(t, facts...)
-		cs := b.claim(t, "linker", b.now, 1000)
+		cs := b.claim(t, "linker", b.now, 2000)
 		comps := make([]connector.Completion, len(cs))
-		var ids []string
-		want := map[string]connector.WorkerKey{}
+		ids := []string{"acct-old", "acct-neu", "nobody"}
+		want := map[string]connector.WorkerKey{"acct-old": old, "acct-neu": neu}
 		for i, c := range cs {
-			acct := "acct-" + c.Worker.WorkerID
-			comps[i] = connector.Completion{Claim: c, Owner: "linker", AccountID: acct}
-			if i%3 != 0 { // a third of the workers stay unlinked
+			comps[i] = connector.Completion{Claim: c, Owner: "linker"}
+			if i%3 != 0 {
+				acct := "acct-" + c.Worker.WorkerID
+				comps[i].AccountID = acct
 				ids = append(ids, acct)
 				want[acct] = c.Worker
 			} else {
-				comps[i].AccountID = ""
+				ids = append(ids, "acct-"+c.Worker.WorkerID) // not linked
 			}
 		}
 		if err := b.s.CompleteAll(b.ctx, comps); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, "nobody", "acct-w000")
-		got, err := s.LinkedWorkers(b.ctx, ids)
+		r := fact(neu, "n1", connector.KindRehired, 5)
+		r.PreviousWorkerID = "old"
+		b.record(t, r)
+		b.link(t, neu, "acct-neu")
+
+		got, err := s.LinkedHistories(b.ctx, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !maps.Equal(got, want) {
-			t.Fatalf("LinkedWorkers: got %d, want %d entries (e.g. acct-w001 -> %v)", len(got), len(want), got["acct-w001"])
+		if len(got) != len(want) {
+			t.Fatalf("LinkedHistories: %d entries, want %d", len(got), len(want))
 		}
-		if got, err := s.LinkedWorkers(b.ctx, nil); err != nil || len(got) != 0 {
-			t.Fatalf("LinkedWorkers(nil) = %v, %v", got, err)
+		for acct, w := range want {
+			h, ok := got[acct]
+			if !ok {
+				t.Fatalf("LinkedHistories: no history for %s", acct)
+			}
+			ref, err := b.s.LoadHistory(b.ctx, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Worker != w || !factsEqual(h.Facts, ref.Facts) || !maps.Equal(h.Links, ref.Links) ||
+				(h.SupersededBy == nil) != (ref.SupersededBy == nil) {
+				t.Fatalf("%s: LinkedHistories = %+v\nLoadHistory   = %+v", acct, h, ref)
+			}
+		}
+		if h := got["acct-old"]; h.SupersededBy == nil || *h.SupersededBy != neu {
+			t.Fatalf("acct-old: %+v, want superseded by %s", h, neu)
+		}
+		if h := got["acct-neu"]; len(h.Facts) != 3 || h.Links["old"] != "acct-old" {
+			t.Fatalf("acct-neu: %+v, want its own and its predecessor's facts and links", h)
+		}
+		if got, err := s.LinkedHistories(b.ctx, nil); err != nil || len(got) != 0 {
+			t.Fatalf("LinkedHistories(nil) = %v, %v", got, err)
 		}
 	})
 
