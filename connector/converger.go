@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,6 +70,8 @@ type Converger struct {
 
 	mu   sync.Mutex
 	wake chan struct{} // closed by Notify, then replaced
+
+	paused atomic.Bool // the LMS said it is unavailable; for logging transitions once
 }
 
 // NewConverger checks cfg and fills in defaults.
@@ -160,6 +163,16 @@ func (c *Converger) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if wait, paused := c.pause(); paused {
+			// Claiming now would only burn the workers' retries on fast failures.
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+			continue
+		}
 		wake := c.woken()
 		n, err := c.ConvergeOnce(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -187,6 +200,35 @@ func (c *Converger) loop(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
+}
+
+// minPause is the shortest wait of a loop paused because the LMS is unavailable.
+const minPause = 10 * time.Millisecond
+
+// pause reports whether the LMS says it cannot take calls now (see Availability),
+// and how long to wait before asking again: until its retry time, but at most
+// PollInterval and at least minPause. It logs when the converger pauses and resumes.
+func (c *Converger) pause() (time.Duration, bool) {
+	av, ok := c.cfg.LMS.(Availability)
+	if !ok {
+		return 0, false
+	}
+	up, retryAt := av.Available()
+	if up {
+		if c.paused.CompareAndSwap(true, false) {
+			c.log.Info("converger resumed: the lms is available again", "owner", c.cfg.Owner)
+		}
+		return 0, false
+	}
+	if c.paused.CompareAndSwap(false, true) {
+		c.log.Warn("converger paused: the lms is unavailable; no work is claimed until it is back",
+			"owner", c.cfg.Owner, "retry_at", retryAt)
+	}
+	wait := c.cfg.PollInterval
+	if d := retryAt.Sub(c.cfg.Now()); d > 0 && d < wait {
+		wait = d
+	}
+	return max(wait, minPause), true
 }
 
 // Drain converges until no worker is due now. It is for one-shot runs and tests.

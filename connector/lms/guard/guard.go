@@ -443,8 +443,10 @@ func (g *LMS) CreateAccount(ctx context.Context, a connector.Account) (connector
 	}
 	found, ferr := g.FindAccounts(ctx, f)
 	if ferr != nil {
-		// We cannot tell whether the conflict is our own create: retry later.
-		return connector.Account{}, fmt.Errorf("%w (and the lookup of the created account failed: %w)", ferr, err)
+		// We cannot tell whether the conflict is our own create: a temporary error,
+		// so the caller retries later, and not one that matches ErrConflict.
+		return connector.Account{}, &connector.LMSError{Kind: connector.KindUnavailable, Op: "CreateAccount",
+			Reason: "an earlier attempt may have created the account (" + err.Error() + "), and looking it up failed", Err: ferr}
 	}
 	if len(found) == 1 && sameData(found[0], a) && found[0].Active == a.Active {
 		g.log.Info("lms create was applied though its answer was lost; using the account it made",

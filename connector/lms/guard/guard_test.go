@@ -167,6 +167,13 @@ func (s *scripted) ListAccounts(ctx context.Context, start, count int) (connecto
 	return s.LMS.ListAccounts(ctx, start, count)
 }
 
+func (s *scripted) FindAccounts(ctx context.Context, f connector.AccountFilter) ([]connector.Account, error) {
+	if err := s.next(); err != nil {
+		return nil, err
+	}
+	return s.LMS.FindAccounts(ctx, f)
+}
+
 func (s *scripted) CreateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
 	err := s.next()
 	if err != nil && s.lost {
@@ -355,6 +362,24 @@ func TestLostAnswers(t *testing.T) {
 		got, err := guard.New(in, fastRetries()).CreateAccount(t.Context(), connector.Account{UserName: "min", Active: true})
 		if err != nil || got.UserName != "min" || sb.Count() != 1 {
 			t.Fatalf("CreateAccount = %+v, %v, %d accounts", got, err, sb.Count())
+		}
+	})
+
+	t.Run("CreateLookupFails", func(t *testing.T) {
+		t.Parallel()
+		sb := sandbox.New()
+		// The create is applied and answered 500; the retry meets the conflict; every
+		// attempt to look the account up fails.
+		in := &scripted{LMS: sb, lost: true, script: []error{unavailable(500), nil,
+			unavailable(503), unavailable(503), unavailable(503)}}
+		cfg := fastRetries()
+		cfg.MaxAttempts = 3
+		_, err := guard.New(in, cfg).CreateAccount(t.Context(), acct("ann"))
+		if errors.Is(err, connector.ErrConflict) || !connector.IsTemporary(err) {
+			t.Errorf("error %v: want a temporary error that is not a conflict, so that the converger retries", err)
+		}
+		if sb.Count() != 1 {
+			t.Errorf("%d accounts, want 1", sb.Count())
 		}
 	})
 
