@@ -48,6 +48,7 @@ func commands() map[string]command {
 		"sandbox-lms": {"serve the sandbox LMS over SCIM 2.0", cmdSandboxLMS},
 		"bench":       {"end-to-end throughput and latency benchmark against a baseline", cmdBench},
 		"migrate":     {"apply the database migrations and exit", cmdMigrate},
+		"reconcile":   {"compare every worker with every LMS account and report drift (--apply fixes it)", cmdReconcile},
 	}
 }
 
