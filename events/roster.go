@@ -383,8 +383,8 @@ func ParseRoster(r io.Reader, m RosterMapping, opts RosterOptions) (*Roster, err
 		opts:    opts,
 		mapping: m,
 		res:     newResolver(m),
-		errs: errList{max: orDefault(opts.MaxErrors, DefaultMaxRosterErrors)},
-		hash: sha256.New(),
+		errs:    errList{max: orDefault(opts.MaxErrors, DefaultMaxRosterErrors)},
+		hash:    sha256.New(),
 	}
 	p.maxRows = orDefault(opts.MaxRows, DefaultMaxRosterRows)
 	p.every = orDefault(opts.ProgressEvery, DefaultRosterProgressEvery)
