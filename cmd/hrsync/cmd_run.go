@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/guard"
 	"github.com/hrsync/hrsync/connector/lms/scim"
 	"github.com/hrsync/hrsync/events"
 )
@@ -43,6 +45,7 @@ func (c *connFlags) register(fs *flag.FlagSet, vars map[string]string, withNATS 
 type lmsFlags struct {
 	url, token, user, password, caFile string
 	timeout                            time.Duration
+	rate                               string
 }
 
 func (l *lmsFlags) register(fs *flag.FlagSet, vars map[string]string) {
@@ -56,6 +59,22 @@ func (l *lmsFlags) register(fs *flag.FlagSet, vars map[string]string) {
 	vars["lms-password"] = "LMS_PASSWORD"
 	fs.DurationVar(&l.timeout, "lms-timeout", 15*time.Second, "timeout of each LMS call")
 	vars["lms-timeout"] = "LMS_TIMEOUT"
+}
+
+// registerRate adds --lms-rate: the daemon's client-side limit of LMS calls.
+func (l *lmsFlags) registerRate(fs *flag.FlagSet, vars map[string]string) {
+	fs.StringVar(&l.rate, "lms-rate", "unlimited", "most LMS calls per second, minute or hour: N/s, N/m or N/h (e.g. 1000/h, Docebo's documented limit), or unlimited")
+	vars["lms-rate"] = "LMS_RATE"
+}
+
+// guard wraps lms in the rate limit, the retries and the quarantine of package
+// guard, reporting to m (see docs/lms-resilience.md).
+func (l *lmsFlags) guard(lms connector.LMS, log *slog.Logger, m *metrics) (*guard.LMS, error) {
+	rate, err := guard.ParseRate(l.rate)
+	if err != nil {
+		return nil, fmt.Errorf("--lms-rate (LMS_RATE): %w", err)
+	}
+	return guard.New(lms, guard.Config{Rate: rate, Logger: log, Hooks: m.guardHooks()}), nil
 }
 
 func (l *lmsFlags) client() (connector.LMS, error) {
@@ -103,12 +122,19 @@ wakes at the next due effective date, so future-dated events act on time.
 SIGTERM or Ctrl-C drains: the batch in flight is recorded and acked, the workers in
 flight are converged and committed, then it exits. Nothing is lost or done twice.
 
+LMS calls keep to --lms-rate, and temporary failures (5xx, timeouts, 429) are retried
+with exponential backoff and jitter, honouring Retry-After. When most calls fail (an
+outage, revoked credentials) the LMS is quarantined: converging pauses, /readyz
+answers 503 with the reason, and one probe call every 30s or more (backing off)
+tests the LMS; the first success resumes. See docs/lms-resilience.md.
+
 The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	vars := map[string]string{}
 	var c connFlags
 	var l lmsFlags
 	c.register(fs, vars, true)
 	l.register(fs, vars)
+	l.registerRate(fs, vars)
 	embedded := fs.Bool("embedded-nats", false, "run an embedded single-node NATS server with JetStream (development only)")
 	vars["embedded-nats"] = "HRSYNC_EMBEDDED_NATS"
 	embeddedDir := fs.String("embedded-nats-dir", "", "where the embedded NATS server stores its data (default: a temporary directory)")
@@ -140,10 +166,15 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	if err != nil {
 		return err
 	}
-	log.Info("hrsync starting", "version", version(), "feeds", feeds.Names(), "db", redactURL(c.db), "lms", l.url)
+	m := newMetrics()
+	guarded, err := l.guard(lms, log, m)
+	if err != nil {
+		return err
+	}
+	log.Info("hrsync starting", "version", version(), "feeds", feeds.Names(), "db", redactURL(c.db), "lms", l.url, "lms_rate", l.rate)
 	s, err := openStack(ctx, stackConfig{
 		DB: c.db, NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
-		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: lms, Log: log,
+		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: guarded, Log: log, Metrics: m,
 		Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll},
 		Consumer:  events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
 	})

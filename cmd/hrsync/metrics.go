@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/guard"
 	"github.com/hrsync/hrsync/events"
 )
 
@@ -22,6 +23,10 @@ type metrics struct {
 	convergeTime  prometheus.Histogram
 	convergeFails prometheus.Counter
 	reviews       prometheus.Counter
+	// The LMS guard's series: calls by outcome, quarantine state, rate-limit waits.
+	lmsCalls       *prometheus.CounterVec
+	lmsQuarantined prometheus.Gauge
+	lmsRateWait    prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -52,9 +57,18 @@ func newMetrics() *metrics {
 		reviews: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hrsync_review_items_total", Help: "Review items raised: hrsync refused to guess.",
 		}),
+		lmsCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hrsync_lms_calls_total", Help: "LMS call attempts, by outcome: ok, an error kind (unavailable, rate_limited, auth, not_found, ...), quarantined (failed fast) or canceled.",
+		}, []string{"outcome"}),
+		lmsQuarantined: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hrsync_lms_quarantined", Help: "1 while the LMS is quarantined (calls fail fast, converging pauses), else 0.",
+		}),
+		lmsRateWait: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hrsync_lms_rate_wait_seconds_total", Help: "Time LMS calls spent waiting for the client-side rate limit (--lms-rate).",
+		}),
 	}
 	m.reg.MustRegister(m.consumed, m.recorded, m.deadLettered, m.storeErrors, m.actions,
-		m.convergeTime, m.convergeFails, m.reviews,
+		m.convergeTime, m.convergeFails, m.reviews, m.lmsCalls, m.lmsQuarantined, m.lmsRateWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -92,5 +106,20 @@ func (m *metrics) convergerHooks(next connector.ConvergerHooks) connector.Conver
 				next.Review(r)
 			}
 		},
+	}
+}
+
+// guardHooks feeds the LMS guard's series.
+func (m *metrics) guardHooks() guard.Hooks {
+	return guard.Hooks{
+		Call: func(_, outcome string) { m.lmsCalls.WithLabelValues(outcome).Inc() },
+		Quarantine: func(quarantined bool) {
+			if quarantined {
+				m.lmsQuarantined.Set(1)
+			} else {
+				m.lmsQuarantined.Set(0)
+			}
+		},
+		RateWait: func(d time.Duration) { m.lmsRateWait.Add(d.Seconds()) },
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/guard"
 	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
 )
@@ -36,11 +37,13 @@ type stackConfig struct {
 	ManageStream bool
 	Durable      string
 	LMS          connector.LMS
-	Log          *slog.Logger
-	Now          func() time.Time
-	Converger    connector.ConvergerConfig // Store, LMS, Feeds, Logger and Now are filled in
-	Hooks        events.Hooks
-	Consumer     events.ConsumerConfig // Stream, Durable, Logger, Hooks are filled in
+	// Metrics are the Prometheus series to feed; nil makes new ones.
+	Metrics   *metrics
+	Log       *slog.Logger
+	Now       func() time.Time
+	Converger connector.ConvergerConfig // Store, LMS, Feeds, Logger and Now are filled in
+	Hooks     events.Hooks
+	Consumer  events.ConsumerConfig // Stream, Durable, Logger, Hooks are filled in
 }
 
 // stack is a running hrsync: the pieces "run", "demo" and "bench" share.
@@ -62,7 +65,10 @@ type stack struct {
 // openStack opens the store (migrating it), connects to NATS (or starts the embedded
 // server), makes sure the stream exists, and builds the converger. It starts no loop.
 func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
-	s := &stack{cfg: cfg, log: cfg.Log, metrics: newMetrics()}
+	s := &stack{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics}
+	if s.metrics == nil {
+		s.metrics = newMetrics()
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -180,6 +186,17 @@ func (s *stack) ready(ctx context.Context) error {
 	}
 	if !s.consuming.Load() {
 		return errors.New("consumer not running")
+	}
+	return lmsReady(s.cfg.LMS)
+}
+
+// lmsReady reports a quarantined LMS (see package guard), or nil.
+func lmsReady(lms connector.LMS) error {
+	if g, ok := lms.(interface{ Status() guard.Status }); ok {
+		if st := g.Status(); st.Quarantined {
+			return fmt.Errorf("lms quarantined since %s: %s (next probe %s)", st.Since.UTC().Format(time.RFC3339),
+				st.Reason, st.NextProbe.UTC().Format(time.RFC3339))
+		}
 	}
 	return nil
 }
