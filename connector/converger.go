@@ -156,6 +156,9 @@ func (c *Converger) Run(ctx context.Context) error {
 	return nil
 }
 
+// minIdle is the shortest sleep of a loop that found due work it could not claim.
+const minIdle = 20 * time.Millisecond
+
 func (c *Converger) loop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -190,7 +193,11 @@ func (c *Converger) loop(ctx context.Context) {
 			}
 		}
 		if wait <= 0 {
-			continue
+			if n > 0 {
+				continue
+			}
+			// Due but nothing could be claimed (leased elsewhere): never spin.
+			wait = minIdle
 		}
 		timer.Reset(wait)
 		select {
