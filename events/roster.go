@@ -452,9 +452,17 @@ func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
 		p.errs.add(RosterError{Reason: "the file is empty: it has no header row and no rows"})
 		return nil, p.errs.err(0)
 	}
+	full := len(head) == maxHeaderLine
+	for { // the header is the first line that is not blank, as for encoding/csv
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 || len(bytes.TrimSpace(head[:i])) > 0 {
+			break
+		}
+		head = head[i+1:]
+	}
 	if i := bytes.IndexByte(head, '\n'); i >= 0 {
 		head = head[:i]
-	} else if len(head) == maxHeaderLine {
+	} else if full {
 		p.errs.add(RosterError{Line: 1, Field: "header", Reason: fmt.Sprintf("the first line is longer than %d bytes: is this a CSV file?", maxHeaderLine)})
 		return nil, p.errs.err(0)
 	}
@@ -469,6 +477,9 @@ func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
 	rd.ReuseRecord = true
 
 	header, err := rd.Read()
+	for err == nil && blank(header) { // lines of spaces or bare delimiters before the header
+		header, err = rd.Read()
+	}
 	if err != nil {
 		var pe *csv.ParseError
 		switch {

@@ -606,6 +606,7 @@ func TestParseRosterDelimiter(t *testing.T) {
 		{name: "CommaInsideHeader", csv: "Personalnummer;\"Name, Vorname\";E-Mail\nw1;Ada;a@example.com\n", delim: ';'},
 		// Unknown extra columns with commas in them do not outvote the known ones.
 		{name: "KnownColumnsWin", csv: "worker_id;email;Notiz a,b,c,d\nw1;a@example.com;x\n", delim: ';'},
+		{name: "BlankLinesBeforeHeader", csv: "\uFEFF\r\n  \r\nworker_id;email\r\nw1;a@example.com\r\n", delim: ';'},
 		{name: "Forced", csv: "worker_id\temail\nw1\ta@example.com\n", delim: '\t', opts: RosterOptions{Delimiter: '\t'}},
 	}
 	for _, tc := range tests {
