@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
@@ -44,6 +46,7 @@ func (c *connFlags) register(fs *flag.FlagSet, vars map[string]string, withNATS 
 // lmsFlags select and authenticate the SCIM LMS.
 type lmsFlags struct {
 	url, token, user, password, caFile string
+	clientFilter                       string
 	timeout                            time.Duration
 	rate                               string
 }
@@ -59,6 +62,10 @@ func (l *lmsFlags) register(fs *flag.FlagSet, vars map[string]string) {
 	vars["lms-password"] = "LMS_PASSWORD"
 	fs.DurationVar(&l.timeout, "lms-timeout", 15*time.Second, "timeout of each LMS call")
 	vars["lms-timeout"] = "LMS_TIMEOUT"
+	fs.StringVar(&l.caFile, "lms-ca-file", "", "PEM file of the CA that signed the LMS's TLS certificate (default: the system's)")
+	vars["lms-ca-file"] = "LMS_CA_FILE"
+	fs.StringVar(&l.clientFilter, "lms-client-filter", "", "attributes the LMS cannot filter on, filtered by hrsync after reading every user (comma list; e.g. employeeNumber); see docs/lms-compat.md")
+	vars["lms-client-filter"] = "LMS_CLIENT_FILTER"
 }
 
 // registerRate adds --lms-rate: the daemon's client-side limit of LMS calls.
@@ -84,6 +91,21 @@ func (l *lmsFlags) client() (connector.LMS, error) {
 	opts := []scim.Option{scim.WithTimeout(l.timeout), scim.WithHTTPClient(&http.Client{
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 32},
 	})}
+	if l.caFile != "" {
+		opts = append(opts, scim.WithCACertFile(l.caFile))
+	}
+	if l.clientFilter != "" {
+		var attrs []connector.FilterAttr
+		for _, a := range strings.Split(l.clientFilter, ",") {
+			switch attr := connector.FilterAttr(strings.TrimSpace(a)); attr {
+			case connector.ByExternalID, connector.ByUserName, connector.ByEmail, connector.ByEmployeeNumber:
+				attrs = append(attrs, attr)
+			default:
+				return nil, fmt.Errorf("--lms-client-filter: %q is not one of externalId, userName, emails.value, employeeNumber", a)
+			}
+		}
+		opts = append(opts, scim.WithClientSideFilter(attrs...))
+	}
 	switch {
 	case l.token != "" && l.user != "":
 		return nil, fmt.Errorf("--lms-token and --lms-user: choose one way to authenticate")
@@ -151,6 +173,12 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	vars["concurrency"] = "HRSYNC_CONCURRENCY"
 	lease := fs.Duration("lease", 2*time.Minute, "how long a claimed worker is held before another replica may take it")
 	poll := fs.Duration("poll-interval", time.Second, "longest sleep before looking for work another replica recorded")
+	recEvery := fs.Duration("reconcile-every", 0, "run a full reconciliation this often, e.g. 24h (0: never; see hrsync reconcile)")
+	vars["reconcile-every"] = "HRSYNC_RECONCILE_EVERY"
+	recApply := fs.Bool("reconcile-apply", false, "let scheduled reconciliations fix drift through the converger (default: report only)")
+	vars["reconcile-apply"] = "HRSYNC_RECONCILE_APPLY"
+	recOut := fs.String("reconcile-out", "", "directory for the drift reports of scheduled reconciliations, one subdirectory a pass (empty: only log the counts)")
+	vars["reconcile-out"] = "HRSYNC_RECONCILE_OUT"
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
@@ -190,9 +218,39 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		defer stop()
 		log.Info("admin endpoints listening", "addr", addr.String())
 	}
+	if *recEvery > 0 {
+		stop, err := s.scheduleReconcile(ctx, *recEvery, *recApply, *recOut)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	err = s.runLoops(ctx)
 	log.Info("hrsync stopped", "err", err)
 	return err
+}
+
+// scheduleReconcile starts full reconciliation passes every interval, on the same
+// (guarded) LMS client and policy as the converger; apply mode only marks workers
+// due and wakes the converger. It returns the function that stops the schedule.
+func (s *stack) scheduleReconcile(ctx context.Context, every time.Duration, apply bool, out string) (func(), error) {
+	cfg := connector.ReconcilerConfig{Store: s.db, LMS: s.cfg.LMS, Feeds: s.cfg.Feeds, Logger: s.log,
+		Policy: s.cfg.Converger.Policy, Interval: every, Apply: apply,
+		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() }}}
+	if out != "" {
+		cfg.Report = func(t time.Time) (connector.ReportSink, error) {
+			return connector.CreateReport(filepath.Join(out, "reconcile-"+t.UTC().Format("20060102T150405Z")))
+		}
+	}
+	rec, err := connector.NewReconciler(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := rec.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.log.Info("reconciliation scheduled", "every", every, "apply", apply, "reports", out)
+	return rec.Stop, nil
 }
 
 func version() string {
