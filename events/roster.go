@@ -541,15 +541,18 @@ func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
 			continue
 		}
 		row, ok := p.row(rd, rec, line, cols)
+		if row.WorkerID != "" { // also for a row with other problems: report all of them
+			if prev, dup := seen[row.WorkerID]; dup {
+				c := byField[fieldWorkerID]
+				p.errs.add(RosterError{Line: line, Field: fieldWorkerID, Column: c.header, Reason: fmt.Sprintf("'%s' appears again: it is on line %d too", clip(row.WorkerID), prev)})
+				ok = false
+			} else {
+				seen[row.WorkerID] = line
+			}
+		}
 		if !ok {
 			continue
 		}
-		if prev, dup := seen[row.WorkerID]; dup {
-			c := byField[fieldWorkerID]
-			p.errs.add(RosterError{Line: line, Field: fieldWorkerID, Column: c.header, Reason: fmt.Sprintf("'%s' appears again: it is on line %d too", clip(row.WorkerID), prev)})
-			continue
-		}
-		seen[row.WorkerID] = line
 		if row.Action == RosterAdd && firstAddLine == 0 {
 			firstAddLine = line
 		}

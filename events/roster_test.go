@@ -486,6 +486,8 @@ func TestParseRosterErrors(t *testing.T) {
 			want: []string{"line 1: header columns 'email' and 'e-mail' both map to email"}, opts: RosterOptions{}},
 		{name: "ErrDuplicateWorkerID", csv: "worker_id,email\nw1,a@example.com\nw2,b@example.com\n\nw1,c@example.com\n",
 			want: []string{"line 5: worker_id 'w1' appears again: it is on line 2 too"}},
+		{name: "ErrDuplicateOfInvalidRow", csv: "worker_id,email\nw1,bob@\nw1,bob@example.com\n",
+			want: []string{"line 2: email 'bob@' is not an address", "line 3: worker_id 'w1' appears again: it is on line 2 too"}},
 		{name: "ErrEmptyFile", csv: "",
 			want: []string{"the file is empty: it has no header row and no rows"}},
 		{name: "ErrEmptyFileBOM", csv: "\uFEFF\r\n\r\n",
@@ -535,6 +537,7 @@ func TestParseRosterErrors(t *testing.T) {
 			want: []string{
 				"line 2: email 'bob@' is not an address",
 				"line 2: effective '2026-02-30' is not a date (2026-12-01) or a date-time with offset (2026-12-01T18:00:00+01:00)",
+				"line 3: worker_id 'w1' appears again: it is on line 2 too",
 				`line 4: has unbalanced quotes: a quoted field is not closed, or text follows its closing quote (column 19); a " inside a quoted field is written ""`,
 			}},
 	}
