@@ -53,7 +53,7 @@ func setupResilience(t *testing.T, fc faulty.Config, gc guard.Config) *resilienc
 	}
 	srv := httptest.NewServer(b.faults)
 	t.Cleanup(srv.Close)
-	client, err := scim.New(srv.URL+sandbox.BasePath, scim.WithHTTPClient(srv.Client()), scim.WithTimeout(250*time.Millisecond))
+	client, err := scim.New(srv.URL+sandbox.BasePath, scim.WithHTTPClient(srv.Client()), scim.WithTimeout(time.Second)) // loaded CI machines must not add timeouts
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestConvergeThroughFaults(t *testing.T) {
 		}
 	}
 	b := setupResilience(t, faulty.Config{Latency: 200 * time.Microsecond, Jitter: time.Millisecond,
-		ServerErrors: 0.10, Timeouts: 0.05, Hold: 2 * time.Second, RateLimited: 0.03, RetryAfter: time.Second,
+		ServerErrors: 0.10, Timeouts: 0.05, Hold: 4 * time.Second, RateLimited: 0.03, RetryAfter: time.Second,
 		After: 0.5, Seed: seed},
 		// Few attempts per call, so that some failures reach the converger's own retries.
 		guard.Config{MaxAttempts: 2, RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond})

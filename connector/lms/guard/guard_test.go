@@ -49,7 +49,7 @@ type faultyStack struct {
 // of the 5xx and timeouts after the request was applied.
 func faultConfig(seed uint64) faulty.Config {
 	return faulty.Config{Latency: 200 * time.Microsecond, Jitter: time.Millisecond,
-		ServerErrors: 0.10, Timeouts: 0.05, Hold: 2 * time.Second, RateLimited: 0.02, RetryAfter: time.Second,
+		ServerErrors: 0.10, Timeouts: 0.05, Hold: 4 * time.Second, RateLimited: 0.02, RetryAfter: time.Second,
 		After: 0.5, Seed: seed}
 }
 
@@ -63,8 +63,10 @@ func newFaultyStack(t *testing.T, fc faulty.Config, gc guard.Config) *faultyStac
 	}
 	srv := httptest.NewServer(s.faults)
 	t.Cleanup(srv.Close)
-	// The client gives up long before the injector lets a held request go.
-	s.client, err = scim.New(srv.URL+sandbox.BasePath, scim.WithHTTPClient(srv.Client()), scim.WithTimeout(250*time.Millisecond))
+	// The client gives up long before the injector lets a held request go, and late
+	// enough that a loaded CI machine does not add timeouts of its own: ten of
+	// those in a row would (rightly) quarantine the LMS.
+	s.client, err = scim.New(srv.URL+sandbox.BasePath, scim.WithHTTPClient(srv.Client()), scim.WithTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
