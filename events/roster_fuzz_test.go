@@ -14,6 +14,12 @@ import (
 // *RosterErrors whose problems have a reason and a line ≥ 1, or line 0 for the file
 // as a whole; and that every accepted file yields rows with a worker id and
 // events that pass CheckEvent (one of each kind per input), in both modes.
+//
+//	go test -run '^$' -fuzz FuzzParseRoster -fuzztime 20s -fuzzminimizetime 1s ./events/
+//
+// A short -fuzzminimizetime matters here: the package's test binary is large (it
+// embeds a NATS server), and the default minute of minimising each new input
+// stalls a short run.
 func FuzzParseRoster(f *testing.F) {
 	b := setupRoster(f)
 	for _, name := range []string{"partner-acme-snapshot.csv", "partner-acme-delta.csv"} {
