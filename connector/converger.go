@@ -59,6 +59,9 @@ type ConvergerConfig struct {
 	// CallTimeout bounds the work on one worker, LMS calls included; default 1m.
 	CallTimeout time.Duration
 	Hooks       ConvergerHooks
+	// Safeguard, if set, is asked before a plan that deactivates or deletes an
+	// account runs, and may hold it for a person's decision (see safeguard.go).
+	Safeguard Safeguard
 }
 
 // Converger leases due workers and converges each LMS account to what the worker's
@@ -379,6 +382,9 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History) (Compl
 	}
 
 	plan := Plan(want, have, pol)
+	if held, done, err := c.safeguard(ctx, cl, want, plan, next, comp); done {
+		return held, err
+	}
 	for _, a := range plan {
 		acct, err := c.act(ctx, a)
 		entry := AuditEntry{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID,

@@ -164,6 +164,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	runBatch(t, setup)
 	runSuccession(t, setup)
 	runReconcile(t, setup)
+	runHolds(t, setup)
 
 	t.Run("RecordFactsRoundTrip", func(t *testing.T) {
 		t.Parallel()

@@ -1,0 +1,449 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/jmoiron/sqlx"
+)
+
+// The safeguard's state: holds and their workers, the removals of the sliding
+// window, and each window's active-account base. See connector/safeguard.go.
+
+var _ connector.HoldStore = (*DB)(nil)
+
+// activeQuery counts the accounts linked to workers (of one feed, or of all when
+// the argument is empty) whose latest successful state action in the audit trail is
+// a create or a reactivate, or that have none: the accounts hrsync last saw active.
+const activeQuery = `SELECT COUNT(*) FROM links l
+	WHERE (? = '' OR l.feed = ?) AND COALESCE((SELECT a.action FROM audit a
+		WHERE a.feed = l.feed AND a.worker_id = l.worker_id AND a.outcome = 'ok'
+			AND a.action IN ('create', 'reactivate', 'deactivate', 'delete', 'anonymise')
+		ORDER BY a.at DESC, a.id DESC LIMIT 1), 'create') IN ('create', 'reactivate')`
+
+// lockSafeguard serialises the safeguard's transactions on PostgreSQL (SQLite
+// transactions are serial already: BEGIN IMMEDIATE).
+func (db *DB) lockSafeguard(ctx context.Context, tx *sqlx.Tx) error {
+	if db.backend != Postgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('hrsync.safeguard.' || current_schema()))`)
+	return err
+}
+
+// ReserveRemoval decides whether the worker's account may be removed now, in one
+// transaction serialised with every other safeguard transaction:
+//  1. a removal already allowed for the worker at this version is allowed again
+//     (a retry) and not counted twice;
+//  2. the worker's latest decided hold, if it covers this version: approved
+//     allows (binding an upload's version-less entry to this version), rejected
+//     refuses with Status rejected;
+//  3. an open live hold of the feed takes the worker in (Status open);
+//  4. otherwise the removals of the window (not those a hold approved), this one
+//     included, go to r.Decide; a hold opens a live hold with the worker as its
+//     first, else the removal is recorded and allowed.
+func (db *DB) ReserveRemoval(ctx context.Context, r connector.RemovalRequest) (connector.RemovalVerdict, error) {
+	if r.Decide == nil || r.Window <= 0 || r.Now.IsZero() {
+		return connector.RemovalVerdict{}, errors.New("store: reserve removal: Decide, Window and Now are required")
+	}
+	var v connector.RemovalVerdict
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		v, err = db.reserveRemoval(ctx, tx, r)
+		return err
+	})
+	if err != nil {
+		return v, fmt.Errorf("store: reserve removal of %s: %w", r.Worker, err)
+	}
+	return v, nil
+}
+
+func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.RemovalRequest) (connector.RemovalVerdict, error) {
+	if err := db.lockSafeguard(ctx, tx); err != nil {
+		return connector.RemovalVerdict{}, err
+	}
+	w := r.Worker
+	// 1. The same removal again.
+	var prevVersion int64
+	var prevHold *int64
+	err := tx.QueryRowContext(ctx, db.q(`SELECT version, hold_id FROM removals WHERE feed = ? AND worker_id = ?`), w.Feed, w.WorkerID).Scan(&prevVersion, &prevHold)
+	switch {
+	case err == nil && prevVersion == r.Version:
+		v := connector.RemovalVerdict{Allow: true}
+		if prevHold != nil {
+			v.HoldID, v.Status = *prevHold, connector.HoldApproved
+		}
+		return v, nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return connector.RemovalVerdict{}, err
+	}
+
+	// 2. A decision about this worker.
+	var hid, hver int64
+	var status, decision string
+	err = tx.QueryRowContext(ctx, db.q(`SELECT h.id, h.status, h.decision, hw.version FROM hold_workers hw
+		JOIN holds h ON h.id = hw.hold_id
+		WHERE hw.feed = ? AND hw.worker_id = ? AND h.status <> 'open'
+		ORDER BY h.decided_at DESC, h.id DESC LIMIT 1`), w.Feed, w.WorkerID).Scan(&hid, &status, &decision, &hver)
+	switch {
+	case err == nil:
+		covers := hver == 0 || r.Version <= hver
+		switch {
+		case connector.HoldStatus(status) == connector.HoldApproved && covers:
+			if hver == 0 {
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
+					r.Version, hid, w.Feed, w.WorkerID); err != nil {
+					return connector.RemovalVerdict{}, err
+				}
+			}
+			if err := db.recordRemoval(ctx, tx, r, &hid); err != nil {
+				return connector.RemovalVerdict{}, err
+			}
+			return connector.RemovalVerdict{Allow: true, HoldID: hid, Status: connector.HoldApproved, Reason: decision}, nil
+		case connector.HoldStatus(status) == connector.HoldRejected && hver > 0 && r.Version <= hver:
+			return connector.RemovalVerdict{HoldID: hid, Status: connector.HoldRejected, Reason: decision}, nil
+		}
+	case !errors.Is(err, sql.ErrNoRows):
+		return connector.RemovalVerdict{}, err
+	}
+
+	// 3. The feed is held: join.
+	var open int64
+	var reason string
+	err = tx.QueryRowContext(ctx, db.q(`SELECT id, reason FROM holds WHERE feed = ? AND kind = 'live' AND status = 'open'`), w.Feed).Scan(&open, &reason)
+	switch {
+	case err == nil:
+		if err := db.holdWorker(ctx, tx, open, r); err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		return connector.RemovalVerdict{HoldID: open, Status: connector.HoldOpen, Reason: reason}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return connector.RemovalVerdict{}, err
+	}
+
+	// 4. Count the window.
+	since := r.Now.Add(-r.Window)
+	c := connector.WindowCounts{Feed: w.Feed}
+	if c.FeedRemovals, c.FeedActive, err = db.window(ctx, tx, w.Feed, w, r.Now, since); err != nil {
+		return connector.RemovalVerdict{}, err
+	}
+	if c.AllRemovals, c.AllActive, err = db.window(ctx, tx, "", w, r.Now, since); err != nil {
+		return connector.RemovalVerdict{}, err
+	}
+	if hold, why := r.Decide(c); hold {
+		var id int64
+		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at)
+			VALUES (?, 'live', 'open', ?, ?, ?) RETURNING id`), w.Feed, why, c.FeedActive, db.ts(r.Now)).Scan(&id); err != nil {
+			return connector.RemovalVerdict{}, fmt.Errorf("open hold: %w", err)
+		}
+		if err := db.holdWorker(ctx, tx, id, r); err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		return connector.RemovalVerdict{HoldID: id, Status: connector.HoldOpen, Reason: why}, nil
+	}
+	return connector.RemovalVerdict{Allow: true}, db.recordRemoval(ctx, tx, r, nil)
+}
+
+// window returns the removals of the window for scope (a feed, or empty for all),
+// counting w's as one whether or not it was counted before, and the active
+// accounts at the window's start. The active count is measured again once the
+// scope's last measurement is older than the window: the accounts active now plus
+// those removed within the window.
+func (db *DB) window(ctx context.Context, tx *sqlx.Tx, scope string, w connector.WorkerKey, now, since time.Time) (removals, active int, err error) {
+	err = tx.GetContext(ctx, &removals, db.q(`SELECT COUNT(*) FROM removals
+		WHERE (? = '' OR feed = ?) AND at > ? AND hold_id IS NULL AND NOT (feed = ? AND worker_id = ?)`),
+		scope, scope, db.ts(since), w.Feed, w.WorkerID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count removals: %w", err)
+	}
+	removals++
+	var started instant
+	err = tx.QueryRowContext(ctx, db.q(`SELECT active, started_at FROM safeguard_windows WHERE scope = ?`), scope).Scan(&active, &started)
+	if err == nil && started.T.After(since) {
+		return removals, active, nil
+	}
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, fmt.Errorf("read window: %w", err)
+	}
+	if err := tx.GetContext(ctx, &active, db.q(activeQuery), scope, scope); err != nil {
+		return 0, 0, fmt.Errorf("count active accounts: %w", err)
+	}
+	active += removals - 1 // removed in the window: active when it started
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO safeguard_windows (scope, active, started_at) VALUES (?, ?, ?)
+		ON CONFLICT (scope) DO UPDATE SET active = excluded.active, started_at = excluded.started_at`), scope, active, db.ts(now)); err != nil {
+		return 0, 0, fmt.Errorf("write window: %w", err)
+	}
+	// Old removals are never counted again.
+	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM removals WHERE (? = '' OR feed = ?) AND at < ?`), scope, scope, db.ts(since.Add(-24*time.Hour))); err != nil {
+		return 0, 0, fmt.Errorf("prune removals: %w", err)
+	}
+	return removals, active, nil
+}
+
+// recordRemoval records an allowed removal of r.Worker at r.Now, replacing the
+// worker's previous one.
+func (db *DB) recordRemoval(ctx context.Context, tx *sqlx.Tx, r connector.RemovalRequest, hold *int64) error {
+	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO removals (feed, worker_id, version, at, hold_id) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (feed, worker_id) DO UPDATE SET version = excluded.version, at = excluded.at, hold_id = excluded.hold_id`),
+		r.Worker.Feed, r.Worker.WorkerID, r.Version, db.ts(r.Now), hold)
+	if err != nil {
+		return fmt.Errorf("record removal: %w", err)
+	}
+	return nil
+}
+
+// holdWorker puts r's worker into hold id, or brings its entry up to r.
+func (db *DB) holdWorker(ctx context.Context, tx *sqlx.Tx, id int64, r connector.RemovalRequest) error {
+	return db.insertHoldWorkers(ctx, tx, id, []connector.HeldWorker{{Worker: r.Worker, AccountID: r.AccountID, Action: r.Action,
+		Version: r.Version, Name: r.Name, Email: r.Email, At: r.Now}})
+}
+
+func (db *DB) insertHoldWorkers(ctx context.Context, tx *sqlx.Tx, id int64, ws []connector.HeldWorker) error {
+	now := db.now()
+	for start := 0; start < len(ws); start += batchRows {
+		end := min(start+batchRows, len(ws))
+		args := make([]any, 0, 9*(end-start))
+		for _, hw := range ws[start:end] {
+			at := hw.At
+			if at.IsZero() {
+				at = now
+			}
+			args = append(args, id, hw.Worker.Feed, hw.Worker.WorkerID, hw.AccountID, string(cmp.Or(hw.Action, connector.ActionDeactivate)),
+				hw.Version, hw.Name, hw.Email, db.ts(at))
+		}
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO hold_workers (hold_id, feed, worker_id, account_id, action, version, name, email, added_at)
+			VALUES `+placeholders(end-start, 9)+`
+			ON CONFLICT (hold_id, feed, worker_id) DO UPDATE SET account_id = excluded.account_id, action = excluded.action,
+				version = excluded.version, name = excluded.name, email = excluded.email`), args...)
+		if err != nil {
+			return fmt.Errorf("hold workers: %w", err)
+		}
+	}
+	return nil
+}
+
+// CreateHold stores an open hold with its workers and returns its id. Uploads use
+// it to hold a roster before anything is published: Kind upload, the workers the
+// roster would remove (Version 0), and the Payload to publish once approved. A
+// second open live hold for a feed is refused (connector.ErrConflict): live holds
+// are opened by ReserveRemoval.
+func (db *DB) CreateHold(ctx context.Context, h connector.Hold) (int64, error) {
+	if !connector.ValidFeedName(h.Feed) {
+		return 0, fmt.Errorf("store: create hold: feed %q is not a feed name", h.Feed)
+	}
+	if h.Kind != connector.HoldLive && h.Kind != connector.HoldUpload {
+		return 0, fmt.Errorf("store: create hold: kind %q: want live or upload", h.Kind)
+	}
+	created := h.CreatedAt
+	if created.IsZero() {
+		created = db.now()
+	}
+	var id int64
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := db.lockSafeguard(ctx, tx); err != nil {
+			return err
+		}
+		if h.Kind == connector.HoldLive {
+			var n int
+			if err := tx.GetContext(ctx, &n, db.q(`SELECT COUNT(*) FROM holds WHERE feed = ? AND kind = 'live' AND status = 'open'`), h.Feed); err != nil {
+				return err
+			}
+			if n > 0 {
+				return fmt.Errorf("feed %s already has an open live hold: %w", h.Feed, connector.ErrConflict)
+			}
+		}
+		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, payload)
+			VALUES (?, ?, 'open', ?, ?, ?, ?) RETURNING id`), h.Feed, string(h.Kind), h.Reason, h.Counts.Active, db.ts(created), h.Payload).Scan(&id); err != nil {
+			return err
+		}
+		for i := range h.Workers {
+			h.Workers[i].Worker.Feed = cmp.Or(h.Workers[i].Worker.Feed, h.Feed)
+			if h.Workers[i].At.IsZero() {
+				h.Workers[i].At = created
+			}
+		}
+		return db.insertHoldWorkers(ctx, tx, id, h.Workers)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: create hold: %w", err)
+	}
+	return id, nil
+}
+
+const holdSelect = `SELECT h.id, h.feed, h.kind, h.status, h.reason, h.active, h.created_at, h.decided_at, h.decided_by, h.decision,
+	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id),
+	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id AND w.action = 'deactivate'),
+	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id AND w.action = 'delete')
+	FROM holds h`
+
+func scanHold(s scanner) (connector.Hold, error) {
+	var h connector.Hold
+	var created, decided instant
+	var kind, status string
+	err := s.Scan(&h.ID, &h.Feed, &kind, &status, &h.Reason, &h.Counts.Active, &created, &decided, &h.DecidedBy, &h.Decision,
+		&h.Counts.Removals, &h.Counts.Deactivations, &h.Counts.Deletions)
+	h.Kind, h.Status, h.CreatedAt, h.DecidedAt = connector.HoldKind(kind), connector.HoldStatus(status), created.T, decided.ptr()
+	return h, err
+}
+
+// HoldFilter selects holds. Empty fields do not filter.
+type HoldFilter struct {
+	Feed   string
+	Status connector.HoldStatus
+	Limit  int // at most this many; 0 for no limit
+}
+
+// ListHolds returns the holds that match f, newest first, with their counts and
+// without workers or payload.
+func (db *DB) ListHolds(ctx context.Context, f HoldFilter) ([]connector.Hold, error) {
+	var where []string
+	var args []any
+	if f.Feed != "" {
+		where, args = append(where, "h.feed = ?"), append(args, f.Feed)
+	}
+	if f.Status != "" {
+		where, args = append(where, "h.status = ?"), append(args, string(f.Status))
+	}
+	rows, err := db.x.QueryContext(ctx, db.q(holdSelect+whereClause(where)+` ORDER BY h.id DESC`+limitClause(f.Limit)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list holds: %w", err)
+	}
+	defer rows.Close()
+	var out []connector.Hold
+	for rows.Next() {
+		h, err := scanHold(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list holds: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list holds: %w", err)
+	}
+	return out, nil
+}
+
+// GetHold returns hold id with its counts and payload, without its workers (see
+// HoldWorkers). Returns an error matching connector.ErrNotFound if there is none.
+func (db *DB) GetHold(ctx context.Context, id int64) (connector.Hold, error) {
+	return db.getHold(ctx, db.x, id)
+}
+
+func (db *DB) getHold(ctx context.Context, q sqlx.QueryerContext, id int64) (connector.Hold, error) {
+	h, err := scanHold(q.QueryRowxContext(ctx, db.q(holdSelect+` WHERE h.id = ?`), id))
+	if err != nil {
+		return h, noRows(err, "hold %d", id)
+	}
+	if err := sqlx.GetContext(ctx, q, &h.Payload, db.q(`SELECT payload FROM holds WHERE id = ?`), id); err != nil {
+		return h, fmt.Errorf("store: hold %d: payload: %w", id, err)
+	}
+	return h, nil
+}
+
+// HoldWorkers returns the workers of hold id in key order, up to limit (0: all),
+// after the key after (the zero key: from the start).
+func (db *DB) HoldWorkers(ctx context.Context, id int64, after connector.WorkerKey, limit int) ([]connector.HeldWorker, error) {
+	rows, err := db.x.QueryContext(ctx, db.q(`SELECT feed, worker_id, account_id, action, version, name, email, added_at
+		FROM hold_workers WHERE hold_id = ? AND (feed, worker_id) > (?, ?) ORDER BY feed, worker_id`+limitClause(limit)),
+		id, after.Feed, after.WorkerID)
+	if err != nil {
+		return nil, fmt.Errorf("store: hold %d workers: %w", id, err)
+	}
+	defer rows.Close()
+	var out []connector.HeldWorker
+	for rows.Next() {
+		var hw connector.HeldWorker
+		var at instant
+		if err := rows.Scan(&hw.Worker.Feed, &hw.Worker.WorkerID, &hw.AccountID, &hw.Action, &hw.Version, &hw.Name, &hw.Email, &at); err != nil {
+			return nil, fmt.Errorf("store: hold %d workers: %w", id, err)
+		}
+		hw.At = at.T
+		out = append(out, hw)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: hold %d workers: %w", id, err)
+	}
+	return out, nil
+}
+
+// ErrHoldNotApproved is returned by ApprovedHold for a hold that is open or rejected.
+var ErrHoldNotApproved = errors.New("store: hold is not approved")
+
+// ApprovedHold returns hold id with its payload if a person approved it; uploads
+// publish the payload then. Returns an error matching connector.ErrNotFound if
+// there is no such hold, ErrHoldNotApproved if it is open or rejected.
+func (db *DB) ApprovedHold(ctx context.Context, id int64) (connector.Hold, error) {
+	h, err := db.GetHold(ctx, id)
+	if err != nil {
+		return h, err
+	}
+	if h.Status != connector.HoldApproved {
+		return h, fmt.Errorf("hold %d is %s: %w", id, h.Status, ErrHoldNotApproved)
+	}
+	return h, nil
+}
+
+// DecideHold records a person's decision on the open hold id, in one transaction:
+// the hold's status, who decided, when and why; one audit row per held worker
+// (outcome approved or rejected, naming the hold, the person and the reason);
+// and, approving a live hold, the held workers become due now, so that the
+// converger runs their removals (ReserveRemoval lets them pass). Rejected workers
+// are left as they are: their accounts are not removed for the facts they were
+// held for. Returns the decided hold; an error matching connector.ErrNotFound if
+// there is no hold id, connector.ErrConflict if it was decided already.
+func (db *DB) DecideHold(ctx context.Context, id int64, d connector.HoldDecision) (connector.Hold, error) {
+	if strings.TrimSpace(d.By) == "" || strings.TrimSpace(d.Reason) == "" {
+		return connector.Hold{}, fmt.Errorf("store: decide hold %d: who decides and why are required", id)
+	}
+	var h connector.Hold
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := db.lockSafeguard(ctx, tx); err != nil {
+			return err
+		}
+		var err error
+		if h, err = db.getHold(ctx, tx, id); err != nil {
+			return err
+		}
+		if h.Status != connector.HoldOpen {
+			return fmt.Errorf("hold %d was %s by %s: %w", id, h.Status, h.DecidedBy, connector.ErrConflict)
+		}
+		now := db.now()
+		status, outcome := connector.HoldRejected, connector.OutcomeRejected
+		if d.Approve {
+			status, outcome = connector.HoldApproved, connector.OutcomeApproved
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE holds SET status = ?, decided_at = ?, decided_by = ?, decision = ? WHERE id = ?`),
+			string(status), db.ts(now), d.By, d.Reason, id); err != nil {
+			return err
+		}
+		detail := fmt.Sprintf("hold %d %s by %s: %s", id, status, d.By, d.Reason)
+		at := "?"
+		if db.backend == Postgres {
+			at = "CAST(? AS TIMESTAMPTZ)"
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit (`+auditColumns+`)
+			SELECT `+at+`, feed, worker_id, account_id, action, ?, ?, '[]' FROM hold_workers WHERE hold_id = ? ORDER BY feed, worker_id`),
+			db.ts(now), string(outcome), detail, id); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		if d.Approve && h.Kind == connector.HoldLive {
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers SET due_at = ?
+				WHERE (feed, worker_id) IN (SELECT feed, worker_id FROM hold_workers WHERE hold_id = ?)
+					AND (due_at IS NULL OR due_at > ?)`), db.ts(now), id, db.ts(now)); err != nil {
+				return fmt.Errorf("mark due: %w", err)
+			}
+		}
+		h.Status, h.DecidedAt, h.DecidedBy, h.Decision = status, &now, d.By, d.Reason
+		return nil
+	})
+	if err != nil {
+		return h, fmt.Errorf("store: decide hold %d: %w", id, err)
+	}
+	return h, nil
+}

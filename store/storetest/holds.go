@@ -1,0 +1,284 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
+)
+
+// HoldStore is what the holds suite exercises beyond Store. *store.DB implements it.
+type HoldStore interface {
+	connector.HoldStore
+	CreateHold(ctx context.Context, h connector.Hold) (int64, error)
+	GetHold(ctx context.Context, id int64) (connector.Hold, error)
+	ListHolds(ctx context.Context, f store.HoldFilter) ([]connector.Hold, error)
+	HoldWorkers(ctx context.Context, id int64, after connector.WorkerKey, limit int) ([]connector.HeldWorker, error)
+	DecideHold(ctx context.Context, id int64, d connector.HoldDecision) (connector.Hold, error)
+	ApprovedHold(ctx context.Context, id int64) (connector.Hold, error)
+}
+
+var _ HoldStore = (*store.DB)(nil)
+
+// runHolds checks the safeguard's store: the window's counting, one open live hold
+// per feed, idempotent retries, approvals and rejections, upload holds.
+func runHolds(t *testing.T, setup func(t *testing.T) *testBundle) {
+	hs := func(t *testing.T, b *testBundle) HoldStore {
+		t.Helper()
+		s, ok := b.s.(HoldStore)
+		if !ok {
+			t.Fatalf("%T does not implement storetest.HoldStore", b.s)
+		}
+		return s
+	}
+	// populate hires n workers of feed, links each to an account created ok.
+	populate := func(t *testing.T, b *testBundle, feed string, n int) []connector.WorkerKey {
+		t.Helper()
+		var ws []connector.WorkerKey
+		var facts []connector.Fact
+		for i := range n {
+			w := key(feed, fmt.Sprintf("w%02d", i))
+			ws = append(ws, w)
+			facts = append(facts, fact(w, feed+w.WorkerID, connector.KindHired, 0))
+		}
+		b.record(t, facts...)
+		cs := b.claim(t, "populate", b.now, n+10)
+		var comps []connector.Completion
+		for _, c := range cs {
+			if c.Worker.Feed != feed {
+				continue
+			}
+			acct := "acct-" + c.Worker.String()
+			comps = append(comps, connector.Completion{Claim: c, Owner: "populate", AccountID: acct,
+				Audit: []connector.AuditEntry{{Action: connector.ActionCreate, Outcome: connector.OutcomeOK, AccountID: acct}}})
+		}
+		if err := b.s.CompleteAll(b.ctx, comps); err != nil {
+			t.Fatalf("CompleteAll: %v", err)
+		}
+		return ws
+	}
+	// limit20 holds more than 20% of the feed, or more than 20% of all feeds.
+	limit20 := func(c connector.WindowCounts) (bool, string) {
+		th := connector.Thresholds{Percent: 20}
+		if hit, why := th.Exceeded(c.FeedRemovals, c.FeedActive); hit {
+			return true, "feed: " + why
+		}
+		if hit, why := th.Exceeded(c.AllRemovals, c.AllActive); hit {
+			return true, "all: " + why
+		}
+		return false, ""
+	}
+	req := func(b *testBundle, w connector.WorkerKey, version int64, at time.Time) connector.RemovalRequest {
+		return connector.RemovalRequest{Worker: w, Version: version, AccountID: "acct-" + w.String(), Action: connector.ActionDeactivate,
+			Name: "Name " + w.WorkerID, Email: w.WorkerID + "@example.com", Now: at, Window: time.Hour, Decide: limit20}
+	}
+	reserve := func(t *testing.T, s HoldStore, r connector.RemovalRequest) connector.RemovalVerdict {
+		t.Helper()
+		v, err := s.ReserveRemoval(t.Context(), r)
+		if err != nil {
+			t.Fatalf("ReserveRemoval(%s): %v", r.Worker, err)
+		}
+		return v
+	}
+
+	t.Run("HoldsThresholdOneHoldPerFeed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		s := hs(t, b)
+		hr := populate(t, b, "hr", 10)
+		acme := populate(t, b, "partner-acme", 40)
+		var seen []connector.RemovalVerdict
+		for i := range 5 {
+			seen = append(seen, reserve(t, s, req(b, hr[i], 1, b.now.Add(time.Duration(i)*time.Minute))))
+		}
+		// 2 of 10 is 20%: allowed; the 3rd opens a hold, the rest join it.
+		if !seen[0].Allow || !seen[1].Allow || seen[0].HoldID != 0 {
+			t.Fatalf("first two removals: %+v", seen[:2])
+		}
+		if seen[2].Allow || seen[2].Status != connector.HoldOpen || seen[2].HoldID == 0 {
+			t.Fatalf("third removal = %+v, want held in a new hold", seen[2])
+		}
+		for _, v := range seen[3:] {
+			if v.Allow || v.HoldID != seen[2].HoldID {
+				t.Fatalf("later removal = %+v, want held in hold %d", v, seen[2].HoldID)
+			}
+		}
+		// A retry of an allowed removal is allowed and not counted again; a held
+		// one stays held.
+		if v := reserve(t, s, req(b, hr[0], 1, b.now.Add(10*time.Minute))); !v.Allow {
+			t.Fatalf("retry of an allowed removal = %+v", v)
+		}
+		if v := reserve(t, s, req(b, hr[3], 1, b.now.Add(10*time.Minute))); v.Allow || v.HoldID != seen[2].HoldID {
+			t.Fatalf("retry of a held removal = %+v", v)
+		}
+		// Another feed is not held by hr's hold: 8 of 40 is 20%.
+		for i := range 8 {
+			if v := reserve(t, s, req(b, acme[i], 1, b.now.Add(11*time.Minute))); !v.Allow {
+				t.Fatalf("partner removal %d = %+v, want allowed", i, v)
+			}
+		}
+		h, err := s.GetHold(b.ctx, seen[2].HoldID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Feed != "hr" || h.Kind != connector.HoldLive || h.Status != connector.HoldOpen || h.Counts.Removals != 3 ||
+			h.Counts.Deactivations != 3 || h.Counts.Active != 10 || h.Reason == "" {
+			t.Fatalf("hold = %+v", h)
+		}
+		ws, err := s.HoldWorkers(b.ctx, h.ID, connector.WorkerKey{}, 0)
+		if err != nil || len(ws) != 3 || ws[0].Worker != hr[2] || ws[0].Version != 1 || ws[0].Email != "w02@example.com" || ws[0].AccountID != "acct-hr:w02" {
+			t.Fatalf("HoldWorkers = %+v, %v", ws, err)
+		}
+		page, err := s.HoldWorkers(b.ctx, h.ID, ws[0].Worker, 1)
+		if err != nil || len(page) != 1 || page[0].Worker != hr[3] {
+			t.Fatalf("HoldWorkers page = %+v, %v", page, err)
+		}
+		list, err := s.ListHolds(b.ctx, store.HoldFilter{Status: connector.HoldOpen})
+		if err != nil || len(list) != 1 || list[0].ID != h.ID {
+			t.Fatalf("ListHolds(open) = %+v, %v", list, err)
+		}
+		if _, err := s.CreateHold(b.ctx, connector.Hold{Feed: "hr", Kind: connector.HoldLive, Reason: "x"}); !errors.Is(err, connector.ErrConflict) {
+			t.Fatalf("second open live hold: err = %v, want ErrConflict", err)
+		}
+		_, err = s.GetHold(b.ctx, h.ID+100)
+		wantNotFound(t, "GetHold", err)
+	})
+
+	t.Run("WindowSlides", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		s := hs(t, b)
+		hr := populate(t, b, "hr", 10)
+		for i := range 2 {
+			if v := reserve(t, s, req(b, hr[i], 1, b.now)); !v.Allow {
+				t.Fatalf("removal %d = %+v", i, v)
+			}
+		}
+		// An hour later the first two no longer count: two more may go. The base is
+		// measured again: the 8 still active (nobody recorded the deactivations in
+		// the audit here, so 10) plus none removed within the window.
+		later := b.now.Add(time.Hour + time.Second)
+		for i := 2; i < 4; i++ {
+			if v := reserve(t, s, req(b, hr[i], 1, later)); !v.Allow {
+				t.Fatalf("removal %d an hour later = %+v", i, v)
+			}
+		}
+		if v := reserve(t, s, req(b, hr[4], 1, later)); v.Allow {
+			t.Fatalf("third removal of the new window = %+v, want held", v)
+		}
+	})
+
+	t.Run("ApproveAndReject", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		s := hs(t, b)
+		hr := populate(t, b, "hr", 10)
+		at := b.now.Add(time.Minute)
+		for i := range 2 {
+			reserve(t, s, req(b, hr[i], 1, at))
+		}
+		held := reserve(t, s, req(b, hr[2], 1, at))
+		reserve(t, s, req(b, hr[3], 1, at))
+		if held.Allow {
+			t.Fatal("not held")
+		}
+		if _, err := s.DecideHold(b.ctx, held.HoldID, connector.HoldDecision{Approve: true}); err == nil {
+			t.Fatal("a decision without who and why was accepted")
+		}
+		// Nothing is due before the decision (the test claimed everything).
+		if cs := b.claim(t, "before", b.now.Add(time.Hour), 100); len(cs) != 0 {
+			t.Fatalf("due before the decision: %v", claimKeys(cs))
+		}
+		h, err := s.DecideHold(b.ctx, held.HoldID, connector.HoldDecision{Approve: true, By: "alice", Reason: "end of season"})
+		if err != nil || h.Status != connector.HoldApproved || h.DecidedBy != "alice" || h.Decision != "end of season" || h.DecidedAt == nil {
+			t.Fatalf("DecideHold = %+v, %v", h, err)
+		}
+		if _, err := s.DecideHold(b.ctx, held.HoldID, connector.HoldDecision{By: "bob", Reason: "no"}); !errors.Is(err, connector.ErrConflict) {
+			t.Fatalf("second decision: err = %v, want ErrConflict", err)
+		}
+		// The held workers are due, and their removals pass without counting.
+		cs := b.claim(t, "after", b.now.Add(time.Hour), 100)
+		if got := claimKeys(cs); len(got) != 2 || got[0] != "hr:w02" || got[1] != "hr:w03" {
+			t.Fatalf("due after approval: %v", got)
+		}
+		for _, w := range hr[2:4] {
+			if v := reserve(t, s, req(b, w, 1, at.Add(time.Minute))); !v.Allow || v.HoldID != held.HoldID || v.Status != connector.HoldApproved {
+				t.Fatalf("approved removal of %s = %+v", w, v)
+			}
+		}
+		audit, err := b.s.ListAudit(b.ctx, store.AuditFilter{Feed: "hr", WorkerID: "w02"})
+		if err != nil || len(audit) == 0 || audit[0].Outcome != connector.OutcomeApproved || audit[0].Action != connector.ActionDeactivate {
+			t.Fatalf("audit of w02 = %+v, %v", audit, err)
+		}
+		// Approved removals do not count: the window still has room for nothing
+		// more than its own 2 of 10, so the next one opens a new hold.
+		next := reserve(t, s, req(b, hr[4], 1, at.Add(2*time.Minute)))
+		if next.Allow || next.HoldID == held.HoldID || next.Status != connector.HoldOpen {
+			t.Fatalf("removal after the approval = %+v, want a new hold", next)
+		}
+		reserve(t, s, req(b, hr[5], 1, at.Add(2*time.Minute)))
+		if _, err := s.DecideHold(b.ctx, next.HoldID, connector.HoldDecision{By: "bob", Reason: "truncated feed"}); err != nil {
+			t.Fatal(err)
+		}
+		// Rejected: kept as is for the same facts, even when made due again.
+		if v := reserve(t, s, req(b, hr[4], 1, at.Add(3*time.Minute))); v.Allow || v.Status != connector.HoldRejected || v.HoldID != next.HoldID || v.Reason != "truncated feed" {
+			t.Fatalf("rejected removal = %+v", v)
+		}
+		if cs := b.claim(t, "rejected", b.now.Add(time.Hour), 100); len(cs) != 0 {
+			t.Fatalf("due after a rejection: %v", claimKeys(cs))
+		}
+		// A new fact (version 2) is decided afresh: a new hold opens (the window
+		// is still full).
+		if v := reserve(t, s, req(b, hr[4], 2, at.Add(4*time.Minute))); v.Allow || v.Status != connector.HoldOpen || v.HoldID == next.HoldID {
+			t.Fatalf("removal for a new fact after a rejection = %+v, want a new hold", v)
+		}
+		list, err := s.ListHolds(b.ctx, store.HoldFilter{Feed: "hr"})
+		if err != nil || len(list) != 3 || list[1].Status != connector.HoldRejected || list[2].Status != connector.HoldApproved {
+			t.Fatalf("ListHolds = %+v, %v", list, err)
+		}
+	})
+
+	t.Run("UploadHold", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		s := hs(t, b)
+		hr := populate(t, b, "hr", 10)
+		id, err := s.CreateHold(b.ctx, connector.Hold{Feed: "hr", Kind: connector.HoldUpload, Reason: "roster removes 9 of 10",
+			Counts: connector.HoldCounts{Active: 10}, Payload: []byte(`{"events":[]}`),
+			Workers: []connector.HeldWorker{{Worker: hr[0], Name: "=cmd", Action: connector.ActionDeactivate}, {Worker: hr[1]}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ApprovedHold(b.ctx, id); !errors.Is(err, store.ErrHoldNotApproved) {
+			t.Fatalf("ApprovedHold of an open hold: err = %v", err)
+		}
+		h, err := s.GetHold(b.ctx, id)
+		if err != nil || h.Kind != connector.HoldUpload || h.Counts.Removals != 2 || h.Counts.Active != 10 || string(h.Payload) != `{"events":[]}` {
+			t.Fatalf("GetHold = %+v, %v", h, err)
+		}
+		if _, err := s.DecideHold(b.ctx, id, connector.HoldDecision{Approve: true, By: "carol", Reason: "annual roster"}); err != nil {
+			t.Fatal(err)
+		}
+		// An upload's approval marks nobody due: its facts are not published yet.
+		if cs := b.claim(t, "upload", b.now.Add(time.Hour), 100); len(cs) != 0 {
+			t.Fatalf("due after an upload approval: %v", claimKeys(cs))
+		}
+		h, err = s.ApprovedHold(b.ctx, id)
+		if err != nil || string(h.Payload) != `{"events":[]}` || h.DecidedBy != "carol" {
+			t.Fatalf("ApprovedHold = %+v, %v", h, err)
+		}
+		// Once published, the approved workers' removals pass at whatever version
+		// the facts give them, and stay bound to it.
+		if v := reserve(t, s, req(b, hr[0], 2, b.now)); !v.Allow || v.HoldID != id {
+			t.Fatalf("approved upload removal = %+v", v)
+		}
+		ws, err := s.HoldWorkers(b.ctx, id, connector.WorkerKey{}, 0)
+		if err != nil || len(ws) != 2 || ws[0].Version != 2 || ws[1].Version != 0 {
+			t.Fatalf("HoldWorkers after use = %+v, %v", ws, err)
+		}
+	})
+}
