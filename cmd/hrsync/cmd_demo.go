@@ -41,7 +41,12 @@ and a handful of malformed events. Simulated time moves from phase to phase.
 
 It then checks the LMS against what the season implies (one account per person, the
 same account back for every rehire with its completions intact, every bad event in
-the dead-letter store) and exits non-zero if any expectation fails.`)
+the dead-letter store) and exits non-zero if any expectation fails.
+
+The safeguard is on at its defaults (more than 20% of the feed's active accounts, or
+more than 500, within an hour, is held): the end-of-season leavers cross it, so the
+demo shows the hold and then approves it as an admin would with "hrsync holds
+approve", after which the held deactivations run.`)
 	vars := map[string]string{}
 	db := fs.String("db", "", "database URL (default: SQLite in a temporary directory)")
 	asJSON := fs.Bool("json", false, "end with one JSON line of results")
@@ -103,6 +108,8 @@ type demoResult struct {
 	RehiresHistoryIntact int      `json:"rehires_history_intact"`
 	DeadLettered         int      `json:"dead_lettered"`
 	Reviews              int      `json:"review_items"`
+	Held                 int      `json:"held"`
+	HoldsApproved        int      `json:"holds_approved"`
 	Seconds              float64  `json:"seconds"`
 	OK                   bool     `json:"ok"`
 	Failures             []string `json:"failures,omitempty"`
@@ -194,7 +201,7 @@ func (d *demo) play(ctx context.Context, dbURL, tmp string) (demoResult, error) 
 	d.stack, err = openStack(ctx, stackConfig{
 		DB: dbURL, EmbeddedNATS: true, EmbeddedDir: filepath.Join(tmp, "nats"),
 		Feeds: feeds, Stream: events.StreamConfig{Name: "HRSYNC"}, ManageStream: true, Durable: "hrsync",
-		LMS: lms, Log: d.log, Now: d.clock.Now,
+		LMS: lms, Log: d.log, Now: d.clock.Now, Safeguard: &connector.SafeguardConfig{},
 		Consumer: events.ConsumerConfig{Batch: 128, MaxWait: 50 * time.Millisecond},
 	})
 	if err != nil {
@@ -378,9 +385,16 @@ func (d *demo) season(ctx context.Context, staff []*person) error {
 		}
 	}
 	d.report("deactivated by noon: %d; still active until 18:00: %d", d.opCount(sandbox.OpDeactivate), evening)
+	if err := d.approveHolds(ctx); err != nil {
+		return err
+	}
+	d.expect(d.res.HoldsApproved > 0, "the end-of-season leavers crossed no safeguard threshold; want a hold")
 	d.clock.Set(d.at("2026-10-31 18:00"))
 	d.phase("2026-10-31 18:00", "the evening leaves take effect at the instant")
 	if err := d.settle(ctx); err != nil {
+		return err
+	}
+	if err := d.approveHolds(ctx); err != nil {
 		return err
 	}
 	d.report("deactivated: %d", d.opCount(sandbox.OpDeactivate))
@@ -413,6 +427,35 @@ func (d *demo) season(ctx context.Context, staff []*person) error {
 	d.clock.Set(d.at("2027-04-01 08:00"))
 	d.phase("2027-04-01", "the rehires come due")
 	return d.settle(ctx)
+}
+
+// approveHolds shows the open holds and approves them as an admin would (after
+// looking at the list: here, the expected end-of-season leavers), then converges
+// the released deactivations.
+func (d *demo) approveHolds(ctx context.Context) error {
+	holds, err := d.stack.db.ListHolds(ctx, store.HoldFilter{Status: connector.HoldOpen})
+	if err != nil {
+		return err
+	}
+	for _, h := range holds {
+		d.res.Held += h.Counts.Removals
+		d.report("safeguard: hold %d keeps %d deactivations back: %s", h.ID, h.Counts.Removals, h.Reason)
+		d.report("an admin checks the list (hrsync holds show %d) and approves:", h.ID)
+		const by, why = "demo-admin", "expected end-of-season leavers"
+		d.report("  hrsync holds approve %d --by %s --reason %q", h.ID, by, why)
+		if _, err := d.stack.db.DecideHold(ctx, h.ID, connector.HoldDecision{Approve: true, By: by, Reason: why}); err != nil {
+			return err
+		}
+		d.res.HoldsApproved++
+	}
+	if len(holds) == 0 {
+		return nil
+	}
+	if err := d.settle(ctx); err != nil {
+		return err
+	}
+	d.report("after the approval: %d deactivated", d.opCount(sandbox.OpDeactivate))
+	return nil
 }
 
 // check compares the LMS with what the season implies.
@@ -641,6 +684,7 @@ func (d *demo) printSummary(r demoResult) {
 		r.AccountsCreated, r.AccountsDeactivated, r.AccountsReactivated, r.AccountsActive, r.AccountsInactive)
 	fmt.Fprintf(w, "  duplicate accounts %5d\n", r.DuplicateAccounts)
 	fmt.Fprintf(w, "  rehires with their training intact: %d of %d\n", r.RehiresHistoryIntact, r.Rehired)
+	fmt.Fprintf(w, "  held by safeguard  %5d  deactivations, in %d hold(s) an admin approved\n", r.Held, r.HoldsApproved)
 	fmt.Fprintf(w, "  dead-lettered      %5d  kept with the raw message and a reason naming the field:\n", r.DeadLettered)
 	for _, reason := range d.deadReasons {
 		fmt.Fprintf(w, "                            - %s\n", reason)

@@ -172,6 +172,8 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	workers := fs.Int("concurrency", 8, "workers converged at once")
 	vars["concurrency"] = "HRSYNC_CONCURRENCY"
 	lease := fs.Duration("lease", 2*time.Minute, "how long a claimed worker is held before another replica may take it")
+	var sg safeguardFlags
+	sg.register(fs, vars)
 	poll := fs.Duration("poll-interval", time.Second, "longest sleep before looking for work another replica recorded")
 	recEvery := fs.Duration("reconcile-every", 0, "run a full reconciliation this often, e.g. 24h (0: never; see hrsync reconcile)")
 	vars["reconcile-every"] = "HRSYNC_RECONCILE_EVERY"
@@ -183,6 +185,10 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		return err
 	}
 	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return err
+	}
+	safeguard, err := sg.config()
 	if err != nil {
 		return err
 	}
@@ -204,6 +210,7 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		DB: c.db, NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
 		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: guarded, Log: log, Metrics: m,
 		Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll},
+		Safeguard: safeguard,
 		Consumer:  events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
 	})
 	if err != nil {

@@ -175,6 +175,9 @@ func daemonArgs(l *testLMS, natsURL, dbURL string, lease time.Duration) []string
 	return []string{"hrsync", "run",
 		"--lms-url", l.url, "--lms-token", l.token, "--nats-url", natsURL, "--db", dbURL,
 		"--admin-addr=", "--lease", lease.String(), "--poll-interval", "250ms",
+		// These tests are about crashes, not thresholds: the safeguard is on (every
+		// removal is reserved through it) with limits that never hold.
+		"--hold-percent", "100", "--hold-count", "0",
 		"--log-format", "json", "--log-level", "info"}
 }
 

@@ -42,6 +42,9 @@ type stackConfig struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 	Converger connector.ConvergerConfig // Store, LMS, Feeds, Logger and Now are filled in
+	// Safeguard holds mass removals for approval; nil: off. Store, Now and Logger
+	// are filled in.
+	Safeguard *connector.SafeguardConfig
 	Hooks     events.Hooks
 	Consumer  events.ConsumerConfig // Stream, Durable, Logger, Hooks are filled in
 }
@@ -125,6 +128,13 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 		cc.Now = cfg.Now
 	}
 	cc.Hooks = s.metrics.convergerHooks(cc.Hooks)
+	if cfg.Safeguard != nil {
+		sc := *cfg.Safeguard
+		sc.Store, sc.Now, sc.Logger = s.db, cc.Now, cfg.Log
+		if cc.Safeguard, err = connector.NewSafeguard(sc); err != nil {
+			return nil, err
+		}
+	}
 	s.conv, err = connector.NewConverger(cc)
 	if err != nil {
 		return nil, err
