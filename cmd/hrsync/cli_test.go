@@ -100,3 +100,22 @@ func TestCLIErrors(t *testing.T) {
 		t.Errorf("a bad feed time zone must be an error naming it: %v", err)
 	}
 }
+
+func TestDeadAndReviewLists(t *testing.T) {
+	t.Parallel()
+	db := "sqlite://" + filepath.Join(t.TempDir(), "h.db")
+	for _, args := range [][]string{
+		{"dead", "list", "--db", db, "--feed", "hr"},
+		{"dead", "list", "--db", db, "--json"},
+		{"review", "list", "--db", db, "--feed", "hr"},
+		{"roster", "list", "--db", db, "--feed", "hr"},
+		{"holds", "list", "--db", db},
+	} {
+		if _, stderr, err := runCLI(t, nil, args...); err != nil {
+			t.Errorf("hrsync %v: %v\n%s", args, err, stderr)
+		}
+	}
+	if _, _, err := runCLI(t, nil, "dead", "replay", "--db", db, "42"); err == nil || !strings.Contains(err.Error(), "dead letter 42") {
+		t.Errorf("replay of an unknown dead letter: %v", err)
+	}
+}

@@ -50,7 +50,7 @@ func cmdHolds(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "holds "+sub, holdsSynopsis, holdsDesc)
 	vars := map[string]string{}
 	var c connFlags
-	c.register(fs, vars, false)
+	c.register(fs, vars, sub == "approve")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	feed := fs.String("only-feed", "", "list: only holds of this feed")
 	status := fs.String("status", "", "list: only holds in this state: open, approved or rejected")
@@ -139,14 +139,27 @@ func cmdHolds(ctx context.Context, env *environment, args []string) error {
 	}
 
 	h, err := db.DecideHold(ctx, id, connector.HoldDecision{Approve: sub == "approve", By: *by, Reason: *reason})
+	if errors.Is(err, connector.ErrConflict) && sub == "approve" {
+		// Approved before: an upload hold whose publishing failed is published again
+		// (its event ids are deterministic, so nothing is recorded twice).
+		if prev, gerr := db.ApprovedHold(ctx, id); gerr == nil && prev.Kind == connector.HoldUpload {
+			h, err = prev, nil
+		}
+	}
 	if err != nil {
 		return err
 	}
 	switch {
 	case h.Status == connector.HoldApproved && h.Kind == connector.HoldLive:
 		fmt.Fprintf(env.stdout, "hold %d approved by %s: %d removals are due now; a running daemon converges them\n", h.ID, h.DecidedBy, h.Counts.Removals)
+	case h.Status == connector.HoldApproved && h.Kind == connector.HoldUpload:
+		n, err := publishUploadHold(ctx, c, db, h.ID)
+		if err != nil {
+			return fmt.Errorf("hold %d is approved, but publishing its upload stopped after %d events (run this command again to finish): %w", h.ID, n, err)
+		}
+		fmt.Fprintf(env.stdout, "hold %d approved by %s: the roster upload's %d events are published (%d removals)\n", h.ID, h.DecidedBy, n, h.Counts.Removals)
 	case h.Status == connector.HoldApproved:
-		fmt.Fprintf(env.stdout, "hold %d approved by %s: the %s may be published now (%d removals)\n", h.ID, h.DecidedBy, h.Kind, h.Counts.Removals)
+		fmt.Fprintf(env.stdout, "hold %d approved by %s (%d removals)\n", h.ID, h.DecidedBy, h.Counts.Removals)
 	default:
 		fmt.Fprintf(env.stdout, "hold %d rejected by %s: %d accounts stay as they are\n", h.ID, h.DecidedBy, h.Counts.Removals)
 	}

@@ -26,11 +26,17 @@ type connFlags struct {
 }
 
 func (c *connFlags) register(fs *flag.FlagSet, vars map[string]string, withNATS bool) {
+	c.registerBase(fs, vars, withNATS)
+	fs.Var(&c.feeds, "feed", "declare a feed as NAME[:KIND[:TIMEZONE]] (repeatable; KIND hr or partner); without any feed, one feed \"hr\"")
+}
+
+// registerBase registers the connection flags without --feed, for commands whose
+// --feed names the feed to act on.
+func (c *connFlags) registerBase(fs *flag.FlagSet, vars map[string]string, withNATS bool) {
 	fs.StringVar(&c.db, "db", "sqlite://hrsync.db", "database URL: postgres://user@host:5432/db?sslmode=disable, or sqlite://PATH for the embedded default")
 	vars["db"] = "DATABASE_URL"
 	fs.StringVar(&c.config, "config", "", "configuration file (YAML): feeds, stream limits")
 	vars["config"] = "HRSYNC_CONFIG"
-	fs.Var(&c.feeds, "feed", "declare a feed as NAME[:KIND[:TIMEZONE]] (repeatable; KIND hr or partner); without any feed, one feed \"hr\"")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	vars["log-format"] = "HRSYNC_LOG_FORMAT"
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -166,6 +172,8 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	vars["durable"] = "HRSYNC_DURABLE"
 	admin := fs.String("admin-addr", "127.0.0.1:9090", "admin HTTP address for /healthz, /readyz, /metrics (empty: off)")
 	vars["admin-addr"] = "HRSYNC_ADMIN_ADDR"
+	adminToken := fs.String("admin-token", "", "bearer token of the admin API (POST /v1/feeds/{feed}/rosters for any feed); feeds' own upload tokens are configured per feed")
+	vars["admin-token"] = "HRSYNC_ADMIN_TOKEN"
 	batch := fs.Int("batch", 256, "messages per consume batch (one store transaction)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long JetStream waits for an ack before redelivering; after a crash, unacked messages return after this")
 	vars["ack-wait"] = "HRSYNC_ACK_WAIT"
@@ -218,6 +226,16 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	}
 	defer s.Close()
 	if *admin != "" {
+		fc, err := loadConfigFile(c.config)
+		if err != nil {
+			return err
+		}
+		rosters, err := rosterConfigs(fc.Feeds)
+		if err != nil {
+			return err
+		}
+		s.api = &adminAPI{adminToken: *adminToken, log: log, up: &uploader{db: s.db, js: s.js, feeds: feeds, rosters: rosters,
+			now: time.Now, log: log, thresholds: uploadThresholds(safeguard)}}
 		addr, stop, err := s.serveAdmin(ctx, *admin)
 		if err != nil {
 			return err

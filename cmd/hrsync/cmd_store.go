@@ -68,7 +68,7 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	fs := newFlagSet(env, "dead "+sub, synopsis, desc)
 	vars := map[string]string{}
 	var c connFlags
-	c.register(fs, vars, false)
+	c.registerBase(fs, vars, false)
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	feed := fs.String("feed", "", "only this feed")
 	all := fs.Bool("all", false, "include replayed dead letters")
@@ -163,7 +163,7 @@ rejected a change for good. Each names the worker, the reason and the candidates
 	fs := newFlagSet(env, "review list", "review list [flags]", desc)
 	vars := map[string]string{}
 	var c connFlags
-	c.register(fs, vars, false)
+	c.registerBase(fs, vars, false)
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	feed := fs.String("feed", "", "only this feed")
 	fs.Lookup("feed").Usage = "only review items of this feed"

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/events"
 )
 
 // fileConfig is the configuration file (YAML; JSON is YAML too). Flags and
@@ -37,6 +38,7 @@ type feedConfig struct {
 		ExternalIDPrefixes []string `yaml:"external_id_prefixes"`
 		AdoptUnmanaged     *bool    `yaml:"adopt_unmanaged"`
 	} `yaml:"scope"`
+	Roster rosterConfig `yaml:"roster"`
 }
 
 // loadConfigFile reads and strictly decodes path: an unknown key is an error, so a
@@ -156,4 +158,27 @@ func envHelp(fs *flag.FlagSet, env map[string]string) {
 			f.Usage += " (env " + variable + ")"
 		}
 	}
+}
+
+// rosterConfigs returns the roster settings of every feed in the file, checked.
+func rosterConfigs(file []feedConfig) (map[string]rosterConfig, error) {
+	out := map[string]rosterConfig{}
+	for _, fc := range file {
+		rc := fc.Roster
+		if len(rc.Columns) > 0 {
+			if err := (events.RosterMapping{Columns: rc.Columns}).Validate(); err != nil {
+				return nil, fmt.Errorf("feed %q: roster.columns: %w", fc.Name, err)
+			}
+		}
+		if rc.Mode != "" {
+			if _, err := events.ParseRosterMode(rc.Mode); err != nil {
+				return nil, fmt.Errorf("feed %q: roster.mode: %w", fc.Name, err)
+			}
+		}
+		if rc.UploadTokenSHA256 != "" && len(rc.UploadTokenSHA256) != 64 {
+			return nil, fmt.Errorf("feed %q: roster.upload_token_sha256 must be 64 hex digits (hrsync roster token prints one)", fc.Name)
+		}
+		out[fc.Name] = rc
+	}
+	return out, nil
 }

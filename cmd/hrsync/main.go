@@ -45,6 +45,7 @@ func commands() map[string]command {
 		"publish":     {"validate and send one event from a JSON file or from flags", cmdPublish},
 		"dead":        {"list or replay dead-lettered messages (dead list | dead replay ID)", cmdDead},
 		"review":      {"list items a person must decide (review list)", cmdReview},
+		"roster":      {"partner roster files: upload (snapshot or delta), list uploads, make tokens", cmdRoster},
 		"holds":       {"removals held by the safeguard: list, show (CSV), approve, reject", cmdHolds},
 		"sandbox-lms": {"serve the sandbox LMS over SCIM 2.0", cmdSandboxLMS},
 		"bench":       {"end-to-end throughput and latency benchmark against a baseline", cmdBench},

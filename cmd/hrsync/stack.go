@@ -63,6 +63,9 @@ type stack struct {
 
 	consuming atomic.Bool
 	closers   []func()
+
+	// api serves the authenticated /v1 admin API (roster uploads); nil: off.
+	api *adminAPI
 }
 
 // openStack opens the store (migrating it), connects to NATS (or starts the embedded
@@ -225,6 +228,9 @@ func (s *stack) adminHandler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	if s.api != nil {
+		mux.Handle("POST /v1/feeds/{feed}/rosters", s.api)
+	}
 	return mux
 }
 
