@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -221,5 +222,42 @@ func TestRosterUploadCLI(t *testing.T) {
 		func(string) string { return "" }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "partner-globex") {
 		t.Fatalf("undeclared feed: %v", err)
+	}
+}
+
+// TestTruncatedRosterIsHeld: a partner with 5,000 people sends a file with 5 of
+// them. The upload is held whole and publishes nothing (the uploader has no NATS
+// connection here: publishing anything would fail the test).
+func TestTruncatedRosterIsHeld(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "h.db"))
+	acme := connector.DefaultFeed("partner-acme", connector.FeedPartner)
+	feeds, _ := connector.NewFeeds(acme)
+	now := time.Now().UTC()
+	var facts []connector.Fact
+	for i := 1; i <= 5000; i++ {
+		facts = append(facts, connector.Fact{Feed: acme.Name, WorkerID: fmt.Sprintf("w-%d", i), Source: acme.Source,
+			ID: fmt.Sprintf("h-%d", i), Kind: connector.KindHired, Effective: now.AddDate(0, -1, 0), Time: now.AddDate(0, -1, 0),
+			Profile: connector.Profile{Email: fmt.Sprintf("p%d@acme.example", i)}})
+	}
+	if _, err := db.RecordFacts(ctx, facts); err != nil {
+		t.Fatal(err)
+	}
+	up := &uploader{db: db, feeds: feeds, rosters: map[string]rosterConfig{}, now: time.Now,
+		log: slog.New(slog.DiscardHandler), thresholds: uploadThresholds(&connector.SafeguardConfig{Default: connector.DefaultThresholds()})}
+	res, err := up.upload(ctx, uploadRequest{Feed: acme.Name, Mode: "snapshot", Body: strings.NewReader(rosterCSV(5)), Via: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != "held" || res.Published != 0 || res.Summary.Leavers != 4995 || res.Summary.Active != 5000 {
+		t.Fatalf("result = %+v, want held with 4995 leavers of 5000 and nothing published", res)
+	}
+	h, err := db.GetHold(ctx, res.HoldID)
+	if err != nil || h.Counts.Removals != 4995 || h.Status != connector.HoldOpen {
+		t.Fatalf("hold = %+v, %v", h, err)
+	}
+	if c, _ := db.Counts(ctx); c.Facts != 5000 {
+		t.Fatalf("%d facts: the held upload recorded something", c.Facts)
 	}
 }
