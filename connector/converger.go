@@ -159,6 +159,73 @@ func (c *Converger) Run(ctx context.Context) error {
 	return nil
 }
 
+// errLeaseLost: the worker's lease ran out before an action; do nothing more.
+var errLeaseLost = errors.New("lease lost")
+
+// batchLeases tracks the leases of one claim batch while it is converged.
+type batchLeases struct {
+	mu     sync.Mutex
+	until  time.Time // all leases of the batch end then, unless renewed
+	margin time.Duration
+	lost   map[WorkerKey]bool
+}
+
+func newBatchLeases(claims []Claim, lease time.Duration) *batchLeases {
+	b := &batchLeases{until: claims[0].LeaseUntil, margin: lease / 10, lost: map[WorkerKey]bool{}}
+	for _, cl := range claims {
+		if cl.LeaseUntil.Before(b.until) {
+			b.until = cl.LeaseUntil
+		}
+	}
+	return b
+}
+
+// held reports whether w's lease still holds at now, with a margin for clock skew
+// between replicas.
+func (b *batchLeases) held(w WorkerKey, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.lost[w] && now.Before(b.until.Add(-b.margin))
+}
+
+// renewLeases extends the batch's leases every third of a lease until the returned
+// function is called.
+func (c *Converger) renewLeases(ctx context.Context, b *batchLeases, keys []WorkerKey) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(max(c.cfg.Lease/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			until := c.cfg.Now().Add(c.cfg.Lease)
+			got, err := c.cfg.Store.ExtendLeases(ctx, c.cfg.Owner, keys, until)
+			if err != nil {
+				c.log.Warn("renewing leases failed; the batch stops acting when they run out", "err", err)
+				continue
+			}
+			kept := make(map[WorkerKey]bool, len(got))
+			for _, k := range got {
+				kept[k] = true
+			}
+			b.mu.Lock()
+			b.until = until
+			for _, k := range keys {
+				if !kept[k] {
+					b.lost[k] = true
+				}
+			}
+			b.mu.Unlock()
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
 // minIdle is the shortest sleep of a loop that found due work it could not claim.
 const minIdle = 20 * time.Millisecond
 
@@ -283,6 +350,11 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 		return len(claims), fmt.Errorf("load histories: %w", err)
 	}
 
+	// Renew the batch's leases while it works: a slow LMS must not let another
+	// converger take a worker this one is still acting on.
+	leases := newBatchLeases(claims, c.cfg.Lease)
+	stopRenew := c.renewLeases(work, leases, keys)
+
 	comps := make([]Completion, len(claims))
 	errs := make([]error, len(claims))
 	var wg sync.WaitGroup
@@ -291,12 +363,25 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			comps[i], errs[i] = c.convergeClaim(work, cl, hists[i])
+			held := func() bool { return leases.held(cl.Worker, c.cfg.Now()) }
+			comps[i], errs[i] = c.convergeClaim(work, cl, hists[i], held)
 		})
 	}
 	wg.Wait()
+	stopRenew()
 
-	commitErr := c.cfg.Store.CompleteAll(work, comps)
+	// A worker whose lease was lost belongs to another converger now: committing
+	// this outcome would overwrite its state. Its LMS actions stay in the log.
+	kept := comps[:0:0]
+	for i, comp := range comps {
+		if !leases.held(claims[i].Worker, c.cfg.Now()) || errors.Is(errs[i], errLeaseLost) {
+			c.log.Warn("lease lost while converging; the worker's new owner commits its outcome",
+				"feed", claims[i].Worker.Feed, "worker_id", claims[i].Worker.WorkerID, "audit_rows_dropped", len(comp.Audit))
+			continue
+		}
+		kept = append(kept, comp)
+	}
+	commitErr := c.cfg.Store.CompleteAll(work, kept)
 	if commitErr != nil {
 		// Those leases expire and the workers are converged again; converging is
 		// idempotent, so this heals itself.
@@ -315,10 +400,10 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 
 // convergeClaim converges one claimed worker and returns the completion to commit.
 // A failure becomes a completion too (a retry time), so nothing is lost.
-func (c *Converger) convergeClaim(ctx context.Context, cl Claim, hist History) (Completion, error) {
+func (c *Converger) convergeClaim(ctx context.Context, cl Claim, hist History, held func() bool) (Completion, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
-	comp, err := c.converge(ctx, cl, hist)
+	comp, err := c.converge(ctx, cl, hist, held)
 	if err != nil {
 		comp = Completion{Failed: true, NextDue: c.cfg.Now().Add(c.backoff(cl.Attempts, err))}
 		c.log.Warn("converge failed; will retry", "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID,
@@ -342,7 +427,7 @@ func (c *Converger) backoff(attempts int, err error) time.Duration {
 
 // converge does the work for one worker: want, have, plan, act. It returns the
 // completion to commit. An error means "retry later" with nothing else to record.
-func (c *Converger) converge(ctx context.Context, cl Claim, hist History) (Completion, error) {
+func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held func() bool) (out Completion, err error) {
 	if hist.SupersededBy != nil {
 		// The successor owns the account now; it folds this worker's facts too.
 		return Completion{}, nil
@@ -382,10 +467,22 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History) (Compl
 	}
 
 	plan := Plan(want, have, pol)
+	// Every audit row of this converge names the whole plan it was part of.
+	planText := PlanString(plan)
+	defer func() {
+		for i := range out.Audit {
+			if out.Audit[i].Plan == "" {
+				out.Audit[i].Plan = planText
+			}
+		}
+	}()
 	if held, done, err := c.safeguard(ctx, cl, want, plan, next, comp); done {
 		return held, err
 	}
 	for _, a := range plan {
+		if !held() {
+			return Completion{}, errLeaseLost // another converger may act on this worker now
+		}
 		acct, err := c.act(ctx, a)
 		entry := AuditEntry{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID,
 			AccountID: a.AccountID, Action: a.Kind, Detail: a.Reason, FactIDs: want.FactIDs}

@@ -95,6 +95,19 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 	return plan
 }
 
+// PlanString describes a plan in one line for the audit trail, e.g.
+// "update u-1; reactivate u-1", or "none".
+func PlanString(plan []Action) string {
+	if len(plan) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(plan))
+	for i, a := range plan {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
 // ProfileDrift lists the managed fields in which have differs from want. Fields
 // that want leaves empty are not managed and never count. Email and userName compare
 // case-insensitively, as LMSs do.

@@ -56,6 +56,8 @@ type AuditEntry struct {
 	Detail    string     `json:"detail,omitempty" db:"detail"`
 	// FactIDs are the "source#id" of the facts the decision was based on.
 	FactIDs []string `json:"fact_ids,omitempty" db:"-"`
+	// Plan is the whole plan the action was part of (PlanString).
+	Plan string `json:"plan,omitempty" db:"plan"`
 }
 
 // Review is an item a person must look at: hrsync refused to guess.
@@ -104,6 +106,10 @@ type Store interface {
 	// History per worker, in the order given. A worker the store has never seen gets
 	// a History with no facts, not an error.
 	LoadHistories(ctx context.Context, ws []WorkerKey) ([]History, error)
+	// ExtendLeases moves the lease of each of ws that owner still holds to until,
+	// and returns the workers whose lease it extended. A converger renews its
+	// claims this way while it works, so that a slow batch keeps its workers.
+	ExtendLeases(ctx context.Context, owner string, ws []WorkerKey, until time.Time) ([]WorkerKey, error)
 	// LinkedWorker returns the worker linked to the account, or ErrNotFound.
 	LinkedWorker(ctx context.Context, accountID string) (WorkerKey, error)
 	// Complete commits c in one transaction and releases the lease if owner still holds it.

@@ -583,13 +583,13 @@ func (db *DB) applyLinks(ctx context.Context, tx *sqlx.Tx, cs []connector.Comple
 }
 
 // auditColumns are the columns of an audit row, in insert order.
-const auditColumns = `at, feed, worker_id, account_id, action, outcome, detail, fact_ids`
+const auditColumns = `at, feed, worker_id, account_id, action, outcome, detail, fact_ids, plan`
 
 // insertAudit inserts the audit entries of cs, in order, with one statement (per
 // batchRows rows on SQLite). Empty Feed/WorkerID default to the claim's worker, a
 // zero At to now.
 func (db *DB) insertAudit(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion, now time.Time) error {
-	var rows [][8]string
+	var rows [][9]string
 	var ats []time.Time
 	for _, c := range cs {
 		w := c.Claim.Worker
@@ -603,7 +603,7 @@ func (db *DB) insertAudit(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 			if err != nil {
 				return &completionError{w: w, err: fmt.Errorf("audit: %w", err)}
 			}
-			rows = append(rows, [8]string{"", a.Feed, a.WorkerID, a.AccountID, string(a.Action), string(a.Outcome), a.Detail, ids})
+			rows = append(rows, [9]string{"", a.Feed, a.WorkerID, a.AccountID, string(a.Action), string(a.Outcome), a.Detail, ids, a.Plan})
 			ats = append(ats, a.At)
 		}
 	}
@@ -611,7 +611,7 @@ func (db *DB) insertAudit(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 		return nil
 	}
 	if db.backend == Postgres {
-		var cols [8]pq.StringArray
+		var cols [9]pq.StringArray
 		for i, r := range rows {
 			r[0] = pgTime(ats[i])
 			for j := range cols {
@@ -623,7 +623,7 @@ func (db *DB) insertAudit(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 			args[j] = cols[j]
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) SELECT * FROM unnest(
-			$1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])`, args...)
+			$1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`, args...)
 		if err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
@@ -631,12 +631,12 @@ func (db *DB) insertAudit(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 	}
 	for start := 0; start < len(rows); start += batchRows {
 		end := min(start+batchRows, len(rows))
-		args := make([]any, 0, 8*(end-start))
+		args := make([]any, 0, 9*(end-start))
 		for i := start; i < end; i++ {
 			r := rows[i]
-			args = append(args, db.ts(ats[i]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+			args = append(args, db.ts(ats[i]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit (`+auditColumns+`) VALUES `+placeholders(end-start, 8)), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit (`+auditColumns+`) VALUES `+placeholders(end-start, 9)), args...); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
 	}

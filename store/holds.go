@@ -428,8 +428,8 @@ func (db *DB) DecideHold(ctx context.Context, id int64, d connector.HoldDecision
 			at = "CAST(? AS TIMESTAMPTZ)"
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit (`+auditColumns+`)
-			SELECT `+at+`, feed, worker_id, account_id, action, ?, ?, '[]' FROM hold_workers WHERE hold_id = ? ORDER BY feed, worker_id`),
-			db.ts(now), string(outcome), detail, id); err != nil {
+			SELECT `+at+`, feed, worker_id, account_id, action, ?, ?, '[]', ? FROM hold_workers WHERE hold_id = ? ORDER BY feed, worker_id`),
+			db.ts(now), string(outcome), detail, "hold "+string(status), id); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
 		if d.Approve && h.Kind == connector.HoldLive {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hrsync/hrsync/connector"
 )
 
 // runCLI runs hrsync with args and an environment map, returning stdout, stderr
@@ -117,5 +119,24 @@ func TestDeadAndReviewLists(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, nil, "dead", "replay", "--db", db, "42"); err == nil || !strings.Contains(err.Error(), "dead letter 42") {
 		t.Errorf("replay of an unknown dead letter: %v", err)
+	}
+}
+
+func TestAuditCSVIsEscaped(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	rows := []connector.AuditEntry{{ID: 1, Feed: "hr", WorkerID: "w1", Action: connector.ActionDeactivate, Outcome: connector.OutcomeOK,
+		Detail: `left (=HYPERLINK("http://evil","x"))`, Plan: "deactivate u-1", FactIDs: []string{"/feeds/hr#e1"}}}
+	if err := writeAudit(&b, "csv", rows); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"left (=HYPERLINK(""http://evil"",""x""))"`) {
+		t.Fatalf("detail not inside a quoted cell: %s", b.String())
+	}
+	rows[0].Detail = "=1+1"
+	b.Reset()
+	_ = writeAudit(&b, "csv", rows)
+	if !strings.Contains(b.String(), ",'=1+1") {
+		t.Fatalf("a cell starting with = is not escaped: %s", b.String())
 	}
 }

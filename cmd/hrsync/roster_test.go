@@ -193,6 +193,17 @@ func TestRosterUploadOverHTTP(t *testing.T) {
 		return accounts(false) == 18 && accounts(true) == 2, fmt.Sprintf("%d inactive, %d active", accounts(false), accounts(true))
 	})
 
+	// The audit trail shows each deactivation with its facts, its plan and the approval.
+	var auditOut bytes.Buffer
+	if err := run(t.Context(), []string{"hrsync", "audit", "--db", dbURL, "--worker", "partner-acme:w-7", "--format", "csv"},
+		func(string) string { return "" }, &auditOut, &errOut); err != nil {
+		t.Fatalf("audit: %v", err)
+	}
+	csvText := auditOut.String()
+	if !strings.Contains(csvText, ",deactivate,ok,approved in hold") || !strings.Contains(csvText, "deactivate u-") || !strings.Contains(csvText, "/feeds/partner-acme#roster-") {
+		t.Fatalf("audit of w-7:\n%s", csvText)
+	}
+
 	if strings.Contains(logs.String(), "acme-token") || strings.Contains(logs.String(), "p1@acme.example") {
 		t.Fatal("a token or personal data reached the log")
 	}

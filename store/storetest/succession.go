@@ -98,4 +98,28 @@ func runSuccession(t *testing.T, setup func(t *testing.T) *testBundle) {
 			t.Fatalf("Counts.DeadLetters = %d, want 4", c.DeadLetters)
 		}
 	})
+
+	t.Run("ExtendLeases", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.record(t, fact(hr("a"), "a1", connector.KindHired, 0), fact(hr("b"), "b1", connector.KindHired, 0))
+		cs := b.claim(t, "A", b.now, 10)
+		if len(cs) != 2 {
+			t.Fatalf("claimed %v", claimKeys(cs))
+		}
+		later := cs[0].LeaseUntil.Add(time.Minute)
+		got, err := b.s.ExtendLeases(b.ctx, "A", []connector.WorkerKey{hr("a"), hr("b"), hr("nobody")}, later)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("ExtendLeases = %v, %v; want both of A's workers", got, err)
+		}
+		// After the old lease end, the renewed workers are still A's.
+		if stolen := b.claim(t, "B", cs[0].LeaseUntil.Add(time.Second), 10); len(stolen) != 0 {
+			t.Fatalf("B claimed %v despite the renewed leases", claimKeys(stolen))
+		}
+		// Another owner cannot extend A's leases.
+		if got, err := b.s.ExtendLeases(b.ctx, "B", []connector.WorkerKey{hr("a")}, later.Add(time.Hour)); err != nil || len(got) != 0 {
+			t.Fatalf("B extended %v (%v)", got, err)
+		}
+		b.claim(t, "B", later.Add(time.Second), 10) // expired at last
+	})
 }
