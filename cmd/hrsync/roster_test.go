@@ -272,3 +272,19 @@ func TestTruncatedRosterIsHeld(t *testing.T) {
 		t.Fatalf("%d facts: the held upload recorded something", c.Facts)
 	}
 }
+
+// TestExampleConfigAndSampleRoster: the shipped example configuration loads, and
+// its partner-acme mapping reads the shipped sample roster.
+func TestExampleConfigAndSampleRoster(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := "sqlite://" + filepath.Join(dir, "h.db")
+	out, stderr, err := runCLI(t, nil, "roster", "upload", "--db", db, "--config", "../../deploy/hrsync.example.yaml",
+		"--feed", "partner-acme", "--dry-run", "../../testdata/rosters/partner-acme-snapshot.csv")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "30 rows") || !strings.Contains(out, "30 hires") {
+		t.Fatalf("dry run of the sample:\n%s", out)
+	}
+}
