@@ -57,11 +57,7 @@ is safe to open in a spreadsheet.`)
 	if *format != "table" && *format != "csv" && *format != "json" {
 		return fmt.Errorf("--format %q: want table, csv or json", *format)
 	}
-	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, c.db, log)
+	db, _, err := c.openStore(ctx, env)
 	if err != nil {
 		return err
 	}

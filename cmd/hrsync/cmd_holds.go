@@ -80,11 +80,7 @@ func cmdHolds(ctx context.Context, env *environment, args []string) error {
 	default:
 		return fmt.Errorf("holds list: --status %q: want open, approved or rejected", st)
 	}
-	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, c.db, log)
+	db, _, err := c.openStore(ctx, env)
 	if err != nil {
 		return err
 	}

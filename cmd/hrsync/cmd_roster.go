@@ -77,15 +77,11 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
-	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return err
-	}
 	fc, err := loadConfigFile(c.config)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, c.db, log)
+	db, log, err := c.openStore(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"text/tabwriter"
@@ -14,6 +15,16 @@ import (
 	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
 )
+
+// openStore builds the command's logger and opens (and migrates) its store.
+func (c *connFlags) openStore(ctx context.Context, env *environment) (*store.DB, *slog.Logger, error) {
+	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := store.Open(ctx, c.db, log)
+	return db, log, err
+}
 
 // redactURL hides the password of a URL for logs.
 func redactURL(s string) string {
@@ -34,11 +45,7 @@ running it first lets a deployment fail early on a bad DATABASE_URL.`)
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
-	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, c.db, log)
+	db, _, err := c.openStore(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -77,11 +84,7 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
-	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, c.db, log)
+	db, _, err := c.openStore(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -171,11 +174,7 @@ rejected a change for good. Each names the worker, the reason and the candidates
 	if err := parseFlags(fs, env, args[1:], vars); err != nil {
 		return err
 	}
-	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, c.db, log)
+	db, _, err := c.openStore(ctx, env)
 	if err != nil {
 		return err
 	}
