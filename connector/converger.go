@@ -159,6 +159,43 @@ func (c *Converger) Run(ctx context.Context) error {
 	return nil
 }
 
+// stateAuditor is the optional store capability that tells which of hrsync's own
+// actions last set an account's active state (package store has it).
+type stateAuditor interface {
+	LastStateActions(ctx context.Context, accountIDs []string) (map[string]AuditEntry, error)
+}
+
+// respectManualDeactivation drops a reactivation from plan when someone deactivated
+// the account outside hrsync and the policy does not allow undoing that: hrsync's
+// last state action on the account was not a deactivation, and no hire or rehire
+// was recorded since. It returns the review item that says so.
+func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, want Wanted, hist History, have *Account, plan []Action, pol Policy) ([]Action, *Review, error) {
+	if pol.ReactivateManual || have == nil || !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == ActionReactivate }) {
+		return plan, nil, nil
+	}
+	sa, ok := c.cfg.Store.(stateAuditor)
+	if !ok {
+		return plan, nil, nil
+	}
+	last, err := sa.LastStateActions(ctx, []string{have.ID})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the account's audit: %w", err)
+	}
+	e, known := last[have.ID]
+	if !known || !ManualDeactivation(&e) {
+		return plan, nil, nil // never touched by hrsync (adopted), or hrsync deactivated it
+	}
+	for _, f := range hist.Facts {
+		if (f.Kind == KindHired || f.Kind == KindRehired) && f.Time.After(e.At) && !f.Effective.After(c.cfg.Now()) {
+			return plan, nil, nil // HR (re)hired the person since: bring the account back
+		}
+	}
+	kept := slices.DeleteFunc(slices.Clone(plan), func(a Action) bool { return a.Kind == ActionReactivate })
+	r := &Review{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, Candidates: []string{have.ID},
+		Reason: fmt.Sprintf("account %s was deactivated outside hrsync while HR says the person works there; not reactivated (policy reactivate_manual is off)", have.ID)}
+	return kept, r, nil
+}
+
 // errLeaseLost: the worker's lease ran out before an action; do nothing more.
 var errLeaseLost = errors.New("lease lost")
 
@@ -467,6 +504,15 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	}
 
 	plan := Plan(want, have, pol)
+	var manual *Review
+	if plan, manual, err = c.respectManualDeactivation(ctx, cl, want, hist, have, plan, pol); err != nil {
+		return Completion{}, err
+	}
+	if manual != nil {
+		comp.Review = manual
+		comp.Audit = append(comp.Audit, AuditEntry{At: manual.At, Feed: manual.Feed, WorkerID: manual.WorkerID,
+			AccountID: have.ID, Action: ActionReactivate, Outcome: OutcomeSkipped, Detail: manual.Reason, FactIDs: want.FactIDs})
+	}
 	// Every audit row of this converge names the whole plan it was part of.
 	planText := PlanString(plan)
 	defer func() {

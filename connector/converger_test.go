@@ -264,3 +264,57 @@ func TestConvergerMatching(t *testing.T) {
 		}
 	})
 }
+
+func TestConvergerRespectsManualDeactivation(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	b := setup(t, day)
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+	a := b.account(t, "hr:w1")
+	if _, err := b.lms.SetActive(ctx, a.ID, false); err != nil { // an admin, by hand
+		t.Fatal(err)
+	}
+	b.set(day.AddDate(0, 1, 0))
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindUpdated, Effective: b.clock(), Profile: connector.Profile{JobTitle: "Chef"}})
+	got := b.account(t, "hr:w1")
+	if got.Active || got.Profile.JobTitle != "Chef" {
+		t.Fatalf("after an update: %+v; want the title updated and the account left inactive", got)
+	}
+	reviews, _ := b.db.ListReviews(ctx, store.ReviewFilter{})
+	if len(reviews) != 1 || !strings.Contains(reviews[0].Reason, "deactivated outside hrsync") {
+		t.Fatalf("reviews = %+v", reviews)
+	}
+	b.converge(t) // converging again changes nothing
+	if b.account(t, "hr:w1").Active {
+		t.Fatal("reactivated on a second converge")
+	}
+
+	// A rehire recorded since is HR's word: the account comes back.
+	b.set(day.AddDate(0, 2, 0))
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindRehired, Effective: b.clock(), Profile: profile("ann@example.com")})
+	if !b.account(t, "hr:w1").Active {
+		t.Fatal("a rehire did not reactivate the account")
+	}
+}
+
+func TestConvergerReactivateManualPolicy(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	b := setup(t, day)
+	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock,
+		Policy: func(string) connector.Policy { return connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: true} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.conv = conv
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+	a := b.account(t, "hr:w1")
+	_, _ = b.lms.SetActive(ctx, a.ID, false)
+	b.set(day.AddDate(0, 1, 0))
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindUpdated, Effective: b.clock(), Profile: connector.Profile{JobTitle: "Chef"}})
+	if !b.account(t, "hr:w1").Active {
+		t.Fatal("with reactivate_manual on, the account stays inactive")
+	}
+}

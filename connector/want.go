@@ -28,6 +28,12 @@ const (
 // Policy holds the per-feed rules Want and Plan apply.
 type Policy struct {
 	Leaver LeaverAction
+	// ReactivateManual lets hrsync reactivate an account that someone deactivated
+	// outside hrsync (an admin, by hand) while HR still says the person works
+	// there. Default false: such an account stays inactive and a review item says
+	// why. A hire or rehire recorded after hrsync last set the account's state
+	// always reactivates it.
+	ReactivateManual bool
 }
 
 // DefaultPolicy is the policy of a feed that configures none.

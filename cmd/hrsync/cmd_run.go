@@ -183,6 +183,8 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	var sg safeguardFlags
 	sg.register(fs, vars)
 	poll := fs.Duration("poll-interval", time.Second, "longest sleep before looking for work another replica recorded")
+	reactivateManual := fs.Bool("reactivate-manual", false, "reactivate accounts someone deactivated outside hrsync while HR says the person works there (default: leave them inactive and raise a review item)")
+	vars["reactivate-manual"] = "HRSYNC_REACTIVATE_MANUAL"
 	recEvery := fs.Duration("reconcile-every", 0, "run a full reconciliation this often, e.g. 24h (0: never; see hrsync reconcile)")
 	vars["reconcile-every"] = "HRSYNC_RECONCILE_EVERY"
 	recApply := fs.Bool("reconcile-apply", false, "let scheduled reconciliations fix drift through the converger (default: report only)")
@@ -217,7 +219,10 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	s, err := openStack(ctx, stackConfig{
 		DB: c.db, NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
 		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: guarded, Log: log, Metrics: m,
-		Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll},
+		Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll,
+			Policy: func(string) connector.Policy {
+				return connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: *reactivateManual}
+			}},
 		Safeguard: safeguard,
 		Consumer:  events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
 	})
@@ -255,12 +260,17 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	return err
 }
 
+// reactivateManual reads the policy's ReactivateManual (one policy for every feed).
+func reactivateManual(p func(string) connector.Policy) bool {
+	return p != nil && p("").ReactivateManual
+}
+
 // scheduleReconcile starts full reconciliation passes every interval, on the same
 // (guarded) LMS client and policy as the converger; apply mode only marks workers
 // due and wakes the converger. It returns the function that stops the schedule.
 func (s *stack) scheduleReconcile(ctx context.Context, every time.Duration, apply bool, out string) (func(), error) {
 	cfg := connector.ReconcilerConfig{Store: s.db, LMS: s.cfg.LMS, Feeds: s.cfg.Feeds, Logger: s.log,
-		Policy: s.cfg.Converger.Policy, Interval: every, Apply: apply,
+		Policy: s.cfg.Converger.Policy, Interval: every, Apply: apply, ReactivateManual: reactivateManual(s.cfg.Converger.Policy),
 		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() }}}
 	if out != "" {
 		cfg.Report = func(t time.Time) (connector.ReportSink, error) {

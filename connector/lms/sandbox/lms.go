@@ -30,11 +30,11 @@ type LMS struct {
 	// dupExternalIDs lets two accounts share an externalId, as servers that
 	// declare it uniqueness "none" do (see WithDuplicateExternalIDs).
 	dupExternalIDs bool
-	byExternalID   map[string]map[string]struct{} // externalId → ids (one, unless dupExternalIDs)
+	byExternalID   map[string][]string // externalId → ids (one, unless dupExternalIDs)
 	// Email and employee number are not unique; these index them so that a
 	// lookup costs what it would in a real LMS, not a scan of every account.
-	byEmail map[string]map[string]struct{} // folded email → ids
-	byEmpNo map[string]map[string]struct{} // employee number → ids
+	byEmail map[string][]string // folded email → ids (almost always one)
+	byEmpNo map[string][]string // employee number → ids
 	ops     []Op
 }
 
@@ -71,9 +71,9 @@ func New(opts ...Option) *LMS {
 		newID:        func(seq int) string { return fmt.Sprintf("u-%06d", seq) },
 		accounts:     map[string]*record{},
 		byUserName:   map[string]string{},
-		byExternalID: map[string]map[string]struct{}{},
-		byEmail:      map[string]map[string]struct{}{},
-		byEmpNo:      map[string]map[string]struct{}{},
+		byExternalID: map[string][]string{},
+		byEmail:      map[string][]string{},
+		byEmpNo:      map[string][]string{},
 	}
 	for _, o := range opts {
 		o(l)
@@ -227,7 +227,7 @@ func (l *LMS) checkUnique(op string, a connector.Account, self string) error {
 		return lmsError(connector.KindConflict, op, "userName %q is already taken", a.UserName)
 	}
 	if a.ExternalID != "" && !l.dupExternalIDs {
-		for id := range l.byExternalID[a.ExternalID] {
+		for _, id := range l.byExternalID[a.ExternalID] {
 			if id != self {
 				return lmsError(connector.KindConflict, op, "externalId %q is already taken", a.ExternalID)
 			}
@@ -289,21 +289,20 @@ func (l *LMS) FindAccounts(ctx context.Context, f connector.AccountFilter) ([]co
 }
 
 // multi moves id from key old to key new in a non-unique index.
-func multi(idx map[string]map[string]struct{}, old, new, id string) {
+func multi(idx map[string][]string, old, new, id string) {
 	if old == new {
 		return
 	}
-	if set := idx[old]; old != "" && set != nil {
-		delete(set, id)
-		if len(set) == 0 {
+	if old != "" {
+		ids := slices.DeleteFunc(idx[old], func(x string) bool { return x == id })
+		if len(ids) == 0 {
 			delete(idx, old)
+		} else {
+			idx[old] = ids
 		}
 	}
 	if new != "" {
-		if idx[new] == nil {
-			idx[new] = map[string]struct{}{}
-		}
-		idx[new][id] = struct{}{}
+		idx[new] = append(idx[new], id)
 	}
 }
 
@@ -322,7 +321,7 @@ func (l *LMS) query(f *connector.AccountFilter) []resource {
 	var ids []string
 	switch f.Attr {
 	case connector.ByExternalID:
-		for id := range l.byExternalID[f.Value] {
+		for _, id := range l.byExternalID[f.Value] {
 			ids = append(ids, id)
 		}
 	case connector.ByUserName:
@@ -330,11 +329,11 @@ func (l *LMS) query(f *connector.AccountFilter) []resource {
 			ids = append(ids, id)
 		}
 	case connector.ByEmail:
-		for id := range l.byEmail[fold(f.Value)] {
+		for _, id := range l.byEmail[fold(f.Value)] {
 			ids = append(ids, id)
 		}
 	case connector.ByEmployeeNumber:
-		for id := range l.byEmpNo[f.Value] {
+		for _, id := range l.byEmpNo[f.Value] {
 			ids = append(ids, id)
 		}
 	}
