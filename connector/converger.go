@@ -167,8 +167,9 @@ type stateAuditor interface {
 
 // respectManualDeactivation drops a reactivation from plan when someone deactivated
 // the account outside hrsync and the policy does not allow undoing that: hrsync's
-// last state action on the account was not a deactivation, and no hire or rehire
-// was recorded since. It returns the review item that says so.
+// last state action on the account was not a deactivation, and HR's facts do not
+// explain the inactive account (no leave or rehire since). It returns the review
+// item that says so.
 func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, want Wanted, hist History, have *Account, plan []Action, pol Policy) ([]Action, *Review, error) {
 	if pol.ReactivateManual || have == nil || !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == ActionReactivate }) {
 		return plan, nil, nil
@@ -185,9 +186,17 @@ func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, wan
 	if !known || !ManualDeactivation(&e) {
 		return plan, nil, nil // never touched by hrsync (adopted), or hrsync deactivated it
 	}
+	// HR's own facts explain an inactive account when a leave or rehire took effect
+	// after hrsync last set the account's state, or when hrsync only ever created
+	// the account and HR has since recorded a leave (hrsync's deactivation then
+	// reached the LMS but not the audit: a crash between the two).
+	now := c.cfg.Now()
 	for _, f := range hist.Facts {
-		if (f.Kind == KindHired || f.Kind == KindRehired) && f.Time.After(e.At) && !f.Effective.After(c.cfg.Now()) {
-			return plan, nil, nil // HR (re)hired the person since: bring the account back
+		if f.Effective.After(now) || (f.Kind != KindLeft && f.Kind != KindRehired) {
+			continue
+		}
+		if f.Effective.After(e.At) || (e.Action == ActionCreate && f.Kind == KindLeft) {
+			return plan, nil, nil
 		}
 	}
 	kept := slices.DeleteFunc(slices.Clone(plan), func(a Action) bool { return a.Kind == ActionReactivate })

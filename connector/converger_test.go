@@ -304,7 +304,9 @@ func TestConvergerReactivateManualPolicy(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t, day)
 	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock,
-		Policy: func(string) connector.Policy { return connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: true} }})
+		Policy: func(string) connector.Policy {
+			return connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: true}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -461,10 +461,16 @@ func TestReconcileApplyHeals(t *testing.T) {
 		t.Errorf("reviews for %v, %v; want the disputed match and the duplicate", reviewed, err)
 	}
 
-	// With --reactivate-manual the admin's deactivation is undone too.
+	// With --reactivate-manual the admin's deactivation is undone too: the same
+	// policy reaches the converger that applies the drift.
 	s, _ = b.reconcile(t, b.reconciler(t, true, true))
 	if s.MarkedDue != 3 { // manual, and disp and dup again
 		t.Fatalf("MarkedDue = %d, want 3", s.MarkedDue)
+	}
+	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: func() time.Time { return b.now },
+		Policy: func(string) connector.Policy { return connector.Policy{ReactivateManual: true} }})
+	if err != nil {
+		t.Fatal(err)
 	}
 	b.converge(t)
 	if a := b.account(t, "hr:manual"); !a.Active {

@@ -138,7 +138,8 @@ it reproduces the figures of docs/reconcile.md.`)
 
 	converged := 0
 	if *apply && sum.MarkedDue > 0 {
-		conv, err := connector.NewConverger(connector.ConvergerConfig{Store: db, LMS: lms, Feeds: feeds, Logger: log, Concurrency: *concurrency})
+		conv, err := connector.NewConverger(connector.ConvergerConfig{Store: db, LMS: lms, Feeds: feeds, Logger: log, Concurrency: *concurrency,
+			Policy: func(string) connector.Policy { return connector.Policy{ReactivateManual: *reactivateManual} }})
 		if err != nil {
 			return err
 		}
