@@ -17,10 +17,14 @@ const (
 	KindLeft    Kind = "left"
 	KindRehired Kind = "rehired"
 	KindUpdated Kind = "updated"
+	// KindSuspended starts a leave of absence: the account is deactivated for a
+	// while, and KindResumed (or a rehire) brings it back.
+	KindSuspended Kind = "suspended"
+	KindResumed   Kind = "resumed"
 )
 
 // Kinds lists every known kind, in contract order.
-var Kinds = []Kind{KindHired, KindLeft, KindRehired, KindUpdated}
+var Kinds = []Kind{KindHired, KindLeft, KindRehired, KindUpdated, KindSuspended, KindResumed}
 
 // Valid reports whether k is a kind of the contract.
 func (k Kind) Valid() bool { return slices.Contains(Kinds, k) }
@@ -86,7 +90,7 @@ type Fact struct {
 	// Time is when the source says the event happened (the CloudEvents time attribute).
 	Time    time.Time `json:"time"`
 	Profile Profile   `json:"profile"`
-	// Reason is why the worker left (left only).
+	// Reason is why the worker left (left) or is away (suspended).
 	Reason string `json:"reason,omitempty"`
 	// PreviousWorkerID is the id HR used for this person before (rehired only).
 	PreviousWorkerID string `json:"previous_worker_id,omitempty"`

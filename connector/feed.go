@@ -38,6 +38,19 @@ type Feed struct {
 	// Location is the zone in which bare dates (2026-12-01) start.
 	Location *time.Location `json:"-"`
 	Scope    Scope          `json:"scope"`
+	// PreHireLeadDays creates a new hire's account this many days before the start
+	// date; 0 (the default) creates it on the start date.
+	PreHireLeadDays int `json:"pre_hire_lead_days,omitempty"`
+	// PreHireActive makes that account active at once; by default it is inactive
+	// until the start date.
+	PreHireActive bool `json:"pre_hire_active,omitempty"`
+}
+
+// Policy returns base with the feed's pre-hire lead time laid over it.
+func (f Feed) Policy(base Policy) Policy {
+	base.PreHireLead = time.Duration(f.PreHireLeadDays) * 24 * time.Hour
+	base.PreHireActive = f.PreHireActive
+	return base
 }
 
 // DefaultFeed returns the feed configuration used when nothing else is said:
@@ -69,6 +82,9 @@ func (f Feed) Validate() error {
 	}
 	if f.Location == nil {
 		return fmt.Errorf("feed %q: timezone is required", f.Name)
+	}
+	if f.PreHireLeadDays < 0 || f.PreHireLeadDays > 366 {
+		return fmt.Errorf("feed %q: pre_hire_lead_days %d must be between 0 and 366", f.Name, f.PreHireLeadDays)
 	}
 	for _, p := range f.Scope.ExternalIDPrefixes {
 		if p == "" {

@@ -3,6 +3,7 @@ package connector
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ActionKind is one kind of LMS change.
@@ -58,10 +59,16 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 	want := Desired(w)
 	if have == nil {
 		switch {
+		case w.PreHire && w.State == StateActive:
+			return []Action{{Kind: ActionCreate, Account: want, Reason: "pre-hire: created active ahead of the start date " + startDate(w)}}
+		case w.PreHire && !w.EverHired:
+			return []Action{{Kind: ActionCreate, Account: want, Reason: "pre-hire: created inactive ahead of the start date " + startDate(w)}}
 		case w.State == StateActive:
 			return []Action{{Kind: ActionCreate, Account: want, Reason: "hired, no account"}}
 		case w.State == StateInactive && w.EverHired:
 			return []Action{{Kind: ActionCreate, Account: want, Reason: "left before an account existed; created inactive to keep the record"}}
+		case w.State == StateSuspended && w.EverHired:
+			return []Action{{Kind: ActionCreate, Account: want, Reason: suspendedReason(w) + " before an account existed; created inactive"}}
 		}
 		return nil
 	}
@@ -81,8 +88,19 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 			Reason: "profile drift: " + strings.Join(drift, ", ")})
 	}
 	switch {
+	case w.State == StateActive && !have.Active && w.PreHire:
+		plan = append(plan, Action{Kind: ActionReactivate, AccountID: have.ID, Reason: "pre-hire: active ahead of the start date " + startDate(w)})
+	case w.State == StateActive && !have.Active && w.Resumed:
+		plan = append(plan, Action{Kind: ActionReactivate, AccountID: have.ID, Reason: "resumed after a leave of absence"})
 	case w.State == StateActive && !have.Active:
 		plan = append(plan, Action{Kind: ActionReactivate, AccountID: have.ID, Reason: "employed again"})
+	case w.State == StateSuspended && have.Active:
+		if p.Leaver == LeaverDeactivate || p.Leaver == "" {
+			plan = append(plan, Action{Kind: ActionDeactivate, AccountID: have.ID, Reason: suspendedReason(w)})
+		}
+	case w.State == StateInactive && have.Active && w.PreHire && !w.EverHired:
+		// An account that is active before a first start date (adopted, or made by
+		// hand) is left alone: pre-hire never deactivates.
 	case w.State == StateInactive && have.Active:
 		reason := "left"
 		if w.LeftReason != "" {
@@ -94,6 +112,19 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 	}
 	return plan
 }
+
+// SuspendedReason is how the audit names a deactivation for a leave of absence, so
+// that reports can tell it from a leave: it starts every such Action.Reason.
+const SuspendedReason = "suspended (leave of absence)"
+
+func suspendedReason(w Wanted) string {
+	if w.SuspendReason != "" {
+		return SuspendedReason + ": " + w.SuspendReason
+	}
+	return SuspendedReason
+}
+
+func startDate(w Wanted) string { return w.StartsAt.UTC().Format(time.RFC3339) }
 
 // PlanString describes a plan in one line for the audit trail, e.g.
 // "update u-1; reactivate u-1", or "none".

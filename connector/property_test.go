@@ -91,9 +91,10 @@ func playArrivals(t *testing.T, arrivals []connector.Fact, now time.Time) lmsSta
 }
 
 // randomHistory invents one person's life at the company: hired, maybe renamed,
-// maybe leaving and coming back (perhaps under a new worker id, perhaps with a new
-// email), maybe leaving again. Event times are mostly the effective times; some
-// events are recorded ahead of their effective date.
+// maybe on a leave of absence (resumed or not), maybe leaving and coming back
+// (perhaps under a new worker id, perhaps with a new email), maybe leaving again.
+// Event times are mostly the effective times; some events are recorded ahead of
+// their effective date.
 func randomHistory(rng *rand.Rand) []connector.Fact {
 	base := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	day := func(d int) time.Time { return base.AddDate(0, 0, d) }
@@ -120,6 +121,12 @@ func randomHistory(rng *rand.Rand) []connector.Fact {
 	add(connector.KindHired, nil)
 	if rng.IntN(2) == 0 {
 		add(connector.KindUpdated, func(f *connector.Fact) { f.Profile = connector.Profile{FamilyName: "Lee-Smith"} })
+	}
+	if rng.IntN(2) == 0 { // a leave of absence, perhaps still running
+		add(connector.KindSuspended, func(f *connector.Fact) { f.Profile, f.Reason = connector.Profile{}, "parental leave" })
+		if rng.IntN(3) > 0 {
+			add(connector.KindResumed, nil)
+		}
 	}
 	if rng.IntN(4) > 0 {
 		add(connector.KindLeft, func(f *connector.Fact) { f.Reason = "end of contract" })

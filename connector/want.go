@@ -13,6 +13,7 @@ const (
 	StateAbsent     State = "absent"     // no account is wanted (never hired, or not yet due)
 	StateActive     State = "active"     // employed now
 	StateInactive   State = "inactive"   // was employed, is not now
+	StateSuspended  State = "suspended"  // employed, on a leave of absence: inactive for now
 	StateAnonymised State = "anonymised" // erased under GDPR
 )
 
@@ -34,6 +35,13 @@ type Policy struct {
 	// why. A hire or rehire recorded after hrsync last set the account's state
 	// always reactivates it.
 	ReactivateManual bool
+	// PreHireLead creates a new hire's account this long before the start date
+	// (the effective time of the hire or rehire), so that the person can be
+	// enrolled before day one. Zero: the account appears on the start date.
+	PreHireLead time.Duration
+	// PreHireActive makes the account active during the lead time; by default it
+	// is created inactive and activated on the start date.
+	PreHireActive bool
 }
 
 // DefaultPolicy is the policy of a feed that configures none.
@@ -59,6 +67,17 @@ type Wanted struct {
 	EmployeeNumbers []string
 	// LeftReason is the reason of the leave in force, if inactive.
 	LeftReason string
+	// Resumed is set when the last change of state was a return from a leave of
+	// absence.
+	Resumed bool
+	// SuspendReason is the reason of the leave of absence in force, if suspended.
+	SuspendReason string
+	// PreHire is set while a hire or rehire is within the policy's PreHireLead of
+	// its start date: State is then StateActive (PreHireActive) or the state
+	// before the hire, and Plan creates the account ahead of time.
+	PreHire bool
+	// StartsAt is the start date of the pending hire, when PreHire is set.
+	StartsAt time.Time
 	// FactIDs are "source#id" of the facts in force, in fold order.
 	FactIDs []string
 }
@@ -72,6 +91,15 @@ type Wanted struct {
 // looks beyond order: a rehire recorded after a leave, and effective no later than
 // that leave, cancels it. HR sends that when someone who gave notice stays on, and
 // the person must never be deactivated in between.
+//
+// A suspension (leave of absence) makes an active account StateSuspended; a
+// resume or a rehire makes it active again, and a leave makes it inactive. A
+// suspension of someone who is not active, and a resume of someone who is not
+// suspended, change only the profile.
+//
+// With p.PreHireLead, a hire or rehire that is the next pending change of state
+// takes partial effect PreHireLead before its start date (see Wanted.PreHire);
+// next then wakes at both instants.
 func Want(facts []Fact, now time.Time, p Policy) (w Wanted, next time.Time) {
 	facts = SortFacts(facts)
 	w.State = StateAbsent
@@ -95,11 +123,19 @@ func Want(facts []Fact, now time.Time, p Policy) (w Wanted, next time.Time) {
 	}
 	slices.Sort(w.PreviousWorkerIDs)
 
+	wake := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	var pending []Fact // in fold order
 	for _, f := range facts {
 		if f.Effective.After(now) {
-			if next.IsZero() || f.Effective.Before(next) {
-				next = f.Effective
+			wake(f.Effective)
+			if (f.Kind == KindHired || f.Kind == KindRehired) && p.PreHireLead > 0 {
+				wake(f.Effective.Add(-p.PreHireLead))
 			}
+			pending = append(pending, f)
 			continue
 		}
 		if f.Kind == KindLeft && cancelled(f, facts) {
@@ -112,15 +148,63 @@ func Want(facts []Fact, now time.Time, p Policy) (w Wanted, next time.Time) {
 		switch f.Kind {
 		case KindHired, KindRehired:
 			w.State = StateActive
-			w.EverHired = true
-			w.LeftReason = ""
+			w.EverHired, w.Resumed = true, false
+			w.LeftReason, w.SuspendReason = "", ""
 		case KindLeft:
 			w.State = StateInactive
-			w.LeftReason = f.Reason
+			w.LeftReason, w.SuspendReason, w.Resumed = f.Reason, "", false
+		case KindSuspended:
+			if w.State == StateActive {
+				w.State = StateSuspended
+				w.SuspendReason, w.Resumed = f.Reason, false
+			}
+		case KindResumed:
+			if w.State == StateSuspended {
+				w.State = StateActive
+				w.SuspendReason, w.Resumed = "", true
+			}
 		case KindUpdated:
 		}
 	}
+	if p.PreHireLead > 0 && w.State != StateActive {
+		preHire(&w, pending, facts, now, p)
+	}
 	return w, next
+}
+
+// preHire applies the policy's lead time: when the next pending change of state
+// (in fold order) is a hire or rehire whose lead time has begun, the account is
+// wanted now, active or not as the policy says, with that fact's profile.
+func preHire(w *Wanted, pending, facts []Fact, now time.Time, p Policy) {
+	for _, f := range pending {
+		switch f.Kind {
+		case KindUpdated:
+			continue
+		case KindLeft:
+			if cancelled(f, facts) {
+				continue
+			}
+			return
+		case KindHired, KindRehired:
+		default:
+			return
+		}
+		if f.Effective.Add(-p.PreHireLead).After(now) {
+			return
+		}
+		w.PreHire, w.StartsAt = true, f.Effective
+		w.FactIDs = append(w.FactIDs, f.Source+"#"+f.ID)
+		w.Profile = w.Profile.Merge(f.Profile)
+		addFront(&w.Emails, f.Profile.Email)
+		addFront(&w.EmployeeNumbers, f.Profile.EmployeeNumber)
+		switch {
+		case p.PreHireActive:
+			w.State = StateActive
+		case w.State == StateAbsent:
+			w.State = StateInactive
+		}
+		return
+	}
 }
 
 // cancelled reports whether leave l is cancelled by a rehire that was recorded

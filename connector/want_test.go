@@ -233,3 +233,169 @@ func TestNewFeedsRejectsBadConfig(t *testing.T) {
 		t.Fatal("duplicate feed accepted")
 	}
 }
+
+func suspended(id string, eff time.Time) Fact { return fact(KindSuspended, id, eff, eff, noProfile) }
+func resumed(id string, eff time.Time) Fact   { return fact(KindResumed, id, eff, eff, noProfile) }
+func noProfile(f *Fact)                       { f.Profile = Profile{} }
+
+func TestWantLeaveOfAbsence(t *testing.T) {
+	t.Parallel()
+	noon := func(d time.Time) time.Time { return d.Add(12 * time.Hour) }
+	day5 := day1.AddDate(0, 0, 4)
+	tests := []struct {
+		name    string
+		facts   []Fact
+		now     time.Time
+		state   State
+		resumed bool
+		next    time.Time
+	}{
+		{"Suspended", []Fact{hired("w1", day1), suspended("w1", day2)}, noon(day2), StateSuspended, false, time.Time{}},
+		{"SuspensionPending", []Fact{hired("w1", day1), suspended("w1", day3)}, noon(day2), StateActive, false, day3},
+		{"Resumed", []Fact{hired("w1", day1), suspended("w1", day2), resumed("w1", day3)}, noon(day3), StateActive, true, time.Time{}},
+		{"ResumePending", []Fact{hired("w1", day1), suspended("w1", day2), resumed("w1", day4)}, noon(day3), StateSuspended, false, day4},
+		{"ResumeArrivedFirst", []Fact{resumed("w1", day3), suspended("w1", day2), hired("w1", day1)}, noon(day3), StateActive, true, time.Time{}},
+		{"RehireEndsSuspension", []Fact{hired("w1", day1), suspended("w1", day2), rehired("w1", day3)}, noon(day3), StateActive, false, time.Time{}},
+		{"LeaveWhileSuspended", []Fact{hired("w1", day1), suspended("w1", day2), left("w1", day3)}, noon(day3), StateInactive, false, time.Time{}},
+		{"ResumeAfterLeaveDoesNotReactivate", []Fact{hired("w1", day1), suspended("w1", day2), left("w1", day3), resumed("w1", day4)}, noon(day4), StateInactive, false, time.Time{}},
+		{"SuspendAfterLeaveStaysInactive", []Fact{hired("w1", day1), left("w1", day2), suspended("w1", day3)}, noon(day3), StateInactive, false, time.Time{}},
+		{"SuspendOfUnknown", []Fact{suspended("w1", day1)}, noon(day1), StateAbsent, false, time.Time{}},
+		{"ResumeWithoutSuspension", []Fact{hired("w1", day1), resumed("w1", day2)}, noon(day2), StateActive, false, time.Time{}},
+		{"SuspendedAgain", []Fact{hired("w1", day1), suspended("w1", day2), resumed("w1", day3), suspended("w1", day4)}, noon(day5), StateSuspended, false, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w, next := Want(tt.facts, tt.now, DefaultPolicy())
+			if w.State != tt.state || w.Resumed != tt.resumed || !next.Equal(tt.next) {
+				t.Fatalf("Want = state %s resumed %v next %v; want %s %v %v", w.State, w.Resumed, next, tt.state, tt.resumed, tt.next)
+			}
+		})
+	}
+	t.Run("SuspendReason", func(t *testing.T) {
+		t.Parallel()
+		w, _ := Want([]Fact{hired("w1", day1), fact(KindSuspended, "w1", day2, day2, noProfile, withReason("parental leave"))}, day3, DefaultPolicy())
+		if w.SuspendReason != "parental leave" || w.LeftReason != "" {
+			t.Fatalf("SuspendReason = %q, LeftReason = %q", w.SuspendReason, w.LeftReason)
+		}
+	})
+}
+
+func TestWantPreHireLead(t *testing.T) {
+	t.Parallel()
+	start := day1.AddDate(0, 0, 14)
+	lead := 7 * 24 * time.Hour
+	inactive := Policy{Leaver: LeaverDeactivate, PreHireLead: lead}
+	active := Policy{Leaver: LeaverDeactivate, PreHireLead: lead, PreHireActive: true}
+	tests := []struct {
+		name    string
+		facts   []Fact
+		now     time.Time
+		p       Policy
+		state   State
+		preHire bool
+		next    time.Time
+	}{
+		{"BeforeLead", []Fact{hired("w1", start)}, day1, inactive, StateAbsent, false, start.Add(-lead)},
+		{"LeadBeginsInactive", []Fact{hired("w1", start)}, start.Add(-lead), inactive, StateInactive, true, start},
+		{"InLeadInactive", []Fact{hired("w1", start)}, start.Add(-time.Hour), inactive, StateInactive, true, start},
+		{"InLeadActive", []Fact{hired("w1", start)}, start.Add(-time.Hour), active, StateActive, true, start},
+		{"StartDate", []Fact{hired("w1", start)}, start, inactive, StateActive, false, time.Time{}},
+		{"NoLead", []Fact{hired("w1", start)}, start.Add(-time.Hour), DefaultPolicy(), StateAbsent, false, start},
+		{"LeaverInLeadOfRehireStaysInactive", []Fact{hired("w1", day1), left("w1", day2), rehired("w1", start)}, start.Add(-time.Hour), inactive, StateInactive, true, start},
+		{"LeaverInLeadOfRehireActive", []Fact{hired("w1", day1), left("w1", day2), rehired("w1", start)}, start.Add(-time.Hour), active, StateActive, true, start},
+		{"EmployedIsNotPreHire", []Fact{hired("w1", day1), rehired("w1", start)}, start.Add(-time.Hour), active, StateActive, false, start},
+		{"PendingLeaveFirst", []Fact{hired("w1", day1), left("w1", start.Add(-2*time.Hour)), rehired("w1", start)}, start.Add(-3 * time.Hour), active, StateActive, false, start.Add(-2 * time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w, next := Want(tt.facts, tt.now, tt.p)
+			if w.State != tt.state || w.PreHire != tt.preHire || !next.Equal(tt.next) {
+				t.Fatalf("Want = state %s preHire %v next %v; want %s %v %v", w.State, w.PreHire, next, tt.state, tt.preHire, tt.next)
+			}
+			if w.PreHire && (w.Profile.Email != "w1@example.com" || !w.StartsAt.Equal(start)) {
+				t.Fatalf("pre-hire profile %+v starts %v", w.Profile, w.StartsAt)
+			}
+		})
+	}
+}
+
+func TestPlanLeaveOfAbsenceAndPreHire(t *testing.T) {
+	t.Parallel()
+	start := day3
+	base := func(state State) Wanted {
+		return Wanted{Worker: WorkerKey{"hr", "w1"}, State: state, EverHired: true,
+			Profile: Profile{Email: "w1@example.com", GivenName: "Ann", FamilyName: "Lee"}}
+	}
+	acct := func(active bool) *Account {
+		return &Account{ID: "a1", ExternalID: "hr:w1", UserName: "w1@example.com", Active: active,
+			Profile: Profile{Email: "w1@example.com", GivenName: "Ann", FamilyName: "Lee"}}
+	}
+	susp := base(StateSuspended)
+	susp.SuspendReason = "parental leave"
+	back := base(StateActive)
+	back.Resumed = true
+	preIn := base(StateInactive)
+	preIn.EverHired, preIn.PreHire, preIn.StartsAt = false, true, start
+	preAct := base(StateActive)
+	preAct.EverHired, preAct.PreHire, preAct.StartsAt = false, true, start
+	tests := []struct {
+		name   string
+		want   Wanted
+		have   *Account
+		kind   []ActionKind
+		active bool
+		reason string
+	}{
+		{"SuspendActive", susp, acct(true), []ActionKind{ActionDeactivate}, false, "suspended (leave of absence): parental leave"},
+		{"SuspendAlreadyInactive", susp, acct(false), nil, false, ""},
+		{"SuspendedNoAccount", base(StateSuspended), nil, []ActionKind{ActionCreate}, false, "suspended (leave of absence) before an account existed; created inactive"},
+		{"Resume", back, acct(false), []ActionKind{ActionReactivate}, false, "resumed after a leave of absence"},
+		{"PreHireInactiveCreates", preIn, nil, []ActionKind{ActionCreate}, false, "pre-hire: created inactive ahead of the start date 2026-03-04T00:00:00Z"},
+		{"PreHireActiveCreates", preAct, nil, []ActionKind{ActionCreate}, true, "pre-hire: created active ahead of the start date 2026-03-04T00:00:00Z"},
+		{"PreHireInactiveLeavesActiveAccount", preIn, acct(true), nil, false, ""},
+		{"PreHireActiveReactivates", preAct, acct(false), []ActionKind{ActionReactivate}, false, "pre-hire: active ahead of the start date 2026-03-04T00:00:00Z"},
+		{"StartDateActivates", base(StateActive), acct(false), []ActionKind{ActionReactivate}, false, "employed again"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			plan := Plan(tt.want, tt.have, DefaultPolicy())
+			var kinds []ActionKind
+			for _, a := range plan {
+				kinds = append(kinds, a.Kind)
+			}
+			if !reflect.DeepEqual(kinds, tt.kind) {
+				t.Fatalf("Plan = %v, want %v", kinds, tt.kind)
+			}
+			if len(plan) > 0 && (plan[0].Reason != tt.reason || plan[0].Account.Active != tt.active) {
+				t.Fatalf("action = %q active %v, want %q active %v", plan[0].Reason, plan[0].Account.Active, tt.reason, tt.active)
+			}
+		})
+	}
+	t.Run("InactiveCreatesReadAsHrsyncs", func(t *testing.T) {
+		t.Parallel()
+		// A later reactivation is never mistaken for undoing an admin's deactivation.
+		for _, w := range []Wanted{preIn, base(StateSuspended)} {
+			p := Plan(w, nil, DefaultPolicy())
+			if ManualDeactivation(&AuditEntry{Action: ActionCreate, Detail: p[0].Reason}) {
+				t.Fatalf("create %q reads as a manual deactivation", p[0].Reason)
+			}
+		}
+	})
+}
+
+func TestFeedPolicyPreHire(t *testing.T) {
+	t.Parallel()
+	f := DefaultFeed("hr", FeedHR)
+	f.PreHireLeadDays, f.PreHireActive = 14, true
+	p := f.Policy(Policy{Leaver: LeaverDeactivate, ReactivateManual: true})
+	if p.PreHireLead != 14*24*time.Hour || !p.PreHireActive || !p.ReactivateManual || p.Leaver != LeaverDeactivate {
+		t.Fatalf("Policy = %+v", p)
+	}
+	f.PreHireLeadDays = -1
+	if err := f.Validate(); err == nil {
+		t.Fatal("negative pre_hire_lead_days accepted")
+	}
+}

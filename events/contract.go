@@ -85,8 +85,12 @@ type Data struct {
 	Effective string `json:"effective"`
 	// Timezone is the IANA zone of a bare Effective date; the feed's zone if empty.
 	Timezone string `json:"timezone,omitempty"`
-	// Reason is why the worker left (left only).
+	// Reason is why the worker left (left) or is away (suspended).
 	Reason string `json:"reason,omitempty"`
+	// ExpectedReturn is the RFC 3339 date a suspended worker is expected back
+	// (suspended only). It is informational: it is validated but not recorded, and
+	// only a resumed (or rehired) event reactivates the account.
+	ExpectedReturn string `json:"expected_return,omitempty"`
 	// PreviousWorkerID is the id HR used for this person before (rehired only).
 	PreviousWorkerID string `json:"previous_worker_id,omitempty"`
 }
@@ -131,7 +135,7 @@ func parseSubject(subject string) (feed string, k connector.Kind, err error) {
 	}
 	k = connector.Kind(name)
 	if !k.Valid() {
-		return feed, "", invalid("nats.subject", "unknown event name %q: want hired, left, rehired or updated", clip(name))
+		return feed, "", invalid("nats.subject", "unknown event name %q: want %s", clip(name), kindNames(", "))
 	}
 	return feed, k, nil
 }
@@ -155,10 +159,19 @@ func parseType(typ string) (connector.Kind, error) {
 	name, version, ok2 := strings.Cut(rest, ".")
 	k := connector.Kind(name)
 	if !ok || !ok2 || !k.Valid() || strings.Contains(version, ".") {
-		return "", invalid("type", "unknown type %q: want %s<hired|left|rehired|updated>.%s", clip(typ), TypePrefix, Version)
+		return "", invalid("type", "unknown type %q: want %s<%s>.%s", clip(typ), TypePrefix, kindNames("|"), Version)
 	}
 	if version != Version {
 		return "", invalid("type", "unsupported version %q of %s%s: this hrsync speaks %s", clip(version), TypePrefix, name, Version)
 	}
 	return k, nil
+}
+
+// kindNames lists the event names of the contract, joined by sep.
+func kindNames(sep string) string {
+	names := make([]string, len(connector.Kinds))
+	for i, k := range connector.Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, sep)
 }

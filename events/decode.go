@@ -347,6 +347,7 @@ func decodeData(k connector.Kind, data []byte) (Data, error) {
 		Timezone:         str("timezone"),
 		Reason:           str("reason"),
 		PreviousWorkerID: str("previous_worker_id"),
+		ExpectedReturn:   str("expected_return"),
 	}, nil
 }
 

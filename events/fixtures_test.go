@@ -60,6 +60,11 @@ var fixtureCases = map[string]struct {
 	"valid/rehired.json":         {"hrsync.events.hr.rehired", "", schemaAccepts},
 	"valid/updated.json":         {"hrsync.events.hr.updated", "", schemaAccepts},
 	"valid/partner-hired.json":   {"hrsync.events.partner-acme.hired", "", schemaAccepts},
+	"valid/suspended.json":       {"hrsync.events.hr.suspended", "", schemaAccepts},
+	"valid/resumed.json":         {"hrsync.events.hr.resumed", "", schemaAccepts},
+
+	"invalid/suspended-bad-expected-return.json": {"hrsync.events.hr.suspended", "data.expected_return", schemaRejects},
+	"invalid/expected-return-on-resumed.json":    {"hrsync.events.hr.resumed", "data.expected_return", schemaRejects},
 
 	"invalid/hired-no-email.json":      {"hrsync.events.hr.hired", "data.email", schemaRejects},
 	"invalid/hired-bad-email.json":     {"hrsync.events.hr.hired", "data.email", schemaRejects},
@@ -200,16 +205,19 @@ func TestSchemasMatchData(t *testing.T) {
 	t.Parallel()
 	common := []string{"worker_id", "email", "given_name", "family_name", "employee_number", "org_unit",
 		"job_title", "manager_id", "locale", "effective", "timezone"}
-	extra := map[connector.Kind][]string{connector.KindLeft: {"reason"}, connector.KindRehired: {"previous_worker_id"}}
+	extra := map[connector.Kind][]string{connector.KindLeft: {"reason"}, connector.KindRehired: {"previous_worker_id"},
+		connector.KindSuspended: {"reason", "expected_return"}}
 	required := map[connector.Kind][]string{
-		connector.KindHired:   {"worker_id", "effective", "email"},
-		connector.KindLeft:    {"worker_id", "effective"},
-		connector.KindRehired: {"worker_id", "effective", "email"},
-		connector.KindUpdated: {"worker_id", "effective"},
+		connector.KindHired:     {"worker_id", "effective", "email"},
+		connector.KindLeft:      {"worker_id", "effective"},
+		connector.KindRehired:   {"worker_id", "effective", "email"},
+		connector.KindUpdated:   {"worker_id", "effective"},
+		connector.KindSuspended: {"worker_id", "effective"},
+		connector.KindResumed:   {"worker_id", "effective"},
 	}
 	var all Data
 	allJSON, _ := json.Marshal(Data{Email: "x", GivenName: "x", FamilyName: "x", EmployeeNumber: "x", OrgUnit: "x",
-		JobTitle: "x", ManagerID: "x", Locale: "x", Timezone: "x", Reason: "x", PreviousWorkerID: "x"})
+		JobTitle: "x", ManagerID: "x", Locale: "x", Timezone: "x", Reason: "x", PreviousWorkerID: "x", ExpectedReturn: "x"})
 	if err := json.Unmarshal(allJSON, &all); err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +274,10 @@ func TestDecodeDataAllFields(t *testing.T) {
 	for k, extra := range map[connector.Kind]func(*Data){
 		connector.KindLeft:    func(d *Data) { d.Reason = "retired" },
 		connector.KindRehired: func(d *Data) { d.PreviousWorkerID = "w-00" },
+		connector.KindSuspended: func(d *Data) {
+			d.Reason, d.ExpectedReturn = "parental leave", "2027-06-01"
+		},
+		connector.KindResumed: func(*Data) {},
 	} {
 		want := full
 		extra(&want)
@@ -280,5 +292,37 @@ func TestDecodeDataAllFields(t *testing.T) {
 		if got != want {
 			t.Errorf("%s:\n got %+v\nwant %+v", k, got, want)
 		}
+	}
+}
+
+// TestDecodeLeaveOfAbsence decodes the suspended and resumed examples into facts.
+func TestDecodeLeaveOfAbsence(t *testing.T) {
+	t.Parallel()
+	dec := &Decoder{Feeds: testFeeds(t)}
+	for _, tc := range []struct {
+		file   string
+		kind   connector.Kind
+		reason string
+		eff    time.Time
+	}{
+		{"valid/suspended.json", connector.KindSuspended, "parental leave", time.Date(2027, 1, 3, 23, 0, 0, 0, time.UTC)},
+		{"valid/resumed.json", connector.KindResumed, "", time.Date(2027, 6, 30, 22, 0, 0, 0, time.UTC)},
+	} {
+		body, err := os.ReadFile(filepath.Join("testdata", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := dec.Decode(fixtureCases[tc.file].subject, structuredHeader(), body)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		if f.Kind != tc.kind || f.Reason != tc.reason || !f.Effective.Equal(tc.eff) || f.WorkerID != "w-1001" {
+			t.Errorf("%s: fact %+v", tc.file, f)
+		}
+	}
+	// The subject names the kind; the type must agree.
+	body, _ := os.ReadFile(filepath.Join("testdata", "valid/suspended.json"))
+	if _, err := dec.Decode("hrsync.events.hr.resumed", structuredHeader(), body); err == nil {
+		t.Error("a suspended event on the resumed subject was accepted")
 	}
 }
