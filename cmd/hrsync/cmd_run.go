@@ -220,8 +220,8 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		DB: c.db, NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
 		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: guarded, Log: log, Metrics: m,
 		Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll,
-			Policy: func(string) connector.Policy {
-				return connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: *reactivateManual}
+			Policy: func(feed string) connector.Policy {
+				return feeds[feed].Policy(connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: *reactivateManual})
 			}},
 		Safeguard: safeguard,
 		Consumer:  events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},

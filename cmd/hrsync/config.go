@@ -39,6 +39,10 @@ type feedConfig struct {
 		AdoptUnmanaged     *bool    `yaml:"adopt_unmanaged"`
 	} `yaml:"scope"`
 	Roster rosterConfig `yaml:"roster"`
+	// PreHireLeadDays and PreHireActive: create accounts this many days before the
+	// start date, inactive unless pre_hire_active.
+	PreHireLeadDays int  `yaml:"pre_hire_lead_days"`
+	PreHireActive   bool `yaml:"pre_hire_active"`
 }
 
 // loadConfigFile reads and strictly decodes path: an unknown key is an error, so a
@@ -82,6 +86,7 @@ func (fc feedConfig) feed() (connector.Feed, error) {
 	if fc.Scope.AdoptUnmanaged != nil {
 		f.Scope.AdoptUnmanaged = *fc.Scope.AdoptUnmanaged
 	}
+	f.PreHireLeadDays, f.PreHireActive = fc.PreHireLeadDays, fc.PreHireActive
 	return f, f.Validate()
 }
 
