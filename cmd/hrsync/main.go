@@ -52,6 +52,7 @@ func commands() map[string]command {
 		"bench":       {"end-to-end throughput and latency benchmark against a baseline", cmdBench},
 		"migrate":     {"apply the database migrations and exit", cmdMigrate},
 		"reconcile":   {"compare every worker with every LMS account and report drift (--apply fixes it)", cmdReconcile},
+		"report":      {"reports from the store's history: headcount, churn (CSV, JSON or a table)", cmdReport},
 	}
 }
 
