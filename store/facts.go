@@ -55,7 +55,8 @@ func (b *workerBump) versionBump() int64 {
 // RecordFacts records facts in one transaction and returns how many were new.
 //
 // Every fact is validated first; an invalid one fails the whole batch with an
-// error marked connector.Permanent. A fact already stored under (Source, ID), or
+// error marked connector.Permanent, and so does a fact about a worker erased under
+// GDPR (see erase.go; *ErasedError). A fact already stored under (Source, ID), or
 // repeated in the batch, is skipped and not counted. Each worker that gets a new
 // fact has its version bumped and becomes due now (store clock). A rehire with a
 // PreviousWorkerID marks that predecessor superseded by the rehired worker. A new
@@ -81,6 +82,9 @@ func (db *DB) RecordFacts(ctx context.Context, facts []connector.Fact) (recorded
 	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
 		recorded = 0
 		now := db.now()
+		if err := db.checkErased(ctx, tx, facts); err != nil {
+			return err
+		}
 		inserted, err := db.insertFacts(ctx, tx, facts, now)
 		if err != nil {
 			return err

@@ -51,6 +51,8 @@ type DB struct {
 	x       *sqlx.DB
 	backend string
 	log     *slog.Logger
+	// erasure is the GDPR erasure key, if UseErasureKey set one (erase.go).
+	erasure erasureState
 
 	// Now is the store clock, used for recorded_at stamps and for "due now".
 	// Default time.Now. Set it before first use; it is not synchronised.

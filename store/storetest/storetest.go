@@ -165,6 +165,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	runSuccession(t, setup)
 	runReconcile(t, setup)
 	runHolds(t, setup)
+	runErase(t, setup)
 
 	t.Run("RecordFactsRoundTrip", func(t *testing.T) {
 		t.Parallel()
