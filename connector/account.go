@@ -13,6 +13,10 @@ type Account struct {
 	UserName   string  `json:"user_name"`
 	Active     bool    `json:"active"`
 	Profile    Profile `json:"profile"`
+	// Organization is the account's organisation or branch in the LMS, where the
+	// LMS has one (SCIM: the enterprise extension's organization). Feeds may be
+	// scoped by it.
+	Organization string `json:"organization,omitempty"`
 	// Version is the LMS's ETag for the account, if it has them; updates send it back
 	// as If-Match so that hrsync never overwrites a change it did not read.
 	Version string    `json:"version,omitempty"`

@@ -538,6 +538,9 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		if !held() {
 			return Completion{}, errLeaseLost // another converger may act on this worker now
 		}
+		if a.Kind == ActionCreate && a.Account.Organization == "" && len(feed.Scope.Organizations) > 0 {
+			a.Account.Organization = feed.Scope.Organizations[0] // where the feed's people belong
+		}
 		acct, err := c.act(ctx, a)
 		entry := AuditEntry{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID,
 			AccountID: a.AccountID, Action: a.Kind, Detail: a.Reason, FactIDs: want.FactIDs}

@@ -320,3 +320,27 @@ func TestConvergerReactivateManualPolicy(t *testing.T) {
 		t.Fatal("with reactivate_manual on, the account stays inactive")
 	}
 }
+
+func TestConvergerOrganizationScope(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	acme := connector.DefaultFeed("partner-acme", connector.FeedPartner)
+	acme.Scope.Organizations = []string{"Acme"}
+	b := setup(t, day, acme)
+	// An account in another organisation carries acme's externalId: out of scope.
+	if _, err := b.lms.CreateAccount(ctx, connector.Account{ExternalID: "partner-acme:p1", UserName: "p1@acme.example",
+		Active: true, Organization: "Globex", Profile: connector.Profile{Email: "p1@acme.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	b.record(t, connector.Fact{Feed: "partner-acme", WorkerID: "p1", Kind: connector.KindHired, Effective: day, Profile: profile("p1@acme.example")})
+	b.record(t, connector.Fact{Feed: "partner-acme", WorkerID: "p1", Kind: connector.KindLeft, Effective: day})
+	if found, _ := b.lms.FindAccounts(ctx, connector.AccountFilter{Attr: connector.ByExternalID, Value: "partner-acme:p1"}); len(found) != 1 || !found[0].Active {
+		t.Fatalf("the feed touched an account of another organisation: %+v", found)
+	}
+	// Accounts it creates land in its organisation.
+	b.record(t, connector.Fact{Feed: "partner-acme", WorkerID: "p2", Kind: connector.KindHired, Effective: day, Profile: profile("p2@acme.example")})
+	if a := b.account(t, "partner-acme:p2"); a.Organization != "Acme" {
+		t.Fatalf("created account's organization = %q, want Acme", a.Organization)
+	}
+}

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -27,6 +28,11 @@ type Scope struct {
 	// (accounts created by hand before hrsync). Default: true for hr feeds, false
 	// for partner feeds.
 	AdoptUnmanaged bool `json:"adopt_unmanaged"`
+	// Organizations, where the LMS has organisations or branches: an account is
+	// in scope only if its Organization is one of these (case-insensitive), on
+	// top of the externalId rule. Accounts hrsync creates for the feed get the
+	// first. Empty: no organisation rule.
+	Organizations []string `json:"organizations,omitempty"`
 }
 
 // Feed is one source of HR facts.
@@ -96,6 +102,11 @@ func (f Feed) Validate() error {
 
 // InScope reports whether the feed may touch account a.
 func (f Feed) InScope(a Account) bool {
+	if len(f.Scope.Organizations) > 0 && !slices.ContainsFunc(f.Scope.Organizations, func(o string) bool {
+		return strings.EqualFold(o, a.Organization)
+	}) {
+		return false
+	}
 	if a.ExternalID == "" {
 		return f.Scope.AdoptUnmanaged
 	}

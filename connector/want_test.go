@@ -211,6 +211,16 @@ func TestFeedScope(t *testing.T) {
 		{acme, "partner-acme:1", true}, {acme, "acme-legacy:9", true}, {acme, "", false}, {acme, "hr:1", false},
 		{acme, "partner-acme-evil:1", false},
 	}
+	branch := acme
+	branch.Scope.Organizations = []string{"Acme GmbH"}
+	for _, c := range []struct {
+		org  string
+		want bool
+	}{{"Acme GmbH", true}, {"acme gmbh", true}, {"Globex", false}, {"", false}} {
+		if got := branch.InScope(Account{ExternalID: "partner-acme:1", Organization: c.org}); got != c.want {
+			t.Errorf("organization %q: InScope = %v, want %v", c.org, got, c.want)
+		}
+	}
 	for _, c := range cases {
 		if got := c.feed.InScope(Account{ExternalID: c.ext}); got != c.want {
 			t.Errorf("%s.InScope(%q) = %v, want %v", c.feed.Name, c.ext, got, c.want)

@@ -526,3 +526,24 @@ func TestWireRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestOrganizationRoundTrip: the account's organisation travels as the enterprise
+// extension's organization, and survives a profile update.
+func TestOrganizationRoundTrip(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	a, err := b.client.CreateAccount(ctx, connector.Account{UserName: "org@example.com", ExternalID: "partner-acme:o1", Active: true,
+		Organization: "Acme GmbH", Profile: connector.Profile{Email: "org@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Profile.JobTitle = "Chef"
+	if _, err := b.client.UpdateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.client.GetAccount(ctx, a.ID)
+	if err != nil || got.Organization != "Acme GmbH" || got.Profile.JobTitle != "Chef" {
+		t.Fatalf("GetAccount = %+v, %v", got, err)
+	}
+}

@@ -73,6 +73,7 @@ type Email struct {
 // EnterpriseUser is the enterprise extension (RFC 7643 §4.3).
 type EnterpriseUser struct {
 	EmployeeNumber string   `json:"employeeNumber,omitempty"`
+	Organization   string   `json:"organization,omitempty"`
 	Department     string   `json:"department,omitempty"`
 	Manager        *Manager `json:"manager,omitempty"`
 }
@@ -240,9 +241,9 @@ func FromAccount(a connector.Account) User {
 	if a.Profile.Email != "" {
 		u.Emails = []Email{{Value: a.Profile.Email, Type: "work", Primary: true}}
 	}
-	if p := a.Profile; p.EmployeeNumber != "" || p.OrgUnit != "" || p.ManagerID != "" {
+	if p := a.Profile; p.EmployeeNumber != "" || p.OrgUnit != "" || p.ManagerID != "" || a.Organization != "" {
 		u.Schemas = append(u.Schemas, SchemaEnterpriseUser)
-		u.Enterprise = &EnterpriseUser{EmployeeNumber: p.EmployeeNumber, Department: p.OrgUnit}
+		u.Enterprise = &EnterpriseUser{EmployeeNumber: p.EmployeeNumber, Department: p.OrgUnit, Organization: a.Organization}
 		if p.ManagerID != "" {
 			u.Enterprise.Manager = &Manager{Value: p.ManagerID}
 		}
@@ -274,6 +275,7 @@ func ToAccount(u User) connector.Account {
 	if e := u.Enterprise; e != nil {
 		a.Profile.EmployeeNumber = e.EmployeeNumber
 		a.Profile.OrgUnit = e.Department
+		a.Organization = e.Organization
 		if e.Manager != nil {
 			a.Profile.ManagerID = e.Manager.Value
 		}
