@@ -1,0 +1,27 @@
+package scim
+
+import (
+	"context"
+
+	"github.com/hrsync/hrsync/connector"
+)
+
+var _ connector.TrainingReader = (*Client)(nil)
+
+// Completions returns the course completions of user id from the training
+// extension (SchemaTrainingUser) of the user. A server that does not send the
+// extension does not report learning records: connector.ErrTrainingUnknown.
+func (c *Client) Completions(ctx context.Context, id string) ([]connector.CompletionRecord, error) {
+	u, err := c.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if u.Training == nil {
+		return nil, connector.ErrTrainingUnknown
+	}
+	out := make([]connector.CompletionRecord, 0, len(u.Training.Completions))
+	for _, tc := range u.Training.Completions {
+		out = append(out, connector.CompletionRecord{Course: tc.Course, CompletedAt: tc.CompletedAt})
+	}
+	return out, nil
+}
