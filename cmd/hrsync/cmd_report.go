@@ -246,7 +246,10 @@ say they are active now AND the last state change hrsync made to their account
 deactivated account never counts. Two more columns say where HR and the LMS
 disagree: pending_active (HR says active, hrsync has not set an account active:
 not converged yet, held, or deactivated by hand) and pending_inactive (HR says
-not active, the account is still active as hrsync last set it).
+not active, the account is still active as hrsync last set it). on_leave counts
+people on a leave of absence (their account is deactivated for a while, so they
+are not active), pre_hire new hires whose account exists ahead of their start
+date under the feed's pre_hire_lead_days (--config): they are not active yet.
 
 With --from and --to: everyone who was active at any instant of [from, to),
 including people deactivated since, from the facts (the org unit is the one they
@@ -284,7 +287,17 @@ had at the last instant they were active in the period).`)
 	defer db.Close()
 	var tab *reportTable
 	if f.IsZero() {
-		tab, err = headcountNow(ctx, db, *r.feed, *r.page, now)
+		var feeds connector.Feeds
+		if feeds, _, err = r.conn.feedsAndStream(); err != nil {
+			return err
+		}
+		policy := func(feed string) connector.Policy {
+			if f, ok := feeds[feed]; ok {
+				return f.Policy(connector.DefaultPolicy())
+			}
+			return connector.DefaultPolicy()
+		}
+		tab, err = headcountNow(ctx, db, *r.feed, *r.page, now, policy)
 	} else {
 		tab, err = headcountPeriod(ctx, db, *r.feed, *r.page, f.UTC(), t.UTC(), now)
 	}
@@ -308,8 +321,11 @@ func (c counter) add(k groupKey, n int, col int) {
 }
 
 // headcountNow is the current headcount: see cmdReportHeadcount.
-func headcountNow(ctx context.Context, s reportStore, feed string, page int, now time.Time) (*reportTable, error) {
-	const cols = 3
+//
+// policy gives each feed's policy, for its pre-hire lead time only: whether
+// someone is employed is always decided by the default policy.
+func headcountNow(ctx context.Context, s reportStore, feed string, page int, now time.Time, policy func(feed string) connector.Policy) (*reportTable, error) {
+	const cols = 5
 	c := counter{}
 	pol := connector.DefaultPolicy()
 	err := eachPage(ctx, s, feed, page, func(ps []reportPerson) error {
@@ -333,14 +349,24 @@ func headcountNow(ctx context.Context, s reportStore, feed string, page int, now
 			w, _ := connector.Want(p.Facts, now, pol)
 			e, ok := last[p.AccountID]
 			lmsActive := p.AccountID != "" && lastSetActive(e, ok)
+			// A new hire within the feed's pre-hire lead time: not employed
+			// yet, but an account active ahead of the start date is right.
+			pre, _ := connector.Want(p.Facts, now, policy(p.Worker.Feed))
 			k := groupKey{p.Worker.Feed, w.Profile.OrgUnit}
+			if pre.PreHire {
+				k[1] = pre.Profile.OrgUnit
+				c.add(k, cols, 4)
+			}
 			switch {
 			case w.State == connector.StateActive && lmsActive:
 				c.add(k, cols, 0)
 			case w.State == connector.StateActive:
 				c.add(k, cols, 1)
-			case lmsActive:
+			case lmsActive && !(pre.PreHire && pre.State == connector.StateActive):
 				c.add(k, cols, 2)
+			}
+			if w.State == connector.StateSuspended {
+				c.add(k, cols, 3)
 			}
 		}
 		return nil
@@ -349,7 +375,7 @@ func headcountNow(ctx context.Context, s reportStore, feed string, page int, now
 		return nil, err
 	}
 	t := &reportTable{Name: "headcount", Params: map[string]string{"mode": "current", "at": now.Format(time.RFC3339)},
-		Keys: []string{"feed", "org_unit"}, Counts: []string{"active", "pending_active", "pending_inactive"}}
+		Keys: []string{"feed", "org_unit"}, Counts: []string{"active", "pending_active", "pending_inactive", "on_leave", "pre_hire"}}
 	t.fill(c)
 	return t, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -144,12 +145,12 @@ func TestReportHeadcountAndChurn(t *testing.T) {
 	// Now: Alice, deactivated last month, is gone; the org unit starting with =
 	// is escaped.
 	wantRecords(t, "current headcount", reportCSV(t, "report", "headcount", "--db", db),
-		"feed,org_unit,active,pending_active,pending_inactive",
-		"hr,'=Ops,1,0,0",
-		"hr,Sales,2,0,0",
-		"hr,Support,1,0,0",
-		"partner-acme,Acme,1,0,0",
-		"TOTAL,,5,0,0")
+		"feed,org_unit,active,pending_active,pending_inactive,on_leave,pre_hire",
+		"hr,'=Ops,1,0,0,0,0",
+		"hr,Sales,2,0,0,0,0",
+		"hr,Support,1,0,0,0,0",
+		"partner-acme,Acme,1,0,0,0,0",
+		"TOTAL,,5,0,0,0,0")
 
 	// Last month: Alice counts, and so do Carol (rehired in May) and Dan (hired in
 	// May); Eve, hired on June 1, does not.
@@ -250,7 +251,9 @@ func TestReportCLIErrors(t *testing.T) {
 }
 
 // TestReportHeadcountPending: where HR and the audit disagree (facts recorded, not
-// converged yet), the current headcount counts neither way, and says so.
+// converged yet), the current headcount counts neither way, and says so; people
+// on a leave of absence and new hires in their pre-hire lead time are columns
+// of their own.
 func TestReportHeadcountPending(t *testing.T) {
 	t.Parallel()
 	url := seedReportStore(t)
@@ -263,16 +266,30 @@ func TestReportHeadcountPending(t *testing.T) {
 		{Feed: "hr", WorkerID: "gus", Source: "/feeds/hr", ID: "late-1", Kind: connector.KindHired, Effective: at, Time: at,
 			Profile: connector.Profile{Email: "gus@example.com", OrgUnit: "Support"}},
 		{Feed: "hr", WorkerID: "bob", Source: "/feeds/hr", ID: "late-2", Kind: connector.KindLeft, Effective: at, Time: at},
+		{Feed: "hr", WorkerID: "carol", Source: "/feeds/hr", ID: "late-3", Kind: connector.KindSuspended, Effective: at, Time: at},
+		{Feed: "hr", WorkerID: "hana", Source: "/feeds/hr", ID: "late-4", Kind: connector.KindHired, Effective: reportNow.AddDate(0, 0, 3), Time: at,
+			Profile: connector.Profile{Email: "hana@example.com", OrgUnit: "Support"}},
 	})
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRecords(t, "current headcount, two facts not converged", reportCSV(t, "report", "headcount", "--db", url),
-		"feed,org_unit,active,pending_active,pending_inactive",
-		"hr,'=Ops,0,0,1",
-		"hr,Sales,2,0,0",
-		"hr,Support,1,1,0",
-		"partner-acme,Acme,1,0,0",
-		"TOTAL,,4,1,1")
+	config := filepath.Join(t.TempDir(), "hrsync.yaml")
+	if err := os.WriteFile(config, []byte("feeds:\n  - name: hr\n    kind: hr\n    pre_hire_lead_days: 7\n  - name: partner-acme\n    kind: partner\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantRecords(t, "current headcount, four facts not converged", reportCSV(t, "report", "headcount", "--db", url, "--config", config),
+		"feed,org_unit,active,pending_active,pending_inactive,on_leave,pre_hire",
+		"hr,'=Ops,0,0,1,0,0",
+		"hr,Sales,1,0,1,1,0",
+		"hr,Support,1,1,0,0,1",
+		"partner-acme,Acme,1,0,0,0,0",
+		"TOTAL,,3,1,2,1,1")
+
+	// Churn in June: Gus is a hire and Bob a leaver; Carol's leave of absence is
+	// no leaver, and Hana, who starts after now, is no hire yet.
+	wantRecords(t, "June churn", reportCSV(t, "report", "churn", "--db", url, "--from", "2026-06", "--to", "2026-06", "--feed", "hr"),
+		"month,feed,hires,leavers,rehires",
+		"2026-06,hr,2,1,0",
+		"TOTAL,,2,1,0")
 }
