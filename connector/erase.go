@@ -74,9 +74,10 @@ type ErasureResult struct {
 
 // FindErasureAccount finds the LMS account of an erased worker: the first linked
 // account of the worker's chain that still exists, else the single account whose
-// externalId is "feed:worker_id". It returns ok=false when there is none; two or more
-// by externalId is an error (never guess).
-func FindErasureAccount(ctx context.Context, lms LMS, w WorkerKey, linked []string) (Account, bool, error) {
+// externalId is "feed:worker_id", else the account an earlier erasure anonymised
+// (externalId ErasedID(hash)), so that erase can run again. It returns ok=false when
+// there is none; two or more by one externalId is an error (never guess).
+func FindErasureAccount(ctx context.Context, lms LMS, w WorkerKey, hash string, linked []string) (Account, bool, error) {
 	for _, id := range linked {
 		a, err := lms.GetAccount(ctx, id)
 		if errors.Is(err, ErrNotFound) {
@@ -87,21 +88,24 @@ func FindErasureAccount(ctx context.Context, lms LMS, w WorkerKey, linked []stri
 		}
 		return a, true, nil
 	}
-	as, err := lms.FindAccounts(ctx, AccountFilter{Attr: ByExternalID, Value: w.ExternalID()})
-	if err != nil {
-		return Account{}, false, fmt.Errorf("erase %s: find account by externalId: %w", w, err)
+	for _, ext := range []string{w.ExternalID(), ErasedID(hash)} {
+		as, err := lms.FindAccounts(ctx, AccountFilter{Attr: ByExternalID, Value: ext})
+		if err != nil {
+			return Account{}, false, fmt.Errorf("erase %s: find account by externalId: %w", w, err)
+		}
+		switch len(as) {
+		case 0:
+			continue
+		case 1:
+			return as[0], true, nil
+		}
+		ids := make([]string, len(as))
+		for i, a := range as {
+			ids[i] = a.ID
+		}
+		return Account{}, false, fmt.Errorf("erase %s: %d accounts carry externalId %q (%v); resolve by hand", w, len(as), ext, ids)
 	}
-	switch len(as) {
-	case 0:
-		return Account{}, false, nil
-	case 1:
-		return as[0], true, nil
-	}
-	ids := make([]string, len(as))
-	for i, a := range as {
-		ids[i] = a.ID
-	}
-	return Account{}, false, fmt.Errorf("erase %s: %d accounts carry externalId %q (%v); resolve by hand", w, len(as), w.ExternalID(), ids)
+	return Account{}, false, nil
 }
 
 // EraseAccount anonymises the account a (AnonymisedAccount), deactivates it, and keeps

@@ -113,18 +113,18 @@ func TestEraseFindAccount(t *testing.T) {
 	w := connector.WorkerKey{Feed: "hr", WorkerID: "kv-31"}
 	lms, a := eraseFixture(t)
 	// A stale link falls through to the externalId.
-	got, ok, err := connector.FindErasureAccount(t.Context(), lms, w, []string{"gone"})
+	got, ok, err := connector.FindErasureAccount(t.Context(), lms, w, "h", []string{"gone"})
 	if err != nil || !ok || got.ID != a.ID {
 		t.Fatalf("FindErasureAccount = %+v, %v, %v; want %s", got, ok, err, a.ID)
 	}
-	if _, ok, err := connector.FindErasureAccount(t.Context(), lms, connector.WorkerKey{Feed: "hr", WorkerID: "nobody"}, nil); ok || err != nil {
+	if _, ok, err := connector.FindErasureAccount(t.Context(), lms, connector.WorkerKey{Feed: "hr", WorkerID: "nobody"}, "h", nil); ok || err != nil {
 		t.Fatalf("FindErasureAccount(nobody) = %v, %v; want none", ok, err)
 	}
 	dup, _ := eraseFixture(t, sandbox.WithDuplicateExternalIDs())
 	if _, err := dup.CreateAccount(t.Context(), connector.Account{ExternalID: "hr:kv-31", UserName: "other@example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := connector.FindErasureAccount(t.Context(), dup, w, nil); err == nil {
+	if _, _, err := connector.FindErasureAccount(t.Context(), dup, w, "h", nil); err == nil {
 		t.Fatal("FindErasureAccount with two candidates did not refuse")
 	}
 	if _, err := lms.GetAccount(t.Context(), "gone"); !errors.Is(err, connector.ErrNotFound) {

@@ -223,8 +223,9 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 			Policy: func(feed string) connector.Policy {
 				return feeds[feed].Policy(connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: *reactivateManual})
 			}},
-		Safeguard: safeguard,
-		Consumer:  events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
+		Safeguard:  safeguard,
+		Consumer:   events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
+		ErasureKey: []byte(env.getenv(erasureKeyEnv)),
 	})
 	if err != nil {
 		return err

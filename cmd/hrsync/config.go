@@ -27,6 +27,7 @@ type fileConfig struct {
 		Duplicates time.Duration `yaml:"duplicates"`
 		Replicas   int           `yaml:"replicas"`
 	} `yaml:"stream"`
+	Courses map[string]courseConfig `yaml:"courses"` // per-course validity, for report rehire
 }
 
 type feedConfig struct {

@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"run":         {"the daemon: consume events, converge LMS accounts, wake at due times", cmdRun},
 		"demo":        {"play a seeded season through the real path (embedded NATS, SQLite, sandbox LMS)", cmdDemo},
 		"publish":     {"validate and send one event from a JSON file or from flags", cmdPublish},
+		"erase":       {"GDPR erasure of one worker: anonymise the LMS account, remove the person from the store, keep a tombstone", cmdErase},
 		"audit":       {"query the audit trail: decisions and LMS actions, with facts, plan and outcome; CSV or JSON", cmdAudit},
 		"dead":        {"list or replay dead-lettered messages (dead list | dead replay ID)", cmdDead},
 		"review":      {"list items a person must decide (review list)", cmdReview},

@@ -47,6 +47,9 @@ type stackConfig struct {
 	Safeguard *connector.SafeguardConfig
 	Hooks     events.Hooks
 	Consumer  events.ConsumerConfig // Stream, Durable, Logger, Hooks are filled in
+	// ErasureKey is the GDPR erasure key (HRSYNC_ERASURE_KEY); required once the
+	// store holds erasure tombstones, so that erased people are refused.
+	ErasureKey []byte
 }
 
 // stack is a running hrsync: the pieces "run", "demo" and "bench" share.
@@ -88,6 +91,9 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 		s.db.Now = cfg.Now
 	}
 	s.closers = append(s.closers, func() { _ = s.db.Close() })
+	if err := s.db.UseErasureKey(ctx, cfg.ErasureKey); err != nil {
+		return nil, err
+	}
 
 	url := cfg.NATSURL
 	if cfg.EmbeddedNATS {

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
+)
+
+// retentionConfig is a feed's retention policy (feeds[].retention in the config file).
+type retentionConfig struct {
+	// KeepLearningRecords keeps an erased person's learning records, pseudonymised
+	// on the anonymised account (default true); false deletes them.
+	KeepLearningRecords *bool `yaml:"keep_learning_records"`
+}
+
+// erasureKeyEnv is the environment variable of the erasure key; "hrsync run" reads it too.
+const erasureKeyEnv = "HRSYNC_ERASURE_KEY"
+
+func cmdErase(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "erase", "erase --worker FEED:ID --reason TEXT --by NAME [flags]", `
+Erase a person (GDPR Art. 17), account by account. docs/erasure.md has the details.
+
+In the LMS it anonymises the worker's account (the linked one, else the one whose
+externalId is FEED:ID): userName and email become erased-<hash>@erased.invalid, the
+names "Erased", the externalId erased:<hash>, employee number, org unit, title,
+manager and locale are cleared, and the account is deactivated. The learning records
+stay on the anonymised account (pseudonymised) when the feed's retention policy
+keeps them (feeds[].retention.keep_learning_records, default true), and are deleted
+otherwise, where the LMS can (else the output and the audit say so).
+
+In the store, in one transaction, it deletes the facts, links, reviews and dead
+letters of the worker and of its predecessors and successors (rehires), rewrites its
+audit rows to the pseudonym erased:<hash>, and writes a tombstone: the feed, a keyed
+hash of FEED:ID, the time, the reason and who asked, never the worker id. A later
+event for the person is refused and dead-lettered with the reason.
+
+<hash> is HMAC-SHA256 with the erasure key (--erasure-key or HRSYNC_ERASURE_KEY,
+required; prefer the environment variable). "hrsync run" needs the same key once
+any erasure exists. Neither the reason nor --by may name the person: both are kept.
+Running erase again for the same worker is safe.`)
+	vars := map[string]string{}
+	var c connFlags
+	var l lmsFlags
+	c.register(fs, vars, false)
+	l.register(fs, vars)
+	worker := fs.String("worker", "", "the worker to erase: FEED:ID (required)")
+	reason := fs.String("reason", "", "why, e.g. the request's reference; kept in the tombstone and the audit, so it must not name the person (required)")
+	by := fs.String("by", "", "who asked for or approved the erasure (required)")
+	dryRun := fs.Bool("dry-run", false, "show what would be erased; change nothing")
+	verify := fs.Bool("verify", true, "afterwards, search every table of the store for the person's identifiers and report any left")
+	var key string
+	fs.StringVar(&key, "erasure-key", "", "secret key of the keyed hash (prefer the environment variable; never logged)")
+	vars["erasure-key"] = erasureKeyEnv
+	if err := parseFlags(fs, env, args, vars); err != nil {
+		return err
+	}
+	feed, id, ok := strings.Cut(*worker, ":")
+	if !ok || feed == "" || id == "" {
+		return fmt.Errorf("--worker %q: want FEED:ID", *worker)
+	}
+	w := connector.WorkerKey{Feed: feed, WorkerID: id}
+	if strings.TrimSpace(*reason) == "" {
+		return errors.New("--reason is required: why the person is erased (e.g. the request's reference)")
+	}
+	if strings.TrimSpace(*by) == "" {
+		return errors.New("--by is required: who asked for or approved the erasure")
+	}
+	if key == "" {
+		return fmt.Errorf("the erasure key is required: set %s (or --erasure-key); the daemon needs the same key", erasureKeyEnv)
+	}
+	keep := true
+	fc, err := loadConfigFile(c.config)
+	if err != nil {
+		return err
+	}
+	for _, f := range fc.Feeds {
+		if f.Name == feed && f.Retention.KeepLearningRecords != nil {
+			keep = *f.Retention.KeepLearningRecords
+		}
+	}
+	lms, err := l.client()
+	if err != nil {
+		return err
+	}
+	db, _, err := c.openStore(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.UseErasureKey(ctx, []byte(key)); err != nil {
+		return err
+	}
+	subj, err := db.ErasureSubject(ctx, w)
+	if err != nil {
+		return err
+	}
+	hash := connector.ErasureHash([]byte(key), w)
+	acct, found, err := connector.FindErasureAccount(ctx, lms, w, hash, subj.Accounts)
+	if err != nil {
+		return err
+	}
+	pseudo := connector.ErasedID(hash)
+	out := env.stdout
+	policy := "keep learning records, pseudonymised"
+	if !keep {
+		policy = "delete learning records"
+	}
+	if *dryRun {
+		fmt.Fprintf(out, "dry run: erasing %s would\n", w)
+		if found {
+			fmt.Fprintf(out, "  anonymise and deactivate LMS account %s (%s)\n", acct.ID, policy)
+		} else {
+			fmt.Fprintln(out, "  find no LMS account")
+		}
+		fmt.Fprintf(out, "  delete %d facts of %d workers (%s) and their links, reviews and dead letters\n", subj.Facts, len(subj.Chain), strings.Join(subj.Chain, ", "))
+		fmt.Fprintf(out, "  pseudonymise their audit rows as %s and write a tombstone\n", pseudo)
+		if subj.Erased {
+			fmt.Fprintln(out, "  (the worker was erased before)")
+		}
+		return nil
+	}
+
+	training := connector.TrainingNoAccount
+	idents := slicesClone(subj.Identifiers)
+	if found {
+		for _, v := range []string{acct.UserName, acct.Profile.Email, acct.Profile.EmployeeNumber, acct.ExternalID} {
+			if v != "" && !strings.HasPrefix(v, "erased") {
+				idents = append(idents, v)
+			}
+		}
+		res, err := connector.EraseAccount(ctx, lms, acct, hash, keep)
+		if err != nil {
+			return fmt.Errorf("%w (the store is unchanged; run erase again)", err)
+		}
+		training = res.Training
+		fmt.Fprintf(out, "LMS account %s: anonymised and deactivated; learning records %s\n", acct.ID, training)
+	} else {
+		fmt.Fprintf(out, "LMS: no account found for %s (links: %d)\n", w, len(subj.Accounts))
+	}
+	rep, err := db.Erase(ctx, store.Erasure{Worker: w, Reason: *reason, By: *by, AccountID: acct.ID, Training: training, Identifiers: idents})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "store: removed %d facts of %d workers, %d links, %d reviews, %d dead letters, %d held removals; pseudonymised %d audit rows\n",
+		rep.Facts, rep.Workers, rep.Links, rep.Reviews, rep.DeadLetters, rep.HoldWorkers+rep.Removals, rep.Audit)
+	fmt.Fprintf(out, "erased %s; from now on it is %s, and a new event for it is refused\n", w, pseudo)
+	if rep.HoldPayloads > 0 {
+		fmt.Fprintf(out, "warning: %d held roster uploads still name the person in their payload; reject them or delete them by hand\n", rep.HoldPayloads)
+	}
+	if training == connector.TrainingUnsupported {
+		fmt.Fprintln(out, "warning: the LMS cannot delete learning records through hrsync; delete them in the LMS by hand")
+	}
+	if *verify {
+		res, err := db.FindResidue(ctx, idents)
+		if err != nil {
+			return err
+		}
+		if len(res) == 0 {
+			fmt.Fprintln(out, "verify: none of the person's identifiers is left in the store")
+		}
+		for _, r := range res {
+			// Substring matches: a short worker id may match another worker's.
+			fmt.Fprintf(out, "verify: check %s.%s: it contains an identifier of the person (or a longer string containing it)\n", r.Table, r.Column)
+		}
+	}
+	return nil
+}
+
+func slicesClone(s []string) []string { return append([]string(nil), s...) }

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
+)
+
+// TestEraseCommand erases a rehired person end to end (SQLite store, sandbox LMS over
+// SCIM) and checks that none of their personal data is left in the store or on the
+// LMS account, that the audit says it happened, that a later hire is refused with
+// the reason, and that the daemon does not start without the key.
+func TestEraseCommand(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	dbURL := "sqlite://" + filepath.Join(dir, "h.db")
+	lms := startLMS(t, nil)
+	db := openStore(t, dbURL)
+
+	pii := []string{"ines.marchetti@example.com", "Ines", "Marchetti", "EMP-55021", "im-100", "im-200", "Legal", "Paralegal", "it-IT"}
+	old, cur := connector.WorkerKey{Feed: "hr", WorkerID: "im-100"}, connector.WorkerKey{Feed: "hr", WorkerID: "im-200"}
+	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	prof := connector.Profile{Email: "ines.marchetti@example.com", GivenName: "Ines", FamilyName: "Marchetti", EmployeeNumber: "EMP-55021",
+		OrgUnit: "Legal", JobTitle: "Paralegal", Locale: "it-IT"}
+	facts := []connector.Fact{
+		{Feed: "hr", WorkerID: old.WorkerID, Source: "/feeds/hr", ID: "h1", Kind: connector.KindHired, Effective: t0, Time: t0, Profile: prof},
+		{Feed: "hr", WorkerID: old.WorkerID, Source: "/feeds/hr", ID: "h2", Kind: connector.KindLeft, Effective: t0.AddDate(0, 2, 0), Time: t0.AddDate(0, 2, 0)},
+		{Feed: "hr", WorkerID: cur.WorkerID, Source: "/feeds/hr", ID: "h3", Kind: connector.KindRehired, Effective: t0.AddDate(0, 5, 0), Time: t0.AddDate(0, 5, 0),
+			PreviousWorkerID: old.WorkerID, Profile: prof},
+	}
+	if _, err := db.RecordFacts(ctx, facts); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := lms.sb.CreateAccount(ctx, connector.Account{ExternalID: "hr:im-200", UserName: prof.Email, Active: true, Profile: prof})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lms.sb.CompleteCourse(acct.ID, "privacy-201", t0.AddDate(0, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := db.ClaimDue(ctx, "test", time.Now().Add(time.Hour), time.Minute, 10)
+	if err != nil || len(cs) != 1 || cs[0].Worker != cur {
+		t.Fatalf("ClaimDue = %+v, %v; want %s", cs, err, cur)
+	}
+	if err := db.Complete(ctx, connector.Completion{Claim: cs[0], Owner: "test", AccountID: acct.ID, ReleasePredecessors: []string{old.WorkerID},
+		Audit: []connector.AuditEntry{{At: t0, Feed: "hr", WorkerID: cur.WorkerID, AccountID: acct.ID, Action: connector.ActionReactivate,
+			Outcome: connector.OutcomeOK, Detail: "reactivated ines.marchetti@example.com", FactIDs: []string{"/feeds/hr#h3"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DeadLetter(ctx, connector.DeadLetter{Feed: "hr", Subject: "hrsync.events.hr.updated",
+		Data: []byte(`{"data":{"worker_id":"im-200","email":"ines.marchetti@example.com","locale":"xx"}}`), Reason: "data.locale: invalid"}); err != nil {
+		t.Fatal(err)
+	}
+
+	args := []string{"erase", "--db", dbURL, "--lms-url", lms.url, "--lms-token", lms.token, "--worker", "hr:im-100",
+		"--reason", "DSR-2026-0042", "--by", "dpo@corp", "--log-level", "warn"}
+	const secret = "s3cret-erasure-key"
+	keyEnv := map[string]string{erasureKeyEnv: secret}
+
+	if _, _, err := runCLI(t, nil, args...); err == nil || !strings.Contains(err.Error(), erasureKeyEnv) {
+		t.Fatalf("erase without a key: %v; want a refusal naming %s", err, erasureKeyEnv)
+	}
+	if _, _, err := runCLI(t, keyEnv, "erase", "--worker", "hr:im-100", "--by", "dpo"); err == nil || !strings.Contains(err.Error(), "--reason") {
+		t.Fatalf("erase without a reason: %v", err)
+	}
+	out, stderr, err := runCLI(t, keyEnv, append(args, "--dry-run")...)
+	if err != nil || !strings.Contains(out, "dry run") || !strings.Contains(out, "anonymise and deactivate LMS account "+acct.ID) {
+		t.Fatalf("dry run: %v\n%s\n%s", err, out, stderr)
+	}
+	if got, _ := db.Facts(ctx, cur); len(got) != 1 {
+		t.Fatalf("the dry run changed the store: facts of %s = %v", cur, got)
+	}
+
+	out, stderr, err = runCLI(t, keyEnv, args...)
+	if err != nil {
+		t.Fatalf("erase: %v\n%s\n%s", err, out, stderr)
+	}
+	hash := connector.ErasureHash([]byte(secret), old)
+	for _, want := range []string{"LMS account " + acct.ID + ": anonymised and deactivated; learning records kept pseudonymised",
+		"removed 3 facts of 2 workers, 1 links, 0 reviews, 1 dead letters", connector.ErasedID(hash),
+		"verify: none of the person's identifiers is left in the store"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out+stderr, secret) {
+		t.Error("the erasure key was printed")
+	}
+
+	// Nothing personal is left in the store...
+	res, err := db.FindResidue(ctx, pii)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) > 0 {
+		t.Errorf("personal data left in the store: %v", res)
+	}
+	// ... nor on the LMS account, which keeps its (pseudonymised) completion.
+	for _, r := range lms.sb.Snapshot() {
+		s := strings.ToLower(fmt.Sprintf("%+v", r))
+		for _, p := range pii {
+			if strings.Contains(s, strings.ToLower(p)) {
+				t.Errorf("LMS account %s still carries %q: %+v", r.Account.ID, p, r)
+			}
+		}
+		if r.Account.Active || len(r.Training.Completions) != 1 {
+			t.Errorf("LMS account after erasure: %+v; want inactive with its completion", r)
+		}
+	}
+	rows, err := db.ListAudit(ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionAnonymise})
+	if err != nil || len(rows) != 1 || rows[0].WorkerID != connector.ErasedID(hash) || rows[0].Outcome != connector.OutcomeOK ||
+		!strings.Contains(rows[0].Detail, "DSR-2026-0042") || !strings.Contains(rows[0].Detail, "dpo@corp") {
+		t.Fatalf("erase audit = %+v, %v", rows, err)
+	}
+
+	// The daemon does not start without the key (it could not refuse the person).
+	if _, err := openStack(ctx, stackConfig{DB: dbURL, Log: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), erasureKeyEnv) {
+		t.Fatalf("openStack without the erasure key: %v; want a refusal", err)
+	}
+	// A later hire of the same worker id is refused with the reason.
+	db2 := openStore(t, dbURL)
+	if err := db2.UseErasureKey(ctx, []byte(secret)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db2.RecordFacts(ctx, []connector.Fact{{Feed: "hr", WorkerID: "im-100", Source: "/feeds/hr", ID: "h9", Kind: connector.KindHired,
+		Effective: t0.AddDate(1, 0, 0), Time: t0.AddDate(1, 0, 0), Profile: prof}})
+	var ee *store.ErasedError
+	if !errors.As(err, &ee) || !connector.IsPermanent(err) || !strings.Contains(err.Error(), "worker was erased on "+time.Now().UTC().Format(time.DateOnly)) {
+		t.Fatalf("RecordFacts of a new hire for an erased worker = %v; want a permanent refusal with the date", err)
+	}
+
+	// Erasing again is harmless: it finds the anonymised account again. With a
+	// retention policy that deletes learning records, an LMS that cannot delete them
+	// (plain SCIM) is reported in the output and the audit; records are not touched.
+	cfg := filepath.Join(dir, "hrsync.yaml")
+	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: hr\n    retention:\n      keep_learning_records: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err = runCLI(t, keyEnv, append(args, "--config", cfg)...)
+	if err != nil || !strings.Contains(out, "LMS account "+acct.ID+": anonymised") || !strings.Contains(out, "warning: the LMS cannot delete learning records") {
+		t.Fatalf("second erase with keep_learning_records: false: %v\n%s\n%s", err, out, stderr)
+	}
+	rows, err = db.ListAudit(ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionAnonymise})
+	if err != nil || len(rows) != 2 || !strings.Contains(rows[0].Detail+rows[1].Detail, connector.TrainingUnsupported) {
+		t.Fatalf("audit of the second erasure = %+v, %v; want it to say the records were not deleted", rows, err)
+	}
+}
