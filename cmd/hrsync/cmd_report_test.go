@@ -16,6 +16,7 @@ import (
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/store"
+	"github.com/hrsync/hrsync/store/pgtest"
 )
 
 // reportNow is the instant the report tests take as now.
@@ -26,7 +27,7 @@ func rday(month time.Month, d int) time.Time { return time.Date(2026, month, d, 
 // seedReportStore records a half year of one HR feed and one partner feed into
 // a SQLite store, converging against the sandbox LMS as the daemon would (the
 // clock steps through each fact's record time and ends at reportNow), and returns
-// the store's URL.
+// the store's URL. An empty url is a new SQLite file.
 //
 //	alice  hr       Sales    hired Jan 10, left May 20
 //	bob    hr       =Ops     hired Feb 3
@@ -34,9 +35,11 @@ func rday(month time.Month, d int) time.Time { return time.Date(2026, month, d, 
 //	dan    hr       Sales    hired May 10; a leave for May 31, cancelled by a rehire for May 31
 //	eve    hr       Support  hired Jun 1, the hire sent twice under two ids
 //	frank  partner  Acme     hired Apr 1
-func seedReportStore(t *testing.T) string {
+func seedReportStore(t *testing.T, url string) string {
 	t.Helper()
-	url := "sqlite://" + filepath.Join(t.TempDir(), "report.db")
+	if url == "" {
+		url = "sqlite://" + filepath.Join(t.TempDir(), "report.db")
+	}
 	db, err := store.Open(context.Background(), url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +143,17 @@ func wantRecords(t *testing.T, what string, got [][]string, want ...string) {
 
 func TestReportHeadcountAndChurn(t *testing.T) {
 	t.Parallel()
-	db := seedReportStore(t)
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		testReportHeadcountAndChurn(t, seedReportStore(t, ""))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		testReportHeadcountAndChurn(t, seedReportStore(t, pgtest.URL(t)))
+	})
+}
+
+func testReportHeadcountAndChurn(t *testing.T, db string) {
 
 	// Now: Alice, deactivated last month, is gone; the org unit starting with =
 	// is escaped.
@@ -256,7 +269,7 @@ func TestReportCLIErrors(t *testing.T) {
 // of their own.
 func TestReportHeadcountPending(t *testing.T) {
 	t.Parallel()
-	url := seedReportStore(t)
+	url := seedReportStore(t, "")
 	db, err := store.Open(context.Background(), url, nil)
 	if err != nil {
 		t.Fatal(err)
