@@ -39,7 +39,8 @@ type feedConfig struct {
 		ExternalIDPrefixes []string `yaml:"external_id_prefixes"`
 		AdoptUnmanaged     *bool    `yaml:"adopt_unmanaged"`
 	} `yaml:"scope"`
-	Roster rosterConfig `yaml:"roster"`
+	Roster    rosterConfig    `yaml:"roster"`
+	Retention retentionConfig `yaml:"retention"`
 	// PreHireLeadDays and PreHireActive: create accounts this many days before the
 	// start date, inactive unless pre_hire_active.
 	PreHireLeadDays int  `yaml:"pre_hire_lead_days"`
