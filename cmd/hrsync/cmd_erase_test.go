@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/sandbox"
+	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -152,5 +155,80 @@ func TestEraseCommand(t *testing.T) {
 	rows, err = db.ListAudit(ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionAnonymise})
 	if err != nil || len(rows) != 2 || !strings.Contains(rows[0].Detail+rows[1].Detail, connector.TrainingUnsupported) {
 		t.Fatalf("audit of the second erasure = %+v, %v; want it to say the records were not deleted", rows, err)
+	}
+}
+
+// TestEraseThenHireIsDeadLettered: through the real consumer (embedded JetStream),
+// a hire event for an erased worker is dead-lettered with the reason, and the other
+// facts of the batch are recorded.
+func TestEraseThenHireIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	dbURL := "sqlite://" + filepath.Join(dir, "h.db")
+	key := []byte("k-e2e")
+	db := openStore(t, dbURL)
+	if err := db.UseErasureKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	gone := connector.WorkerKey{Feed: "hr", WorkerID: "gone-7"}
+	if _, err := db.Erase(ctx, store.Erasure{Worker: gone, Reason: "DSR-7", By: "dpo"}); err != nil {
+		t.Fatal(err)
+	}
+	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stack's metrics take the other hooks; AfterCommit is chained.
+	committed := make(chan []connector.Fact, 4)
+	s, err := openStack(ctx, stackConfig{
+		DB: dbURL, EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"),
+		Feeds: feeds, Stream: events.StreamConfig{Name: "HRSYNC"}, ManageStream: true, Durable: "hrsync",
+		LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler), ErasureKey: key,
+		Hooks:    events.Hooks{AfterCommit: func(fs []connector.Fact) { committed <- fs }},
+		Consumer: events.ConsumerConfig{Batch: 16, MaxWait: 20 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cctx, stop := context.WithCancel(ctx)
+	consumed := make(chan error, 1)
+	go func() { consumed <- s.consume(cctx) }()
+	defer func() { stop(); <-consumed }()
+
+	for i, w := range []string{"gone-7", "fresh-8"} {
+		e := events.Event{Feed: "hr", Kind: connector.KindHired, ID: fmt.Sprintf("ev-%d", i), Source: "/feeds/hr", Time: time.Now().UTC(),
+			Data: events.Data{WorkerID: w, Email: w + "@example.com", Effective: "2026-12-01"}}
+		if _, err := events.Publish(ctx, s.js, e, events.Structured); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// JetStream delivers in order, and the consumer handles a batch's messages in
+	// order: once fresh-8 (published second) is committed, gone-7 was dead-lettered.
+	timeout := time.After(30 * time.Second)
+	for done := false; !done; {
+		select {
+		case fs := <-committed:
+			for _, f := range fs {
+				done = done || f.WorkerID == "fresh-8"
+			}
+		case <-timeout:
+			t.Fatal("timed out waiting for fresh-8 to be recorded")
+		}
+	}
+	dls, err := db.ListDeadLetters(ctx, store.DeadLetterFilter{})
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("dead letters = %+v, %v; want the hire of the erased worker", dls, err)
+	}
+	reason := dls[0].Reason
+	if !strings.Contains(reason, "worker was erased on "+time.Now().UTC().Format(time.DateOnly)) {
+		t.Fatalf("dead letter reason = %q; want it to say the worker was erased", reason)
+	}
+	if got, _ := db.Facts(ctx, gone); len(got) != 0 {
+		t.Fatalf("facts of the erased worker = %v; want none", got)
+	}
+	if got, _ := db.Facts(ctx, connector.WorkerKey{Feed: "hr", WorkerID: "fresh-8"}); len(got) != 1 {
+		t.Fatalf("facts of fresh-8 = %v; want the hire", got)
 	}
 }
