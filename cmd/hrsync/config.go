@@ -38,6 +38,7 @@ type feedConfig struct {
 	Scope    struct {
 		ExternalIDPrefixes []string `yaml:"external_id_prefixes"`
 		AdoptUnmanaged     *bool    `yaml:"adopt_unmanaged"`
+		Organizations      []string `yaml:"organizations"`
 	} `yaml:"scope"`
 	Roster    rosterConfig    `yaml:"roster"`
 	Retention retentionConfig `yaml:"retention"`
@@ -85,6 +86,7 @@ func (fc feedConfig) feed() (connector.Feed, error) {
 		f.Location = loc
 	}
 	f.Scope.ExternalIDPrefixes = fc.Scope.ExternalIDPrefixes
+	f.Scope.Organizations = fc.Scope.Organizations
 	if fc.Scope.AdoptUnmanaged != nil {
 		f.Scope.AdoptUnmanaged = *fc.Scope.AdoptUnmanaged
 	}
