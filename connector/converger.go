@@ -550,6 +550,9 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 				entry.AccountID = acct.ID
 				comp.AccountID = acct.ID
 			}
+			if a.Kind == ActionReactivate && a.Reason == ReasonEmployedAgain {
+				entry.Detail += c.rehireTraining(ctx, a.AccountID, pol)
+			}
 			comp.Audit = append(comp.Audit, entry)
 			c.hookAction(a.Kind, OutcomeOK)
 			c.log.Info("lms action", "action", a.Kind, "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID,

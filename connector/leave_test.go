@@ -107,3 +107,40 @@ func TestConvergerPreHireLead(t *testing.T) {
 		}
 	}
 }
+
+// TestConvergerRehireTrainingInAudit: the reactivation of a rehire's account
+// lists, in its audit row, the person's prior courses and the expired ones.
+func TestConvergerRehireTrainingInAudit(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	b := setup(t, day)
+	year := 365 * 24 * time.Hour
+	var err error
+	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock,
+		Policy: func(string) connector.Policy {
+			p := connector.DefaultPolicy()
+			p.CourseValidity = map[string]time.Duration{"safety-101": year, "forklift": 3 * year}
+			return p
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+	id := b.account(t, "hr:w1").ID
+	for _, c := range []string{"safety-101", "forklift", "onboarding"} {
+		if err := b.lms.CompleteCourse(id, c, day.AddDate(0, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.set(day.AddDate(0, 2, 0))
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindLeft, Effective: day.AddDate(0, 2, 0)})
+	b.set(day.AddDate(2, 0, 0))
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindRehired, Effective: day.AddDate(2, 0, 0), Profile: profile("ann@example.com")})
+	if a := b.account(t, "hr:w1"); !a.Active || a.ID != id {
+		t.Fatalf("after rehire: %+v", a)
+	}
+	want := "employed again; rehire training: 3 courses, 1 expired (safety-101)"
+	if d := b.lastAudit(t, connector.ActionReactivate).Detail; d != want {
+		t.Fatalf("reactivation detail %q, want %q", d, want)
+	}
+}

@@ -93,7 +93,7 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 	case w.State == StateActive && !have.Active && w.Resumed:
 		plan = append(plan, Action{Kind: ActionReactivate, AccountID: have.ID, Reason: "resumed after a leave of absence"})
 	case w.State == StateActive && !have.Active:
-		plan = append(plan, Action{Kind: ActionReactivate, AccountID: have.ID, Reason: "employed again"})
+		plan = append(plan, Action{Kind: ActionReactivate, AccountID: have.ID, Reason: ReasonEmployedAgain})
 	case w.State == StateSuspended && have.Active:
 		if p.Leaver == LeaverDeactivate || p.Leaver == "" {
 			plan = append(plan, Action{Kind: ActionDeactivate, AccountID: have.ID, Reason: suspendedReason(w)})
@@ -112,6 +112,9 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 	}
 	return plan
 }
+
+// ReasonEmployedAgain is the reason of the reactivation of a rehire's account.
+const ReasonEmployedAgain = "employed again"
 
 // SuspendedReason is how the audit names a deactivation for a leave of absence, so
 // that reports can tell it from a leave: it starts every such Action.Reason.

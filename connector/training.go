@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -81,4 +83,38 @@ func RehireTraining(completions []CompletionRecord, validity map[string]time.Dur
 	}
 	slices.SortFunc(out, func(a, b CourseStatus) int { return cmp.Compare(a.Course, b.Course) })
 	return out
+}
+
+// RehireTrainingNote sums up a rehire training report in one line for the audit:
+// "rehire training: 3 courses, 1 expired (safety-101)".
+func RehireTrainingNote(report []CourseStatus) string {
+	var expired []string
+	for _, s := range report {
+		if s.Expired() {
+			expired = append(expired, s.Course)
+		}
+	}
+	note := fmt.Sprintf("rehire training: %d courses, %d expired", len(report), len(expired))
+	if len(expired) > 0 {
+		note += " (" + strings.Join(expired, ", ") + ")"
+	}
+	return note
+}
+
+// rehireTraining returns "; " and the rehire training note of account id, for the
+// audit row of a rehire's reactivation; "" when the LMS does not report learning
+// records. A failed read is noted, never fatal: the account is already back.
+func (c *Converger) rehireTraining(ctx context.Context, id string, pol Policy) string {
+	tr, ok := c.cfg.LMS.(TrainingReader)
+	if !ok || id == "" {
+		return ""
+	}
+	comps, err := tr.Completions(ctx, id)
+	switch {
+	case errors.Is(err, ErrTrainingUnknown):
+		return ""
+	case err != nil:
+		return "; rehire training: not read (" + err.Error() + ")"
+	}
+	return "; " + RehireTrainingNote(RehireTraining(comps, pol.CourseValidity, c.cfg.Now()))
 }

@@ -42,6 +42,11 @@ type Policy struct {
 	// PreHireActive makes the account active during the lead time; by default it
 	// is created inactive and activated on the start date.
 	PreHireActive bool
+	// CourseValidity is how long a completion of each course counts. When the
+	// converger reactivates a rehire's account on an LMS that reports learning
+	// records (TrainingReader), the audit row of the reactivation lists the
+	// person's prior courses and the expired ones (see RehireTraining).
+	CourseValidity map[string]time.Duration
 }
 
 // DefaultPolicy is the policy of a feed that configures none.
