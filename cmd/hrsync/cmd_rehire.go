@@ -23,6 +23,23 @@ type courseConfig struct {
 	Validity time.Duration `yaml:"validity"`
 }
 
+// courseValidity reads the courses' validity periods from the configuration file
+// (none without one).
+func courseValidity(path string) (map[string]time.Duration, error) {
+	fc, err := loadConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Duration{}
+	for course, c := range fc.Courses {
+		if c.Validity < 0 {
+			return nil, fmt.Errorf("courses.%s.validity %s: must not be negative", course, c.Validity)
+		}
+		out[course] = c.Validity
+	}
+	return out, nil
+}
+
 // validityFlag collects --validity course=duration[,course=duration...].
 type validityFlag map[string]time.Duration
 
@@ -103,13 +120,9 @@ named with --account.`)
 	if now.IsZero() {
 		now = time.Now()
 	}
-	fc, err := loadConfigFile(*config)
+	periods, err := courseValidity(*config)
 	if err != nil {
 		return err
-	}
-	periods := map[string]time.Duration{}
-	for course, c := range fc.Courses {
-		periods[course] = c.Validity
 	}
 	for course, d := range validity {
 		periods[course] = d

@@ -210,6 +210,10 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	if err != nil {
 		return err
 	}
+	courses, err := courseValidity(c.config)
+	if err != nil {
+		return err
+	}
 	m := newMetrics()
 	guarded, err := l.guard(lms, log, m)
 	if err != nil {
@@ -221,7 +225,8 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: guarded, Log: log, Metrics: m,
 		Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll,
 			Policy: func(feed string) connector.Policy {
-				return feeds[feed].Policy(connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: *reactivateManual})
+				return feeds[feed].Policy(connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: *reactivateManual,
+					CourseValidity: courses})
 			}},
 		Safeguard:  safeguard,
 		Consumer:   events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
