@@ -186,16 +186,16 @@ func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, wan
 	if !known || !ManualDeactivation(&e) {
 		return plan, nil, nil // never touched by hrsync (adopted), or hrsync deactivated it
 	}
-	// HR's own facts explain an inactive account when a leave or rehire took effect
-	// after hrsync last set the account's state, or when hrsync only ever created
-	// the account and HR has since recorded a leave (hrsync's deactivation then
-	// reached the LMS but not the audit: a crash between the two).
+	// HR's own facts explain an inactive account when a leave, rehire or leave of
+	// absence took effect after hrsync last set the account's state, or when hrsync
+	// only ever created the account and HR has since recorded a leave (hrsync's
+	// deactivation then reached the LMS but not the audit: a crash between the two).
 	now := c.cfg.Now()
 	for _, f := range hist.Facts {
-		if f.Effective.After(now) || (f.Kind != KindLeft && f.Kind != KindRehired) {
+		if f.Effective.After(now) || (f.Kind != KindLeft && f.Kind != KindRehired && f.Kind != KindSuspended && f.Kind != KindResumed) {
 			continue
 		}
-		if f.Effective.After(e.At) || (e.Action == ActionCreate && f.Kind == KindLeft) {
+		if f.Effective.After(e.At) || (e.Action == ActionCreate && (f.Kind == KindLeft || f.Kind == KindSuspended)) {
 			return plan, nil, nil
 		}
 	}

@@ -35,7 +35,7 @@ From flags:
 	c.register(fs, vars, true)
 	file := fs.String("file", "", "a structured CloudEvent JSON file to validate and send as is")
 	feed := fs.String("to-feed", "", "feed to publish to (default: the feed whose source the event carries, or hr)")
-	kind := fs.String("type", "", "event kind: hired, left, rehired or updated")
+	kind := fs.String("type", "", "event kind: hired, left, rehired, updated, suspended or resumed")
 	id := fs.String("id", "", "event id (default: random)")
 	source := fs.String("source", "", "CloudEvents source (default: the feed's, /feeds/<feed>)")
 	at := fs.String("time", "", "event time, RFC 3339 (default: now)")

@@ -507,3 +507,21 @@ func (g *LMS) DeleteAccount(ctx context.Context, id string) error {
 func sameData(got, want connector.Account) bool {
 	return got.ExternalID == want.ExternalID && strings.EqualFold(got.UserName, want.UserName) && got.Profile == want.Profile
 }
+
+// Completions implements connector.TrainingReader when the LMS behind the guard
+// does, under the same rate limit, retries and quarantine; otherwise it returns
+// connector.ErrTrainingUnknown.
+func (g *LMS) Completions(ctx context.Context, accountID string) ([]connector.CompletionRecord, error) {
+	tr, ok := g.inner.(connector.TrainingReader)
+	if !ok {
+		return nil, connector.ErrTrainingUnknown
+	}
+	var out []connector.CompletionRecord
+	_, err := g.call(ctx, "Completions", func(ctx context.Context) (err error) {
+		out, err = tr.Completions(ctx, accountID)
+		return err
+	})
+	return out, err
+}
+
+var _ connector.TrainingReader = (*LMS)(nil)

@@ -723,3 +723,19 @@ func TestQuarantineOverHTTP(t *testing.T) {
 		t.Fatalf("after resuming: %v", err)
 	}
 }
+
+func TestCompletionsPassThrough(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.New()
+	a, err := sb.CreateAccount(t.Context(), connector.Account{UserName: "c@example.com", Active: true, Profile: connector.Profile{Email: "c@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.CompleteCourse(a.ID, "safety-101", time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := guard.New(sb, guard.Config{}).Completions(t.Context(), a.ID)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Completions through the guard = %+v, %v", got, err)
+	}
+}
