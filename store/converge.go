@@ -174,10 +174,16 @@ func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var t instant
 	// A leased worker is due when its lease ends, and so is a worker whose
 	// predecessor is leased (ClaimDue waits for that lease).
+	// The predecessors' leases are aggregated once (superseded workers are few),
+	// not looked up per due worker.
 	err := db.x.QueryRowContext(ctx, `SELECT MIN(CASE WHEN e.until IS NOT NULL AND e.until > e.due_at THEN e.until ELSE e.due_at END) FROM (
-		SELECT w.due_at, (SELECT MAX(x.lease_until) FROM workers x
-			WHERE x.feed = w.feed AND (x.worker_id = w.worker_id OR x.superseded_by = w.worker_id)) AS until
-		FROM workers w WHERE w.due_at IS NOT NULL AND w.superseded_by IS NULL) e`).Scan(&t)
+		SELECT w.due_at, CASE WHEN p.until IS NOT NULL AND (w.lease_until IS NULL OR p.until > w.lease_until)
+			THEN p.until ELSE w.lease_until END AS until
+		FROM workers w
+		LEFT JOIN (SELECT feed, superseded_by AS wid, MAX(lease_until) AS until FROM workers
+			WHERE superseded_by IS NOT NULL AND lease_until IS NOT NULL GROUP BY feed, superseded_by) p
+			ON p.feed = w.feed AND p.wid = w.worker_id
+		WHERE w.due_at IS NOT NULL AND w.superseded_by IS NULL) e`).Scan(&t)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("store: next due: %w", err)
 	}
