@@ -525,3 +525,20 @@ func (g *LMS) Completions(ctx context.Context, accountID string) ([]connector.Co
 }
 
 var _ connector.TrainingReader = (*LMS)(nil)
+
+// Activity implements connector.ActivityReader when the LMS behind the guard
+// does, under the guard's rate limit, retries and quarantine.
+func (g *LMS) Activity(ctx context.Context, accountID string) (connector.Activity, error) {
+	ar, ok := g.inner.(connector.ActivityReader)
+	if !ok {
+		return connector.Activity{}, connector.ErrTrainingUnknown
+	}
+	var out connector.Activity
+	_, err := g.call(ctx, "Activity", func(ctx context.Context) (err error) {
+		out, err = ar.Activity(ctx, accountID)
+		return err
+	})
+	return out, err
+}
+
+var _ connector.ActivityReader = (*LMS)(nil)

@@ -24,3 +24,19 @@ func (l *LMS) Completions(ctx context.Context, id string) ([]connector.Completio
 	}
 	return out, nil
 }
+
+// Activity implements connector.ActivityReader: the sandbox knows every kind of
+// activity.
+func (l *LMS) Activity(ctx context.Context, id string) (connector.Activity, error) {
+	if err := ctxErr(ctx, "Activity"); err != nil {
+		return connector.Activity{}, err
+	}
+	t, err := l.Training(id)
+	if err != nil {
+		return connector.Activity{}, err
+	}
+	return connector.Activity{Known: true, LastLogin: t.LastLogin, Enrollments: len(t.Enrollments),
+		Completions: len(t.Completions), Uploads: t.Uploads, Rewards: t.Rewards}, nil
+}
+
+var _ connector.ActivityReader = (*LMS)(nil)

@@ -185,6 +185,8 @@ func (h *handler) toUser(r *http.Request, res resource) scim.User {
 		LastLogin:   res.training.LastLogin,
 		Enrollments: []scim.TrainingEnrollment{},
 		Completions: []scim.TrainingCompletion{},
+		Uploads:     res.training.Uploads,
+		Rewards:     res.training.Rewards,
 	}
 	for _, e := range res.training.Enrollments {
 		u.Training.Enrollments = append(u.Training.Enrollments, scim.TrainingEnrollment{Course: e.Course, EnrolledAt: e.EnrolledAt})

@@ -109,6 +109,9 @@ type Training struct {
 	LastLogin   *time.Time   `json:"last_login,omitempty"`
 	Enrollments []Enrollment `json:"enrollments"`
 	Completions []Completion `json:"completions"`
+	// Uploads and Rewards count content the user uploaded and rewards earned.
+	Uploads int `json:"uploads,omitempty"`
+	Rewards int `json:"rewards,omitempty"`
 }
 
 // Enrollment is one course enrollment.
@@ -126,13 +129,15 @@ type Completion struct {
 // HasActivity reports whether the account was ever used: a login, an enrollment
 // or a completion. hrsync must never delete such an account.
 func (t Training) HasActivity() bool {
-	return t.LastLogin != nil || len(t.Enrollments) > 0 || len(t.Completions) > 0
+	return t.LastLogin != nil || len(t.Enrollments) > 0 || len(t.Completions) > 0 || t.Uploads > 0 || t.Rewards > 0
 }
 
 func (t Training) clone() Training {
 	c := Training{
 		Enrollments: slices.Clone(t.Enrollments),
 		Completions: slices.Clone(t.Completions),
+		Uploads:     t.Uploads,
+		Rewards:     t.Rewards,
 	}
 	if c.Enrollments == nil {
 		c.Enrollments = []Enrollment{}
@@ -556,6 +561,8 @@ func (l *LMS) AddTraining(id string, tr Training) (Training, error) {
 	err := l.train(op, id, func(t *Training, _ time.Time) error {
 		t.Enrollments = append(t.Enrollments, tr.Enrollments...)
 		t.Completions = append(t.Completions, tr.Completions...)
+		t.Uploads += max(tr.Uploads, 0)
+		t.Rewards += max(tr.Rewards, 0)
 		if tr.LastLogin != nil && (t.LastLogin == nil || tr.LastLogin.After(*t.LastLogin)) {
 			ll := *tr.LastLogin
 			t.LastLogin = &ll

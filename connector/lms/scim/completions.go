@@ -25,3 +25,21 @@ func (c *Client) Completions(ctx context.Context, id string) ([]connector.Comple
 	}
 	return out, nil
 }
+
+// Activity implements connector.ActivityReader from the training extension
+// (urn:hrsync:params:scim:schemas:extension:training:1.0:User) when the server
+// sends it; a server without it (plain SCIM) cannot tell: ErrTrainingUnknown.
+func (c *Client) Activity(ctx context.Context, id string) (connector.Activity, error) {
+	u, err := c.GetUser(ctx, id)
+	if err != nil {
+		return connector.Activity{}, err
+	}
+	if u.Training == nil {
+		return connector.Activity{}, connector.ErrTrainingUnknown
+	}
+	t := u.Training
+	return connector.Activity{Known: true, LastLogin: t.LastLogin, Enrollments: len(t.Enrollments),
+		Completions: len(t.Completions), Uploads: t.Uploads, Rewards: t.Rewards}, nil
+}
+
+var _ connector.ActivityReader = (*Client)(nil)

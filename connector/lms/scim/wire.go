@@ -89,6 +89,8 @@ type Training struct {
 	LastLogin   *time.Time           `json:"lastLogin,omitempty"`
 	Enrollments []TrainingEnrollment `json:"enrollments"`
 	Completions []TrainingCompletion `json:"completions"`
+	Uploads     int                  `json:"uploads,omitempty"`
+	Rewards     int                  `json:"rewards,omitempty"`
 }
 
 // TrainingEnrollment is one course enrollment.
