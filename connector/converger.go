@@ -538,6 +538,21 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		if !held() {
 			return Completion{}, errLeaseLost // another converger may act on this worker now
 		}
+		if a.Kind == ActionDelete {
+			act, err := ReadActivity(ctx, c.cfg.LMS, a.AccountID)
+			if err != nil {
+				return Completion{}, fmt.Errorf("read the activity of account %s before deleting it: %w", a.AccountID, err)
+			}
+			if act.Any() {
+				// Never delete an account with any activity (or that the LMS cannot
+				// vouch for): it stays deactivated.
+				c.hookAction(a.Kind, OutcomeSkipped)
+				comp.Audit = append(comp.Audit, AuditEntry{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID,
+					AccountID: a.AccountID, Action: a.Kind, Outcome: OutcomeSkipped, FactIDs: want.FactIDs,
+					Detail: "kept, not deleted: " + describeActivity(act)})
+				continue
+			}
+		}
 		if a.Kind == ActionCreate && a.Account.Organization == "" && len(feed.Scope.Organizations) > 0 {
 			a.Account.Organization = feed.Scope.Organizations[0] // where the feed's people belong
 		}
@@ -552,6 +567,9 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			}
 			if a.Kind == ActionReactivate && a.Reason == ReasonEmployedAgain {
 				entry.Detail += c.rehireTraining(ctx, a.AccountID, pol)
+			}
+			if a.Kind == ActionDelete {
+				comp.Unlink, comp.AccountID = true, "" // the account is gone; Want keeps it gone
 			}
 			comp.Audit = append(comp.Audit, entry)
 			c.hookAction(a.Kind, OutcomeOK)
@@ -628,6 +646,8 @@ func (c *Converger) act(ctx context.Context, a Action) (Account, error) {
 		return c.cfg.LMS.SetActive(ctx, a.AccountID, false)
 	case ActionReactivate:
 		return c.cfg.LMS.SetActive(ctx, a.AccountID, true)
+	case ActionDelete:
+		return Account{}, c.cfg.LMS.DeleteAccount(ctx, a.AccountID)
 	}
 	return Account{}, Permanent(fmt.Errorf("action %s is not supported by this converger", a.Kind))
 }
@@ -713,4 +733,13 @@ func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History
 	}
 	res.by = "none of externalId, employee number, email"
 	return res, nil
+}
+
+// describeActivity says in words why an account counts as used.
+func describeActivity(a Activity) string {
+	if !a.Known {
+		return "the LMS cannot tell whether the account was used"
+	}
+	return fmt.Sprintf("the account has activity (last login %v, %d enrollments, %d completions, %d uploads, %d rewards)",
+		a.LastLogin != nil, a.Enrollments, a.Completions, a.Uploads, a.Rewards)
 }

@@ -344,3 +344,56 @@ func TestConvergerOrganizationScope(t *testing.T) {
 		t.Fatalf("created account's organization = %q, want Acme", a.Organization)
 	}
 }
+
+func TestConvergerLeaverDeletePolicy(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	for _, leaver := range []connector.LeaverAction{connector.LeaverDeleteIfNoActivity, connector.LeaverDeactivateThenDelete} {
+		t.Run(string(leaver), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, day)
+			pol := connector.Policy{Leaver: leaver, DeleteAfter: 30 * 24 * time.Hour}
+			conv, err := connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock,
+				Policy: func(string) connector.Policy { return pol }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.conv = conv
+			b.record(t, connector.Fact{WorkerID: "idle", Kind: connector.KindHired, Effective: day, Profile: profile("idle@example.com")})
+			b.record(t, connector.Fact{WorkerID: "used", Kind: connector.KindHired, Effective: day, Profile: connector.Profile{Email: "used@example.com"}})
+			used := b.account(t, "hr:used")
+			if err := b.lms.Enroll(used.ID, "safety-101", day); err != nil { // enrolled, never started
+				t.Fatal(err)
+			}
+			leave := day.AddDate(0, 1, 0)
+			b.set(leave)
+			b.record(t, connector.Fact{WorkerID: "idle", Kind: connector.KindLeft, Effective: leave})
+			b.record(t, connector.Fact{WorkerID: "used", Kind: connector.KindLeft, Effective: leave})
+			if a := b.account(t, "hr:idle"); a.Active {
+				t.Fatal("a leaver is not deactivated first")
+			}
+			next, ok, _ := b.db.NextDue(ctx)
+			if !ok || !next.Equal(leave.Add(pol.DeleteAfter)) {
+				t.Fatalf("NextDue = %v %v, want the end of the grace period %v", next, ok, leave.Add(pol.DeleteAfter))
+			}
+			b.set(leave.Add(pol.DeleteAfter))
+			b.converge(t)
+			if found, _ := b.lms.FindAccounts(ctx, connector.AccountFilter{Attr: connector.ByExternalID, Value: "hr:idle"}); len(found) != 0 {
+				t.Fatalf("the account without activity was not deleted: %+v", found)
+			}
+			if a := b.account(t, "hr:used"); a.Active {
+				t.Fatal("the account with an enrollment was reactivated")
+			}
+			entries, _ := b.db.ListAudit(ctx, store.AuditFilter{WorkerID: "used", Action: connector.ActionDelete})
+			if len(entries) != 1 || entries[0].Outcome != connector.OutcomeSkipped || !strings.Contains(entries[0].Detail, "1 enrollments") {
+				t.Fatalf("audit of the kept account: %+v", entries)
+			}
+			b.set(leave.Add(2 * pol.DeleteAfter))
+			b.converge(t)
+			if n := b.lms.Count(); n != 1 {
+				t.Fatalf("%d accounts after converging again, want 1 (the deleted one stays deleted)", n)
+			}
+		})
+	}
+}

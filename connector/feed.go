@@ -50,12 +50,19 @@ type Feed struct {
 	// PreHireActive makes that account active at once; by default it is inactive
 	// until the start date.
 	PreHireActive bool `json:"pre_hire_active,omitempty"`
+	// Leaver is the feed's leaver policy (default deactivate) and DeleteAfter its
+	// grace period or time inactive before a deletion (see LeaverAction).
+	Leaver      LeaverAction  `json:"leaver,omitempty"`
+	DeleteAfter time.Duration `json:"delete_after,omitempty"`
 }
 
 // Policy returns base with the feed's pre-hire lead time laid over it.
 func (f Feed) Policy(base Policy) Policy {
 	base.PreHireLead = time.Duration(f.PreHireLeadDays) * 24 * time.Hour
 	base.PreHireActive = f.PreHireActive
+	if f.Leaver != "" {
+		base.Leaver, base.DeleteAfter = f.Leaver, f.DeleteAfter
+	}
 	return base
 }
 
@@ -88,6 +95,12 @@ func (f Feed) Validate() error {
 	}
 	if f.Location == nil {
 		return fmt.Errorf("feed %q: timezone is required", f.Name)
+	}
+	if _, err := ParseLeaverAction(string(f.Leaver)); err != nil {
+		return fmt.Errorf("feed %q: %w", f.Name, err)
+	}
+	if f.Leaver.Deletes() && f.DeleteAfter <= 0 {
+		return fmt.Errorf("feed %q: leaver.delete_after must be positive for the %s policy (e.g. 720h)", f.Name, f.Leaver)
 	}
 	if f.PreHireLeadDays < 0 || f.PreHireLeadDays > 366 {
 		return fmt.Errorf("feed %q: pre_hire_lead_days %d must be between 0 and 366", f.Name, f.PreHireLeadDays)

@@ -59,6 +59,8 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 	want := Desired(w)
 	if have == nil {
 		switch {
+		case w.DeleteDue:
+			return nil // deleted (or never made) by the leaver policy: not brought back
 		case w.PreHire && w.State == StateActive:
 			return []Action{{Kind: ActionCreate, Account: want, Reason: "pre-hire: created active ahead of the start date " + startDate(w)}}
 		case w.PreHire && !w.EverHired:
@@ -95,9 +97,7 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 	case w.State == StateActive && !have.Active:
 		plan = append(plan, Action{Kind: ActionReactivate, AccountID: have.ID, Reason: ReasonEmployedAgain})
 	case w.State == StateSuspended && have.Active:
-		if p.Leaver == LeaverDeactivate || p.Leaver == "" {
-			plan = append(plan, Action{Kind: ActionDeactivate, AccountID: have.ID, Reason: suspendedReason(w)})
-		}
+		plan = append(plan, Action{Kind: ActionDeactivate, AccountID: have.ID, Reason: suspendedReason(w)})
 	case w.State == StateInactive && have.Active && w.PreHire && !w.EverHired:
 		// An account that is active before a first start date (adopted, or made by
 		// hand) is left alone: pre-hire never deactivates.
@@ -106,9 +106,12 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 		if w.LeftReason != "" {
 			reason = fmt.Sprintf("left (%s)", w.LeftReason)
 		}
-		if p.Leaver == LeaverDeactivate || p.Leaver == "" {
-			plan = append(plan, Action{Kind: ActionDeactivate, AccountID: have.ID, Reason: reason})
-		}
+		plan = append(plan, Action{Kind: ActionDeactivate, AccountID: have.ID, Reason: reason})
+	}
+	if w.State == StateInactive && w.DeleteDue {
+		// The converger deletes only if the account shows no activity at all.
+		plan = append(plan, Action{Kind: ActionDelete, AccountID: have.ID,
+			Reason: fmt.Sprintf("leaver policy %s: inactive past %s and no activity", p.Leaver, p.DeleteAfter)})
 	}
 	return plan
 }

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"fmt"
 	"slices"
 	"time"
 )
@@ -24,6 +25,13 @@ type LeaverAction string
 // history, certifications, uploaded content and rewards.
 const (
 	LeaverDeactivate LeaverAction = "deactivate"
+	// LeaverDeleteIfNoActivity deactivates a leaver, and deletes the account after
+	// the grace period Policy.DeleteAfter if it shows no activity at all.
+	LeaverDeleteIfNoActivity LeaverAction = "delete-if-no-activity"
+	// LeaverDeactivateThenDelete deactivates a leaver, and deletes the account once
+	// it has been inactive for Policy.DeleteAfter, only if there is still no
+	// activity.
+	LeaverDeactivateThenDelete LeaverAction = "deactivate-then-delete-after"
 )
 
 // Policy holds the per-feed rules Want and Plan apply.
@@ -35,6 +43,10 @@ type Policy struct {
 	// why. A hire or rehire recorded after hrsync last set the account's state
 	// always reactivates it.
 	ReactivateManual bool
+	// DeleteAfter is the grace period (delete-if-no-activity) or the time inactive
+	// (deactivate-then-delete-after) after which a leaver's account without any
+	// activity is deleted. Deletion always passes the safeguards and is audited.
+	DeleteAfter time.Duration
 	// PreHireLead creates a new hire's account this long before the start date
 	// (the effective time of the hire or rehire), so that the person can be
 	// enrolled before day one. Zero: the account appears on the start date.
@@ -47,6 +59,22 @@ type Policy struct {
 	// records (TrainingReader), the audit row of the reactivation lists the
 	// person's prior courses and the expired ones (see RehireTraining).
 	CourseValidity map[string]time.Duration
+}
+
+// Deletes reports whether the leaver action ever deletes an account.
+func (l LeaverAction) Deletes() bool {
+	return l == LeaverDeleteIfNoActivity || l == LeaverDeactivateThenDelete
+}
+
+// ParseLeaverAction reads a leaver policy name.
+func ParseLeaverAction(s string) (LeaverAction, error) {
+	switch l := LeaverAction(s); l {
+	case LeaverDeactivate, LeaverDeleteIfNoActivity, LeaverDeactivateThenDelete:
+		return l, nil
+	case "":
+		return LeaverDeactivate, nil
+	}
+	return "", fmt.Errorf("leaver policy %q: want deactivate, delete-if-no-activity or deactivate-then-delete-after", s)
 }
 
 // DefaultPolicy is the policy of a feed that configures none.
@@ -83,6 +111,9 @@ type Wanted struct {
 	PreHire bool
 	// StartsAt is the start date of the pending hire, when PreHire is set.
 	StartsAt time.Time
+	// DeleteDue is set when the leaver policy wants the account deleted now (if it
+	// shows no activity): the leave in force is older than Policy.DeleteAfter.
+	DeleteDue bool
 	// FactIDs are "source#id" of the facts in force, in fold order.
 	FactIDs []string
 }
@@ -134,6 +165,7 @@ func Want(facts []Fact, now time.Time, p Policy) (w Wanted, next time.Time) {
 		}
 	}
 	var pending []Fact // in fold order
+	var leftAt time.Time
 	for _, f := range facts {
 		if f.Effective.After(now) {
 			wake(f.Effective)
@@ -158,6 +190,7 @@ func Want(facts []Fact, now time.Time, p Policy) (w Wanted, next time.Time) {
 		case KindLeft:
 			w.State = StateInactive
 			w.LeftReason, w.SuspendReason, w.Resumed = f.Reason, "", false
+			leftAt = f.Effective
 		case KindSuspended:
 			if w.State == StateActive {
 				w.State = StateSuspended
@@ -173,6 +206,11 @@ func Want(facts []Fact, now time.Time, p Policy) (w Wanted, next time.Time) {
 	}
 	if p.PreHireLead > 0 && w.State != StateActive {
 		preHire(&w, pending, facts, now, p)
+	}
+	if w.State == StateInactive && !w.PreHire && p.Leaver.Deletes() {
+		deleteAt := leftAt.Add(p.DeleteAfter)
+		w.DeleteDue = !deleteAt.After(now)
+		wake(deleteAt)
 	}
 	return w, next
 }

@@ -409,3 +409,32 @@ func TestFeedPolicyPreHire(t *testing.T) {
 		t.Fatal("negative pre_hire_lead_days accepted")
 	}
 }
+
+func TestWantLeaverDeletePolicy(t *testing.T) {
+	t.Parallel()
+	pol := Policy{Leaver: LeaverDeleteIfNoActivity, DeleteAfter: 48 * time.Hour}
+	facts := []Fact{hired("w1", day1), left("w1", day2)}
+	w, next := Want(facts, day3, pol)
+	if w.State != StateInactive || w.DeleteDue || !next.Equal(day4) {
+		t.Fatalf("in the grace period: %+v next %v", w, next)
+	}
+	if w, next = Want(facts, day4, pol); !w.DeleteDue || !next.IsZero() {
+		t.Fatalf("after the grace period: DeleteDue %v next %v", w.DeleteDue, next)
+	}
+	if w, _ = Want(append(facts, rehired("w1", day3)), day4, pol); w.DeleteDue || w.State != StateActive {
+		t.Fatalf("a rehire within the grace period: %+v", w)
+	}
+	if w, _ = Want(facts, day4, DefaultPolicy()); w.DeleteDue {
+		t.Fatal("the default policy deletes")
+	}
+	plan := Plan(Wanted{Worker: WorkerKey{"hr", "w1"}, State: StateInactive, EverHired: true, DeleteDue: true}, &Account{ID: "a1", ExternalID: "hr:w1"}, pol)
+	if len(plan) != 1 || plan[0].Kind != ActionDelete {
+		t.Fatalf("plan = %v, want delete", plan)
+	}
+	if plan := Plan(Wanted{Worker: WorkerKey{"hr", "w1"}, State: StateInactive, EverHired: true, DeleteDue: true}, nil, pol); plan != nil {
+		t.Fatalf("a deleted account is brought back: %v", plan)
+	}
+	if _, err := ParseLeaverAction("shred"); err == nil {
+		t.Fatal("an unknown leaver policy was accepted")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hrsync/hrsync/connector"
 )
@@ -138,5 +139,30 @@ func TestAuditCSVIsEscaped(t *testing.T) {
 	_ = writeAudit(&b, "csv", rows)
 	if !strings.Contains(b.String(), ",'=1+1") {
 		t.Fatalf("a cell starting with = is not escaped: %s", b.String())
+	}
+}
+
+func TestLeaverPolicyConfig(t *testing.T) {
+	t.Parallel()
+	feeds, err := buildFeeds([]feedConfig{{Name: "hr"}}, nil)
+	if err != nil || feeds["hr"].Policy(connector.DefaultPolicy()).Leaver != connector.LeaverDeactivate {
+		t.Fatalf("default: %v %v", feeds, err)
+	}
+	fc := feedConfig{Name: "partner-acme", Kind: "partner"}
+	fc.Leaver.Policy, fc.Leaver.DeleteAfter = "delete-if-no-activity", 720*time.Hour
+	feeds, err = buildFeeds([]feedConfig{fc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := feeds["partner-acme"].Policy(connector.DefaultPolicy()); p.Leaver != connector.LeaverDeleteIfNoActivity || p.DeleteAfter != 720*time.Hour {
+		t.Fatalf("policy = %+v", p)
+	}
+	fc.Leaver.Policy = "shred"
+	if _, err := buildFeeds([]feedConfig{fc}, nil); err == nil || !strings.Contains(err.Error(), "shred") {
+		t.Fatalf("an unknown leaver policy: %v", err)
+	}
+	fc.Leaver.Policy, fc.Leaver.DeleteAfter = "deactivate-then-delete-after", 0
+	if _, err := buildFeeds([]feedConfig{fc}, nil); err == nil || !strings.Contains(err.Error(), "delete_after") {
+		t.Fatalf("a delete policy without delete_after: %v", err)
 	}
 }

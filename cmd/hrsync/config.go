@@ -46,6 +46,12 @@ type feedConfig struct {
 	// start date, inactive unless pre_hire_active.
 	PreHireLeadDays int  `yaml:"pre_hire_lead_days"`
 	PreHireActive   bool `yaml:"pre_hire_active"`
+	// Leaver: deactivate (default), delete-if-no-activity or
+	// deactivate-then-delete-after, with delete_after (e.g. 720h).
+	Leaver struct {
+		Policy      string        `yaml:"policy"`
+		DeleteAfter time.Duration `yaml:"delete_after"`
+	} `yaml:"leaver"`
 }
 
 // loadConfigFile reads and strictly decodes path: an unknown key is an error, so a
@@ -91,6 +97,7 @@ func (fc feedConfig) feed() (connector.Feed, error) {
 		f.Scope.AdoptUnmanaged = *fc.Scope.AdoptUnmanaged
 	}
 	f.PreHireLeadDays, f.PreHireActive = fc.PreHireLeadDays, fc.PreHireActive
+	f.Leaver, f.DeleteAfter = connector.LeaverAction(fc.Leaver.Policy), fc.Leaver.DeleteAfter
 	return f, f.Validate()
 }
 
