@@ -213,42 +213,21 @@ func publishEvents(ctx context.Context, js jetstream.JetStream, evs []events.Eve
 // feedMembers returns every worker of feed with whether they count as active for
 // a roster: active now, or hired and not yet due, or leaving but not yet gone.
 func feedMembers(ctx context.Context, db *store.DB, feed string, now time.Time) ([]events.Member, error) {
-	const page = 500
 	var out []events.Member
-	after := connector.WorkerKey{Feed: feed}
 	far := now.AddDate(100, 0, 0)
-	for range 1 << 20 {
-		links, err := db.ListWorkerLinks(ctx, after, page)
-		if err != nil {
-			return nil, err
-		}
-		var keys []connector.WorkerKey
-		for _, l := range links {
-			if l.Worker.Feed == feed && !l.Superseded {
-				keys = append(keys, l.Worker)
+	err := eachPage(ctx, db, feed, 500, func(people []reportPerson) error {
+		for _, p := range people {
+			w, _ := connector.Want(p.Facts, now, connector.DefaultPolicy())
+			later, _ := connector.Want(p.Facts, far, connector.DefaultPolicy())
+			if w.State == connector.StateAbsent && later.State == connector.StateAbsent && !later.EverHired {
+				continue // only updates: the feed never hired them
 			}
+			out = append(out, events.Member{WorkerID: p.Worker.WorkerID, Profile: w.Profile.Merge(later.Profile),
+				Active: w.State == connector.StateActive || later.State == connector.StateActive})
 		}
-		if len(keys) > 0 {
-			hists, err := db.LoadHistories(ctx, keys)
-			if err != nil {
-				return nil, err
-			}
-			for _, h := range hists {
-				w, _ := connector.Want(h.Facts, now, connector.DefaultPolicy())
-				later, _ := connector.Want(h.Facts, far, connector.DefaultPolicy())
-				if w.State == connector.StateAbsent && later.State == connector.StateAbsent && !later.EverHired {
-					continue // only updates: the feed never hired them
-				}
-				out = append(out, events.Member{WorkerID: h.Worker.WorkerID, Profile: w.Profile.Merge(later.Profile),
-					Active: w.State == connector.StateActive || later.State == connector.StateActive})
-			}
-		}
-		if len(links) < page || links[len(links)-1].Worker.Feed != feed {
-			return out, nil
-		}
-		after = links[len(links)-1].Worker
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // publishUploadHold publishes the events of an approved upload hold.
