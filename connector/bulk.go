@@ -1,0 +1,48 @@
+package connector
+
+import "context"
+
+// Optional LMS capabilities for work on many accounts at once: dormant-account
+// clean-up and partner offboarding (docs/cleanup.md). An LMS that has a bulk
+// endpoint (SCIM Bulk, RFC 7644 §3.7) deletes a thousand accounts in one call
+// instead of a thousand, which under a contractual limit of 1,000 calls an hour is
+// the difference between a minute and a working day.
+
+// Deletion asks for one account to be deleted. A Version (the account's ETag as
+// the clean-up report saw it) makes the deletion conditional where the LMS supports
+// ETags: an account that changed since fails with ErrPrecondition and is kept.
+type Deletion struct {
+	ID      string `json:"id"`
+	Version string `json:"version,omitempty"`
+}
+
+// BulkDeleter is implemented by LMS adapters that can delete many accounts per call.
+type BulkDeleter interface {
+	// MaxBulkDeletes is the most deletions one call may carry; zero or less means
+	// the LMS offers no bulk endpoint (after discovery), and callers delete one by one.
+	MaxBulkDeletes(ctx context.Context) int
+	// DeleteAccounts deletes dels, at most MaxBulkDeletes of them in one call, and
+	// returns one error per deletion, in order: nil when deleted, an error matching
+	// ErrNotFound when the account was already gone, ErrPrecondition when its Version
+	// no longer matches. The returned error is for the call as a whole (the LMS was
+	// unreachable, refused the request): then no per-item result is known.
+	DeleteAccounts(ctx context.Context, dels []Deletion) ([]error, error)
+}
+
+// ActivityLister is implemented by LMS adapters that read the activity of many
+// accounts in one call (for SCIM, one filtered query whose users carry the training
+// extension). Clean-up re-checks each batch with it just before deleting.
+type ActivityLister interface {
+	// MaxActivityBatch is the most ids one ActivityOf call may carry; zero or less
+	// means the adapter cannot batch, and callers use ActivityReader per account.
+	MaxActivityBatch(ctx context.Context) int
+	// ActivityOf returns the current account and its activity for each of ids that
+	// still exists; an id missing from the map is an account that is gone.
+	ActivityOf(ctx context.Context, ids []string) (map[string]AccountActivity, error)
+}
+
+// AccountActivity is an account with what the LMS knows of its use.
+type AccountActivity struct {
+	Account  Account  `json:"account"`
+	Activity Activity `json:"activity"`
+}
