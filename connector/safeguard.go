@@ -155,7 +155,11 @@ type Hold struct {
 	// Workers are the held workers, when creating a hold (CreateHold); reads
 	// return them separately, by page.
 	Workers []HeldWorker `json:"workers,omitempty"`
-	// Payload is opaque to the safeguard: what an upload publishes once approved.
+	// Sample is, for a job hold that is still open, how many of its first items a
+	// person let run as a test (hrsync holds approve --sample N); zero: none.
+	Sample int `json:"sample,omitempty"`
+	// Payload is opaque to the safeguard: what an upload publishes once approved,
+	// or a job's report summary.
 	Payload []byte `json:"-"`
 }
 

@@ -332,6 +332,7 @@ func (db *DB) Erase(ctx context.Context, e Erasure) (ErasureReport, error) {
 				{&rep.Removals, `DELETE FROM removals WHERE feed = ? AND worker_id = ?`, nil},
 				{&rep.Workers, `DELETE FROM workers WHERE feed = ? AND worker_id = ?`, nil},
 				{&rep.Audit, `UPDATE audit SET worker_id = ?, detail = 'erased', fact_ids = '[]', plan = 'erased' WHERE feed = ? AND worker_id = ?`, []any{p}},
+				{&ignored, `UPDATE job_items SET worker_id = ?, user_name = '', email = '', detail = 'erased' WHERE feed = ? AND worker_id = ?`, []any{p}},
 			} {
 				if err := exec(st.n, st.query, append(st.args, e.Worker.Feed, id)...); err != nil {
 					return err
@@ -398,6 +399,13 @@ func (db *DB) Erase(ctx context.Context, e Erasure) (ErasureReport, error) {
 		}
 		for _, id := range dead {
 			if err := exec(&rep.DeadLetters, `DELETE FROM dead_letters WHERE id = ?`, id); err != nil {
+				return err
+			}
+		}
+		// Clean-up and offboarding items of the person's accounts that were linked to no worker.
+		if e.AccountID != "" {
+			var ignored int
+			if err := exec(&ignored, `UPDATE job_items SET user_name = '', email = '', detail = 'erased' WHERE account_id = ?`, e.AccountID); err != nil {
 				return err
 			}
 		}

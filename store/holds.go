@@ -276,17 +276,19 @@ func (db *DB) CreateHold(ctx context.Context, h connector.Hold) (int64, error) {
 	return id, nil
 }
 
-const holdSelect = `SELECT h.id, h.feed, h.kind, h.status, h.reason, h.active, h.created_at, h.decided_at, h.decided_by, h.decision,
-	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id),
+// holdSelect counts a hold's removals from its workers, or for a job (clean-up,
+// offboarding) from its items.
+const holdSelect = `SELECT h.id, h.feed, h.kind, h.status, h.reason, h.active, h.created_at, h.decided_at, h.decided_by, h.decision, h.sample_limit,
+	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id) + (SELECT COUNT(*) FROM job_items j WHERE j.hold_id = h.id),
 	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id AND w.action = 'deactivate'),
-	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id AND w.action = 'delete')
+	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id AND w.action = 'delete') + (SELECT COUNT(*) FROM job_items j WHERE j.hold_id = h.id AND j.action = 'delete')
 	FROM holds h`
 
 func scanHold(s scanner) (connector.Hold, error) {
 	var h connector.Hold
 	var created, decided instant
 	var kind, status string
-	err := s.Scan(&h.ID, &h.Feed, &kind, &status, &h.Reason, &h.Counts.Active, &created, &decided, &h.DecidedBy, &h.Decision,
+	err := s.Scan(&h.ID, &h.Feed, &kind, &status, &h.Reason, &h.Counts.Active, &created, &decided, &h.DecidedBy, &h.Decision, &h.Sample,
 		&h.Counts.Removals, &h.Counts.Deactivations, &h.Counts.Deletions)
 	h.Kind, h.Status, h.CreatedAt, h.DecidedAt = connector.HoldKind(kind), connector.HoldStatus(status), created.T, decided.ptr()
 	return h, err
@@ -431,6 +433,13 @@ func (db *DB) DecideHold(ctx context.Context, id int64, d connector.HoldDecision
 			SELECT `+at+`, feed, worker_id, account_id, action, ?, ?, '[]', ? FROM hold_workers WHERE hold_id = ? ORDER BY feed, worker_id`),
 			db.ts(now), string(outcome), detail, "hold "+string(status), id); err != nil {
 			return fmt.Errorf("audit: %w", err)
+		}
+		if h.Kind.IsJob() {
+			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit (`+auditColumns+`)
+				SELECT `+at+`, feed, worker_id, account_id, action, ?, ?, '[]', ? FROM job_items WHERE hold_id = ? ORDER BY seq`),
+				db.ts(now), string(outcome), detail, "hold "+string(status), id); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
 		}
 		if d.Approve && h.Kind == connector.HoldLive {
 			if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers SET due_at = ?

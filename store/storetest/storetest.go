@@ -166,6 +166,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	runReconcile(t, setup)
 	runHolds(t, setup)
 	runErase(t, setup)
+	runJobs(t, setup)
 
 	t.Run("RecordFactsRoundTrip", func(t *testing.T) {
 		t.Parallel()

@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/jmoiron/sqlx"
+)
+
+// Jobs: clean-up and offboarding holds with their items, and closed feeds. See
+// connector/cleanup.go and connector/job.go.
+
+var _ connector.JobStore = (*DB)(nil)
+
+const jobItemColumns = `seq, account_id, action, version, feed, worker_id, user_name, email, created, activity, status, detail, done_at`
+
+// CreateJob creates an open hold of a job kind with its items, in one transaction,
+// and returns the hold's id. Items are numbered 1, 2, ... in the order given.
+func (db *DB) CreateJob(ctx context.Context, h connector.Hold, items []connector.JobItem) (int64, error) {
+	if !h.Kind.IsJob() {
+		return 0, fmt.Errorf("store: create job: kind %q: want cleanup or offboard", h.Kind)
+	}
+	if h.Feed != "" && !connector.ValidFeedName(h.Feed) {
+		return 0, fmt.Errorf("store: create job: feed %q is not a feed name", h.Feed)
+	}
+	if len(items) == 0 {
+		return 0, errors.New("store: create job: no items: there is nothing to hold")
+	}
+	created := h.CreatedAt
+	if created.IsZero() {
+		created = db.now()
+	}
+	var id int64
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, payload)
+			VALUES (?, ?, 'open', ?, ?, ?, ?) RETURNING id`), h.Feed, string(h.Kind), h.Reason, h.Counts.Active, db.ts(created), h.Payload).Scan(&id); err != nil {
+			return err
+		}
+		for start := 0; start < len(items); start += batchRows {
+			end := min(start+batchRows, len(items))
+			args := make([]any, 0, 14*(end-start))
+			for i := start; i < end; i++ {
+				it := items[i]
+				act, err := json.Marshal(it.Activity)
+				if err != nil {
+					return err
+				}
+				args = append(args, id, i+1, it.AccountID, string(it.Action), it.Version, it.Worker.Feed, it.Worker.WorkerID,
+					it.UserName, it.Email, db.tsOrNull(it.Created), string(act), string(connector.JobPending), "", nil)
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO job_items (hold_id, `+jobItemColumns+`) VALUES `+placeholders(end-start, 14)), args...); err != nil {
+				return fmt.Errorf("items: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: create job: %w", err)
+	}
+	return id, nil
+}
+
+// AllowSample lets the first n items of an open job hold run before the hold is
+// decided: "test on a small group". It can only grow, and is audited.
+func (db *DB) AllowSample(ctx context.Context, id int64, n int, by, reason string) (connector.Hold, error) {
+	if strings.TrimSpace(by) == "" || strings.TrimSpace(reason) == "" {
+		return connector.Hold{}, fmt.Errorf("store: sample of hold %d: who decides and why are required", id)
+	}
+	if n <= 0 {
+		return connector.Hold{}, fmt.Errorf("store: sample of hold %d: the sample size must be positive, not %d", id, n)
+	}
+	var h connector.Hold
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		if h, err = db.getHold(ctx, tx, id); err != nil {
+			return err
+		}
+		switch {
+		case !h.Kind.IsJob():
+			return fmt.Errorf("hold %d is a %s hold: only clean-up and offboarding jobs run a sample first", id, h.Kind)
+		case h.Status != connector.HoldOpen:
+			return fmt.Errorf("hold %d was %s by %s: %w", id, h.Status, h.DecidedBy, connector.ErrConflict)
+		case n < h.Sample:
+			return fmt.Errorf("hold %d already lets a sample of %d run; a sample can only grow", id, h.Sample)
+		}
+		n = min(n, h.Counts.Removals)
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE holds SET sample_limit = ? WHERE id = ?`), n, id); err != nil {
+			return err
+		}
+		now := db.now()
+		detail := fmt.Sprintf("hold %d: a sample of the first %d of %d accounts approved by %s: %s", id, n, h.Counts.Removals, by, reason)
+		if err := db.insertAudit(ctx, tx, []connector.Completion{{Audit: []connector.AuditEntry{{At: now, Feed: h.Feed,
+			Action: connector.ActionDelete, Outcome: connector.OutcomeApproved, Detail: detail, Plan: "sample"}}}}, now); err != nil {
+			return err
+		}
+		h.Sample = n
+		return nil
+	})
+	if err != nil {
+		return h, fmt.Errorf("store: sample of hold %d: %w", id, err)
+	}
+	return h, nil
+}
+
+func scanJobItem(s scanner) (connector.JobItem, error) {
+	var it connector.JobItem
+	var action, status, act string
+	var created, done instant
+	err := s.Scan(&it.Seq, &it.AccountID, &action, &it.Version, &it.Worker.Feed, &it.Worker.WorkerID, &it.UserName, &it.Email,
+		&created, &act, &status, &it.Detail, &done)
+	if err != nil {
+		return it, err
+	}
+	it.Action, it.Status, it.Created, it.DoneAt = connector.ActionKind(action), connector.JobItemStatus(status), created.T, done.ptr()
+	if act != "" {
+		if err := json.Unmarshal([]byte(act), &it.Activity); err != nil {
+			return it, fmt.Errorf("item %d: activity: %w", it.Seq, err)
+		}
+	}
+	return it, nil
+}
+
+func (db *DB) jobItems(ctx context.Context, where string, args ...any) ([]connector.JobItem, error) {
+	rows, err := db.x.QueryContext(ctx, db.q(`SELECT `+jobItemColumns+` FROM job_items WHERE `+where), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []connector.JobItem
+	for rows.Next() {
+		it, err := scanJobItem(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+// PendingJobItems returns up to limit pending items of the hold with seq at most
+// maxSeq (0: any), in seq order.
+func (db *DB) PendingJobItems(ctx context.Context, hold int64, maxSeq, limit int) ([]connector.JobItem, error) {
+	if maxSeq <= 0 {
+		maxSeq = 1 << 30
+	}
+	out, err := db.jobItems(ctx, `hold_id = ? AND status = 'pending' AND seq <= ? ORDER BY seq LIMIT ?`, hold, maxSeq, max(limit, 0))
+	if err != nil {
+		return nil, fmt.Errorf("store: pending items of hold %d: %w", hold, err)
+	}
+	return out, nil
+}
+
+// JobItems returns up to limit items of the hold after seq after, in seq order
+// (limit 0: all).
+func (db *DB) JobItems(ctx context.Context, hold int64, after, limit int) ([]connector.JobItem, error) {
+	out, err := db.jobItems(ctx, `hold_id = ? AND seq > ? ORDER BY seq`+limitClause(limit), hold, after)
+	if err != nil {
+		return nil, fmt.Errorf("store: items of hold %d: %w", hold, err)
+	}
+	return out, nil
+}
+
+// FinishJobItems records the end of items and their audit rows in one transaction.
+// Only pending items change: an item finished by another run stays as it ended.
+func (db *DB) FinishJobItems(ctx context.Context, hold int64, items []connector.JobItem, audit []connector.AuditEntry) error {
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		now := db.now()
+		for _, it := range items {
+			if it.Status == connector.JobPending || it.Status == "" {
+				return fmt.Errorf("item %d of account %s: no end status", it.Seq, it.AccountID)
+			}
+			done := now
+			if it.DoneAt != nil {
+				done = *it.DoneAt
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE job_items SET status = ?, detail = ?, done_at = ?
+				WHERE hold_id = ? AND seq = ? AND status = 'pending'`), string(it.Status), it.Detail, db.ts(done), hold, it.Seq); err != nil {
+				return err
+			}
+		}
+		return db.insertAudit(ctx, tx, []connector.Completion{{Audit: audit}}, now)
+	})
+	if err != nil {
+		return fmt.Errorf("store: finish items of hold %d: %w", hold, err)
+	}
+	return nil
+}
+
+// JobCounts returns the hold's items counted by status.
+func (db *DB) JobCounts(ctx context.Context, hold int64) (map[connector.JobItemStatus]int, error) {
+	rows, err := db.x.QueryContext(ctx, db.q(`SELECT status, COUNT(*) FROM job_items WHERE hold_id = ? GROUP BY status`), hold)
+	if err != nil {
+		return nil, fmt.Errorf("store: counts of hold %d: %w", hold, err)
+	}
+	defer rows.Close()
+	out := map[connector.JobItemStatus]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[connector.JobItemStatus(st)] = n
+	}
+	return out, rows.Err()
+}
+
+// ClosedFeed is a feed that was offboarded.
+type ClosedFeed struct {
+	Feed     string    `json:"feed" db:"feed"`
+	ClosedAt time.Time `json:"closed_at"`
+	ClosedBy string    `json:"closed_by" db:"closed_by"`
+	Reason   string    `json:"reason" db:"reason"`
+	HoldID   int64     `json:"hold_id,omitempty"`
+}
+
+// CloseFeed records that feed is closed. Closing a closed feed changes nothing.
+func (db *DB) CloseFeed(ctx context.Context, c ClosedFeed) error {
+	if !connector.ValidFeedName(c.Feed) {
+		return fmt.Errorf("store: close feed: %q is not a feed name", c.Feed)
+	}
+	at := c.ClosedAt
+	if at.IsZero() {
+		at = db.now()
+	}
+	var hold any
+	if c.HoldID != 0 {
+		hold = c.HoldID
+	}
+	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO closed_feeds (feed, closed_at, closed_by, reason, hold_id) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (feed) DO NOTHING`), c.Feed, db.ts(at), c.ClosedBy, c.Reason, hold)
+	if err != nil {
+		return fmt.Errorf("store: close feed %s: %w", c.Feed, err)
+	}
+	return nil
+}
+
+// FeedClosed returns the closure of feed, or ok=false if it is open.
+func (db *DB) FeedClosed(ctx context.Context, feed string) (c ClosedFeed, ok bool, err error) {
+	var at instant
+	var hold *int64
+	err = db.x.QueryRowContext(ctx, db.q(`SELECT feed, closed_at, closed_by, reason, hold_id FROM closed_feeds WHERE feed = ?`), feed).
+		Scan(&c.Feed, &at, &c.ClosedBy, &c.Reason, &hold)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("store: feed %s closed?: %w", feed, err)
+	}
+	c.ClosedAt = at.T
+	if hold != nil {
+		c.HoldID = *hold
+	}
+	return c, true, nil
+}
