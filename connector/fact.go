@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -21,10 +22,14 @@ const (
 	// while, and KindResumed (or a rehire) brings it back.
 	KindSuspended Kind = "suspended"
 	KindResumed   Kind = "resumed"
+	// KindErasureRequested asks for the worker's GDPR erasure (docs/erasure.md). It
+	// states no profile and takes effect when it is recorded: the converger erases
+	// the person instead of converging the account.
+	KindErasureRequested Kind = "erasure_requested"
 )
 
 // Kinds lists every known kind, in contract order.
-var Kinds = []Kind{KindHired, KindLeft, KindRehired, KindUpdated, KindSuspended, KindResumed}
+var Kinds = []Kind{KindHired, KindLeft, KindRehired, KindUpdated, KindSuspended, KindResumed, KindErasureRequested}
 
 // Valid reports whether k is a kind of the contract.
 func (k Kind) Valid() bool { return slices.Contains(Kinds, k) }
@@ -90,8 +95,11 @@ type Fact struct {
 	// Time is when the source says the event happened (the CloudEvents time attribute).
 	Time    time.Time `json:"time"`
 	Profile Profile   `json:"profile"`
-	// Reason is why the worker left (left) or is away (suspended).
+	// Reason is why the worker left (left), is away (suspended), or is to be
+	// erased (erasure_requested, required there).
 	Reason string `json:"reason,omitempty"`
+	// RequestedBy is who asked for an erasure (erasure_requested only, optional).
+	RequestedBy string `json:"requested_by,omitempty"`
 	// PreviousWorkerID is the id HR used for this person before (rehired only).
 	PreviousWorkerID string `json:"previous_worker_id,omitempty"`
 }
@@ -117,6 +125,8 @@ func (f Fact) Validate() error {
 		return fmt.Errorf("effective: required")
 	case f.Time.IsZero():
 		return fmt.Errorf("time: required")
+	case f.Kind == KindErasureRequested && strings.TrimSpace(f.Reason) == "":
+		return fmt.Errorf("reason: required for an erasure request")
 	}
 	return nil
 }

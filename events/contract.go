@@ -81,12 +81,17 @@ type Data struct {
 	ManagerID      string `json:"manager_id,omitempty"`
 	Locale         string `json:"locale,omitempty"`
 	// Effective is an RFC 3339 date (2026-12-01) or date-time
-	// (2026-12-01T18:00:00+01:00). A date starts at 00:00 in Timezone.
-	Effective string `json:"effective"`
+	// (2026-12-01T18:00:00+01:00). A date starts at 00:00 in Timezone. Every type
+	// requires it except erasure_requested, which takes effect when it is recorded
+	// and must not carry it.
+	Effective string `json:"effective,omitempty"`
 	// Timezone is the IANA zone of a bare Effective date; the feed's zone if empty.
 	Timezone string `json:"timezone,omitempty"`
-	// Reason is why the worker left (left) or is away (suspended).
+	// Reason is why the worker left (left), is away (suspended), or is to be
+	// erased (erasure_requested, required there: e.g. the request's reference).
 	Reason string `json:"reason,omitempty"`
+	// RequestedBy is who asked for the erasure (erasure_requested only).
+	RequestedBy string `json:"requested_by,omitempty"`
 	// ExpectedReturn is the RFC 3339 date a suspended worker is expected back
 	// (suspended only). It is informational: it is validated but not recorded, and
 	// only a resumed (or rehired) event reactivates the account.

@@ -92,16 +92,7 @@ func (d *Decoder) Decode(subject string, header nats.Header, data []byte) (f con
 	if dd.WorkerID != ce.Subject() {
 		return connector.Fact{}, invalid("data.worker_id", "%q does not match the event's subject %q", clip(dd.WorkerID), clip(ce.Subject()))
 	}
-	loc := feed.Location
-	if loc == nil {
-		loc = time.UTC
-	}
-	if dd.Timezone != "" {
-		if loc, err = loadLocation(dd.Timezone); err != nil {
-			return connector.Fact{}, err
-		}
-	}
-	eff, err := parseEffective(dd.Effective, loc)
+	eff, err := effectiveOf(k, dd, feed, ce.Time())
 	if err != nil {
 		return connector.Fact{}, err
 	}
@@ -116,6 +107,7 @@ func (d *Decoder) Decode(subject string, header nats.Header, data []byte) (f con
 		Time:             ce.Time().UTC(),
 		Profile:          dd.Profile(),
 		Reason:           dd.Reason,
+		RequestedBy:      dd.RequestedBy,
 		PreviousWorkerID: dd.PreviousWorkerID,
 	}
 	if err := f.Validate(); err != nil { // the contract implies it; keep the store safe regardless
@@ -346,9 +338,30 @@ func decodeData(k connector.Kind, data []byte) (Data, error) {
 		Effective:        str("effective"),
 		Timezone:         str("timezone"),
 		Reason:           str("reason"),
+		RequestedBy:      str("requested_by"),
 		PreviousWorkerID: str("previous_worker_id"),
 		ExpectedReturn:   str("expected_return"),
 	}, nil
+}
+
+// effectiveOf returns when a fact of kind k with data dd from feed takes effect:
+// data.effective, a bare date starting in data.timezone or the feed's zone. An
+// erasure request states no date; it is in force from the event's time.
+func effectiveOf(k connector.Kind, dd Data, feed connector.Feed, at time.Time) (time.Time, error) {
+	if k == connector.KindErasureRequested {
+		return at.UTC(), nil
+	}
+	loc := feed.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	if dd.Timezone != "" {
+		var err error
+		if loc, err = loadLocation(dd.Timezone); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return parseEffective(dd.Effective, loc)
 }
 
 // parseEffective reads an RFC 3339 full-date (midnight in loc) or date-time and

@@ -25,6 +25,9 @@ var eventTime = time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)
 
 // baseData returns valid data for kind k about worker w-1.
 func baseData(k connector.Kind) map[string]any {
+	if k == connector.KindErasureRequested {
+		return map[string]any{"worker_id": "w-1", "reason": "DSR-2026-0042"}
+	}
 	d := map[string]any{"worker_id": "w-1", "effective": "2026-12-01"}
 	switch k {
 	case connector.KindHired:
@@ -143,6 +146,8 @@ func TestDecode(t *testing.T) {
 					want.PreviousWorkerID = "w-0"
 				case connector.KindUpdated:
 					want.Profile.JobTitle = "Engineer"
+				case connector.KindErasureRequested:
+					want.Reason, want.Effective = "DSR-2026-0042", eventTime // in force from the event's time
 				}
 				if f != want {
 					t.Errorf("fact\n got %+v\nwant %+v", f, want)
@@ -365,6 +370,10 @@ func TestDecodeEffective(t *testing.T) {
 }
 
 func testEvent(k connector.Kind) Event {
+	if k == connector.KindErasureRequested {
+		return Event{Feed: "hr", Kind: k, ID: "evt-1", Source: "/feeds/hr", Time: eventTime,
+			Data: Data{WorkerID: "w-1", Reason: "DSR-2026-0042", RequestedBy: "privacy-office@example.com"}}
+	}
 	return Event{
 		Feed: "hr", Kind: k, ID: "evt-1", Source: "/feeds/hr", Time: eventTime,
 		Data: Data{WorkerID: "w-1", Email: "ada@example.com", GivenName: "Ada", Effective: "2026-12-01T09:00:00Z"},

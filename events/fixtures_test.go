@@ -53,15 +53,22 @@ var fixtureCases = map[string]struct {
 	field   string
 	schema  schemaVerdict
 }{
-	"valid/hired.json":           {"hrsync.events.hr.hired", "", schemaAccepts},
-	"valid/hired-datetime.json":  {"hrsync.events.hr.hired", "", schemaAccepts},
-	"valid/hired-extension.json": {"hrsync.events.hr.hired", "", schemaAccepts},
-	"valid/left.json":            {"hrsync.events.hr.left", "", schemaAccepts},
-	"valid/rehired.json":         {"hrsync.events.hr.rehired", "", schemaAccepts},
-	"valid/updated.json":         {"hrsync.events.hr.updated", "", schemaAccepts},
-	"valid/partner-hired.json":   {"hrsync.events.partner-acme.hired", "", schemaAccepts},
-	"valid/suspended.json":       {"hrsync.events.hr.suspended", "", schemaAccepts},
-	"valid/resumed.json":         {"hrsync.events.hr.resumed", "", schemaAccepts},
+	"valid/hired.json":             {"hrsync.events.hr.hired", "", schemaAccepts},
+	"valid/hired-datetime.json":    {"hrsync.events.hr.hired", "", schemaAccepts},
+	"valid/hired-extension.json":   {"hrsync.events.hr.hired", "", schemaAccepts},
+	"valid/left.json":              {"hrsync.events.hr.left", "", schemaAccepts},
+	"valid/rehired.json":           {"hrsync.events.hr.rehired", "", schemaAccepts},
+	"valid/updated.json":           {"hrsync.events.hr.updated", "", schemaAccepts},
+	"valid/partner-hired.json":     {"hrsync.events.partner-acme.hired", "", schemaAccepts},
+	"valid/suspended.json":         {"hrsync.events.hr.suspended", "", schemaAccepts},
+	"valid/resumed.json":           {"hrsync.events.hr.resumed", "", schemaAccepts},
+	"valid/erasure_requested.json": {"hrsync.events.hr.erasure_requested", "", schemaAccepts},
+
+	"invalid/erasure-requested-no-reason.json":          {"hrsync.events.hr.erasure_requested", "data.reason", schemaRejects},
+	"invalid/erasure-requested-blank-reason.json":       {"hrsync.events.hr.erasure_requested", "data.reason", schemaRejects},
+	"invalid/erasure-requested-empty-requested-by.json": {"hrsync.events.hr.erasure_requested", "data.requested_by", schemaRejects},
+	"invalid/effective-on-erasure-requested.json":       {"hrsync.events.hr.erasure_requested", "data.effective", schemaRejects},
+	"invalid/email-on-erasure-requested.json":           {"hrsync.events.hr.erasure_requested", "data.email", schemaRejects},
 
 	"invalid/suspended-bad-expected-return.json": {"hrsync.events.hr.suspended", "data.expected_return", schemaRejects},
 	"invalid/expected-return-on-resumed.json":    {"hrsync.events.hr.resumed", "data.expected_return", schemaRejects},
@@ -208,16 +215,20 @@ func TestSchemasMatchData(t *testing.T) {
 	extra := map[connector.Kind][]string{connector.KindLeft: {"reason"}, connector.KindRehired: {"previous_worker_id"},
 		connector.KindSuspended: {"reason", "expected_return"}}
 	required := map[connector.Kind][]string{
-		connector.KindHired:     {"worker_id", "effective", "email"},
-		connector.KindLeft:      {"worker_id", "effective"},
-		connector.KindRehired:   {"worker_id", "effective", "email"},
-		connector.KindUpdated:   {"worker_id", "effective"},
-		connector.KindSuspended: {"worker_id", "effective"},
-		connector.KindResumed:   {"worker_id", "effective"},
+		connector.KindHired:            {"worker_id", "effective", "email"},
+		connector.KindLeft:             {"worker_id", "effective"},
+		connector.KindRehired:          {"worker_id", "effective", "email"},
+		connector.KindUpdated:          {"worker_id", "effective"},
+		connector.KindSuspended:        {"worker_id", "effective"},
+		connector.KindResumed:          {"worker_id", "effective"},
+		connector.KindErasureRequested: {"worker_id", "reason"},
 	}
+	// An erasure request states no profile and no date: only who, why and by whom.
+	only := map[connector.Kind][]string{connector.KindErasureRequested: {"worker_id", "reason", "requested_by"}}
 	var all Data
 	allJSON, _ := json.Marshal(Data{Email: "x", GivenName: "x", FamilyName: "x", EmployeeNumber: "x", OrgUnit: "x",
-		JobTitle: "x", ManagerID: "x", Locale: "x", Timezone: "x", Reason: "x", PreviousWorkerID: "x", ExpectedReturn: "x"})
+		JobTitle: "x", ManagerID: "x", Locale: "x", Timezone: "x", Reason: "x", PreviousWorkerID: "x", ExpectedReturn: "x",
+		RequestedBy: "x"})
 	if err := json.Unmarshal(allJSON, &all); err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +259,9 @@ func TestSchemasMatchData(t *testing.T) {
 			t.Errorf("%s: additionalProperties must be false", SchemaFile(k))
 		}
 		want := append(append([]string{}, common...), extra[k]...)
+		if o, ok := only[k]; ok {
+			want = o
+		}
 		if len(s.Properties) != len(want) {
 			t.Errorf("%s: %d properties, want %d", SchemaFile(k), len(s.Properties), len(want))
 		}

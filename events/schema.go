@@ -144,6 +144,10 @@ func describe(k connector.Kind, doc any, e *jsonschema.ValidationError) Validati
 			return ValidationError{f, fmt.Sprintf("not a valid email: %q", clip(s))}
 		case "data.locale":
 			return ValidationError{f, fmt.Sprintf("not a language tag such as de-DE: %q", clip(s))}
+		case "data.reason":
+			if k == connector.KindErasureRequested {
+				return ValidationError{f, fmt.Sprintf("must say why (not blank), without control characters: %q", clip(s))}
+			}
 		}
 		return ValidationError{f, fmt.Sprintf("%q does not match %s", clip(s), ek.Want)}
 	}
