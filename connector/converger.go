@@ -62,6 +62,9 @@ type ConvergerConfig struct {
 	// Safeguard, if set, is asked before a plan that deactivates or deletes an
 	// account runs, and may hold it for a person's decision (see safeguard.go).
 	Safeguard Safeguard
+	// EraseFunc runs the GDPR erasure that an erasure_requested fact asks for
+	// (see erasure_request.go); nil keeps such requests pending.
+	EraseFunc func(ctx context.Context, r ErasureRequest) error
 }
 
 // Converger leases due workers and converges each LMS account to what the worker's
@@ -420,6 +423,9 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	// this outcome would overwrite its state. Its LMS actions stay in the log.
 	kept := comps[:0:0]
 	for i, comp := range comps {
+		if comp.erased {
+			continue // the erasure removed the worker from the store: nothing to commit
+		}
 		if !leases.held(claims[i].Worker, c.cfg.Now()) || errors.Is(errs[i], errLeaseLost) {
 			c.log.Warn("lease lost while converging; the worker's new owner commits its outcome",
 				"feed", claims[i].Worker.Feed, "worker_id", claims[i].Worker.WorkerID, "audit_rows_dropped", len(comp.Audit))
@@ -486,6 +492,9 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	now := c.cfg.Now()
 	want, next := Want(hist.Facts, now, pol)
 	want.Worker = cl.Worker
+	if want.Erasure != nil {
+		return c.erase(ctx, cl, want, held)
+	}
 	comp := Completion{NextDue: next}
 	if want.State == StateAbsent {
 		return comp, nil // nothing due yet: touch nothing, wake at next

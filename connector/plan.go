@@ -54,8 +54,12 @@ func Desired(w Wanted) Account {
 }
 
 // Plan returns the actions that turn have (nil: no account) into w. It performs no
-// I/O. An absent want never touches an account: hrsync deletes only by policy.
+// I/O. An absent want never touches an account: hrsync deletes only by policy, and
+// an anonymised want (an erasure request) is no plan at all.
 func Plan(w Wanted, have *Account, p Policy) []Action {
+	if w.State == StateAnonymised {
+		return nil // an erasure is not a plan: the converger runs it (ErasureRequest)
+	}
 	want := Desired(w)
 	if have == nil {
 		switch {

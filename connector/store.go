@@ -91,6 +91,8 @@ type Completion struct {
 	Failed bool
 	Audit  []AuditEntry
 	Review *Review
+
+	erased bool // the worker was erased: the store holds nothing to complete
 }
 
 // Store persists HR facts and convergence state. Implemented by package store

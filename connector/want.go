@@ -116,6 +116,10 @@ type Wanted struct {
 	DeleteDue bool
 	// FactIDs are "source#id" of the facts in force, in fold order.
 	FactIDs []string
+	// Erasure is the first erasure request among the facts (KindErasureRequested),
+	// if any; State is then StateAnonymised, and the converger erases the person
+	// instead of planning (see ErasureRequest).
+	Erasure *Fact
 }
 
 // Want folds facts (in any order, duplicates allowed) into the account state they
@@ -167,6 +171,14 @@ func Want(facts []Fact, now time.Time, p Policy) (w Wanted, next time.Time) {
 	var pending []Fact // in fold order
 	var leftAt time.Time
 	for _, f := range facts {
+		if f.Kind == KindErasureRequested {
+			// In force once recorded, whatever its time: erasure is not dated.
+			if w.Erasure == nil {
+				e := f
+				w.Erasure = &e
+			}
+			continue
+		}
 		if f.Effective.After(now) {
 			wake(f.Effective)
 			if (f.Kind == KindHired || f.Kind == KindRehired) && p.PreHireLead > 0 {
@@ -211,6 +223,9 @@ func Want(facts []Fact, now time.Time, p Policy) (w Wanted, next time.Time) {
 		deleteAt := leftAt.Add(p.DeleteAfter)
 		w.DeleteDue = !deleteAt.After(now)
 		wake(deleteAt)
+	}
+	if w.Erasure != nil {
+		w.State, w.DeleteDue, w.PreHire = StateAnonymised, false, false
 	}
 	return w, next
 }

@@ -26,9 +26,9 @@ const batchRows = 500
 // factColumns are the columns of facts, in insert order; factColumnCount of them.
 const factColumns = `source, id, feed, worker_id, kind, effective_at, event_time,
 	email, given_name, family_name, employee_number, org_unit, job_title, manager_id, locale,
-	reason, previous_worker_id, recorded_at`
+	reason, previous_worker_id, recorded_at, requested_by`
 
-const factColumnCount = 18
+const factColumnCount = 19
 
 // placeholders returns "(?,?,?),(?,?,?)" for rows rows of cols columns.
 func placeholders(rows, cols int) string {
@@ -82,10 +82,14 @@ func (db *DB) RecordFacts(ctx context.Context, facts []connector.Fact) (recorded
 	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
 		recorded = 0
 		now := db.now()
-		if err := db.checkErased(ctx, tx, facts); err != nil {
+		todo, err := db.screenErasureRequests(ctx, tx, facts, now)
+		if err != nil {
 			return err
 		}
-		inserted, err := db.insertFacts(ctx, tx, facts, now)
+		if err := db.checkErased(ctx, tx, todo); err != nil {
+			return err
+		}
+		inserted, err := db.insertFacts(ctx, tx, todo, now)
 		if err != nil {
 			return err
 		}
@@ -198,7 +202,7 @@ func (db *DB) factsValues(facts []connector.Fact, now time.Time) (string, []any)
 		p := f.Profile
 		args = append(args, f.Source, f.ID, f.Feed, f.WorkerID, string(f.Kind), db.ts(f.Effective), db.ts(f.Time),
 			p.Email, p.GivenName, p.FamilyName, p.EmployeeNumber, p.OrgUnit, p.JobTitle, p.ManagerID, p.Locale,
-			f.Reason, f.PreviousWorkerID, recordedAt)
+			f.Reason, f.PreviousWorkerID, recordedAt, f.RequestedBy)
 	}
 	query := `INSERT INTO facts (` + factColumns + `) VALUES ` + placeholders(len(facts), factColumnCount) +
 		` ON CONFLICT (source, id) DO NOTHING RETURNING source, id`
@@ -216,7 +220,7 @@ func factsUnnest(facts []connector.Fact, now time.Time) (string, []any) {
 		p := f.Profile
 		for i, v := range [factColumnCount]string{f.Source, f.ID, f.Feed, f.WorkerID, string(f.Kind), pgTime(f.Effective), pgTime(f.Time),
 			p.Email, p.GivenName, p.FamilyName, p.EmployeeNumber, p.OrgUnit, p.JobTitle, p.ManagerID, p.Locale,
-			f.Reason, f.PreviousWorkerID, recordedAt} {
+			f.Reason, f.PreviousWorkerID, recordedAt, f.RequestedBy} {
 			cols[i] = append(cols[i], v)
 		}
 	}
@@ -227,7 +231,7 @@ func factsUnnest(facts []connector.Fact, now time.Time) (string, []any) {
 	query := `INSERT INTO facts (` + factColumns + `) SELECT * FROM unnest(
 		$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
 		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-		$16::text[], $17::text[], $18::timestamptz[])
+		$16::text[], $17::text[], $18::timestamptz[], $19::text[])
 		ON CONFLICT (source, id) DO NOTHING RETURNING source, id`
 	return query, args
 }
@@ -320,7 +324,7 @@ func (db *DB) lastSuccessor(ctx context.Context, q sqlx.QueryerContext, k connec
 // factSelect selects the columns scanFact reads.
 const factSelect = `SELECT source, id, feed, worker_id, kind, effective_at, event_time,
 	email, given_name, family_name, employee_number, org_unit, job_title, manager_id, locale,
-	reason, previous_worker_id FROM facts`
+	reason, previous_worker_id, requested_by FROM facts`
 
 func scanFacts(rows *sqlx.Rows) ([]connector.Fact, error) {
 	defer rows.Close()
@@ -331,7 +335,7 @@ func scanFacts(rows *sqlx.Rows) ([]connector.Fact, error) {
 		p := &f.Profile
 		if err := rows.Scan(&f.Source, &f.ID, &f.Feed, &f.WorkerID, &f.Kind, &eff, &at,
 			&p.Email, &p.GivenName, &p.FamilyName, &p.EmployeeNumber, &p.OrgUnit, &p.JobTitle, &p.ManagerID, &p.Locale,
-			&f.Reason, &f.PreviousWorkerID); err != nil {
+			&f.Reason, &f.PreviousWorkerID, &f.RequestedBy); err != nil {
 			return nil, err
 		}
 		f.Effective, f.Time = eff.T, at.T

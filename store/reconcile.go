@@ -117,7 +117,7 @@ func (db *DB) linkedHistories(ctx context.Context, ids []string, out map[string]
 	if len(simple) > 0 {
 		frows, err := db.x.QueryxContext(ctx, db.q(`SELECT f.source, f.id, f.feed, f.worker_id, f.kind, f.effective_at, f.event_time,
 				f.email, f.given_name, f.family_name, f.employee_number, f.org_unit, f.job_title, f.manager_id, f.locale,
-				f.reason, f.previous_worker_id
+				f.reason, f.previous_worker_id, f.requested_by
 			FROM links l JOIN facts f ON f.feed = l.feed AND f.worker_id = l.worker_id
 			WHERE `+in), args...)
 		if err != nil {
