@@ -208,7 +208,13 @@ func (r JobRunner) runBatch(ctx context.Context, h Hold, items []JobItem, bulk i
 		it.Status, it.Detail, it.DoneAt = st, detail, &at
 		ended = append(ended, it)
 		out := map[JobItemStatus]Outcome{JobDone: OutcomeOK, JobSkipped: OutcomeSkipped, JobFailed: OutcomeFailed}[st]
-		audit = append(audit, AuditEntry{At: at, Feed: it.Worker.Feed, WorkerID: it.Worker.WorkerID, AccountID: it.AccountID,
+		who := it.Worker
+		if it.Action == ActionAnonymise {
+			// The worker may be erased by now: the audit names the account and the
+			// pseudonym in the detail, never the worker id.
+			who.WorkerID = ""
+		}
+		audit = append(audit, AuditEntry{At: at, Feed: who.Feed, WorkerID: who.WorkerID, AccountID: it.AccountID,
 			Action: it.Action, Outcome: out, Detail: fmt.Sprintf("%s hold %d: %s", h.Kind, h.ID, detail)})
 	}
 	current, calls, err := r.current(ctx, items)

@@ -71,9 +71,12 @@ func (e *ErasedError) Error() string {
 }
 
 // checkErased returns a connector.Permanent *ErasedError if a fact is about an
-// erased worker. It runs in the recording transaction, so an erasure that commits
+// erased worker (and a *ClosedFeedError if it is of a closed feed). It runs in the recording transaction, so an erasure that commits
 // first is seen.
 func (db *DB) checkErased(ctx context.Context, tx *sqlx.Tx, facts []connector.Fact) error {
+	if err := db.checkClosed(ctx, tx, facts); err != nil {
+		return err
+	}
 	k := db.erasure.Load()
 	if k == nil {
 		var n int

@@ -183,6 +183,12 @@ func (db *DB) FinishJobItems(ctx context.Context, hold int64, items []connector.
 				WHERE hold_id = ? AND seq = ? AND status = 'pending'`), string(it.Status), it.Detail, db.ts(done), hold, it.Seq); err != nil {
 				return err
 			}
+			if it.Action == connector.ActionAnonymise && it.Status == connector.JobDone {
+				// The account is anonymised: its old name and email go from the job too.
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE job_items SET user_name = '', email = '' WHERE hold_id = ? AND seq = ?`), hold, it.Seq); err != nil {
+					return err
+				}
+			}
 		}
 		return db.insertAudit(ctx, tx, []connector.Completion{{Audit: audit}}, now)
 	})
@@ -258,4 +264,39 @@ func (db *DB) FeedClosed(ctx context.Context, feed string) (c ClosedFeed, ok boo
 		c.HoldID = *hold
 	}
 	return c, true, nil
+}
+
+// ClosedFeedError is the permanent error of RecordFacts for a fact of a closed
+// (offboarded) feed: the consumer dead-letters it with this reason.
+type ClosedFeedError struct {
+	Fact     string // source#id
+	Feed     string
+	ClosedAt time.Time
+}
+
+func (e *ClosedFeedError) Error() string {
+	return fmt.Sprintf("store: fact %s: feed %s was closed on %s (partner offboarded); its events are refused; see docs/cleanup.md",
+		e.Fact, e.Feed, e.ClosedAt.UTC().Format(time.DateOnly))
+}
+
+// checkClosed returns a connector.Permanent *ClosedFeedError if a fact is of a
+// closed feed. It runs in the recording transaction.
+func (db *DB) checkClosed(ctx context.Context, tx *sqlx.Tx, facts []connector.Fact) error {
+	seen := map[string]bool{}
+	for _, f := range facts {
+		if seen[f.Feed] {
+			continue
+		}
+		seen[f.Feed] = true
+		var at instant
+		err := tx.QueryRowContext(ctx, db.q(`SELECT closed_at FROM closed_feeds WHERE feed = ?`), f.Feed).Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store: closed feeds: %w", err)
+		}
+		return connector.Permanent(&ClosedFeedError{Fact: f.Source + "#" + f.ID, Feed: f.Feed, ClosedAt: at.T})
+	}
+	return nil
 }

@@ -79,6 +79,10 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &tooBig):
 		apiError(w, http.StatusRequestEntityTooLarge, "the roster is larger than 256 MiB")
 		return
+	case errors.Is(err, errFeedClosed):
+		a.log.Warn("roster upload refused: feed closed", "feed", feed, "caller", who)
+		apiError(w, http.StatusForbidden, err.Error())
+		return
 	case errors.Is(err, errRosterInvalid):
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnprocessableEntity)

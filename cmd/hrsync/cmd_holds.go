@@ -17,7 +17,7 @@ import (
 	"github.com/hrsync/hrsync/store"
 )
 
-const holdsSynopsis = "holds list [flags] | holds show [flags] ID | holds approve|reject --by NAME --reason TEXT ID"
+const holdsSynopsis = "holds list [flags] | holds show [flags] ID | holds approve|reject --by NAME --reason TEXT [--sample-batch N] ID | holds run [flags] ID"
 
 const holdsDesc = `
 A hold is a set of deactivations or deletions that crossed a safeguard threshold
@@ -34,9 +34,20 @@ Hires, updates and rehires are never held.
                         them (a new fact for a person is decided afresh)
 
 Approve and reject require --by and --reason; the decision is kept with the hold and
-in the audit trail, one row per person.`
+in the audit trail, one row per person.
+
+Clean-up and offboarding jobs (kinds cleanup and offboard; hrsync cleanup dormant,
+hrsync feed offboard) are holds too, of LMS accounts:
+
+  holds approve ID --sample-batch N   let only the first N accounts run, as a test;
+                        the hold stays open for the decision on the rest
+  holds run ID          run what is approved, in resumable batches under the LMS
+                        rate limit (see hrsync holds run -help)`
 
 func cmdHolds(ctx context.Context, env *environment, args []string) error {
+	if len(args) > 0 && args[0] == "run" {
+		return runJobHold(ctx, env, args[1:])
+	}
 	subs := map[string]bool{"list": true, "show": true, "approve": true, "reject": true}
 	if len(args) == 0 || !subs[args[0]] {
 		fs := newFlagSet(env, "holds", holdsSynopsis, holdsDesc)
@@ -44,7 +55,7 @@ func cmdHolds(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 		fs.Usage()
-		return errors.New("holds: want list, show, approve or reject")
+		return errors.New("holds: want list, show, approve, reject or run")
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet(env, "holds "+sub, holdsSynopsis, holdsDesc)
@@ -59,6 +70,7 @@ func cmdHolds(ctx context.Context, env *environment, args []string) error {
 	csvPath := fs.String("csv", "", "show: write every affected person to this CSV file (- for stdout)")
 	by := fs.String("by", "", "approve, reject: who decides (required)")
 	reason := fs.String("reason", "", "approve, reject: why (required)")
+	sampleBatch := fs.Int("sample-batch", 0, "approve a clean-up or offboarding: let only its first N accounts run as a test (the hold stays open)")
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
@@ -114,6 +126,9 @@ func cmdHolds(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return fmt.Errorf("hold %d: %w", id, err)
 		}
+		if h.Kind.IsJob() {
+			return showJobHold(ctx, env, db, h, max(*sample, 0), *csvPath, *asJSON)
+		}
 		ws, err := db.HoldWorkers(ctx, id, connector.WorkerKey{}, max(*sample, 0))
 		if err != nil {
 			return err
@@ -134,6 +149,18 @@ func cmdHolds(ctx context.Context, env *environment, args []string) error {
 		return nil
 	}
 
+	if *sampleBatch != 0 {
+		if sub != "approve" {
+			return errors.New("holds reject: --sample-batch only goes with approve")
+		}
+		h, err := db.AllowSample(ctx, id, *sampleBatch, *by, *reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "hold %d: the first %d of %d accounts may run as a test (approved by %s); run them with hrsync holds run %d\n",
+			h.ID, h.Sample, h.Counts.Removals, *by, h.ID)
+		return nil
+	}
 	h, err := db.DecideHold(ctx, id, connector.HoldDecision{Approve: sub == "approve", By: *by, Reason: *reason})
 	if errors.Is(err, connector.ErrConflict) && sub == "approve" {
 		// Approved before: an upload hold whose publishing failed is published again
@@ -154,6 +181,8 @@ func cmdHolds(ctx context.Context, env *environment, args []string) error {
 			return fmt.Errorf("hold %d is approved, but publishing its upload stopped after %d events (run this command again to finish): %w", h.ID, n, err)
 		}
 		fmt.Fprintf(env.stdout, "hold %d approved by %s: the roster upload's %d events are published (%d removals)\n", h.ID, h.DecidedBy, n, h.Counts.Removals)
+	case h.Status == connector.HoldApproved && h.Kind.IsJob():
+		fmt.Fprintf(env.stdout, "hold %d approved by %s: %d accounts; run them with hrsync holds run %d\n", h.ID, h.DecidedBy, h.Counts.Removals, h.ID)
 	case h.Status == connector.HoldApproved:
 		fmt.Fprintf(env.stdout, "hold %d approved by %s (%d removals)\n", h.ID, h.DecidedBy, h.Counts.Removals)
 	default:

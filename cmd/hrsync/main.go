@@ -48,12 +48,14 @@ func commands() map[string]command {
 		"dead":        {"list or replay dead-lettered messages (dead list | dead replay ID)", cmdDead},
 		"review":      {"list items a person must decide (review list)", cmdReview},
 		"roster":      {"partner roster files: upload (snapshot or delta), list uploads, make tokens", cmdRoster},
-		"holds":       {"removals held by the safeguard: list, show (CSV), approve, reject", cmdHolds},
+		"holds":       {"held removals and jobs: list, show (CSV), approve (--sample-batch), reject, run", cmdHolds},
+		"cleanup":     {"dormant-account clean-up: report, hold, approve, then delete in resumable batches", cmdCleanup},
+		"feed":        {"partner offboarding: delete or anonymise every account of a feed, then close it", cmdFeed},
 		"sandbox-lms": {"serve the sandbox LMS over SCIM 2.0", cmdSandboxLMS},
 		"bench":       {"end-to-end throughput and latency benchmark against a baseline", cmdBench},
 		"migrate":     {"apply the database migrations and exit", cmdMigrate},
 		"reconcile":   {"compare every worker with every LMS account and report drift (--apply fixes it)", cmdReconcile},
-		"report":      {"reports from the store's history: headcount, churn (CSV, JSON or a table)", cmdReport},
+		"report":      {"reports: headcount, churn (store history), dormant accounts (LMS), rehire training", cmdReport},
 	}
 }
 

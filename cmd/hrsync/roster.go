@@ -71,11 +71,21 @@ type uploadResult struct {
 // line-by-line errors, and the HTTP API answers 422.
 var errRosterInvalid = errors.New("roster invalid")
 
+// errFeedClosed marks an upload to an offboarded feed: the HTTP API answers 403,
+// whatever the token.
+var errFeedClosed = errors.New("the feed is closed; its uploads and tokens are refused")
+
 func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult, error) {
 	res := uploadResult{Feed: req.Feed}
 	feed, ok := u.feeds[req.Feed]
 	if !ok {
 		return res, fmt.Errorf("feed %q is not configured (configured: %v)", req.Feed, u.feeds.Names())
+	}
+	if c, closed, err := u.db.FeedClosed(ctx, req.Feed); err != nil {
+		return res, err
+	} else if closed {
+		return res, fmt.Errorf("feed %s was closed on %s by %s (offboarded in hold %d): %w", req.Feed,
+			c.ClosedAt.UTC().Format(time.DateOnly), c.ClosedBy, c.HoldID, errFeedClosed)
 	}
 	rc := u.rosters[req.Feed]
 	modeName := req.Mode

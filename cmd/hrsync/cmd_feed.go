@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
+)
+
+const feedDesc = `
+Partner offboarding: when a business relationship ends, every account of the
+partner's feed is deleted or anonymised, and the feed is closed.
+
+  hrsync feed offboard NAME --by WHO --reason TEXT
+      scans the LMS for every account of the feed (linked to its workers, or in its
+      scope), writes a report and holds the plan; nothing changes yet. The action is
+      the feed's retention policy: anonymise (keep the learning records,
+      pseudonymised: retention.keep_learning_records true, the default) or delete.
+  hrsync holds approve ID --by WHO --reason TEXT   (--sample-batch N to test first)
+  hrsync holds run ID
+      runs it in batches under --lms-rate, resumable; anonymising needs the erasure
+      key (HRSYNC_ERASURE_KEY), as hrsync erase does, and erases each linked worker
+      from the store too. When every account is done, the feed is closed: its events
+      are dead-lettered, its roster uploads and upload tokens refused.
+  hrsync feed status NAME
+      whether the feed is closed, when and by whom.`
+
+func cmdFeed(ctx context.Context, env *environment, args []string) error {
+	if len(args) == 0 || (args[0] != "offboard" && args[0] != "status") {
+		fs := newFlagSet(env, "feed", "feed offboard|status NAME [flags]", feedDesc)
+		if err := parseFlags(fs, env, args, nil); err != nil {
+			return err
+		}
+		fs.Usage()
+		return errors.New("feed: want offboard or status")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet(env, "feed "+sub, "feed "+sub+" NAME [flags]", feedDesc)
+	vars := map[string]string{}
+	var c connFlags
+	var l lmsFlags
+	c.register(fs, vars, false)
+	if sub == "offboard" {
+		l.register(fs, vars)
+		l.registerRate(fs, vars)
+	}
+	by := fs.String("by", "", "offboard: who asks for it (required)")
+	reason := fs.String("reason", "", "offboard: why, e.g. the contract's end (required)")
+	out := fs.String("out", "", "offboard: directory of the report files (default ./offboard-<feed>-<UTC timestamp>)")
+	if err := parseFlags(fs, env, args, vars); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("feed %s: want exactly one feed name", sub)
+	}
+	name := fs.Arg(0)
+	if sub == "status" {
+		db, _, err := c.openStore(ctx, env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		cl, closed, err := db.FeedClosed(ctx, name)
+		if err != nil {
+			return err
+		}
+		if !closed {
+			fmt.Fprintf(env.stdout, "feed %s is open\n", name)
+			return nil
+		}
+		fmt.Fprintf(env.stdout, "feed %s was closed on %s by %s (hold %d): %s\n", name, cl.ClosedAt.UTC().Format(time.RFC3339), cl.ClosedBy, cl.HoldID, cl.Reason)
+		return nil
+	}
+	if strings.TrimSpace(*by) == "" || strings.TrimSpace(*reason) == "" {
+		return errors.New("feed offboard: --by and --reason are required: the plan is audited")
+	}
+	feeds, _, err := c.feedsAndStream()
+	if err != nil {
+		return err
+	}
+	feed, ok := feeds[name]
+	if !ok {
+		return fmt.Errorf("feed %q is not configured (feeds: %s)", name, strings.Join(feeds.Names(), ", "))
+	}
+	if feed.Kind == connector.FeedHR {
+		return fmt.Errorf("feed %s is the HR feed: offboarding is for partner feeds (every account of the feed would go)", name)
+	}
+	keep, err := keepLearningRecords(c.config, name)
+	if err != nil {
+		return err
+	}
+	lms, rate, log, err := jobLMS(env, &c, &l)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, c.db, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if cl, closed, err := db.FeedClosed(ctx, name); err != nil {
+		return err
+	} else if closed {
+		return fmt.Errorf("feed %s was already closed on %s (hold %d)", name, cl.ClosedAt.UTC().Format(time.DateOnly), cl.HoldID)
+	}
+	action := connector.ActionDelete
+	if keep {
+		action = connector.ActionAnonymise
+	}
+	prog := newProgress(env.stderr, "scanned")
+	sel, err := offboardSelection(ctx, lms, db, feed, action, func(n, total int) { prog.update(n, total, "") })
+	prog.done()
+	if err != nil {
+		return err
+	}
+	anon := 0
+	if action == connector.ActionAnonymise {
+		anon = len(sel.Items)
+	}
+	est := estimateFor(ctx, lms, len(sel.Items), anon, rate)
+	dir := *out
+	if dir == "" {
+		dir = "offboard-" + name + "-" + time.Now().UTC().Format("20060102T150405Z")
+	}
+	if err := writeJobReport(dir, sel, est); err != nil {
+		return err
+	}
+	w := env.stdout
+	fmt.Fprintf(w, "feed %s: %d LMS accounts to %s (%d scanned)\n", name, len(sel.Items), action, sel.Scanned)
+	fmt.Fprintf(w, "that needs %s\n", est)
+	fmt.Fprintf(w, "report: %s (accounts.csv, report.json)\n", dir)
+	if len(sel.Items) == 0 {
+		if err := db.CloseFeed(ctx, store.ClosedFeed{Feed: name, ClosedBy: *by, Reason: *reason}); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "the feed has no accounts; it is closed now\n")
+		return nil
+	}
+	payload, err := json.Marshal(jobPayload{Filter: "every account of feed " + name, Selection: sel, Estimate: est, ReportDir: dir})
+	if err != nil {
+		return err
+	}
+	id, err := db.CreateJob(ctx, connector.Hold{Kind: connector.HoldOffboard, Feed: name,
+		Reason: fmt.Sprintf("offboard feed %s (%s by %s: %s)", name, action, *by, *reason), Payload: payload}, sel.Items)
+	if err != nil {
+		return err
+	}
+	log.Info("offboarding held", "feed", name, "hold", id, "accounts", len(sel.Items), "action", action, "by", *by)
+	fmt.Fprintf(w, "held as hold %d; nothing changed. Next: hrsync holds approve %d --by NAME --reason TEXT, then hrsync holds run %d\n", id, id, id)
+	return nil
+}
+
+// offboardSelection lists every LMS account of feed: linked to one of its workers,
+// or unlinked and in its scope.
+func offboardSelection(ctx context.Context, lms connector.LMS, db *store.DB, feed connector.Feed, action connector.ActionKind, progress func(n, total int)) (connector.Selection, error) {
+	sel := connector.Selection{Excluded: map[string]int{}, ByFeed: map[string]int{}}
+	const size = 500
+	for start := 1; ; {
+		page, err := lms.ListAccounts(ctx, start, size)
+		sel.Calls++
+		if err != nil {
+			return sel, fmt.Errorf("list LMS accounts from %d: %w", start, err)
+		}
+		if len(page.Accounts) == 0 {
+			break
+		}
+		ids := make([]string, len(page.Accounts))
+		for i, a := range page.Accounts {
+			ids[i] = a.ID
+		}
+		linked, err := db.LinkedHistories(ctx, ids)
+		if err != nil {
+			return sel, err
+		}
+		for _, a := range page.Accounts {
+			h, isLinked := linked[a.ID]
+			switch {
+			case isLinked && h.Worker.Feed != feed.Name:
+				sel.Excluded["linked to another feed"]++
+				continue
+			case !isLinked && !feed.InScope(a):
+				sel.Excluded["outside the feed's scope"]++
+				continue
+			}
+			it := connector.JobItem{Seq: len(sel.Items) + 1, AccountID: a.ID, Action: action, Version: a.Version,
+				UserName: a.UserName, Email: a.Profile.Email, Created: a.Created, Status: connector.JobPending}
+			if isLinked {
+				it.Worker = h.Worker
+			}
+			sel.Items = append(sel.Items, it)
+			sel.ByFeed[feed.Name]++
+		}
+		sel.Scanned += len(page.Accounts)
+		progress(sel.Scanned, page.TotalResults)
+		start += len(page.Accounts)
+		if page.TotalResults > 0 && start > page.TotalResults {
+			break
+		}
+	}
+	return sel, nil
+}
+
+// keepLearningRecords returns the feed's retention policy (default true).
+func keepLearningRecords(configPath, feed string) (bool, error) {
+	fc, err := loadConfigFile(configPath)
+	if err != nil {
+		return false, err
+	}
+	for _, f := range fc.Feeds {
+		if f.Name == feed && f.Retention.KeepLearningRecords != nil {
+			return *f.Retention.KeepLearningRecords, nil
+		}
+	}
+	return true, nil
+}
+
+// offboardAnonymiser returns how an offboarding run anonymises one account: the
+// account is anonymised and deactivated with its learning records kept
+// pseudonymised, and a linked worker is erased from the store as hrsync erase
+// does. It needs the erasure key when the job anonymises anything.
+func offboardAnonymiser(ctx context.Context, c *connFlags, db *store.DB, lms connector.LMS, key string, h connector.Hold) (func(context.Context, connector.JobItem, connector.Account) (string, error), error) {
+	items, err := db.PendingJobItems(ctx, h.ID, 0, 1<<30)
+	if err != nil {
+		return nil, err
+	}
+	needed := false
+	for _, it := range items {
+		needed = needed || it.Action == connector.ActionAnonymise
+	}
+	if !needed {
+		return nil, nil
+	}
+	if key == "" {
+		return nil, fmt.Errorf("hold %d anonymises accounts: the erasure key is required (%s or --erasure-key), the same as hrsync erase uses", h.ID, erasureKeyEnv)
+	}
+	if err := db.UseErasureKey(ctx, []byte(key)); err != nil {
+		return nil, err
+	}
+	reason := fmt.Sprintf("partner offboarding, hold %d", h.ID)
+	return func(ctx context.Context, it connector.JobItem, a connector.Account) (string, error) {
+		w := it.Worker
+		if w.WorkerID == "" {
+			// Unlinked: the pseudonym is keyed on the account, not a worker.
+			w = connector.WorkerKey{Feed: h.Feed, WorkerID: "account:" + a.ID}
+		}
+		hash := connector.ErasureHash([]byte(key), w)
+		res, err := connector.EraseAccount(ctx, lms, a, hash, true)
+		if err != nil {
+			return "", err
+		}
+		if it.Worker.WorkerID == "" {
+			return fmt.Sprintf("anonymised as %s; learning records %s", connector.ErasedID(hash), res.Training), nil
+		}
+		var idents []string
+		for _, v := range []string{a.UserName, a.Profile.Email, a.Profile.EmployeeNumber, a.ExternalID} {
+			if v != "" && !strings.HasPrefix(v, "erased") {
+				idents = append(idents, v)
+			}
+		}
+		if _, err := db.Erase(ctx, store.Erasure{Worker: it.Worker, Reason: reason, By: h.DecidedBy, AccountID: a.ID,
+			Training: res.Training, Identifiers: idents}); err != nil {
+			return "", connector.Permanent(fmt.Errorf("the account is anonymised, but erasing the worker from the store failed (run hrsync erase --worker %s): %w", it.Worker, err))
+		}
+		return fmt.Sprintf("anonymised as %s and erased from the store; learning records %s", connector.ErasedID(hash), res.Training), nil
+	}, nil
+}
