@@ -52,13 +52,19 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 	by := fs.String("by", "", "offboard: who asks for it (required)")
 	reason := fs.String("reason", "", "offboard: why, e.g. the contract's end (required)")
 	out := fs.String("out", "", "offboard: directory of the report files (default ./offboard-<feed>-<UTC timestamp>)")
+	// The feed name may come first (feed offboard acme --by ...) or last.
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if name == "" && fs.NArg() == 1 {
+		name = fs.Arg(0)
+	} else if name == "" || fs.NArg() != 0 {
 		return fmt.Errorf("feed %s: want exactly one feed name", sub)
 	}
-	name := fs.Arg(0)
 	if sub == "status" {
 		db, _, err := c.openStore(ctx, env)
 		if err != nil {

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
+)
+
+// TestCleanupCommand runs a dormant-account clean-up through the CLI against the
+// sandbox over SCIM: report and hold, a refused run, a test batch, an account that
+// logs in before the rest runs, and the rest.
+func TestCleanupCommand(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	dbURL := "sqlite://" + filepath.Join(dir, "h.db")
+	lms := startLMS(t, nil)
+	var ids []string
+	for i := range 12 {
+		a, err := lms.sb.CreateAccount(ctx, connector.Account{ExternalID: fmt.Sprintf("import:%02d", i), UserName: fmt.Sprintf("imp%02d@old.example", i), Active: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	if err := lms.sb.RecordLogin(ids[11], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	conn := []string{"--db", dbURL, "--lms-url", lms.url, "--lms-token", lms.token, "--log-level", "warn"}
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	report := filepath.Join(dir, "report")
+
+	if _, _, err := runCLI(t, nil, append([]string{"cleanup", "dormant"}, conn...)...); err == nil || !strings.Contains(err.Error(), "--no-login") {
+		t.Fatalf("cleanup without an activity filter: %v", err)
+	}
+	out, stderr, err := runCLI(t, nil, append([]string{"cleanup", "dormant", "--no-login", "--created-before", tomorrow, "--out", report, "--lms-rate", "1000/h"}, conn...)...)
+	if err != nil {
+		t.Fatalf("cleanup dormant: %v\n%s\n%s", err, out, stderr)
+	}
+	for _, want := range []string{"scanned 12 LMS accounts; 11 dormant", "logged in", "held as hold 1", "at 1000 calls/hour that takes about"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("cleanup output lacks %q:\n%s", want, out)
+		}
+	}
+	csvBody, err := os.ReadFile(filepath.Join(report, "accounts.csv"))
+	if err != nil || strings.Count(string(csvBody), "\n") != 12 || !strings.Contains(string(csvBody), "imp00@old.example") {
+		t.Fatalf("accounts.csv (%v):\n%s", err, csvBody)
+	}
+	if _, err := os.Stat(filepath.Join(report, "report.json")); err != nil {
+		t.Fatal(err)
+	}
+	if n := lms.sb.Count(); n != 12 {
+		t.Fatalf("the report deleted accounts: %d left", n)
+	}
+
+	run := append([]string{"holds", "run"}, conn...)
+	if _, _, err := runCLI(t, nil, append(run, "1")...); err == nil || !strings.Contains(err.Error(), "approve") {
+		t.Fatalf("run before approval: %v", err)
+	}
+	if out, _, err = runCLI(t, nil, "holds", "approve", "--db", dbURL, "--sample-batch", "3", "--by", "ana", "--reason", "test batch", "1"); err != nil || !strings.Contains(out, "first 3 of 11") {
+		t.Fatalf("approve a sample: %v\n%s", err, out)
+	}
+	if out, stderr, err = runCLI(t, nil, append(run, "1")...); err != nil || !strings.Contains(out, "3 done") || !strings.Contains(out, "test batch is done") {
+		t.Fatalf("run the sample: %v\n%s\n%s", err, out, stderr)
+	}
+	if !strings.Contains(stderr, "accounts 3/3 (100%)") {
+		t.Errorf("no progress on stderr:\n%s", stderr)
+	}
+	if n := lms.sb.Count(); n != 9 {
+		t.Fatalf("after the sample %d accounts are left, want 9", n)
+	}
+	if err := lms.sb.RecordLogin(ids[5], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err = runCLI(t, nil, "holds", "approve", "--db", dbURL, "--by", "ana", "--reason", "sample fine", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, err = runCLI(t, nil, append(run, "1")...); err != nil || !strings.Contains(out, "all runs: 10 done, 1 skipped, 0 failed, 0 pending") {
+		t.Fatalf("run the rest: %v\n%s\n%s", err, out, stderr)
+	}
+	if _, err := lms.sb.GetAccount(ctx, ids[5]); err != nil {
+		t.Errorf("the account that logged in after the report was deleted: %v", err)
+	}
+	if n := lms.sb.Count(); n != 2 {
+		t.Errorf("%d accounts left, want 2", n)
+	}
+	out, _, err = runCLI(t, nil, "holds", "show", "--db", dbURL, "--csv", "-", "1")
+	if err != nil || !strings.Contains(out, "logged in at") || strings.Count(out, ",done,") != 10 {
+		t.Fatalf("holds show --csv: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, nil, append([]string{"report", "dormant", "--out", filepath.Join(dir, "dormant")}, conn...)...)
+	if err != nil || !strings.Contains(out, "scanned 2 LMS accounts; 0 dormant") {
+		t.Fatalf("report dormant: %v\n%s", err, out)
+	}
+}
+
+// TestFeedOffboard offboards a partner feed: its linked and in-scope accounts are
+// anonymised (its retention keeps learning records), the HR feed's are untouched,
+// the workers are erased from the store, and afterwards the feed is closed.
+func TestFeedOffboard(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	dbURL := "sqlite://" + filepath.Join(dir, "h.db")
+	cfg := filepath.Join(dir, "hrsync.yaml")
+	if err := os.WriteFile(cfg, []byte(`feeds:
+  - {name: hr, kind: hr, source: /feeds/hr}
+  - {name: partner-acme, kind: partner, source: /feeds/partner-acme}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lms := startLMS(t, nil)
+	db := openStore(t, dbURL)
+	t0 := time.Now().Add(-24 * time.Hour).UTC().Truncate(time.Second)
+	var facts []connector.Fact
+	for _, w := range []connector.WorkerKey{{Feed: "partner-acme", WorkerID: "p1"}, {Feed: "partner-acme", WorkerID: "p2"}, {Feed: "hr", WorkerID: "e1"}} {
+		facts = append(facts, connector.Fact{Feed: w.Feed, WorkerID: w.WorkerID, Source: "/feeds/" + w.Feed, ID: "h-" + w.WorkerID,
+			Kind: connector.KindHired, Effective: t0, Time: t0,
+			Profile: connector.Profile{Email: w.WorkerID + "@" + w.Feed + ".example", GivenName: "Given" + w.WorkerID, FamilyName: "Family"}})
+	}
+	if _, err := db.RecordFacts(ctx, facts); err != nil {
+		t.Fatal(err)
+	}
+	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR), connector.DefaultFeed("partner-acme", connector.FeedPartner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: db, LMS: lms.sb, Feeds: feeds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conv.Drain(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	stray, err := lms.sb.CreateAccount(ctx, connector.Account{ExternalID: "partner-acme:p9", UserName: "p9@partner-acme.example", Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lms.sb.CompleteCourse(stray.ID, "safety", t0); err != nil {
+		t.Fatal(err)
+	}
+
+	conn := []string{"--db", dbURL, "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token, "--log-level", "warn"}
+	if _, _, err := runCLI(t, nil, append([]string{"feed", "offboard", "hr", "--by", "ana", "--reason", "x"}, conn...)...); err == nil || !strings.Contains(err.Error(), "HR feed") {
+		t.Fatalf("offboarding the HR feed: %v", err)
+	}
+	out, stderr, err := runCLI(t, nil, append([]string{"feed", "offboard", "partner-acme", "--by", "ana", "--reason", "contract ended", "--out", filepath.Join(dir, "off")}, conn...)...)
+	if err != nil || !strings.Contains(out, "3 LMS accounts to anonymise") || !strings.Contains(out, "held as hold 1") {
+		t.Fatalf("feed offboard: %v\n%s\n%s", err, out, stderr)
+	}
+	if _, _, err := runCLI(t, nil, "holds", "approve", "--db", dbURL, "--by", "ana", "--reason", "contract ended 2026-11-30", "1"); err != nil {
+		t.Fatal(err)
+	}
+	run := append([]string{"holds", "run"}, conn...)
+	if _, _, err := runCLI(t, nil, append(run, "1")...); err == nil || !strings.Contains(err.Error(), erasureKeyEnv) {
+		t.Fatalf("anonymising without the erasure key: %v", err)
+	}
+	out, stderr, err = runCLI(t, map[string]string{erasureKeyEnv: "k3y"}, append(run, "1")...)
+	if err != nil || !strings.Contains(out, "3 done") || !strings.Contains(out, "feed partner-acme is closed") {
+		t.Fatalf("holds run: %v\n%s\n%s", err, out, stderr)
+	}
+
+	for _, rec := range lms.sb.Snapshot() {
+		a := rec.Account
+		isPartner := strings.Contains(a.UserName, "partner-acme")
+		switch {
+		case a.ExternalID == "hr:e1":
+			if !a.Active || a.UserName != "e1@hr.example" {
+				t.Errorf("the HR account changed: %+v", a)
+			}
+		case isPartner || !strings.HasPrefix(a.UserName, "erased-") || a.Active:
+			t.Errorf("partner account not anonymised: %+v", a)
+		}
+	}
+	if tr, err := lms.sb.Training(stray.ID); err != nil || len(tr.Completions) != 1 {
+		t.Errorf("the learning records were not kept: %+v, %v", tr, err)
+	}
+	res, err := db.FindResidue(ctx, []string{"p1@partner-acme.example", "p2@partner-acme.example", "p9@partner-acme.example", "Givenp1"})
+	if err != nil || len(res) != 0 {
+		t.Errorf("personal data left in the store: %v, %v", res, err)
+	}
+
+	// Closed: facts are refused, uploads too, and status says so.
+	_, err = db.RecordFacts(ctx, []connector.Fact{{Feed: "partner-acme", WorkerID: "p3", Source: "/feeds/partner-acme", ID: "late",
+		Kind: connector.KindHired, Effective: t0, Time: t0}})
+	var closed *store.ClosedFeedError
+	if !errors.As(err, &closed) || !connector.IsPermanent(err) {
+		t.Errorf("a fact of the closed feed: %v", err)
+	}
+	roster := filepath.Join(dir, "r.csv")
+	if err := os.WriteFile(roster, []byte("worker_id,email,given_name,family_name\np3,p3@x.example,P,Three\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCLI(t, nil, "roster", "upload", "--db", dbURL, "--config", cfg, "--feed", "partner-acme", "--mode", "snapshot", "--dry-run", roster); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("roster upload to the closed feed: %v", err)
+	}
+	if out, _, err := runCLI(t, nil, "feed", "status", "--db", dbURL, "partner-acme"); err != nil || !strings.Contains(out, "closed") {
+		t.Errorf("feed status: %v %s", err, out)
+	}
+}
