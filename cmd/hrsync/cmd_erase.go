@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/store"
 )
 
 // retentionConfig is a feed's retention policy (feeds[].retention in the config file).
@@ -72,16 +71,11 @@ Running erase again for the same worker is safe.`)
 	if key == "" {
 		return fmt.Errorf("the erasure key is required: set %s (or --erasure-key); the daemon needs the same key", erasureKeyEnv)
 	}
-	keep := true
-	fc, err := loadConfigFile(c.config)
+	retention, err := loadRetention(c.config)
 	if err != nil {
 		return err
 	}
-	for _, f := range fc.Feeds {
-		if f.Name == feed && f.Retention.KeepLearningRecords != nil {
-			keep = *f.Retention.KeepLearningRecords
-		}
-	}
+	keep := retention.keep(feed)
 	lms, err := l.client()
 	if err != nil {
 		return err
@@ -94,16 +88,12 @@ Running erase again for the same worker is safe.`)
 	if err := db.UseErasureKey(ctx, []byte(key)); err != nil {
 		return err
 	}
-	subj, err := db.ErasureSubject(ctx, w)
+	e, err := findErasure(ctx, db, lms, []byte(key), w)
 	if err != nil {
 		return err
 	}
-	hash := connector.ErasureHash([]byte(key), w)
-	acct, found, err := connector.FindErasureAccount(ctx, lms, w, hash, subj.Accounts)
-	if err != nil {
-		return err
-	}
-	pseudo := connector.ErasedID(hash)
+	subj, acct := e.Subject, e.Account
+	pseudo := connector.ErasedID(e.Hash)
 	out := env.stdout
 	policy := "keep learning records, pseudonymised"
 	if !keep {
@@ -111,7 +101,7 @@ Running erase again for the same worker is safe.`)
 	}
 	if *dryRun {
 		fmt.Fprintf(out, "dry run: erasing %s would\n", w)
-		if found {
+		if e.Found {
 			fmt.Fprintf(out, "  anonymise and deactivate LMS account %s (%s)\n", acct.ID, policy)
 		} else {
 			fmt.Fprintln(out, "  find no LMS account")
@@ -124,38 +114,28 @@ Running erase again for the same worker is safe.`)
 		return nil
 	}
 
-	training := connector.TrainingNoAccount
-	idents := slicesClone(subj.Identifiers)
-	if found {
-		for _, v := range []string{acct.UserName, acct.Profile.Email, acct.Profile.EmployeeNumber, acct.ExternalID} {
-			if v != "" && !strings.HasPrefix(v, "erased") {
-				idents = append(idents, v)
-			}
-		}
-		res, err := connector.EraseAccount(ctx, lms, acct, hash, keep)
-		if err != nil {
-			return fmt.Errorf("%w (the store is unchanged; run erase again)", err)
-		}
-		training = res.Training
-		fmt.Fprintf(out, "LMS account %s: anonymised and deactivated; learning records %s\n", acct.ID, training)
-	} else {
+	d, err := e.run(ctx, db, lms, keep, *reason, *by)
+	switch {
+	case !e.Found:
 		fmt.Fprintf(out, "LMS: no account found for %s (links: %d)\n", w, len(subj.Accounts))
+	case d.Training != "":
+		fmt.Fprintf(out, "LMS account %s: anonymised and deactivated; learning records %s\n", acct.ID, d.Training)
 	}
-	rep, err := db.Erase(ctx, store.Erasure{Worker: w, Reason: *reason, By: *by, AccountID: acct.ID, Training: training, Identifiers: idents})
 	if err != nil {
 		return err
 	}
+	rep := d.Report
 	fmt.Fprintf(out, "store: removed %d facts of %d workers, %d links, %d reviews, %d dead letters, %d held removals; pseudonymised %d audit rows\n",
 		rep.Facts, rep.Workers, rep.Links, rep.Reviews, rep.DeadLetters, rep.HoldWorkers+rep.Removals, rep.Audit)
 	fmt.Fprintf(out, "erased %s; from now on it is %s, and a new event for it is refused\n", w, pseudo)
 	if rep.HoldPayloads > 0 {
 		fmt.Fprintf(out, "warning: %d held roster uploads still name the person in their payload; reject them or delete them by hand\n", rep.HoldPayloads)
 	}
-	if training == connector.TrainingUnsupported {
+	if d.Training == connector.TrainingUnsupported {
 		fmt.Fprintln(out, "warning: the LMS cannot delete learning records through hrsync; delete them in the LMS by hand")
 	}
 	if *verify {
-		res, err := db.FindResidue(ctx, idents)
+		res, err := db.FindResidue(ctx, d.Identifiers)
 		if err != nil {
 			return err
 		}
@@ -169,5 +149,3 @@ Running erase again for the same worker is safe.`)
 	}
 	return nil
 }
-
-func slicesClone(s []string) []string { return append([]string(nil), s...) }

@@ -96,10 +96,11 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 	if feed.Kind == connector.FeedHR {
 		return fmt.Errorf("feed %s is the HR feed: offboarding is for partner feeds (every account of the feed would go)", name)
 	}
-	keep, err := keepLearningRecords(c.config, name)
+	retention, err := loadRetention(c.config)
 	if err != nil {
 		return err
 	}
+	keep := retention.keep(name)
 	lms, rate, log, err := jobLMS(env, &c, &l)
 	if err != nil {
 		return err
@@ -211,20 +212,6 @@ func offboardSelection(ctx context.Context, lms connector.LMS, db *store.DB, fee
 	return sel, nil
 }
 
-// keepLearningRecords returns the feed's retention policy (default true).
-func keepLearningRecords(configPath, feed string) (bool, error) {
-	fc, err := loadConfigFile(configPath)
-	if err != nil {
-		return false, err
-	}
-	for _, f := range fc.Feeds {
-		if f.Name == feed && f.Retention.KeepLearningRecords != nil {
-			return *f.Retention.KeepLearningRecords, nil
-		}
-	}
-	return true, nil
-}
-
 // offboardAnonymiser returns how an offboarding run anonymises one account: the
 // account is anonymised and deactivated with its learning records kept
 // pseudonymised, and a linked worker is erased from the store as hrsync erase
@@ -262,14 +249,8 @@ func offboardAnonymiser(ctx context.Context, c *connFlags, db *store.DB, lms con
 		if it.Worker.WorkerID == "" {
 			return fmt.Sprintf("anonymised as %s; learning records %s", connector.ErasedID(hash), res.Training), nil
 		}
-		var idents []string
-		for _, v := range []string{a.UserName, a.Profile.Email, a.Profile.EmployeeNumber, a.ExternalID} {
-			if v != "" && !strings.HasPrefix(v, "erased") {
-				idents = append(idents, v)
-			}
-		}
 		if _, err := db.Erase(ctx, store.Erasure{Worker: it.Worker, Reason: reason, By: h.DecidedBy, AccountID: a.ID,
-			Training: res.Training, Identifiers: idents}); err != nil {
+			Training: res.Training, Identifiers: accountIdentifiers(a)}); err != nil {
 			return "", connector.Permanent(fmt.Errorf("the account is anonymised, but erasing the worker from the store failed (run hrsync erase --worker %s): %w", it.Worker, err))
 		}
 		return fmt.Sprintf("anonymised as %s and erased from the store; learning records %s", connector.ErasedID(hash), res.Training), nil
