@@ -214,6 +214,10 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	if err != nil {
 		return err
 	}
+	retention, err := loadRetention(c.config)
+	if err != nil {
+		return err
+	}
 	m := newMetrics()
 	guarded, err := l.guard(lms, log, m)
 	if err != nil {
@@ -231,6 +235,7 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		Safeguard:  safeguard,
 		Consumer:   events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
 		ErasureKey: []byte(env.getenv(erasureKeyEnv)),
+		Retention:  retention,
 	})
 	if err != nil {
 		return err

@@ -48,8 +48,11 @@ type stackConfig struct {
 	Hooks     events.Hooks
 	Consumer  events.ConsumerConfig // Stream, Durable, Logger, Hooks are filled in
 	// ErasureKey is the GDPR erasure key (HRSYNC_ERASURE_KEY); required once the
-	// store holds erasure tombstones, so that erased people are refused.
+	// store holds erasure tombstones, so that erased people are refused, and to
+	// run erasure_requested events (erasure_event.go).
 	ErasureKey []byte
+	// Retention is the feeds' retention policies, for erasure_requested events.
+	Retention retentionPolicy
 }
 
 // stack is a running hrsync: the pieces "run", "demo" and "bench" share.
@@ -137,6 +140,9 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 		cc.Now = cfg.Now
 	}
 	cc.Hooks = s.metrics.convergerHooks(cc.Hooks)
+	if cc.EraseFunc == nil {
+		cc.EraseFunc = s.eraseRequested
+	}
 	if cfg.Safeguard != nil {
 		sc := *cfg.Safeguard
 		sc.Store, sc.Now, sc.Logger = s.db, cc.Now, cfg.Log
