@@ -29,13 +29,17 @@ From a file: a structured CloudEvent (application/cloudevents+json), e.g.
 
 From flags:
   hrsync publish --feed hr --type hired --worker w-1001 --email ann@example.com \
-    --given-name Ann --family-name Lee --effective 2026-12-01`)
+    --given-name Ann --family-name Lee --effective 2026-12-01
+
+A GDPR erasure request (no profile, no effective date; see docs/erasure.md):
+  hrsync publish --type erasure_requested --worker w-1001 --reason DSR-2026-0042 \
+    --requested-by privacy-office`)
 	vars := map[string]string{}
 	var c connFlags
 	c.register(fs, vars, true)
 	file := fs.String("file", "", "a structured CloudEvent JSON file to validate and send as is")
 	feed := fs.String("to-feed", "", "feed to publish to (default: the feed whose source the event carries, or hr)")
-	kind := fs.String("type", "", "event kind: hired, left, rehired, updated, suspended or resumed")
+	kind := fs.String("type", "", "event kind: hired, left, rehired, updated, suspended, resumed or erasure_requested")
 	id := fs.String("id", "", "event id (default: random)")
 	source := fs.String("source", "", "CloudEvents source (default: the feed's, /feeds/<feed>)")
 	at := fs.String("time", "", "event time, RFC 3339 (default: now)")
@@ -51,9 +55,10 @@ From flags:
 	fs.StringVar(&d.JobTitle, "job-title", "", "job title")
 	fs.StringVar(&d.ManagerID, "manager-id", "", "manager's worker id")
 	fs.StringVar(&d.Locale, "locale", "", "locale, e.g. de-DE")
-	fs.StringVar(&d.Effective, "effective", "", "effective date (2026-12-01) or date-time (RFC 3339); default today")
+	fs.StringVar(&d.Effective, "effective", "", "effective date (2026-12-01) or date-time (RFC 3339); default today (none for erasure_requested)")
 	fs.StringVar(&d.Timezone, "timezone", "", "IANA zone for a bare effective date (default: the feed's)")
-	fs.StringVar(&d.Reason, "reason", "", "why the worker left (left only)")
+	fs.StringVar(&d.Reason, "reason", "", "why the worker left (left), is away (suspended) or is to be erased (erasure_requested, required; kept, so it must not name the person)")
+	fs.StringVar(&d.RequestedBy, "requested-by", "", "who asked for the erasure (erasure_requested only; kept, so it must not name the person)")
 	fs.StringVar(&d.PreviousWorkerID, "previous-worker-id", "", "the worker's earlier id, if HR issued a new one (rehired only)")
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
@@ -88,7 +93,7 @@ From flags:
 				return fmt.Errorf("--time %q: not RFC 3339", *at)
 			}
 		}
-		if e.Data.Effective == "" {
+		if e.Data.Effective == "" && e.Kind != connector.KindErasureRequested {
 			e.Data.Effective = time.Now().UTC().Format(time.DateOnly)
 		}
 		if err := events.CheckEvent(e, feeds); err != nil {

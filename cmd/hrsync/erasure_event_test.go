@@ -203,3 +203,19 @@ func TestRunErasureRequested(t *testing.T) {
 		t.Fatalf("%d LMS accounts; the erased person must not come back", n)
 	}
 }
+
+// TestPublishErasureRequested: hrsync publish speaks the new type, with no
+// effective date, and refuses a request without a reason before sending.
+func TestPublishErasureRequested(t *testing.T) {
+	t.Parallel()
+	out, stderr, err := runCLI(t, nil, "publish", "--type", "erasure_requested", "--worker", "w-1001", "--reason", "DSR-2026-0042",
+		"--requested-by", "privacy-office", "--mode", "structured", "--dry-run")
+	if err != nil || !strings.Contains(out, "would publish to hrsync.events.hr.erasure_requested") ||
+		!strings.Contains(out, `"requested_by":"privacy-office"`) || strings.Contains(out, "effective") {
+		t.Fatalf("publish --dry-run: %v\n%s\n%s", err, out, stderr)
+	}
+	_, _, err = runCLI(t, nil, "publish", "--type", "erasure_requested", "--worker", "w-1001", "--dry-run")
+	if err == nil || !strings.Contains(err.Error(), "data.reason") {
+		t.Fatalf("publish without a reason: %v; want a refusal naming data.reason", err)
+	}
+}
