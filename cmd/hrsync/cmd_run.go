@@ -145,7 +145,9 @@ func cmdRun(ctx context.Context, env *environment, args []string) error {
 Run the daemon. It consumes CloudEvents from the JetStream stream HRSYNC (subjects
 hrsync.events.<feed>.<name>), records each fact once in the store, and converges every
 affected LMS account: create on hire, deactivate on leave, reactivate on rehire. It
-wakes at the next due effective date, so future-dated events act on time.
+wakes at the next due effective date, so future-dated events act on time. An
+hrsync.worker.erasure_requested.v1 event erases the worker as hrsync erase does,
+with HRSYNC_ERASURE_KEY; without the key it is kept pending (docs/erasure.md).
 
 SIGTERM or Ctrl-C drains: the batch in flight is recorded and acked, the workers in
 flight are converged and committed, then it exits. Nothing is lost or done twice.
