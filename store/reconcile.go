@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
@@ -67,9 +68,9 @@ func (db *DB) accountChunk() int {
 
 // LinkedHistories returns, for each of accountIDs that is linked, the history of
 // the worker linked to it, as LoadHistories returns it. A page of accounts costs
-// two statements per chunk of ids (one chunk on PostgreSQL): the links with their
-// workers' succession, and the facts of those workers. Workers that are
-// superseded or succeeded someone (a short minority) go through LoadHistories.
+// one statement per chunk of ids (one chunk on PostgreSQL): the links with their
+// workers' succession and facts. Workers that are superseded or succeeded
+// someone (a short minority) go through LoadHistories.
 func (db *DB) LinkedHistories(ctx context.Context, accountIDs []string) (map[string]connector.History, error) {
 	out := make(map[string]connector.History, len(accountIDs))
 	for chunk := range slices.Chunk(accountIDs, db.accountChunk()) {
@@ -81,61 +82,87 @@ func (db *DB) LinkedHistories(ctx context.Context, accountIDs []string) (map[str
 }
 
 func (db *DB) linkedHistories(ctx context.Context, ids []string, out map[string]connector.History) error {
+	// One statement: each link with its worker's succession and its facts (a
+	// row per fact; a worker without facts gets one row of NULLs).
 	in, args := db.inList("l.account_id", ids)
 	rows, err := db.x.QueryContext(ctx, db.q(`SELECT l.account_id, l.feed, l.worker_id,
-			CASE WHEN w.superseded_by IS NOT NULL OR EXISTS (SELECT 1 FROM workers p WHERE p.feed = l.feed AND p.superseded_by = l.worker_id) THEN 1 ELSE 0 END
+			CASE WHEN w.superseded_by IS NOT NULL OR EXISTS (SELECT 1 FROM workers p WHERE p.feed = l.feed AND p.superseded_by = l.worker_id) THEN 1 ELSE 0 END,
+			COALESCE(f.source, ''), COALESCE(f.id, ''), COALESCE(f.kind, ''), f.effective_at, f.event_time,
+			COALESCE(f.email, ''), COALESCE(f.given_name, ''), COALESCE(f.family_name, ''), COALESCE(f.employee_number, ''),
+			COALESCE(f.org_unit, ''), COALESCE(f.job_title, ''), COALESCE(f.manager_id, ''), COALESCE(f.locale, ''),
+			COALESCE(f.reason, ''), COALESCE(f.previous_worker_id, ''), COALESCE(f.requested_by, '')
 		FROM links l JOIN workers w ON w.feed = l.feed AND w.worker_id = l.worker_id
+			LEFT JOIN facts f ON f.feed = l.feed AND f.worker_id = l.worker_id
 		WHERE `+in), args...)
 	if err != nil {
 		return err
 	}
-	simple := map[connector.WorkerKey]string{} // worker -> account
+	defer rows.Close()
 	var chained []connector.WorkerKey
 	chainedAcct := map[connector.WorkerKey]string{}
+	// The facts of the plain workers are read into one slice, and each history
+	// gets a sub-slice of it: a page costs a few allocations of facts, not one
+	// per worker. Scanning goes into r in place: one allocation, not one per row.
+	type row struct {
+		acct  string
+		chain int
+		f     connector.Fact
+	}
+	all := make([]row, 0, len(ids))
+	var r row
+	var eff, at instant
+	f := &r.f
+	p := &f.Profile
+	dest := []any{&r.acct, &f.Feed, &f.WorkerID, &r.chain, &f.Source, &f.ID, &f.Kind, &eff, &at,
+		&p.Email, &p.GivenName, &p.FamilyName, &p.EmployeeNumber, &p.OrgUnit, &p.JobTitle, &p.ManagerID, &p.Locale,
+		&f.Reason, &f.PreviousWorkerID, &f.RequestedBy}
 	for rows.Next() {
-		var acct string
-		var k connector.WorkerKey
-		var chain int
-		if err := rows.Scan(&acct, &k.Feed, &k.WorkerID, &chain); err != nil {
-			rows.Close()
+		r = row{}
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		if chain != 0 {
-			chained = append(chained, k)
-			chainedAcct[k] = acct
+		k := f.Key()
+		if r.chain != 0 {
+			if _, ok := chainedAcct[k]; !ok {
+				chained = append(chained, k)
+				chainedAcct[k] = r.acct
+			}
 			continue
 		}
-		simple[k] = acct
-		out[acct] = connector.History{Worker: k, Links: map[string]string{k.WorkerID: acct}}
-	}
-	if err := rows.Close(); err != nil {
-		return err
+		if _, ok := out[r.acct]; !ok {
+			out[r.acct] = connector.History{Worker: k, Links: map[string]string{k.WorkerID: r.acct}}
+		}
+		if eff.Valid {
+			f.Effective, f.Time = eff.T, at.T
+			all = append(all, r)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	if len(simple) > 0 {
-		frows, err := db.x.QueryxContext(ctx, db.q(`SELECT f.source, f.id, f.feed, f.worker_id, f.kind, f.effective_at, f.event_time,
-				f.email, f.given_name, f.family_name, f.employee_number, f.org_unit, f.job_title, f.manager_id, f.locale,
-				f.reason, f.previous_worker_id, f.requested_by
-			FROM links l JOIN facts f ON f.feed = l.feed AND f.worker_id = l.worker_id
-			WHERE `+in), args...)
-		if err != nil {
-			return err
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	// Rows come grouped by account (the IN list is walked in order); if they
+	// do not, group them.
+	byAcct := func(a, b row) int { return strings.Compare(a.acct, b.acct) }
+	if !slices.IsSortedFunc(all, byAcct) {
+		slices.SortStableFunc(all, byAcct)
+	}
+	facts := make([]connector.Fact, len(all))
+	for i := range all {
+		facts[i] = all[i].f
+	}
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j].acct == all[i].acct {
+			j++
 		}
-		facts, err := scanFacts(frows) // in fold order
-		if err != nil {
-			return err
-		}
-		for _, f := range facts {
-			acct, ok := simple[f.Key()]
-			if !ok {
-				continue // became chained between the two statements; read below
-			}
-			h := out[acct]
-			h.Facts = append(h.Facts, f)
-			out[acct] = h
-		}
+		h := out[all[i].acct]
+		h.Facts = facts[i:j:j] // capped: an append never writes into the next one's
+		slices.SortFunc(h.Facts, connector.CompareFacts)
+		out[all[i].acct] = h
+		i = j
 	}
 	if len(chained) > 0 {
 		hs, err := db.LoadHistories(ctx, chained)
