@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -734,35 +733,44 @@ func (p *pass) accountsPage(ctx context.Context, accts []Account) error {
 	}
 	// Linked workers that were taken over are classified with their successor's
 	// history; stray accounts carrying a known worker's externalId with that
-	// worker's.
-	owners := map[WorkerKey]History{}
+	// worker's. The others (nearly all) are classified with their own history
+	// from linked, without a copy.
 	var keys []WorkerKey
-	for _, a := range accts {
+	for i := range accts {
+		a := &accts[i]
 		if h, ok := linked[a.ID]; ok {
-			if h.SupersededBy == nil {
-				owners[h.Worker] = h
-			} else {
+			if h.SupersededBy != nil {
 				keys = append(keys, h.Worker)
 			}
-		} else if k, ok := p.externalWorker(a); ok {
+		} else if k, ok := p.externalWorker(*a); ok {
 			if _, seen := p.matched[a.ID]; !seen {
 				keys = append(keys, k)
 			}
 		}
 	}
-	more, err := p.ownerHistories(ctx, keys)
+	owners, err := p.ownerHistories(ctx, keys)
 	if err != nil {
 		return err
 	}
-	maps.Copy(owners, more)
 
-	out := make([]pending, 0, len(accts))
+	// Only findings that are not in sync are kept for flush; pairs in sync
+	// are counted at once.
+	var out []pending
 	var checkManual []int
-	for _, a := range accts {
+	for i := range accts {
+		a := &accts[i]
 		if h, ok := linked[a.ID]; ok {
 			p.buckets.add(a.ID, -1)
-			pd, ok := p.pair(a, h.Worker, owners[h.Worker])
+			owner := h
+			if h.SupersededBy != nil {
+				owner = owners[h.Worker]
+			}
+			pd, ok := p.pair(a, h.Worker, owner)
 			if !ok {
+				continue
+			}
+			if pd.f.Class == ClassInSync {
+				p.sum.count(pd.f.Feed, ClassInSync)
 				continue
 			}
 			if pd.f.Class == ClassShouldBeActive {
@@ -775,7 +783,7 @@ func (p *pass) accountsPage(ctx context.Context, accts []Account) error {
 			delete(p.matched, a.ID) // reported with its worker; each account is listed once
 			continue
 		}
-		out = append(out, p.stray(a, owners))
+		out = append(out, p.stray(*a, owners))
 	}
 	if len(checkManual) > 0 {
 		ids := make([]string, len(checkManual))
@@ -802,7 +810,7 @@ func (p *pass) accountsPage(ctx context.Context, accts []Account) error {
 
 // pair classifies account a, linked to worker k whose account's owner has
 // history h. ok is false when the worker's feed is not configured.
-func (p *pass) pair(a Account, k WorkerKey, h History) (pending, bool) {
+func (p *pass) pair(a *Account, k WorkerKey, h History) (pending, bool) {
 	cfg := &p.r.cfg
 	feed, ok := cfg.Feeds[h.Worker.Feed]
 	if !ok {
@@ -813,24 +821,33 @@ func (p *pass) pair(a Account, k WorkerKey, h History) (pending, bool) {
 	want, _ := Want(h.Facts, p.now, pol)
 	want.Worker = h.Worker
 	f := Finding{Feed: h.Worker.Feed, WorkerID: h.Worker.WorkerID, AccountID: a.ID, ExternalID: a.ExternalID,
-		UserName: a.UserName, WantState: want.State, LMSActive: &a.Active}
+		UserName: a.UserName, WantState: want.State}
 	// The converger uses the first link along the chain: the worker's own, then
 	// its predecessors'. Any other linked account is a second one.
-	for _, id := range append([]string{h.Worker.WorkerID}, want.PreviousWorkerIDs...) {
+	for i := -1; i < len(want.PreviousWorkerIDs); i++ {
+		id := h.Worker.WorkerID
+		if i >= 0 {
+			id = want.PreviousWorkerIDs[i]
+		}
 		if acct, ok := h.Links[id]; ok {
 			if acct != a.ID {
 				f.Class, f.Candidates = ClassDuplicate, []string{acct, a.ID}
 				f.Detail = fmt.Sprintf("linked to %s, but %s converges account %s", k, h.Worker, acct)
+				f.LMSActive = new(a.Active)
 				return pending{f: f}, true
 			}
 			break
 		}
 	}
 	var plan []Action
-	f.Class, plan = ClassifyPair(want, &a, pol)
+	f.Class, plan = ClassifyPair(want, a, pol)
+	if f.Class == ClassInSync {
+		return pending{f: f, owner: h.Worker}, true
+	}
+	f.LMSActive = new(a.Active)
 	f.Actions = actionStrings(plan)
 	if f.Class == ClassProfileDrift || slices.ContainsFunc(plan, func(x Action) bool { return x.Kind == ActionUpdate }) {
-		f.Detail = "fields differ: " + strings.Join(ProfileDrift(Desired(want), a), ", ")
+		f.Detail = "fields differ: " + strings.Join(ProfileDrift(Desired(want), *a), ", ")
 	}
 	return pending{f: f, owner: h.Worker}, true
 }
