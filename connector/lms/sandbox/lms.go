@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hrsync/hrsync/connector"
 )
@@ -30,11 +31,11 @@ type LMS struct {
 	// dupExternalIDs lets two accounts share an externalId, as servers that
 	// declare it uniqueness "none" do (see WithDuplicateExternalIDs).
 	dupExternalIDs bool
-	byExternalID   map[string][]string // externalId → ids (one, unless dupExternalIDs)
+	byExternalID   multiIndex // externalId → ids (one, unless dupExternalIDs)
 	// Email and employee number are not unique; these index them so that a
 	// lookup costs what it would in a real LMS, not a scan of every account.
-	byEmail map[string][]string // folded email → ids (almost always one)
-	byEmpNo map[string][]string // employee number → ids
+	byEmail multiIndex // folded email → ids (almost always one)
+	byEmpNo multiIndex // employee number → ids
 	ops     []Op
 }
 
@@ -71,9 +72,9 @@ func New(opts ...Option) *LMS {
 		newID:        func(seq int) string { return fmt.Sprintf("u-%06d", seq) },
 		accounts:     map[string]*record{},
 		byUserName:   map[string]string{},
-		byExternalID: map[string][]string{},
-		byEmail:      map[string][]string{},
-		byEmpNo:      map[string][]string{},
+		byExternalID: newMultiIndex(),
+		byEmail:      newMultiIndex(),
+		byEmpNo:      newMultiIndex(),
 	}
 	for _, o := range opts {
 		o(l)
@@ -175,7 +176,15 @@ func ctxErr(ctx context.Context, op string) error {
 }
 
 // fold is the key under which userNames are unique: case-insensitively.
-func fold(s string) string { return strings.ToLower(strings.ToUpper(s)) }
+// A string of lower-case ASCII is its own key, and is not copied.
+func fold(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return strings.ToLower(strings.ToUpper(s))
+		}
+	}
+	return s
+}
 
 func version(rev int) string { return fmt.Sprintf(`W/"%d"`, rev) }
 
@@ -232,7 +241,7 @@ func (l *LMS) checkUnique(op string, a connector.Account, self string) error {
 		return lmsError(connector.KindConflict, op, "userName %q is already taken", a.UserName)
 	}
 	if a.ExternalID != "" && !l.dupExternalIDs {
-		for _, id := range l.byExternalID[a.ExternalID] {
+		for _, id := range l.byExternalID.ids(a.ExternalID) {
 			if id != self {
 				return lmsError(connector.KindConflict, op, "externalId %q is already taken", a.ExternalID)
 			}
@@ -243,9 +252,9 @@ func (l *LMS) checkUnique(op string, a connector.Account, self string) error {
 
 // index replaces the lookup keys of old by those of a; l.mu must be held.
 func (l *LMS) index(id string, old, a connector.Account) {
-	multi(l.byEmail, fold(old.Profile.Email), fold(a.Profile.Email), id)
-	multi(l.byEmpNo, old.Profile.EmployeeNumber, a.Profile.EmployeeNumber, id)
-	multi(l.byExternalID, old.ExternalID, a.ExternalID, id)
+	l.byEmail.move(fold(old.Profile.Email), fold(a.Profile.Email), id)
+	l.byEmpNo.move(old.Profile.EmployeeNumber, a.Profile.EmployeeNumber, id)
+	l.byExternalID.move(old.ExternalID, a.ExternalID, id)
 	if old.UserName != "" {
 		delete(l.byUserName, fold(old.UserName))
 	}
@@ -293,21 +302,63 @@ func (l *LMS) FindAccounts(ctx context.Context, f connector.AccountFilter) ([]co
 	return out, nil
 }
 
-// multi moves id from key old to key new in a non-unique index.
-func multi(idx map[string][]string, old, new, id string) {
+// multiIndex is a non-unique index: key → account ids. Nearly every key has one
+// id, so the first is a plain map value and only the others get a slice: a
+// fraction of the memory of a slice per key, which counts with 10⁶ accounts.
+type multiIndex struct {
+	first map[string]string
+	more  map[string][]string // the second and later ids of a key
+}
+
+func newMultiIndex() multiIndex {
+	return multiIndex{first: map[string]string{}, more: map[string][]string{}}
+}
+
+// ids returns the ids under key (nil if none), in no particular order.
+func (x multiIndex) ids(key string) []string {
+	id, ok := x.first[key]
+	if !ok {
+		return nil
+	}
+	return append([]string{id}, x.more[key]...)
+}
+
+// move moves id from key old to key new; "" is no key.
+func (x multiIndex) move(old, new, id string) {
 	if old == new {
 		return
 	}
 	if old != "" {
-		ids := slices.DeleteFunc(idx[old], func(x string) bool { return x == id })
-		if len(ids) == 0 {
-			delete(idx, old)
-		} else {
-			idx[old] = ids
-		}
+		x.remove(old, id)
 	}
 	if new != "" {
-		idx[new] = append(idx[new], id)
+		if _, ok := x.first[new]; ok {
+			x.more[new] = append(x.more[new], id)
+		} else {
+			x.first[new] = id
+		}
+	}
+}
+
+func (x multiIndex) remove(key, id string) {
+	first, ok := x.first[key]
+	if !ok {
+		return
+	}
+	more := x.more[key]
+	if first == id {
+		if len(more) == 0 {
+			delete(x.first, key)
+			return
+		}
+		x.first[key], more = more[0], more[1:]
+	} else {
+		more = slices.DeleteFunc(more, func(s string) bool { return s == id })
+	}
+	if len(more) == 0 {
+		delete(x.more, key)
+	} else {
+		x.more[key] = more
 	}
 }
 
@@ -326,21 +377,15 @@ func (l *LMS) query(f *connector.AccountFilter) []resource {
 	var ids []string
 	switch f.Attr {
 	case connector.ByExternalID:
-		for _, id := range l.byExternalID[f.Value] {
-			ids = append(ids, id)
-		}
+		ids = l.byExternalID.ids(f.Value)
 	case connector.ByUserName:
 		if id, ok := l.byUserName[fold(f.Value)]; ok {
 			ids = append(ids, id)
 		}
 	case connector.ByEmail:
-		for _, id := range l.byEmail[fold(f.Value)] {
-			ids = append(ids, id)
-		}
+		ids = l.byEmail.ids(fold(f.Value))
 	case connector.ByEmployeeNumber:
-		for _, id := range l.byEmpNo[f.Value] {
-			ids = append(ids, id)
-		}
+		ids = l.byEmpNo.ids(f.Value)
 	}
 	var recs []*record
 	for _, id := range ids {
@@ -490,8 +535,9 @@ func (l *LMS) ListAccounts(ctx context.Context, startIndex, count int) (connecto
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	startIndex = max(startIndex, 1)
-	page := connector.AccountPage{StartIndex: startIndex, TotalResults: len(l.order), Accounts: []connector.Account{}}
-	for _, id := range pageOf(l.order, startIndex, count) {
+	ids := pageOf(l.order, startIndex, count)
+	page := connector.AccountPage{StartIndex: startIndex, TotalResults: len(l.order), Accounts: make([]connector.Account, 0, len(ids))}
+	for _, id := range ids {
 		page.Accounts = append(page.Accounts, l.accounts[id].view())
 	}
 	return page, nil
