@@ -104,15 +104,12 @@ Filters are those of hrsync cleanup dormant.`
 	if err != nil {
 		return err
 	}
-	lms, rate, log, err := jobLMS(env, &c, &l)
+	j, err := openJob(ctx, env, &c, &l)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, c.db, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer j.db.Close()
+	lms, rate, log, db := j.lms, j.perHour, j.log, j.db
 
 	prog := newProgress(env.stderr, "scanned")
 	sel, err := connector.Selector{LMS: lms, Store: db, Feeds: feeds, Policy: feedPolicies(feeds), PageSize: *pageSize,
@@ -202,26 +199,38 @@ func feedPolicies(feeds connector.Feeds) func(string) connector.Policy {
 	}
 }
 
-// jobLMS builds the LMS client of a job command behind the guard (rate limit,
-// retries, quarantine) and returns its rate in calls per hour (0: unlimited).
-func jobLMS(env *environment, c *connFlags, l *lmsFlags) (connector.LMS, float64, *slog.Logger, error) {
+// jobEnv is what a job command works with: the LMS client behind the guard (rate
+// limit, retries, quarantine), its rate in calls per hour (0: unlimited), the
+// logger and the store.
+type jobEnv struct {
+	lms     connector.LMS
+	perHour float64
+	log     *slog.Logger
+	db      *store.DB
+}
+
+// openJob builds a job command's jobEnv; the caller closes db.
+func openJob(ctx context.Context, env *environment, c *connFlags, l *lmsFlags) (jobEnv, error) {
 	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
 	if err != nil {
-		return nil, 0, nil, err
+		return jobEnv{}, err
 	}
 	rate, err := guard.ParseRate(l.rate)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("--lms-rate (LMS_RATE): %w", err)
+		return jobEnv{}, fmt.Errorf("--lms-rate (LMS_RATE): %w", err)
 	}
 	client, err := l.client()
 	if err != nil {
-		return nil, 0, nil, err
+		return jobEnv{}, err
 	}
-	perHour := 0.0
+	j := jobEnv{lms: guard.New(client, guard.Config{Rate: rate, Logger: log}), log: log}
 	if !rate.Unlimited() {
-		perHour = rate.PerSecond() * 3600
+		j.perHour = rate.PerSecond() * 3600
 	}
-	return guard.New(client, guard.Config{Rate: rate, Logger: log}), perHour, log, nil
+	if j.db, err = store.Open(ctx, c.db, log); err != nil {
+		return jobEnv{}, err
+	}
+	return j, nil
 }
 
 // estimateFor asks the LMS for its batch sizes and estimates a job of n items.
@@ -382,15 +391,12 @@ its events are dead-lettered and its roster uploads refused from then on.`)
 	if err != nil {
 		return err
 	}
-	lms, _, log, err := jobLMS(env, &c, &l)
+	j, err := openJob(ctx, env, &c, &l)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, c.db, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer j.db.Close()
+	lms, log, db := j.lms, j.log, j.db
 	h, err := db.GetHold(ctx, id)
 	if err != nil {
 		return err

@@ -101,15 +101,12 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	keep := retention.keep(name)
-	lms, rate, log, err := jobLMS(env, &c, &l)
+	j, err := openJob(ctx, env, &c, &l)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, c.db, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer j.db.Close()
+	lms, rate, log, db := j.lms, j.perHour, j.log, j.db
 	if cl, closed, err := db.FeedClosed(ctx, name); err != nil {
 		return err
 	} else if closed {
