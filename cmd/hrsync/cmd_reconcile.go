@@ -13,6 +13,7 @@ import (
 	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
@@ -37,8 +38,10 @@ deleted, and accounts an admin deactivated by hand are reactivated only with
 --reactivate-manual.
 
 --bench N seeds a temporary SQLite store and an in-process sandbox LMS with N
-linked workers (1% profile drift) and reconciles them, ignoring --db and --lms-url:
-it reproduces the figures of docs/reconcile.md.`)
+linked workers (1% profile drift) and reconciles them, ignoring --db: it
+reproduces the figures of docs/reconcile.md. With --lms-url the accounts are
+created in that (empty) LMS instead, e.g. "hrsync sandbox-lms" in another
+process, so that the peak RSS is this process's alone.`)
 	vars := map[string]string{}
 	var c connFlags
 	var l lmsFlags
@@ -86,12 +89,15 @@ it reproduces the figures of docs/reconcile.md.`)
 		if feeds, err = connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR)); err != nil {
 			return err
 		}
+		if l.url != "" {
+			if lms, err = l.client(); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(env.stdout, "seeding %d workers and accounts...\n", *bench)
-		sb, err := seedReconcileBench(ctx, db, *bench)
-		if err != nil {
+		if lms, err = seedReconcileBench(ctx, db, lms, *bench, *concurrency); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
-		lms = sb
 		fmt.Fprintf(env.stdout, "seeded in %s\n", time.Since(started).Round(time.Millisecond))
 		// The seeding's garbage is not the pass's: return it to the OS first, so
 		// that the peak measures the pass (with the in-process sandbox's accounts).
@@ -166,16 +172,22 @@ it reproduces the figures of docs/reconcile.md.`)
 	return nil
 }
 
-// seedReconcileBench records n hires in db, creates their accounts in a new
-// in-process sandbox (1% with an edited given name), and links them, without the
-// converger: RecordFacts in big batches, accounts straight into the sandbox,
-// links with ClaimDue and CompleteAll.
-func seedReconcileBench(ctx context.Context, db *store.DB, n int) (*sandbox.LMS, error) {
-	lms := sandbox.New(sandbox.WithIDs(func(seq int) string { return fmt.Sprintf("a%08d", seq-1) }))
+// seedReconcileBench records n hires in db, creates their accounts (1% with an
+// edited given name) in lms, or in a new in-process sandbox if lms is nil, and
+// links them, without the converger: RecordFacts in big batches, accounts
+// straight into the LMS (conc at a time), links with ClaimDue and CompleteAll.
+// It returns the LMS.
+func seedReconcileBench(ctx context.Context, db *store.DB, lms connector.LMS, n, conc int) (connector.LMS, error) {
+	if lms == nil {
+		lms = sandbox.New(sandbox.WithIDs(func(seq int) string { return fmt.Sprintf("a%08d", seq-1) }))
+		conc = 1 // accounts in worker order, as they would be created
+	}
+	accountOf := make([]string, n) // worker number -> account id
 	const batch = 10_000
 	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 	for start := 0; start < n; start += batch {
 		facts := make([]connector.Fact, 0, batch)
+		accts := make([]connector.Account, 0, batch)
 		for i := start; i < min(start+batch, n); i++ {
 			id := fmt.Sprintf("w%08d", i)
 			p := connector.Profile{Email: id + "@example.com", GivenName: "Given" + id, FamilyName: "Family",
@@ -188,10 +200,25 @@ func seedReconcileBench(ctx context.Context, db *store.DB, n int) (*sandbox.LMS,
 			if i%100 == 7 {
 				a.Profile.GivenName = "Edited"
 			}
-			if _, err := lms.CreateAccount(ctx, a); err != nil {
-				return nil, err
-			}
+			accts = append(accts, a)
 		}
+		ids := make([]string, len(accts))
+		errs := make([]error, len(accts))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, max(conc, 1))
+		for i := range accts {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				created, err := lms.CreateAccount(ctx, accts[i])
+				ids[i], errs[i] = created.ID, err
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		copy(accountOf[start:], ids)
 		if _, err := db.RecordFacts(ctx, facts); err != nil {
 			return nil, err
 		}
@@ -206,7 +233,11 @@ func seedReconcileBench(ctx context.Context, db *store.DB, n int) (*sandbox.LMS,
 		}
 		comps := make([]connector.Completion, len(cs))
 		for i, c := range cs {
-			comps[i] = connector.Completion{Claim: c, Owner: "seed", AccountID: "a" + strings.TrimPrefix(c.Worker.WorkerID, "w")}
+			k, err := strconv.Atoi(strings.TrimPrefix(c.Worker.WorkerID, "w"))
+			if err != nil || k < 0 || k >= n {
+				return nil, fmt.Errorf("unexpected worker %s", c.Worker)
+			}
+			comps[i] = connector.Completion{Claim: c, Owner: "seed", AccountID: accountOf[k]}
 		}
 		if err := db.CompleteAll(ctx, comps); err != nil {
 			return nil, err

@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hrsync/hrsync/connector/lms/sandbox"
 )
 
 func TestReconcileCommand(t *testing.T) {
@@ -50,5 +53,34 @@ func TestReconcileCommand(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, nil, "reconcile", "--out", t.TempDir()); err == nil || !strings.Contains(err.Error(), "--lms-url") {
 		t.Errorf("no LMS: %v", err)
+	}
+}
+
+// TestReconcileBenchOverSCIM seeds the bench's accounts in a sandbox LMS behind
+// SCIM (as "hrsync sandbox-lms" in another process would be) and reconciles
+// them over HTTP.
+func TestReconcileBenchOverSCIM(t *testing.T) {
+	t.Parallel()
+	lms := sandbox.New()
+	srv := httptest.NewServer(lms.Handler(""))
+	t.Cleanup(srv.Close)
+	out, stderr, err := runCLI(t, nil, "reconcile", "--bench", "250", "--lms-url", srv.URL+"/scim/v2", "--json",
+		"--out", filepath.Join(t.TempDir(), "report"), "--log-level", "warn")
+	if err != nil {
+		t.Fatalf("reconcile: %v\n%s\n%s", err, out, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var res struct {
+		Workers, Accounts int
+		Counts            map[string]int
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line is not JSON: %q", lines[len(lines)-1])
+	}
+	if res.Workers != 250 || res.Accounts != 250 || res.Counts["profile_drift"] != 3 || res.Counts["in_sync"] != 247 {
+		t.Fatalf("result: %+v\n%s", res, out)
+	}
+	if n := lms.Count(); n != 250 {
+		t.Fatalf("the SCIM sandbox holds %d accounts, want 250", n)
 	}
 }
