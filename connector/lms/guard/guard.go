@@ -244,11 +244,11 @@ func (g *LMS) call(ctx context.Context, op string, attempt func(ctx context.Cont
 		outcome, v := g.classify(ctx, err)
 		g.hookCall(op, outcome)
 		g.transition(g.br.record(g.clock.Now(), probe, v, errReason(err)))
+		if answerLost(err) {
+			maybeApplied = true
+		}
 		if err == nil || ctx.Err() != nil || !retryable(err) {
 			return maybeApplied, err
-		}
-		if isKind(err, connector.KindUnavailable) {
-			maybeApplied = true
 		}
 		if i+1 >= g.cfg.MaxAttempts {
 			return maybeApplied, err
@@ -338,6 +338,15 @@ func (g *LMS) classify(ctx context.Context, err error) (string, verdict) {
 // A precondition failure is not: the caller must read the account again.
 func retryable(err error) bool {
 	return isKind(err, connector.KindUnavailable) || isKind(err, connector.KindRateLimited)
+}
+
+// answerLost reports whether the LMS may have applied an attempt that failed
+// with err: unavailable, or any answer that was a 5xx (the scim adapter turns a
+// 500 to a delete into "not found" when GET then says the user is gone, and that
+// 500 may have been our own delete, applied).
+func answerLost(err error) bool {
+	var le *connector.LMSError
+	return errors.As(err, &le) && (le.Kind == connector.KindUnavailable || le.Status >= 500)
 }
 
 func isKind(err error, k connector.ErrorKind) bool {
