@@ -36,37 +36,12 @@ func escapeFilterValue(v string) string {
 // emails), employeeNumber, each optionally qualified by its schema URN, and the
 // value-path form `emails[value eq "<value>"]`. Attribute names and the operator
 // are case-insensitive. Anything else is an error (scimType invalidFilter).
+// ParseDisjunction also accepts id and "or".
 func ParseFilter(s string) (connector.AccountFilter, error) {
 	p := &filterParser{s: s}
-	p.space()
-	path := p.attrPath()
-	if path == "" {
-		return connector.AccountFilter{}, p.errorf("attribute name expected")
-	}
-	var value string
-	if p.peek() == '[' {
-		p.pos++
-		p.space()
-		if sub := p.attrPath(); !strings.EqualFold(sub, "value") || !strings.EqualFold(path, "emails") {
-			return connector.AccountFilter{}, p.errorf("only emails[value eq \"...\"] is supported")
-		}
-		path = "emails.value"
-		v, err := p.eqValue()
-		if err != nil {
-			return connector.AccountFilter{}, err
-		}
-		p.space()
-		if p.peek() != ']' {
-			return connector.AccountFilter{}, p.errorf("] expected")
-		}
-		p.pos++
-		value = v
-	} else {
-		v, err := p.eqValue()
-		if err != nil {
-			return connector.AccountFilter{}, err
-		}
-		value = v
+	path, value, err := p.comparison()
+	if err != nil {
+		return connector.AccountFilter{}, err
 	}
 	p.space()
 	if p.pos != len(p.s) {
@@ -77,6 +52,92 @@ func ParseFilter(s string) (connector.AccountFilter, error) {
 		return connector.AccountFilter{}, fmt.Errorf("filter attribute %q is not supported", path)
 	}
 	return connector.AccountFilter{Attr: attr, Value: value}, nil
+}
+
+// AttrID is the attribute path of a resource's id (RFC 7643 §3.1) in a filter.
+const AttrID = "id"
+
+// IDFilter returns the filter that selects the users with one of ids:
+// `id eq "<id1>" or id eq "<id2>" ...`, values escaped. ActivityOf sends it.
+func IDFilter(ids []string) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(" or ")
+		}
+		b.WriteString(filterExpr(AttrID, "eq", escapeFilterValue(id)))
+	}
+	return b.String()
+}
+
+// Disjunction is a parsed filter of comparisons joined by "or": it selects the
+// users whose id is one of IDs or that match one of Filters.
+type Disjunction struct {
+	IDs     []string
+	Filters []connector.AccountFilter
+	// Attrs are the attribute paths of the comparisons as the filter spells them.
+	Attrs []string
+}
+
+// ParseDisjunction parses `<comparison> or <comparison> ...` (RFC 7644 §3.4.2.2),
+// where each comparison is one that ParseFilter accepts or `id eq "<value>"` (id
+// is caseExact). "or" is case-insensitive and needs a space on each side; and,
+// not, parentheses and other operators are errors. A single comparison is a
+// disjunction of one.
+func ParseDisjunction(s string) (Disjunction, error) {
+	p := &filterParser{s: s}
+	var d Disjunction
+	for {
+		path, value, err := p.comparison()
+		if err != nil {
+			return Disjunction{}, err
+		}
+		d.Attrs = append(d.Attrs, path)
+		if strings.EqualFold(path, AttrID) || strings.EqualFold(path, SchemaUser+":"+AttrID) {
+			d.IDs = append(d.IDs, value)
+		} else if attr, ok := filterAttr(path); ok {
+			d.Filters = append(d.Filters, connector.AccountFilter{Attr: attr, Value: value})
+		} else {
+			return Disjunction{}, fmt.Errorf("filter attribute %q is not supported", path)
+		}
+		spaced := p.space()
+		if p.pos == len(p.s) {
+			return d, nil
+		}
+		at := p.pos
+		if word := p.attrPath(); !spaced || !strings.EqualFold(word, "or") || !p.space() {
+			p.pos = at
+			return Disjunction{}, p.errorf("unexpected %q; only comparisons joined by or are supported", p.s[p.pos:])
+		}
+	}
+}
+
+// comparison reads `<attr> eq "<value>"` or `emails[value eq "<value>"]` (then
+// the path is emails.value), with leading space.
+func (p *filterParser) comparison() (path, value string, err error) {
+	p.space()
+	path = p.attrPath()
+	if path == "" {
+		return "", "", p.errorf("attribute name expected")
+	}
+	if p.peek() != '[' {
+		value, err = p.eqValue()
+		return path, value, err
+	}
+	p.pos++
+	p.space()
+	if sub := p.attrPath(); !strings.EqualFold(sub, "value") || !strings.EqualFold(path, "emails") {
+		return "", "", p.errorf("only emails[value eq \"...\"] is supported")
+	}
+	if value, err = p.eqValue(); err != nil {
+		return "", "", err
+	}
+	p.space()
+	if p.peek() != ']' {
+		return "", "", p.errorf("] expected")
+	}
+	p.pos++
+	return "emails.value", value, nil
 }
 
 // filterAttr maps an attribute path, case-insensitively, to the attribute it names.
@@ -114,10 +175,13 @@ func (p *filterParser) peek() byte {
 	return 0
 }
 
-func (p *filterParser) space() {
+// space skips spaces and tabs and reports whether there were any.
+func (p *filterParser) space() bool {
+	start := p.pos
 	for p.pos < len(p.s) && (p.s[p.pos] == ' ' || p.s[p.pos] == '\t') {
 		p.pos++
 	}
+	return p.pos > start
 }
 
 // attrPath reads an attribute path: letters, digits and ":._-$".
