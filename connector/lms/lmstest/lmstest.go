@@ -31,6 +31,18 @@ type Features struct {
 	// accounts, so that the converger sees two candidates and makes a review
 	// item instead of guessing.
 	DuplicateExternalIDs bool
+	// NoActivity: the LMS does not report activity (plain SCIM). ActivityOf must
+	// then say so (Activity.Known false), never "no activity".
+	NoActivity bool
+	// Train, when set, records a login for the account id in the LMS behind lms
+	// (say, the sandbox's training), so that ActivityOf checks that activity
+	// shows. It fails t itself.
+	Train func(t *testing.T, lms connector.LMS, id string)
+	// LostAnswers: the LMS sits behind faults that apply a request and lose its
+	// answer, and behind retries (guard over faulty). A bulk deletion of an
+	// account that was already gone may then be reported done (nil), as the
+	// guard documents, instead of connector.ErrNotFound.
+	LostAnswers bool
 }
 
 // suite holds one subtest's LMS and makes names unique to it.
@@ -162,6 +174,7 @@ func Run(t *testing.T, f Features, newLMS func(t *testing.T) connector.LMS) {
 			fn(t, newSuite(t, newLMS))
 		})
 	}
+	runBulk(f, run)
 
 	run("CreateGetRoundTrip", func(t *testing.T, s *suite) {
 		want := s.account("alice")
@@ -486,6 +499,164 @@ func Run(t *testing.T, f Features, newLMS func(t *testing.T) connector.LMS) {
 			t.Errorf("SetActive: %v", err)
 		}
 	})
+}
+
+// runBulk adds the cases of the optional capabilities connector.BulkDeleter and
+// connector.ActivityLister; each skips when the LMS does not offer its capability.
+func runBulk(f Features, run func(name string, fn func(t *testing.T, s *suite))) {
+	run("DeleteAccountsBulk", func(t *testing.T, s *suite) {
+		bd := s.bulkDeleter()
+		a := s.create(s.account("alice"))
+		b := s.create(s.account("bob"))
+		c := s.create(s.account("carol"))
+		gone := s.missingID()
+		dels := []connector.Deletion{{ID: a.ID, Version: a.Version}, {ID: gone}, {ID: b.ID}}
+		if f.ETags {
+			// carol changes after her version was read: the deletion is refused.
+			if _, err := s.lms.SetActive(t.Context(), c.ID, false); err != nil {
+				t.Fatalf("SetActive: %v", err)
+			}
+			dels = append(dels, connector.Deletion{ID: c.ID, Version: c.Version})
+		}
+		errs := s.deleteAccounts(bd, dels)
+		if errs[0] != nil || errs[2] != nil {
+			t.Errorf("deleting existing accounts: %v, %v; want nil", errs[0], errs[2])
+		}
+		if !errors.Is(errs[1], connector.ErrNotFound) && (!f.LostAnswers || errs[1] != nil) {
+			t.Errorf("deleting an account already gone: %v, want one matching %q", errs[1], connector.ErrNotFound)
+		}
+		for _, id := range []string{a.ID, b.ID} {
+			_, err := s.lms.GetAccount(t.Context(), id)
+			wantErr(t, "GetAccount after a bulk delete", err, connector.ErrNotFound)
+		}
+		if f.ETags {
+			wantErr(t, "deleting with a stale version", errs[3], connector.ErrPrecondition)
+			if got := s.get(c.ID); got.Active {
+				t.Errorf("the account with the stale version changed: %+v", got)
+			}
+		}
+	})
+
+	run("DeleteAccountsMany", func(t *testing.T, s *suite) {
+		bd := s.bulkDeleter()
+		var dels []connector.Deletion
+		var ids []string
+		for i := range 12 {
+			a := s.create(s.account(fmt.Sprintf("m%02d", i)))
+			dels = append(dels, connector.Deletion{ID: a.ID, Version: a.Version})
+			ids = append(ids, a.ID)
+		}
+		if al, ok := s.lms.(connector.ActivityLister); ok && al.MaxActivityBatch(t.Context()) > 0 {
+			if got := s.activityOf(al, ids); len(got) != len(ids) {
+				t.Errorf("ActivityOf: %d of %d accounts", len(got), len(ids))
+			}
+		}
+		for i, err := range s.deleteAccounts(bd, dels) {
+			if err != nil {
+				t.Errorf("deleting %s: %v", dels[i].ID, err)
+			}
+		}
+		for _, id := range ids {
+			_, err := s.lms.GetAccount(t.Context(), id)
+			wantErr(t, "GetAccount after a bulk delete", err, connector.ErrNotFound)
+		}
+	})
+
+	run("ActivityOf", func(t *testing.T, s *suite) {
+		al, ok := s.lms.(connector.ActivityLister)
+		if !ok || al.MaxActivityBatch(t.Context()) <= 0 {
+			t.Skip("the LMS does not read activity in batches")
+		}
+		a := s.create(s.account("alice"))
+		b := s.create(s.account("bob"))
+		gone := s.missingID()
+		got := s.activityOf(al, []string{a.ID, gone, b.ID, s.name("no-such-id"), a.ID})
+		if len(got) != 2 {
+			t.Errorf("ActivityOf: %d accounts, want alice and bob: %+v", len(got), got)
+		}
+		for _, want := range []connector.Account{a, b} {
+			aa, ok := got[want.ID]
+			if !ok {
+				t.Errorf("ActivityOf: no %s", want.ID)
+				continue
+			}
+			if aa.Account.ID != want.ID {
+				t.Errorf("ActivityOf[%s].Account.ID = %q", want.ID, aa.Account.ID)
+			}
+			sameAccount(t, aa.Account, want)
+			if f.ETags && aa.Account.Version != s.get(want.ID).Version {
+				t.Errorf("ActivityOf[%s].Account.Version = %q, want %q", want.ID, aa.Account.Version, s.get(want.ID).Version)
+			}
+			switch {
+			case f.NoActivity && aa.Activity.Known:
+				t.Errorf("ActivityOf[%s]: %+v from an LMS that does not report activity; want Known false", want.ID, aa.Activity)
+			case aa.Activity.Known && aa.Activity.Any():
+				t.Errorf("ActivityOf[%s]: %+v for a new account", want.ID, aa.Activity)
+			}
+		}
+		if f.Train == nil {
+			return
+		}
+		f.Train(t, s.lms, a.ID)
+		after := s.activityOf(al, []string{a.ID, b.ID})
+		if act := after[a.ID].Activity; !act.Known || act.LastLogin == nil {
+			t.Errorf("ActivityOf after a login: %+v, want a known last login", act)
+		}
+		if act := after[b.ID].Activity; act.Any() {
+			t.Errorf("ActivityOf of an unused account: %+v", act)
+		}
+	})
+}
+
+// bulkDeleter returns the LMS as a BulkDeleter, or skips the test.
+func (s *suite) bulkDeleter() connector.BulkDeleter {
+	s.t.Helper()
+	bd, ok := s.lms.(connector.BulkDeleter)
+	if !ok || bd.MaxBulkDeletes(s.t.Context()) <= 0 {
+		s.t.Skip("the LMS does not delete in bulk")
+	}
+	return bd
+}
+
+// deleteAccounts deletes dels in calls of at most MaxBulkDeletes, and checks
+// that each call answers one result per deletion.
+func (s *suite) deleteAccounts(bd connector.BulkDeleter, dels []connector.Deletion) []error {
+	s.t.Helper()
+	n := bd.MaxBulkDeletes(s.t.Context())
+	var out []error
+	for from := 0; from < len(dels); from += n {
+		chunk := dels[from:min(from+n, len(dels))]
+		errs, err := bd.DeleteAccounts(s.t.Context(), chunk)
+		if err != nil {
+			s.t.Fatalf("DeleteAccounts(%d): %v", len(chunk), err)
+		}
+		if len(errs) != len(chunk) {
+			s.t.Fatalf("DeleteAccounts(%d): %d results", len(chunk), len(errs))
+		}
+		out = append(out, errs...)
+	}
+	return out
+}
+
+// activityOf reads the activity of ids in calls of at most MaxActivityBatch.
+func (s *suite) activityOf(al connector.ActivityLister, ids []string) map[string]connector.AccountActivity {
+	s.t.Helper()
+	n := al.MaxActivityBatch(s.t.Context())
+	out := map[string]connector.AccountActivity{}
+	for from := 0; from < len(ids); from += n {
+		chunk := ids[from:min(from+n, len(ids))]
+		got, err := al.ActivityOf(s.t.Context(), chunk)
+		if err != nil {
+			s.t.Fatalf("ActivityOf(%d): %v", len(chunk), err)
+		}
+		for id, aa := range got {
+			if !slices.Contains(chunk, id) {
+				s.t.Errorf("ActivityOf: %q was not asked for", id)
+			}
+			out[id] = aa
+		}
+	}
+	return out
 }
 
 // RunConcurrency checks the LMS under concurrent calls. It is separate from Run

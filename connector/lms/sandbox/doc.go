@@ -23,19 +23,22 @@
 //
 // Handler serves, under BasePath (/scim/v2):
 //
-//	GET    /scim/v2/ServiceProviderConfig   patch, etag, filter (maxResults 1000) supported; bulk, sort, changePassword not
+//	GET    /scim/v2/ServiceProviderConfig   patch, etag, filter (maxResults 1000), bulk (maxOperations 1000) supported; sort, changePassword not
 //	GET    /scim/v2/Users?filter=&startIndex=&count=   ListResponse in creation order; count is capped at 1000
 //	POST   /scim/v2/Users                   201 with Location and ETag; 409 scimType uniqueness
 //	GET    /scim/v2/Users/{id}              200 with ETag and meta.version; 404
 //	PUT    /scim/v2/Users/{id}              replaces externalId, userName and profile; active only if present; If-Match (412)
 //	PATCH  /scim/v2/Users/{id}              PatchOp add/replace/remove of the managed attributes; If-Match (412)
 //	DELETE /scim/v2/Users/{id}              204; If-Match (412)
+//	POST   /scim/v2/Bulk                    BulkResponse for DELETE operations (version = If-Match); 413 beyond maxOperations
 //
-// Filters are a single `<attr> eq "<value>"` on externalId, userName,
-// emails.value (also `emails[value eq "..."]`), employeeNumber or
-// urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber.
-// Attribute names are case-insensitive, userName and email values too. Any other
-// filter is 400 with scimType invalidFilter. Errors use the SCIM error schema
+// Filters are `<attr> eq "<value>"` on externalId, userName, emails.value (also
+// `emails[value eq "..."]`), employeeNumber,
+// urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber or
+// id, one or several joined by "or" (so `id eq "a" or id eq "b"` reads many
+// accounts, with their training, in one request). Attribute names are
+// case-insensitive, userName and email values too. Any other filter is 400 with
+// scimType invalidFilter. Errors use the SCIM error schema
 // urn:ietf:params:scim:api:messages:2.0:Error; request bodies are limited to 1 MiB
 // (413 beyond). A wrong method is 405 with an Allow header.
 //
@@ -61,12 +64,21 @@
 // the given last login, and answers with the whole record (see Training and
 // AddTraining). docs/sandbox-lms.md describes the same with examples.
 //
+// # Bulk
+//
+// The LMS is a connector.BulkDeleter and a connector.ActivityLister:
+// DeleteAccounts deletes up to MaxBulkDeletes accounts (DefaultMaxBulk, see
+// WithMaxBulk) in one call, each conditional on its version and logged as one
+// OpDelete, and ActivityOf reads up to MaxResults accounts with their activity.
+// The SCIM server's /Bulk endpoint does the same deletions, and advertises
+// MaxBulkDeletes as its maxOperations.
+//
 // # Quirks
 //
 // HandlerWith serves the same with Quirks that real servers have (no
 // ServiceProviderConfig, no PATCH, 204 to PATCH, no ETags, no Location, an
 // empty 201, 500 for a missing user, case-folding filters, case-sensitive
-// attribute names, short pages, PUT resetting active), so that tests can run the
+// attribute names, short pages, PUT resetting active, no bulk), so that tests can run the
 // scim client against each over HTTP. WithDuplicateExternalIDs lets accounts
 // share an externalId. docs/lms-compat.md lists them with what the client does.
 package sandbox

@@ -40,12 +40,14 @@ func (l *LMS) handler(token string, q Quirks) http.Handler {
 	mux.HandleFunc("PUT "+BasePath+"/Users/{id}", h.replaceUser)
 	mux.HandleFunc("PATCH "+BasePath+"/Users/{id}", h.patchUser)
 	mux.HandleFunc("DELETE "+BasePath+"/Users/{id}", h.deleteUser)
+	mux.HandleFunc("POST "+BasePath+"/Bulk", h.bulk)
 	mux.HandleFunc("GET "+TrainingPath, h.getTraining)
 	mux.HandleFunc("POST "+TrainingPath, h.addTraining)
 	for path, allow := range map[string]string{
 		BasePath + "/ServiceProviderConfig": "GET",
 		BasePath + "/Users":                 "GET, POST",
 		BasePath + "/Users/{id}":            "GET, PUT, PATCH, DELETE",
+		BasePath + "/Bulk":                  "POST",
 		TrainingPath:                        "GET, POST",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
@@ -228,7 +230,7 @@ func (h *handler) serviceProviderConfig(w http.ResponseWriter, r *http.Request) 
 	writeJSON(w, http.StatusOK, scim.MediaType, scim.ServiceProviderConfig{
 		Schemas:        []string{scim.SchemaServiceProviderConfig},
 		Patch:          scim.Supported{Supported: !h.q.NoPatch},
-		Bulk:           scim.BulkConfig{Supported: false},
+		Bulk:           h.bulkConfig(),
 		Filter:         scim.FilterConfig{Supported: true, MaxResults: MaxResults},
 		ChangePassword: scim.Supported{Supported: false},
 		Sort:           scim.Supported{Supported: false},
@@ -268,28 +270,9 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
 	if h.q.MaxPageSize > 0 {
 		count = min(count, h.q.MaxPageSize)
 	}
-	var f *connector.AccountFilter
-	if expr := r.URL.Query().Get("filter"); expr != "" {
-		if name := filterAttrName(expr); h.q.CaseSensitiveNames && !canonicalFilterAttrs[name] {
-			writeError(w, http.StatusBadRequest, scim.ErrInvalidFilter, fmt.Sprintf("unknown attribute %q (names are case-sensitive)", name))
-			return
-		}
-		parsed, err := scim.ParseFilter(expr)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, scim.ErrInvalidFilter, err.Error())
-			return
-		}
-		f = &parsed
-	}
-	var all []resource
-	if h.q.FilterFoldsCase && f != nil {
-		for _, res := range h.l.query(nil) {
-			if foldMatches(*f, res.acct) {
-				all = append(all, res)
-			}
-		}
-	} else {
-		all = h.l.query(f)
+	all, ok := h.filtered(w, r.URL.Query().Get("filter"))
+	if !ok {
+		return
 	}
 	start = max(start, 1)
 	lr := scim.ListResponse{

@@ -143,7 +143,8 @@ func TestHandlerServiceProviderConfig(t *testing.T) {
 	var c scim.ServiceProviderConfig
 	b.do(t, "GET", "/scim/v2/ServiceProviderConfig", "").want(t, http.StatusOK, &c)
 	if c.Schemas[0] != scim.SchemaServiceProviderConfig || !c.Patch.Supported || !c.ETag.Supported || !c.Filter.Supported ||
-		c.Filter.MaxResults != sandbox.MaxResults || c.Bulk.Supported || c.Sort.Supported || c.ChangePassword.Supported ||
+		c.Filter.MaxResults != sandbox.MaxResults || c.Sort.Supported || c.ChangePassword.Supported ||
+		c.Bulk != (scim.BulkConfig{Supported: true, MaxOperations: sandbox.DefaultMaxBulk, MaxPayloadSize: 1 << 20}) ||
 		len(c.AuthenticationSchemes) != 1 {
 		t.Errorf("ServiceProviderConfig %+v", c)
 	}
@@ -218,7 +219,8 @@ func TestHandlerFilters(t *testing.T) {
 			t.Errorf("filter %s: %+v, want an empty Resources list", f, lr)
 		}
 	}
-	for _, f := range []string{`userName sw "a"`, `title eq "x"`, `userName eq "a" or userName eq "b"`} {
+	for _, f := range []string{`userName sw "a"`, `title eq "x"`, `userName eq "a" and userName eq "b"`,
+		`userName eq "a" or`, `userName eq "a"or userName eq "b"`, `(userName eq "a")`, `id eq "a" or title eq "b"`} {
 		b.do(t, "GET", "/scim/v2/Users?filter="+url.QueryEscape(f), "").wantError(t, http.StatusBadRequest, scim.ErrInvalidFilter)
 	}
 }

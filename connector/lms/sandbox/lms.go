@@ -37,6 +37,8 @@ type LMS struct {
 	byEmail multiIndex // folded email → ids (almost always one)
 	byEmpNo multiIndex // employee number → ids
 	ops     []Op
+	// maxBulk is MaxBulkDeletes: 0 is DefaultMaxBulk, below 0 no bulk (see WithMaxBulk).
+	maxBulk int
 }
 
 // record is one account with everything the LMS knows about it.

@@ -43,6 +43,9 @@ type Quirks struct {
 	// PutResetsActive treats a PUT without active as active=true, the
 	// attribute's default, as a server that replaces the whole resource does.
 	PutResetsActive bool
+	// NoBulk says bulk.supported=false in /ServiceProviderConfig and answers
+	// POST /Bulk with 501, as servers without bulk do.
+	NoBulk bool
 }
 
 // HandlerWith is Handler with quirks.
@@ -54,6 +57,7 @@ var canonicalFilterAttrs = map[string]bool{
 	"externalId": true, "userName": true, "emails.value": true, "emails": true,
 	"employeeNumber": true, scim.SchemaEnterpriseUser + ":employeeNumber": true,
 	scim.SchemaUser + ":userName": true, scim.SchemaUser + ":externalId": true,
+	scim.AttrID: true, scim.SchemaUser + ":" + scim.AttrID: true,
 }
 
 // canonicalPatchPaths are the PATCH paths the client may send, canonically spelled.

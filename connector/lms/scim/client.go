@@ -21,6 +21,10 @@
 //
 // Servers that keep learning records may report them in the read-only extension
 // urn:hrsync:params:scim:schemas:extension:training:1.0:User (see Training).
+//
+// The client is a connector.BulkDeleter (POST /Bulk, RFC 7644 §3.7, where the
+// server has it; one DELETE per account otherwise) and a connector.ActivityLister
+// (one query `id eq "a" or id eq "b" ...` per batch, see IDFilter).
 package scim
 
 import (
@@ -83,6 +87,8 @@ type Client struct {
 
 	noDiscovery bool
 	noPatch     atomic.Bool // the server refused PATCH with 405 or 501
+	noBulk      atomic.Bool // the server answered POST /Bulk with 404, 405 or 501
+	noIDFilter  atomic.Bool // the server does not evaluate OR'ed id filters (see ActivityOf)
 
 	mu         sync.Mutex
 	discovered bool

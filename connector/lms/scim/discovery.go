@@ -21,8 +21,13 @@ type Capabilities struct {
 	Patch bool
 	// ETag: the client sends If-Match with a known version on updates.
 	ETag bool
-	// Bulk is reported for information; the client does not use bulk requests.
-	Bulk bool
+	// Bulk: DeleteAccounts sends POST /Bulk (RFC 7644 §3.7) of at most
+	// BulkMaxOperations deletions and BulkMaxPayload bytes; otherwise it sends one
+	// DELETE per account. A server that answers /Bulk with 404, 405 or 501 turns
+	// Bulk off for the client's lifetime.
+	Bulk              bool
+	BulkMaxOperations int
+	BulkMaxPayload    int
 	// Filter: FindAccounts asks the server to filter; otherwise it pages through
 	// every user and filters client-side.
 	Filter bool
@@ -40,14 +45,32 @@ var defaultCapabilities = Capabilities{Patch: true, Filter: true}
 // and that answer is kept. A transient failure (network, 5xx, 429, 401/403) also
 // yields the defaults but is not kept: the next call asks again.
 func (c *Client) Capabilities(ctx context.Context) Capabilities {
+	caps, _ := c.capabilities(ctx)
+	return caps
+}
+
+// Discover reads /ServiceProviderConfig unless the client already knows what the
+// server supports, and returns the error of a transient failure, after which
+// Capabilities gives the defaults until a later call succeeds. A server without a
+// ServiceProviderConfig is not an error. guard calls it, with retries, before it
+// asks for MaxBulkDeletes or MaxActivityBatch, so that a passing failure does not
+// turn a clean-up into one call per account.
+func (c *Client) Discover(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	_, err := c.capabilities(ctx)
+	return err
+}
+
+func (c *Client) capabilities(ctx context.Context) (Capabilities, error) {
 	c.mu.Lock()
 	done, caps := c.discovered, c.caps
 	c.mu.Unlock()
+	var err error
 	if !done {
-		var keep bool
-		caps, keep = c.discover(ctx)
+		caps, err = c.discover(ctx)
 		c.mu.Lock()
-		if !c.discovered && keep {
+		if !c.discovered && err == nil {
 			c.discovered, c.caps = true, caps
 		}
 		c.mu.Unlock()
@@ -55,34 +78,44 @@ func (c *Client) Capabilities(ctx context.Context) Capabilities {
 	if c.noPatch.Load() {
 		caps.Patch = false
 	}
-	return caps
+	if c.noBulk.Load() {
+		caps.Bulk = false
+	}
+	return caps, err
 }
 
-func (c *Client) discover(ctx context.Context) (Capabilities, bool) {
+// discover reads /ServiceProviderConfig; an error is a transient failure, and
+// the defaults that come with it are not to be kept.
+func (c *Client) discover(ctx context.Context) (Capabilities, error) {
 	if c.noDiscovery {
-		return defaultCapabilities, true
+		return defaultCapabilities, nil
 	}
 	var spc ServiceProviderConfig
 	_, err := c.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, nil, nil, &spc)
 	if le, ok := errors.AsType[*connector.LMSError](err); ok {
 		switch le.Status {
 		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented, http.StatusBadRequest:
-			return defaultCapabilities, true
+			return defaultCapabilities, nil
 		}
 		if le.Reason == reasonUndecodable {
-			return defaultCapabilities, true
+			return defaultCapabilities, nil
 		}
-		return defaultCapabilities, false
+		return defaultCapabilities, err
+	}
+	if err != nil {
+		return defaultCapabilities, err
 	}
 	if !slices.ContainsFunc(spc.Schemas, func(s string) bool { return strings.EqualFold(s, SchemaServiceProviderConfig) }) {
-		return defaultCapabilities, true
+		return defaultCapabilities, nil
 	}
 	return Capabilities{
-		Discovered: true,
-		Patch:      spc.Patch.Supported,
-		ETag:       spc.ETag.Supported,
-		Bulk:       spc.Bulk.Supported,
-		Filter:     spc.Filter.Supported,
-		MaxResults: max(spc.Filter.MaxResults, 0),
-	}, true
+		Discovered:        true,
+		Patch:             spc.Patch.Supported,
+		ETag:              spc.ETag.Supported,
+		Bulk:              spc.Bulk.Supported,
+		BulkMaxOperations: max(spc.Bulk.MaxOperations, 0),
+		BulkMaxPayload:    max(spc.Bulk.MaxPayloadSize, 0),
+		Filter:            spc.Filter.Supported,
+		MaxResults:        max(spc.Filter.MaxResults, 0),
+	}, nil
 }

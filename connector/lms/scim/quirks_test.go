@@ -54,6 +54,7 @@ func setupQuirks(t *testing.T, q sandbox.Quirks, opts ...sandbox.Option) *quirkB
 		t.Fatal(err)
 	}
 	b.client = c
+	sandboxes.Store(c, b.lms)
 	return b
 }
 
@@ -107,6 +108,7 @@ func TestConformanceQuirks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			tc.f.Train = train
 			lmstest.Run(t, tc.f, func(t *testing.T) connector.LMS { return setupQuirks(t, tc.q, tc.opts...).client })
 		})
 	}
@@ -143,7 +145,8 @@ func TestDiscoveryOnce(t *testing.T) {
 				t.Errorf("%d reads of the ServiceProviderConfig, want 1", n)
 			}
 			caps := b.client.Capabilities(t.Context())
-			want := scim.Capabilities{Discovered: true, Patch: true, ETag: true, Filter: true, MaxResults: sandbox.MaxResults}
+			want := scim.Capabilities{Discovered: true, Patch: true, ETag: true, Filter: true, MaxResults: sandbox.MaxResults,
+				Bulk: true, BulkMaxOperations: sandbox.DefaultMaxBulk, BulkMaxPayload: 1 << 20}
 			if q.NoServiceProviderConfig {
 				want = scim.Capabilities{Patch: true, Filter: true}
 			}

@@ -37,19 +37,20 @@ func setup(t *testing.T, opts ...sandbox.Option) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sandboxes.Store(c, lms)
 	return &testBundle{lms: lms, srv: srv, client: c}
 }
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	lmstest.Run(t, lmstest.Features{ETags: true}, func(t *testing.T) connector.LMS { return setup(t).client })
+	lmstest.Run(t, lmstest.Features{ETags: true, Train: train}, func(t *testing.T) connector.LMS { return setup(t).client })
 }
 
 // TestConformanceOddIDs runs the suite on ids that must be escaped in a URL path.
 func TestConformanceOddIDs(t *testing.T) {
 	t.Parallel()
 	odd := sandbox.WithIDs(func(n int) string { return fmt.Sprintf(`u/%d ?#%%2F+é"`, n) })
-	lmstest.Run(t, lmstest.Features{ETags: true}, func(t *testing.T) connector.LMS { return setup(t, odd).client })
+	lmstest.Run(t, lmstest.Features{ETags: true, Train: train}, func(t *testing.T) connector.LMS { return setup(t, odd).client })
 }
 
 func TestConcurrency(t *testing.T) {

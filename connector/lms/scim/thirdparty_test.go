@@ -263,5 +263,7 @@ func TestConformanceElimity(t *testing.T) {
 		// The library's common attributes give externalId uniqueness "none",
 		// and the handler enforces only what the schema declares.
 		DuplicateExternalIDs: true,
+		// Its users carry no training extension: activity is unknown.
+		NoActivity: true,
 	}, func(t *testing.T) connector.LMS { return newElimityClient(t) })
 }
