@@ -18,6 +18,12 @@
 // delete reads the account first, so that a retried delete that meets "not found"
 // knows the account was there and is gone now.
 //
+// It passes connector.BulkDeleter and connector.ActivityLister through: each call
+// to the LMS of a batch (up to its MaxBulkDeletes or MaxActivityBatch) is one call
+// under the rate limit, however many accounts it carries. A retried bulk delete
+// sends again only the deletions whose outcome was lost or temporary, and counts
+// one that the retry finds gone as done.
+//
 // LMS implements connector.Availability, so that the converger pauses instead of
 // claiming work while the LMS is quarantined.
 package guard
@@ -124,6 +130,8 @@ type LMS struct {
 	br     *breaker
 
 	probing atomic.Bool // a background probe started by Available is running
+	// discovered: the LMS behind the guard learned what it supports (see discover).
+	discovered atomic.Bool
 }
 
 var (
@@ -502,6 +510,11 @@ func (g *LMS) DeleteAccount(ctx context.Context, id string) error {
 	if _, err := g.GetAccount(ctx, id); err != nil {
 		return err
 	}
+	return g.deleteRead(ctx, id)
+}
+
+// deleteRead deletes the account id, which was just read.
+func (g *LMS) deleteRead(ctx context.Context, id string) error {
 	maybe, err := g.call(ctx, "DeleteAccount", func(ctx context.Context) error {
 		return g.inner.DeleteAccount(ctx, id)
 	})

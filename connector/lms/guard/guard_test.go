@@ -100,10 +100,12 @@ func TestConformanceBehindFaults(t *testing.T) {
 		}
 	})
 	n := uint64(0)
+	sandboxes := map[connector.LMS]*sandbox.LMS{}
 	newLMS := func(t *testing.T) connector.LMS {
 		mu.Lock()
 		n++
 		s := newFaultyStack(t, faultConfig(seed+n), guard.Config{})
+		sandboxes[s.guard] = s.sandbox
 		mu.Unlock()
 		t.Cleanup(func() {
 			c := s.faults.Counts()
@@ -124,7 +126,15 @@ func TestConformanceBehindFaults(t *testing.T) {
 	}
 	t.Run("Run", func(t *testing.T) {
 		t.Parallel()
-		lmstest.Run(t, lmstest.Features{ETags: true}, newLMS)
+		lmstest.Run(t, lmstest.Features{ETags: true, LostAnswers: true,
+			Train: func(t *testing.T, lms connector.LMS, id string) {
+				mu.Lock()
+				sb := sandboxes[lms]
+				mu.Unlock()
+				if err := sb.RecordLogin(id, time.Time{}); err != nil {
+					t.Fatalf("RecordLogin: %v", err)
+				}
+			}}, newLMS)
 	})
 	t.Run("RunConcurrency", func(t *testing.T) {
 		t.Parallel()
