@@ -3,13 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -203,5 +207,108 @@ func TestFeedOffboard(t *testing.T) {
 	}
 	if out, _, err := runCLI(t, nil, "feed", "status", "--db", dbURL, "partner-acme"); err != nil || !strings.Contains(out, "closed") {
 		t.Errorf("feed status: %v %s", err, out)
+	}
+}
+
+// TestCleanupKilledAndResumed SIGKILLs "holds run" right after the LMS applied a
+// bulk delete and before hrsync recorded it, twice, and resumes: every account is
+// deleted exactly once, and the interrupted ones are counted done ("already gone").
+func TestCleanupKilledAndResumed(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	dbURL := "sqlite://" + filepath.Join(dir, "h.db")
+	var mu sync.Mutex
+	writes, killAt := 0, 0
+	var victim *daemon
+	lms := startLMS(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r) // the LMS applies the write
+			mu.Lock()
+			writes++
+			d := victim
+			if writes != killAt {
+				d = nil
+			}
+			mu.Unlock()
+			if d != nil {
+				d.kill()
+				d.waitExit(10 * time.Second)
+				panic(http.ErrAbortHandler) // the answer never reaches hrsync
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		})
+	})
+	const n = 30
+	for i := range n {
+		if _, err := lms.sb.CreateAccount(ctx, connector.Account{ExternalID: fmt.Sprintf("import:%02d", i), UserName: fmt.Sprintf("imp%02d@old.example", i), Active: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := []string{"--db", dbURL, "--lms-url", lms.url, "--lms-token", lms.token, "--log-level", "warn"}
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	if out, stderr, err := runCLI(t, nil, append([]string{"cleanup", "dormant", "--no-login", "--created-before", tomorrow, "--out", filepath.Join(dir, "r")}, conn...)...); err != nil {
+		t.Fatalf("cleanup dormant: %v\n%s\n%s", err, out, stderr)
+	}
+	if _, _, err := runCLI(t, nil, "holds", "approve", "--db", dbURL, "--by", "ana", "--reason", "ok", "1"); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"hrsync", "holds", "run", "--batch", "4"}, conn...)
+	args = append(args, "1")
+	for round, at := range []int{2, 3} {
+		d := func() *daemon {
+			mu.Lock()
+			defer mu.Unlock()
+			writes, killAt = 0, at
+			victim = startDaemon(t, fmt.Sprintf("run-%d", round), args)
+			return victim
+		}()
+		if !d.waitExit(60 * time.Second) {
+			t.Fatalf("round %d: holds run neither finished nor was killed", round)
+		}
+		if d.err == nil {
+			t.Fatalf("round %d: holds run finished before the kill", round)
+		}
+		if d.logCount("hrsync:") > 0 {
+			t.Fatalf("round %d: holds run failed rather than being killed:\n%s", round, tail(d.log, 20))
+		}
+		t.Logf("round %d: killed after %d LMS writes", round, at)
+	}
+	mu.Lock()
+	killAt = 0
+	mu.Unlock()
+	out, stderr, err := runCLI(t, nil, append([]string{"holds", "run"}, append(conn, "1")...)...)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("all runs: %d done, 0 skipped, 0 failed, 0 pending", n)) {
+		t.Fatalf("resumed run: %v\n%s\n%s", err, out, stderr)
+	}
+	if c := lms.sb.Count(); c != 0 {
+		t.Errorf("%d accounts left", c)
+	}
+	deleted := map[string]int{}
+	for _, op := range lms.sb.Ops() {
+		if op.Kind == sandbox.OpDelete {
+			deleted[op.AccountID]++
+		}
+	}
+	for id, k := range deleted {
+		if k != 1 {
+			t.Errorf("account %s deleted %d times", id, k)
+		}
+	}
+	if len(deleted) != n {
+		t.Errorf("%d accounts deleted, want %d", len(deleted), n)
+	}
+	out, _, err = runCLI(t, nil, "holds", "show", "--db", dbURL, "--csv", "-", "1")
+	if err != nil || strings.Count(out, "already gone") < 2*4 {
+		t.Errorf("the interrupted batches are not counted as already gone (%v):\n%s", err, out)
 	}
 }
