@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/guard"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
+	"github.com/hrsync/hrsync/connector/lms/scim"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -39,9 +41,31 @@ func (c *skipClock) After(d time.Duration) <-chan time.Time {
 // BenchmarkCleanup16k deletes 16,000 never-used accounts from the sandbox (the
 // admin's old batch import) through the guard at Docebo's 1,000 calls an hour:
 // the report's scan, then the approved job in bulk calls. The rate limit's waits
-// run on a skipping clock, so lms-hours is the LMS time the job takes for real and
-// ns/op only hrsync's own work. docs/cleanup.md quotes the figures.
+// run on a skipping clock, so the lms-hours metrics are the LMS time the job takes
+// for real, and ns/op only hrsync's own work (and, over SCIM, the sandbox's).
+// docs/cleanup.md quotes the figures.
+//
+//   - sandbox: the in-process adapter (bulk of 1,000, activity of 1,000 per call);
+//   - scim: the SCIM client against the sandbox's SCIM server on loopback (SCIM
+//     Bulk of up to 1,000 deletions, activity by an id filter of 50 per call).
 func BenchmarkCleanup16k(b *testing.B) {
+	b.Run("sandbox", func(b *testing.B) {
+		benchCleanup(b, func(sb *sandbox.LMS) connector.LMS { return sb })
+	})
+	b.Run("scim", func(b *testing.B) {
+		benchCleanup(b, func(sb *sandbox.LMS) connector.LMS {
+			srv := httptest.NewServer(sb.Handler("bench-token"))
+			b.Cleanup(srv.Close)
+			c, err := scim.New(srv.URL+sandbox.BasePath, scim.WithBearerToken("bench-token"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return c
+		})
+	})
+}
+
+func benchCleanup(b *testing.B, adapter func(*sandbox.LMS) connector.LMS) {
 	const n = 16_000
 	for b.Loop() {
 		b.StopTimer()
@@ -64,7 +88,7 @@ func BenchmarkCleanup16k(b *testing.B) {
 		}
 		clock := &skipClock{now: time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)}
 		calls := 0
-		lms := guard.New(sb, guard.Config{Rate: guard.Rate{N: 1000, Per: time.Hour}, Clock: clock,
+		lms := guard.New(adapter(sb), guard.Config{Rate: guard.Rate{N: 1000, Per: time.Hour}, Clock: clock,
 			Hooks: guard.Hooks{Call: func(string, string) { calls++ }}})
 		b.StartTimer()
 
@@ -78,14 +102,7 @@ func BenchmarkCleanup16k(b *testing.B) {
 		if len(sel.Items) != n {
 			b.Fatalf("selected %d of %d", len(sel.Items), n)
 		}
-		bulk, check := 0, 0
-		if bd, ok := connector.LMS(lms).(connector.BulkDeleter); ok {
-			bulk = bd.MaxBulkDeletes(ctx)
-		}
-		if al, ok := connector.LMS(lms).(connector.ActivityLister); ok {
-			check = al.MaxActivityBatch(ctx)
-		}
-		est := connector.EstimateJob(n, 0, bulk, check, 1000)
+		est := connector.EstimateJob(n, 0, lms.MaxBulkDeletes(ctx), lms.MaxActivityBatch(ctx), 1000)
 		hold, err := db.CreateJob(ctx, connector.Hold{Kind: connector.HoldCleanup, Reason: "bench"}, sel.Items)
 		if err != nil {
 			b.Fatal(err)
