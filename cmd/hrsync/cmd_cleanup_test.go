@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -207,6 +209,30 @@ func TestFeedOffboard(t *testing.T) {
 	}
 	if out, _, err := runCLI(t, nil, "feed", "status", "--db", dbURL, "partner-acme"); err != nil || !strings.Contains(out, "closed") {
 		t.Errorf("feed status: %v %s", err, out)
+	}
+	// The admin API refuses the feed's own token, and the admin token too.
+	up := &uploader{db: db, feeds: feeds, rosters: map[string]rosterConfig{"partner-acme": {Mode: "snapshot", UploadTokenSHA256: sha("acme-token")}},
+		now: time.Now, log: slog.New(slog.DiscardHandler), thresholds: uploadThresholds(&connector.SafeguardConfig{Default: connector.DefaultThresholds()})}
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/feeds/{feed}/rosters", &adminAPI{adminToken: "root-token", log: slog.New(slog.DiscardHandler), up: up})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, tok := range []string{"acme-token", "root-token"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/feeds/partner-acme/rosters?dry_run=true",
+			strings.NewReader("worker_id,email,given_name,family_name\np3,p3@x.example,P,Three\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "closed") {
+			t.Errorf("upload with %s to the closed feed: %d %s", tok, resp.StatusCode, body)
+		}
 	}
 }
 
