@@ -493,7 +493,7 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	want, next := Want(hist.Facts, now, pol)
 	want.Worker = cl.Worker
 	if want.Erasure != nil {
-		return c.erase(ctx, cl, want, held)
+		return c.erase(ctx, cl, want, hist, held)
 	}
 	comp := Completion{NextDue: next}
 	if want.State == StateAbsent {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErasureRequest is a GDPR erasure that an hrsync.worker.erasure_requested.v1
@@ -33,8 +34,19 @@ var errNoEraseFunc = errors.New("this converger cannot erase (no EraseFunc); the
 // failure keeps the request (the fact stays, the worker is retried with backoff)
 // and raises a review item that says why, so that a pending erasure is visible
 // in "hrsync review list"; the review is not repeated while the reason is the same.
-func (c *Converger) erase(ctx context.Context, cl Claim, want Wanted, held func() bool) (Completion, error) {
+func (c *Converger) erase(ctx context.Context, cl Claim, want Wanted, hist History, held func() bool) (Completion, error) {
 	r := RequestOf(*want.Erasure)
+	// An erasure cannot be undone: like a deletion it passes the safeguard, so a
+	// feed that suddenly asks to erase many people is held for a person.
+	guarded := Completion{Claim: cl}
+	plan := []Action{{Kind: ActionAnonymise, AccountID: hist.Links[cl.Worker.WorkerID],
+		Reason: fmt.Sprintf("GDPR erasure requested by event %s", r.FactID)}}
+	if held, done, err := c.safeguard(ctx, cl, want, plan, time.Time{}, guarded); done {
+		for i := range held.Audit {
+			held.Audit[i].Plan = PlanString(plan)
+		}
+		return held, err
+	}
 	if !held() {
 		return Completion{}, errLeaseLost
 	}

@@ -3,6 +3,7 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -136,5 +137,50 @@ func TestConvergerErasureRequest(t *testing.T) {
 	}
 	if reviews, _ := b.db.ListReviews(ctx, store.ReviewFilter{Feed: "hr"}); len(reviews) != 0 {
 		t.Fatalf("reviews after the erasure = %+v; want none", reviews)
+	}
+}
+
+// TestErasureRequestsPassTheSafeguard: erasure cannot be undone, so a feed that
+// asks to erase many of its people at once is held like a mass deactivation; the
+// first few run, the rest wait for a person, and an approval lets them go.
+func TestErasureRequestsPassTheSafeguard(t *testing.T) {
+	t.Parallel()
+	b := setupSafeguard(t, 20)
+	var erased []string
+	sg, err := connector.NewSafeguard(connector.SafeguardConfig{Store: b.db, Now: b.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock, Safeguard: sg,
+		EraseFunc: func(_ context.Context, r connector.ErasureRequest) error {
+			erased = append(erased, r.Worker.WorkerID)
+			return nil
+		},
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []connector.Fact
+	for i := range 12 {
+		reqs = append(reqs, connector.Fact{WorkerID: fmt.Sprintf("w%02d", i), Kind: connector.KindErasureRequested, Effective: b.clock(), Reason: "DSR batch"})
+	}
+	b.recordAll(t, reqs...)
+	// 20% of 20 active accounts is 4; up to MinRemovals (5) never hold for the percentage.
+	if len(erased) != 5 {
+		t.Fatalf("erased %d before the hold, want 5: %v", len(erased), erased)
+	}
+	h := b.oneHold(t)
+	if h.Status != connector.HoldOpen || h.Counts.Removals != 7 {
+		t.Fatalf("hold = %+v, want 7 erasures held", h)
+	}
+	if out := b.outcomes(t, connector.ActionAnonymise); out[connector.OutcomeHeld] != 7 {
+		t.Errorf("audit outcomes = %v, want 7 held", out)
+	}
+	if _, err := b.db.DecideHold(t.Context(), h.ID, connector.HoldDecision{Approve: true, By: "dpo", Reason: "verified requests"}); err != nil {
+		t.Fatal(err)
+	}
+	b.converge(t)
+	if len(erased) != 12 {
+		t.Fatalf("erased %d after the approval, want 12", len(erased))
 	}
 }
