@@ -41,7 +41,10 @@ import (
 // delete in the audit trail is a create or reactivate (or that have none). An
 // account deactivated by hand in the LMS still counts as active. The count is
 // taken when a feed's window starts, plus the removals already in the window, so
-// it is the number of active accounts before the window's removals.
+// it is the number of active accounts before the window's removals. Before a
+// removal is held, the count is taken again: a feed that grew since the window
+// started (a bulk import) is measured as it is now, so its removals are not held
+// against the smaller base.
 
 // The outcomes the safeguard adds to the audit trail.
 const (

@@ -21,8 +21,15 @@ var _ connector.HoldStore = (*DB)(nil)
 // activeQuery counts the accounts linked to workers (of one feed, or of all when
 // the argument is empty) whose latest successful state action in the audit trail is
 // a create or a reactivate, or that have none: the accounts hrsync last saw active.
+//
+// A worker with a removal decided within the window (other than the one being
+// decided) is left out: its account may still look active until its deactivation
+// is audited, and the window's removals are added to the count separately.
 const activeQuery = `SELECT COUNT(*) FROM links l
-	WHERE (? = '' OR l.feed = ?) AND COALESCE((SELECT a.action FROM audit a
+	WHERE (? = '' OR l.feed = ?)
+		AND NOT EXISTS (SELECT 1 FROM removals r WHERE r.feed = l.feed AND r.worker_id = l.worker_id AND r.at > ?
+			AND NOT (r.feed = ? AND r.worker_id = ?))
+		AND COALESCE((SELECT a.action FROM audit a
 		WHERE a.feed = l.feed AND a.worker_id = l.worker_id AND a.outcome = 'ok'
 			AND a.action IN ('create', 'reactivate', 'deactivate', 'delete', 'anonymise')
 		ORDER BY a.at DESC, a.id DESC LIMIT 1), 'create') IN ('create', 'reactivate')`
@@ -130,13 +137,27 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 	// 4. Count the window.
 	since := r.Now.Add(-r.Window)
 	c := connector.WindowCounts{Feed: w.Feed}
-	if c.FeedRemovals, c.FeedActive, err = db.window(ctx, tx, w.Feed, w, r.Now, since); err != nil {
+	count := func(fresh bool) error {
+		if c.FeedRemovals, c.FeedActive, err = db.window(ctx, tx, w.Feed, w, r.Now, since, fresh); err != nil {
+			return err
+		}
+		c.AllRemovals, c.AllActive, err = db.window(ctx, tx, "", w, r.Now, since, fresh)
+		return err
+	}
+	if err := count(false); err != nil {
 		return connector.RemovalVerdict{}, err
 	}
-	if c.AllRemovals, c.AllActive, err = db.window(ctx, tx, "", w, r.Now, since); err != nil {
-		return connector.RemovalVerdict{}, err
+	hold, why := r.Decide(c)
+	if hold {
+		// The base was measured when the window started; during a bulk import the
+		// feed has grown since. Before holding, measure it again: only a threshold
+		// crossed against the accounts active now holds.
+		if err := count(true); err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		hold, why = r.Decide(c)
 	}
-	if hold, why := r.Decide(c); hold {
+	if hold {
 		var id int64
 		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at)
 			VALUES (?, 'live', 'open', ?, ?, ?) RETURNING id`), w.Feed, why, c.FeedActive, db.ts(r.Now)).Scan(&id); err != nil {
@@ -153,9 +174,9 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 // window returns the removals of the window for scope (a feed, or empty for all),
 // counting w's as one whether or not it was counted before, and the active
 // accounts at the window's start. The active count is measured again once the
-// scope's last measurement is older than the window: the accounts active now plus
-// those removed within the window.
-func (db *DB) window(ctx context.Context, tx *sqlx.Tx, scope string, w connector.WorkerKey, now, since time.Time) (removals, active int, err error) {
+// scope's last measurement is older than the window, or when fresh is set: the
+// accounts active now plus those removed within the window.
+func (db *DB) window(ctx context.Context, tx *sqlx.Tx, scope string, w connector.WorkerKey, now, since time.Time, fresh bool) (removals, active int, err error) {
 	err = tx.GetContext(ctx, &removals, db.q(`SELECT COUNT(*) FROM removals
 		WHERE (? = '' OR feed = ?) AND at > ? AND hold_id IS NULL AND NOT (feed = ? AND worker_id = ?)`),
 		scope, scope, db.ts(since), w.Feed, w.WorkerID)
@@ -165,13 +186,13 @@ func (db *DB) window(ctx context.Context, tx *sqlx.Tx, scope string, w connector
 	removals++
 	var started instant
 	err = tx.QueryRowContext(ctx, db.q(`SELECT active, started_at FROM safeguard_windows WHERE scope = ?`), scope).Scan(&active, &started)
-	if err == nil && started.T.After(since) {
+	if err == nil && started.T.After(since) && !fresh {
 		return removals, active, nil
 	}
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("read window: %w", err)
 	}
-	if err := tx.GetContext(ctx, &active, db.q(activeQuery), scope, scope); err != nil {
+	if err := tx.GetContext(ctx, &active, db.q(activeQuery), scope, scope, db.ts(since), w.Feed, w.WorkerID); err != nil {
 		return 0, 0, fmt.Errorf("count active accounts: %w", err)
 	}
 	active += removals - 1 // removed in the window: active when it started

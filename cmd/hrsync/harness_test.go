@@ -177,9 +177,9 @@ func daemonArgs(l *testLMS, natsURL, dbURL string, lease time.Duration) []string
 		"--admin-addr=", "--lease", lease.String(), "--poll-interval", "250ms",
 		// These tests are about crashes, not thresholds: the safeguard is on (every
 		// removal is reserved through it) with limits that never hold. The
-		// percentage alone is not enough: a window's active base is measured when
-		// the window starts, and during a bulk import it can be far below the
-		// removals that follow; --hold-min keeps the percentage from applying.
+		// percentage alone is not enough: the scenarios' leave waves are more than
+		// any percentage of the people hired so far; --hold-min keeps the
+		// percentage from applying.
 		"--hold-percent", "100", "--hold-count", "0", "--hold-min", "1000000",
 		"--log-format", "json", "--log-level", "info"}
 }

@@ -85,6 +85,53 @@ func runHolds(t *testing.T, setup func(t *testing.T) *testBundle) {
 		return v
 	}
 
+	t.Run("GrowingFeedIsMeasuredAgainBeforeAHold", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		s := hs(t, b)
+		hr := populate(t, b, "hr", 10)
+		// The window starts with 10 active accounts.
+		if v := reserve(t, s, req(b, hr[0], 1, b.now)); !v.Allow {
+			t.Fatalf("first removal = %+v", v)
+		}
+		// A bulk import: 90 more people, active, within the same window.
+		var facts []connector.Fact
+		for i := range 90 {
+			w := key("hr", fmt.Sprintf("n%03d", i))
+			facts = append(facts, fact(w, "imp"+w.WorkerID, connector.KindHired, 0))
+		}
+		b.record(t, facts...)
+		var comps []connector.Completion
+		for _, c := range b.claim(t, "import", b.now.Add(time.Minute), 200) {
+			acct := "acct-" + c.Worker.String()
+			comps = append(comps, connector.Completion{Claim: c, Owner: "import", AccountID: acct,
+				Audit: []connector.AuditEntry{{Action: connector.ActionCreate, Outcome: connector.OutcomeOK, AccountID: acct}}})
+		}
+		if err := b.s.CompleteAll(b.ctx, comps); err != nil {
+			t.Fatal(err)
+		}
+		// 20 removals of 100 active: the stale base of 10 would hold the 3rd.
+		for i := 1; i < 10; i++ {
+			if v := reserve(t, s, req(b, hr[i], 1, b.now.Add(2*time.Minute))); !v.Allow {
+				t.Fatalf("removal %d of a grown feed = %+v, want allowed", i+1, v)
+			}
+		}
+		for i := range 10 {
+			if v := reserve(t, s, req(b, key("hr", fmt.Sprintf("n%03d", i)), 1, b.now.Add(3*time.Minute))); !v.Allow {
+				t.Fatalf("removal %d of a grown feed = %+v, want allowed", i+11, v)
+			}
+		}
+		// The 21st of 100 crosses 20%: held, measured against the grown feed (the
+		// removals decided in the window count once, not also as active).
+		v := reserve(t, s, req(b, key("hr", "n010"), 1, b.now.Add(4*time.Minute)))
+		if v.Allow || v.Status != connector.HoldOpen {
+			t.Fatalf("21st removal = %+v, want held", v)
+		}
+		if h, err := s.GetHold(b.ctx, v.HoldID); err != nil || h.Counts.Active != 100 {
+			t.Fatalf("hold = %+v, %v; want measured against 100 active accounts", h, err)
+		}
+	})
+
 	t.Run("HoldsThresholdOneHoldPerFeed", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
