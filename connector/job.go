@@ -17,7 +17,8 @@ type JobStore interface {
 	// most maxSeq (0: any), in seq order.
 	PendingJobItems(ctx context.Context, hold int64, maxSeq, limit int) ([]JobItem, error)
 	// FinishJobItems records the end of items (their Status, Detail and DoneAt) and
-	// their audit rows, in one transaction.
+	// their audit rows (audit[i] is items[i]'s), in one transaction. An item that is
+	// no longer pending is left as it is, without its audit row.
 	FinishJobItems(ctx context.Context, hold int64, items []JobItem, audit []AuditEntry) error
 	// JobCounts returns the hold's items counted by status.
 	JobCounts(ctx context.Context, hold int64) (map[JobItemStatus]int, error)

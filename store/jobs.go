@@ -166,12 +166,18 @@ func (db *DB) JobItems(ctx context.Context, hold int64, after, limit int) ([]con
 	return out, nil
 }
 
-// FinishJobItems records the end of items and their audit rows in one transaction.
-// Only pending items change: an item finished by another run stays as it ended.
+// FinishJobItems records the end of items and their audit rows in one transaction;
+// audit[i] is items[i]'s row. Only pending items change: an item another run (at
+// the same time, by mistake) finished first stays as it ended, and its audit row
+// is not written twice.
 func (db *DB) FinishJobItems(ctx context.Context, hold int64, items []connector.JobItem, audit []connector.AuditEntry) error {
+	if len(audit) != 0 && len(audit) != len(items) {
+		return fmt.Errorf("store: finish items of hold %d: %d audit rows for %d items", hold, len(audit), len(items))
+	}
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		now := db.now()
-		for _, it := range items {
+		var rows []connector.AuditEntry
+		for i, it := range items {
 			if it.Status == connector.JobPending || it.Status == "" {
 				return fmt.Errorf("item %d of account %s: no end status", it.Seq, it.AccountID)
 			}
@@ -179,9 +185,18 @@ func (db *DB) FinishJobItems(ctx context.Context, hold int64, items []connector.
 			if it.DoneAt != nil {
 				done = *it.DoneAt
 			}
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE job_items SET status = ?, detail = ?, done_at = ?
-				WHERE hold_id = ? AND seq = ? AND status = 'pending'`), string(it.Status), it.Detail, db.ts(done), hold, it.Seq); err != nil {
+			res, err := tx.ExecContext(ctx, db.q(`UPDATE job_items SET status = ?, detail = ?, done_at = ?
+				WHERE hold_id = ? AND seq = ? AND status = 'pending'`), string(it.Status), it.Detail, db.ts(done), hold, it.Seq)
+			if err != nil {
 				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				continue // finished already
+			}
+			if len(audit) > 0 {
+				rows = append(rows, audit[i])
 			}
 			if it.Action == connector.ActionAnonymise && it.Status == connector.JobDone {
 				// The account is anonymised: its old name and email go from the job too.
@@ -190,7 +205,7 @@ func (db *DB) FinishJobItems(ctx context.Context, hold int64, items []connector.
 				}
 			}
 		}
-		return db.insertAudit(ctx, tx, []connector.Completion{{Audit: audit}}, now)
+		return db.insertAudit(ctx, tx, []connector.Completion{{Audit: rows}}, now)
 	})
 	if err != nil {
 		return fmt.Errorf("store: finish items of hold %d: %w", hold, err)

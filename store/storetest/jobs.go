@@ -100,13 +100,18 @@ func runJobs(t *testing.T, setup func(t *testing.T) *testBundle) {
 		at := b.now
 		p[0].Status, p[0].Detail, p[0].DoneAt = connector.JobDone, "deleted", &at
 		p[1].Status, p[1].Detail = connector.JobSkipped, "logged in since the report"
-		audit := []connector.AuditEntry{{At: at, AccountID: p[0].AccountID, Action: connector.ActionDelete, Outcome: connector.OutcomeOK, Detail: "cleanup: deleted"}}
+		audit := []connector.AuditEntry{{At: at, AccountID: p[0].AccountID, Action: connector.ActionDelete, Outcome: connector.OutcomeOK, Detail: "cleanup: deleted"},
+			{At: at, AccountID: p[1].AccountID, Action: connector.ActionDelete, Outcome: connector.OutcomeSkipped, Detail: "cleanup: skipped"}}
+		if err := s.FinishJobItems(b.ctx, id, p, audit[:1]); err == nil {
+			t.Fatal("FinishJobItems accepted audit rows that do not match the items")
+		}
 		if err := s.FinishJobItems(b.ctx, id, p, audit); err != nil {
 			t.Fatal(err)
 		}
-		// Finishing again (a resumed run that raced) changes nothing.
+		// Finishing again (a second run of the same hold at the same time) changes
+		// nothing and audits nothing.
 		p[0].Status = connector.JobFailed
-		if err := s.FinishJobItems(b.ctx, id, p[:1], nil); err != nil {
+		if err := s.FinishJobItems(b.ctx, id, p[:1], audit[:1]); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.FinishJobItems(b.ctx, id, []connector.JobItem{{Seq: 3}}, nil); err == nil {
