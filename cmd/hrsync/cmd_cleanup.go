@@ -82,7 +82,7 @@ Filters are those of hrsync cleanup dormant.`
 	before := fs.String("created-before", "", "select accounts created before this date (YYYY-MM-DD, UTC) or RFC 3339 time")
 	feed := fs.String("feed", "", "select only accounts of this feed (linked to its workers, or in its scope)")
 	orphaned := fs.Bool("orphaned", false, "select only accounts that no feed knows")
-	out := fs.String("out", "", "directory of the report files (default ./cleanup-<UTC timestamp>)")
+	out := fs.String("out", "", "directory of the report files (default ./cleanup-<UTC timestamp>, or ./dormant-... for the report)")
 	pageSize := fs.Int("page-size", 500, "LMS accounts per page")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	if err := parseFlags(fs, env, args, vars); err != nil {
@@ -121,7 +121,11 @@ Filters are those of hrsync cleanup dormant.`
 	est := estimateFor(ctx, lms, len(sel.Items), 0, rate)
 	dir := *out
 	if dir == "" {
-		dir = "cleanup-" + time.Now().UTC().Format("20060102T150405Z")
+		prefix := "cleanup-"
+		if reportOnly {
+			prefix = "dormant-"
+		}
+		dir = prefix + time.Now().UTC().Format("20060102T150405Z")
 	}
 	if err := writeJobReport(dir, sel, est); err != nil {
 		return err
