@@ -93,18 +93,17 @@ func activityOf(t Training) connector.Activity {
 func (l *LMS) byIDs(ids []string) []resource {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var recs []*record
-	seen := make(map[string]bool, len(ids))
+	slots := make([]int32, 0, len(ids))
 	for _, id := range ids {
-		if r, ok := l.accounts[id]; ok && !seen[id] {
-			seen[id] = true
-			recs = append(recs, r)
+		if s, ok := l.slotOf(id); ok {
+			slots = append(slots, s)
 		}
 	}
-	slices.SortFunc(recs, func(a, b *record) int { return a.seq - b.seq })
-	out := make([]resource, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, r.resource())
+	slices.Sort(slots)
+	slots = slices.Compact(slots)
+	out := make([]resource, 0, len(slots))
+	for _, s := range slots {
+		out = append(out, l.recs[s].resource())
 	}
 	return out
 }

@@ -270,18 +270,26 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
 	if h.q.MaxPageSize > 0 {
 		count = min(count, h.q.MaxPageSize)
 	}
-	all, ok := h.filtered(w, r.URL.Query().Get("filter"))
-	if !ok {
-		return
+	// Without a filter, only the page is copied: copying every account for
+	// each page made paging through n accounts cost O(n²).
+	var total int
+	var page []resource
+	if filter := r.URL.Query().Get("filter"); filter == "" {
+		total, page = h.l.pageOf(start, count)
+	} else {
+		all, ok := h.filtered(w, filter)
+		if !ok {
+			return
+		}
+		total, page = len(all), pageOf(all, start, count)
 	}
-	start = max(start, 1)
 	lr := scim.ListResponse{
 		Schemas:      []string{scim.MessageListResponse},
-		TotalResults: len(all),
-		StartIndex:   start,
-		Resources:    []scim.User{},
+		TotalResults: total,
+		StartIndex:   max(start, 1),
+		Resources:    make([]scim.User, 0, len(page)),
 	}
-	for _, res := range pageOf(all, start, count) {
+	for _, res := range page {
 		lr.Resources = append(lr.Resources, h.toUser(r, res))
 	}
 	lr.ItemsPerPage = len(lr.Resources)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -23,32 +24,61 @@ type LMS struct {
 	now   func() time.Time
 	newID func(seq int) string
 
-	mu         sync.Mutex
-	seq        int
-	accounts   map[string]*record
-	order      []string          // account ids in creation order
-	byUserName map[string]string // folded userName → id
+	mu  sync.Mutex
+	seq int
+	// recs holds the accounts in creation order; a record's position is its
+	// slot. A deleted account leaves a hole (see record.live), listed in holes,
+	// until compact closes them.
+	recs  []record
+	holes []int32 // ascending
+	byID  *index
+	// byUserName (folded) is unique.
+	byUserName *index
 	// dupExternalIDs lets two accounts share an externalId, as servers that
 	// declare it uniqueness "none" do (see WithDuplicateExternalIDs).
 	dupExternalIDs bool
-	byExternalID   multiIndex // externalId → ids (one, unless dupExternalIDs)
+	byExternalID   *index // one slot per key, unless dupExternalIDs
 	// Email and employee number are not unique; these index them so that a
 	// lookup costs what it would in a real LMS, not a scan of every account.
-	byEmail multiIndex // folded email → ids (almost always one)
-	byEmpNo multiIndex // employee number → ids
-	ops     []Op
+	byEmail *index // folded email
+	byEmpNo *index
+	ops     []opRec
 	// maxBulk is MaxBulkDeletes: 0 is DefaultMaxBulk, below 0 no bulk (see WithMaxBulk).
 	maxBulk int
 }
 
-// record is one account with everything the LMS knows about it.
+// record is one account with everything the LMS knows about it (see index.go).
 type record struct {
-	seq      int               // creation order
-	acct     connector.Account // Version is derived from rev
-	rev      int
+	id       string
+	data     string // the other string fields, packed; "" for a deleted account
+	created  time.Time
 	modified time.Time
-	training Training
+	rev      int32 // the version
+	active   bool
+	training *Training // nil when it has no activity
 }
+
+func (r *record) live() bool { return r.data != "" }
+
+// keys returns r's keys in l.keyed's indexes.
+func (r *record) keys() [4]string {
+	fs := unpack(r.data)
+	return [4]string{fold(fs[fUserName]), fs[fExternalID], fold(fs[fEmail]), fs[fEmployeeNumber]}
+}
+
+// keyed returns the indexes of record.keys, in that order.
+func (l *LMS) keyed() [4]*index {
+	return [4]*index{l.byUserName, l.byExternalID, l.byEmail, l.byEmpNo}
+}
+
+// opRec is an Op as the log keeps it.
+type opRec struct {
+	id   string
+	at   time.Time
+	kind uint8 // index in opKinds
+}
+
+var opKinds = [...]OpKind{OpCreate, OpUpdate, OpActivate, OpDeactivate, OpDelete}
 
 // Option configures an LMS.
 type Option func(*LMS)
@@ -70,14 +100,14 @@ func WithDuplicateExternalIDs() Option { return func(l *LMS) { l.dupExternalIDs 
 // New returns an empty LMS.
 func New(opts ...Option) *LMS {
 	l := &LMS{
-		now:          time.Now,
-		newID:        func(seq int) string { return fmt.Sprintf("u-%06d", seq) },
-		accounts:     map[string]*record{},
-		byUserName:   map[string]string{},
-		byExternalID: newMultiIndex(),
-		byEmail:      newMultiIndex(),
-		byEmpNo:      newMultiIndex(),
+		now:   time.Now,
+		newID: func(seq int) string { return fmt.Sprintf("u-%06d", seq) },
 	}
+	l.byID = newIndex(func(s int32) string { return l.recs[s].id })
+	l.byUserName = newIndex(func(s int32) string { return fold(field(l.recs[s].data, fUserName)) })
+	l.byExternalID = newIndex(func(s int32) string { return field(l.recs[s].data, fExternalID) })
+	l.byEmail = newIndex(func(s int32) string { return fold(field(l.recs[s].data, fEmail)) })
+	l.byEmpNo = newIndex(func(s int32) string { return field(l.recs[s].data, fEmployeeNumber) })
 	for _, o := range opts {
 		o(l)
 	}
@@ -188,7 +218,21 @@ func fold(s string) string {
 	return s
 }
 
-func version(rev int) string { return fmt.Sprintf(`W/"%d"`, rev) }
+// versions are the first versions' ETags, made once: most accounts have one of
+// them, and a page of accounts then allocates none.
+var versions = func() (vs [32]string) {
+	for i := range vs {
+		vs[i] = fmt.Sprintf(`W/"%d"`, i)
+	}
+	return vs
+}()
+
+func version(rev int32) string {
+	if rev >= 0 && int(rev) < len(versions) {
+		return versions[rev]
+	}
+	return fmt.Sprintf(`W/"%d"`, rev)
+}
 
 // sameVersion compares ETags, ignoring the weak prefix: SCIM servers hand out
 // weak ETags and clients send them back in If-Match (RFC 7644 §3.14).
@@ -210,11 +254,23 @@ func matchesIfMatch(ifMatch, current string) bool {
 	return false
 }
 
-// view returns the account as callers see it; l.mu must be held.
+// view returns the account as callers see it; l.mu must be held. Its strings
+// share the record's bytes.
 func (r *record) view() connector.Account {
-	a := r.acct
-	a.Version = version(r.rev)
-	return a
+	fs := unpack(r.data)
+	return connector.Account{ID: r.id, ExternalID: fs[fExternalID], UserName: fs[fUserName], Active: r.active,
+		Profile: connector.Profile{Email: fs[fEmail], GivenName: fs[fGivenName], FamilyName: fs[fFamilyName],
+			EmployeeNumber: fs[fEmployeeNumber], OrgUnit: fs[fOrgUnit], JobTitle: fs[fJobTitle],
+			ManagerID: fs[fManagerID], Locale: fs[fLocale]},
+		Organization: fs[fOrganization], Version: version(r.rev), Created: r.created}
+}
+
+// trainingCopy returns a copy of r's training (empty, never nil slices, if none).
+func (r *record) trainingCopy() Training {
+	if r.training == nil {
+		return Training{}.clone()
+	}
+	return r.training.clone()
 }
 
 // resource is a consistent copy of a record, for the SCIM handler.
@@ -226,11 +282,24 @@ type resource struct {
 
 // resource copies r; l.mu must be held.
 func (r *record) resource() resource {
-	return resource{acct: r.view(), modified: r.modified, training: r.training.clone()}
+	return resource{acct: r.view(), modified: r.modified, training: r.trainingCopy()}
 }
 
 func (l *LMS) logOp(kind OpKind, id string, at time.Time) {
-	l.ops = append(l.ops, Op{Kind: kind, AccountID: id, At: at})
+	k := slices.Index(opKinds[:], kind)
+	l.ops = append(l.ops, opRec{id: id, at: at, kind: uint8(k)})
+}
+
+// slotOf returns the slot of the account id; l.mu must be held.
+func (l *LMS) slotOf(id string) (int32, bool) { return l.byID.first(id) }
+
+// recordOf returns the record of the account id; l.mu must be held.
+func (l *LMS) recordOf(id string) (int32, *record, bool) {
+	s, ok := l.slotOf(id)
+	if !ok {
+		return 0, nil, false
+	}
+	return s, &l.recs[s], true
 }
 
 // checkUnique returns a conflict if a's userName or externalId belongs to another
@@ -239,29 +308,30 @@ func (l *LMS) checkUnique(op string, a connector.Account, self string) error {
 	if a.UserName == "" {
 		return lmsError(connector.KindInvalid, op, "userName is required")
 	}
-	if id, ok := l.byUserName[fold(a.UserName)]; ok && id != self {
+	other := func(s int32) bool { return l.recs[s].id == self }
+	taken := false
+	l.byUserName.each(fold(a.UserName), func(s int32) bool { taken = !other(s); return !taken })
+	if taken {
 		return lmsError(connector.KindConflict, op, "userName %q is already taken", a.UserName)
 	}
 	if a.ExternalID != "" && !l.dupExternalIDs {
-		for _, id := range l.byExternalID.ids(a.ExternalID) {
-			if id != self {
-				return lmsError(connector.KindConflict, op, "externalId %q is already taken", a.ExternalID)
-			}
+		l.byExternalID.each(a.ExternalID, func(s int32) bool { taken = !other(s); return !taken })
+		if taken {
+			return lmsError(connector.KindConflict, op, "externalId %q is already taken", a.ExternalID)
 		}
 	}
 	return nil
 }
 
-// index replaces the lookup keys of old by those of a; l.mu must be held.
-func (l *LMS) index(id string, old, a connector.Account) {
-	l.byEmail.move(fold(old.Profile.Email), fold(a.Profile.Email), id)
-	l.byEmpNo.move(old.Profile.EmployeeNumber, a.Profile.EmployeeNumber, id)
-	l.byExternalID.move(old.ExternalID, a.ExternalID, id)
-	if old.UserName != "" {
-		delete(l.byUserName, fold(old.UserName))
+// reindex moves the record at slot s from the keys old to its current keys;
+// l.mu must be held.
+func (l *LMS) reindex(s int32, old [4]string) {
+	cur := [4]string{}
+	if r := &l.recs[s]; r.live() {
+		cur = r.keys()
 	}
-	if a.UserName != "" {
-		l.byUserName[fold(a.UserName)] = id
+	for i, x := range l.keyed() {
+		x.move(old[i], cur[i], s)
 	}
 }
 
@@ -278,7 +348,7 @@ func (l *LMS) GetAccount(ctx context.Context, id string) (connector.Account, err
 func (l *LMS) get(op, id string) (resource, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.accounts[id]
+	_, r, ok := l.recordOf(id)
 	if !ok {
 		return resource{}, notFound(op, id)
 	}
@@ -304,66 +374,6 @@ func (l *LMS) FindAccounts(ctx context.Context, f connector.AccountFilter) ([]co
 	return out, nil
 }
 
-// multiIndex is a non-unique index: key → account ids. Nearly every key has one
-// id, so the first is a plain map value and only the others get a slice: a
-// fraction of the memory of a slice per key, which counts with 10⁶ accounts.
-type multiIndex struct {
-	first map[string]string
-	more  map[string][]string // the second and later ids of a key
-}
-
-func newMultiIndex() multiIndex {
-	return multiIndex{first: map[string]string{}, more: map[string][]string{}}
-}
-
-// ids returns the ids under key (nil if none), in no particular order.
-func (x multiIndex) ids(key string) []string {
-	id, ok := x.first[key]
-	if !ok {
-		return nil
-	}
-	return append([]string{id}, x.more[key]...)
-}
-
-// move moves id from key old to key new; "" is no key.
-func (x multiIndex) move(old, new, id string) {
-	if old == new {
-		return
-	}
-	if old != "" {
-		x.remove(old, id)
-	}
-	if new != "" {
-		if _, ok := x.first[new]; ok {
-			x.more[new] = append(x.more[new], id)
-		} else {
-			x.first[new] = id
-		}
-	}
-}
-
-func (x multiIndex) remove(key, id string) {
-	first, ok := x.first[key]
-	if !ok {
-		return
-	}
-	more := x.more[key]
-	if first == id {
-		if len(more) == 0 {
-			delete(x.first, key)
-			return
-		}
-		x.first[key], more = more[0], more[1:]
-	} else {
-		more = slices.DeleteFunc(more, func(s string) bool { return s == id })
-	}
-	if len(more) == 0 {
-		delete(x.more, key)
-	} else {
-		x.more[key] = more
-	}
-}
-
 // query returns the accounts that match f (all if f is nil), in creation order.
 // Filters go through the indexes; every candidate is checked with f.Matches.
 func (l *LMS) query(f *connector.AccountFilter) []resource {
@@ -371,35 +381,61 @@ func (l *LMS) query(f *connector.AccountFilter) []resource {
 	defer l.mu.Unlock()
 	out := []resource{}
 	if f == nil {
-		for _, id := range l.order {
-			out = append(out, l.accounts[id].resource())
+		for i := range l.recs {
+			if r := &l.recs[i]; r.live() {
+				out = append(out, r.resource())
+			}
 		}
 		return out
 	}
-	var ids []string
+	var x *index
+	key := f.Value
 	switch f.Attr {
 	case connector.ByExternalID:
-		ids = l.byExternalID.ids(f.Value)
+		x = l.byExternalID
 	case connector.ByUserName:
-		if id, ok := l.byUserName[fold(f.Value)]; ok {
-			ids = append(ids, id)
-		}
+		x, key = l.byUserName, fold(key)
 	case connector.ByEmail:
-		ids = l.byEmail.ids(fold(f.Value))
+		x, key = l.byEmail, fold(key)
 	case connector.ByEmployeeNumber:
-		ids = l.byEmpNo.ids(f.Value)
+		x = l.byEmpNo
+	default:
+		return out
 	}
-	var recs []*record
-	for _, id := range ids {
-		if r := l.accounts[id]; r != nil && f.Matches(r.view()) {
-			recs = append(recs, r)
+	var slots []int32
+	x.each(key, func(s int32) bool {
+		if f.Matches(l.recs[s].view()) {
+			slots = append(slots, s)
 		}
-	}
-	slices.SortFunc(recs, func(a, b *record) int { return a.seq - b.seq })
-	for _, r := range recs {
-		out = append(out, r.resource())
+		return true
+	})
+	slices.Sort(slots)
+	for _, s := range slots {
+		out = append(out, l.recs[s].resource())
 	}
 	return out
+}
+
+// page calls fn with up to count (at most MaxResults) accounts in creation
+// order, from the 1-based startIndex (values below 1 count as 1), and returns
+// how many accounts there are; l.mu must be held.
+func (l *LMS) page(startIndex, count int, fn func(r *record)) (total int) {
+	total = len(l.recs) - len(l.holes)
+	count = min(max(count, 0), MaxResults)
+	k := max(startIndex, 1) - 1 // 0-based among the live records
+	if k >= total {
+		return total
+	}
+	// The live record k is at slot k + the number of holes before it: the
+	// number of holes h[i] with h[i] - i <= k (h[i] - i grows with i).
+	s := k + sort.Search(len(l.holes), func(i int) bool { return int(l.holes[i])-i > k })
+	for ; s < len(l.recs) && count > 0; s++ {
+		if r := &l.recs[s]; r.live() {
+			fn(r)
+			count--
+		}
+	}
+	return total
 }
 
 // CreateAccount stores a under a new id. a.ID and a.Version are ignored. Returns
@@ -422,17 +458,16 @@ func (l *LMS) create(op string, a connector.Account) (resource, error) {
 	}
 	now := l.now()
 	l.seq++
-	a.ID = l.newID(l.seq)
-	if _, dup := l.accounts[a.ID]; dup {
-		return resource{}, lmsError(connector.KindUnavailable, op, "id %q generated twice", a.ID)
+	id := l.newID(l.seq)
+	if _, dup := l.slotOf(id); dup {
+		return resource{}, lmsError(connector.KindUnavailable, op, "id %q generated twice", id)
 	}
-	a.Version, a.Created = "", now
-	r := &record{seq: l.seq, acct: a, rev: 1, modified: now, training: Training{}.clone()}
-	l.accounts[a.ID] = r
-	l.order = append(l.order, a.ID)
-	l.index(a.ID, connector.Account{}, a)
-	l.logOp(OpCreate, a.ID, now)
-	return r.resource(), nil
+	s := int32(len(l.recs))
+	l.recs = append(l.recs, record{id: id, data: pack(&a), created: now, modified: now, rev: 1, active: a.Active})
+	l.byID.add(id, s)
+	l.reindex(s, [4]string{})
+	l.logOp(OpCreate, id, now)
+	return l.recs[s].resource(), nil
 }
 
 // UpdateAccount replaces the externalId, userName and profile of a.ID; active,
@@ -476,25 +511,27 @@ func activeOp(active bool) OpKind {
 func (l *LMS) modify(op, id, ifMatch string, fn func(a *connector.Account) ([]OpKind, error)) (resource, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.accounts[id]
+	s, r, ok := l.recordOf(id)
 	if !ok {
 		return resource{}, notFound(op, id)
 	}
 	if cur := version(r.rev); !matchesIfMatch(ifMatch, cur) {
 		return resource{}, lmsError(connector.KindPrecondition, op, "version %s is not the current %s", ifMatch, cur)
 	}
-	a := r.acct
+	a := r.view()
+	a.Version = ""
 	kinds, err := fn(&a)
 	if err != nil {
 		return resource{}, err
 	}
-	a.ID, a.Created = r.acct.ID, r.acct.Created
+	a.ID, a.Created = r.id, r.created
 	if err := l.checkUnique(op, a, id); err != nil {
 		return resource{}, err
 	}
 	now := l.now()
-	l.index(id, r.acct, a)
-	r.acct, r.rev, r.modified = a, r.rev+1, now
+	old := r.keys()
+	r.data, r.active, r.rev, r.modified = pack(&a), a.Active, r.rev+1, now
+	l.reindex(s, old)
 	for _, k := range kinds {
 		l.logOp(k, id, now)
 	}
@@ -513,18 +550,47 @@ func (l *LMS) DeleteAccount(ctx context.Context, id string) error {
 func (l *LMS) delete(op, id, ifMatch string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.accounts[id]
+	s, r, ok := l.recordOf(id)
 	if !ok {
 		return notFound(op, id)
 	}
 	if cur := version(r.rev); !matchesIfMatch(ifMatch, cur) {
 		return lmsError(connector.KindPrecondition, op, "version %s is not the current %s", ifMatch, cur)
 	}
-	l.index(id, r.acct, connector.Account{})
-	delete(l.accounts, id)
-	l.order = slices.DeleteFunc(l.order, func(s string) bool { return s == id })
+	old := r.keys()
+	*r = record{}
+	l.reindex(s, old)
+	l.byID.remove(id, s)
+	at, _ := slices.BinarySearch(l.holes, s)
+	l.holes = slices.Insert(l.holes, at, s)
 	l.logOp(OpDelete, id, l.now())
+	// Close the holes once they are a quarter of the slots: each compaction
+	// costs O(slots), so deletions cost O(1) each over time.
+	if len(l.holes)*4 > len(l.recs) {
+		l.compact()
+	}
 	return nil
+}
+
+// compact closes the holes that deletions left: the live records move down,
+// keeping their order, and the indexes follow them; l.mu must be held.
+func (l *LMS) compact() {
+	to := func(s int32) int32 {
+		n, _ := slices.BinarySearch(l.holes, s) // holes before s
+		return s - int32(n)
+	}
+	keyed := l.keyed()
+	for _, x := range append(keyed[:], l.byID) {
+		x.renumber(to)
+	}
+	live := l.recs[:0]
+	for _, r := range l.recs {
+		if r.live() {
+			live = append(live, r)
+		}
+	}
+	clear(l.recs[len(live):])
+	l.recs, l.holes = live, l.holes[:0]
 }
 
 // ListAccounts returns up to count (at most MaxResults) accounts in creation
@@ -536,13 +602,19 @@ func (l *LMS) ListAccounts(ctx context.Context, startIndex, count int) (connecto
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	startIndex = max(startIndex, 1)
-	ids := pageOf(l.order, startIndex, count)
-	page := connector.AccountPage{StartIndex: startIndex, TotalResults: len(l.order), Accounts: make([]connector.Account, 0, len(ids))}
-	for _, id := range ids {
-		page.Accounts = append(page.Accounts, l.accounts[id].view())
-	}
+	page := connector.AccountPage{StartIndex: max(startIndex, 1), Accounts: make([]connector.Account, 0, min(max(count, 0), MaxResults))}
+	page.TotalResults = l.page(startIndex, count, func(r *record) { page.Accounts = append(page.Accounts, r.view()) })
 	return page, nil
+}
+
+// pageOf returns how many accounts there are and copies of those that
+// ListAccounts(startIndex, count) returns.
+func (l *LMS) pageOf(startIndex, count int) (int, []resource) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []resource
+	total := l.page(startIndex, count, func(r *record) { out = append(out, r.resource()) })
+	return total, out
 }
 
 // pageOf returns items[startIndex-1 : startIndex-1+count], clamped, with count
@@ -626,15 +698,18 @@ func (l *LMS) AddTraining(id string, tr Training) (Training, error) {
 func (l *LMS) train(op, id string, fn func(t *Training, now time.Time) error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.accounts[id]
+	_, r, ok := l.recordOf(id)
 	if !ok {
 		return notFound(op, id)
 	}
-	t := r.training.clone()
+	t := r.trainingCopy()
 	if err := fn(&t, l.now()); err != nil {
 		return err
 	}
-	r.training = t
+	r.training = nil
+	if t.HasActivity() {
+		r.training = &t
+	}
 	return nil
 }
 
@@ -650,21 +725,22 @@ func orNow(at, now time.Time) time.Time {
 func (l *LMS) Training(id string) (Training, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.accounts[id]
+	_, r, ok := l.recordOf(id)
 	if !ok {
 		return Training{}, notFound("Training", id)
 	}
-	return r.training.clone(), nil
+	return r.trainingCopy(), nil
 }
 
 // Snapshot returns every account with its training, in creation order.
 func (l *LMS) Snapshot() []AccountRecord {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]AccountRecord, 0, len(l.order))
-	for _, id := range l.order {
-		r := l.accounts[id]
-		out = append(out, AccountRecord{Account: r.view(), Training: r.training.clone()})
+	out := make([]AccountRecord, 0, len(l.recs)-len(l.holes))
+	for i := range l.recs {
+		if r := &l.recs[i]; r.live() {
+			out = append(out, AccountRecord{Account: r.view(), Training: r.trainingCopy()})
+		}
 	}
 	return out
 }
@@ -673,12 +749,16 @@ func (l *LMS) Snapshot() []AccountRecord {
 func (l *LMS) Ops() []Op {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.Clone(l.ops)
+	out := make([]Op, len(l.ops))
+	for i, o := range l.ops {
+		out[i] = Op{Kind: opKinds[o.kind], AccountID: o.id, At: o.at}
+	}
+	return out
 }
 
 // Count returns the number of accounts.
 func (l *LMS) Count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.order)
+	return len(l.recs) - len(l.holes)
 }
