@@ -52,15 +52,24 @@ func AnonymisedAccount(a Account, hash string) Account {
 // TrainingDeleter is implemented by LMS adapters that can delete an account's
 // learning records (enrollments, completions, logins) while keeping the account.
 // Erasure uses it when the feed's retention policy does not keep learning records.
+//
+// DeleteTraining returns nil only when the account carries no learning records
+// afterwards. An adapter that finds out its LMS cannot delete them (a SCIM server
+// without the training extension, or one that refuses to remove it) returns an
+// error matching ErrTrainingNotDeletable or ErrTrainingUnknown, having changed
+// nothing; erasure then reports the records as not deleted.
 type TrainingDeleter interface {
 	DeleteTraining(ctx context.Context, accountID string) error
 }
+
+// ErrTrainingNotDeletable: the LMS cannot delete an account's learning records.
+var ErrTrainingNotDeletable = errors.New("the LMS cannot delete learning records")
 
 // Training outcomes of an erasure, as reported and audited.
 const (
 	TrainingKept        = "kept pseudonymised"
 	TrainingDeleted     = "deleted"
-	TrainingUnsupported = "NOT deleted: the LMS adapter cannot delete learning records; delete them in the LMS by hand"
+	TrainingUnsupported = "NOT deleted: the LMS cannot delete learning records through hrsync; delete them in the LMS by hand"
 	TrainingNoAccount   = "no LMS account"
 )
 
@@ -111,7 +120,8 @@ func FindErasureAccount(ctx context.Context, lms LMS, w WorkerKey, hash string, 
 // EraseAccount anonymises the account a (AnonymisedAccount), deactivates it, and keeps
 // or deletes its learning records: keepRecords keeps them on the anonymised account,
 // which no longer carries personal data, so they are pseudonymised; otherwise they are
-// deleted if the LMS implements TrainingDeleter, and the result says so if not.
+// deleted if the LMS implements TrainingDeleter, and the result says so if not, or if
+// the LMS answers that it cannot (ErrTrainingNotDeletable, ErrTrainingUnknown).
 // It is idempotent: running it again on an anonymised account changes nothing.
 func EraseAccount(ctx context.Context, lms LMS, a Account, hash string, keepRecords bool) (ErasureResult, error) {
 	anon := AnonymisedAccount(a, hash)
@@ -136,7 +146,12 @@ func EraseAccount(ctx context.Context, lms LMS, a Account, hash string, keepReco
 			res.Training = TrainingUnsupported
 			return res, nil
 		}
-		if err := td.DeleteTraining(ctx, a.ID); err != nil {
+		err := td.DeleteTraining(ctx, a.ID)
+		if errors.Is(err, ErrTrainingNotDeletable) || errors.Is(err, ErrTrainingUnknown) {
+			res.Training = TrainingUnsupported
+			return res, nil
+		}
+		if err != nil {
 			return res, fmt.Errorf("erase: delete learning records of account %s: %w", a.ID, err)
 		}
 		res.Training = TrainingDeleted

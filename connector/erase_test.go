@@ -1,6 +1,7 @@
 package connector_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -107,6 +108,39 @@ func TestEraseAccountCannotDeleteRecords(t *testing.T) {
 		t.Fatalf("Training = %q, want %q", res.Training, connector.TrainingUnsupported)
 	}
 	assertNoPII(t, lms)
+}
+
+// refusingLMS is the sandbox whose DeleteTraining fails with err.
+type refusingLMS struct {
+	connector.LMS
+	err error
+}
+
+func (r refusingLMS) DeleteTraining(context.Context, string) error { return r.err }
+
+// TestEraseAccountLMSCannotDeleteRecords: an LMS that answers it cannot delete
+// the records (ErrTrainingNotDeletable, ErrTrainingUnknown) is reported as such;
+// any other failure fails the erasure, and neither claims the records deleted.
+func TestEraseAccountLMSCannotDeleteRecords(t *testing.T) {
+	hash := connector.ErasureHash([]byte("k"), connector.WorkerKey{Feed: "hr", WorkerID: "kv-31"})
+	for _, cannot := range []error{
+		connector.ErrTrainingNotDeletable,
+		fmt.Errorf("no training extension: %w", connector.ErrTrainingUnknown),
+		&connector.LMSError{Kind: connector.KindInvalid, Status: 400, Code: "invalidPath", Err: connector.ErrTrainingNotDeletable},
+	} {
+		lms, a := eraseFixture(t)
+		res, err := connector.EraseAccount(t.Context(), refusingLMS{lms, cannot}, a, hash, false)
+		if err != nil || res.Training != connector.TrainingUnsupported {
+			t.Errorf("EraseAccount with DeleteTraining = %v: %+v, %v; want %q", cannot, res, err, connector.TrainingUnsupported)
+		}
+		assertNoPII(t, lms)
+	}
+	lms, a := eraseFixture(t)
+	failed := &connector.LMSError{Kind: connector.KindUnavailable, Status: 503}
+	res, err := connector.EraseAccount(t.Context(), refusingLMS{lms, failed}, a, hash, false)
+	if !errors.Is(err, failed) || res.Training == connector.TrainingDeleted {
+		t.Errorf("EraseAccount with a failing DeleteTraining = %+v, %v; want the error", res, err)
+	}
 }
 
 func TestEraseFindAccount(t *testing.T) {

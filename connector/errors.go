@@ -41,6 +41,9 @@ type LMSError struct {
 	Reason     string
 	RetryAfter time.Duration
 	Err        error
+	// Code is the server's own error code where it sent one, e.g. SCIM's scimType
+	// ("invalidPath"); it is not part of Error().
+	Code string
 }
 
 func (e *LMSError) Error() string {
