@@ -52,7 +52,10 @@
 //	  "completions": [{"course": "safety-101", "completedAt": "2026-02-01T00:00:00Z"}]
 //	}
 //
-// Writes ignore it. To seed and read training over HTTP there is a side endpoint,
+// A PUT ignores it, and a PATCH that adds or replaces it is 400 mutability; a
+// PATCH {"op": "remove", "path": "<the extension's URN>"} deletes the account's
+// learning records and keeps the account (GDPR erasure, as DeleteTraining).
+// To seed and read training over HTTP there is a side endpoint,
 // outside SCIM and behind the same bearer token:
 //
 //	GET  /hrsync/v1/accounts/{id}/training   200 {"last_login": ..., "enrollments": [...], "completions": [...]}

@@ -16,7 +16,13 @@ func (l *LMS) DeleteTraining(ctx context.Context, id string) error {
 	if err := ctxErr(ctx, "DeleteTraining"); err != nil {
 		return err
 	}
-	return l.train("DeleteTraining", id, func(t *Training, _ time.Time) error {
+	return l.clearTraining("DeleteTraining", id)
+}
+
+// clearTraining deletes the learning records of id: DeleteTraining, and a SCIM
+// PATCH that removes the training extension (see patch).
+func (l *LMS) clearTraining(op, id string) error {
+	return l.train(op, id, func(t *Training, _ time.Time) error {
 		*t = Training{}.clone()
 		return nil
 	})

@@ -384,9 +384,7 @@ func (h *handler) patchUser(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	res, err := h.l.modify("PATCH /Users", r.PathValue("id"), h.ifMatch(r), func(a *connector.Account) ([]OpKind, error) {
-		return applyPatch(a, p.Operations)
-	})
+	res, err := h.l.patch("PATCH /Users", r.PathValue("id"), h.ifMatch(r), p.Operations)
 	if pe, ok := errors.AsType[*patchError](err); ok {
 		writeError(w, http.StatusBadRequest, pe.scimType, pe.detail)
 		return

@@ -21,7 +21,37 @@ func badPatch(scimType, format string, args ...any) *patchError {
 var (
 	coreURN       = strings.ToLower(scim.SchemaUser)
 	enterpriseURN = strings.ToLower(scim.SchemaEnterpriseUser)
+	trainingURN   = strings.ToLower(scim.SchemaTrainingUser)
 )
+
+// patch applies a PATCH of the user id, conditional on ifMatch: the operations
+// on the account (applyPatch), and a remove of the training extension as a whole
+// (path scim.SchemaTrainingUser), which deletes the account's learning records as
+// DeleteTraining does. The account's changes are checked and committed first,
+// and move the version on (also for a PATCH that only removes the training);
+// the training goes after them, so a failed PATCH deletes nothing. The removal
+// logs no op. It returns the user as it then is.
+func (l *LMS) patch(op, id, ifMatch string, ops []scim.PatchOperation) (resource, error) {
+	var rest []scim.PatchOperation
+	removeTraining := false
+	for _, o := range ops {
+		if strings.EqualFold(o.Op, "remove") && strings.EqualFold(strings.TrimSpace(o.Path), scim.SchemaTrainingUser) {
+			removeTraining = true
+			continue
+		}
+		rest = append(rest, o)
+	}
+	res, err := l.modify(op, id, ifMatch, func(a *connector.Account) ([]OpKind, error) {
+		return applyPatch(a, rest)
+	})
+	if err != nil || !removeTraining {
+		return res, err
+	}
+	if err := l.clearTraining(op, id); err != nil {
+		return resource{}, err
+	}
+	return l.get(op, id)
+}
 
 // applyPatch applies PATCH operations (RFC 7644 §3.5.2) to a: add and replace
 // set an attribute, remove clears it. It supports the attributes that hrsync
@@ -93,6 +123,9 @@ func setAttr(a *connector.Account, path string, raw json.RawMessage) (isActive b
 	}
 	if rest, ok := strings.CutPrefix(p, enterpriseURN+":"); ok {
 		return false, setEnterprise(a, rest, raw)
+	}
+	if p == trainingURN || strings.HasPrefix(p, trainingURN+":") {
+		return false, badPatch(scim.ErrMutability, "%s is read-only; it can only be removed as a whole", scim.SchemaTrainingUser)
 	}
 	str := func(dst *string) error { return setString(dst, path, raw) }
 	switch {

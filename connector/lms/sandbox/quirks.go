@@ -66,6 +66,7 @@ var canonicalPatchPaths = map[string]bool{
 	"name": true, "name.givenName": true, "name.familyName": true, "emails": true,
 	scim.SchemaEnterpriseUser: true, scim.SchemaEnterpriseUser + ":employeeNumber": true,
 	scim.SchemaEnterpriseUser + ":department": true, scim.SchemaEnterpriseUser + ":manager": true,
+	scim.SchemaTrainingUser: true,
 }
 
 // filterAttrName returns the attribute path a filter starts with: up to the
