@@ -20,7 +20,9 @@
 //	Profile.ManagerID          urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value
 //
 // Servers that keep learning records may report them in the read-only extension
-// urn:hrsync:params:scim:schemas:extension:training:1.0:User (see Training).
+// urn:hrsync:params:scim:schemas:extension:training:1.0:User (see Training); the
+// client deletes them, for GDPR erasure, with a PATCH that removes the extension
+// (see DeleteTraining).
 //
 // The client is a connector.BulkDeleter (POST /Bulk, RFC 7644 §3.7, where the
 // server has it; one DELETE per account otherwise) and a connector.ActivityLister

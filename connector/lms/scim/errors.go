@@ -40,7 +40,8 @@ func kindOf(status int) connector.ErrorKind {
 }
 
 // statusError turns a non-2xx response into an *connector.LMSError: its kind from
-// kindOf, the SCIM error detail (or the status text) as reason, and Retry-After.
+// kindOf, the SCIM error detail (or the status text) as reason, its scimType as
+// Code, and Retry-After.
 func statusError(op string, resp *http.Response, body []byte, now time.Time) *connector.LMSError {
 	e := &connector.LMSError{
 		Kind:       kindOf(resp.StatusCode),
@@ -50,8 +51,11 @@ func statusError(op string, resp *http.Response, body []byte, now time.Time) *co
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now),
 	}
 	var se Error
-	if json.Unmarshal(body, &se) == nil && se.Detail != "" {
-		e.Reason = truncate(se.Detail, maxReason)
+	if json.Unmarshal(body, &se) == nil {
+		if se.Detail != "" {
+			e.Reason = truncate(se.Detail, maxReason)
+		}
+		e.Code = truncate(se.ScimType, maxReason)
 	}
 	return e
 }

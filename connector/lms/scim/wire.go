@@ -52,7 +52,7 @@ type User struct {
 	Emails     []Email         `json:"emails,omitempty"`
 	Enterprise *EnterpriseUser `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,omitempty"`
 	// Training is read-only: servers that keep learning records report them here;
-	// clients never send it.
+	// clients never send it, and only remove it as a whole (Client.DeleteTraining).
 	Training *Training `json:"urn:hrsync:params:scim:schemas:extension:training:1.0:User,omitempty"`
 	Meta     *Meta     `json:"meta,omitempty"`
 }
