@@ -18,6 +18,9 @@
 // delete reads the account first, so that a retried delete that meets "not found"
 // knows the account was there and is gone now.
 //
+// It passes connector.TrainingReader, ActivityReader and TrainingDeleter through,
+// each call one call under the rate limit.
+//
 // It passes connector.BulkDeleter and connector.ActivityLister through: each call
 // to the LMS of a batch (up to its MaxBulkDeletes or MaxActivityBatch) is one call
 // under the rate limit, however many accounts it carries. A retried bulk delete
@@ -564,3 +567,21 @@ func (g *LMS) Activity(ctx context.Context, accountID string) (connector.Activit
 }
 
 var _ connector.ActivityReader = (*LMS)(nil)
+
+// DeleteTraining implements connector.TrainingDeleter when the LMS behind the
+// guard does, as one call under the rate limit, retries and quarantine (one
+// token, although the scim adapter reads the user before and after its PATCH);
+// otherwise it returns connector.ErrTrainingNotDeletable. Deleting learning
+// records is idempotent, so retries after a lost answer are safe as they are.
+func (g *LMS) DeleteTraining(ctx context.Context, accountID string) error {
+	td, ok := g.inner.(connector.TrainingDeleter)
+	if !ok {
+		return connector.ErrTrainingNotDeletable
+	}
+	_, err := g.call(ctx, "DeleteTraining", func(ctx context.Context) error {
+		return td.DeleteTraining(ctx, accountID)
+	})
+	return err
+}
+
+var _ connector.TrainingDeleter = (*LMS)(nil)
