@@ -175,6 +175,7 @@ func Run(t *testing.T, f Features, newLMS func(t *testing.T) connector.LMS) {
 		})
 	}
 	runBulk(f, run)
+	runTraining(f, run)
 
 	run("CreateGetRoundTrip", func(t *testing.T, s *suite) {
 		want := s.account("alice")
