@@ -1,18 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
+	"github.com/hrsync/hrsync/connector/lms/scim"
 	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
 )
@@ -26,7 +32,24 @@ func TestEraseCommand(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	dbURL := "sqlite://" + filepath.Join(dir, "h.db")
-	lms := startLMS(t, nil)
+	// refuseTraining makes the LMS answer a removal of the training extension
+	// with 400 invalidPath, as a SCIM server without the extension does.
+	var refuseTraining atomic.Bool
+	lms := startLMS(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPatch && refuseTraining.Load() {
+				body, _ := io.ReadAll(r.Body)
+				if bytes.Contains(body, []byte(scim.SchemaTrainingUser)) {
+					w.Header().Set("Content-Type", scim.MediaType)
+					w.WriteHeader(http.StatusBadRequest)
+					_ = json.NewEncoder(w).Encode(scim.NewError(http.StatusBadRequest, scim.ErrInvalidPath, "no such attribute"))
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
 	db := openStore(t, dbURL)
 
 	pii := []string{"ines.marchetti@example.com", "Ines", "Marchetti", "EMP-55021", "im-100", "im-200", "Legal", "Paralegal", "it-IT"}
@@ -142,19 +165,42 @@ func TestEraseCommand(t *testing.T) {
 	}
 
 	// Erasing again is harmless: it finds the anonymised account again. With a
-	// retention policy that deletes learning records, an LMS that cannot delete them
-	// (plain SCIM) is reported in the output and the audit; records are not touched.
+	// retention policy that deletes learning records, an LMS that refuses to
+	// remove the training extension (400 invalidPath, as a server without it
+	// answers) is reported in the output and the audit; records are not touched.
 	cfg := filepath.Join(dir, "hrsync.yaml")
 	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: hr\n    retention:\n      keep_learning_records: false\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	refuseTraining.Store(true)
 	out, stderr, err = runCLI(t, keyEnv, append(args, "--config", cfg)...)
 	if err != nil || !strings.Contains(out, "LMS account "+acct.ID+": anonymised") || !strings.Contains(out, "warning: the LMS cannot delete learning records") {
 		t.Fatalf("second erase with keep_learning_records: false: %v\n%s\n%s", err, out, stderr)
 	}
+	if tr, err := lms.sb.Training(acct.ID); err != nil || len(tr.Completions) != 1 {
+		t.Fatalf("training after a refused deletion = %+v, %v; want it untouched", tr, err)
+	}
 	rows, err = db.ListAudit(ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionAnonymise})
 	if err != nil || len(rows) != 2 || !strings.Contains(rows[0].Detail+rows[1].Detail, connector.TrainingUnsupported) {
 		t.Fatalf("audit of the second erasure = %+v, %v; want it to say the records were not deleted", rows, err)
+	}
+
+	// Over SCIM to a server that removes the extension, the records are deleted
+	// (PATCH remove of the training extension, read back) and the account is kept.
+	refuseTraining.Store(false)
+	out, stderr, err = runCLI(t, keyEnv, append(args, "--config", cfg)...)
+	if err != nil || !strings.Contains(out, "LMS account "+acct.ID+": anonymised and deactivated; learning records "+connector.TrainingDeleted+"\n") ||
+		strings.Contains(out, "warning: the LMS cannot delete") {
+		t.Fatalf("third erase with keep_learning_records: false: %v\n%s\n%s", err, out, stderr)
+	}
+	snap := lms.sb.Snapshot()
+	if len(snap) != 1 || snap[0].Account.ID != acct.ID || snap[0].Account.Active || snap[0].Training.HasActivity() ||
+		snap[0].Account.ExternalID != connector.ErasedID(hash) {
+		t.Fatalf("LMS after the deletion of learning records: %+v; want the anonymised, inactive account without records", snap)
+	}
+	rows, err = db.ListAudit(ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionAnonymise})
+	if err != nil || len(rows) != 3 || !strings.Contains(rows[0].Detail+rows[1].Detail+rows[2].Detail, "learning records: "+connector.TrainingDeleted+";") {
+		t.Fatalf("audit of the third erasure = %+v, %v; want it to say the records were deleted", rows, err)
 	}
 }
 
