@@ -161,9 +161,10 @@ func (x *index) add(key string, slot int32) {
 	if key == "" {
 		return
 	}
-	// At most 3/4 full, so that probes stay short; doubling keeps it above 3/8.
+	// At most 3/4 full, so that probes stay short, and at least half full
+	// after growing by half (home scales the hash to any size).
 	if (x.n+1)*4 > len(x.buckets)*3 {
-		x.grow(max(16, 2*len(x.buckets)))
+		x.grow(max(16, len(x.buckets)+len(x.buckets)/2))
 	}
 	x.put(bucket{hash: x.hash(key), ref: uint32(slot) + 1})
 	x.n++
