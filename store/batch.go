@@ -38,8 +38,15 @@ func (db *DB) chunkSize() int {
 	return sqliteChunk
 }
 
+// pgKeys is keyRows' arguments on PostgreSQL as a FROM item, k(kf, kw), in the
+// order of the keys. The queries that read rows by key join each table to it
+// LATERAL (... OFFSET 0): one index probe per key whatever the planner thinks
+// of the table's size (see historyStep).
+const pgKeys = `unnest(?::text[], ?::text[]) AS k(kf, kw)`
+
 // keyRows returns a query expression yielding one (feed, worker_id) row per key,
-// with ?-placeholders, and its arguments. keys must not be empty.
+// with ?-placeholders, and its arguments. keys must not be empty. On PostgreSQL
+// the arguments are also those of pgKeys.
 func (db *DB) keyRows(keys []connector.WorkerKey) (string, []any) {
 	if db.backend == Postgres {
 		feeds, ids := make(pq.StringArray, len(keys)), make(pq.StringArray, len(keys))
@@ -81,21 +88,35 @@ func uniqueKeys(keys []connector.WorkerKey) []connector.WorkerKey {
 
 // historyChain names, as chain(feed, root, worker_id), every worker of a seed
 // (root = worker_id) and its predecessors in the feed, at most maxChainDepth
-// deep. The seed is keyRows' expression, spliced in at %s.
+// deep. The seed is keyRows' expression, spliced in at the first %s, and the
+// predecessors of chain row c are read by the second (historyStep).
 var historyChain = `WITH RECURSIVE seed(feed, worker_id) AS (%s),
 	chain(feed, root, worker_id, depth) AS (
 		SELECT feed, worker_id, worker_id, 0 FROM seed
 		UNION
-		SELECT c.feed, c.root, w.worker_id, c.depth + 1 FROM chain c
-			JOIN workers w ON w.feed = c.feed AND w.superseded_by = c.worker_id
+		SELECT c.feed, c.root, w.worker_id, c.depth + 1 FROM chain c %s
 		WHERE c.depth < ` + fmt.Sprint(maxChainDepth) + `
 	) `
 
+// historyStep joins the predecessors w of chain row c. On PostgreSQL it is a
+// LATERAL subquery that OFFSET 0 keeps from being flattened into a join, so each
+// row is one probe of workers_superseded_by: planned as a join, a chunk of a few
+// hundred workers hashes the whole workers table whenever it has fewer than some
+// 50,000 rows, because the planner prices index probes as if nothing were cached.
+func (db *DB) historyStep() string {
+	if db.backend == Postgres {
+		return `CROSS JOIN LATERAL (SELECT p.worker_id FROM workers p WHERE p.feed = c.feed AND p.superseded_by = c.worker_id OFFSET 0) w`
+	}
+	return `JOIN workers w ON w.feed = c.feed AND w.superseded_by = c.worker_id`
+}
+
 // LoadHistories returns the history of each worker of ws, in the order given (a
 // worker may repeat). A worker the store has never seen gets a History with no
-// facts and no links. Per chunk of workers (all of them on PostgreSQL) it costs
-// two statements: one walks the predecessor chains of the whole chunk and reads
-// successors and links, one reads the facts of every worker on those chains.
+// facts and no links. Per chunk of workers it costs two statements: one walks the
+// predecessor chains of the whole chunk and reads successors and links, one reads
+// the facts of every worker on those chains. On PostgreSQL (pgHistoryChunk
+// workers a chunk) one statement reads the workers and their facts (loadRoots),
+// and the two others run only for the workers that have predecessors.
 func (db *DB) LoadHistories(ctx context.Context, ws []connector.WorkerKey) ([]connector.History, error) {
 	hs, _, err := db.loadHistories(ctx, ws)
 	return hs, err
@@ -118,7 +139,22 @@ func (db *DB) loadHistories(ctx context.Context, ws []connector.WorkerKey) ([]co
 	infos := make(map[connector.WorkerKey]*chainInfo, len(roots))
 	facts := map[connector.WorkerKey][]connector.Fact{}
 	loaded := map[connector.WorkerKey]bool{} // workers whose facts are read, or about to be
-	for chunk := range slices.Chunk(roots, db.chunkSize()) {
+	chunkSize := db.chunkSize()
+	if db.backend == Postgres {
+		chunkSize = pgHistoryChunk
+	}
+	for chunk := range slices.Chunk(roots, chunkSize) {
+		if db.backend == Postgres {
+			// Most workers have no predecessor: one statement reads them whole.
+			// Only the chains of the others are walked.
+			var err error
+			if chunk, err = db.loadRoots(ctx, chunk, infos, facts, loaded); err != nil {
+				return nil, nil, err
+			}
+			if len(chunk) == 0 {
+				continue
+			}
+		}
 		members, err := db.loadChains(ctx, chunk, infos, loaded)
 		if err != nil {
 			return nil, nil, err
@@ -171,6 +207,74 @@ func (db *DB) loadHistories(ctx context.Context, ws []connector.WorkerKey) ([]co
 	return out, known, nil
 }
 
+// pgHistoryChunk is the number of workers per LoadHistories statement on
+// PostgreSQL. It keeps the estimated cost of loadRoots' statement well below
+// the default jit_above_cost: compiling a statement takes tens of milliseconds,
+// more than running it.
+const pgHistoryChunk = 1024
+
+// loadRoots reads, in one statement on PostgreSQL, what LoadHistories needs of
+// each of roots (unique): whether the store knows it, its successor, its link and
+// its facts, and whether it has predecessors. It fills infos, facts and loaded
+// for those without predecessors and returns the others, whose chains are for
+// loadChains to walk (their own facts are read already).
+//
+// Each table is read with one index probe per worker (see historyStep).
+func (db *DB) loadRoots(ctx context.Context, roots []connector.WorkerKey, infos map[connector.WorkerKey]*chainInfo, facts map[connector.WorkerKey][]connector.Fact, loaded map[connector.WorkerKey]bool) ([]connector.WorkerKey, error) {
+	_, args := db.keyRows(roots)
+	query := `SELECT k.kf, k.kw, w.sup, w.preds, w.acct, ` + factColumnsOf("f") + ` FROM ` + pgKeys + `
+		CROSS JOIN LATERAL (SELECT COALESCE(superseded_by, '') AS sup,
+				EXISTS (SELECT 1 FROM workers p WHERE p.feed = k.kf AND p.superseded_by = k.kw) AS preds,
+				(SELECT l.account_id FROM links l WHERE l.feed = k.kf AND l.worker_id = k.kw) AS acct
+			FROM workers WHERE feed = k.kf AND worker_id = k.kw OFFSET 0) w
+		LEFT JOIN LATERAL (` + factSelect + ` WHERE feed = k.kf AND worker_id = k.kw OFFSET 0) f ON true`
+	rows, err := db.x.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: histories: %w", err)
+	}
+	defer rows.Close()
+	chained := map[connector.WorkerKey]bool{}
+	for rows.Next() {
+		var k connector.WorkerKey
+		var sup string
+		var preds bool
+		var acct *string
+		var f nullFact
+		dest := append([]any{&k.Feed, &k.WorkerID, &sup, &preds, &acct}, f.dest()...)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("store: histories: %w", err)
+		}
+		if preds {
+			chained[k] = true
+		}
+		if infos[k] == nil {
+			info := &chainInfo{known: true, members: []string{k.WorkerID}, links: map[string]string{}}
+			if sup != "" {
+				info.sup = &sup
+			}
+			if acct != nil {
+				info.links[k.WorkerID] = *acct
+			}
+			infos[k] = info
+			loaded[k] = true
+		}
+		if fact, ok := f.fact(); ok {
+			facts[k] = append(facts[k], fact)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: histories: %w", err)
+	}
+	var rest []connector.WorkerKey
+	for _, k := range roots {
+		if chained[k] {
+			delete(infos, k) // loadChains builds it again, with the whole chain
+			rest = append(rest, k)
+		}
+	}
+	return rest, nil
+}
+
 // loadChains walks the predecessor chains of roots (unique) in one statement,
 // fills infos, and returns the workers on those chains that are not in seen yet,
 // adding them to it. (A predecessor may be on the chains of several chunks.)
@@ -179,7 +283,7 @@ func (db *DB) loadChains(ctx context.Context, roots []connector.WorkerKey, infos
 	// Scalar subqueries, not joins: they keep PostgreSQL on index lookups even
 	// when it misjudges the size of the chain. The root's superseded_by comes as
 	// NULL for no row and '' for not superseded (worker ids are never empty).
-	query := fmt.Sprintf(historyChain, seed) + `SELECT DISTINCT c.feed, c.root, c.worker_id,
+	query := fmt.Sprintf(historyChain, seed, db.historyStep()) + `SELECT DISTINCT c.feed, c.root, c.worker_id,
 			(SELECT COALESCE(r.superseded_by, '') FROM workers r WHERE r.feed = c.feed AND r.worker_id = c.root),
 			(SELECT l.account_id FROM links l WHERE l.feed = c.feed AND l.worker_id = c.worker_id)
 		FROM chain c`
@@ -225,8 +329,12 @@ func (db *DB) loadChains(ctx context.Context, roots []connector.WorkerKey, infos
 // loadFacts reads the facts of workers in one statement into facts, by worker.
 func (db *DB) loadFacts(ctx context.Context, workers []connector.WorkerKey, facts map[connector.WorkerKey][]connector.Fact) error {
 	keys, args := db.keyRows(workers)
-	rows, err := db.x.QueryxContext(ctx, db.q(`WITH k(feed, worker_id) AS (`+keys+`) `+factSelect+
-		` WHERE (feed, worker_id) IN (SELECT feed, worker_id FROM k)`), args...)
+	query := `WITH k(feed, worker_id) AS (` + keys + `) ` + factSelect + ` WHERE (feed, worker_id) IN (SELECT feed, worker_id FROM k)`
+	if db.backend == Postgres {
+		// One probe of facts_worker per worker (see historyStep), not a hash join.
+		query = `SELECT f.* FROM ` + pgKeys + ` CROSS JOIN LATERAL (` + factSelect + ` WHERE feed = k.kf AND worker_id = k.kw OFFSET 0) f`
+	}
+	rows, err := db.x.QueryxContext(ctx, db.q(query), args...)
 	if err != nil {
 		return fmt.Errorf("store: histories: facts: %w", err)
 	}
@@ -319,6 +427,7 @@ type workerState struct {
 	attempts   int
 	due        time.Time // zero: NULL
 	release    bool      // clear the lease
+	ctid       string    // PostgreSQL: where the row locked by lockWorkers is
 }
 
 // linkState is one link as the completions of a batch leave it.
@@ -405,12 +514,17 @@ func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 	}
 	keys = uniqueKeys(keys)
 	sel, args := db.keyRows(keys)
-	lock := ""
+	query := `SELECT feed, worker_id, version, lease_owner, superseded_by, '' FROM workers
+		WHERE (feed, worker_id) IN (` + sel + `) ORDER BY feed, worker_id`
 	if db.backend == Postgres {
-		lock = " FOR UPDATE"
+		// One probe per key (see historyStep), locking in the order of keys. The
+		// ctid is where the locked row is, for updateWorkers: no one else can
+		// move it while the lock is held.
+		query = `SELECT w.feed, w.worker_id, w.version, w.lease_owner, w.superseded_by, w.ctid::text FROM ` + pgKeys + `
+			CROSS JOIN LATERAL (SELECT ctid, feed, worker_id, version, lease_owner, superseded_by FROM workers
+				WHERE feed = k.kf AND worker_id = k.kw FOR UPDATE) w`
 	}
-	rows, err := tx.QueryContext(ctx, db.q(`SELECT feed, worker_id, version, lease_owner, superseded_by FROM workers
-		WHERE (feed, worker_id) IN (`+sel+`) ORDER BY feed, worker_id`+lock), args...)
+	rows, err := tx.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("lock workers: %w", err)
 	}
@@ -419,7 +533,7 @@ func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 	for rows.Next() {
 		var k connector.WorkerKey
 		s := &workerState{}
-		if err := rows.Scan(&k.Feed, &k.WorkerID, &s.version, &s.leaseOwner, &s.superseded); err != nil {
+		if err := rows.Scan(&k.Feed, &k.WorkerID, &s.version, &s.leaseOwner, &s.superseded, &s.ctid); err != nil {
 			return nil, fmt.Errorf("lock workers: %w", err)
 		}
 		out[k] = s
@@ -467,7 +581,13 @@ func (db *DB) applyLinks(ctx context.Context, tx *sqlx.Tx, cs []connector.Comple
 	query := `WITH k(f, w) AS (` + sel + `) SELECT f, w, (SELECT account_id FROM links l WHERE l.feed = k.f AND l.worker_id = k.w) FROM k`
 	if len(accounts) > 0 {
 		in, aargs := db.inList("account_id", accounts)
-		query += ` UNION ALL SELECT feed, worker_id, account_id FROM links WHERE ` + in
+		if db.backend == Postgres {
+			// One probe of links' account_id index per account (see historyStep).
+			query += ` UNION ALL SELECT l.feed, l.worker_id, l.account_id FROM unnest(?::text[]) AS a(id)
+				CROSS JOIN LATERAL (SELECT feed, worker_id, account_id FROM links WHERE account_id = a.id OFFSET 0) l`
+		} else {
+			query += ` UNION ALL SELECT feed, worker_id, account_id FROM links WHERE ` + in
+		}
 		args = append(args, aargs...)
 	}
 	rows, err := tx.QueryContext(ctx, db.q(query), args...)
@@ -714,7 +834,11 @@ func (db *DB) updateWorkers(ctx context.Context, tx *sqlx.Tx, workers map[connec
 	var query string
 	var args []any
 	if db.backend == Postgres {
-		var feeds, ids, dues pq.StringArray
+		// The rows are found by the ctid lockWorkers read them at, and checked
+		// against their keys. The ctids go in as a subquery's array, whose length
+		// the planner does not guess: it takes a TID scan, where with the array
+		// itself it scans the whole table until that is some 1,000 pages long.
+		var ctids, feeds, ids, dues pq.StringArray
 		var attempts pq.Int64Array
 		var release pq.BoolArray
 		for _, k := range keys {
@@ -723,12 +847,12 @@ func (db *DB) updateWorkers(ctx context.Context, tx *sqlx.Tx, workers map[connec
 			if !s.due.IsZero() {
 				due = pgTime(s.due)
 			}
-			feeds, ids, attempts, dues, release = append(feeds, k.Feed), append(ids, k.WorkerID), append(attempts, int64(s.attempts)), append(dues, due), append(release, s.release)
+			ctids, feeds, ids, attempts, dues, release = append(ctids, s.ctid), append(feeds, k.Feed), append(ids, k.WorkerID), append(attempts, int64(s.attempts)), append(dues, due), append(release, s.release)
 		}
-		query = `WITH u(f, w, a, d, r) AS (
-			SELECT f, w, a, NULLIF(d, '')::timestamptz, r FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[]) AS x(f, w, a, d, r)
-		)` + set
-		args = []any{feeds, ids, attempts, dues, release}
+		query = `WITH u(t, f, w, a, d, r) AS (
+			SELECT t, f, w, a, NULLIF(d, '')::timestamptz, r FROM unnest($1::tid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bool[]) AS x(t, f, w, a, d, r)
+		)` + set + ` AND workers.ctid = u.t AND workers.ctid = ANY(ARRAY(SELECT t FROM u))`
+		args = []any{ctids, feeds, ids, attempts, dues, release}
 	} else {
 		for _, k := range keys {
 			s := workers[k]
@@ -736,8 +860,12 @@ func (db *DB) updateWorkers(ctx context.Context, tx *sqlx.Tx, workers map[connec
 		}
 		query = db.q(`WITH u(f, w, a, d, r) AS (VALUES ` + placeholders(len(keys), 5) + `)` + set)
 	}
-	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
 		return fmt.Errorf("update workers: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n != int64(len(keys)) {
+		return fmt.Errorf("update workers: %d of %d rows updated", n, len(keys))
 	}
 	return nil
 }

@@ -326,6 +326,43 @@ const factSelect = `SELECT source, id, feed, worker_id, kind, effective_at, even
 	email, given_name, family_name, employee_number, org_unit, job_title, manager_id, locale,
 	reason, previous_worker_id, requested_by FROM facts`
 
+// factColumnsOf is factSelect's column list, each qualified by alias.
+func factColumnsOf(alias string) string {
+	cols := strings.Split(strings.TrimPrefix(strings.TrimSuffix(factSelect, " FROM facts"), "SELECT "), ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// nullFact scans factSelect's columns where they may all be NULL: no fact (an
+// outer join that found none).
+type nullFact struct {
+	cols    [16]sql.NullString
+	eff, at instant
+}
+
+// dest returns the scan destinations in factSelect's order.
+func (n *nullFact) dest() []any {
+	c := &n.cols
+	return []any{&c[0], &c[1], &c[2], &c[3], &c[4], &n.eff, &n.at,
+		&c[5], &c[6], &c[7], &c[8], &c[9], &c[10], &c[11], &c[12], &c[13], &c[14], &c[15]}
+}
+
+// fact returns the fact scanned, and false for none.
+func (n *nullFact) fact() (connector.Fact, bool) {
+	c := &n.cols
+	if !c[0].Valid {
+		return connector.Fact{}, false
+	}
+	f := connector.Fact{Source: c[0].String, ID: c[1].String, Feed: c[2].String, WorkerID: c[3].String,
+		Kind: connector.Kind(c[4].String), Effective: n.eff.T, Time: n.at.T,
+		Profile: connector.Profile{Email: c[5].String, GivenName: c[6].String, FamilyName: c[7].String, EmployeeNumber: c[8].String,
+			OrgUnit: c[9].String, JobTitle: c[10].String, ManagerID: c[11].String, Locale: c[12].String},
+		Reason: c[13].String, PreviousWorkerID: c[14].String, RequestedBy: c[15].String}
+	return f, true
+}
+
 func scanFacts(rows *sqlx.Rows) ([]connector.Fact, error) {
 	defer rows.Close()
 	var out []connector.Fact
