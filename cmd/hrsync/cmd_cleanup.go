@@ -100,16 +100,12 @@ Filters are those of hrsync cleanup dormant.`
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	feeds, _, err := c.feedsAndStream()
-	if err != nil {
-		return err
-	}
 	j, err := openJob(ctx, env, &c, &l)
 	if err != nil {
 		return err
 	}
 	defer j.db.Close()
-	lms, rate, log, db := j.lms, j.perHour, j.log, j.db
+	feeds, lms, rate, log, db := j.feeds, j.lms, j.perHour, j.log, j.db
 
 	prog := newProgress(env.stderr, "scanned")
 	sel, err := connector.Selector{LMS: lms, Store: db, Feeds: feeds, Policy: feedPolicies(feeds), PageSize: *pageSize,
@@ -203,10 +199,11 @@ func feedPolicies(feeds connector.Feeds) func(string) connector.Policy {
 	}
 }
 
-// jobEnv is what a job command works with: the LMS client behind the guard (rate
-// limit, retries, quarantine), its rate in calls per hour (0: unlimited), the
-// logger and the store.
+// jobEnv is what a job command works with: the configured feeds, the LMS client
+// behind the guard (rate limit, retries, quarantine), its rate in calls per hour
+// (0: unlimited), the logger and the store.
 type jobEnv struct {
+	feeds   connector.Feeds
 	lms     connector.LMS
 	perHour float64
 	log     *slog.Logger
@@ -215,6 +212,10 @@ type jobEnv struct {
 
 // openJob builds a job command's jobEnv; the caller closes db.
 func openJob(ctx context.Context, env *environment, c *connFlags, l *lmsFlags) (jobEnv, error) {
+	feeds, _, err := c.feedsAndStream()
+	if err != nil {
+		return jobEnv{}, err
+	}
 	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
 	if err != nil {
 		return jobEnv{}, err
@@ -227,7 +228,7 @@ func openJob(ctx context.Context, env *environment, c *connFlags, l *lmsFlags) (
 	if err != nil {
 		return jobEnv{}, err
 	}
-	j := jobEnv{lms: guard.New(client, guard.Config{Rate: rate, Logger: log}), log: log}
+	j := jobEnv{feeds: feeds, lms: guard.New(client, guard.Config{Rate: rate, Logger: log}), log: log}
 	if !rate.Unlimited() {
 		j.perHour = rate.PerSecond() * 3600
 	}
@@ -391,16 +392,12 @@ its events are dead-lettered and its roster uploads refused from then on.`)
 	if err != nil {
 		return fmt.Errorf("holds run: ID %q is not a number", fs.Arg(0))
 	}
-	feeds, _, err := c.feedsAndStream()
-	if err != nil {
-		return err
-	}
 	j, err := openJob(ctx, env, &c, &l)
 	if err != nil {
 		return err
 	}
 	defer j.db.Close()
-	lms, log, db := j.lms, j.log, j.db
+	feeds, lms, log, db := j.feeds, j.lms, j.log, j.db
 	h, err := db.GetHold(ctx, id)
 	if err != nil {
 		return err
