@@ -23,6 +23,17 @@ const maxChainDepth = 16
 // table stay far below the bind-parameter limits of both backends.
 const batchRows = 500
 
+// insertRows is the number of rows per insert of facts or workers: batchRows on
+// SQLite; on PostgreSQL, where the rows travel as column arrays and bind no
+// parameter each, a whole chunk (a consumer batch of 512 would otherwise take
+// two statements of each).
+func (db *DB) insertRows() int {
+	if db.backend == Postgres {
+		return db.chunkSize()
+	}
+	return batchRows
+}
+
 // factColumns are the columns of facts, in insert order; factColumnCount of them.
 const factColumns = `source, id, feed, worker_id, kind, effective_at, event_time,
 	email, given_name, family_name, employee_number, org_unit, job_title, manager_id, locale,
@@ -164,7 +175,7 @@ func (db *DB) insertFacts(ctx context.Context, tx *sqlx.Tx, facts []connector.Fa
 		byKey[[2]string{f.Source, f.ID}] = f
 	}
 	var inserted []connector.Fact
-	for chunk := range slices.Chunk(facts, batchRows) {
+	for chunk := range slices.Chunk(facts, db.insertRows()) {
 		var query string
 		var args []any
 		if db.backend == Postgres {
@@ -251,7 +262,7 @@ func (db *DB) upsertWorkers(ctx context.Context, tx *sqlx.Tx, list []*workerBump
 			superseded_by = COALESCE(excluded.superseded_by, workers.superseded_by)
 		RETURNING feed, worker_id, superseded_by`
 	var superseded []connector.WorkerKey
-	for chunk := range slices.Chunk(list, batchRows) {
+	for chunk := range slices.Chunk(list, db.insertRows()) {
 		var query string
 		var args []any
 		if db.backend == Postgres {
