@@ -111,7 +111,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", db.backend, err)
 	}
-	if err := db.x.PingContext(ctx); err != nil {
+	if err := db.ping(ctx); err != nil {
 		db.x.Close()
 		return nil, fmt.Errorf("store: connect to %s at %s: %w", db.backend, redact(url), err)
 	}
@@ -120,6 +120,27 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// ping connects. Two processes opening a new SQLite file at once can both try to
+// switch it to WAL, and SQLite answers one of them SQLITE_BUSY at once, without
+// waiting for busy_timeout; that one tries again, a bounded number of times.
+func (db *DB) ping(ctx context.Context) error {
+	err := db.x.PingContext(ctx)
+	for try := 1; err != nil && db.backend == SQLite && sqliteBusy(err) && try <= 50; try++ {
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(time.Duration(try) * 20 * time.Millisecond):
+		}
+		err = db.x.PingContext(ctx)
+	}
+	return err
+}
+
+// sqliteBusy reports whether err is SQLite's "database is locked" (SQLITE_BUSY).
+func sqliteBusy(err error) bool {
+	return strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked")
 }
 
 // sqliteDSN turns the part of a sqlite:// url after the scheme into a modernc DSN
