@@ -27,22 +27,29 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 	if owner == "" {
 		return nil, fmt.Errorf("store: claim: owner is required")
 	}
-	lockRows := ""
-	if db.backend == Postgres {
-		lockRows = " FOR UPDATE SKIP LOCKED"
-	}
-	until := now.Add(lease)
-	query := `UPDATE workers SET lease_owner = ?, lease_until = ?
-		WHERE (feed, worker_id) IN (
-			SELECT c.feed, c.worker_id FROM workers c
+	// The candidates: due, not leased, not superseded, no leased predecessor.
+	const due = `FROM workers c
 			WHERE c.due_at IS NOT NULL AND c.due_at <= ?
 				AND (c.lease_until IS NULL OR c.lease_until <= ?)
 				AND c.superseded_by IS NULL
 				AND NOT EXISTS (SELECT 1 FROM workers p
 					WHERE p.feed = c.feed AND p.superseded_by = c.worker_id AND p.lease_until > ?)
 			ORDER BY c.due_at
-			LIMIT ?` + lockRows + `)
+			LIMIT ?`
+	until := now.Add(lease)
+	query := `UPDATE workers SET lease_owner = ?, lease_until = ?
+		WHERE (feed, worker_id) IN (SELECT c.feed, c.worker_id ` + due + `)
 		RETURNING feed, worker_id, version, attempts, due_at, lease_until`
+	if db.backend == Postgres {
+		// The rows are updated where the subquery locked them, through a TID
+		// scan: matched by key, PostgreSQL hashes the candidates and scans the
+		// whole workers table for them. A row locked FOR UPDATE stays where it
+		// is until the transaction ends, and the lock returns the row's latest
+		// version (rechecked against the conditions) with its ctid.
+		query = `UPDATE workers SET lease_owner = ?, lease_until = ?
+			WHERE ctid = ANY(ARRAY(SELECT c.ctid ` + due + ` FOR UPDATE SKIP LOCKED))
+			RETURNING feed, worker_id, version, attempts, due_at, lease_until`
+	}
 	rows, err := db.x.QueryContext(ctx, db.q(query), owner, db.ts(until), db.ts(now), db.ts(now), db.ts(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: claim: %w", err)
