@@ -308,6 +308,7 @@ func checkAttrs(attrs map[string]string) error {
 }
 
 // decodeData validates the data of a kind-k event against its schema and decodes it.
+// Data that quickData proves valid skips the schema pass.
 func decodeData(k connector.Kind, data []byte) (Data, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return Data{}, invalid("data", "required")
@@ -315,6 +316,14 @@ func decodeData(k connector.Kind, data []byte) (Data, error) {
 	if !utf8.Valid(data) {
 		return Data{}, invalid("data", "not valid UTF-8")
 	}
+	if d, ok := quickData(k, data); ok {
+		return d, nil
+	}
+	return schemaData(k, data)
+}
+
+// schemaData is decodeData's schema pass, for data that is valid UTF-8 and not blank.
+func schemaData(k connector.Kind, data []byte) (Data, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
 		return Data{}, invalid("data", "not JSON: %s", jsonProblem(err))
