@@ -3,8 +3,10 @@ package events
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"time"
 
 	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -21,9 +23,45 @@ import (
 //
 // Encode does not validate e against the contract; CheckEvent does.
 func Encode(e Event, mode Mode) (*nats.Msg, error) {
-	if _, err := url.Parse(e.Source); err != nil {
+	u, err := url.Parse(e.Source)
+	if err != nil {
 		return nil, fmt.Errorf("encode %s event %q: source %q is not a URI-reference", e.Kind, e.ID, e.Source)
 	}
+	if mode == Binary && u.String() == e.Source && !hasControl(e.ID+e.Source+e.Data.WorkerID) {
+		return encodeBinary(e)
+	}
+	return encodeSDK(e, mode)
+}
+
+// encodeBinary is Encode in binary mode without the CloudEvents SDK, for a source
+// that the SDK would write as given and attributes without control characters
+// (which the SDK may alter, and the contract refuses). It writes what the SDK writes (the attribute
+// headers, escaped as Encode escapes them, and the data as JSON) at a fraction of
+// the cost; TestEncodeBinaryMatchesSDK holds it to that.
+func encodeBinary(e Event) (*nats.Msg, error) {
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event %q: data: %w", e.Kind, e.ID, err)
+	}
+	msg := &nats.Msg{Subject: e.Subject(), Data: data, Header: make(nats.Header, 8)}
+	set := func(name, v string) { msg.Header[name] = []string{escapeHeaderValue(v)} }
+	set(headerPrefix+"specversion", event.CloudEventsVersionV1)
+	set(headerPrefix+"id", e.ID)
+	set(headerPrefix+"source", e.Source)
+	set(headerPrefix+"type", Type(e.Kind))
+	set(headerPrefix+"subject", e.Data.WorkerID)
+	set(headerPrefix+"time", e.Time.Format(time.RFC3339Nano))
+	set(headerPrefix+"datacontenttype", ContentTypeJSON)
+	msgID := e.Source + " " + e.ID
+	if hasControl(msgID) {
+		msgID = escapeHeaderValue(msgID)
+	}
+	msg.Header[jetstream.MsgIDHeader] = []string{msgID}
+	return msg, nil
+}
+
+// encodeSDK is Encode through the CloudEvents SDK.
+func encodeSDK(e Event, mode Mode) (*nats.Msg, error) {
 	ce := event.New(event.CloudEventsVersionV1)
 	ce.SetID(e.ID)
 	ce.SetSource(e.Source)
