@@ -31,14 +31,14 @@ var ErrJobNotRunnable = errors.New("job is not approved")
 
 // JobProgress is reported after every batch.
 type JobProgress struct {
-	Hold                        int64
-	Total                       int // items the run may touch (the sample, or all)
-	Finished                    int // items finished, in this run and earlier ones
-	Done, Skipped, Failed       int // of this run
-	Calls                       int // LMS calls of this run
-	Elapsed                     time.Duration
-	ETA                         time.Duration // zero when unknown
-	Remaining                   int
+	Hold                  int64
+	Total                 int // items the run may touch (the sample, or all)
+	Finished              int // items finished, in this run and earlier ones
+	Done, Skipped, Failed int // of this run
+	Calls                 int // LMS calls of this run
+	Elapsed               time.Duration
+	ETA                   time.Duration // zero when unknown
+	Remaining             int
 }
 
 // JobSummary is how a run ended.

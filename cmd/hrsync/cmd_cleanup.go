@@ -440,7 +440,9 @@ its events are dead-lettered and its roster uploads refused from then on.`)
 
 func init() {
 	reportCommands["dormant"] = reportCommand{"LMS accounts never used (no login, no enrollments) per feed, read from the LMS; CSV and JSON files",
-		func(ctx context.Context, env *environment, args []string) error { return cmdDormant(ctx, env, args, true) }}
+		func(ctx context.Context, env *environment, args []string) error {
+			return cmdDormant(ctx, env, args, true)
+		}}
 }
 
 // showJobHold is "holds show" for a clean-up or offboarding: the hold, its items'
