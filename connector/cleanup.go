@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -210,19 +212,11 @@ func (s Selector) Select(ctx context.Context, f DormantFilter) (Selection, error
 		size = 500
 	}
 	sel := Selection{Filter: f, Excluded: map[string]int{}, ByFeed: map[string]int{}}
-	for start := 1; ; {
-		page, err := s.LMS.ListAccounts(ctx, start, size)
-		sel.Calls++
-		if err != nil {
-			return sel, fmt.Errorf("list LMS accounts from %d: %w", start, err)
-		}
-		if len(page.Accounts) == 0 {
-			break
-		}
+	calls, err := EachAccountPage(ctx, s.LMS, size, func(page AccountPage) error {
 		acts, calls, err := activities(ctx, s.LMS, page.Accounts)
 		sel.Calls += calls
 		if err != nil {
-			return sel, err
+			return err
 		}
 		var maybe []AccountActivity
 		for _, a := range page.Accounts {
@@ -234,18 +228,39 @@ func (s Selector) Select(ctx context.Context, f DormantFilter) (Selection, error
 			maybe = append(maybe, aa)
 		}
 		if err := s.judge(ctx, f, maybe, now(), &sel); err != nil {
-			return sel, err
+			return err
 		}
 		sel.Scanned += len(page.Accounts)
 		if s.Progress != nil {
 			s.Progress(sel.Scanned, page.TotalResults)
 		}
+		return nil
+	})
+	sel.Calls += calls
+	return sel, err
+}
+
+// EachAccountPage lists every LMS account, count per page, and calls fn with each
+// page in order until the last page or fn's first error. It returns the number of
+// ListAccounts calls it made.
+func EachAccountPage(ctx context.Context, lms LMS, count int, fn func(AccountPage) error) (calls int, err error) {
+	for start := 1; ; {
+		page, err := lms.ListAccounts(ctx, start, count)
+		calls++
+		if err != nil {
+			return calls, fmt.Errorf("list LMS accounts from %d: %w", start, err)
+		}
+		if len(page.Accounts) == 0 {
+			return calls, nil
+		}
+		if err := fn(page); err != nil {
+			return calls, err
+		}
 		start += len(page.Accounts)
 		if page.TotalResults > 0 && start > page.TotalResults {
-			break
+			return calls, nil
 		}
 	}
-	return sel, nil
 }
 
 // judge applies the store's rules (links, employment, feed scope) to the accounts
@@ -311,29 +326,20 @@ func (s Selector) employed(h History, now time.Time) bool {
 // returns the activity by account id and the number of LMS calls made.
 func activities(ctx context.Context, lms LMS, accts []Account) (map[string]Activity, int, error) {
 	out := make(map[string]Activity, len(accts))
-	calls := 0
-	if al, ok := lms.(ActivityLister); ok {
-		if n := al.MaxActivityBatch(ctx); n > 0 {
-			for i := 0; i < len(accts); i += n {
-				ids := make([]string, 0, n)
-				for _, a := range accts[i:min(i+n, len(accts))] {
-					ids = append(ids, a.ID)
-				}
-				got, err := al.ActivityOf(ctx, ids)
-				calls++
-				if err != nil {
-					return nil, calls, fmt.Errorf("read the activity of %d accounts: %w", len(ids), err)
-				}
-				for id, aa := range got {
-					out[id] = aa.Activity
-				}
-			}
-			return out, calls, nil
+	ids := make([]string, len(accts))
+	for i, a := range accts {
+		ids[i] = a.ID
+	}
+	if got, calls, ok, err := activityBatches(ctx, lms, ids); ok {
+		for id, aa := range got {
+			out[id] = aa.Activity
 		}
+		return out, calls, err
 	}
 	if _, ok := lms.(ActivityReader); !ok {
 		return out, 0, nil // unknown for all
 	}
+	calls := 0
 	for _, a := range accts {
 		act, err := ReadActivity(ctx, lms, a.ID)
 		calls++
@@ -346,6 +352,30 @@ func activities(ctx context.Context, lms LMS, accts []Account) (map[string]Activ
 		out[a.ID] = act
 	}
 	return out, calls, nil
+}
+
+// activityBatches reads the accounts ids and their activity with ActivityLister,
+// MaxActivityBatch ids a call. ok is false when the LMS cannot batch (then nothing
+// was read); an id missing from the map is an account that is gone.
+func activityBatches(ctx context.Context, lms LMS, ids []string) (out map[string]AccountActivity, calls int, ok bool, err error) {
+	al, isLister := lms.(ActivityLister)
+	if !isLister {
+		return nil, 0, false, nil
+	}
+	n := al.MaxActivityBatch(ctx)
+	if n <= 0 {
+		return nil, 0, false, nil
+	}
+	out = make(map[string]AccountActivity, len(ids))
+	for chunk := range slices.Chunk(ids, n) {
+		got, err := al.ActivityOf(ctx, chunk)
+		calls++
+		if err != nil {
+			return nil, calls, true, fmt.Errorf("read the activity of %d accounts: %w", len(chunk), err)
+		}
+		maps.Copy(out, got)
+	}
+	return out, calls, true, nil
 }
 
 // JobEstimate is what a job will cost the LMS, for the report and the hold.

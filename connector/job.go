@@ -318,45 +318,36 @@ func becameActive(before, now Activity) string {
 // current reads the items' accounts and activity from the LMS, in batches where it
 // can. An account missing from the result is gone.
 func (r JobRunner) current(ctx context.Context, items []JobItem) (map[string]AccountActivity, int, error) {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.AccountID
+	}
+	if out, calls, ok, err := activityBatches(ctx, r.LMS, ids); ok {
+		if err != nil {
+			err = fmt.Errorf("re-check: %w", err)
+		}
+		return out, calls, err
+	}
 	out := make(map[string]AccountActivity, len(items))
 	calls := 0
-	if al, ok := r.LMS.(ActivityLister); ok {
-		if n := al.MaxActivityBatch(ctx); n > 0 {
-			for i := 0; i < len(items); i += n {
-				ids := make([]string, 0, n)
-				for _, it := range items[i:min(i+n, len(items))] {
-					ids = append(ids, it.AccountID)
-				}
-				got, err := al.ActivityOf(ctx, ids)
-				calls++
-				if err != nil {
-					return nil, calls, fmt.Errorf("re-check the activity of %d accounts: %w", len(ids), err)
-				}
-				for id, aa := range got {
-					out[id] = aa
-				}
-			}
-			return out, calls, nil
-		}
-	}
-	for _, it := range items {
-		a, err := r.LMS.GetAccount(ctx, it.AccountID)
+	for _, id := range ids {
+		a, err := r.LMS.GetAccount(ctx, id)
 		calls++
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, calls, fmt.Errorf("re-read account %s: %w", it.AccountID, err)
+			return nil, calls, fmt.Errorf("re-read account %s: %w", id, err)
 		}
-		act, err := ReadActivity(ctx, r.LMS, it.AccountID)
+		act, err := ReadActivity(ctx, r.LMS, id)
 		calls++
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, calls, fmt.Errorf("re-check the activity of account %s: %w", it.AccountID, err)
+			return nil, calls, fmt.Errorf("re-check the activity of account %s: %w", id, err)
 		}
-		out[it.AccountID] = AccountActivity{Account: a, Activity: act}
+		out[id] = AccountActivity{Account: a, Activity: act}
 	}
 	return out, calls, nil
 }
@@ -405,17 +396,13 @@ func (r JobRunner) delete(ctx context.Context, items []JobItem, bulk int, end fu
 		return calls, nil
 	}
 	for _, it := range items {
-		err := r.deleteOne(ctx, it)
+		// DeleteAccount is unconditional; the version was checked just before, in
+		// the batch's re-check.
+		err := r.LMS.DeleteAccount(ctx, it.AccountID)
 		calls++
 		if err := one(it, err); err != nil {
 			return calls, err
 		}
 	}
 	return calls, nil
-}
-
-// deleteOne deletes one account. The LMS port's DeleteAccount is unconditional;
-// the version was checked just before, in the batch's re-check.
-func (r JobRunner) deleteOne(ctx context.Context, it JobItem) error {
-	return r.LMS.DeleteAccount(ctx, it.AccountID)
 }

@@ -694,27 +694,18 @@ func (p *pass) fetchPages(ctx context.Context) <-chan accountPage {
 	size := p.r.cfg.PageSize
 	go func() {
 		defer close(out)
-		start := 1
-		for {
-			pg, err := p.r.cfg.LMS.ListAccounts(ctx, start, size)
-			if err != nil {
-				select {
-				case out <- accountPage{err: fmt.Errorf("list accounts from %d: %w", start, err)}:
-				case <-ctx.Done():
-				}
-				return
-			}
-			if len(pg.Accounts) == 0 {
-				return
-			}
+		_, err := EachAccountPage(ctx, p.r.cfg.LMS, size, func(pg AccountPage) error {
 			select {
 			case out <- accountPage{accounts: pg.Accounts}:
+				return nil
 			case <-ctx.Done():
-				return
+				return ctx.Err()
 			}
-			start += len(pg.Accounts)
-			if pg.TotalResults > 0 && start > pg.TotalResults {
-				return
+		})
+		if err != nil && ctx.Err() == nil {
+			select {
+			case out <- accountPage{err: err}:
+			case <-ctx.Done():
 			}
 		}
 	}()

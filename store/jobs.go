@@ -297,21 +297,28 @@ func (e *ClosedFeedError) Error() string {
 // checkClosed returns a connector.Permanent *ClosedFeedError if a fact is of a
 // closed feed. It runs in the recording transaction.
 func (db *DB) checkClosed(ctx context.Context, tx *sqlx.Tx, facts []connector.Fact) error {
-	seen := map[string]bool{}
-	for _, f := range facts {
-		if seen[f.Feed] {
-			continue
-		}
-		seen[f.Feed] = true
+	// One statement per batch: closed feeds are few (usually none).
+	rows, err := tx.QueryContext(ctx, `SELECT feed, closed_at FROM closed_feeds`)
+	if err != nil {
+		return fmt.Errorf("store: closed feeds: %w", err)
+	}
+	defer rows.Close()
+	closed := map[string]time.Time{}
+	for rows.Next() {
+		var feed string
 		var at instant
-		err := tx.QueryRowContext(ctx, db.q(`SELECT closed_at FROM closed_feeds WHERE feed = ?`), f.Feed).Scan(&at)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
+		if err := rows.Scan(&feed, &at); err != nil {
 			return fmt.Errorf("store: closed feeds: %w", err)
 		}
-		return connector.Permanent(&ClosedFeedError{Fact: f.Source + "#" + f.ID, Feed: f.Feed, ClosedAt: at.T})
+		closed[feed] = at.T
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: closed feeds: %w", err)
+	}
+	for _, f := range facts {
+		if at, ok := closed[f.Feed]; ok {
+			return connector.Permanent(&ClosedFeedError{Fact: f.Source + "#" + f.ID, Feed: f.Feed, ClosedAt: at})
+		}
 	}
 	return nil
 }

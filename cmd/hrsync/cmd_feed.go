@@ -163,23 +163,14 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 // or unlinked and in its scope.
 func offboardSelection(ctx context.Context, lms connector.LMS, db *store.DB, feed connector.Feed, action connector.ActionKind, progress func(n, total int)) (connector.Selection, error) {
 	sel := connector.Selection{Excluded: map[string]int{}, ByFeed: map[string]int{}}
-	const size = 500
-	for start := 1; ; {
-		page, err := lms.ListAccounts(ctx, start, size)
-		sel.Calls++
-		if err != nil {
-			return sel, fmt.Errorf("list LMS accounts from %d: %w", start, err)
-		}
-		if len(page.Accounts) == 0 {
-			break
-		}
+	calls, err := connector.EachAccountPage(ctx, lms, 500, func(page connector.AccountPage) error {
 		ids := make([]string, len(page.Accounts))
 		for i, a := range page.Accounts {
 			ids[i] = a.ID
 		}
 		linked, err := db.LinkedHistories(ctx, ids)
 		if err != nil {
-			return sel, err
+			return err
 		}
 		for _, a := range page.Accounts {
 			h, isLinked := linked[a.ID]
@@ -201,28 +192,20 @@ func offboardSelection(ctx context.Context, lms connector.LMS, db *store.DB, fee
 		}
 		sel.Scanned += len(page.Accounts)
 		progress(sel.Scanned, page.TotalResults)
-		start += len(page.Accounts)
-		if page.TotalResults > 0 && start > page.TotalResults {
-			break
-		}
-	}
-	return sel, nil
+		return nil
+	})
+	sel.Calls += calls
+	return sel, err
 }
 
 // offboardAnonymiser returns how an offboarding run anonymises one account: the
 // account is anonymised and deactivated with its learning records kept
 // pseudonymised, and a linked worker is erased from the store as hrsync erase
 // does. It needs the erasure key when the job anonymises anything.
-func offboardAnonymiser(ctx context.Context, c *connFlags, db *store.DB, lms connector.LMS, key string, h connector.Hold) (func(context.Context, connector.JobItem, connector.Account) (string, error), error) {
-	items, err := db.PendingJobItems(ctx, h.ID, 0, 1<<30)
-	if err != nil {
-		return nil, err
-	}
-	needed := false
-	for _, it := range items {
-		needed = needed || it.Action == connector.ActionAnonymise
-	}
-	if !needed {
+func offboardAnonymiser(ctx context.Context, db *store.DB, lms connector.LMS, key string, h connector.Hold) (func(context.Context, connector.JobItem, connector.Account) (string, error), error) {
+	// Offboarding items are all deletions or all anonymisations (the feed's
+	// retention); the hold's counts tell which without reading the items.
+	if h.Counts.Removals == h.Counts.Deletions {
 		return nil, nil
 	}
 	if key == "" {
@@ -239,17 +222,24 @@ func offboardAnonymiser(ctx context.Context, c *connFlags, db *store.DB, lms con
 			w = connector.WorkerKey{Feed: h.Feed, WorkerID: "account:" + a.ID}
 		}
 		hash := connector.ErasureHash([]byte(key), w)
-		res, err := connector.EraseAccount(ctx, lms, a, hash, true)
+		if it.Worker.WorkerID == "" {
+			res, err := connector.EraseAccount(ctx, lms, a, hash, true)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("anonymised as %s; learning records %s", connector.ErasedID(hash), res.Training), nil
+		}
+		// A linked worker is erased exactly as hrsync erase does it. If the store
+		// step fails, the item stays pending and a resumed run does both again.
+		subj, err := db.ErasureSubject(ctx, it.Worker)
 		if err != nil {
 			return "", err
 		}
-		if it.Worker.WorkerID == "" {
-			return fmt.Sprintf("anonymised as %s; learning records %s", connector.ErasedID(hash), res.Training), nil
+		e := erasure{Worker: it.Worker, Subject: subj, Hash: hash, Account: a, Found: true}
+		d, err := e.run(ctx, db, lms, true, reason, h.DecidedBy)
+		if err != nil {
+			return "", err
 		}
-		if _, err := db.Erase(ctx, store.Erasure{Worker: it.Worker, Reason: reason, By: h.DecidedBy, AccountID: a.ID,
-			Training: res.Training, Identifiers: accountIdentifiers(a)}); err != nil {
-			return "", connector.Permanent(fmt.Errorf("the account is anonymised, but erasing the worker from the store failed (run hrsync erase --worker %s): %w", it.Worker, err))
-		}
-		return fmt.Sprintf("anonymised as %s and erased from the store; learning records %s", connector.ErasedID(hash), res.Training), nil
+		return fmt.Sprintf("anonymised as %s and erased from the store; learning records %s", connector.ErasedID(hash), d.Training), nil
 	}, nil
 }
