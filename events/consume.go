@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,7 +28,8 @@ type Recorder interface {
 }
 
 // Hooks let the caller observe the consumer (metrics, waking the converger). All are
-// optional; they are called from the consumer's goroutine and must not block long.
+// optional; they are called from the feeds' consumer goroutines, concurrently, and
+// must not block long.
 type Hooks struct {
 	// Consumed is called for every message received, with the feed its subject
 	// names, or "" if that is not a declared feed.
@@ -41,6 +44,9 @@ type Hooks struct {
 	// AfterCommit is called with the facts of each committed batch (including
 	// duplicates the store skipped). The slice is not reused.
 	AfterCommit func(facts []connector.Fact)
+	// Gap is called when messages of feed were discarded from its stream before
+	// hrsync recorded them (sequences first to last, n of them).
+	Gap func(feed string, first, last uint64, n int)
 }
 
 // Consumer defaults.
@@ -54,10 +60,11 @@ const (
 
 // ConsumerConfig configures Consume. Zero values take the defaults noted on each field.
 type ConsumerConfig struct {
-	// Stream defaults to HRSYNC.
-	Stream string
-	// Durable is the durable consumer's name; defaults to hrsync. Replicas of the
-	// daemon share it and so share the work.
+	// StreamPrefix names the streams, <StreamPrefix>_<feed>, one per declared feed
+	// (see StreamConfig); defaults to HRSYNC.
+	StreamPrefix string
+	// Durable is the durable consumer's name on every feed's stream; defaults to
+	// hrsync. Replicas of the daemon share it and so share the work.
 	Durable string
 	// Batch is the most messages recorded in one store transaction; defaults to 256.
 	Batch int
@@ -70,7 +77,7 @@ type ConsumerConfig struct {
 	// AckWait is how long JetStream waits for an ack before redelivering; defaults
 	// to 30s. Recording a batch is given at most this long.
 	AckWait time.Duration
-	// MaxAckPending bounds the messages in flight; defaults to max(1000, 4*Batch).
+	// MaxAckPending bounds the messages in flight per feed; defaults to max(1000, 4*Batch).
 	MaxAckPending int
 	// Logger defaults to discarding.
 	Logger *slog.Logger
@@ -78,8 +85,8 @@ type ConsumerConfig struct {
 }
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
-	if c.Stream == "" {
-		c.Stream = DefaultStream
+	if c.StreamPrefix == "" {
+		c.StreamPrefix = DefaultStream
 	}
 	if c.Durable == "" {
 		c.Durable = DefaultDurable
@@ -108,31 +115,71 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 // drainTimeout bounds how long a shutdown waits for the messages already buffered.
 const drainTimeout = 5 * time.Second
 
-// Consume records the events of the stream until ctx is cancelled.
+// Consume records the events of every declared feed until ctx is cancelled.
 //
-// It creates or updates the durable pull consumer (explicit acks, all subjects
-// under hrsync.events.>, from the start of the stream), then, batch by batch:
+// Each feed has a stream of its own (StreamConfig), and Consume runs one durable pull
+// consumer per feed's stream, side by side, so that a feed that floods its stream
+// delays only itself. For each feed, batch by batch:
 //   - decodes every message; one that breaks the contract is dead-lettered with its
 //     reason and terminated, so it is never redelivered (if the dead letter cannot
 //     be stored, the message is nak'ed instead, never terminated);
 //   - records the valid facts with one RecordFacts call and acks them only after it
 //     returned; if it fails, every message of the batch is nak'ed with NakDelay and
-//     comes back later. Nothing is acked before it is durable.
+//     comes back later. Nothing is acked before it is durable;
+//   - checks that no message was discarded from the stream before it was delivered
+//     (a gap: the stream's max age passed while hrsync was behind, or an operator
+//     purged it); a gap is logged as an error and reported to Hooks.Gap.
 //
-// When ctx is cancelled Consume finishes the batch in hand, records the messages
-// already buffered, and returns nil. It returns an error if the consumer cannot be
-// set up or the subscription fails.
+// When ctx is cancelled Consume finishes the batches in hand, records the messages
+// already buffered, and returns nil. It returns an error if a consumer cannot be set
+// up or a subscription fails; the other feeds' consumers are then stopped too.
 func Consume(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Recorder, cfg ConsumerConfig) error {
 	if dec == nil || rec == nil {
 		return errors.New("events: consume: a Decoder and a Recorder are required")
 	}
 	cfg = cfg.withDefaults()
-	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+	feeds := make([]string, 0, len(dec.Feeds))
+	for f := range dec.Feeds {
+		feeds = append(feeds, f)
+	}
+	sort.Strings(feeds)
+	if len(feeds) == 0 {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return errors.New("events: consume: no feed is declared")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, f := range feeds {
+		stream := StreamConfig{Prefix: cfg.StreamPrefix}.Name(f)
+		wg.Go(func() {
+			err := consumeStream(ctx, js, dec, rec, cfg, f, stream)
+			if err != nil && ctx.Err() == nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// consumeStream runs the durable consumer of one feed's stream.
+func consumeStream(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Recorder, cfg ConsumerConfig, feed, stream string) error {
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:       cfg.Durable,
-		Description:   "hrsync: records HR events",
+		Description:   "hrsync: records HR events of feed " + feed,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: SubjectWildcard,
+		FilterSubject: FeedSubject(feed),
 		AckWait:       cfg.AckWait,
 		MaxAckPending: cfg.MaxAckPending,
 		MaxDeliver:    -1,
@@ -141,20 +188,23 @@ func Consume(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Reco
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, cfg.Stream, err)
+		return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, stream, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Batch))
 	if err != nil {
-		return fmt.Errorf("events: consumer %s: %w", cfg.Durable, err)
+		return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, stream, err)
 	}
 	defer it.Stop()
 
-	c := &consumer{cfg: cfg, dec: dec, rec: rec, log: cfg.Logger}
-	c.log.Info("consuming", "stream", cfg.Stream, "durable", cfg.Durable, "batch", cfg.Batch)
+	c := &consumer{cfg: cfg, dec: dec, rec: rec, log: cfg.Logger.With("feed", feed, "stream", stream),
+		js: js, feed: feed, stream: stream}
+	c.startGapCheck(ctx, cons)
+	c.log.Info("consuming", "durable", cfg.Durable, "batch", cfg.Batch)
 	for {
 		batch, err := c.collect(ctx, it)
 		if len(batch) > 0 {
 			c.process(ctx, batch)
+			c.checkGaps(ctx, batch)
 		}
 		if err == nil {
 			continue
@@ -167,7 +217,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Reco
 			c.log.Info("consumer stopped", "durable", cfg.Durable)
 			return nil
 		}
-		return fmt.Errorf("events: consumer %s: %w", cfg.Durable, err)
+		return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, stream, err)
 	}
 }
 
@@ -177,6 +227,12 @@ type consumer struct {
 	rec      Recorder
 	log      *slog.Logger
 	draining bool
+
+	js           jetstream.JetStream
+	feed, stream string
+	// last is the highest stream sequence this consumer has seen delivered for the
+	// first time; a later first delivery beyond last+1 is checked for a gap.
+	last uint64
 }
 
 // collect returns the next batch: it waits for one message (until ctx is done),
@@ -331,7 +387,7 @@ func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, feed, reason
 		c.nak(m)
 		return
 	}
-	c.log.Warn("dead-lettered", "dead_letter_id", id, "feed", feed, "subject", m.Subject(), "stream_seq", seq, "reason", reason)
+	c.log.Warn("dead-lettered", "dead_letter_id", id, "subject", m.Subject(), "stream_seq", seq, "reason", reason)
 	if h := c.cfg.Hooks.DeadLettered; h != nil {
 		h(c.declared(feed), reason)
 	}

@@ -160,7 +160,7 @@ func setupConsumer(t *testing.T, cfg ConsumerConfig) *consumerBundle {
 	t.Helper()
 	b := &consumerBundle{js: runJetStream(t), rec: newFakeRecorder()}
 	ctx := context.Background()
-	if _, err := EnsureStream(ctx, b.js, StreamConfig{}); err != nil {
+	if _, err := EnsureStreams(ctx, b.js, StreamConfig{}, testFeeds(t).Names()); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -188,10 +188,14 @@ func setupConsumer(t *testing.T, cfg ConsumerConfig) *consumerBundle {
 			return errors.New("Consume did not return after cancel")
 		}
 	}
-	// Consume creates the durable consumer; wait for it so that tests can read its state.
-	waitFor(t, 10*time.Second, "the durable consumer", func() bool {
-		_, err := b.js.Consumer(ctx, DefaultStream, DefaultDurable)
-		return err == nil
+	// Consume creates the durable consumers; wait for them so that tests can read their state.
+	waitFor(t, 10*time.Second, "the durable consumers", func() bool {
+		for _, f := range testFeeds(t).Names() {
+			if _, err := b.js.Consumer(ctx, StreamConfig{}.Name(f), DefaultDurable); err != nil {
+				return false
+			}
+		}
+		return true
 	})
 	return b
 }
@@ -212,18 +216,23 @@ func (b *consumerBundle) publishRaw(t *testing.T, msg *nats.Msg) {
 	}
 }
 
-// settled waits until the consumer has delivered everything and holds no unacked
-// message, and returns its info.
+// settled waits until every feed's consumer has delivered everything and holds no
+// unacked message, and returns the info of feed hr's.
 func (b *consumerBundle) settled(t *testing.T) *jetstream.ConsumerInfo {
 	t.Helper()
 	var info *jetstream.ConsumerInfo
 	waitFor(t, 10*time.Second, "every message acked or terminated", func() bool {
-		c, err := b.js.Consumer(context.Background(), DefaultStream, DefaultDurable)
-		if err != nil {
-			return false
+		for _, f := range []string{"partner-acme", "hr"} {
+			c, err := b.js.Consumer(context.Background(), StreamConfig{}.Name(f), DefaultDurable)
+			if err != nil {
+				return false
+			}
+			info = c.CachedInfo()
+			if info.NumPending != 0 || info.NumAckPending != 0 || info.NumRedelivered != 0 {
+				return false
+			}
 		}
-		info = c.CachedInfo()
-		return info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+		return true
 	})
 	return info
 }
@@ -262,15 +271,19 @@ func TestConsume(t *testing.T) {
 		bad.Data.Effective = "2026-13-01"
 		badMsg, _ := Encode(bad, Binary)
 		b.publishRaw(t, badMsg)
-		b.publishRaw(t, &nats.Msg{Subject: "hrsync.events.payroll.hired", Data: []byte(`{"specversion":"1.0"}`)})
+		b.publishRaw(t, &nats.Msg{Subject: "hrsync.events.partner-acme.hired", Data: []byte(`{"specversion":"1.0"}`)})
+		// An undeclared feed has no stream: the publisher is refused, nothing is taken in.
+		if _, err := b.js.PublishMsg(context.Background(), &nats.Msg{Subject: "hrsync.events.payroll.hired", Data: []byte(`{}`)}); err == nil {
+			t.Error("publishing to an undeclared feed was accepted")
+		}
 
 		waitFor(t, 10*time.Second, "3 facts and 2 dead letters", func() bool {
 			facts, dead, _, _ := b.rec.counts()
 			return facts == 3 && dead == 2
 		})
 		info := b.settled(t)
-		if info.Delivered.Stream != 6 {
-			t.Errorf("stream holds %d messages, want 6", info.Delivered.Stream)
+		if info.Delivered.Stream != 5 {
+			t.Errorf("feed hr's stream holds %d messages, want 5", info.Delivered.Stream)
 		}
 		if err := b.stop(); err != nil {
 			t.Fatalf("Consume = %v, want nil", err)
@@ -291,8 +304,8 @@ func TestConsume(t *testing.T) {
 		} else if msg, err := ReplayMessage(d); err != nil || msg.Header.Get("ce-id") != "evt-4" {
 			t.Errorf("ReplayMessage = %v, %v", msg, err)
 		}
-		if d := byFeed["payroll"]; d.Reason != `field "feed": undeclared feed "payroll"` {
-			t.Errorf("dead letter of the undeclared feed: %+v", d)
+		if d := byFeed["partner-acme"]; d.Reason == "" || d.Subject != "hrsync.events.partner-acme.hired" {
+			t.Errorf("dead letter of the partner's junk: %+v", d)
 		}
 		if f := b.rec.facts["/feeds/hr evt-2"]; f.Kind != connector.KindLeft || f.Reason != "moved on" {
 			t.Errorf("left fact = %+v", f)
@@ -410,7 +423,7 @@ func TestConsume(t *testing.T) {
 	t.Run("ErrNoStream", func(t *testing.T) {
 		t.Parallel()
 		js := runJetStream(t)
-		err := Consume(context.Background(), js, &Decoder{Feeds: testFeeds(t)}, newFakeRecorder(), ConsumerConfig{Stream: "NOPE"})
+		err := Consume(context.Background(), js, &Decoder{Feeds: testFeeds(t)}, newFakeRecorder(), ConsumerConfig{StreamPrefix: "NOPE"})
 		if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) {
 			t.Errorf("Consume = %v, want ErrStreamNotFound", err)
 		}
@@ -427,26 +440,62 @@ func TestConsume(t *testing.T) {
 	})
 }
 
-func TestEnsureStream(t *testing.T) {
+func TestEnsureStreams(t *testing.T) {
 	t.Parallel()
 	js := runJetStream(t)
 	ctx := context.Background()
-	s, err := EnsureStream(ctx, js, StreamConfig{})
+	names, err := EnsureStreams(ctx, js, StreamConfig{}, []string{"hr", "partner-acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names["hr"] != "HRSYNC_hr" || names["partner-acme"] != "HRSYNC_partner-acme" {
+		t.Fatalf("stream names %v", names)
+	}
+	s, err := js.Stream(ctx, "HRSYNC_partner-acme")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := s.CachedInfo().Config
-	if cfg.Name != "HRSYNC" || len(cfg.Subjects) != 1 || cfg.Subjects[0] != "hrsync.events.>" ||
-		cfg.Storage != jetstream.FileStorage || cfg.Duplicates != 2*time.Minute || cfg.Replicas != 1 {
+	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != "hrsync.events.partner-acme.>" ||
+		cfg.Storage != jetstream.FileStorage || cfg.Duplicates != 2*time.Minute || cfg.Replicas != 1 ||
+		cfg.Discard != jetstream.DiscardNew || cfg.MaxAge != DefaultMaxAge || cfg.MaxBytes != DefaultMaxBytes ||
+		cfg.MaxMsgSize != DefaultMaxMsgSize {
 		t.Errorf("stream config %+v", cfg)
 	}
-	// Updating in place with new limits.
-	s, err = EnsureStream(ctx, js, StreamConfig{MaxAge: 72 * time.Hour, MaxBytes: 1 << 30, Duplicates: 10 * time.Minute})
+	// Updating in place with new limits, one feed its own.
+	_, err = EnsureStreams(ctx, js, StreamConfig{Limits: StreamLimits{MaxAge: 72 * time.Hour, MaxBytes: 1 << 20},
+		PerFeed: map[string]StreamLimits{"partner-acme": {MaxBytes: 1 << 16}}, Duplicates: 10 * time.Minute}, []string{"hr", "partner-acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg := s.CachedInfo().Config; cfg.MaxAge != 72*time.Hour || cfg.MaxBytes != 1<<30 || cfg.Duplicates != 10*time.Minute {
-		t.Errorf("updated stream config %+v", cfg)
+	for feed, wantBytes := range map[string]int64{"hr": 1 << 20, "partner-acme": 1 << 16} {
+		s, err := js.Stream(ctx, StreamConfig{}.Name(feed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg := s.CachedInfo().Config; cfg.MaxAge != 72*time.Hour || cfg.MaxBytes != wantBytes || cfg.Duplicates != 10*time.Minute {
+			t.Errorf("%s: updated stream config %+v", feed, cfg)
+		}
+	}
+	// Limits for a feed that is not declared are a typo, named.
+	if _, err := EnsureStreams(ctx, js, StreamConfig{PerFeed: map[string]StreamLimits{"partner-acmee": {}}}, []string{"hr"}); err == nil ||
+		!strings.Contains(err.Error(), `"partner-acmee"`) {
+		t.Errorf("limits of an undeclared feed: %v", err)
+	}
+}
+
+// The single stream of earlier versions captures every feed's subjects: hrsync
+// refuses to start beside it and says what to do.
+func TestEnsureStreamsRefusesTheSharedStream(t *testing.T) {
+	t.Parallel()
+	js := runJetStream(t)
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HRSYNC", Subjects: []string{SubjectWildcard}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := EnsureStreams(ctx, js, StreamConfig{}, []string{"hr"})
+	if !errors.Is(err, ErrStreamOverlap) || !strings.Contains(err.Error(), "nats stream rm HRSYNC") {
+		t.Errorf("EnsureStreams beside the shared stream = %v", err)
 	}
 }
 
@@ -457,7 +506,7 @@ func BenchmarkConsume(b *testing.B) {
 		b.Run(mode.String(), func(b *testing.B) {
 			js := runJetStream(b)
 			ctx := context.Background()
-			if _, err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+			if _, err := EnsureStreams(ctx, js, StreamConfig{}, testFeeds(b).Names()); err != nil {
 				b.Fatal(err)
 			}
 			for i := range b.N {

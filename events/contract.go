@@ -14,6 +14,9 @@ const (
 	SubjectPrefix = "hrsync.events."
 	// SubjectWildcard matches every event subject of every feed.
 	SubjectWildcard = SubjectPrefix + ">"
+	// ConnectorInboxPrefix is the inbox prefix of hrsync's own NATS connection; feed
+	// users are never allowed to subscribe to it.
+	ConnectorInboxPrefix = "_HRSYNC_INBOX"
 	// TypePrefix starts every CloudEvents type: hrsync.worker.<name>.v1.
 	TypePrefix = "hrsync.worker."
 	// Version is the contract version this package speaks; it ends every type.
@@ -28,6 +31,13 @@ const (
 
 // Type returns the CloudEvents type of kind k in contract v1, e.g. hrsync.worker.hired.v1.
 func Type(k connector.Kind) string { return TypePrefix + string(k) + "." + Version }
+
+// FeedSubject returns the subjects of every event of feed: hrsync.events.<feed>.>.
+func FeedSubject(feed string) string { return SubjectPrefix + feed + ".>" }
+
+// FeedInboxPrefix is the inbox prefix a feed's publisher uses, so that its NATS user
+// may subscribe to its own replies (_INBOX.<feed>.>) and to nobody else's.
+func FeedInboxPrefix(feed string) string { return "_INBOX." + feed }
 
 // Subject returns the NATS subject of events of kind k from feed.
 func Subject(feed string, k connector.Kind) string { return SubjectPrefix + feed + "." + string(k) }

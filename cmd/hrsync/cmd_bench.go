@@ -95,7 +95,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 	feeds, _ := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
 	s, err := openStack(ctx, stackConfig{
 		DB: schemaURL, NATSURL: *natsURL, EmbeddedNATS: *natsURL == "",
-		Feeds: feeds, Stream: events.StreamConfig{Name: "HRSYNC_BENCH", Subjects: []string{"hrsync.events.>"}},
+		Feeds: feeds, Stream: events.StreamConfig{Prefix: benchStreamPrefix},
 		ManageStream: true, Durable: "hrsync-bench", LMS: timed, Log: log,
 		Converger: connector.ConvergerConfig{Concurrency: *concurrency, Batch: *convBatch, Loops: *loops, PollInterval: 50 * time.Millisecond},
 		Consumer:  events.ConsumerConfig{Batch: *batch, MaxWait: 20 * time.Millisecond},
@@ -104,16 +104,17 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 		return err
 	}
 	defer s.Close()
-	stream, err := s.js.Stream(ctx, "HRSYNC_BENCH")
+	streamName := s.cfg.Stream.Name("hr")
+	stream, err := s.js.Stream(ctx, streamName)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = s.js.DeleteStream(context.WithoutCancel(ctx), "HRSYNC_BENCH") }()
+	defer func() { _ = s.js.DeleteStream(context.WithoutCancel(ctx), streamName) }()
 
 	fmt.Fprintf(env.stdout, "hrsync bench: %d events, PostgreSQL schema %s, LMS: %s\n", *n, schema, lmsName)
 
 	// Baseline: the same events, bare consume+ack with batched inserts.
-	base, err := benchBaseline(ctx, s.js, admin, schema, *n, *batch)
+	base, err := benchBaseline(ctx, s.js, streamName, admin, schema, *n, *batch)
 	if err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
@@ -281,20 +282,23 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
+// benchStreamPrefix keeps the bench's streams apart from a deployment's.
+const benchStreamPrefix = "HRSYNC_BENCH"
+
 // benchBaseline measures bare JetStream consume+ack with one multi-row INSERT per
 // batch, on the same events, to show what the machine can do without hrsync.
-func benchBaseline(ctx context.Context, js jetstream.JetStream, db *sql.DB, schema string, n, batch int) (float64, error) {
+func benchBaseline(ctx context.Context, js jetstream.JetStream, stream string, db *sql.DB, schema string, n, batch int) (float64, error) {
 	table := schema + ".bench_baseline"
 	if _, err := db.ExecContext(ctx, "CREATE TABLE "+table+" (subject TEXT NOT NULL, msg_id TEXT NOT NULL, data BYTEA NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())"); err != nil {
 		return 0, err
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, "HRSYNC_BENCH", jetstream.ConsumerConfig{
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable: "baseline", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 4 * batch,
 	})
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = js.DeleteConsumer(context.WithoutCancel(ctx), "HRSYNC_BENCH", "baseline") }()
+	defer func() { _ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, "baseline") }()
 	start := time.Now()
 	if _, err := publishAll(ctx, js, benchEvents(n, "base")); err != nil {
 		return 0, err

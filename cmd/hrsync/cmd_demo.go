@@ -200,7 +200,7 @@ func (d *demo) play(ctx context.Context, dbURL, tmp string) (demoResult, error) 
 	}
 	d.stack, err = openStack(ctx, stackConfig{
 		DB: dbURL, EmbeddedNATS: true, EmbeddedDir: filepath.Join(tmp, "nats"),
-		Feeds: feeds, Stream: events.StreamConfig{Name: "HRSYNC"}, ManageStream: true, Durable: "hrsync",
+		Feeds: feeds, Stream: events.StreamConfig{}, ManageStream: true, Durable: "hrsync",
 		LMS: lms, Log: d.log, Now: d.clock.Now, Safeguard: &connector.SafeguardConfig{},
 		Consumer: events.ConsumerConfig{Batch: 128, MaxWait: 50 * time.Millisecond},
 	})
@@ -621,7 +621,7 @@ func (d *demo) publishMalformed(ctx context.Context) error {
 		{"hrsync.events.hr.hired", edit(func(m map[string]any) { delete(m["data"].(map[string]any), "email") })},
 		{"hrsync.events.hr.hired", edit(func(m map[string]any) { m["subject"] = "w-someone-else" })},
 		{"hrsync.events.hr.hired", edit(func(m map[string]any) { m["type"] = "hrsync.worker.hired.v2" })},
-		{"hrsync.events.payroll.hired", valid()},
+		{"hrsync.events.hr.left", valid()}, // the subject says left, the type hired
 		{"hrsync.events.hr.hired", edit(func(m map[string]any) { m["data"].(map[string]any)["effective"] = "2026-02-30" })},
 		{"hrsync.events.hr.hired", edit(func(m map[string]any) { m["source"] = "/feeds/somewhere-else" })},
 	}
@@ -648,10 +648,8 @@ func (d *demo) settle(ctx context.Context) error {
 	want := d.res.EventsPublished - d.res.Duplicates
 	stored := 0
 	for {
-		cons, err := d.stack.js.Consumer(ctx, "HRSYNC", "hrsync")
-		if err == nil {
-			info, err := cons.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+		if d.stack.drained(ctx) {
+			{
 				c, err := d.stack.db.Counts(ctx)
 				if stored = c.Facts + c.DeadLetters; err == nil && stored >= want {
 					break

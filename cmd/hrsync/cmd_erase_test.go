@@ -229,7 +229,7 @@ func TestEraseThenHireIsDeadLettered(t *testing.T) {
 	committed := make(chan []connector.Fact, 4)
 	s, err := openStack(ctx, stackConfig{
 		DB: dbURL, EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"),
-		Feeds: feeds, Stream: events.StreamConfig{Name: "HRSYNC"}, ManageStream: true, Durable: "hrsync",
+		Feeds: feeds, Stream: events.StreamConfig{}, ManageStream: true, Durable: "hrsync",
 		LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler), ErasureKey: key,
 		Hooks:    events.Hooks{AfterCommit: func(fs []connector.Fact) { committed <- fs }},
 		Consumer: events.ConsumerConfig{Batch: 16, MaxWait: 20 * time.Millisecond},

@@ -113,7 +113,7 @@ A GDPR erasure request (no profile, no effective date; see docs/erasure.md):
 		fmt.Fprintf(env.stdout, "valid; would publish to %s:\n%s\n", msg.Subject, msg.Data)
 		return nil
 	}
-	nc, err := natsConnect(c)
+	nc, err := natsConnect(c, feedOf(msg.Subject))
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ A GDPR erasure request (no profile, no effective date; see docs/erasure.md):
 	}
 	ack, err := js.PublishMsg(ctx, msg)
 	if err != nil {
-		return fmt.Errorf("publish to %s (is the stream %s there? run hrsync run once, or create it): %w", msg.Subject, sc.Name, err)
+		return fmt.Errorf("publish to %s (is the stream %s there? run hrsync run once, or create it): %w", msg.Subject, sc.Name(feedOf(msg.Subject)), err)
 	}
 	dup := ""
 	if ack.Duplicate {
@@ -167,8 +167,12 @@ func fileMessage(path, feed string, feeds connector.Feeds) (*nats.Msg, error) {
 	return msg, nil
 }
 
-func natsConnect(c connFlags) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("hrsync-cli"), nats.Timeout(5 * time.Second)}
+// natsConnect connects the CLI to publish for feed. Its replies come on the feed's
+// inbox prefix (_INBOX.<feed>), the only inbox a feed's NATS user may subscribe to
+// (deploy/nats/nats-server.conf); the connector's user may use it too.
+func natsConnect(c connFlags, feed string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("hrsync-cli"), nats.Timeout(5 * time.Second),
+		nats.CustomInboxPrefix(events.FeedInboxPrefix(feed))}
 	if c.natsCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.natsCreds))
 	}
@@ -177,6 +181,13 @@ func natsConnect(c connFlags) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", c.natsURL, err)
 	}
 	return nc, nil
+}
+
+// feedOf returns the feed of an event subject, hrsync.events.<feed>.<name>.
+func feedOf(subject string) string {
+	rest, _ := strings.CutPrefix(subject, events.SubjectPrefix)
+	feed, _, _ := strings.Cut(rest, ".")
+	return feed
 }
 
 func randomID() string {

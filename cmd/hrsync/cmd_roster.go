@@ -137,7 +137,7 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 	}
 	up := &uploader{db: db, feeds: feeds, rosters: rosters, now: time.Now, log: log, thresholds: uploadThresholds(safeguard)}
 	if !*dry {
-		nc, err := natsConnect(c)
+		nc, err := natsConnect(c, *feed)
 		if err != nil {
 			return err
 		}

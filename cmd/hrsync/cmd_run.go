@@ -132,18 +132,27 @@ func (c *connFlags) feedsAndStream() (connector.Feeds, events.StreamConfig, erro
 	if err != nil {
 		return nil, events.StreamConfig{}, fmt.Errorf("feeds: %w", err)
 	}
-	sc := events.StreamConfig{Name: fc.Stream.Name, MaxAge: fc.Stream.MaxAge, MaxBytes: fc.Stream.MaxBytes,
-		MaxMsgs: fc.Stream.MaxMsgs, Duplicates: fc.Stream.Duplicates, Replicas: fc.Stream.Replicas}
-	if sc.Name == "" {
-		sc.Name = "HRSYNC"
+	if fc.Stream.Name != "" {
+		return nil, events.StreamConfig{}, fmt.Errorf("config file: stream.name: hrsync keeps one stream per feed, " +
+			"named <stream.prefix>_<feed>; replace name with prefix (docs/design.md, feed isolation)")
+	}
+	sc := events.StreamConfig{Prefix: fc.Stream.Prefix, Limits: fc.Stream.limits(),
+		Duplicates: fc.Stream.Duplicates, Replicas: fc.Stream.Replicas, PerFeed: map[string]events.StreamLimits{}}
+	for _, f := range fc.Feeds {
+		if f.Stream != (streamLimits{}) {
+			sc.PerFeed[f.Name] = f.Stream.limits()
+		}
+	}
+	if err := sc.Validate(feeds.Names()); err != nil {
+		return nil, events.StreamConfig{}, fmt.Errorf("config file: %w", err)
 	}
 	return feeds, sc, nil
 }
 
 func cmdRun(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "run", "run [flags]", `
-Run the daemon. It consumes CloudEvents from the JetStream stream HRSYNC (subjects
-hrsync.events.<feed>.<name>), records each fact once in the store, and converges every
+Run the daemon. It consumes CloudEvents from one JetStream stream per feed,
+HRSYNC_<feed> (subjects hrsync.events.<feed>.<name>), records each fact once in the store, and converges every
 affected LMS account: create on hire, deactivate on leave, reactivate on rehire. It
 wakes at the next due effective date, so future-dated events act on time. An
 hrsync.worker.erasure_requested.v1 event erases the worker as hrsync erase does,
@@ -168,7 +177,7 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	embedded := fs.Bool("embedded-nats", false, "run an embedded single-node NATS server with JetStream (development only)")
 	vars["embedded-nats"] = "HRSYNC_EMBEDDED_NATS"
 	embeddedDir := fs.String("embedded-nats-dir", "", "where the embedded NATS server stores its data (default: a temporary directory)")
-	manage := fs.Bool("manage-stream", true, "create or update the HRSYNC stream at start; set false if operators manage it")
+	manage := fs.Bool("manage-stream", true, "create or update the feeds' streams (HRSYNC_<feed>) at start; set false if operators manage them")
 	vars["manage-stream"] = "HRSYNC_MANAGE_STREAM"
 	durable := fs.String("durable", "hrsync", "name of the durable JetStream consumer; replicas share it")
 	vars["durable"] = "HRSYNC_DURABLE"

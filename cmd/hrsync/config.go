@@ -18,23 +18,39 @@ import (
 // environment variables override what it says about connections; feeds are
 // declared here, or with --feed for the simple case.
 type fileConfig struct {
-	Feeds  []feedConfig `yaml:"feeds"`
+	Feeds []feedConfig `yaml:"feeds"`
+	// Stream configures the JetStream streams: one per feed, <prefix>_<feed>.
 	Stream struct {
-		Name       string        `yaml:"name"`
-		MaxAge     time.Duration `yaml:"max_age"`
-		MaxBytes   int64         `yaml:"max_bytes"`
-		MaxMsgs    int64         `yaml:"max_msgs"`
-		Duplicates time.Duration `yaml:"duplicates"`
-		Replicas   int           `yaml:"replicas"`
+		// Name is the pre-0.9 single stream; kept only to explain the change.
+		Name         string `yaml:"name"`
+		Prefix       string `yaml:"prefix"`
+		streamLimits `yaml:",inline"`
+		Duplicates   time.Duration `yaml:"duplicates"`
+		Replicas     int           `yaml:"replicas"`
 	} `yaml:"stream"`
 	Courses map[string]courseConfig `yaml:"courses"` // per-course validity, for report rehire
 }
 
+// streamLimits bound one feed's stream (events.StreamLimits); in stream: they are
+// every feed's default, in a feed's stream: that feed's own.
+type streamLimits struct {
+	MaxAge     time.Duration `yaml:"max_age"`
+	MaxBytes   int64         `yaml:"max_bytes"`
+	MaxMsgs    int64         `yaml:"max_msgs"`
+	MaxMsgSize int32         `yaml:"max_msg_size"`
+}
+
+func (l streamLimits) limits() events.StreamLimits {
+	return events.StreamLimits{MaxAge: l.MaxAge, MaxBytes: l.MaxBytes, MaxMsgs: l.MaxMsgs, MaxMsgSize: l.MaxMsgSize}
+}
+
 type feedConfig struct {
-	Name     string `yaml:"name"`
-	Kind     string `yaml:"kind"`
-	Source   string `yaml:"source"`
-	Timezone string `yaml:"timezone"`
+	Name string `yaml:"name"`
+	// Stream bounds this feed's own stream; zero fields take stream:'s values.
+	Stream   streamLimits `yaml:"stream"`
+	Kind     string       `yaml:"kind"`
+	Source   string       `yaml:"source"`
+	Timezone string       `yaml:"timezone"`
 	Scope    struct {
 		ExternalIDPrefixes []string `yaml:"external_id_prefixes"`
 		AdoptUnmanaged     *bool    `yaml:"adopt_unmanaged"`

@@ -96,7 +96,7 @@ func startNATS(t *testing.T) string {
 	return ns.ClientURL()
 }
 
-// connectJS connects the test to NATS and makes sure the stream HRSYNC exists,
+// connectJS connects the test to NATS and makes sure the stream of feed hr exists,
 // with the configuration the daemon gives it, so events can be published before
 // any daemon runs.
 func connectJS(t *testing.T, url string) jetstream.JetStream {
@@ -112,16 +112,17 @@ func connectJS(t *testing.T, url string) jetstream.JetStream {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if _, err := events.EnsureStream(ctx, js, events.StreamConfig{Name: "HRSYNC"}); err != nil {
+	if _, err := events.EnsureStreams(ctx, js, events.StreamConfig{}, []string{"hr"}); err != nil {
 		t.Fatal(err)
 	}
 	return js
 }
 
 // consumerDrained reports whether the daemon's durable consumer has nothing left
-// to deliver and nothing delivered that is not yet acked or terminated.
+// to deliver and nothing delivered that is not yet acked or terminated (the
+// scenarios use the one feed hr).
 func consumerDrained(ctx context.Context, js jetstream.JetStream) (bool, string) {
-	cons, err := js.Consumer(ctx, "HRSYNC", "hrsync")
+	cons, err := js.Consumer(ctx, events.StreamConfig{}.Name("hr"), "hrsync")
 	if err != nil {
 		return false, "consumer: " + err.Error()
 	}
@@ -555,7 +556,9 @@ func (s *scenario) malformedMsg(k int) *nats.Msg {
 	case 3:
 		data = edit(func(m map[string]any) { m["type"] = "hrsync.worker.hired.v2" })
 	case 4:
-		subject = "hrsync.events.payroll.hired" // a feed nobody declared
+		// A feed nobody declared has no stream, so its events are refused at the
+		// door; a subject that contradicts the type is the closest bad input.
+		subject = "hrsync.events.hr.left"
 	case 5:
 		data = edit(func(m map[string]any) { m["data"].(map[string]any)["effective"] = "2025-02-30" })
 	case 6:

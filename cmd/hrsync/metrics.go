@@ -19,6 +19,7 @@ type metrics struct {
 	recorded      prometheus.Counter
 	deadLettered  *prometheus.CounterVec
 	storeErrors   prometheus.Counter
+	gapEvents     *prometheus.CounterVec
 	actions       *prometheus.CounterVec
 	convergeTime  prometheus.Histogram
 	convergeFails prometheus.Counter
@@ -40,6 +41,10 @@ func newMetrics() *metrics {
 		}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hrsync_dead_letters_total", Help: "Messages dead-lettered as bad input, by feed.",
+		}, []string{"feed"}),
+		gapEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hrsync_stream_gap_events_total",
+			Help: "Events removed from a feed's stream (max age, purge) before hrsync recorded them, by feed. Any increase means lost facts: alert on it.",
 		}, []string{"feed"}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hrsync_store_errors_total", Help: "Batches that could not be recorded and were redelivered.",
@@ -67,7 +72,7 @@ func newMetrics() *metrics {
 			Name: "hrsync_lms_rate_wait_seconds_total", Help: "Time LMS calls spent waiting for the client-side rate limit (--lms-rate).",
 		}),
 	}
-	m.reg.MustRegister(m.consumed, m.recorded, m.deadLettered, m.storeErrors, m.actions,
+	m.reg.MustRegister(m.consumed, m.recorded, m.deadLettered, m.storeErrors, m.gapEvents, m.actions,
 		m.convergeTime, m.convergeFails, m.reviews, m.lmsCalls, m.lmsQuarantined, m.lmsRateWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -79,6 +84,13 @@ func (m *metrics) eventHooks(h events.Hooks) events.Hooks {
 	h.Recorded = func(n int) { m.recorded.Add(float64(n)) }
 	h.DeadLettered = func(feed, _ string) { m.deadLettered.WithLabelValues(feed).Inc() }
 	h.StoreError = func(error) { m.storeErrors.Inc() }
+	next := h.Gap
+	h.Gap = func(feed string, first, last uint64, n int) {
+		m.gapEvents.WithLabelValues(feed).Add(float64(n))
+		if next != nil {
+			next(feed, first, last, n)
+		}
+	}
 	return h
 }
 

@@ -250,7 +250,7 @@ func publishUploadHold(ctx context.Context, c connFlags, db *store.DB, id int64)
 	if err := json.Unmarshal(h.Payload, &evs); err != nil {
 		return 0, fmt.Errorf("hold %d: its upload cannot be read: %w", id, err)
 	}
-	nc, err := natsConnect(c)
+	nc, err := natsConnect(c, h.Feed)
 	if err != nil {
 		return 0, err
 	}

@@ -107,7 +107,11 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 		s.closers = append(s.closers, func() { s.ns.Shutdown(); s.ns.WaitForShutdown() })
 		url = s.ns.ClientURL()
 	}
-	opts := []nats.Option{nats.Name("hrsync"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+	// hrsync's replies (the pull consumer's messages, JetStream API answers) come on
+	// an inbox prefix of its own, which no feed's NATS user may subscribe to
+	// (deploy/nats/nats-server.conf): on the shared _INBOX.> any feed could read them.
+	opts := []nats.Option{nats.Name("hrsync"), nats.CustomInboxPrefix(events.ConnectorInboxPrefix),
+		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				s.log.Warn("nats disconnected", "err", err)
@@ -128,8 +132,8 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	if cfg.ManageStream {
-		if _, err := events.EnsureStream(ctx, s.js, cfg.Stream); err != nil {
-			return nil, fmt.Errorf("create or update stream: %w", err)
+		if _, err := events.EnsureStreams(ctx, s.js, cfg.Stream, cfg.Feeds.Names()); err != nil {
+			return nil, fmt.Errorf("create or update the feeds' streams: %w", err)
 		}
 	}
 	s.dec = &events.Decoder{Feeds: cfg.Feeds}
@@ -161,7 +165,7 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 // wakes the converger.
 func (s *stack) consume(ctx context.Context) error {
 	cc := s.cfg.Consumer
-	cc.Stream, cc.Durable, cc.Logger = s.cfg.Stream.Name, s.cfg.Durable, s.log
+	cc.StreamPrefix, cc.Durable, cc.Logger = s.cfg.Stream.Prefix, s.cfg.Durable, s.log
 	hooks := s.cfg.Hooks
 	after := hooks.AfterCommit
 	hooks.AfterCommit = func(facts []connector.Fact) {
@@ -174,6 +178,29 @@ func (s *stack) consume(ctx context.Context) error {
 	s.consuming.Store(true)
 	defer s.consuming.Store(false)
 	return events.Consume(ctx, s.js, s.dec, s.db, cc)
+}
+
+// drained reports whether every feed's consumer has delivered everything and holds
+// no unacknowledged message.
+func (s *stack) drained(ctx context.Context) bool {
+	for _, f := range s.cfg.Feeds.Names() {
+		cons, err := s.js.Consumer(ctx, s.cfg.Stream.Name(f), s.durable())
+		if err != nil {
+			return false
+		}
+		info, err := cons.Info(ctx)
+		if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *stack) durable() string {
+	if s.cfg.Durable == "" {
+		return events.DefaultDurable
+	}
+	return s.cfg.Durable
 }
 
 // runLoops runs the consumer and the converger until ctx is done, then lets both
