@@ -144,4 +144,15 @@ type DeadLetter struct {
 	StreamSeq uint64 `json:"stream_seq,omitempty" db:"stream_seq"`
 	// ReplayedAt is set once a replay of the message was recorded.
 	ReplayedAt *time.Time `json:"replayed_at,omitempty" db:"replayed_at"`
+	// DataBytes and DataSHA256 are the size and the hex SHA-256 of the whole body
+	// as it arrived, set by the store; they identify the message after Data is
+	// truncated or pruned. Rows older than the store's migration 0009 may lack them.
+	DataBytes  int64  `json:"data_bytes,omitempty" db:"data_bytes"`
+	DataSHA256 string `json:"data_sha256,omitempty" db:"data_sha256"`
+	// Truncated says the store kept only the first part of Data or Headers (its
+	// cap on a dead letter's size); such a message cannot be replayed.
+	Truncated bool `json:"truncated,omitempty" db:"truncated"`
+	// PrunedAt is when the store dropped Data and Headers after its retention
+	// period; the row keeps the rest.
+	PrunedAt *time.Time `json:"pruned_at,omitempty" db:"pruned_at"`
 }

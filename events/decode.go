@@ -137,7 +137,7 @@ func decodeCloudEvent(env envelope, body []byte) (*event.Event, error) {
 			msg.Header.Set(headerPrefix+name, v)
 		}
 	} else if !utf8.Valid(body) {
-		return nil, invalid("body", "not valid UTF-8")
+		return nil, utf8Error("body", body)
 	}
 	ce, err := toEvent(msg)
 	if err != nil {
@@ -268,8 +268,8 @@ func checkAttrs(attrs map[string]string) error {
 			if !ok || v == "" {
 				return invalid(name, "required")
 			}
-			if hasControl(v) {
-				return invalid(name, "contains control characters: %q", clip(v))
+			if p := badText(v, false); p != "" { // control characters, and bidi or invisible ones: the id and subject are stored
+				return invalid(name, "%s", p)
 			}
 			if name == "type" {
 				if _, err := parseType(v); err != nil {
@@ -314,7 +314,7 @@ func decodeData(k connector.Kind, data []byte) (Data, error) {
 		return Data{}, invalid("data", "required")
 	}
 	if !utf8.Valid(data) {
-		return Data{}, invalid("data", "not valid UTF-8")
+		return Data{}, utf8Error("data", data)
 	}
 	if d, ok := quickData(k, data); ok {
 		return d, nil

@@ -167,7 +167,7 @@ func TestDecode(t *testing.T) {
 		{name: "ErrNotJSON", msg: natsMsg{"hrsync.events.hr.hired", structuredHeader(), []byte("hired w-1")}, field: "body"},
 		{name: "ErrJSONArray", msg: natsMsg{"hrsync.events.hr.hired", nil, []byte(`[{"id":"1"}]`)}, field: "body"},
 		{name: "ErrEmptyBody", msg: natsMsg{"hrsync.events.hr.hired", nil, nil}, field: "body"},
-		{name: "ErrInvalidUTF8", msg: natsMsg{"hrsync.events.hr.hired", nil, []byte("{\"id\":\"\xff\"}")}, field: "body"},
+		{name: "ErrInvalidUTF8", msg: natsMsg{"hrsync.events.hr.hired", nil, []byte("{\"id\":\"\xff\"}")}, field: "id"},
 		{name: "ErrTooBig", msg: structuredMsg(t, hired, setData("job_title", strings.Repeat("x", 200))), dec: &Decoder{Feeds: testFeeds(t), MaxDataBytes: 256}, field: "data"},
 		{name: "ErrTooBigDefault", msg: structuredMsg(t, hired, setData("job_title", strings.Repeat("x", 70_000))), field: "data"},
 		{name: "ErrBatchContentType", msg: func() natsMsg {

@@ -204,16 +204,18 @@ func quickID(v string) bool {
 	return true
 }
 
-// quickText is $defs/text: 1 to 256 characters without C0 controls or DEL. The
+// quickText is $defs/text: 1 to 256 characters that keep the character rule
+// (badText: no control, format, line or paragraph separator characters). The
 // value has no byte below 0x20 (plainString).
 func quickText(v string) bool {
-	return runeLen(v, 1, 256) && !strings.ContainsRune(v, 0x7f)
+	return runeLen(v, 1, 256) && badText(v, false) == ""
 }
 
-// quickReason is the reason of left: 1 to 1024 characters, no DEL (tab and line
-// breaks would be escaped, and are admitted anyway).
+// quickReason is the reason of left: 1 to 1024 characters that keep the
+// character rule for free text (tab and line breaks would be escaped, and are
+// admitted anyway).
 func quickReason(v string) bool {
-	return runeLen(v, 1, 1024) && !strings.ContainsRune(v, 0x7f)
+	return runeLen(v, 1, 1024) && badText(v, true) == ""
 }
 
 // quickEmail is $defs/email, on plain addresses: the schema's pattern (one @,

@@ -26,6 +26,8 @@ var quickValues = []string{
 	"2026-12-01T18:00Z", "2026-12-01T18:00:00", "2026-12-01 18:00:00Z", "２026-12-01",
 	"UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+1", "Europe//Berlin", "Europe/", "/Europe", "1Europe", "Mars/Olympus", strings.Repeat("Z", 64), strings.Repeat("Z", 65),
 	"Moved abroad", "tab\there",
+	// The character rule: bidi controls, zero-width and other format characters.
+	"Ad\u202ea", "Ad\u200ba", "\ufeffAda", "Ada\u00ad", "Ada\u2028", "w\u200d1", "de\u2066DE",
 }
 
 func checkQuick(t testing.TB, k connector.Kind, data []byte) {
@@ -107,6 +109,7 @@ func TestQuickDataAgreesWithSchema(t *testing.T) {
 func FuzzQuickData(f *testing.F) {
 	f.Add(`{"worker_id":"w1","effective":"2026-12-01","email":"ada@example.com","given_name":"Ada","locale":"de-DE","timezone":"Europe/Berlin"}`)
 	f.Add(`{"worker_id":"w1","effective":"2026-12-01T18:00:00.5+01:00","reason":"Moved abroad","previous_worker_id":"w0"}`)
+	f.Add("{\"worker_id\":\"w1\",\"effective\":\"2026-12-01\",\"email\":\"ada@example.com\",\"given_name\":\"Ad\u202ea\",\"reason\":\"gone\u200b\"}")
 	f.Fuzz(func(t *testing.T, data string) {
 		for _, k := range connector.Kinds {
 			checkQuick(t, k, []byte(data))

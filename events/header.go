@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
@@ -192,7 +193,16 @@ func HeadersJSON(h nats.Header) []byte {
 
 // ReplayMessage rebuilds the message a dead letter was made from (subject, headers,
 // data), so that it can be decoded again after a fix, e.g. with Decoder.Decode.
+// A dead letter whose message the store pruned or truncated cannot be rebuilt.
 func ReplayMessage(d connector.DeadLetter) (*nats.Msg, error) {
+	switch {
+	case d.PrunedAt != nil:
+		return nil, fmt.Errorf("dead letter %d: its message was pruned at %s (retention); only its reason and SHA-256 %s are kept",
+			d.ID, d.PrunedAt.UTC().Format(time.RFC3339), d.DataSHA256)
+	case d.Truncated:
+		return nil, fmt.Errorf("dead letter %d: its message was cut to the store's cap (%d of %d body bytes kept): it cannot be replayed",
+			d.ID, len(d.Data), d.DataBytes)
+	}
 	msg := &nats.Msg{Subject: d.Subject, Data: d.Data}
 	if len(d.Headers) > 0 && string(d.Headers) != "null" {
 		var h map[string][]string

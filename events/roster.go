@@ -813,10 +813,18 @@ func compileRosterDefs() map[string]*jsonschema.Schema {
 }
 
 // checkField validates a non-empty, trimmed cell for field and returns why it is
-// wrong, or "". The rules are the contract's; identifiers are held a little
+// wrong, or "". The rules are the contract's, the character rule included;
+// identifiers are held a little
 // stricter (no Unicode spaces or C1 controls), because they become the event's
 // subject attribute.
 func checkField(field, v string) string {
+	// The character rule of the contract (text.go) comes first, so that the reason
+	// names the character: no bidi control, zero-width or other format character
+	// in any field, line breaks only in a reason. A plain control character keeps
+	// the field's own message below.
+	if p := badText(v, field == fieldReason); p != "" && !hasControl(v) {
+		return p
+	}
 	switch field {
 	case fieldWorkerID, fieldManagerID, fieldPreviousWorkerID:
 		if n := utf8.RuneCountInString(v); n > 128 {
@@ -827,7 +835,6 @@ func checkField(field, v string) string {
 				return fmt.Sprintf("'%s' must not contain spaces or control characters", clip(v))
 			}
 		}
-		return ""
 	case fieldGivenName, fieldFamilyName, fieldEmployeeNumber, fieldOrgUnit, fieldJobTitle:
 		if n := utf8.RuneCountInString(v); n > 256 {
 			return fmt.Sprintf("is %d characters, longer than the limit of 256", n)
@@ -835,7 +842,6 @@ func checkField(field, v string) string {
 		if hasControl(v) {
 			return fmt.Sprintf("'%s' contains a line break or control character", clip(v))
 		}
-		return ""
 	case fieldEmail:
 		if rosterDefs[fieldEmail].Validate(v) != nil {
 			return fmt.Sprintf("'%s' is not an address", clip(v))

@@ -127,6 +127,12 @@ func describe(k connector.Kind, doc any, e *jsonschema.ValidationError) Validati
 	case f == "data.timezone" && isString:
 		return ValidationError{f, fmt.Sprintf("not an IANA time zone name: %q", clip(s))}
 	}
+	switch e.ErrorKind.(type) {
+	case *kind.Pattern, *kind.Format:
+		if p := badText(s, f == "data.reason"); isString && p != "" {
+			return ValidationError{f, p} // the character rule (text.go), explained
+		}
+	}
 	switch ek := e.ErrorKind.(type) {
 	case *kind.MinLength:
 		if ek.Got == 0 {

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,17 +13,41 @@ import (
 	"github.com/hrsync/hrsync/connector"
 )
 
+// DefaultDeadLetterMaxBody is the default of DB.DeadLetterMaxBody: the decoder's
+// default limit on a message body (events.DefaultMaxDataBytes), so a message
+// refused for anything but its size is kept whole.
+const DefaultDeadLetterMaxBody = 64 << 10
+
 // DeadLetter stores a message that could not be applied and returns its id.
-// A zero At defaults to the store clock.
+// A zero At defaults to the store clock. The store records the size and SHA-256
+// of the whole body, and keeps at most DeadLetterMaxBody bytes of the body and
+// of the headers each, marking the row Truncated if it cut either.
 func (db *DB) DeadLetter(ctx context.Context, d connector.DeadLetter) (int64, error) {
 	if d.At.IsZero() {
 		d.At = db.now()
 	}
+	max := db.DeadLetterMaxBody
+	if max <= 0 {
+		max = DefaultDeadLetterMaxBody
+	}
+	sum := sha256.Sum256(d.Data)
+	d.DataBytes, d.DataSHA256 = int64(len(d.Data)), hex.EncodeToString(sum[:])
+	if d.Data == nil {
+		d.DataSHA256 = ""
+	}
+	if len(d.Data) > max {
+		d.Data, d.Truncated = d.Data[:max], true
+	}
+	if len(d.Headers) > max {
+		d.Headers, d.Truncated = d.Headers[:max], true
+	}
 	var id int64
-	err := db.x.QueryRowContext(ctx, db.q(`INSERT INTO dead_letters (at, feed, subject, headers, data, reason, replayed_at, stream, stream_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	err := db.x.QueryRowContext(ctx, db.q(`INSERT INTO dead_letters (at, feed, subject, headers, data, reason, replayed_at, stream, stream_seq,
+			data_bytes, data_sha256, truncated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (stream, stream_seq) WHERE stream_seq > 0 DO NOTHING RETURNING id`),
-		db.ts(d.At), d.Feed, d.Subject, d.Headers, d.Data, d.Reason, db.tsPtr(d.ReplayedAt), d.Stream, int64(d.StreamSeq)).Scan(&id)
+		db.ts(d.At), d.Feed, d.Subject, d.Headers, d.Data, d.Reason, db.tsPtr(d.ReplayedAt), d.Stream, int64(d.StreamSeq),
+		d.DataBytes, d.DataSHA256, d.Truncated).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Already stored: a redelivery of the same JetStream message.
 		err = db.x.GetContext(ctx, &id, db.q(`SELECT id FROM dead_letters WHERE stream = ? AND stream_seq = ?`), d.Stream, int64(d.StreamSeq))
@@ -47,7 +73,8 @@ type DeadLetterFilter struct {
 	Limit           int    // at most this many; 0 for no limit
 }
 
-const deadLetterSelect = `SELECT id, at, feed, subject, headers, data, reason, replayed_at, stream, stream_seq FROM dead_letters`
+const deadLetterSelect = `SELECT id, at, feed, subject, headers, data, reason, replayed_at, stream, stream_seq,
+	data_bytes, data_sha256, truncated, pruned_at FROM dead_letters`
 
 // ListDeadLetters returns the dead letters that match f, oldest first.
 func (db *DB) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]connector.DeadLetter, error) {
@@ -107,13 +134,32 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanDeadLetter(s scanner) (connector.DeadLetter, error) {
 	var d connector.DeadLetter
-	var at, replayed instant
+	var at, replayed, pruned instant
 	var seq int64
-	if err := s.Scan(&d.ID, &at, &d.Feed, &d.Subject, &d.Headers, &d.Data, &d.Reason, &replayed, &d.Stream, &seq); err != nil {
+	if err := s.Scan(&d.ID, &at, &d.Feed, &d.Subject, &d.Headers, &d.Data, &d.Reason, &replayed, &d.Stream, &seq,
+		&d.DataBytes, &d.DataSHA256, &d.Truncated, &pruned); err != nil {
 		return connector.DeadLetter{}, err
 	}
-	d.At, d.ReplayedAt, d.StreamSeq = at.T, replayed.ptr(), uint64(seq)
+	d.At, d.ReplayedAt, d.StreamSeq, d.PrunedAt = at.T, replayed.ptr(), uint64(seq), pruned.ptr()
 	return d, nil
+}
+
+// PruneDeadLetters drops the raw message (body and headers) of every dead letter
+// stored before before, keeping the row: time, feed, subject, reason, stream
+// position, and the body's size and SHA-256. It stamps pruned_at with the store
+// clock and returns how many rows it pruned; rows pruned before are not counted.
+// One statement: a crash leaves every row either pruned or whole.
+func (db *DB) PruneDeadLetters(ctx context.Context, before time.Time) (int, error) {
+	res, err := db.x.ExecContext(ctx, db.q(`UPDATE dead_letters SET data = NULL, headers = NULL, pruned_at = ?
+		WHERE at < ? AND pruned_at IS NULL`), db.ts(db.now()), db.ts(before))
+	if err != nil {
+		return 0, fmt.Errorf("store: prune dead letters: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: prune dead letters: %w", err)
+	}
+	return int(n), nil
 }
 
 // ReviewFilter selects open reviews.

@@ -57,6 +57,11 @@ type DB struct {
 	// Now is the store clock, used for recorded_at stamps and for "due now".
 	// Default time.Now. Set it before first use; it is not synchronised.
 	Now func() time.Time
+
+	// DeadLetterMaxBody is how many bytes of a dead letter's body (and of its
+	// headers) are kept; zero or less means DefaultDeadLetterMaxBody. Set it
+	// before first use, like Now.
+	DeadLetterMaxBody int
 }
 
 var _ connector.Store = (*DB)(nil)

@@ -202,7 +202,12 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	vars["reconcile-apply"] = "HRSYNC_RECONCILE_APPLY"
 	recOut := fs.String("reconcile-out", "", "directory for the drift reports of scheduled reconciliations, one subdirectory a pass (empty: only log the counts)")
 	vars["reconcile-out"] = "HRSYNC_RECONCILE_OUT"
+	var dl deadLetterFlags
+	dl.register(fs, vars)
 	if err := parseFlags(fs, env, args, vars); err != nil {
+		return err
+	}
+	if err := dl.check(); err != nil {
 		return err
 	}
 	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
@@ -247,6 +252,8 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		Consumer:   events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
 		ErasureKey: []byte(env.getenv(erasureKeyEnv)),
 		Retention:  retention,
+
+		DeadLetterMaxBody: dl.maxBody,
 	})
 	if err != nil {
 		return err
@@ -276,6 +283,9 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 			return err
 		}
 		defer stop()
+	}
+	if dl.retention > 0 {
+		defer s.scheduleDeadLetterPrune(ctx, dl.retention, deadLetterPruneEvery)()
 	}
 	err = s.runLoops(ctx)
 	log.Info("hrsync stopped", "err", err)

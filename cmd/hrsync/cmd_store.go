@@ -55,21 +55,24 @@ running it first lets a deployment fail early on a bad DATABASE_URL.`)
 }
 
 func cmdDead(ctx context.Context, env *environment, args []string) error {
-	const synopsis = "dead list [flags] | dead replay [flags] ID"
+	const synopsis = "dead list [flags] | dead replay [flags] ID | dead prune [flags]"
 	const desc = `
 Dead letters are messages hrsync could not apply: not JSON, a broken contract, an
 undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 
   dead list         show them (newest first)
   dead replay ID    decode the message again with the current configuration and record
-                    it; use it after fixing the configuration (e.g. declaring a feed)`
-	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+                    it; use it after fixing the configuration (e.g. declaring a feed)
+  dead prune        drop the raw message of dead letters older than --older-than, keeping
+                    time, feed, subject, reason, size and SHA-256 (the daemon does this
+                    every hour with --dead-letter-retention; see docs/dead-letters.md)`
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay" && args[0] != "prune") {
 		fs := newFlagSet(env, "dead", synopsis, desc)
 		if err := parseFlags(fs, env, args, nil); err != nil {
 			return err
 		}
 		fs.Usage()
-		return errors.New("dead: want list or replay")
+		return errors.New("dead: want list, replay or prune")
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet(env, "dead "+sub, synopsis, desc)
@@ -81,8 +84,12 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	all := fs.Bool("all", false, "include replayed dead letters")
 	limit := fs.Int("limit", 100, "at most this many")
 	fs.Lookup("feed").Usage = "list: only dead letters of this feed"
+	olderThan := fs.Duration("older-than", defaultDeadLetterRetention, "prune: the age after which a dead letter loses its raw message")
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
+	}
+	if sub == "prune" && *olderThan <= 0 {
+		return fmt.Errorf("dead prune: --older-than %s: must be more than 0", *olderThan)
 	}
 	db, _, err := c.openStore(ctx, env)
 	if err != nil {
@@ -90,6 +97,14 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	}
 	defer db.Close()
 
+	if sub == "prune" {
+		n, err := pruneDeadLetters(ctx, db, time.Now(), *olderThan)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "pruned the raw messages of %d dead letters older than %s\n", n, *olderThan)
+		return nil
+	}
 	if sub == "list" {
 		dls, err := db.ListDeadLetters(ctx, store.DeadLetterFilter{Feed: *feed, IncludeReplayed: *all, Limit: *limit})
 		if err != nil {

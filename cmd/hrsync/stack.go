@@ -53,6 +53,8 @@ type stackConfig struct {
 	ErasureKey []byte
 	// Retention is the feeds' retention policies, for erasure_requested events.
 	Retention retentionPolicy
+	// DeadLetterMaxBody caps a dead letter's stored body (store.DB.DeadLetterMaxBody).
+	DeadLetterMaxBody int
 }
 
 // stack is a running hrsync: the pieces "run", "demo" and "bench" share.
@@ -93,6 +95,7 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 	if cfg.Now != nil {
 		s.db.Now = cfg.Now
 	}
+	s.db.DeadLetterMaxBody = cfg.DeadLetterMaxBody
 	s.closers = append(s.closers, func() { _ = s.db.Close() })
 	if err := s.db.UseErasureKey(ctx, cfg.ErasureKey); err != nil {
 		return nil, err

@@ -167,6 +167,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	runHolds(t, setup)
 	runErase(t, setup)
 	runJobs(t, setup)
+	runDeadLetterRetention(t, setup)
 
 	t.Run("RecordFactsRoundTrip", func(t *testing.T) {
 		t.Parallel()
