@@ -114,7 +114,7 @@ func TestStackDeadLetterCap(t *testing.T) {
 	}
 	s, err := openStack(t.Context(), stackConfig{
 		DB: "sqlite://" + filepath.Join(dir, "hrsync.db"), EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"),
-		Feeds: feeds, Stream: events.StreamConfig{Name: "HRSYNC"}, ManageStream: true, Durable: "hrsync",
+		Feeds: feeds, Stream: events.StreamConfig{}, ManageStream: true, Durable: "hrsync",
 		LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler), DeadLetterMaxBody: 32,
 	})
 	if err != nil {
