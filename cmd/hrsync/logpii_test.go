@@ -203,6 +203,7 @@ func TestLogsKeepPersonalDataAndSecretsOut(t *testing.T) {
 		// Hired while the LMS answers nothing.
 		{"p7", "Isidora", "Kowalczykowa", "isidora.kowalczykowa@private.example", "N-1007", ""},
 	}
+	const badEmail = "Cordelia Hartsfield-Nyambura at home"
 	seq := 0
 	send := func(k connector.Kind, p piiPerson, at time.Time, effective string) {
 		t.Helper()
@@ -243,6 +244,14 @@ func TestLogsKeepPersonalDataAndSecretsOut(t *testing.T) {
 	}
 	for _, p := range people[:6] {
 		send(connector.KindHired, p, hireTime, "2025-01-06")
+	}
+	// A hire whose email is not valid, and holds a name: dead-lettered.
+	bad := events.Event{Feed: "hr", Kind: connector.KindHired, ID: "pii-bad", Source: "/feeds/hr", Time: hireTime,
+		Data: events.Data{WorkerID: "p8", Email: "ok@private.example", Effective: "2025-01-06"}}
+	msg := mustEncode(bad, events.Structured)
+	msg.Data = []byte(strings.Replace(string(msg.Data), "ok@private.example", badEmail, 1))
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
 	}
 	waitFor(t, 90*time.Second, "six active accounts despite the faults", func() (bool, string) {
 		ready(faultyRun)
@@ -301,7 +310,12 @@ func TestLogsKeepPersonalDataAndSecretsOut(t *testing.T) {
 			t.Errorf("%s log: no quarantine logged; the faults did not reach the log", p.name)
 		}
 	}
-	forbidden := map[string]string{"LMS password": lmsPass, "LMS token": token, "database password": dbPass, "NATS token": natsToken}
+	for _, p := range []*daemonInProcess{faultyRun, refusedRun} {
+		if !strings.Contains(p.log.String(), `"msg":"dead-lettered"`) {
+			t.Errorf("%s log: the invalid hire was not dead-lettered", p.name)
+		}
+	}
+	forbidden := map[string]string{"invalid email": badEmail, "LMS password": lmsPass, "LMS token": token, "database password": dbPass, "NATS token": natsToken}
 	for _, p := range people {
 		forbidden[p.id+" email"] = p.email
 		forbidden[p.id+" email (URL-encoded)"] = url.QueryEscape(p.email)
