@@ -582,8 +582,11 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			}
 			comp.Audit = append(comp.Audit, entry)
 			c.hookAction(a.Kind, OutcomeOK)
+			// The reason may quote HR's free text (a leave reason): DEBUG only.
 			c.log.Info("lms action", "action", a.Kind, "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID,
-				"account_id", entry.AccountID, "reason", a.Reason)
+				"account_id", entry.AccountID)
+			c.log.Debug("lms action reason", "action", a.Kind, "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID,
+				"reason", a.Reason)
 			continue
 		}
 		switch {
@@ -639,7 +642,10 @@ func (c *Converger) review(cl Claim, w *Wanted, reason string, candidates []stri
 	if w != nil {
 		facts = w.FactIDs
 	}
-	c.log.Warn("review item raised", "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "reason", reason)
+	// The reason may quote a userName (an email) or an LMS's words: DEBUG only;
+	// the review item keeps it for the people who resolve it.
+	c.log.Warn("review item raised", "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "candidates", len(candidates))
+	c.log.Debug("review item reason", "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "reason", reason)
 	return Completion{Review: r, Audit: []AuditEntry{{At: r.At, Feed: r.Feed, WorkerID: r.WorkerID,
 		Action: ActionNone, Outcome: OutcomeReview, Detail: reason, FactIDs: facts}}}
 }

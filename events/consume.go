@@ -380,18 +380,23 @@ func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, feed, reason
 		StreamSeq: seq,
 	})
 	if err != nil {
-		c.log.Error("dead-lettering failed; redelivering", "subject", m.Subject(), "stream_seq", seq, "reason", reason, "err", err)
+		// The reason may quote the message's data (an invalid email): DEBUG only.
+		c.log.Error("dead-lettering failed; redelivering", "subject", m.Subject(), "stream_seq", seq, "err", err)
+		c.log.Debug("dead-letter reason", "subject", m.Subject(), "stream_seq", seq, "reason", reason)
 		if h := c.cfg.Hooks.StoreError; h != nil {
 			h(err)
 		}
 		c.nak(m)
 		return
 	}
-	c.log.Warn("dead-lettered", "dead_letter_id", id, "subject", m.Subject(), "stream_seq", seq, "reason", reason)
+	c.log.Warn("dead-lettered", "dead_letter_id", id, "subject", m.Subject(), "stream_seq", seq)
+	c.log.Debug("dead-letter reason", "dead_letter_id", id, "reason", reason)
 	if h := c.cfg.Hooks.DeadLettered; h != nil {
 		h(c.declared(feed), reason)
 	}
-	if err := m.TermWithReason(clip(reason)); err != nil {
+	// JetStream publishes the termination reason as an advisory: name the dead
+	// letter, not the reason, which may quote personal data.
+	if err := m.TermWithReason(fmt.Sprintf("hrsync: dead letter %d", id)); err != nil {
 		c.log.Warn("terminating message", "stream_seq", seq, "err", err)
 	}
 }

@@ -175,11 +175,29 @@ func sqliteDSN(rest string) (string, error) {
 	return "file:" + p + "?" + q.Encode(), nil
 }
 
-// redact hides the password of a database url for error messages.
-func redact(s string) string {
+// redact is RedactURL, for error messages.
+func redact(s string) string { return RedactURL(s) }
+
+// RedactURL returns the database url s fit for logs and error messages: its
+// password, in the userinfo or as a password or sslpassword parameter (lib/pq
+// takes both), is replaced by "xxxxx". A url that does not parse, or has no
+// "//", is not shown at all, since where its password is cannot be told.
+func RedactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
+	if err != nil || u.Opaque != "" { // "user:secret@host" parses as scheme "user"
+		return "(unparseable database url)"
+	}
+	if q := u.Query(); u.RawQuery != "" {
+		hidden := false
+		for k := range q {
+			if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+				q.Set(k, "xxxxx")
+				hidden = true
+			}
+		}
+		if hidden {
+			u.RawQuery = q.Encode()
+		}
 	}
 	return u.Redacted()
 }

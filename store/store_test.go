@@ -160,3 +160,22 @@ func benchmarkConverge(b *testing.B, db *store.DB, batched bool) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "workers/s")
 }
+
+// TestRedactURL: a database url in a log or an error keeps where it points and
+// loses its password, wherever lib/pq would read one.
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"postgres://hrsync:s3cret@db:5432/hr?sslmode=require":     "postgres://hrsync:xxxxx@db:5432/hr?sslmode=require",
+		"postgres://hrsync@db/hr?password=s3cret&sslmode=disable": "postgres://hrsync@db/hr?password=xxxxx&sslmode=disable",
+		"postgres://db/hr?sslpassword=s3cret&sslkey=%2Fetc%2Fk":   "postgres://db/hr?sslkey=%2Fetc%2Fk&sslpassword=xxxxx",
+		"postgres://hrsync@db/hr?sslmode=disable":                 "postgres://hrsync@db/hr?sslmode=disable",
+		"sqlite:///var/lib/hrsync.db":                             "sqlite:///var/lib/hrsync.db",
+		"hrsync:s3cret@db/hr":                                     "(unparseable database url)",
+		"postgres://hrsync:s3c%ret@db/hr":                         "(unparseable database url)",
+	} {
+		if got := store.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -178,7 +178,7 @@ func natsConnect(c connFlags, feed string) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(c.natsURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", c.natsURL, err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(c.natsURL), err)
 	}
 	return nc, nil
 }

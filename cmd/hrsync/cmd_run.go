@@ -239,7 +239,7 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	if err != nil {
 		return err
 	}
-	log.Info("hrsync starting", "version", version(), "feeds", feeds.Names(), "db", redactURL(c.db), "lms", l.url, "lms_rate", l.rate)
+	log.Info("hrsync starting", "version", version(), "feeds", feeds.Names(), "db", redactURL(c.db), "lms", scim.RedactURL(l.url), "lms_rate", l.rate)
 	s, err := openStack(ctx, stackConfig{
 		DB: c.db, NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
 		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: guarded, Log: log, Metrics: m,

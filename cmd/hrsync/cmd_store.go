@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,13 +27,25 @@ func (c *connFlags) openStore(ctx context.Context, env *environment) (*store.DB,
 	return db, log, err
 }
 
-// redactURL hides the password of a URL for logs.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable URL)"
+// redactURL hides the password of a database URL for logs (see store.RedactURL).
+func redactURL(s string) string { return store.RedactURL(s) }
+
+// redactNATSURL hides the credentials of a NATS server URL, or of a comma-separated
+// list of them, for logs and errors. Unlike a database URL's user, the userinfo
+// of a NATS URL may be a token on its own (nats://TOKEN@host), so all of it goes.
+func redactNATSURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "(unparseable URL)"
+		case u.User != nil:
+			u.User = url.User("xxxxx")
+			parts[i] = u.String()
+		}
 	}
-	return u.Redacted()
+	return strings.Join(parts, ",")
 }
 
 func cmdMigrate(ctx context.Context, env *environment, args []string) error {

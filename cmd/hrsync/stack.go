@@ -127,7 +127,7 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 	}
 	s.nc, err = nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(url), err)
 	}
 	s.closers = append(s.closers, func() { s.nc.Close() })
 	s.js, err = jetstream.New(s.nc)

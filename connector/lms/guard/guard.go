@@ -33,13 +33,17 @@ package guard
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
@@ -378,15 +382,54 @@ func (g *LMS) backoff(attempt int, err error) time.Duration {
 	return time.Duration(d)
 }
 
+// errReason is what the quarantine says about a failed attempt: the error's kind
+// and its HTTP status or network cause, e.g. "unavailable (timeout)" or "auth
+// (HTTP 401)". It never quotes the error: the reason is shown on the
+// unauthenticated /readyz and at WARN, and an error may carry a URL or what the
+// LMS echoed of a request.
 func errReason(err error) string {
 	if err == nil {
 		return ""
 	}
-	s := err.Error()
-	if len(s) > 300 {
-		s = s[:300] + "…"
+	le, ok := errors.AsType[*connector.LMSError](err)
+	if !ok {
+		return OutcomeError
 	}
-	return s
+	switch cause := errCause(le); {
+	case le.Status != 0:
+		return fmt.Sprintf("%s (HTTP %d)", le.Kind, le.Status)
+	case cause != "":
+		return fmt.Sprintf("%s (%s)", le.Kind, cause)
+	}
+	return string(le.Kind)
+}
+
+// errCause names the network failure behind le, or "".
+func errCause(le *connector.LMSError) string {
+	err := le.Err
+	if err == nil {
+		return ""
+	}
+	var ne net.Error
+	var dns *net.DNSError
+	var cert *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, ErrQuarantined):
+		return "quarantined"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "connection reset"
+	case errors.As(err, &dns):
+		return "DNS lookup failed"
+	case errors.As(err, &cert):
+		return "TLS certificate not trusted"
+	}
+	return "network error"
 }
 
 func (g *LMS) hookCall(op, outcome string) {

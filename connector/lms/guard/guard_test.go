@@ -538,7 +538,7 @@ func TestQuarantine(t *testing.T) {
 		}
 		st := g.Status()
 		if !st.Quarantined || !st.Since.Equal(clock.Now()) || !st.NextProbe.Equal(clock.Now().Add(30*time.Second)) ||
-			!strings.Contains(st.Reason, "10 calls in a row failed") || !strings.Contains(st.Reason, "bad token") {
+			!strings.Contains(st.Reason, "10 calls in a row failed; last: auth (HTTP 401)") || strings.Contains(st.Reason, "bad token") {
 			t.Fatalf("Status = %+v", st)
 		}
 		// Calls fail fast and do not reach the LMS.
@@ -579,7 +579,7 @@ func TestQuarantine(t *testing.T) {
 			t.Errorf("Quarantine hook calls %v, want [true false]", got)
 		}
 		out := logs.String()
-		for _, want := range []string{`level=WARN msg="lms quarantined`, `level=WARN msg="lms still quarantined: probe failed"`, `level=INFO msg="lms resumed: probe succeeded"`, "bad token"} {
+		for _, want := range []string{`level=WARN msg="lms quarantined`, `level=WARN msg="lms still quarantined: probe failed"`, `level=INFO msg="lms resumed: probe succeeded"`, "auth (HTTP 401)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("log lacks %q:\n%s", want, out)
 			}

@@ -173,13 +173,13 @@ func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("scim: base URL: %w", err)
+		return nil, fmt.Errorf("scim: base URL: %w", redactURLError(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("scim: base URL %q: want http(s)://host/path", baseURL)
+		return nil, fmt.Errorf("scim: base URL %q: want http(s)://host/path", RedactURL(baseURL))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("scim: base URL %q: must not have a query or fragment", baseURL)
+		return nil, fmt.Errorf("scim: base URL %q: must not have a query or fragment", RedactURL(baseURL))
 	}
 	c := &Client{
 		base:       strings.TrimRight(baseURL, "/"),
@@ -367,7 +367,7 @@ func (c *Client) query(ctx context.Context, expr string, f connector.AccountFilt
 		switch {
 		case len(seen) > limit:
 			return nil, &connector.LMSError{Kind: connector.KindInvalid, Op: "GET /Users",
-				Reason: fmt.Sprintf("filter %q reads more than %d accounts", expr, limit)}
+				Reason: fmt.Sprintf("a lookup by %s reads more than %d accounts", f.Attr, limit)}
 		case fresh == 0 || start > lr.TotalResults:
 			// Done, or a server that repeats pages: stop rather than loop.
 			return out, nil
@@ -441,7 +441,7 @@ func (c *Client) CreateAccount(ctx context.Context, a connector.Account) (connec
 	}
 	if len(found) != 1 {
 		return connector.Account{}, &connector.LMSError{Kind: connector.KindUnavailable, Op: "POST /Users",
-			Reason: fmt.Sprintf("created, but the answer has no id and %d accounts have %s %q", len(found), f.Attr, f.Value)}
+			Reason: fmt.Sprintf("created, but the answer has no id and %d accounts have its %s", len(found), f.Attr)}
 	}
 	return found[0], nil
 }
@@ -660,7 +660,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in a
 
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Err: err}
+		// The error names the URL, whose query may hold a filter value such as an
+		// email: redact it here, so that no consumer of the error sees it.
+		return nil, &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Err: redactURLError(err)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))

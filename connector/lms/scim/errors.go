@@ -40,8 +40,9 @@ func kindOf(status int) connector.ErrorKind {
 }
 
 // statusError turns a non-2xx response into an *connector.LMSError: its kind from
-// kindOf, the SCIM error detail (or the status text) as reason, its scimType as
-// Code, and Retry-After.
+// kindOf, the SCIM error detail (or the status text) as reason, with quoted values
+// and email addresses scrubbed (see scrubDetail), its scimType as Code, and
+// Retry-After.
 func statusError(op string, resp *http.Response, body []byte, now time.Time) *connector.LMSError {
 	e := &connector.LMSError{
 		Kind:       kindOf(resp.StatusCode),
@@ -53,7 +54,8 @@ func statusError(op string, resp *http.Response, body []byte, now time.Time) *co
 	var se Error
 	if json.Unmarshal(body, &se) == nil {
 		if se.Detail != "" {
-			e.Reason = truncate(se.Detail, maxReason)
+			// Servers echo what they were sent; keep their words, not our data.
+			e.Reason = truncate(scrubDetail(truncate(se.Detail, 16*maxReason)), maxReason)
 		}
 		e.Code = truncate(se.ScimType, maxReason)
 	}
