@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// Safeguards against a bad feed (DESIGN.md, "Safeguard"): when the removals
-// (deactivations and deletions) of a feed within a window would cross its
-// thresholds, the plans that would cross them are held for a person to approve
-// or reject, and none of them runs meanwhile.
+// Safeguards against a bad feed (DESIGN.md, "Safeguard"): when a burst of a feed's
+// removals (deactivations and deletions) would, with the removals that already ran
+// within the window, cross its thresholds, the whole burst is held for a person to
+// approve or reject, and none of it runs meanwhile.
 //
 // For live events the window is sliding (default one hour). The converger asks the
 // Safeguard before it runs a plan that removes an account; the store decides in one
@@ -22,14 +22,21 @@ import (
 //     retry after a failed LMS call, a crash) gets the same answer, and counts once;
 //   - a worker in an approved hold may go (its removal does not count against the
 //     window: a person has looked at it); a worker in a rejected hold is kept as is
-//     until a new fact arrives for it;
-//   - if the feed has an open live hold, the plan joins it: once a feed is held,
-//     every further removal of that feed waits for the same decision, so a
-//     truncated feed stops at the threshold;
-//   - otherwise the removal is counted; if the window's count would cross the
-//     thresholds (the feed's, or all feeds' together), a live hold is opened with
-//     this plan as its first.
+//     until a new fact arrives for it; a worker in a burst that passed may go;
+//   - otherwise the removal joins the feed's settling burst, or starts one, and
+//     waits (RemovalVerdict.Wait) until the burst's settle period is over. Then the
+//     burst is judged whole, once: its removals plus those that ran in the window
+//     (each person once, however often they came and went), against the feed's
+//     thresholds and all feeds' together. Under them the burst passes and every
+//     removal in it runs; over them it is held whole, in the feed's open hold if
+//     it has one. A burst is never split: 10 leavers sent together all run, or
+//     all wait.
+//   - held removals do not count against the window, so a later burst of ordinary
+//     leavers is judged on its own and runs while an earlier one waits for a
+//     person; a truncated feed still stops at the threshold, since every removal
+//     that ran stays in the window.
 //
+// With no settle period each removal is a burst of one, judged at once.
 // Removals that ran before the threshold was crossed are not undone, as Entra's and
 // Okta's thresholds behave: up to the threshold's worth of a bad feed does run.
 // Uploads (a whole roster at once) are checked before anything is published, with
@@ -115,6 +122,11 @@ const (
 	HoldOpen     HoldStatus = "open"
 	HoldApproved HoldStatus = "approved"
 	HoldRejected HoldStatus = "rejected"
+	// HoldSettling is a burst of live removals that waits for its settle period
+	// to end before it is judged; HoldPassed is a burst judged under the
+	// thresholds, whose removals all run. Neither waits for a person.
+	HoldSettling HoldStatus = "settling"
+	HoldPassed   HoldStatus = "passed"
 )
 
 // HoldCounts are the numbers a person decides on.
@@ -193,6 +205,9 @@ type RemovalRequest struct {
 	Name, Email string
 	Now         time.Time
 	Window      time.Duration
+	// Settle is how long a burst of the feed's removals gathers before it is
+	// judged whole; zero judges each removal at once.
+	Settle time.Duration
 	// Decide says whether the window's removals cross the thresholds, and why. The
 	// store calls it inside its transaction, possibly more than once.
 	Decide func(WindowCounts) (hold bool, reason string)
@@ -208,6 +223,9 @@ type RemovalVerdict struct {
 	Status HoldStatus
 	// Reason is the hold's reason, or the decision's.
 	Reason string
+	// Wait, when set, means the removal is in a burst that settles until Wait: ask
+	// again then (Status settling). Nothing is decided yet.
+	Wait time.Time
 }
 
 // HoldStore is what the safeguard needs from the store. Implemented by package
@@ -242,6 +260,9 @@ type SafeguardConfig struct {
 	Overall Thresholds
 	// Window is how far back removals count; default one hour.
 	Window time.Duration
+	// Settle is how long removals gather into one burst before it is judged whole;
+	// zero judges each removal at once (a burst could then be split: avoid).
+	Settle time.Duration
 	// Now is the clock; default time.Now. Use the converger's.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -270,6 +291,9 @@ func NewSafeguard(cfg SafeguardConfig) (*WindowSafeguard, error) {
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = time.Hour
+	}
+	if cfg.Settle < 0 || cfg.Settle >= cfg.Window {
+		return nil, fmt.Errorf("safeguard: settle %s: must be at least 0 and shorter than the window %s", cfg.Settle, cfg.Window)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -303,7 +327,7 @@ func (s *WindowSafeguard) CheckRemoval(ctx context.Context, r Removal) (RemovalV
 	name := strings.TrimSpace(r.Want.Profile.GivenName + " " + r.Want.Profile.FamilyName)
 	v, err := s.cfg.Store.ReserveRemoval(ctx, RemovalRequest{
 		Worker: r.Claim.Worker, Version: r.Claim.Version, AccountID: r.Action.AccountID, Action: r.Action.Kind,
-		Name: name, Email: r.Want.Profile.Email, Now: s.cfg.Now(), Window: s.cfg.Window,
+		Name: name, Email: r.Want.Profile.Email, Now: s.cfg.Now(), Window: s.cfg.Window, Settle: s.cfg.Settle,
 		Decide: func(c WindowCounts) (bool, string) {
 			if hit, why := t.Exceeded(c.FeedRemovals, c.FeedActive); hit {
 				return true, fmt.Sprintf("feed %s: %s within %s", feed, why, s.cfg.Window)
@@ -348,6 +372,15 @@ func (c *Converger) safeguard(ctx context.Context, cl Claim, want Wanted, plan [
 	v, err := c.cfg.Safeguard.CheckRemoval(ctx, Removal{Claim: cl, Want: want, Action: a})
 	if err != nil {
 		return comp, true, err
+	}
+	if !v.Wait.IsZero() {
+		// The burst settles: nothing runs and nothing is audited yet; the worker
+		// comes back when its burst is judged (or earlier, for a new fact).
+		comp.NextDue = v.Wait
+		if !next.IsZero() && next.Before(v.Wait) {
+			comp.NextDue = next
+		}
+		return comp, true, nil
 	}
 	if v.Allow {
 		if v.HoldID != 0 {

@@ -50,11 +50,13 @@ func (db *DB) lockSafeguard(ctx context.Context, tx *sqlx.Tx) error {
 //     (a retry) and not counted twice;
 //  2. the worker's latest decided hold, if it covers this version: approved
 //     allows (binding an upload's version-less entry to this version), rejected
-//     refuses with Status rejected;
-//  3. an open live hold of the feed takes the worker in (Status open);
-//  4. otherwise the removals of the window (not those a hold approved), this one
-//     included, go to r.Decide; a hold opens a live hold with the worker as its
-//     first, else the removal is recorded and allowed.
+//     refuses with Status rejected, passed (a burst judged under the thresholds)
+//     allows and counts in the window;
+//     a worker in an open live hold stays in it (Status open);
+//  3. the feed's settling burst takes the worker in; before the burst's judge_at
+//     the answer is Wait, from then on the burst is judged whole (judgeBurst);
+//  4. with a settle period, the worker starts a burst (Wait);
+//  5. without, the worker is a burst of one, judged at once.
 func (db *DB) ReserveRemoval(ctx context.Context, r connector.RemovalRequest) (connector.RemovalVerdict, error) {
 	if r.Decide == nil || r.Window <= 0 || r.Now.IsZero() {
 		return connector.RemovalVerdict{}, errors.New("store: reserve removal: Decide, Window and Now are required")
@@ -96,7 +98,7 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 	var status, decision string
 	err = tx.QueryRowContext(ctx, db.q(`SELECT h.id, h.status, h.decision, hw.version FROM hold_workers hw
 		JOIN holds h ON h.id = hw.hold_id
-		WHERE hw.feed = ? AND hw.worker_id = ? AND h.status <> 'open'
+		WHERE hw.feed = ? AND hw.worker_id = ? AND h.status NOT IN ('open', 'settling')
 		ORDER BY h.decided_at DESC, h.id DESC LIMIT 1`), w.Feed, w.WorkerID).Scan(&hid, &status, &decision, &hver)
 	switch {
 	case err == nil:
@@ -113,6 +115,12 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 				return connector.RemovalVerdict{}, err
 			}
 			return connector.RemovalVerdict{Allow: true, HoldID: hid, Status: connector.HoldApproved, Reason: decision}, nil
+		case connector.HoldStatus(status) == connector.HoldPassed && r.Version <= hver:
+			// A burst judged under the thresholds: it runs, and counts.
+			if err := db.recordRemoval(ctx, tx, r, nil); err != nil {
+				return connector.RemovalVerdict{}, err
+			}
+			return connector.RemovalVerdict{Allow: true}, nil
 		case connector.HoldStatus(status) == connector.HoldRejected && hver > 0 && r.Version <= hver:
 			return connector.RemovalVerdict{HoldID: hid, Status: connector.HoldRejected, Reason: decision}, nil
 		}
@@ -120,21 +128,53 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 		return connector.RemovalVerdict{}, err
 	}
 
-	// 3. The feed is held: join.
-	var open int64
-	var reason string
-	err = tx.QueryRowContext(ctx, db.q(`SELECT id, reason FROM holds WHERE feed = ? AND kind = 'live' AND status = 'open'`), w.Feed).Scan(&open, &reason)
+	// A worker held in an open hold stays there, brought up to this version, until
+	// a person decides.
+	var held int64
+	var heldReason string
+	err = tx.QueryRowContext(ctx, db.q(`SELECT h.id, h.reason FROM hold_workers hw JOIN holds h ON h.id = hw.hold_id
+		WHERE hw.feed = ? AND hw.worker_id = ? AND h.status = 'open' AND h.kind = 'live'`), w.Feed, w.WorkerID).Scan(&held, &heldReason)
 	switch {
 	case err == nil:
-		if err := db.holdWorker(ctx, tx, open, r); err != nil {
+		if err := db.holdWorker(ctx, tx, held, r); err != nil {
 			return connector.RemovalVerdict{}, err
 		}
-		return connector.RemovalVerdict{HoldID: open, Status: connector.HoldOpen, Reason: reason}, nil
+		return connector.RemovalVerdict{HoldID: held, Status: connector.HoldOpen, Reason: heldReason}, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return connector.RemovalVerdict{}, err
 	}
 
-	// 4. Count the window.
+	// 3. The feed's settling burst: join it, and judge it once it has settled.
+	var bid int64
+	var judgeAt instant
+	err = tx.QueryRowContext(ctx, db.q(`SELECT id, judge_at FROM holds WHERE feed = ? AND status = 'settling'`), w.Feed).Scan(&bid, &judgeAt)
+	switch {
+	case err == nil:
+		if err := db.holdWorker(ctx, tx, bid, r); err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		if r.Now.Before(judgeAt.T) {
+			return connector.RemovalVerdict{HoldID: bid, Status: connector.HoldSettling, Wait: judgeAt.T}, nil
+		}
+		return db.judgeBurst(ctx, tx, bid, r)
+	case !errors.Is(err, sql.ErrNoRows):
+		return connector.RemovalVerdict{}, err
+	}
+
+	// 4. Start a burst.
+	if r.Settle > 0 {
+		until := r.Now.Add(r.Settle)
+		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, judge_at)
+			VALUES (?, 'live', 'settling', '', 0, ?, ?) RETURNING id`), w.Feed, db.ts(r.Now), db.ts(until)).Scan(&bid); err != nil {
+			return connector.RemovalVerdict{}, fmt.Errorf("start burst: %w", err)
+		}
+		if err := db.holdWorker(ctx, tx, bid, r); err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		return connector.RemovalVerdict{HoldID: bid, Status: connector.HoldSettling, Wait: until}, nil
+	}
+
+	// 5. A burst of one: count the window.
 	since := r.Now.Add(-r.Window)
 	c := connector.WindowCounts{Feed: w.Feed}
 	count := func(fresh bool) error {
@@ -158,17 +198,124 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 		hold, why = r.Decide(c)
 	}
 	if hold {
-		var id int64
-		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at)
-			VALUES (?, 'live', 'open', ?, ?, ?) RETURNING id`), w.Feed, why, c.FeedActive, db.ts(r.Now)).Scan(&id); err != nil {
-			return connector.RemovalVerdict{}, fmt.Errorf("open hold: %w", err)
+		id, reason, err := db.openLiveHold(ctx, tx, w.Feed, why, c.FeedActive, r.Now)
+		if err != nil {
+			return connector.RemovalVerdict{}, err
 		}
 		if err := db.holdWorker(ctx, tx, id, r); err != nil {
 			return connector.RemovalVerdict{}, err
 		}
-		return connector.RemovalVerdict{HoldID: id, Status: connector.HoldOpen, Reason: why}, nil
+		return connector.RemovalVerdict{HoldID: id, Status: connector.HoldOpen, Reason: reason}, nil
 	}
 	return connector.RemovalVerdict{Allow: true}, db.recordRemoval(ctx, tx, r, nil)
+}
+
+// openLiveHold returns the feed's open live hold, or opens one with why: a burst
+// held while another waits for a person joins it, so that one decision covers
+// the feed. It returns the hold's id and reason.
+func (db *DB) openLiveHold(ctx context.Context, tx *sqlx.Tx, feed, why string, active int, now time.Time) (int64, string, error) {
+	var id int64
+	var reason string
+	err := tx.QueryRowContext(ctx, db.q(`SELECT id, reason FROM holds WHERE feed = ? AND kind = 'live' AND status = 'open'`), feed).Scan(&id, &reason)
+	if err == nil {
+		return id, reason, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, "", err
+	}
+	if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at)
+		VALUES (?, 'live', 'open', ?, ?, ?) RETURNING id`), feed, why, active, db.ts(now)).Scan(&id); err != nil {
+		return 0, "", fmt.Errorf("open hold: %w", err)
+	}
+	return id, why, nil
+}
+
+// judgeBurst judges the settled burst bid whole, for r (one of its workers): the
+// burst's workers plus the removals that ran within the window, each person once,
+// against the active accounts measured now. Over the thresholds, the burst is
+// held (it becomes the feed's open hold, or joins it); under them it passes, and
+// r's removal is recorded and allowed; the burst's other workers are allowed when
+// they ask (rule 2).
+func (db *DB) judgeBurst(ctx context.Context, tx *sqlx.Tx, bid int64, r connector.RemovalRequest) (connector.RemovalVerdict, error) {
+	since := r.Now.Add(-r.Window)
+	c := connector.WindowCounts{Feed: r.Worker.Feed}
+	for _, scope := range []string{r.Worker.Feed, ""} {
+		removals, active, err := db.burstCounts(ctx, tx, scope, bid, since)
+		if err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		if scope == "" {
+			c.AllRemovals, c.AllActive = removals, active
+		} else {
+			c.FeedRemovals, c.FeedActive = removals, active
+		}
+	}
+	hold, why := r.Decide(c)
+	if !hold {
+		decision := fmt.Sprintf("under the thresholds: %d removals of %d active accounts within %s, this burst included", c.FeedRemovals, c.FeedActive, r.Window)
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE holds SET status = 'passed', active = ?, decided_at = ?, decided_by = 'safeguard', decision = ?
+			WHERE id = ?`), c.FeedActive, db.ts(r.Now), decision, bid); err != nil {
+			return connector.RemovalVerdict{}, fmt.Errorf("pass burst: %w", err)
+		}
+		return connector.RemovalVerdict{Allow: true}, db.recordRemoval(ctx, tx, r, nil)
+	}
+	var open int64
+	err := tx.QueryRowContext(ctx, db.q(`SELECT id FROM holds WHERE feed = ? AND kind = 'live' AND status = 'open'`), r.Worker.Feed).Scan(&open)
+	switch {
+	case err == nil:
+		// Join the hold that already waits for a person, whole.
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO hold_workers (hold_id, feed, worker_id, account_id, action, version, name, email, added_at)
+			SELECT ?, feed, worker_id, account_id, action, version, name, email, added_at FROM hold_workers WHERE hold_id = ?
+			ON CONFLICT (hold_id, feed, worker_id) DO UPDATE SET account_id = excluded.account_id, action = excluded.action,
+				version = excluded.version, name = excluded.name, email = excluded.email`), open, bid); err != nil {
+			return connector.RemovalVerdict{}, fmt.Errorf("join hold %d: %w", open, err)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM hold_workers WHERE hold_id = ?`), bid); err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM holds WHERE id = ?`), bid); err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		var reason string
+		if err := tx.GetContext(ctx, &reason, db.q(`SELECT reason FROM holds WHERE id = ?`), open); err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		return connector.RemovalVerdict{HoldID: open, Status: connector.HoldOpen, Reason: reason}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return connector.RemovalVerdict{}, err
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE holds SET status = 'open', reason = ?, active = ? WHERE id = ?`), why, c.FeedActive, bid); err != nil {
+		return connector.RemovalVerdict{}, fmt.Errorf("hold burst: %w", err)
+	}
+	return connector.RemovalVerdict{HoldID: bid, Status: connector.HoldOpen, Reason: why}, nil
+}
+
+// burstCounts returns, for scope (a feed, or empty for all), the removals a burst
+// would make the window hold (those that ran since since, not approved by a hold,
+// and the burst's workers, each person once) and the active accounts they are
+// measured against: the accounts active now plus those removed in the window.
+func (db *DB) burstCounts(ctx context.Context, tx *sqlx.Tx, scope string, bid int64, since time.Time) (removals, active int, err error) {
+	var ran, removedInWindow, burst int
+	err = tx.GetContext(ctx, &ran, db.q(`SELECT COUNT(*) FROM removals r
+		WHERE (? = '' OR r.feed = ?) AND r.at > ? AND r.hold_id IS NULL
+			AND NOT EXISTS (SELECT 1 FROM hold_workers hw WHERE hw.hold_id = ? AND hw.feed = r.feed AND hw.worker_id = r.worker_id)`),
+		scope, scope, db.ts(since), bid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count removals: %w", err)
+	}
+	if err = tx.GetContext(ctx, &removedInWindow, db.q(`SELECT COUNT(*) FROM removals WHERE (? = '' OR feed = ?) AND at > ?`),
+		scope, scope, db.ts(since)); err != nil {
+		return 0, 0, fmt.Errorf("count removals: %w", err)
+	}
+	if err = tx.GetContext(ctx, &burst, db.q(`SELECT COUNT(*) FROM hold_workers WHERE hold_id = ?`), bid); err != nil {
+		return 0, 0, fmt.Errorf("count burst: %w", err)
+	}
+	// activeQuery leaves out the workers removed in the window (and the one named,
+	// here nobody); they were active when the window started.
+	if err = tx.GetContext(ctx, &active, db.q(activeQuery), scope, scope, db.ts(since), "", ""); err != nil {
+		return 0, 0, fmt.Errorf("count active accounts: %w", err)
+	}
+	return ran + burst, active + removedInWindow, nil
 }
 
 // window returns the removals of the window for scope (a feed, or empty for all),
@@ -319,6 +466,9 @@ func scanHold(s scanner) (connector.Hold, error) {
 type HoldFilter struct {
 	Feed   string
 	Status connector.HoldStatus
+	// Bursts includes, without a Status, the bursts that settle or passed: the
+	// safeguard's own decisions, which wait for nobody.
+	Bursts bool
 	Limit  int // at most this many; 0 for no limit
 }
 
@@ -332,6 +482,8 @@ func (db *DB) ListHolds(ctx context.Context, f HoldFilter) ([]connector.Hold, er
 	}
 	if f.Status != "" {
 		where, args = append(where, "h.status = ?"), append(args, string(f.Status))
+	} else if !f.Bursts {
+		where = append(where, "h.status NOT IN ('settling', 'passed')")
 	}
 	rows, err := db.x.QueryContext(ctx, db.q(holdSelect+whereClause(where)+` ORDER BY h.id DESC`+limitClause(f.Limit)), args...)
 	if err != nil {

@@ -195,6 +195,106 @@ func runHolds(t *testing.T, setup func(t *testing.T) *testBundle) {
 		wantNotFound(t, "GetHold", err)
 	})
 
+	// A burst settles, then is judged whole: 10 leavers of a 20-person feed sent
+	// together all wait, none runs (without a settle period 4 ran, then 6 held).
+	t.Run("BurstIsHeldWhole", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		s := hs(t, b)
+		hr := populate(t, b, "hr", 20)
+		settle := func(r connector.RemovalRequest) connector.RemovalRequest { r.Settle = time.Minute; return r }
+		var burst int64
+		for i := range 10 {
+			v := reserve(t, s, settle(req(b, hr[i], 1, b.now.Add(time.Duration(i)*time.Second))))
+			if v.Allow || v.Status != connector.HoldSettling || !v.Wait.Equal(b.now.Add(time.Minute)) {
+				t.Fatalf("removal %d of the burst = %+v, want to wait until the burst is judged", i, v)
+			}
+			if burst == 0 {
+				burst = v.HoldID
+			} else if v.HoldID != burst {
+				t.Fatalf("removal %d in burst %d, want %d", i, v.HoldID, burst)
+			}
+		}
+		// Settling bursts wait for nobody: not listed by default.
+		if list, err := s.ListHolds(b.ctx, store.HoldFilter{}); err != nil || len(list) != 0 {
+			t.Fatalf("ListHolds = %+v, %v; want no hold while the burst settles", list, err)
+		}
+		judged := b.now.Add(time.Minute)
+		for i := range 10 {
+			v := reserve(t, s, settle(req(b, hr[i], 1, judged.Add(time.Duration(i)*time.Millisecond))))
+			if v.Allow || v.Status != connector.HoldOpen || v.HoldID != burst || v.Reason == "" {
+				t.Fatalf("removal %d after the burst settled = %+v, want held in hold %d", i, v, burst)
+			}
+		}
+		h, err := s.GetHold(b.ctx, burst)
+		if err != nil || h.Status != connector.HoldOpen || h.Counts.Removals != 10 || h.Counts.Active != 20 {
+			t.Fatalf("hold = %+v, %v; want 10 removals of 20 active, open", h, err)
+		}
+		// A later leaver is a burst of its own: held removals do not count against
+		// the window, so it runs while the held ones wait for a person.
+		later := b.now.Add(5 * time.Minute)
+		if v := reserve(t, s, settle(req(b, hr[15], 1, later))); v.Status != connector.HoldSettling {
+			t.Fatalf("later leaver = %+v, want a new burst", v)
+		}
+		if v := reserve(t, s, settle(req(b, hr[15], 1, later.Add(time.Minute)))); !v.Allow {
+			t.Fatalf("later leaver after its burst settled = %+v, want allowed", v)
+		}
+		// A held worker asking again stays in the hold.
+		if v := reserve(t, s, settle(req(b, hr[3], 1, later.Add(2*time.Minute)))); v.Allow || v.HoldID != burst {
+			t.Fatalf("held worker asking again = %+v, want still held in %d", v, burst)
+		}
+	})
+
+	t.Run("BurstUnderThresholdsRunsWhole", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		s := hs(t, b)
+		hr := populate(t, b, "hr", 20)
+		settle := func(r connector.RemovalRequest) connector.RemovalRequest { r.Settle = time.Minute; return r }
+		for i := range 4 { // 4 of 20 is 20%: not more
+			if v := reserve(t, s, settle(req(b, hr[i], 1, b.now))); v.Status != connector.HoldSettling {
+				t.Fatalf("removal %d = %+v, want settling", i, v)
+			}
+		}
+		for i := range 4 {
+			if v := reserve(t, s, settle(req(b, hr[i], 1, b.now.Add(time.Minute)))); !v.Allow {
+				t.Fatalf("removal %d after the burst settled = %+v, want allowed", i, v)
+			}
+		}
+		// The passed burst is kept for the record, and counts in the window: one
+		// more leaver (5 of 20, 25%) in the next burst is held.
+		if list, err := s.ListHolds(b.ctx, store.HoldFilter{Status: connector.HoldPassed}); err != nil || len(list) != 1 || list[0].Counts.Removals != 4 {
+			t.Fatalf("passed bursts = %+v, %v", list, err)
+		}
+		reserve(t, s, settle(req(b, hr[10], 1, b.now.Add(2*time.Minute))))
+		if v := reserve(t, s, settle(req(b, hr[10], 1, b.now.Add(3*time.Minute)))); v.Allow || v.Status != connector.HoldOpen {
+			t.Fatalf("5th removal of 20 within the window = %+v, want held", v)
+		}
+	})
+
+	// A person who leaves, comes back and leaves again within the window is one
+	// removal, not two.
+	t.Run("PersonCountedOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		s := hs(t, b)
+		hr := populate(t, b, "hr", 20)
+		settle := func(r connector.RemovalRequest) connector.RemovalRequest { r.Settle = time.Minute; return r }
+		at := b.now
+		for round := int64(1); round <= 3; round++ {
+			for i := range 4 {
+				reserve(t, s, settle(req(b, hr[i], round, at)))
+			}
+			at = at.Add(time.Minute)
+			for i := range 4 {
+				if v := reserve(t, s, settle(req(b, hr[i], round, at))); !v.Allow {
+					t.Fatalf("round %d, removal %d = %+v: the same 4 people of 20 were counted more than once", round, i, v)
+				}
+			}
+			at = at.Add(time.Minute)
+		}
+	})
+
 	t.Run("WindowSlides", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
