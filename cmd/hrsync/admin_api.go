@@ -197,10 +197,8 @@ const uploadRetryAfter = "30"
 func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lim := a.limits.orDefaults()
 	feed := r.PathValue("feed")
-	// Every refusal closes the connection: net/http would otherwise read (and
-	// discard) up to 256 KiB of a body nobody asked for, for keep-alive's sake.
 	fail := func(status int, msg string) {
-		w.Header().Set("Connection", "close")
+		hangUp(w)
 		apiError(w, status, msg)
 	}
 	who, ok := a.caller(r)
@@ -219,7 +217,7 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tooBig := func() {
-		w.Header().Set("Connection", "close")
+		hangUp(w)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		_ = json.NewEncoder(w).Encode(map[string]any{"error": fmt.Sprintf("the roster is larger than the upload limit of %s (%d bytes; --admin-max-upload)",
@@ -257,7 +255,7 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, err.Error())
 		return
 	case errors.Is(err, errRosterInvalid):
-		w.Header().Set("Connection", "close")
+		hangUp(w)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnprocessableEntity)
 		_ = json.NewEncoder(w).Encode(map[string]any{"error": err.Error(), "rows": rosterErrors(err)})
@@ -282,6 +280,15 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := writeDryRun(w, &res); err != nil {
 		a.log.Warn("roster dry run: the response was cut short", "feed", feed, "caller", who, "err", err)
 	}
+}
+
+// hangUp makes a refusal the connection's last answer, and reads no more of the
+// request: net/http would otherwise read (and discard) up to 256 KiB of a body
+// nobody asked for, for keep-alive's sake, after the answer, as slowly as the
+// client likes to send it. Call it before writing the answer.
+func hangUp(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // writeDryRun writes a dry run's answer without holding its events.
