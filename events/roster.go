@@ -510,18 +510,21 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 		ro.Delimiter = p.detectDelimiter(head)
 	}
 
-	rd := csv.NewReader(br)
+	lim := &recordLimiter{r: br}
+	rd := csv.NewReader(lim)
 	rd.Comma = ro.Delimiter
 	rd.FieldsPerRecord = -1 // checked here, so that parsing goes on after a short row
 	rd.ReuseRecord = true
 
-	header, err := rd.Read()
+	header, err := lim.next(rd)
 	for err == nil && blank(header) { // lines of spaces or bare delimiters before the header
-		header, err = rd.Read()
+		header, err = lim.next(rd)
 	}
 	if err != nil {
 		var pe *csv.ParseError
 		switch {
+		case errors.Is(err, errRecordTooLong):
+			p.errs.add(recordTooLong(1))
 		case err == io.EOF:
 			p.errs.add(RosterError{Reason: "the file is empty: it has no header row and no rows"})
 		case errors.As(err, &pe):
@@ -549,12 +552,17 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 
 	keys := newIDKeys()
 	seen := make(map[idKey]int)
+	lastLine := headerLine
 	firstAddLine := 0
 	rows := 0
 	for {
-		rec, err := rd.Read()
+		rec, err := lim.next(rd)
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, errRecordTooLong) {
+			p.errs.add(recordTooLong(lastLine + 1))
+			return nil, p.errs.err(rows) // the rest cannot be told apart from that record
 		}
 		if err != nil {
 			var pe *csv.ParseError
@@ -565,6 +573,7 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 			continue
 		}
 		line, _ := rd.FieldPos(0)
+		lastLine = line
 		if blank(rec) {
 			continue
 		}
@@ -621,6 +630,40 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 	ro.Bytes = cr.n
 	ro.checked = true
 	return ro, nil
+}
+
+// maxRecordBytes bounds one record: a row, with every line a quoted field of it
+// spans. encoding/csv holds a record whole, so without a bound a quote that is
+// never closed would make it hold the rest of the file.
+const maxRecordBytes = 1 << 20
+
+var errRecordTooLong = errors.New("record too long")
+
+// recordLimiter fails a read once more than maxRecordBytes (plus the csv
+// reader's read-ahead) have been read since the last record.
+type recordLimiter struct {
+	r io.Reader
+	n int
+}
+
+func (l *recordLimiter) Read(b []byte) (int, error) {
+	if l.n > maxRecordBytes {
+		return 0, errRecordTooLong
+	}
+	n, err := l.r.Read(b)
+	l.n += n
+	return n, err
+}
+
+// next reads one record and starts the count of the next.
+func (l *recordLimiter) next(rd *csv.Reader) ([]string, error) {
+	rec, err := rd.Read()
+	l.n = 0
+	return rec, err
+}
+
+func recordTooLong(line int) RosterError {
+	return RosterError{Line: line, Reason: fmt.Sprintf("the row starting here is longer than %d bytes: is a quote not closed? The rest of the file was not read", maxRecordBytes)}
 }
 
 // detectDelimiter picks comma or semicolon: whichever splits the header line into

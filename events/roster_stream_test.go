@@ -2,9 +2,11 @@ package events
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hrsync/hrsync/connector"
@@ -100,4 +102,27 @@ func firstDiff(a, b []Event) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestParseRosterUnclosedQuote: a quote that is never closed makes one record of
+// the rest of the file; the reader stops after maxRecordBytes instead of holding
+// it all, and names the line the record starts on.
+func TestParseRosterUnclosedQuote(t *testing.T) {
+	t.Parallel()
+	b := setupRoster(t)
+	var buf bytes.Buffer
+	buf.WriteString("worker_id,email\nw1,a@example.com\nw2,\"b@example.com\n")
+	for buf.Len() < 3*maxRecordBytes {
+		buf.WriteString("more text of a field that never ends\n")
+	}
+	size := buf.Len()
+	cr := &countingReader{r: &buf, h: sha256.New()}
+	_, err := ParseRoster(cr, b.mapping, RosterOptions{Mode: RosterSnapshot})
+	var re *RosterErrors
+	if !errors.As(err, &re) || len(re.Errors) != 1 || re.Errors[0].Line != 3 || !strings.Contains(re.Errors[0].Reason, "is a quote not closed") {
+		t.Fatalf("error %v, want one problem on line 3: a quote not closed", err)
+	}
+	if cr.n > 2*maxRecordBytes || cr.n >= int64(size) {
+		t.Fatalf("read %d of %d bytes, want about %d", cr.n, size, maxRecordBytes)
+	}
 }
