@@ -30,9 +30,13 @@ type adminBundle struct {
 	url string // http://host:port/v1/feeds/
 }
 
-func setupAdmin(t *testing.T, lim adminLimits) *adminBundle {
+func setupAdmin(t testing.TB, lim adminLimits) *adminBundle {
 	t.Helper()
-	db := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "h.db"))
+	db, err := store.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
 	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR),
 		connector.DefaultFeed("partner-acme", connector.FeedPartner), connector.DefaultFeed("partner-globex", connector.FeedPartner))
 	if err != nil {
@@ -76,6 +80,15 @@ func (b *adminBundle) post(t *testing.T, feed, auth, query string, body io.Reade
 	return resp, out
 }
 
+// brief clips an answer for a failure message.
+func brief(out map[string]any) string {
+	s := fmt.Sprint(out)
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
 // inFlight is how many uploads of who the API is serving now.
 func (b *adminBundle) inFlight(who string) int {
 	b.api.mu.Lock()
@@ -91,7 +104,7 @@ func TestAdminAPIBearerScheme(t *testing.T) {
 	for _, auth := range []string{"Bearer acme-token", "bearer acme-token", "BEARER acme-token", "bEaReR  acme-token", "bearer root-token"} {
 		resp, out := b.post(t, "partner-acme", auth, "?dry_run=true", strings.NewReader(rosterCSV(3)))
 		if resp.StatusCode != http.StatusOK || len(out["events"].([]any)) != 3 {
-			t.Errorf("%q: %s %v, want 200 with 3 events", auth, resp.Status, out)
+			t.Errorf("%q: %s %v, want 200 with 3 events", auth, resp.Status, brief(out))
 		}
 	}
 	for _, auth := range []string{"Basic acme-token", "Bearer", "Beareracme-token", "bearer wrong-token", "acme-token"} {
@@ -112,7 +125,7 @@ func TestAdminAPIOversizeUpload(t *testing.T) {
 		t.Helper()
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || out["limit_bytes"] != float64(4<<10) ||
 			!strings.Contains(fmt.Sprint(out["error"]), "4.0 KiB") || !strings.Contains(fmt.Sprint(out["error"]), "--admin-max-upload") {
-			t.Errorf("%s: %s %v, want 413 naming the 4 KiB limit", name, resp.Status, out)
+			t.Errorf("%s: %s %v, want 413 naming the 4 KiB limit", name, resp.Status, brief(out))
 		}
 	}
 	resp, out := b.post(t, "partner-acme", "Bearer acme-token", "", strings.NewReader(body))
@@ -138,7 +151,7 @@ func TestAdminAPIOversizeUpload(t *testing.T) {
 	}
 	// Under the limit the same API answers.
 	if resp, out := b.post(t, "partner-acme", "Bearer acme-token", "?dry_run=true", strings.NewReader(rosterCSV(10))); resp.StatusCode != http.StatusOK {
-		t.Fatalf("a small upload: %s %v", resp.Status, out)
+		t.Fatalf("a small upload: %s %v", resp.Status, brief(out))
 	}
 }
 
@@ -181,12 +194,12 @@ func TestAdminAPIUploadsPerToken(t *testing.T) {
 
 	resp, out := b.post(t, "partner-acme", "Bearer acme-token", "?dry_run=true", strings.NewReader(rosterCSV(3)))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(fmt.Sprint(out["error"]), "2 uploads in flight") {
-		t.Fatalf("a third upload of acme: %s (Retry-After %q) %v, want 429 with Retry-After", resp.Status, resp.Header.Get("Retry-After"), out)
+		t.Fatalf("a third upload of acme: %s (Retry-After %q) %v, want 429 with Retry-After", resp.Status, resp.Header.Get("Retry-After"), brief(out))
 	}
 	for _, auth := range []string{"Bearer globex-token", "Bearer root-token"} {
 		feed := "partner-globex"
 		if resp, out := b.post(t, feed, auth, "?dry_run=true", strings.NewReader(rosterCSV(3))); resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s while acme's slots are taken: %s %v, want 200", auth, resp.Status, out)
+			t.Fatalf("%s while acme's slots are taken: %s %v, want 200", auth, resp.Status, brief(out))
 		}
 	}
 
@@ -199,7 +212,7 @@ func TestAdminAPIUploadsPerToken(t *testing.T) {
 		t.Fatalf("the first upload: %d %v", a.code, a.err)
 	}
 	if resp, out := b.post(t, "partner-acme", "Bearer acme-token", "?dry_run=true", strings.NewReader(rosterCSV(3))); resp.StatusCode != http.StatusOK {
-		t.Fatalf("acme after one upload finished: %s %v, want 200", resp.Status, out)
+		t.Fatalf("acme after one upload finished: %s %v, want 200", resp.Status, brief(out))
 	}
 	pipes[1].CloseWithError(errors.New("the uploader gives up"))
 	<-answers[1]
