@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"io"
 	"maps"
 	"slices"
@@ -368,8 +369,27 @@ func (l *errList) err(rows int) error {
 // collected; if there is any, the error is a *RosterErrors and the Roster is nil.
 // A reader error is returned as it is, wrapped.
 //
-// The file is read once, as a stream; only the parsed rows are kept.
+// The file is read once, as a stream; only the parsed rows are kept. StreamRoster
+// reads it without keeping them.
 func ParseRoster(r io.Reader, m RosterMapping, opts RosterOptions) (*Roster, error) {
+	p, err := newRosterParser(m, opts)
+	if err != nil {
+		return nil, err
+	}
+	var rows []RosterRow
+	ro, err := p.parse(r, func(row RosterRow) error {
+		rows = append(rows, row)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ro.Rows = rows
+	return ro, nil
+}
+
+// newRosterParser checks the mapping and the options.
+func newRosterParser(m RosterMapping, opts RosterOptions) (*rosterParser, error) {
 	if opts.Mode != RosterSnapshot && opts.Mode != RosterDelta {
 		return nil, fmt.Errorf("roster: mode %q: want %s or %s", opts.Mode, RosterSnapshot, RosterDelta)
 	}
@@ -393,7 +413,7 @@ func ParseRoster(r io.Reader, m RosterMapping, opts RosterOptions) (*Roster, err
 			return nil, fmt.Errorf("roster: default effective %s", reason)
 		}
 	}
-	return p.parse(r)
+	return p, nil
 }
 
 // orDefault returns v, or def if v is zero or less.
@@ -435,7 +455,26 @@ type column struct {
 	field  string
 }
 
-func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
+// idKey identifies a worker id by two seeded 64-bit hashes: a file of a million
+// rows keeps a million of them to find duplicates, and a key must not hold on to
+// the line its id was cut from (the id is a substring of it). A false duplicate
+// needs a 128-bit collision under a random seed.
+type idKey [2]uint64
+
+// idKeys makes the idKeys of one file.
+type idKeys struct{ a, b maphash.Seed }
+
+func newIDKeys() idKeys { return idKeys{maphash.MakeSeed(), maphash.MakeSeed()} }
+
+func (k idKeys) key(id string) idKey {
+	return idKey{maphash.String(k.a, id), maphash.String(k.b, id)}
+}
+
+// parse reads the file and calls emit with each valid row, in file order. Rows
+// that follow a problem are still emitted: the caller learns from the returned
+// error (or p.errs.Total) whether the file as a whole is valid. An error from emit
+// stops the read and is returned as it is.
+func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster, error) {
 	cr := &countingReader{r: in, h: p.hash}
 	br := bufio.NewReaderSize(cr, maxHeaderLine)
 	ro := &Roster{Mode: p.opts.Mode, DefaultEffective: p.opts.DefaultEffective}
@@ -471,18 +510,21 @@ func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
 		ro.Delimiter = p.detectDelimiter(head)
 	}
 
-	rd := csv.NewReader(br)
+	lim := &recordLimiter{r: br}
+	rd := csv.NewReader(lim)
 	rd.Comma = ro.Delimiter
 	rd.FieldsPerRecord = -1 // checked here, so that parsing goes on after a short row
 	rd.ReuseRecord = true
 
-	header, err := rd.Read()
+	header, err := lim.next(rd)
 	for err == nil && blank(header) { // lines of spaces or bare delimiters before the header
-		header, err = rd.Read()
+		header, err = lim.next(rd)
 	}
 	if err != nil {
 		var pe *csv.ParseError
 		switch {
+		case errors.Is(err, errRecordTooLong):
+			p.errs.add(recordTooLong(1))
 		case err == io.EOF:
 			p.errs.add(RosterError{Reason: "the file is empty: it has no header row and no rows"})
 		case errors.As(err, &pe):
@@ -508,13 +550,19 @@ func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
 		}
 	}
 
-	seen := make(map[string]int)
+	keys := newIDKeys()
+	seen := make(map[idKey]int)
+	lastLine := headerLine
 	firstAddLine := 0
 	rows := 0
 	for {
-		rec, err := rd.Read()
+		rec, err := lim.next(rd)
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, errRecordTooLong) {
+			p.errs.add(recordTooLong(lastLine + 1))
+			return nil, p.errs.err(rows) // the rest cannot be told apart from that record
 		}
 		if err != nil {
 			var pe *csv.ParseError
@@ -525,6 +573,7 @@ func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
 			continue
 		}
 		line, _ := rd.FieldPos(0)
+		lastLine = line
 		if blank(rec) {
 			continue
 		}
@@ -542,12 +591,13 @@ func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
 		}
 		row, ok := p.row(rd, rec, line, cols)
 		if row.WorkerID != "" { // also for a row with other problems: report all of them
-			if prev, dup := seen[row.WorkerID]; dup {
+			k := keys.key(row.WorkerID)
+			if prev, dup := seen[k]; dup {
 				c := byField[fieldWorkerID]
 				p.errs.add(RosterError{Line: line, Field: fieldWorkerID, Column: c.header, Reason: fmt.Sprintf("'%s' appears again: it is on line %d too", clip(row.WorkerID), prev)})
 				ok = false
 			} else {
-				seen[row.WorkerID] = line
+				seen[k] = line
 			}
 		}
 		if !ok {
@@ -556,7 +606,9 @@ func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
 		if row.Action == RosterAdd && firstAddLine == 0 {
 			firstAddLine = line
 		}
-		ro.Rows = append(ro.Rows, row)
+		if err := emit(row); err != nil {
+			return nil, err
+		}
 	}
 	if p.opts.Progress != nil && rows%p.every != 0 {
 		p.opts.Progress(rows)
@@ -578,6 +630,40 @@ func (p *rosterParser) parse(in io.Reader) (*Roster, error) {
 	ro.Bytes = cr.n
 	ro.checked = true
 	return ro, nil
+}
+
+// maxRecordBytes bounds one record: a row, with every line a quoted field of it
+// spans. encoding/csv holds a record whole, so without a bound a quote that is
+// never closed would make it hold the rest of the file.
+const maxRecordBytes = 1 << 20
+
+var errRecordTooLong = errors.New("record too long")
+
+// recordLimiter fails a read once more than maxRecordBytes (plus the csv
+// reader's read-ahead) have been read since the last record.
+type recordLimiter struct {
+	r io.Reader
+	n int
+}
+
+func (l *recordLimiter) Read(b []byte) (int, error) {
+	if l.n > maxRecordBytes {
+		return 0, errRecordTooLong
+	}
+	n, err := l.r.Read(b)
+	l.n += n
+	return n, err
+}
+
+// next reads one record and starts the count of the next.
+func (l *recordLimiter) next(rd *csv.Reader) ([]string, error) {
+	rec, err := rd.Read()
+	l.n = 0
+	return rec, err
+}
+
+func recordTooLong(line int) RosterError {
+	return RosterError{Line: line, Reason: fmt.Sprintf("the row starting here is longer than %d bytes: is a quote not closed? The rest of the file was not read", maxRecordBytes)}
 }
 
 // detectDelimiter picks comma or semicolon: whichever splits the header line into
@@ -955,15 +1041,113 @@ type RosterSummary struct {
 //
 // A row that must hire or rehire without an email is an error (*RosterErrors).
 func (r *Roster) Events(feed connector.Feed, current []Member, upload UploadInfo) ([]Event, RosterSummary, error) {
-	sum := RosterSummary{Mode: r.Mode, SHA256: upload.SHA256, Rows: len(r.Rows)}
+	pl, err := newRosterPlanner(r.Mode, r.DefaultEffective, feed, upload)
+	pl.sum.SHA256, pl.sum.Rows = upload.SHA256, len(r.Rows)
+	if err != nil {
+		return nil, pl.sum, err
+	}
+	if !r.checked {
+		errs := errList{max: DefaultMaxRosterErrors}
+		r.check(&errs)
+		if err := errs.err(len(r.Rows)); err != nil {
+			return nil, pl.sum, err
+		}
+	}
+	if err := pl.setMembers(current); err != nil {
+		return nil, pl.sum, err
+	}
+	evs := make([]Event, 0, len(r.Rows)/8)
+	add := func(e Event) error { evs = append(evs, e); return nil }
+	for i := range r.Rows {
+		_ = pl.row(&r.Rows[i], add)
+	}
+	if err := pl.errs.err(len(r.Rows)); err != nil {
+		return nil, pl.sum, err
+	}
+	_ = pl.finish(add)
+	return evs, pl.sum, nil
+}
+
+// StreamRoster reads a roster file as ParseRoster does and turns its rows into
+// events as Roster.Events does, one row at a time: it keeps no rows, only a
+// 16-byte key per worker id (to find duplicates) and a flag per current member.
+// So its memory grows with the feed and by a few dozen bytes a row, not with
+// the size of the file. The returned Roster has no Rows; the summary's SHA256 is
+// the file's (upload.SHA256 is ignored: it is known only at the end).
+//
+// emit is called with each event, in the order Events returns them, as soon as
+// the row that implies it has been read: before the rest of the file. So the file
+// is valid only if StreamRoster returns no error, and a caller that acts on the
+// events must keep them aside (spool them) until then, and drop them on error.
+// After the first problem in the file, emit is not called again. An error from
+// emit stops the read and is returned as it is.
+//
+// The errors are ParseRoster's, then Events's: a file with a problem ParseRoster
+// finds reports only those, as the two steps would.
+func StreamRoster(r io.Reader, m RosterMapping, opts RosterOptions, feed connector.Feed, current []Member,
+	upload UploadInfo, emit func(Event) error) (*Roster, RosterSummary, error) {
+	p, err := newRosterParser(m, opts)
+	if err != nil {
+		return nil, RosterSummary{Mode: opts.Mode}, err
+	}
+	pl, err := newRosterPlanner(opts.Mode, opts.DefaultEffective, feed, upload)
+	if err != nil {
+		return nil, pl.sum, err
+	}
+	if err := pl.setMembers(current); err != nil {
+		return nil, pl.sum, err
+	}
+	valid := func(e Event) error {
+		if p.errs.Total > 0 || pl.errs.Total > 0 {
+			return nil // the file is refused: nobody will read the rest
+		}
+		return emit(e)
+	}
+	ro, err := p.parse(r, func(row RosterRow) error {
+		if p.errs.Total > 0 {
+			return nil // only ParseRoster's problems are reported
+		}
+		pl.sum.Rows++
+		return pl.row(&row, valid)
+	})
+	if err != nil {
+		return nil, pl.sum, err
+	}
+	pl.sum.SHA256 = ro.SHA256
+	if err := pl.errs.err(pl.sum.Rows); err != nil {
+		return nil, pl.sum, err
+	}
+	if err := pl.finish(valid); err != nil {
+		return nil, pl.sum, err
+	}
+	return ro, pl.sum, nil
+}
+
+// rosterPlanner turns roster rows into events against the feed's current
+// members. Events and StreamRoster share it, so that both decide alike.
+type rosterPlanner struct {
+	mode    RosterMode
+	def     string
+	current []Member
+	members map[string]int
+	present []bool // snapshot: current[i] is named by a row
+	sum     RosterSummary
+	errs    errList
+	g       eventGen
+}
+
+// newRosterPlanner checks what does not depend on the rows. It returns the
+// planner even on error, for its summary.
+func newRosterPlanner(mode RosterMode, def string, feed connector.Feed, upload UploadInfo) (*rosterPlanner, error) {
+	pl := &rosterPlanner{mode: mode, sum: RosterSummary{Mode: mode}, errs: errList{max: DefaultMaxRosterErrors}}
 	if !connector.ValidFeedName(feed.Name) {
-		return nil, sum, fmt.Errorf("roster events: feed %q: name must match [a-z0-9-]+", feed.Name)
+		return pl, fmt.Errorf("roster events: feed %q: name must match [a-z0-9-]+", feed.Name)
 	}
 	if upload.Time.IsZero() {
-		return nil, sum, fmt.Errorf("roster events: the upload time is required")
+		return pl, fmt.Errorf("roster events: the upload time is required")
 	}
-	if r.Mode != RosterSnapshot && r.Mode != RosterDelta {
-		return nil, sum, fmt.Errorf("roster events: mode %q: want %s or %s", r.Mode, RosterSnapshot, RosterDelta)
+	if mode != RosterSnapshot && mode != RosterDelta {
+		return pl, fmt.Errorf("roster events: mode %q: want %s or %s", mode, RosterSnapshot, RosterDelta)
 	}
 	source := feed.Source
 	if source == "" {
@@ -973,125 +1157,125 @@ func (r *Roster) Events(feed connector.Feed, current []Member, upload UploadInfo
 	if loc == nil {
 		loc = time.UTC
 	}
-	def := r.DefaultEffective
 	if def == "" {
 		def = upload.Time.In(loc).Format(time.DateOnly)
 	} else if reason := checkEffective(def); reason != "" {
-		return nil, sum, fmt.Errorf("roster events: default effective %s", reason)
+		return pl, fmt.Errorf("roster events: default effective %s", reason)
 	}
-	sum.Effective = def
+	pl.def, pl.sum.Effective = def, def
+	pl.g = eventGen{feed: feed.Name, source: source, time: upload.Time.UTC(), h: sha256.New()}
+	return pl, nil
+}
 
-	errs := errList{max: DefaultMaxRosterErrors}
-	if !r.checked {
-		r.check(&errs)
-		if err := errs.err(len(r.Rows)); err != nil {
-			return nil, sum, err
-		}
-	}
-
-	members := make(map[string]int, len(current))
+// setMembers checks and indexes the feed's current members.
+func (pl *rosterPlanner) setMembers(current []Member) error {
+	pl.current = current
+	pl.members = make(map[string]int, len(current))
 	for i, m := range current {
 		if reason := checkField(fieldWorkerID, m.WorkerID); reason != "" || m.WorkerID == "" {
-			return nil, sum, fmt.Errorf("roster events: current member %d: worker_id %q is not a valid id", i, m.WorkerID)
+			return fmt.Errorf("roster events: current member %d: worker_id %q is not a valid id", i, m.WorkerID)
 		}
-		if _, dup := members[m.WorkerID]; dup {
-			return nil, sum, fmt.Errorf("roster events: current member %q is listed twice", m.WorkerID)
+		if _, dup := pl.members[m.WorkerID]; dup {
+			return fmt.Errorf("roster events: current member %q is listed twice", m.WorkerID)
 		}
-		members[m.WorkerID] = i
+		pl.members[m.WorkerID] = i
 		if m.Active {
-			sum.Active++
+			pl.sum.Active++
 		}
 	}
+	if pl.mode == RosterSnapshot {
+		pl.present = make([]bool, len(current))
+	}
+	return nil
+}
 
-	g := eventGen{feed: feed.Name, source: source, time: upload.Time.UTC(), h: sha256.New()}
-	evs := make([]Event, 0, len(r.Rows)/8)
-	var present []bool
-	if r.Mode == RosterSnapshot {
-		present = make([]bool, len(current))
+func (pl *rosterPlanner) mark(id string) {
+	if i, ok := pl.members[id]; ok && pl.present != nil {
+		pl.present[i] = true
 	}
-	mark := func(id string) {
-		if i, ok := members[id]; ok && present != nil {
-			present[i] = true
-		}
+}
+
+// row decides one row: it counts it and emits its event, if it has one. A
+// problem is added to pl.errs.
+func (pl *rosterPlanner) row(row *RosterRow, emit func(Event) error) error {
+	pl.mark(row.WorkerID)
+	if row.PreviousWorkerID != "" {
+		pl.mark(row.PreviousWorkerID)
 	}
-	for i := range r.Rows {
-		row := &r.Rows[i]
-		mark(row.WorkerID)
-		if row.PreviousWorkerID != "" {
-			mark(row.PreviousWorkerID)
-		}
-		idx, known := members[row.WorkerID]
-		var m *Member
-		if known {
-			m = &current[idx]
-		}
-		eff := row.Effective
-		if eff == "" {
-			eff = def
-		}
-		if r.Mode == RosterDelta && row.Action == RosterRemove {
-			switch {
-			case m == nil:
-				sum.Skipped++
-				if len(sum.Notes) < DefaultMaxRosterErrors {
-					sum.Notes = append(sum.Notes, RosterError{Line: row.Line, Field: fieldWorkerID, Reason: fmt.Sprintf("'%s' is not known to the feed: nothing to remove", clip(row.WorkerID))})
-				}
-			case !m.Active:
-				sum.Unchanged++
-			default:
-				d := Data{WorkerID: row.WorkerID, Effective: eff, Timezone: row.Timezone, Reason: row.Reason}
-				evs = append(evs, g.event(connector.KindLeft, d))
-				sum.Leavers++
-			}
-			continue
-		}
+	var m *Member
+	if idx, known := pl.members[row.WorkerID]; known {
+		m = &pl.current[idx]
+	}
+	eff := row.Effective
+	if eff == "" {
+		eff = pl.def
+	}
+	sum := &pl.sum
+	if pl.mode == RosterDelta && row.Action == RosterRemove {
 		switch {
-		case m != nil && m.Active:
-			if !profileChanged(m.Profile, row.Profile()) {
-				sum.Unchanged++
-				continue
+		case m == nil:
+			sum.Skipped++
+			if len(sum.Notes) < DefaultMaxRosterErrors {
+				sum.Notes = append(sum.Notes, RosterError{Line: row.Line, Field: fieldWorkerID, Reason: fmt.Sprintf("'%s' is not known to the feed: nothing to remove", clip(row.WorkerID))})
 			}
-			d := row.Data
-			d.Effective, d.Timezone, d.Reason, d.PreviousWorkerID = def, "", "", ""
-			evs = append(evs, g.event(connector.KindUpdated, d))
-			sum.Updates++
+		case !m.Active:
+			sum.Unchanged++
 		default:
-			kind := connector.KindHired
-			if m != nil || row.PreviousWorkerID != "" {
-				kind = connector.KindRehired
-			}
-			if row.Email == "" {
-				errs.add(RosterError{Line: row.Line, Field: fieldEmail, Reason: fmt.Sprintf("is required: '%s' would be %s", clip(row.WorkerID), kindVerb(kind))})
-				continue
-			}
-			d := row.Data
-			d.Effective, d.Reason = eff, ""
-			if kind == connector.KindHired {
-				d.PreviousWorkerID = ""
-				sum.Hires++
-			} else {
-				sum.Rehires++
-			}
-			evs = append(evs, g.event(kind, d))
+			sum.Leavers++
+			d := Data{WorkerID: row.WorkerID, Effective: eff, Timezone: row.Timezone, Reason: row.Reason}
+			return emit(pl.g.event(connector.KindLeft, d))
+		}
+		return nil
+	}
+	if m != nil && m.Active {
+		if !profileChanged(m.Profile, row.Profile()) {
+			sum.Unchanged++
+			return nil
+		}
+		d := row.Data
+		d.Effective, d.Timezone, d.Reason, d.PreviousWorkerID = pl.def, "", "", ""
+		sum.Updates++
+		return emit(pl.g.event(connector.KindUpdated, d))
+	}
+	kind := connector.KindHired
+	if m != nil || row.PreviousWorkerID != "" {
+		kind = connector.KindRehired
+	}
+	if row.Email == "" {
+		pl.errs.add(RosterError{Line: row.Line, Field: fieldEmail, Reason: fmt.Sprintf("is required: '%s' would be %s", clip(row.WorkerID), kindVerb(kind))})
+		return nil
+	}
+	d := row.Data
+	d.Effective, d.Reason = eff, ""
+	if kind == connector.KindHired {
+		d.PreviousWorkerID = ""
+		sum.Hires++
+	} else {
+		sum.Rehires++
+	}
+	return emit(pl.g.event(kind, d))
+}
+
+// finish emits the snapshot's leavers: every active member no row named, by
+// worker id.
+func (pl *rosterPlanner) finish(emit func(Event) error) error {
+	if pl.mode != RosterSnapshot {
+		return nil
+	}
+	var leavers []string
+	for i, m := range pl.current {
+		if m.Active && !pl.present[i] {
+			leavers = append(leavers, m.WorkerID)
 		}
 	}
-	if err := errs.err(len(r.Rows)); err != nil {
-		return nil, sum, err
-	}
-	if r.Mode == RosterSnapshot {
-		var leavers []string
-		for i, m := range current {
-			if m.Active && !present[i] {
-				leavers = append(leavers, m.WorkerID)
-			}
+	slices.Sort(leavers)
+	pl.sum.Leavers += len(leavers)
+	for _, id := range leavers {
+		if err := emit(pl.g.event(connector.KindLeft, Data{WorkerID: id, Effective: pl.def})); err != nil {
+			return err
 		}
-		slices.Sort(leavers)
-		for _, id := range leavers {
-			evs = append(evs, g.event(connector.KindLeft, Data{WorkerID: id, Effective: def}))
-		}
-		sum.Leavers += len(leavers)
 	}
-	return evs, sum, nil
+	return nil
 }
 
 // check validates rows that did not come from ParseRoster.

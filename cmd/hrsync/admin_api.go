@@ -1,36 +1,155 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/hrsync/hrsync/events"
 )
 
-// maxRosterBytes bounds one uploaded roster file (a million rows fit).
-const maxRosterBytes = 256 << 20
+// adminLimits bounds what the admin API lets one client cost: the size of an
+// upload, how many uploads a token has in flight, and how long a connection may
+// take at each stage. docs/admin-api.md is the user's view.
+type adminLimits struct {
+	// MaxUpload is the largest roster body, in bytes: larger answers 413.
+	MaxUpload int64
+	// UploadsPerToken is how many uploads one token may have in flight; one more
+	// answers 429, so one feed cannot tie up the API for the others.
+	UploadsPerToken int
+	// The http.Server timeouts: ReadHeaderTimeout for the request line and
+	// headers, ReadTimeout for the whole request with its body, WriteTimeout from
+	// the end of the headers to the end of the response, IdleTimeout between
+	// requests on a kept-alive connection.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+}
+
+// defaultAdminLimits are the limits when nothing is configured.
+func defaultAdminLimits() adminLimits {
+	return adminLimits{MaxUpload: 64 << 20, UploadsPerToken: 2, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 5 * time.Minute, WriteTimeout: 10 * time.Minute, IdleTimeout: time.Minute}
+}
+
+// orDefaults fills the zero fields of l from defaultAdminLimits.
+func (l adminLimits) orDefaults() adminLimits {
+	d := defaultAdminLimits()
+	if l.MaxUpload <= 0 {
+		l.MaxUpload = d.MaxUpload
+	}
+	if l.UploadsPerToken <= 0 {
+		l.UploadsPerToken = d.UploadsPerToken
+	}
+	for _, p := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{{&l.ReadHeaderTimeout, d.ReadHeaderTimeout},
+		{&l.ReadTimeout, d.ReadTimeout}, {&l.WriteTimeout, d.WriteTimeout}, {&l.IdleTimeout, d.IdleTimeout}} {
+		if *p.v <= 0 {
+			*p.v = p.d
+		}
+	}
+	return l
+}
+
+// newAdminServer is the admin port's server, with every timeout set: without
+// them a client that sends its headers or its body a byte at a time holds a
+// connection (and a goroutine) for as long as it likes, with or without a token.
+func newAdminServer(h http.Handler, l adminLimits) *http.Server {
+	l = l.orDefaults()
+	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,
+		WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout, MaxHeaderBytes: 64 << 10}
+}
+
+// adminFlags are the flags of the admin port's limits.
+type adminFlags struct {
+	maxUpload string
+	l         adminLimits
+}
+
+func (f *adminFlags) register(fs *flag.FlagSet, vars map[string]string) {
+	d := defaultAdminLimits()
+	fs.StringVar(&f.maxUpload, "admin-max-upload", humanize.IBytes(uint64(d.MaxUpload)), "largest roster upload the admin API accepts, e.g. 64MiB or 200MB; larger answers 413")
+	vars["admin-max-upload"] = "HRSYNC_ADMIN_MAX_UPLOAD"
+	fs.IntVar(&f.l.UploadsPerToken, "admin-uploads-per-token", d.UploadsPerToken, "roster uploads one token may have in flight; one more answers 429")
+	vars["admin-uploads-per-token"] = "HRSYNC_ADMIN_UPLOADS_PER_TOKEN"
+	fs.DurationVar(&f.l.ReadHeaderTimeout, "admin-read-header-timeout", d.ReadHeaderTimeout, "admin port: time to receive a request's headers")
+	vars["admin-read-header-timeout"] = "HRSYNC_ADMIN_READ_HEADER_TIMEOUT"
+	fs.DurationVar(&f.l.ReadTimeout, "admin-read-timeout", d.ReadTimeout, "admin port: time to receive a whole request, body included (a roster upload)")
+	vars["admin-read-timeout"] = "HRSYNC_ADMIN_READ_TIMEOUT"
+	fs.DurationVar(&f.l.WriteTimeout, "admin-write-timeout", d.WriteTimeout, "admin port: time from the end of a request's headers to the end of its response")
+	vars["admin-write-timeout"] = "HRSYNC_ADMIN_WRITE_TIMEOUT"
+	fs.DurationVar(&f.l.IdleTimeout, "admin-idle-timeout", d.IdleTimeout, "admin port: how long a kept-alive connection may wait for its next request")
+	vars["admin-idle-timeout"] = "HRSYNC_ADMIN_IDLE_TIMEOUT"
+}
+
+// config checks the flags and returns the limits.
+func (f *adminFlags) config() (adminLimits, error) {
+	l := f.l
+	n, err := humanize.ParseBytes(f.maxUpload)
+	switch {
+	case err != nil:
+		return l, fmt.Errorf("--admin-max-upload %q: not a size; want bytes or a size such as 64MiB", f.maxUpload)
+	case n == 0 || n > math.MaxInt64:
+		return l, fmt.Errorf("--admin-max-upload %q: must be more than 0 bytes", f.maxUpload)
+	}
+	l.MaxUpload = int64(n)
+	if l.UploadsPerToken < 1 {
+		return l, fmt.Errorf("--admin-uploads-per-token %d: must be at least 1", l.UploadsPerToken)
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"admin-read-header-timeout", l.ReadHeaderTimeout}, {"admin-read-timeout", l.ReadTimeout},
+		{"admin-write-timeout", l.WriteTimeout}, {"admin-idle-timeout", l.IdleTimeout}} {
+		if t.d <= 0 {
+			return l, fmt.Errorf("--%s %s: must be positive (a timeout of 0 would let a client hold a connection for ever)", t.name, t.d)
+		}
+	}
+	return l, nil
+}
 
 // adminAPI serves POST /v1/feeds/{feed}/rosters on the admin port.
 //
-// Every request needs "Authorization: Bearer TOKEN". The admin token may upload to
-// any feed; a feed's upload token (configured as roster.upload_token_sha256) only
-// to that feed. Tokens are compared in constant time, by their SHA-256, and never
-// logged; neither is personal data at info level.
+// Every request needs "Authorization: Bearer TOKEN" (the scheme in any case). The
+// admin token may upload to any feed; a feed's upload token (configured as
+// roster.upload_token_sha256) only to that feed. Tokens are compared in constant
+// time, by their SHA-256, and never logged; neither is personal data at info
+// level.
+//
+// A request is checked (token, feed, declared size, uploads in flight) before a
+// byte of its body is read, and a refusal closes the connection, so that nobody
+// without a token can make the server read a body. The body is read as a stream
+// (see uploader.upload) and cut off at limits.MaxUpload.
 type adminAPI struct {
 	up         *uploader
 	adminToken string // empty: no admin token
 	log        *slog.Logger
+	limits     adminLimits // zero fields: defaultAdminLimits
+
+	mu       sync.Mutex
+	inFlight map[string]int // uploads in flight by caller
 }
 
 // caller is who a token belongs to: "admin" or "feed:<name>".
 func (a *adminAPI) caller(r *http.Request) (string, bool) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
+	// RFC 7235 §2.1: the scheme is case-insensitive; credentials follow 1*SP.
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	tok = strings.TrimLeft(tok, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return "", false
 	}
 	if a.adminToken != "" {
@@ -50,60 +169,143 @@ func (a *adminAPI) caller(r *http.Request) (string, bool) {
 	return who, who != ""
 }
 
+// acquire takes one of who's upload slots; false if they are all in use.
+func (a *adminAPI) acquire(who string, max int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inFlight[who] >= max {
+		return false
+	}
+	if a.inFlight == nil {
+		a.inFlight = map[string]int{}
+	}
+	a.inFlight[who]++
+	return true
+}
+
+func (a *adminAPI) release(who string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inFlight[who]--; a.inFlight[who] <= 0 {
+		delete(a.inFlight, who)
+	}
+}
+
+// uploadRetryAfter is the Retry-After of a 429: about what an upload takes.
+const uploadRetryAfter = "30"
+
 func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	lim := a.limits.orDefaults()
 	feed := r.PathValue("feed")
+	fail := func(status int, msg string) {
+		hangUp(w)
+		apiError(w, status, msg)
+	}
 	who, ok := a.caller(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hrsync"`)
-		apiError(w, http.StatusUnauthorized, "a valid bearer token is required")
+		fail(http.StatusUnauthorized, "a valid bearer token is required")
 		return
 	}
 	if who != "admin" && who != "feed:"+feed {
 		a.log.Warn("roster upload refused: token of another feed", "caller", who, "feed", feed)
-		apiError(w, http.StatusForbidden, "this token may not upload to feed "+feed)
+		fail(http.StatusForbidden, "this token may not upload to feed "+feed)
 		return
 	}
 	if _, known := a.up.feeds[feed]; !known {
-		apiError(w, http.StatusNotFound, "feed "+feed+" is not configured")
+		fail(http.StatusNotFound, "feed "+feed+" is not configured")
 		return
 	}
+	tooBig := func() {
+		hangUp(w)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": fmt.Sprintf("the roster is larger than the upload limit of %s (%d bytes; --admin-max-upload)",
+			humanize.IBytes(uint64(lim.MaxUpload)), lim.MaxUpload), "limit_bytes": lim.MaxUpload})
+	}
+	if r.ContentLength > lim.MaxUpload {
+		tooBig()
+		return
+	}
+	if !a.acquire(who, lim.UploadsPerToken) {
+		a.log.Warn("roster upload refused: too many uploads in flight", "caller", who, "feed", feed, "limit", lim.UploadsPerToken)
+		w.Header().Set("Retry-After", uploadRetryAfter)
+		fail(http.StatusTooManyRequests, fmt.Sprintf("this token has %d uploads in flight, the limit: retry when one has finished", lim.UploadsPerToken))
+		return
+	}
+	defer a.release(who)
 	by := who
 	if u := strings.TrimSpace(r.Header.Get("X-Hrsync-Uploaded-By")); u != "" {
 		by += " (" + clipDetail(u) + ")"
 	}
 	q := r.URL.Query()
-	res, err := a.up.upload(r.Context(), uploadRequest{Feed: feed, Mode: q.Get("mode"), Body: http.MaxBytesReader(w, r.Body, maxRosterBytes),
+	res, err := a.up.upload(r.Context(), uploadRequest{Feed: feed, Mode: q.Get("mode"), Body: http.MaxBytesReader(w, r.Body, lim.MaxUpload),
 		Filename: q.Get("filename"), By: by, Via: "http", DryRun: q.Get("dry_run") == "true"})
-	var tooBig *http.MaxBytesError
+	defer res.Close()
+	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooBig):
-		apiError(w, http.StatusRequestEntityTooLarge, "the roster is larger than 256 MiB")
+	case errors.As(err, &mbe):
+		tooBig()
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		fail(http.StatusRequestTimeout, fmt.Sprintf("the roster was not received within %s (--admin-read-timeout)", lim.ReadTimeout))
 		return
 	case errors.Is(err, errFeedClosed):
 		a.log.Warn("roster upload refused: feed closed", "feed", feed, "caller", who)
-		apiError(w, http.StatusForbidden, err.Error())
+		fail(http.StatusForbidden, err.Error())
 		return
 	case errors.Is(err, errRosterInvalid):
+		hangUp(w)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnprocessableEntity)
 		_ = json.NewEncoder(w).Encode(map[string]any{"error": err.Error(), "rows": rosterErrors(err)})
 		return
 	case err != nil:
 		a.log.Error("roster upload failed", "feed", feed, "caller", who, "err", err)
-		apiError(w, http.StatusBadRequest, err.Error())
+		fail(http.StatusBadRequest, err.Error())
 		return
 	}
 	status := http.StatusOK
 	if res.Outcome == "held" {
 		status = http.StatusAccepted
 	}
-	body := map[string]any{"result": res}
-	if res.Outcome == "dry-run" {
-		body["events"] = res.Events
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	if res.Outcome != "dry-run" {
+		_ = json.NewEncoder(w).Encode(map[string]any{"result": res})
+		return
+	}
+	// A dry run answers with every event; they are read from the spool and
+	// written one at a time, as {"events":[...],"result":{...}}.
+	if err := writeDryRun(w, &res); err != nil {
+		a.log.Warn("roster dry run: the response was cut short", "feed", feed, "caller", who, "err", err)
+	}
+}
+
+// hangUp makes a refusal the connection's last answer, and reads no more of the
+// request: net/http would otherwise read (and discard) up to 256 KiB of a body
+// nobody asked for, for keep-alive's sake, after the answer, as slowly as the
+// client likes to send it. Call it before writing the answer.
+func hangUp(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// writeDryRun writes a dry run's answer without holding its events.
+func writeDryRun(w io.Writer, res *uploadResult) error {
+	rb, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, _ = bw.WriteString(`{"events":`)
+	if err := writeEventsJSON(bw, res.eachEvent); err != nil {
+		return err
+	}
+	_, _ = bw.WriteString(`,"result":`)
+	_, _ = bw.Write(rb)
+	_, _ = bw.WriteString("}\n")
+	return bw.Flush()
 }
 
 // rosterErrors lists the line-by-line errors of an invalid roster.

@@ -157,6 +157,7 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer res.Close()
 	if *asJSON {
 		return json.NewEncoder(env.stdout).Encode(res)
 	}
@@ -166,7 +167,11 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 	switch res.Outcome {
 	case "dry-run":
 		fmt.Fprintln(env.stdout, "dry run: nothing was sent. The upload would publish:")
-		return events.FormatEvents(env.stdout, res.Events)
+		var evs []events.Event // a table is aligned over all its rows
+		if err := res.eachEvent(func(e events.Event) error { evs = append(evs, e); return nil }); err != nil {
+			return err
+		}
+		return events.FormatEvents(env.stdout, evs)
 	case "held":
 		fmt.Fprintf(env.stdout, "HELD as hold %d, nothing was published: %s\nReview it with: hrsync holds show %d; then hrsync holds approve|reject %d\n",
 			res.HoldID, res.Reason, res.HoldID, res.HoldID)

@@ -167,7 +167,8 @@ outage, revoked credentials) the LMS is quarantined: converging pauses, /readyz
 answers 503 with the reason, and one probe call every 30s or more (backing off)
 tests the LMS; the first success resumes. See docs/lms-resilience.md.
 
-The admin port serves /healthz, /readyz and Prometheus /metrics.`)
+The admin port serves /healthz, /readyz and Prometheus /metrics, and, with a token,
+roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.md).`)
 	vars := map[string]string{}
 	var c connFlags
 	var l lmsFlags
@@ -185,6 +186,8 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	vars["admin-addr"] = "HRSYNC_ADMIN_ADDR"
 	adminToken := fs.String("admin-token", "", "bearer token of the admin API (POST /v1/feeds/{feed}/rosters for any feed); feeds' own upload tokens are configured per feed")
 	vars["admin-token"] = "HRSYNC_ADMIN_TOKEN"
+	var af adminFlags
+	af.register(fs, vars)
 	batch := fs.Int("batch", 256, "messages per consume batch (one store transaction)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long JetStream waits for an ack before redelivering; after a crash, unacked messages return after this")
 	vars["ack-wait"] = "HRSYNC_ACK_WAIT"
@@ -208,6 +211,10 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		return err
 	}
 	if err := dl.check(); err != nil {
+		return err
+	}
+	adminLimits, err := af.config()
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
@@ -268,9 +275,9 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 		if err != nil {
 			return err
 		}
-		s.api = &adminAPI{adminToken: *adminToken, log: log, up: &uploader{db: s.db, js: s.js, feeds: feeds, rosters: rosters,
+		s.api = &adminAPI{adminToken: *adminToken, log: log, limits: adminLimits, up: &uploader{db: s.db, js: s.js, feeds: feeds, rosters: rosters,
 			now: time.Now, log: log, thresholds: uploadThresholds(safeguard)}}
-		addr, stop, err := s.serveAdmin(ctx, *admin)
+		addr, stop, err := s.serveAdmin(ctx, *admin, adminLimits)
 		if err != nil {
 			return err
 		}

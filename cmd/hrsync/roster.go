@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"reflect"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -64,7 +68,11 @@ type uploadResult struct {
 	Published int                  `json:"published"`
 	HoldID    int64                `json:"hold_id,omitempty"`
 	Reason    string               `json:"reason,omitempty"`
-	Events    []events.Event       `json:"-"`
+
+	// spool holds the uploaded file, replay reads it again for its events (see
+	// eachEvent); a dry run's caller calls Close when done with them.
+	spool  *os.File
+	replay func(emit func(events.Event) error) error
 }
 
 // errRosterInvalid marks an upload refused for its content: the caller shows the
@@ -103,46 +111,75 @@ func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult,
 	if len(rc.Columns) > 0 {
 		mapping = events.RosterMapping{Columns: rc.Columns}
 	}
-	roster, err := events.ParseRoster(req.Body, mapping, events.RosterOptions{Mode: mode, Progress: req.Progress})
+	now := u.now()
+	members, err := feedMembers(ctx, u.db, req.Feed, now)
+	if err != nil {
+		return res, err
+	}
+	// Two passes, so that memory does not grow with the file: the first reads the
+	// body, validates every row and counts what the upload does, keeping nothing
+	// but the bytes it spools to a temporary file; the second (replay) reads the
+	// spool again and hands each event on, to the response, to JetStream or to a
+	// hold, only once the whole file is known to be valid.
+	spool, err := os.CreateTemp("", "hrsync-roster-*.csv")
+	if err != nil {
+		return res, fmt.Errorf("roster spool: %w", err)
+	}
+	keep := false // a dry run's caller reads the events after upload returns
+	defer func() {
+		if !keep {
+			spool.Close()
+			_ = os.Remove(spool.Name())
+		}
+	}()
+	opts := events.RosterOptions{Mode: mode, Progress: req.Progress}
+	info := events.UploadInfo{Time: now}
+	roster, sum, err := events.StreamRoster(io.TeeReader(req.Body, spool), mapping, opts, feed, members, info,
+		func(events.Event) error { return nil })
 	if err != nil {
 		if !req.DryRun {
 			u.record(ctx, req, store.Upload{Mode: string(mode), Outcome: "rejected", Detail: clipDetail(err.Error())})
 		}
 		return res, fmt.Errorf("%w: %w", errRosterInvalid, err)
 	}
-	now := u.now()
-	members, err := feedMembers(ctx, u.db, req.Feed, now)
-	if err != nil {
-		return res, err
+	res.Summary = sum
+	opts.Progress = nil
+	replay := func(emit func(events.Event) error) error {
+		if _, err := spool.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("roster spool: %w", err)
+		}
+		_, again, err := events.StreamRoster(bufio.NewReader(spool), mapping, opts, feed, members, info, emit)
+		if err == nil && !reflect.DeepEqual(again, sum) {
+			err = fmt.Errorf("roster spool: the second read counted %+v, the first %+v", again, sum)
+		}
+		return err
 	}
-	evs, sum, err := roster.Events(feed, members, events.UploadInfo{SHA256: roster.SHA256, Time: now})
-	if err != nil {
-		return res, fmt.Errorf("%w: %w", errRosterInvalid, err)
-	}
-	res.Summary, res.Events = sum, evs
 	rec := store.Upload{Mode: string(mode), SHA256: roster.SHA256, Rows: sum.Rows, Active: sum.Active, Hires: sum.Hires,
 		Rehires: sum.Rehires, Leavers: sum.Leavers, Updates: sum.Updates, Unchanged: sum.Unchanged}
 
 	if req.DryRun {
-		res.Outcome = "dry-run"
+		res.Outcome, res.spool, res.replay, keep = "dry-run", spool, replay, true
 		return res, nil
 	}
 	if held, reason := u.thresholds(req.Feed).Exceeded(sum.Leavers, sum.Active); held {
 		// Held whole: nothing of it is published until a person approves.
-		payload, err := json.Marshal(evs)
-		if err != nil {
-			return res, err
-		}
+		var payload bytes.Buffer
 		h := connector.Hold{Feed: req.Feed, Kind: connector.HoldUpload,
-			Reason:  fmt.Sprintf("roster upload %s by %s: %s", orDash(req.Filename), orDash(req.By), reason),
-			Counts:  connector.HoldCounts{Removals: sum.Leavers, Deactivations: sum.Leavers, Active: sum.Active},
-			Payload: payload}
-		for _, e := range evs {
+			Reason: fmt.Sprintf("roster upload %s by %s: %s", orDash(req.Filename), orDash(req.By), reason),
+			Counts: connector.HoldCounts{Removals: sum.Leavers, Deactivations: sum.Leavers, Active: sum.Active}}
+		if err := replay(func(e events.Event) error {
 			if e.Kind == connector.KindLeft {
 				h.Workers = append(h.Workers, connector.HeldWorker{Worker: connector.WorkerKey{Feed: req.Feed, WorkerID: e.Data.WorkerID},
 					Action: connector.ActionDeactivate, At: now})
 			}
+			return nil
+		}); err != nil {
+			return res, err
 		}
+		if err := writeEventsJSON(&payload, replay); err != nil {
+			return res, err
+		}
+		h.Payload = payload.Bytes()
 		id, err := u.db.CreateHold(ctx, h)
 		if err != nil {
 			return res, err
@@ -153,23 +190,69 @@ func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult,
 		u.log.Warn("roster upload held", "feed", req.Feed, "hold_id", id, "upload_id", res.UploadID, "reason", reason)
 		return res, nil
 	}
-	if len(evs) == 0 {
+	total := sum.Hires + sum.Rehires + sum.Leavers + sum.Updates
+	if total == 0 {
 		res.Outcome, rec.Outcome = "unchanged", "unchanged"
 		res.UploadID = u.record(ctx, req, rec)
 		return res, nil
 	}
-	n, err := publishEvents(ctx, u.js, evs)
+	n, err := publishEach(ctx, u.js, replay)
 	res.Published = n
 	if err != nil {
-		rec.Outcome, rec.Detail = "failed", clipDetail(fmt.Sprintf("published %d of %d events: %v", n, len(evs), err))
+		rec.Outcome, rec.Detail = "failed", clipDetail(fmt.Sprintf("published %d of %d events: %v", n, total, err))
 		res.UploadID = u.record(ctx, req, rec)
-		return res, fmt.Errorf("published %d of %d events (uploading the same file again is safe: event ids are deterministic): %w", n, len(evs), err)
+		return res, fmt.Errorf("published %d of %d events (uploading the same file again is safe: event ids are deterministic): %w", n, total, err)
 	}
 	res.Outcome, rec.Outcome = "published", "published"
 	res.UploadID = u.record(ctx, req, rec)
 	u.log.Info("roster upload published", "feed", req.Feed, "upload_id", res.UploadID, "events", n,
 		"hires", sum.Hires, "rehires", sum.Rehires, "leavers", sum.Leavers, "updates", sum.Updates)
 	return res, nil
+}
+
+// eachEvent calls emit with each event of a dry run, in order, reading the
+// spooled file again. It is an error after Close.
+func (r *uploadResult) eachEvent(emit func(events.Event) error) error {
+	if r.replay == nil || r.spool == nil {
+		return errors.New("roster upload: its events are no longer kept")
+	}
+	return r.replay(emit)
+}
+
+// writeEventsJSON writes the events each hands on as a JSON array, one event at
+// a time: the same bytes as json.Marshal of the slice.
+func writeEventsJSON(w io.Writer, each func(emit func(events.Event) error) error) error {
+	bw := bufio.NewWriter(w)
+	sep := byte('[')
+	err := each(func(e events.Event) error {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		_ = bw.WriteByte(sep)
+		_, err = bw.Write(b)
+		sep = ','
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if sep == '[' {
+		_ = bw.WriteByte('[')
+	}
+	_ = bw.WriteByte(']')
+	return bw.Flush()
+}
+
+// Close removes the spooled file of a dry run (upload removes it otherwise).
+// Safe to call twice, and on a result with no spool.
+func (r *uploadResult) Close() {
+	if r.spool == nil {
+		return
+	}
+	r.spool.Close()
+	_ = os.Remove(r.spool.Name())
+	r.spool = nil
 }
 
 // record keeps the upload; a failure to record is logged, not fatal: the events
@@ -186,38 +269,60 @@ func (u *uploader) record(ctx context.Context, req uploadRequest, rec store.Uplo
 // publishEvents publishes evs to JetStream and waits for every ack. It returns
 // how many were acknowledged.
 func publishEvents(ctx context.Context, js jetstream.JetStream, evs []events.Event) (int, error) {
+	return publishEach(ctx, js, func(emit func(events.Event) error) error {
+		for _, e := range evs {
+			if err := emit(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// publishEach publishes the events each hands on, in windows of 512 whose acks
+// it waits for before the next, so that it holds at most one window. It returns
+// how many were acknowledged.
+func publishEach(ctx context.Context, js jetstream.JetStream, each func(emit func(events.Event) error) error) (int, error) {
 	if js == nil {
 		return 0, errors.New("no NATS connection")
 	}
 	acked := 0
 	const window = 512
-	for start := 0; start < len(evs); start += window {
-		var futures []jetstream.PubAckFuture
-		for _, e := range evs[start:min(start+window, len(evs))] {
-			msg, err := events.Encode(e, events.Binary)
-			if err != nil {
-				return acked, err
-			}
-			f, err := js.PublishMsgAsync(msg)
-			if err != nil {
-				return acked, err
-			}
-			futures = append(futures, f)
-		}
+	futures := make([]jetstream.PubAckFuture, 0, window)
+	wait := func() error {
+		defer func() { futures = futures[:0] }()
 		for _, f := range futures {
 			select {
 			case <-f.Ok():
 				acked++
 			case err := <-f.Err():
-				return acked, err
+				return err
 			case <-ctx.Done():
-				return acked, ctx.Err()
+				return ctx.Err()
 			case <-time.After(30 * time.Second):
-				return acked, errors.New("no ack from JetStream within 30s")
+				return errors.New("no ack from JetStream within 30s")
 			}
 		}
+		return nil
 	}
-	return acked, nil
+	err := each(func(e events.Event) error {
+		msg, err := events.Encode(e, events.Binary)
+		if err != nil {
+			return err
+		}
+		f, err := js.PublishMsgAsync(msg)
+		if err != nil {
+			return err
+		}
+		if futures = append(futures, f); len(futures) == window {
+			return wait()
+		}
+		return nil
+	})
+	if err == nil {
+		err = wait()
+	}
+	return acked, err
 }
 
 // feedMembers returns every worker of feed with whether they count as active for

@@ -276,13 +276,14 @@ func (s *stack) adminHandler() http.Handler {
 	return mux
 }
 
-// serveAdmin listens on addr and serves the admin endpoints until ctx is done.
-func (s *stack) serveAdmin(ctx context.Context, addr string) (net.Addr, func(), error) {
+// serveAdmin listens on addr and serves the admin endpoints until ctx is done,
+// within limits' timeouts.
+func (s *stack) serveAdmin(ctx context.Context, addr string, limits adminLimits) (net.Addr, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin listener %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := newAdminServer(s.adminHandler(), limits)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin server stopped", "err", err)
