@@ -47,7 +47,7 @@ func setupAdmin(t testing.TB, lim adminLimits) *adminBundle {
 			"partner-acme":   {Mode: "snapshot", UploadTokenSHA256: sha("acme-token")},
 			"partner-globex": {Mode: "snapshot", UploadTokenSHA256: sha("globex-token")},
 		},
-		thresholds: uploadThresholds(&connector.SafeguardConfig{Default: connector.DefaultThresholds()})}
+		thresholds: func(string) connector.Thresholds { return connector.DefaultThresholds() }}
 	api := &adminAPI{adminToken: "root-token", log: slog.New(slog.NewTextHandler(t.Output(), nil)), up: up, limits: lim}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/feeds/{feed}/rosters", api)

@@ -83,7 +83,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 	var lms connector.LMS
 	var lmsName string
 	if l.url != "" {
-		if lms, err = l.client(); err != nil {
+		if lms, err = openLMS(lmsConfig{}.over(&l)); err != nil {
 			return err
 		}
 		lmsName = "SCIM at " + l.url
@@ -93,10 +93,13 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 	timed := &timedLMS{LMS: lms, created: make(map[string]time.Time, *n)}
 
 	feeds, _ := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
-	s, err := openStack(ctx, stackConfig{
-		DB: schemaURL, NATSURL: *natsURL, EmbeddedNATS: *natsURL == "",
-		Feeds: feeds, Stream: events.StreamConfig{Prefix: benchStreamPrefix},
-		ManageStream: true, Durable: "hrsync-bench", LMS: timed, Log: log,
+	set, err := settingsFor(schemaURL, feeds, fileConfig{})
+	if err != nil {
+		return err
+	}
+	set.stream.Prefix = benchStreamPrefix
+	s, err := newStack(ctx, set, appOptions{LMS: timed, Log: log}, stackConfig{
+		NATSURL: *natsURL, EmbeddedNATS: *natsURL == "", ManageStream: true, Durable: "hrsync-bench",
 		Converger: connector.ConvergerConfig{Concurrency: *concurrency, Batch: *convBatch, Loops: *loops, PollInterval: 50 * time.Millisecond},
 		Consumer:  events.ConsumerConfig{Batch: *batch, MaxWait: 20 * time.Millisecond},
 	})
@@ -104,7 +107,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 		return err
 	}
 	defer s.Close()
-	streamName := s.cfg.Stream.Name("hr")
+	streamName := set.stream.Name("hr")
 	stream, err := s.js.Stream(ctx, streamName)
 	if err != nil {
 		return err

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/connector/lms/guard"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -104,7 +103,7 @@ Filters are those of hrsync cleanup dormant.`
 	if err != nil {
 		return err
 	}
-	defer j.db.Close()
+	defer j.app.Close()
 	feeds, lms, rate, log, db := j.feeds, j.lms, j.perHour, j.log, j.db
 
 	prog := newProgress(env.stderr, "scanned")
@@ -199,10 +198,11 @@ func feedPolicies(feeds connector.Feeds) func(string) connector.Policy {
 	}
 }
 
-// jobEnv is what a job command works with: the configured feeds, the LMS client
-// behind the guard (rate limit, retries, quarantine), its rate in calls per hour
-// (0: unlimited), the logger and the store.
+// jobEnv is what a job command works with, from the app: the configured feeds,
+// the LMS behind the guard (rate limit, retries, quarantine), its rate in calls
+// per hour (0: unlimited), the logger and the store.
 type jobEnv struct {
+	app     *app
 	feeds   connector.Feeds
 	lms     connector.LMS
 	perHour float64
@@ -210,32 +210,18 @@ type jobEnv struct {
 	db      *store.DB
 }
 
-// openJob builds a job command's jobEnv; the caller closes db.
+// openJob builds a job command's jobEnv on an app; the caller closes j.app.
 func openJob(ctx context.Context, env *environment, c *connFlags, l *lmsFlags) (jobEnv, error) {
-	feeds, _, err := c.feedsAndStream()
+	a, err := c.openApp(ctx, env, l, appOptions{}, nil)
 	if err != nil {
 		return jobEnv{}, err
 	}
-	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
+	lms, err := a.LMS()
 	if err != nil {
+		a.Close()
 		return jobEnv{}, err
 	}
-	rate, err := guard.ParseRate(l.rate)
-	if err != nil {
-		return jobEnv{}, fmt.Errorf("--lms-rate (LMS_RATE): %w", err)
-	}
-	client, err := l.client()
-	if err != nil {
-		return jobEnv{}, err
-	}
-	j := jobEnv{feeds: feeds, lms: guard.New(client, guard.Config{Rate: rate, Logger: log}), log: log}
-	if !rate.Unlimited() {
-		j.perHour = rate.PerSecond() * 3600
-	}
-	if j.db, err = store.Open(ctx, c.db, log); err != nil {
-		return jobEnv{}, err
-	}
-	return j, nil
+	return jobEnv{app: a, feeds: a.set.feeds, lms: lms, perHour: a.perHour(), log: a.log, db: a.db}, nil
 }
 
 // estimateFor asks the LMS for its batch sizes and estimates a job of n items.
@@ -396,7 +382,7 @@ its events are dead-lettered and its roster uploads refused from then on.`)
 	if err != nil {
 		return err
 	}
-	defer j.db.Close()
+	defer j.app.Close()
 	feeds, lms, log, db := j.feeds, j.lms, j.log, j.db
 	h, err := db.GetHold(ctx, id)
 	if err != nil {

@@ -212,7 +212,7 @@ func TestFeedOffboard(t *testing.T) {
 	}
 	// The admin API refuses the feed's own token, and the admin token too.
 	up := &uploader{db: db, feeds: feeds, rosters: map[string]rosterConfig{"partner-acme": {Mode: "snapshot", UploadTokenSHA256: sha("acme-token")}},
-		now: time.Now, log: slog.New(slog.DiscardHandler), thresholds: uploadThresholds(&connector.SafeguardConfig{Default: connector.DefaultThresholds()})}
+		now: time.Now, log: slog.New(slog.DiscardHandler), thresholds: func(string) connector.Thresholds { return connector.DefaultThresholds() }}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/feeds/{feed}/rosters", &adminAPI{adminToken: "root-token", log: slog.New(slog.DiscardHandler), up: up})
 	srv := httptest.NewServer(mux)

@@ -198,10 +198,12 @@ func (d *demo) play(ctx context.Context, dbURL, tmp string) (demoResult, error) 
 	if err != nil {
 		return d.res, err
 	}
-	d.stack, err = openStack(ctx, stackConfig{
-		DB: dbURL, EmbeddedNATS: true, EmbeddedDir: filepath.Join(tmp, "nats"),
-		Feeds: feeds, Stream: events.StreamConfig{}, ManageStream: true, Durable: "hrsync",
-		LMS: lms, Log: d.log, Now: d.clock.Now, Safeguard: &connector.SafeguardConfig{},
+	set, err := settingsFor(dbURL, feeds, fileConfig{})
+	if err != nil {
+		return d.res, err
+	}
+	d.stack, err = newStack(ctx, set, appOptions{LMS: lms, Log: d.log, Now: d.clock.Now}, stackConfig{
+		EmbeddedNATS: true, EmbeddedDir: filepath.Join(tmp, "nats"), ManageStream: true, Durable: "hrsync",
 		Consumer: events.ConsumerConfig{Batch: 128, MaxWait: 50 * time.Millisecond},
 	})
 	if err != nil {
@@ -639,7 +641,10 @@ func (d *demo) publishMalformed(ctx context.Context) error {
 }
 
 // settle waits until JetStream has delivered and the store recorded everything
-// published, then converges until nothing is due at the simulated now.
+// published, then converges until nothing is due at the simulated now. Removals
+// gather in a burst for the safeguard's settle period before it judges them
+// whole, so the simulated clock then moves on by that period, and the burst is
+// converged too.
 func (d *demo) settle(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	// Every distinct message published ends as a fact or a dead letter; the
@@ -668,7 +673,13 @@ func (d *demo) settle(ctx context.Context) error {
 	if _, err := d.stack.conv.Drain(ctx, 10000); err != nil {
 		return err
 	}
-	return nil
+	settling, err := d.stack.db.ListHolds(ctx, store.HoldFilter{Status: connector.HoldSettling})
+	if err != nil || len(settling) == 0 {
+		return err
+	}
+	d.clock.Set(d.clock.Now().Add(d.stack.app.set.safeguard.Settle))
+	_, err = d.stack.conv.Drain(ctx, 10000)
+	return err
 }
 
 func (d *demo) phase(when, what string) {

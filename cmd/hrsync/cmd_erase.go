@@ -46,6 +46,7 @@ Running erase again for the same worker is safe.`)
 	var l lmsFlags
 	c.register(fs, vars, false)
 	l.register(fs, vars)
+	l.registerRate(fs, vars)
 	worker := fs.String("worker", "", "the worker to erase: FEED:ID (required)")
 	reason := fs.String("reason", "", "why, e.g. the request's reference; kept in the tombstone and the audit, so it must not name the person (required)")
 	by := fs.String("by", "", "who asked for or approved the erasure (required)")
@@ -71,21 +72,14 @@ Running erase again for the same worker is safe.`)
 	if key == "" {
 		return fmt.Errorf("the erasure key is required: set %s (or --erasure-key); the daemon needs the same key", erasureKeyEnv)
 	}
-	retention, err := loadRetention(c.config)
+	a, err := c.openApp(ctx, env, &l, appOptions{}, func(s *settings) { s.erasureKey = []byte(key) })
 	if err != nil {
 		return err
 	}
-	keep := retention.keep(feed)
-	lms, err := l.client()
+	defer a.Close()
+	db, keep := a.db, a.set.retention.keep(feed)
+	lms, err := a.LMS()
 	if err != nil {
-		return err
-	}
-	db, _, err := c.openStore(ctx, env)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := db.UseErasureKey(ctx, []byte(key)); err != nil {
 		return err
 	}
 	e, err := findErasure(ctx, db, lms, []byte(key), w)

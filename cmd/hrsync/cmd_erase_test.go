@@ -149,7 +149,7 @@ func TestEraseCommand(t *testing.T) {
 	}
 
 	// The daemon does not start without the key (it could not refuse the person).
-	if _, err := openStack(ctx, stackConfig{DB: dbURL, Log: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), erasureKeyEnv) {
+	if _, err := newStack(ctx, testSettings(t, dbURL, nil), appOptions{}, stackConfig{}); err == nil || !strings.Contains(err.Error(), erasureKeyEnv) {
 		t.Fatalf("openStack without the erasure key: %v; want a refusal", err)
 	}
 	// A later hire of the same worker id is refused with the reason.
@@ -227,10 +227,10 @@ func TestEraseThenHireIsDeadLettered(t *testing.T) {
 	}
 	// The stack's metrics take the other hooks; AfterCommit is chained.
 	committed := make(chan []connector.Fact, 4)
-	s, err := openStack(ctx, stackConfig{
-		DB: dbURL, EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"),
-		Feeds: feeds, Stream: events.StreamConfig{}, ManageStream: true, Durable: "hrsync",
-		LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler), ErasureKey: key,
+	set := testSettings(t, dbURL, feeds)
+	set.erasureKey = key
+	s, err := newStack(ctx, set, appOptions{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler)}, stackConfig{
+		EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"), ManageStream: true, Durable: "hrsync",
 		Hooks:    events.Hooks{AfterCommit: func(fs []connector.Fact) { committed <- fs }},
 		Consumer: events.ConsumerConfig{Batch: 16, MaxWait: 20 * time.Millisecond},
 	})

@@ -85,10 +85,12 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 	if strings.TrimSpace(*by) == "" || strings.TrimSpace(*reason) == "" {
 		return errors.New("feed offboard: --by and --reason are required: the plan is audited")
 	}
-	feeds, _, err := c.feedsAndStream()
+	j, err := openJob(ctx, env, &c, &l)
 	if err != nil {
 		return err
 	}
+	defer j.app.Close()
+	feeds := j.feeds
 	feed, ok := feeds[name]
 	if !ok {
 		return fmt.Errorf("feed %q is not configured (feeds: %s)", name, strings.Join(feeds.Names(), ", "))
@@ -96,16 +98,7 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 	if feed.Kind == connector.FeedHR {
 		return fmt.Errorf("feed %s is the HR feed: offboarding is for partner feeds (every account of the feed would go)", name)
 	}
-	retention, err := loadRetention(c.config)
-	if err != nil {
-		return err
-	}
-	keep := retention.keep(name)
-	j, err := openJob(ctx, env, &c, &l)
-	if err != nil {
-		return err
-	}
-	defer j.db.Close()
+	keep := j.app.set.retention.keep(name)
 	lms, rate, log, db := j.lms, j.perHour, j.log, j.db
 	if cl, closed, err := db.FeedClosed(ctx, name); err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -264,43 +263,4 @@ func writeHoldCSV(ctx context.Context, env *environment, db *store.DB, id int64,
 		fmt.Fprintf(env.stderr, "wrote %d affected people of hold %d to %s\n", n, id, path)
 	}
 	return nil
-}
-
-// safeguardFlags configure the safeguard of "run": the thresholds apply to each
-// feed and to all feeds together.
-type safeguardFlags struct {
-	on      bool
-	percent float64
-	count   int
-	floor   int
-	window  time.Duration
-}
-
-func (s *safeguardFlags) register(fs *flag.FlagSet, vars map[string]string) {
-	def := connector.DefaultThresholds()
-	fs.BoolVar(&s.on, "safeguard", true, "hold removals that cross the thresholds for a person's approval (hrsync holds)")
-	vars["safeguard"] = "HRSYNC_SAFEGUARD"
-	fs.Float64Var(&s.percent, "hold-percent", def.Percent, "hold when a window removes more than this percentage of a feed's (or all feeds') active accounts; 0: no percentage limit")
-	vars["hold-percent"] = "HRSYNC_HOLD_PERCENT"
-	fs.IntVar(&s.count, "hold-count", def.Count, "hold when a window removes more than this many accounts; 0: no count limit")
-	vars["hold-count"] = "HRSYNC_HOLD_COUNT"
-	fs.IntVar(&s.floor, "hold-min", def.MinRemovals, "a window of at most this many removals is never held for its percentage (small feeds)")
-	vars["hold-min"] = "HRSYNC_HOLD_MIN"
-	fs.DurationVar(&s.window, "hold-window", time.Hour, "the sliding window in which removals are counted")
-	vars["hold-window"] = "HRSYNC_HOLD_WINDOW"
-}
-
-// config returns the safeguard's configuration, nil when it is off.
-func (s *safeguardFlags) config() (*connector.SafeguardConfig, error) {
-	if !s.on {
-		return nil, nil
-	}
-	if s.percent < 0 || s.count < 0 || s.floor < 0 || s.window <= 0 {
-		return nil, errors.New("--hold-percent, --hold-count and --hold-min must not be negative, --hold-window must be positive")
-	}
-	if s.percent == 0 && s.count == 0 {
-		return nil, errors.New("--hold-percent and --hold-count are both 0: use --safeguard=false to turn the safeguard off")
-	}
-	t := connector.Thresholds{Percent: s.percent, Count: s.count, MinRemovals: s.floor}
-	return &connector.SafeguardConfig{Default: t, Overall: t, Window: s.window}, nil
 }

@@ -73,29 +73,40 @@ process, so that the peak RSS is this process's alone.`)
 	}
 	started := time.Now()
 
-	var db *store.DB
-	var lms connector.LMS
-	var feeds connector.Feeds
+	// Every LMS call goes through the app: the guard, and with --apply the same
+	// converger as the daemon's, safeguard and holds included.
+	var a *app
 	if *bench > 0 {
 		dir, err := os.MkdirTemp("", "hrsync-reconcile-bench-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if db, err = store.Open(ctx, "sqlite://"+filepath.Join(dir, "bench.db"), log); err != nil {
+		feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
+		if err != nil {
 			return err
 		}
-		defer db.Close()
-		if feeds, err = connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR)); err != nil {
+		set, err := settingsFor("sqlite://"+filepath.Join(dir, "bench.db"), feeds, fileConfig{})
+		if err != nil {
 			return err
 		}
-		if l.url != "" {
-			if lms, err = l.client(); err != nil {
-				return err
-			}
+		set.lms = lmsConfig{}.over(&l)
+		o := appOptions{Log: log, ReactivateManual: *reactivateManual}
+		if l.url == "" {
+			// In worker order, as they would be created.
+			o.LMS = sandbox.New(sandbox.WithIDs(func(seq int) string { return fmt.Sprintf("a%08d", seq-1) }))
+			*concurrency = 1
+		}
+		if a, err = openApp(ctx, set, o); err != nil {
+			return err
+		}
+		defer a.Close()
+		lms, err := a.LMS()
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(env.stdout, "seeding %d workers and accounts...\n", *bench)
-		if lms, err = seedReconcileBench(ctx, db, lms, *bench, *concurrency); err != nil {
+		if err := seedReconcileBench(ctx, a.db, lms, *bench, *concurrency); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
 		fmt.Fprintf(env.stdout, "seeded in %s\n", time.Since(started).Round(time.Millisecond))
@@ -105,16 +116,10 @@ process, so that the peak RSS is this process's alone.`)
 		debug.FreeOSMemory()
 		resetPeakRSS()
 	} else {
-		if feeds, _, err = c.feedsAndStream(); err != nil {
+		if a, err = c.openApp(ctx, env, &l, appOptions{Log: log, ReactivateManual: *reactivateManual}, nil); err != nil {
 			return err
 		}
-		if lms, err = l.client(); err != nil {
-			return err
-		}
-		if db, err = store.Open(ctx, c.db, log); err != nil {
-			return err
-		}
-		defer db.Close()
+		defer a.Close()
 	}
 
 	dir := *out
@@ -125,8 +130,7 @@ process, so that the peak RSS is this process's alone.`)
 	if err != nil {
 		return err
 	}
-	rec, err := connector.NewReconciler(connector.ReconcilerConfig{Store: db, LMS: lms, Feeds: feeds, Logger: log,
-		PageSize: *pageSize, Concurrency: *concurrency, Apply: *apply, ReactivateManual: *reactivateManual})
+	rec, err := a.reconciler(connector.ReconcilerConfig{PageSize: *pageSize, Concurrency: *concurrency, Apply: *apply})
 	if err != nil {
 		return err
 	}
@@ -144,8 +148,7 @@ process, so that the peak RSS is this process's alone.`)
 
 	converged := 0
 	if *apply && sum.MarkedDue > 0 {
-		conv, err := connector.NewConverger(connector.ConvergerConfig{Store: db, LMS: lms, Feeds: feeds, Logger: log, Concurrency: *concurrency,
-			Policy: func(string) connector.Policy { return connector.Policy{ReactivateManual: *reactivateManual} }})
+		conv, err := a.converger(connector.ConvergerConfig{Concurrency: *concurrency})
 		if err != nil {
 			return err
 		}
@@ -173,15 +176,10 @@ process, so that the peak RSS is this process's alone.`)
 }
 
 // seedReconcileBench records n hires in db, creates their accounts (1% with an
-// edited given name) in lms, or in a new in-process sandbox if lms is nil, and
-// links them, without the converger: RecordFacts in big batches, accounts
-// straight into the LMS (conc at a time), links with ClaimDue and CompleteAll.
-// It returns the LMS.
-func seedReconcileBench(ctx context.Context, db *store.DB, lms connector.LMS, n, conc int) (connector.LMS, error) {
-	if lms == nil {
-		lms = sandbox.New(sandbox.WithIDs(func(seq int) string { return fmt.Sprintf("a%08d", seq-1) }))
-		conc = 1 // accounts in worker order, as they would be created
-	}
+// edited given name) in lms and links them, without the converger: RecordFacts
+// in big batches, accounts straight into the LMS (conc at a time), links with
+// ClaimDue and CompleteAll.
+func seedReconcileBench(ctx context.Context, db *store.DB, lms connector.LMS, n, conc int) error {
 	accountOf := make([]string, n) // worker number -> account id
 	const batch = 10_000
 	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
@@ -216,31 +214,31 @@ func seedReconcileBench(ctx context.Context, db *store.DB, lms connector.LMS, n,
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
-			return nil, err
+			return err
 		}
 		copy(accountOf[start:], ids)
 		if _, err := db.RecordFacts(ctx, facts); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for {
 		cs, err := db.ClaimDue(ctx, "seed", time.Now().Add(time.Hour), time.Hour, batch)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(cs) == 0 {
-			return lms, nil
+			return nil
 		}
 		comps := make([]connector.Completion, len(cs))
 		for i, c := range cs {
 			k, err := strconv.Atoi(strings.TrimPrefix(c.Worker.WorkerID, "w"))
 			if err != nil || k < 0 || k >= n {
-				return nil, fmt.Errorf("unexpected worker %s", c.Worker)
+				return fmt.Errorf("unexpected worker %s", c.Worker)
 			}
 			comps[i] = connector.Completion{Claim: c, Owner: "seed", AccountID: accountOf[k]}
 		}
 		if err := db.CompleteAll(ctx, comps); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,21 +26,6 @@ type courseConfig struct {
 
 // courseValidity reads the courses' validity periods from the configuration file
 // (none without one).
-func courseValidity(path string) (map[string]time.Duration, error) {
-	fc, err := loadConfigFile(path)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]time.Duration{}
-	for course, c := range fc.Courses {
-		if c.Validity < 0 {
-			return nil, fmt.Errorf("courses.%s.validity %s: must not be negative", course, c.Validity)
-		}
-		out[course] = c.Validity
-	}
-	return out, nil
-}
-
 // validityFlag collects --validity course=duration[,course=duration...].
 type validityFlag map[string]time.Duration
 
@@ -120,14 +106,19 @@ named with --account.`)
 	if now.IsZero() {
 		now = time.Now()
 	}
-	periods, err := courseValidity(*config)
+	fc, err := loadConfigFile(*config)
+	if err != nil {
+		return err
+	}
+	periods, err := fc.courseValidity()
 	if err != nil {
 		return err
 	}
 	for course, d := range validity {
 		periods[course] = d
 	}
-	lms, err := l.client()
+	var lms connector.LMS
+	lms, err = guardedLMS(fc.LMS.over(&l), nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return err
 	}

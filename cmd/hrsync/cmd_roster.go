@@ -70,22 +70,17 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 	dry := fs.Bool("dry-run", false, "validate and print the events the upload would produce; change nothing")
 	by := fs.String("by", "", "who is uploading, for the record (default: the OS user)")
 	limit := fs.Int("limit", 50, "list: at most this many uploads")
-	var sg safeguardFlags
-	if sub == "upload" {
-		sg.register(fs, vars)
-	}
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
-	fc, err := loadConfigFile(c.config)
+	// The upload is judged by the safeguard of the configuration file, the same
+	// rule as the daemon's; no flag turns it off or changes its thresholds.
+	a, err := c.openApp(ctx, env, nil, appOptions{}, nil)
 	if err != nil {
 		return err
 	}
-	db, log, err := c.openStore(ctx, env)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer a.Close()
+	db := a.db
 
 	if sub == "list" {
 		ups, err := db.ListUploads(ctx, store.UploadFilter{Feed: *feed, Limit: *limit})
@@ -111,14 +106,6 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 	if *feed == "" || fs.NArg() != 1 {
 		return errors.New("roster upload: want --feed FEED and exactly one FILE.csv")
 	}
-	feeds, err := buildFeeds(fc.Feeds, nil)
-	if err != nil {
-		return fmt.Errorf("feeds: %w", err)
-	}
-	rosters, err := rosterConfigs(fc.Feeds)
-	if err != nil {
-		return err
-	}
 	path := fs.Arg(0)
 	f, err := os.Open(path)
 	if err != nil {
@@ -131,11 +118,7 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 			who = u.Username
 		}
 	}
-	safeguard, err := sg.config()
-	if err != nil {
-		return err
-	}
-	up := &uploader{db: db, feeds: feeds, rosters: rosters, now: time.Now, log: log, thresholds: uploadThresholds(safeguard)}
+	up := a.uploader()
 	if !*dry {
 		nc, err := natsConnect(c, *feed)
 		if err != nil {

@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/connector/lms/guard"
 	"github.com/hrsync/hrsync/connector/lms/scim"
 	"github.com/hrsync/hrsync/events"
 )
@@ -66,7 +61,7 @@ func (l *lmsFlags) register(fs *flag.FlagSet, vars map[string]string) {
 	vars["lms-user"] = "LMS_USER"
 	fs.StringVar(&l.password, "lms-password", "", "basic-auth password for the LMS")
 	vars["lms-password"] = "LMS_PASSWORD"
-	fs.DurationVar(&l.timeout, "lms-timeout", 15*time.Second, "timeout of each LMS call")
+	fs.DurationVar(&l.timeout, "lms-timeout", 0, "timeout of each LMS call (default lms.timeout, or 15s)")
 	vars["lms-timeout"] = "LMS_TIMEOUT"
 	fs.StringVar(&l.caFile, "lms-ca-file", "", "PEM file of the CA that signed the LMS's TLS certificate (default: the system's)")
 	vars["lms-ca-file"] = "LMS_CA_FILE"
@@ -76,59 +71,23 @@ func (l *lmsFlags) register(fs *flag.FlagSet, vars map[string]string) {
 
 // registerRate adds --lms-rate: the daemon's client-side limit of LMS calls.
 func (l *lmsFlags) registerRate(fs *flag.FlagSet, vars map[string]string) {
-	fs.StringVar(&l.rate, "lms-rate", "unlimited", "most LMS calls per second, minute or hour: N/s, N/m or N/h (e.g. 1000/h, Docebo's documented limit), or unlimited")
+	fs.StringVar(&l.rate, "lms-rate", "", "most LMS calls per second, minute or hour: N/s, N/m or N/h (e.g. 1000/h, Docebo's documented limit), or unlimited (default lms.rate, or unlimited)")
 	vars["lms-rate"] = "LMS_RATE"
 }
 
-// guard wraps lms in the rate limit, the retries and the quarantine of package
-// guard, reporting to m (see docs/lms-resilience.md).
-func (l *lmsFlags) guard(lms connector.LMS, log *slog.Logger, m *metrics) (*guard.LMS, error) {
-	rate, err := guard.ParseRate(l.rate)
-	if err != nil {
-		return nil, fmt.Errorf("--lms-rate (LMS_RATE): %w", err)
-	}
-	return guard.New(lms, guard.Config{Rate: rate, Logger: log, Hooks: m.guardHooks()}), nil
-}
-
-func (l *lmsFlags) client() (connector.LMS, error) {
-	if l.url == "" {
-		return nil, fmt.Errorf("--lms-url (LMS_URL) is required: the SCIM 2.0 base URL of the LMS")
-	}
-	opts := []scim.Option{scim.WithTimeout(l.timeout), scim.WithHTTPClient(&http.Client{
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 32},
-	})}
-	if l.caFile != "" {
-		opts = append(opts, scim.WithCACertFile(l.caFile))
-	}
-	if l.clientFilter != "" {
-		var attrs []connector.FilterAttr
-		for _, a := range strings.Split(l.clientFilter, ",") {
-			switch attr := connector.FilterAttr(strings.TrimSpace(a)); attr {
-			case connector.ByExternalID, connector.ByUserName, connector.ByEmail, connector.ByEmployeeNumber:
-				attrs = append(attrs, attr)
-			default:
-				return nil, fmt.Errorf("--lms-client-filter: %q is not one of externalId, userName, emails.value, employeeNumber", a)
-			}
-		}
-		opts = append(opts, scim.WithClientSideFilter(attrs...))
-	}
-	switch {
-	case l.token != "" && l.user != "":
-		return nil, fmt.Errorf("--lms-token and --lms-user: choose one way to authenticate")
-	case l.token != "":
-		opts = append(opts, scim.WithBearerToken(l.token))
-	case l.user != "":
-		opts = append(opts, scim.WithBasicAuth(l.user, l.password))
-	}
-	return scim.New(l.url, opts...)
-}
-
+// feedsAndStream reads only the feeds and the streams of the configuration, for
+// commands that need no store (publish); the others take them from settings.
 func (c *connFlags) feedsAndStream() (connector.Feeds, events.StreamConfig, error) {
 	fc, err := loadConfigFile(c.config)
 	if err != nil {
 		return nil, events.StreamConfig{}, err
 	}
-	feeds, err := buildFeeds(fc.Feeds, c.feeds)
+	return feedsAndStream(fc, c.feeds)
+}
+
+// feedsAndStream returns the feeds of the file and the flags, and their streams.
+func feedsAndStream(fc fileConfig, flags feedFlag) (connector.Feeds, events.StreamConfig, error) {
+	feeds, err := buildFeeds(fc.Feeds, flags)
 	if err != nil {
 		return nil, events.StreamConfig{}, fmt.Errorf("feeds: %w", err)
 	}
@@ -194,8 +153,6 @@ roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.
 	workers := fs.Int("concurrency", 8, "workers converged at once")
 	vars["concurrency"] = "HRSYNC_CONCURRENCY"
 	lease := fs.Duration("lease", 2*time.Minute, "how long a claimed worker is held before another replica may take it")
-	var sg safeguardFlags
-	sg.register(fs, vars)
 	poll := fs.Duration("poll-interval", time.Second, "longest sleep before looking for work another replica recorded")
 	reactivateManual := fs.Bool("reactivate-manual", false, "reactivate accounts someone deactivated outside hrsync while HR says the person works there (default: leave them inactive and raise a review item)")
 	vars["reactivate-manual"] = "HRSYNC_REACTIVATE_MANUAL"
@@ -221,62 +178,28 @@ roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.
 	if err != nil {
 		return err
 	}
-	safeguard, err := sg.config()
+	set, err := c.settings(env, &l)
 	if err != nil {
 		return err
 	}
-	feeds, sc, err := c.feedsAndStream()
-	if err != nil {
+	if _, err := openLMS(set.lms); err != nil { // fail at start, not at the first hire
 		return err
 	}
-	lms, err := l.client()
-	if err != nil {
-		return err
-	}
-	courses, err := courseValidity(c.config)
-	if err != nil {
-		return err
-	}
-	retention, err := loadRetention(c.config)
-	if err != nil {
-		return err
-	}
-	m := newMetrics()
-	guarded, err := l.guard(lms, log, m)
-	if err != nil {
-		return err
-	}
-	log.Info("hrsync starting", "version", version(), "feeds", feeds.Names(), "db", redactURL(c.db), "lms", scim.RedactURL(l.url), "lms_rate", l.rate)
-	s, err := openStack(ctx, stackConfig{
-		DB: c.db, NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
-		Feeds: feeds, Stream: sc, ManageStream: *manage, Durable: *durable, LMS: guarded, Log: log, Metrics: m,
-		Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll,
-			Policy: func(feed string) connector.Policy {
-				return feeds[feed].Policy(connector.Policy{Leaver: connector.LeaverDeactivate, ReactivateManual: *reactivateManual,
-					CourseValidity: courses})
-			}},
-		Safeguard:  safeguard,
-		Consumer:   events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
-		ErasureKey: []byte(env.getenv(erasureKeyEnv)),
-		Retention:  retention,
-
-		DeadLetterMaxBody: dl.maxBody,
-	})
+	log.Info("hrsync starting", "version", version(), "feeds", set.feeds.Names(), "db", redactURL(set.db),
+		"lms", set.lms.Type+" "+scim.RedactURL(set.lms.URL), "lms_rate", set.lms.Rate)
+	s, err := newStack(ctx, set, appOptions{Log: log, ReactivateManual: *reactivateManual, DeadLetterMaxBody: dl.maxBody},
+		stackConfig{NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
+			ManageStream: *manage, Durable: *durable,
+			Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll},
+			Consumer:  events.ConsumerConfig{Batch: *batch, AckWait: *ackWait}})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	if *admin != "" {
-		fc, err := loadConfigFile(c.config)
-		if err != nil {
-			return err
-		}
-		rosters, err := rosterConfigs(fc.Feeds)
-		if err != nil {
-			return err
-		}
-		s.api = &adminAPI{adminToken: *adminToken, log: log, limits: adminLimits, up: &uploader{db: s.db, js: s.js, feeds: feeds, rosters: rosters,
-			now: time.Now, log: log, thresholds: uploadThresholds(safeguard)}}
+		up := s.app.uploader()
+		up.js = s.js
+		s.api = &adminAPI{adminToken: *adminToken, log: log, limits: adminLimits, up: up}
 		addr, stop, err := s.serveAdmin(ctx, *admin, adminLimits)
 		if err != nil {
 			return err
@@ -299,24 +222,18 @@ roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.
 	return err
 }
 
-// reactivateManual reads the policy's ReactivateManual (one policy for every feed).
-func reactivateManual(p func(string) connector.Policy) bool {
-	return p != nil && p("").ReactivateManual
-}
-
 // scheduleReconcile starts full reconciliation passes every interval, on the same
 // (guarded) LMS client and policy as the converger; apply mode only marks workers
 // due and wakes the converger. It returns the function that stops the schedule.
 func (s *stack) scheduleReconcile(ctx context.Context, every time.Duration, apply bool, out string) (func(), error) {
-	cfg := connector.ReconcilerConfig{Store: s.db, LMS: s.cfg.LMS, Feeds: s.cfg.Feeds, Logger: s.log,
-		Policy: s.cfg.Converger.Policy, Interval: every, Apply: apply, ReactivateManual: reactivateManual(s.cfg.Converger.Policy),
+	cfg := connector.ReconcilerConfig{Interval: every, Apply: apply,
 		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() }}}
 	if out != "" {
 		cfg.Report = func(t time.Time) (connector.ReportSink, error) {
 			return connector.CreateReport(filepath.Join(out, "reconcile-"+t.UTC().Format("20060102T150405Z")))
 		}
 	}
-	rec, err := connector.NewReconciler(cfg)
+	rec, err := s.app.reconciler(cfg)
 	if err != nil {
 		return nil, err
 	}

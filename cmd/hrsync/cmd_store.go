@@ -104,11 +104,14 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	if sub == "prune" && *olderThan <= 0 {
 		return fmt.Errorf("dead prune: --older-than %s: must be more than 0", *olderThan)
 	}
-	db, _, err := c.openStore(ctx, env)
+	// A replay records a fact as the daemon does: through the app's store, with
+	// the erasure keys, against the configured feeds.
+	a, err := c.openApp(ctx, env, nil, appOptions{}, nil)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer a.Close()
+	db := a.db
 
 	if sub == "prune" {
 		n, err := pruneDeadLetters(ctx, db, time.Now(), *olderThan)
@@ -154,10 +157,7 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	if d.ReplayedAt != nil {
 		return fmt.Errorf("dead letter %d was already replayed at %s", id, d.ReplayedAt.Format(time.RFC3339))
 	}
-	feeds, _, err := c.feedsAndStream()
-	if err != nil {
-		return err
-	}
+	feeds := a.set.feeds
 	msg, err := events.ReplayMessage(d)
 	if err != nil {
 		return fmt.Errorf("dead letter %d: %w", id, err)

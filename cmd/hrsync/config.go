@@ -29,6 +29,12 @@ type fileConfig struct {
 		Replicas     int           `yaml:"replicas"`
 	} `yaml:"stream"`
 	Courses map[string]courseConfig `yaml:"courses"` // per-course validity, for report rehire
+	// LMS selects and tunes the LMS adapter (lms.type); secrets come from flags or
+	// the environment only.
+	LMS lmsConfig `yaml:"lms"`
+	// Safeguard is the one rule that holds mass removals, for the daemon and every
+	// command alike; feeds[].safeguard overrides the thresholds per feed.
+	Safeguard safeguardConfig `yaml:"safeguard"`
 }
 
 // streamLimits bound one feed's stream (events.StreamLimits); in stream: they are
@@ -47,11 +53,13 @@ func (l streamLimits) limits() events.StreamLimits {
 type feedConfig struct {
 	Name string `yaml:"name"`
 	// Stream bounds this feed's own stream; zero fields take stream:'s values.
-	Stream   streamLimits `yaml:"stream"`
-	Kind     string       `yaml:"kind"`
-	Source   string       `yaml:"source"`
-	Timezone string       `yaml:"timezone"`
-	Scope    struct {
+	Stream streamLimits `yaml:"stream"`
+	// Safeguard overrides the thresholds of safeguard: for this feed.
+	Safeguard thresholdsConfig `yaml:"safeguard"`
+	Kind      string           `yaml:"kind"`
+	Source    string           `yaml:"source"`
+	Timezone  string           `yaml:"timezone"`
+	Scope     struct {
 		ExternalIDPrefixes []string `yaml:"external_id_prefixes"`
 		AdoptUnmanaged     *bool    `yaml:"adopt_unmanaged"`
 		Organizations      []string `yaml:"organizations"`

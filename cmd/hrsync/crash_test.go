@@ -85,7 +85,7 @@ func TestCrashSafety(t *testing.T) {
 	lms := startLMS(t, nil)
 	js := connectJS(t, natsURL)
 	db := openStore(t, dbURL)
-	args := daemonArgs(lms, natsURL, dbURL, finalLease)
+	args := daemonArgs(t, lms, natsURL, dbURL, finalLease)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	seeded := map[int]string{}
 	waveAt := map[int]int{0: 0, rounds / 3: 1, 2 * rounds / 3: 2}
@@ -204,7 +204,7 @@ func TestCrashBetweenLMSCallAndCommit(t *testing.T) {
 	lms := startLMS(t, ks.wrap)
 	js := connectJS(t, natsURL)
 	db := openStore(t, dbURL)
-	args := daemonArgs(lms, natsURL, dbURL, finalLease)
+	args := daemonArgs(t, lms, natsURL, dbURL, finalLease)
 	seeded := map[int]string{}
 
 	// awaitKill waits until the switch killed d, and fails if d ended otherwise.

@@ -61,8 +61,8 @@ func pruneDeadLetters(ctx context.Context, db *store.DB, now time.Time, retentio
 func (s *stack) scheduleDeadLetterPrune(ctx context.Context, retention, every time.Duration) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	now := time.Now
-	if s.cfg.Now != nil {
-		now = s.cfg.Now
+	if s.now != nil {
+		now = s.now
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
-	"github.com/hrsync/hrsync/events"
 )
 
 // TestDeadPrune checks "hrsync dead prune": old dead letters lose their raw
@@ -77,7 +76,7 @@ func TestScheduleDeadLetterPrune(t *testing.T) {
 	t.Parallel()
 	db := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "hrsync.db"))
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	s := &stack{cfg: stackConfig{Now: func() time.Time { return now }}, db: db, log: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	s := &stack{now: func() time.Time { return now }, db: db, log: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	deadLetter := func(age time.Duration) int64 {
 		t.Helper()
 		id, err := db.DeadLetter(t.Context(), connector.DeadLetter{At: now.Add(-age), Feed: "hr", Subject: "hrsync.events.hr.hired",
@@ -112,11 +111,9 @@ func TestStackDeadLetterCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := openStack(t.Context(), stackConfig{
-		DB: "sqlite://" + filepath.Join(dir, "hrsync.db"), EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"),
-		Feeds: feeds, Stream: events.StreamConfig{}, ManageStream: true, Durable: "hrsync",
-		LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler), DeadLetterMaxBody: 32,
-	})
+	s, err := newStack(t.Context(), testSettings(t, "sqlite://"+filepath.Join(dir, "hrsync.db"), feeds),
+		appOptions{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler), DeadLetterMaxBody: 32},
+		stackConfig{EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"), ManageStream: true, Durable: "hrsync"})
 	if err != nil {
 		t.Fatal(err)
 	}

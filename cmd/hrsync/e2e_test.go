@@ -35,7 +35,7 @@ func TestRunHireLeaveRehire(t *testing.T) {
 	lms := startLMS(t, nil)
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "NATS_URL": natsURL, "LMS_URL": lms.url, "LMS_TOKEN": lms.token,
-		"HRSYNC_ADMIN_ADDR": "127.0.0.1:0", "HRSYNC_LOG_FORMAT": "json", "HRSYNC_LOG_LEVEL": "debug",
+		"HRSYNC_ADMIN_ADDR": "127.0.0.1:0", "HRSYNC_LOG_FORMAT": "json", "HRSYNC_LOG_LEVEL": "debug", "HRSYNC_CONFIG": settleAtOnceConfig(t),
 	}
 	getenv := func(k string) string { return env[k] }
 
@@ -241,7 +241,7 @@ func TestTwoReplicas(t *testing.T) {
 	lms := startLMS(t, nil)
 	js := connectJS(t, natsURL)
 	db := openStore(t, dbURL)
-	args := daemonArgs(lms, natsURL, dbURL, 30*time.Second)
+	args := daemonArgs(t, lms, natsURL, dbURL, 30*time.Second)
 	a := startDaemon(t, "replica-a", args)
 	b := startDaemon(t, "replica-b", args)
 	seeded := map[int]string{}
@@ -352,7 +352,7 @@ func TestRehireUnderNewIDWhileLeaveInFlight(t *testing.T) {
 		})
 	})
 	js := connectJS(t, natsURL)
-	d := startDaemon(t, "daemon", daemonArgs(lms, natsURL, dbURL, finalLease))
+	d := startDaemon(t, "daemon", daemonArgs(t, lms, natsURL, dbURL, finalLease))
 
 	send := func(k connector.Kind, id string, at time.Time, data events.Data) {
 		t.Helper()

@@ -67,7 +67,7 @@ func TestRunErasureRequested(t *testing.T) {
 	db := openStore(t, dbURL)
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "NATS_URL": natsURL, "LMS_URL": lms.url, "LMS_TOKEN": lms.token,
-		"HRSYNC_ADMIN_ADDR": "127.0.0.1:0", "HRSYNC_LOG_FORMAT": "json", "HRSYNC_LOG_LEVEL": "info",
+		"HRSYNC_ADMIN_ADDR": "127.0.0.1:0", "HRSYNC_LOG_FORMAT": "json", "HRSYNC_LOG_LEVEL": "info", "HRSYNC_CONFIG": settleAtOnceConfig(t),
 	}
 	const secret = "erasure-event-key"
 	w := connector.WorkerKey{Feed: "hr", WorkerID: "gl-4711"}

@@ -172,16 +172,10 @@ func openStore(t *testing.T, url string) *store.DB {
 
 // daemonArgs are the args of "hrsync run" for a child daemon. The lease is short
 // so that the workers a killed daemon had claimed are taken up again quickly.
-func daemonArgs(l *testLMS, natsURL, dbURL string, lease time.Duration) []string {
-	return []string{"hrsync", "run",
+func daemonArgs(t *testing.T, l *testLMS, natsURL, dbURL string, lease time.Duration) []string {
+	return []string{"hrsync", "run", "--config", neverHoldConfig(t),
 		"--lms-url", l.url, "--lms-token", l.token, "--nats-url", natsURL, "--db", dbURL,
 		"--admin-addr=", "--lease", lease.String(), "--poll-interval", "250ms",
-		// These tests are about crashes, not thresholds: the safeguard is on (every
-		// removal is reserved through it) with limits that never hold. The
-		// percentage alone is not enough: the scenarios' leave waves are more than
-		// any percentage of the people hired so far; --hold-min keeps the
-		// percentage from applying.
-		"--hold-percent", "100", "--hold-count", "0", "--hold-min", "1000000",
 		"--log-format", "json", "--log-level", "info"}
 }
 
@@ -816,4 +810,43 @@ func (s *scenario) summary() string {
 	}
 	return fmt.Sprintf("seed %d: %d hired, %d left, %d rehired (%d under a new id, %d with a new email), %d seeded with a completion; "+
 		"%d valid events, %d duplicates, %d malformed", s.seed, len(s.people), left, re, newid, email, seeds, s.valid, s.dups, s.malformed)
+}
+
+// testSettings returns the settings of an empty configuration file on db, with
+// feeds (nil: the default feed hr).
+func testSettings(t testing.TB, db string, feeds connector.Feeds) settings {
+	t.Helper()
+	set, err := settingsFor(db, feeds, fileConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// neverHoldConfig writes a configuration file whose safeguard never holds, and
+// returns its path. Tests about crashes, not thresholds, use it: the safeguard is
+// on (every removal is reserved through it) with limits that never hold. The
+// percentage alone is not enough: the scenarios' leave waves are more than any
+// percentage of the people hired so far; min_removals keeps the percentage from
+// applying. Removals are judged at once (settle 0), so that nothing waits.
+func neverHoldConfig(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hrsync.yaml")
+	const cfg = "safeguard: {percent: 100, count: 0, min_removals: 1000000, settle: 0s}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// settleAtOnceConfig writes a configuration file with the default thresholds whose
+// removals are judged at once (settle 0), so that a test does not wait out the
+// settle period, and returns its path.
+func settleAtOnceConfig(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hrsync.yaml")
+	if err := os.WriteFile(path, []byte("safeguard: {settle: 0s}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

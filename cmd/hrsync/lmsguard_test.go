@@ -25,8 +25,7 @@ func (downLMS) GetAccount(context.Context, string) (connector.Account, error) {
 func TestLMSGuardWiring(t *testing.T) {
 	t.Parallel()
 	m := newMetrics()
-	l := lmsFlags{rate: "1000/h"}
-	g, err := l.guard(downLMS{sandbox.New()}, nil, m)
+	g, err := guardedLMS(lmsSettings{Rate: "1000/h"}, downLMS{sandbox.New()}, nil, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +39,7 @@ func TestLMSGuardWiring(t *testing.T) {
 	for range 3 {
 		_, _ = g.GetAccount(ctx, "x")
 	}
-	l.rate = "unlimited"
-	g, err = l.guard(downLMS{sandbox.New()}, nil, m)
+	g, err = guardedLMS(lmsSettings{Rate: "unlimited"}, downLMS{sandbox.New()}, nil, m)
 	if err != nil {
 		t.Fatal(err)
 	}

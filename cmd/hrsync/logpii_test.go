@@ -183,7 +183,7 @@ func TestLogsKeepPersonalDataAndSecretsOut(t *testing.T) {
 	ln.Close()
 
 	common := []string{"--admin-addr", "127.0.0.1:0", "--poll-interval", "100ms", "--lms-timeout", "400ms",
-		"--hold-percent", "100", "--hold-count", "0", "--hold-min", "1000000"}
+		"--config", neverHoldConfig(t)}
 	faultyRun := startInProcess(t, "faulty", map[string]string{
 		"DATABASE_URL": dbu.String(), "NATS_URL": natsURL, "LMS_URL": lmsURL.String(), "LMS_TOKEN": token,
 	}, common...)

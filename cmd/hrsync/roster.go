@@ -367,22 +367,6 @@ func publishUploadHold(ctx context.Context, c connFlags, db *store.DB, id int64)
 	return publishEvents(ctx, js, evs)
 }
 
-// uploadThresholds are the thresholds a roster upload is held at: the safeguard's,
-// or none when the safeguard is off.
-func uploadThresholds(sg *connector.SafeguardConfig) func(feed string) connector.Thresholds {
-	return func(feed string) connector.Thresholds {
-		switch {
-		case sg == nil:
-			return connector.Thresholds{}
-		case sg.Feeds[feed] != (connector.Thresholds{}):
-			return sg.Feeds[feed]
-		case sg.Default != (connector.Thresholds{}):
-			return sg.Default
-		}
-		return connector.DefaultThresholds()
-	}
-}
-
 // tokenMatches compares a presented token with a configured SHA-256 in constant time.
 func tokenMatches(token, wantSHA256 string) bool {
 	want, err := hex.DecodeString(wantSHA256)

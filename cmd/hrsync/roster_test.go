@@ -256,7 +256,7 @@ func TestTruncatedRosterIsHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := &uploader{db: db, feeds: feeds, rosters: map[string]rosterConfig{}, now: time.Now,
-		log: slog.New(slog.DiscardHandler), thresholds: uploadThresholds(&connector.SafeguardConfig{Default: connector.DefaultThresholds()})}
+		log: slog.New(slog.DiscardHandler), thresholds: func(string) connector.Thresholds { return connector.DefaultThresholds() }}
 	res, err := up.upload(ctx, uploadRequest{Feed: acme.Name, Mode: "snapshot", Body: strings.NewReader(rosterCSV(5)), Via: "test"})
 	if err != nil {
 		t.Fatal(err)

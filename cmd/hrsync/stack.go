@@ -24,41 +24,25 @@ import (
 	"github.com/hrsync/hrsync/store"
 )
 
-// stackConfig says how to assemble the running parts: store, NATS, LMS, converger.
+// stackConfig says how to run the app: NATS, the stream, the consumer and the
+// converger's tuning. The parts (store, LMS, safeguard, ...) are the app's.
 type stackConfig struct {
-	DB           string
 	NATSURL      string
 	NATSCreds    string
 	EmbeddedNATS bool
 	// EmbeddedDir is where the embedded NATS server keeps its JetStream files.
 	EmbeddedDir  string
-	Feeds        connector.Feeds
-	Stream       events.StreamConfig
 	ManageStream bool
 	Durable      string
-	LMS          connector.LMS
-	// Metrics are the Prometheus series to feed; nil makes new ones.
-	Metrics   *metrics
-	Log       *slog.Logger
-	Now       func() time.Time
-	Converger connector.ConvergerConfig // Store, LMS, Feeds, Logger and Now are filled in
-	// Safeguard holds mass removals for approval; nil: off. Store, Now and Logger
-	// are filled in.
-	Safeguard *connector.SafeguardConfig
-	Hooks     events.Hooks
-	Consumer  events.ConsumerConfig // Stream, Durable, Logger, Hooks are filled in
-	// ErasureKey is the GDPR erasure key (HRSYNC_ERASURE_KEY); required once the
-	// store holds erasure tombstones, so that erased people are refused, and to
-	// run erasure_requested events (erasure_event.go).
-	ErasureKey []byte
-	// Retention is the feeds' retention policies, for erasure_requested events.
-	Retention retentionPolicy
-	// DeadLetterMaxBody caps a dead letter's stored body (store.DB.DeadLetterMaxBody).
-	DeadLetterMaxBody int
+	Converger    connector.ConvergerConfig // tuning; the parts are the app's
+	Hooks        events.Hooks
+	Consumer     events.ConsumerConfig // Stream, Durable, Logger, Hooks are filled in
 }
 
-// stack is a running hrsync: the pieces "run", "demo" and "bench" share.
+// stack is a running hrsync: the app, with NATS, the consumer and the converger's
+// loops. "run", "demo" and "bench" share it.
 type stack struct {
+	app     *app
 	cfg     stackConfig
 	log     *slog.Logger
 	db      *store.DB
@@ -68,6 +52,7 @@ type stack struct {
 	dec     *events.Decoder
 	conv    *connector.Converger
 	metrics *metrics
+	now     func() time.Time
 
 	consuming atomic.Bool
 	closers   []func()
@@ -76,28 +61,34 @@ type stack struct {
 	api *adminAPI
 }
 
-// openStack opens the store (migrating it), connects to NATS (or starts the embedded
-// server), makes sure the stream exists, and builds the converger. It starts no loop.
-func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
-	s := &stack{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics}
-	if s.metrics == nil {
-		s.metrics = newMetrics()
+// newStack opens an app on set and o, and a stack on it that closes it.
+func newStack(ctx context.Context, set settings, o appOptions, cfg stackConfig) (*stack, error) {
+	a, err := openApp(ctx, set, o)
+	if err != nil {
+		return nil, err
 	}
+	s, err := openStack(ctx, a, cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	s.closers = append([]func(){a.Close}, s.closers...)
+	return s, nil
+}
+
+// openStack connects to NATS (or starts the embedded server), makes sure the
+// feeds' streams exist, and builds the converger on the app. It starts no loop;
+// Close does not close the app.
+func openStack(ctx context.Context, a *app, cfg stackConfig) (_ *stack, err error) {
+	s := &stack{app: a, cfg: cfg, log: a.log, metrics: a.metrics, db: a.db, now: a.now}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	s.db, err = store.Open(ctx, cfg.DB, cfg.Log)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if cfg.Now != nil {
-		s.db.Now = cfg.Now
-	}
-	s.db.DeadLetterMaxBody = cfg.DeadLetterMaxBody
-	s.closers = append(s.closers, func() { _ = s.db.Close() })
-	if err := s.db.UseErasureKey(ctx, cfg.ErasureKey); err != nil {
+	// The daemon records facts: without the erasure key it could not refuse an
+	// erased person's, so it does not start (docs/erasure.md).
+	if err := a.db.UseErasureKey(ctx, a.set.erasureKey); err != nil {
 		return nil, err
 	}
 
@@ -135,30 +126,12 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	if cfg.ManageStream {
-		if _, err := events.EnsureStreams(ctx, s.js, cfg.Stream, cfg.Feeds.Names()); err != nil {
+		if _, err := events.EnsureStreams(ctx, s.js, a.set.stream, a.set.feeds.Names()); err != nil {
 			return nil, fmt.Errorf("create or update the feeds' streams: %w", err)
 		}
 	}
-	s.dec = &events.Decoder{Feeds: cfg.Feeds}
-
-	cc := cfg.Converger
-	cc.Store, cc.LMS, cc.Feeds, cc.Logger = s.db, cfg.LMS, cfg.Feeds, cfg.Log
-	if cfg.Now != nil {
-		cc.Now = cfg.Now
-	}
-	cc.Hooks = s.metrics.convergerHooks(cc.Hooks)
-	if cc.EraseFunc == nil {
-		cc.EraseFunc = s.eraseRequested
-	}
-	if cfg.Safeguard != nil {
-		sc := *cfg.Safeguard
-		sc.Store, sc.Now, sc.Logger = s.db, cc.Now, cfg.Log
-		if cc.Safeguard, err = connector.NewSafeguard(sc); err != nil {
-			return nil, err
-		}
-	}
-	s.conv, err = connector.NewConverger(cc)
-	if err != nil {
+	s.dec = &events.Decoder{Feeds: a.set.feeds}
+	if s.conv, err = a.converger(cfg.Converger); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -168,7 +141,7 @@ func openStack(ctx context.Context, cfg stackConfig) (_ *stack, err error) {
 // wakes the converger.
 func (s *stack) consume(ctx context.Context) error {
 	cc := s.cfg.Consumer
-	cc.StreamPrefix, cc.Durable, cc.Logger = s.cfg.Stream.Prefix, s.cfg.Durable, s.log
+	cc.StreamPrefix, cc.Durable, cc.Logger = s.app.set.stream.Prefix, s.cfg.Durable, s.log
 	hooks := s.cfg.Hooks
 	after := hooks.AfterCommit
 	hooks.AfterCommit = func(facts []connector.Fact) {
@@ -186,8 +159,8 @@ func (s *stack) consume(ctx context.Context) error {
 // drained reports whether every feed's consumer has delivered everything and holds
 // no unacknowledged message.
 func (s *stack) drained(ctx context.Context) bool {
-	for _, f := range s.cfg.Feeds.Names() {
-		cons, err := s.js.Consumer(ctx, s.cfg.Stream.Name(f), s.durable())
+	for _, f := range s.app.set.feeds.Names() {
+		cons, err := s.js.Consumer(ctx, s.app.set.stream.Name(f), s.durable())
 		if err != nil {
 			return false
 		}
@@ -242,7 +215,11 @@ func (s *stack) ready(ctx context.Context) error {
 	if !s.consuming.Load() {
 		return errors.New("consumer not running")
 	}
-	return lmsReady(s.cfg.LMS)
+	lms, err := s.app.LMS()
+	if err != nil {
+		return err
+	}
+	return lmsReady(lms)
 }
 
 // lmsReady reports a quarantined LMS (see package guard), or nil.
