@@ -169,10 +169,10 @@ type stateAuditor interface {
 }
 
 // respectManualDeactivation drops a reactivation from plan when someone deactivated
-// the account outside hrsync and the policy does not allow undoing that: hrsync's
-// last state action on the account was not a deactivation, and HR's facts do not
-// explain the inactive account (no leave or rehire since). It returns the review
-// item that says so.
+// the account outside hrsync and the policy does not allow undoing that
+// (KeepsManualDeactivation: hrsync's last state action on the account was not a
+// deactivation, and HR recorded no hire, rehire or resume since). It returns the
+// review item that says so.
 func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, want Wanted, hist History, have *Account, plan []Action, pol Policy) ([]Action, *Review, error) {
 	if pol.ReactivateManual || have == nil || !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == ActionReactivate }) {
 		return plan, nil, nil
@@ -185,22 +185,12 @@ func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, wan
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the account's audit: %w", err)
 	}
-	e, known := last[have.ID]
-	if !known || !ManualDeactivation(&e) {
-		return plan, nil, nil // never touched by hrsync (adopted), or hrsync deactivated it
+	var entry *AuditEntry
+	if e, ok := last[have.ID]; ok {
+		entry = &e
 	}
-	// HR's own facts explain an inactive account when a leave, rehire or leave of
-	// absence took effect after hrsync last set the account's state, or when hrsync
-	// only ever created the account and HR has since recorded a leave (hrsync's
-	// deactivation then reached the LMS but not the audit: a crash between the two).
-	now := c.cfg.Now()
-	for _, f := range hist.Facts {
-		if f.Effective.After(now) || (f.Kind != KindLeft && f.Kind != KindRehired && f.Kind != KindSuspended && f.Kind != KindResumed) {
-			continue
-		}
-		if f.Effective.After(e.At) || (e.Action == ActionCreate && (f.Kind == KindLeft || f.Kind == KindSuspended)) {
-			return plan, nil, nil
-		}
+	if !KeepsManualDeactivation(entry, want, hist.Facts) {
+		return plan, nil, nil
 	}
 	kept := slices.DeleteFunc(slices.Clone(plan), func(a Action) bool { return a.Kind == ActionReactivate })
 	r := &Review{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, Candidates: []string{have.ID},

@@ -28,8 +28,10 @@ const (
 	// here, and hrsync itself deactivated the account.
 	ClassShouldBeActive DriftClass = "inactive_should_be_active"
 	// ClassManuallyDeactivated: as ClassShouldBeActive, but the audit trail has no
-	// hrsync deactivation after hrsync last activated the account: an admin
-	// deactivated it by hand. Apply leaves it alone unless ReactivateManual.
+	// hrsync deactivation after hrsync last activated the account (an admin
+	// deactivated it by hand) and HR recorded no hire, rehire or resume since
+	// (KeepsManualDeactivation): the converger keeps it inactive. Apply leaves it
+	// alone unless ReactivateManual.
 	ClassManuallyDeactivated DriftClass = "manually_deactivated"
 	// ClassProfileDrift: the state is right, managed profile fields differ.
 	ClassProfileDrift DriftClass = "profile_drift"
@@ -71,7 +73,7 @@ func (c DriftClass) Fixable(reactivateManual bool) bool {
 // ClassifyPair runs Plan for a worker's want and the account that is its (nil:
 // none) and names the drift. It performs no I/O. A plan that reactivates is
 // ClassShouldBeActive; the caller turns it into ClassManuallyDeactivated when
-// ManualDeactivation says so. State drift wins over profile drift when a plan
+// KeepsManualDeactivation says so. State drift wins over profile drift when a plan
 // holds both.
 func ClassifyPair(w Wanted, have *Account, p Policy) (DriftClass, []Action) {
 	plan := Plan(w, have, p)
@@ -424,6 +426,10 @@ type pass struct {
 type pending struct {
 	f     Finding
 	owner WorkerKey // the worker to mark due; zero for stray accounts
+	// want and facts are the owner's, kept for a ClassShouldBeActive pair until
+	// its page's audit is read (KeepsManualDeactivation).
+	want  *Wanted
+	facts []Fact
 }
 
 func (p *pass) run(ctx context.Context) error {
@@ -790,10 +796,11 @@ func (p *pass) accountsPage(ctx context.Context, accts []Account) error {
 			if e, ok := last[out[j].f.AccountID]; ok {
 				entry = &e
 			}
-			if ManualDeactivation(entry) {
+			if KeepsManualDeactivation(entry, *out[j].want, out[j].facts) {
 				out[j].f.Class = ClassManuallyDeactivated
-				out[j].f.Detail = "inactive in the LMS, but hrsync never deactivated it: an admin did; " + out[j].f.Detail
+				out[j].f.Detail = strings.TrimSuffix("inactive in the LMS, but hrsync never deactivated it: an admin did, and HR recorded no hire, rehire or resume since; "+out[j].f.Detail, "; ")
 			}
+			out[j].want, out[j].facts = nil, nil
 		}
 	}
 	return p.flush(ctx, out)
@@ -840,7 +847,11 @@ func (p *pass) pair(a *Account, k WorkerKey, h History) (pending, bool) {
 	if f.Class == ClassProfileDrift || slices.ContainsFunc(plan, func(x Action) bool { return x.Kind == ActionUpdate }) {
 		f.Detail = "fields differ: " + strings.Join(ProfileDrift(Desired(want), *a), ", ")
 	}
-	return pending{f: f, owner: h.Worker}, true
+	pd := pending{f: f, owner: h.Worker}
+	if f.Class == ClassShouldBeActive {
+		pd.want, pd.facts = &want, h.Facts
+	}
+	return pd, true
 }
 
 // stray classifies an account that no worker is linked to.

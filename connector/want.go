@@ -40,8 +40,8 @@ type Policy struct {
 	// ReactivateManual lets hrsync reactivate an account that someone deactivated
 	// outside hrsync (an admin, by hand) while HR still says the person works
 	// there. Default false: such an account stays inactive and a review item says
-	// why. A hire or rehire recorded after hrsync last set the account's state
-	// always reactivates it.
+	// why. A hire, rehire or resume recorded (by the store) after hrsync last set
+	// the account's state always reactivates it (KeepsManualDeactivation).
 	ReactivateManual bool
 	// DeleteAfter is the grace period (delete-if-no-activity) or the time inactive
 	// (deactivate-then-delete-after) after which a leaver's account without any
