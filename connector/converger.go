@@ -659,10 +659,9 @@ type matchResult struct {
 	unlink    bool     // the linked account no longer exists
 }
 
-// match finds the worker's account: its link, a predecessor's link, then externalId,
-// employee number and email (case-insensitive), each confined to the feed's scope
-// and to accounts no other worker is linked to. Two candidates for one rule stop
-// the search: a person must decide.
+// match finds the worker's account: its link, a predecessor's link, then the
+// rules of Matcher (externalId, employee number, email), shared with the
+// reconciler. Two candidates for one rule stop the search: a person must decide.
 func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History) (matchResult, error) {
 	var res matchResult
 	chain := append([]string{w.Worker.WorkerID}, w.PreviousWorkerIDs...)
@@ -685,52 +684,14 @@ func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History
 		return res, nil
 	}
 
-	type rule struct {
-		attr   FilterAttr
-		values []string
+	m, err := Matcher{LMS: c.cfg.LMS, Links: c.cfg.Store}.Match(ctx, feed, w)
+	if err != nil {
+		return res, err
 	}
-	var extIDs []string
-	for _, id := range chain {
-		extIDs = append(extIDs, WorkerKey{Feed: w.Worker.Feed, WorkerID: id}.ExternalID())
+	res.account, res.by = m.Account, m.By()
+	for _, a := range m.Ambiguous {
+		res.ambiguous = append(res.ambiguous, a.ID)
 	}
-	rules := []rule{{ByExternalID, extIDs}, {ByEmployeeNumber, w.EmployeeNumbers}, {ByEmail, w.Emails}}
-	for _, r := range rules {
-		for _, v := range r.values {
-			found, err := c.cfg.LMS.FindAccounts(ctx, AccountFilter{Attr: r.attr, Value: v})
-			if err != nil {
-				return res, fmt.Errorf("find account by %s: %w", r.attr, err)
-			}
-			var cands []Account
-			for _, a := range found {
-				if !feed.InScope(a) {
-					continue
-				}
-				other, err := c.cfg.Store.LinkedWorker(ctx, a.ID)
-				switch {
-				case errors.Is(err, ErrNotFound):
-				case err != nil:
-					return res, fmt.Errorf("check link of account %s: %w", a.ID, err)
-				case other.Feed != w.Worker.Feed || !slices.Contains(chain, other.WorkerID):
-					continue // someone else's account
-				}
-				cands = append(cands, a)
-			}
-			res.by = fmt.Sprintf("%s %q", r.attr, v)
-			switch len(cands) {
-			case 0:
-				continue
-			case 1:
-				res.account = &cands[0]
-				return res, nil
-			default:
-				for _, a := range cands {
-					res.ambiguous = append(res.ambiguous, a.ID)
-				}
-				return res, nil
-			}
-		}
-	}
-	res.by = "none of externalId, employee number, email"
 	return res, nil
 }
 

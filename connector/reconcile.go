@@ -539,7 +539,7 @@ func (p *pass) classifyUnlinked(ctx context.Context, hists []History, notes map[
 		feed Feed
 		pol  Policy
 		want Wanted
-		m    reconMatch
+		m    Match
 		err  error
 	}
 	var jobs []*job
@@ -563,7 +563,7 @@ func (p *pass) classifyUnlinked(ctx context.Context, hists []History, notes map[
 		jobs = append(jobs, &job{feed: feed, pol: pol, want: want})
 	}
 	parallel(len(jobs), cfg.Concurrency, func(i int) {
-		jobs[i].m, jobs[i].err = p.match(ctx, jobs[i].feed, jobs[i].want)
+		jobs[i].m, jobs[i].err = Matcher{LMS: cfg.LMS, Links: cfg.Store}.Match(ctx, jobs[i].feed, jobs[i].want)
 	})
 	for _, j := range jobs {
 		if j.err != nil {
@@ -573,25 +573,25 @@ func (p *pass) classifyUnlinked(ctx context.Context, hists []History, notes map[
 		f := Finding{Feed: w.Worker.Feed, WorkerID: w.Worker.WorkerID, WantState: w.State}
 		note := notes[w.Worker]
 		switch {
-		case len(j.m.ambiguous) > 0:
+		case len(j.m.Ambiguous) > 0:
 			f.Class = ClassDisputed
-			if j.m.attr == ByExternalID {
+			if j.m.Attr == ByExternalID {
 				f.Class = ClassDuplicate
 			}
-			for _, a := range j.m.ambiguous {
+			for _, a := range j.m.Ambiguous {
 				f.Candidates = append(f.Candidates, a.ID)
 				p.matched[a.ID] = struct{}{}
 			}
-			f.Detail = fmt.Sprintf("%d accounts in scope match %s %q; the converger refuses to guess", len(j.m.ambiguous), j.m.attr, j.m.value)
-		case j.m.account != nil:
-			a := j.m.account
+			f.Detail = fmt.Sprintf("%d accounts in scope match %s %q; the converger refuses to guess", len(j.m.Ambiguous), j.m.Attr, j.m.Value)
+		case j.m.Account != nil:
+			a := j.m.Account
 			p.matched[a.ID] = struct{}{}
 			_, plan := ClassifyPair(w, a, j.pol)
 			f.Class = ClassUnlinkedMatched
 			f.AccountID, f.ExternalID, f.UserName = a.ID, a.ExternalID, a.UserName
 			f.LMSActive = &a.Active
 			f.Actions = append([]string{"link " + a.ID}, actionStrings(plan)...)
-			f.Detail = fmt.Sprintf("no link; %s %q matches this account", j.m.attr, j.m.value)
+			f.Detail = fmt.Sprintf("no link; %s %q matches this account", j.m.Attr, j.m.Value)
 		default:
 			var plan []Action
 			f.Class, plan = ClassifyPair(w, nil, j.pol)
@@ -606,63 +606,6 @@ func (p *pass) classifyUnlinked(ctx context.Context, hists []History, notes map[
 		out = append(out, pending{f: f, owner: w.Worker})
 	}
 	return out, nil
-}
-
-// reconMatch is what the matching rules found for an unlinked worker.
-type reconMatch struct {
-	account   *Account
-	attr      FilterAttr
-	value     string
-	ambiguous []Account
-}
-
-// match applies the converger's rules for a worker without a link: externalId of
-// the worker and its predecessors, then employee number, then email, each
-// confined to the feed's scope and to accounts no other worker is linked to. The
-// first rule with a candidate decides; two candidates are ambiguous.
-func (p *pass) match(ctx context.Context, feed Feed, w Wanted) (reconMatch, error) {
-	cfg := &p.r.cfg
-	chain := append([]string{w.Worker.WorkerID}, w.PreviousWorkerIDs...)
-	var extIDs []string
-	for _, id := range chain {
-		extIDs = append(extIDs, WorkerKey{Feed: w.Worker.Feed, WorkerID: id}.ExternalID())
-	}
-	rules := []struct {
-		attr   FilterAttr
-		values []string
-	}{{ByExternalID, extIDs}, {ByEmployeeNumber, w.EmployeeNumbers}, {ByEmail, w.Emails}}
-	for _, rule := range rules {
-		for _, v := range rule.values {
-			found, err := cfg.LMS.FindAccounts(ctx, AccountFilter{Attr: rule.attr, Value: v})
-			if err != nil {
-				return reconMatch{}, fmt.Errorf("find account by %s: %w", rule.attr, err)
-			}
-			var cands []Account
-			for _, a := range found {
-				if !feed.InScope(a) {
-					continue
-				}
-				other, err := cfg.Store.LinkedWorker(ctx, a.ID)
-				switch {
-				case errors.Is(err, ErrNotFound):
-				case err != nil:
-					return reconMatch{}, fmt.Errorf("check link of account %s: %w", a.ID, err)
-				case other.Feed != w.Worker.Feed || !slices.Contains(chain, other.WorkerID):
-					continue // someone else's account
-				}
-				cands = append(cands, a)
-			}
-			switch len(cands) {
-			case 0:
-				continue
-			case 1:
-				return reconMatch{account: &cands[0], attr: rule.attr, value: v}, nil
-			default:
-				return reconMatch{ambiguous: cands, attr: rule.attr, value: v}, nil
-			}
-		}
-	}
-	return reconMatch{}, nil
 }
 
 // accountsPass pages through the LMS accounts (the next page is fetched while
