@@ -169,10 +169,10 @@ type stateAuditor interface {
 }
 
 // respectManualDeactivation drops a reactivation from plan when someone deactivated
-// the account outside hrsync and the policy does not allow undoing that: hrsync's
-// last state action on the account was not a deactivation, and HR's facts do not
-// explain the inactive account (no leave or rehire since). It returns the review
-// item that says so.
+// the account outside hrsync and the policy does not allow undoing that
+// (KeepsManualDeactivation: hrsync's last state action on the account was not a
+// deactivation, and HR recorded no hire, rehire or resume since). It returns the
+// review item that says so.
 func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, want Wanted, hist History, have *Account, plan []Action, pol Policy) ([]Action, *Review, error) {
 	if pol.ReactivateManual || have == nil || !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == ActionReactivate }) {
 		return plan, nil, nil
@@ -185,22 +185,12 @@ func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, wan
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the account's audit: %w", err)
 	}
-	e, known := last[have.ID]
-	if !known || !ManualDeactivation(&e) {
-		return plan, nil, nil // never touched by hrsync (adopted), or hrsync deactivated it
+	var entry *AuditEntry
+	if e, ok := last[have.ID]; ok {
+		entry = &e
 	}
-	// HR's own facts explain an inactive account when a leave, rehire or leave of
-	// absence took effect after hrsync last set the account's state, or when hrsync
-	// only ever created the account and HR has since recorded a leave (hrsync's
-	// deactivation then reached the LMS but not the audit: a crash between the two).
-	now := c.cfg.Now()
-	for _, f := range hist.Facts {
-		if f.Effective.After(now) || (f.Kind != KindLeft && f.Kind != KindRehired && f.Kind != KindSuspended && f.Kind != KindResumed) {
-			continue
-		}
-		if f.Effective.After(e.At) || (e.Action == ActionCreate && (f.Kind == KindLeft || f.Kind == KindSuspended)) {
-			return plan, nil, nil
-		}
+	if !KeepsManualDeactivation(entry, want, hist.Facts) {
+		return plan, nil, nil
 	}
 	kept := slices.DeleteFunc(slices.Clone(plan), func(a Action) bool { return a.Kind == ActionReactivate })
 	r := &Review{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, Candidates: []string{have.ID},
@@ -675,10 +665,9 @@ type matchResult struct {
 	unlink    bool     // the linked account no longer exists
 }
 
-// match finds the worker's account: its link, a predecessor's link, then externalId,
-// employee number and email (case-insensitive), each confined to the feed's scope
-// and to accounts no other worker is linked to. Two candidates for one rule stop
-// the search: a person must decide.
+// match finds the worker's account: its link, a predecessor's link, then the
+// rules of Matcher (externalId, employee number, email), shared with the
+// reconciler. Two candidates for one rule stop the search: a person must decide.
 func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History) (matchResult, error) {
 	var res matchResult
 	chain := append([]string{w.Worker.WorkerID}, w.PreviousWorkerIDs...)
@@ -701,52 +690,14 @@ func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History
 		return res, nil
 	}
 
-	type rule struct {
-		attr   FilterAttr
-		values []string
+	m, err := Matcher{LMS: c.cfg.LMS, Links: c.cfg.Store}.Match(ctx, feed, w)
+	if err != nil {
+		return res, err
 	}
-	var extIDs []string
-	for _, id := range chain {
-		extIDs = append(extIDs, WorkerKey{Feed: w.Worker.Feed, WorkerID: id}.ExternalID())
+	res.account, res.by = m.Account, m.By()
+	for _, a := range m.Ambiguous {
+		res.ambiguous = append(res.ambiguous, a.ID)
 	}
-	rules := []rule{{ByExternalID, extIDs}, {ByEmployeeNumber, w.EmployeeNumbers}, {ByEmail, w.Emails}}
-	for _, r := range rules {
-		for _, v := range r.values {
-			found, err := c.cfg.LMS.FindAccounts(ctx, AccountFilter{Attr: r.attr, Value: v})
-			if err != nil {
-				return res, fmt.Errorf("find account by %s: %w", r.attr, err)
-			}
-			var cands []Account
-			for _, a := range found {
-				if !feed.InScope(a) {
-					continue
-				}
-				other, err := c.cfg.Store.LinkedWorker(ctx, a.ID)
-				switch {
-				case errors.Is(err, ErrNotFound):
-				case err != nil:
-					return res, fmt.Errorf("check link of account %s: %w", a.ID, err)
-				case other.Feed != w.Worker.Feed || !slices.Contains(chain, other.WorkerID):
-					continue // someone else's account
-				}
-				cands = append(cands, a)
-			}
-			res.by = fmt.Sprintf("%s %q", r.attr, v)
-			switch len(cands) {
-			case 0:
-				continue
-			case 1:
-				res.account = &cands[0]
-				return res, nil
-			default:
-				for _, a := range cands {
-					res.ambiguous = append(res.ambiguous, a.ID)
-				}
-				return res, nil
-			}
-		}
-	}
-	res.by = "none of externalId, employee number, email"
 	return res, nil
 }
 

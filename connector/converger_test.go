@@ -298,6 +298,163 @@ func TestConvergerRespectsManualDeactivation(t *testing.T) {
 	}
 }
 
+// manualBundle records on day the hire of w1, effective two months earlier (HR
+// was late), then a leave of absence from day+1 to day+2, so that hrsync's last
+// state change is its reactivation on day+2. An admin deactivates the account by
+// hand on day+7, and the clock moves on to day+30: the start of every case of
+// TestConvergerManualDeactivationRecordedSince.
+func manualBundle(t *testing.T, day time.Time) *testBundle {
+	t.Helper()
+	b := setup(t, day)
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: day.AddDate(0, -2, 0), Profile: profile("ann@example.com")})
+	b.set(day.AddDate(0, 0, 1))
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindSuspended, Effective: b.clock(), Reason: "illness"})
+	b.set(day.AddDate(0, 0, 2))
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindResumed, Effective: b.clock()})
+	if a := b.account(t, "hr:w1"); !a.Active {
+		t.Fatalf("setup: not active after the leave of absence: %+v", a)
+	}
+	b.set(day.AddDate(0, 0, 7))
+	if _, err := b.lms.SetActive(context.Background(), b.account(t, "hr:w1").ID, false); err != nil { // an admin, by hand
+		t.Fatal(err)
+	}
+	b.set(day.AddDate(0, 0, 30))
+	return b
+}
+
+// TestConvergerManualDeactivationRecordedSince pins the rule of docs/reconcile.md:
+// a hire, rehire or resume *recorded* (store time) after hrsync last set the
+// account active brings back an account an admin deactivated, whatever its
+// effective or event time; without one the account stays inactive with a review.
+func TestConvergerManualDeactivationRecordedSince(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	manualReviews := func(t *testing.T, b *testBundle) int {
+		t.Helper()
+		reviews, err := b.db.ListReviews(ctx, store.ReviewFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range reviews {
+			if strings.Contains(r.Reason, "deactivated outside hrsync") {
+				n++
+			}
+		}
+		return n
+	}
+
+	t.Run("NewHiredEvent", func(t *testing.T) {
+		t.Parallel()
+		b := manualBundle(t, day)
+		// HR sends a new hired event (a new contract) after the admin's deactivation.
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: b.clock(), Profile: profile("ann@example.com")})
+		if a := b.account(t, "hr:w1"); !a.Active {
+			t.Fatalf("a hired event recorded after the manual deactivation left the account inactive: %+v", a)
+		}
+		if n := manualReviews(t, b); n != 0 {
+			t.Fatalf("%d review items say deactivated outside hrsync; want none", n)
+		}
+	})
+
+	t.Run("BackdatedLeaveAndRehire", func(t *testing.T) {
+		t.Parallel()
+		b := manualBundle(t, day)
+		// Sent a month after the admin's deactivation, both dated before hrsync
+		// created the account: HR corrects the history, the person was away for
+		// ten days last month and is employed again.
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindLeft, Effective: day.AddDate(0, 0, -30), Time: b.clock()})
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindRehired, Effective: day.AddDate(0, 0, -20), Time: b.clock(),
+			Profile: profile("ann@example.com")})
+		if a := b.account(t, "hr:w1"); !a.Active {
+			t.Fatalf("a back-dated rehire recorded after the manual deactivation left the account inactive: %+v", a)
+		}
+	})
+
+	t.Run("BackdatedLeaveAndRehireInOneBatch", func(t *testing.T) {
+		t.Parallel()
+		b := manualBundle(t, day)
+		b.seq += 2
+		facts := []connector.Fact{
+			{Feed: "hr", WorkerID: "w1", Source: "/feeds/hr", ID: "late-left", Kind: connector.KindLeft, Effective: day.AddDate(0, 0, -30), Time: b.clock()},
+			{Feed: "hr", WorkerID: "w1", Source: "/feeds/hr", ID: "late-rehired", Kind: connector.KindRehired, Effective: day.AddDate(0, 0, -20), Time: b.clock(),
+				Profile: profile("ann@example.com")},
+		}
+		if _, err := b.db.RecordFacts(ctx, facts); err != nil {
+			t.Fatal(err)
+		}
+		b.converge(t)
+		if a := b.account(t, "hr:w1"); !a.Active {
+			t.Fatalf("a back-dated leave and rehire recorded together left the account inactive: %+v", a)
+		}
+	})
+
+	t.Run("NothingNewRecorded", func(t *testing.T) {
+		t.Parallel()
+		b := manualBundle(t, day)
+		// An update is no word on employment; a hire re-sent under its old id is a
+		// duplicate and records nothing.
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindUpdated, Effective: b.clock(), Profile: connector.Profile{JobTitle: "Chef"}})
+		if a := b.account(t, "hr:w1"); a.Active {
+			t.Fatalf("reactivated without a hire, rehire or resume recorded since: %+v", a)
+		}
+		if n := manualReviews(t, b); n != 1 {
+			t.Fatalf("%d review items say deactivated outside hrsync; want 1", n)
+		}
+	})
+
+	t.Run("ReactivateManualPolicy", func(t *testing.T) {
+		t.Parallel()
+		b := manualBundle(t, day)
+		conv, err := connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock,
+			Policy: func(string) connector.Policy { return connector.Policy{ReactivateManual: true} }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.conv = conv
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindUpdated, Effective: b.clock(), Profile: connector.Profile{JobTitle: "Chef"}})
+		if a := b.account(t, "hr:w1"); !a.Active {
+			t.Fatalf("reactivate_manual on, nothing new recorded: the account stayed inactive: %+v", a)
+		}
+		if n := manualReviews(t, b); n != 0 {
+			t.Fatalf("%d review items with reactivate_manual on", n)
+		}
+	})
+
+	t.Run("LeaveInForceKeepsItOff", func(t *testing.T) {
+		t.Parallel()
+		b := manualBundle(t, day)
+		// A rehire and then a leave that follows it, both recorded since: HR's
+		// last word is the leave, so the account stays off (and hrsync has
+		// nothing to reactivate).
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindRehired, Effective: b.clock(), Profile: profile("ann@example.com")})
+		b.set(b.clock().AddDate(0, 0, 1))
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindLeft, Effective: b.clock().Add(-time.Hour)})
+		// The rehire took effect for a day and brought the account back; the
+		// leave deactivated it again, as hrsync's own action.
+		if a := b.account(t, "hr:w1"); a.Active {
+			t.Fatalf("active after a leave in force: %+v", a)
+		}
+	})
+
+	t.Run("FutureRehireWaitsForItsDate", func(t *testing.T) {
+		t.Parallel()
+		b := manualBundle(t, day)
+		start := b.clock().AddDate(0, 0, 10)
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindRehired, Effective: start, Profile: profile("ann@example.com")})
+		b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindUpdated, Effective: b.clock(), Profile: connector.Profile{JobTitle: "Chef"}})
+		if a := b.account(t, "hr:w1"); a.Active {
+			t.Fatalf("a rehire dated in ten days brought the account back today: %+v", a)
+		}
+		b.set(start)
+		b.converge(t)
+		if a := b.account(t, "hr:w1"); !a.Active {
+			t.Fatalf("the rehire came due and the account stayed inactive: %+v", a)
+		}
+	})
+}
+
 func TestConvergerReactivateManualPolicy(t *testing.T) {
 	t.Parallel()
 	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)

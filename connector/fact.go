@@ -102,6 +102,13 @@ type Fact struct {
 	RequestedBy string `json:"requested_by,omitempty"`
 	// PreviousWorkerID is the id HR used for this person before (rehired only).
 	PreviousWorkerID string `json:"previous_worker_id,omitempty"`
+	// Recorded is when hrsync's store recorded the fact (its recorded_at, by the
+	// store clock of the process that recorded it), in UTC. The store sets it and
+	// returns it with the fact; a fact on its way in has none, and a value given
+	// to RecordFacts is ignored. Want never reads it: arrival order must not
+	// change what the facts imply. It only tells what HR said after hrsync last
+	// set an account's state (see KeepsManualDeactivation).
+	Recorded time.Time `json:"recorded,omitzero"`
 }
 
 // Key returns the worker the fact is about.

@@ -28,8 +28,10 @@ const (
 	// here, and hrsync itself deactivated the account.
 	ClassShouldBeActive DriftClass = "inactive_should_be_active"
 	// ClassManuallyDeactivated: as ClassShouldBeActive, but the audit trail has no
-	// hrsync deactivation after hrsync last activated the account: an admin
-	// deactivated it by hand. Apply leaves it alone unless ReactivateManual.
+	// hrsync deactivation after hrsync last activated the account (an admin
+	// deactivated it by hand) and HR recorded no hire, rehire or resume since
+	// (KeepsManualDeactivation): the converger keeps it inactive. Apply leaves it
+	// alone unless ReactivateManual.
 	ClassManuallyDeactivated DriftClass = "manually_deactivated"
 	// ClassProfileDrift: the state is right, managed profile fields differ.
 	ClassProfileDrift DriftClass = "profile_drift"
@@ -71,7 +73,7 @@ func (c DriftClass) Fixable(reactivateManual bool) bool {
 // ClassifyPair runs Plan for a worker's want and the account that is its (nil:
 // none) and names the drift. It performs no I/O. A plan that reactivates is
 // ClassShouldBeActive; the caller turns it into ClassManuallyDeactivated when
-// ManualDeactivation says so. State drift wins over profile drift when a plan
+// KeepsManualDeactivation says so. State drift wins over profile drift when a plan
 // holds both.
 func ClassifyPair(w Wanted, have *Account, p Policy) (DriftClass, []Action) {
 	plan := Plan(w, have, p)
@@ -424,6 +426,10 @@ type pass struct {
 type pending struct {
 	f     Finding
 	owner WorkerKey // the worker to mark due; zero for stray accounts
+	// want and facts are the owner's, kept for a ClassShouldBeActive pair until
+	// its page's audit is read (KeepsManualDeactivation).
+	want  *Wanted
+	facts []Fact
 }
 
 func (p *pass) run(ctx context.Context) error {
@@ -533,7 +539,7 @@ func (p *pass) classifyUnlinked(ctx context.Context, hists []History, notes map[
 		feed Feed
 		pol  Policy
 		want Wanted
-		m    reconMatch
+		m    Match
 		err  error
 	}
 	var jobs []*job
@@ -557,7 +563,7 @@ func (p *pass) classifyUnlinked(ctx context.Context, hists []History, notes map[
 		jobs = append(jobs, &job{feed: feed, pol: pol, want: want})
 	}
 	parallel(len(jobs), cfg.Concurrency, func(i int) {
-		jobs[i].m, jobs[i].err = p.match(ctx, jobs[i].feed, jobs[i].want)
+		jobs[i].m, jobs[i].err = Matcher{LMS: cfg.LMS, Links: cfg.Store}.Match(ctx, jobs[i].feed, jobs[i].want)
 	})
 	for _, j := range jobs {
 		if j.err != nil {
@@ -567,25 +573,25 @@ func (p *pass) classifyUnlinked(ctx context.Context, hists []History, notes map[
 		f := Finding{Feed: w.Worker.Feed, WorkerID: w.Worker.WorkerID, WantState: w.State}
 		note := notes[w.Worker]
 		switch {
-		case len(j.m.ambiguous) > 0:
+		case len(j.m.Ambiguous) > 0:
 			f.Class = ClassDisputed
-			if j.m.attr == ByExternalID {
+			if j.m.Attr == ByExternalID {
 				f.Class = ClassDuplicate
 			}
-			for _, a := range j.m.ambiguous {
+			for _, a := range j.m.Ambiguous {
 				f.Candidates = append(f.Candidates, a.ID)
 				p.matched[a.ID] = struct{}{}
 			}
-			f.Detail = fmt.Sprintf("%d accounts in scope match %s %q; the converger refuses to guess", len(j.m.ambiguous), j.m.attr, j.m.value)
-		case j.m.account != nil:
-			a := j.m.account
+			f.Detail = fmt.Sprintf("%d accounts in scope match %s %q; the converger refuses to guess", len(j.m.Ambiguous), j.m.Attr, j.m.Value)
+		case j.m.Account != nil:
+			a := j.m.Account
 			p.matched[a.ID] = struct{}{}
 			_, plan := ClassifyPair(w, a, j.pol)
 			f.Class = ClassUnlinkedMatched
 			f.AccountID, f.ExternalID, f.UserName = a.ID, a.ExternalID, a.UserName
 			f.LMSActive = &a.Active
 			f.Actions = append([]string{"link " + a.ID}, actionStrings(plan)...)
-			f.Detail = fmt.Sprintf("no link; %s %q matches this account", j.m.attr, j.m.value)
+			f.Detail = fmt.Sprintf("no link; %s %q matches this account", j.m.Attr, j.m.Value)
 		default:
 			var plan []Action
 			f.Class, plan = ClassifyPair(w, nil, j.pol)
@@ -600,63 +606,6 @@ func (p *pass) classifyUnlinked(ctx context.Context, hists []History, notes map[
 		out = append(out, pending{f: f, owner: w.Worker})
 	}
 	return out, nil
-}
-
-// reconMatch is what the matching rules found for an unlinked worker.
-type reconMatch struct {
-	account   *Account
-	attr      FilterAttr
-	value     string
-	ambiguous []Account
-}
-
-// match applies the converger's rules for a worker without a link: externalId of
-// the worker and its predecessors, then employee number, then email, each
-// confined to the feed's scope and to accounts no other worker is linked to. The
-// first rule with a candidate decides; two candidates are ambiguous.
-func (p *pass) match(ctx context.Context, feed Feed, w Wanted) (reconMatch, error) {
-	cfg := &p.r.cfg
-	chain := append([]string{w.Worker.WorkerID}, w.PreviousWorkerIDs...)
-	var extIDs []string
-	for _, id := range chain {
-		extIDs = append(extIDs, WorkerKey{Feed: w.Worker.Feed, WorkerID: id}.ExternalID())
-	}
-	rules := []struct {
-		attr   FilterAttr
-		values []string
-	}{{ByExternalID, extIDs}, {ByEmployeeNumber, w.EmployeeNumbers}, {ByEmail, w.Emails}}
-	for _, rule := range rules {
-		for _, v := range rule.values {
-			found, err := cfg.LMS.FindAccounts(ctx, AccountFilter{Attr: rule.attr, Value: v})
-			if err != nil {
-				return reconMatch{}, fmt.Errorf("find account by %s: %w", rule.attr, err)
-			}
-			var cands []Account
-			for _, a := range found {
-				if !feed.InScope(a) {
-					continue
-				}
-				other, err := cfg.Store.LinkedWorker(ctx, a.ID)
-				switch {
-				case errors.Is(err, ErrNotFound):
-				case err != nil:
-					return reconMatch{}, fmt.Errorf("check link of account %s: %w", a.ID, err)
-				case other.Feed != w.Worker.Feed || !slices.Contains(chain, other.WorkerID):
-					continue // someone else's account
-				}
-				cands = append(cands, a)
-			}
-			switch len(cands) {
-			case 0:
-				continue
-			case 1:
-				return reconMatch{account: &cands[0], attr: rule.attr, value: v}, nil
-			default:
-				return reconMatch{ambiguous: cands, attr: rule.attr, value: v}, nil
-			}
-		}
-	}
-	return reconMatch{}, nil
 }
 
 // accountsPass pages through the LMS accounts (the next page is fetched while
@@ -790,10 +739,11 @@ func (p *pass) accountsPage(ctx context.Context, accts []Account) error {
 			if e, ok := last[out[j].f.AccountID]; ok {
 				entry = &e
 			}
-			if ManualDeactivation(entry) {
+			if KeepsManualDeactivation(entry, *out[j].want, out[j].facts) {
 				out[j].f.Class = ClassManuallyDeactivated
-				out[j].f.Detail = "inactive in the LMS, but hrsync never deactivated it: an admin did; " + out[j].f.Detail
+				out[j].f.Detail = strings.TrimSuffix("inactive in the LMS, but hrsync never deactivated it: an admin did, and HR recorded no hire, rehire or resume since; "+out[j].f.Detail, "; ")
 			}
+			out[j].want, out[j].facts = nil, nil
 		}
 	}
 	return p.flush(ctx, out)
@@ -840,7 +790,11 @@ func (p *pass) pair(a *Account, k WorkerKey, h History) (pending, bool) {
 	if f.Class == ClassProfileDrift || slices.ContainsFunc(plan, func(x Action) bool { return x.Kind == ActionUpdate }) {
 		f.Detail = "fields differ: " + strings.Join(ProfileDrift(Desired(want), *a), ", ")
 	}
-	return pending{f: f, owner: h.Worker}, true
+	pd := pending{f: f, owner: h.Worker}
+	if f.Class == ClassShouldBeActive {
+		pd.want, pd.facts = &want, h.Facts
+	}
+	return pd, true
 }
 
 // stray classifies an account that no worker is linked to.

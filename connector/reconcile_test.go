@@ -96,6 +96,45 @@ func TestManualDeactivation(t *testing.T) {
 	}
 }
 
+// TestReconcileManualDeactivationRecordedSince: the report applies the
+// converger's rule (connector.KeepsManualDeactivation), so its
+// manually_deactivated rows are the accounts the converger keeps inactive. An
+// admin deactivated both accounts by hand; HR then recorded a new hire of
+// "rehired" only. Apply without --reactivate-manual brings that one back and
+// leaves the other.
+func TestReconcileManualDeactivationRecordedSince(t *testing.T) {
+	t.Parallel()
+	b := reconSetup(t)
+	for _, w := range []string{"kept", "rehired"} {
+		b.fact(t, "hr", w, connector.KindHired, rDay1, person(w+"@example.com"))
+	}
+	b.converge(t)
+	for _, w := range []string{"hr:kept", "hr:rehired"} {
+		if _, err := b.lms.SetActive(b.ctx, b.account(t, w).ID, false); err != nil { // an admin, by hand
+			t.Fatal(err)
+		}
+	}
+	b.now = b.now.Add(24 * time.Hour)
+	b.fact(t, "hr", "rehired", connector.KindHired, b.now, person("rehired@example.com"))
+
+	_, got := b.reconcile(t, b.reconciler(t, false, false))
+	if c := got["hr:kept"].Class; c != connector.ClassManuallyDeactivated {
+		t.Errorf("kept: class %s, want %s", c, connector.ClassManuallyDeactivated)
+	}
+	if c := got["hr:rehired"].Class; c != connector.ClassShouldBeActive {
+		t.Errorf("rehired: class %s, want %s: HR recorded a hire after the admin's deactivation", c, connector.ClassShouldBeActive)
+	}
+
+	s, got := b.reconcile(t, b.reconciler(t, true, false))
+	if s.MarkedDue != 1 || !got["hr:rehired"].MarkedDue || got["hr:kept"].MarkedDue {
+		t.Fatalf("apply marked %d due: kept %+v, rehired %+v; want rehired only", s.MarkedDue, got["hr:kept"], got["hr:rehired"])
+	}
+	b.converge(t)
+	if !b.account(t, "hr:rehired").Active || b.account(t, "hr:kept").Active {
+		t.Fatalf("after apply: rehired %+v, kept %+v; want rehired active, kept inactive", b.account(t, "hr:rehired"), b.account(t, "hr:kept"))
+	}
+}
+
 func TestEscapeCSVCell(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{

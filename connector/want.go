@@ -40,8 +40,8 @@ type Policy struct {
 	// ReactivateManual lets hrsync reactivate an account that someone deactivated
 	// outside hrsync (an admin, by hand) while HR still says the person works
 	// there. Default false: such an account stays inactive and a review item says
-	// why. A hire or rehire recorded after hrsync last set the account's state
-	// always reactivates it.
+	// why. A hire, rehire or resume recorded (by the store) after hrsync last set
+	// the account's state always reactivates it (KeepsManualDeactivation).
 	ReactivateManual bool
 	// DeleteAfter is the grace period (delete-if-no-activity) or the time inactive
 	// (deactivate-then-delete-after) after which a leaver's account without any
@@ -128,9 +128,11 @@ type Wanted struct {
 //
 // Facts are folded in CompareFacts order. A hire or rehire makes the account
 // active, a leave makes it inactive, an update only changes the profile. One rule
-// looks beyond order: a rehire recorded after a leave, and effective no later than
-// that leave, cancels it. HR sends that when someone who gave notice stays on, and
-// the person must never be deactivated in between.
+// looks beyond order: a rehire sent after a leave (its event Time is strictly
+// later) and effective no later than that leave withdraws it (docs/events.md,
+// "How facts are ordered"). HR sends that when someone who gave notice stays on,
+// and the person must never be deactivated in between. Fact.Recorded is never
+// read: when hrsync recorded a fact does not change what the facts imply.
 //
 // A suspension (leave of absence) makes an active account StateSuspended; a
 // resume or a rehire makes it active again, and a leave makes it inactive. A
@@ -265,8 +267,8 @@ func preHire(w *Wanted, pending, facts []Fact, now time.Time, p Policy) {
 	}
 }
 
-// cancelled reports whether leave l is cancelled by a rehire that was recorded
-// after it and takes effect no later than it.
+// cancelled reports whether leave l is withdrawn by a rehire that was sent after
+// it (event Time strictly later) and takes effect no later than it.
 func cancelled(l Fact, facts []Fact) bool {
 	for _, f := range facts {
 		if f.Kind == KindRehired && f.Time.After(l.Time) && !f.Effective.After(l.Effective) {

@@ -101,6 +101,75 @@ func TestWant(t *testing.T) {
 	}
 }
 
+// TestWantRehireWithdrawsLeave pins the ordering rule of docs/events.md, "How
+// facts are ordered", with its worked example: a rehire sent (CloudEvents time)
+// after a leave and dated no later than the leave's effective date withdraws the
+// leave; every other fact folds by effective date. The result must not depend
+// on the arrival order, so each case is checked in every order.
+func TestWantRehireWithdrawsLeave(t *testing.T) {
+	t.Parallel()
+	d := func(s string) time.Time {
+		v, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	hire := fact(KindHired, "w-1001", d("2026-01-05"), d("2026-01-05"))
+	leave := fact(KindLeft, "w-1001", d("2027-03-31"), d("2026-11-20"), withReason("resignation"))
+	tests := []struct {
+		name   string
+		facts  []Fact
+		now    time.Time
+		state  State
+		reason string
+	}{
+		// The example: notice on 2026-11-20 for 2027-03-31; on 2027-02-10 HR
+		// sends a rehire dated 2027-03-01. The leave is withdrawn: the account is
+		// never deactivated, on 2027-03-31 or later.
+		{"WithdrawnOnTheLeaveDate", []Fact{hire, leave, fact(KindRehired, "w-1001", d("2027-03-01"), d("2027-02-10"))},
+			d("2027-03-31"), StateActive, ""},
+		{"WithdrawnLater", []Fact{hire, leave, fact(KindRehired, "w-1001", d("2027-03-01"), d("2027-02-10"))},
+			d("2027-06-01"), StateActive, ""},
+		// A rehire dated on the leave's own date withdraws it too.
+		{"SameDateWithdraws", []Fact{hire, leave, fact(KindRehired, "w-1001", d("2027-03-31"), d("2027-02-10"))},
+			d("2027-04-01"), StateActive, ""},
+		// Sent after the leave took effect, dated before it: withdrawn after the
+		// fact; the account comes back.
+		{"WithdrawnAfterItTookEffect", []Fact{hire, leave, fact(KindRehired, "w-1001", d("2027-03-15"), d("2027-04-02"))},
+			d("2027-04-03"), StateActive, ""},
+		// Sent before the notice: it is no answer to it, the leave stands.
+		{"RehireSentBeforeTheNotice", []Fact{hire, leave, fact(KindRehired, "w-1001", d("2027-03-01"), d("2026-11-01"))},
+			d("2027-04-01"), StateInactive, "resignation"},
+		// Sent at the very same time as the notice: not after it, the leave stands.
+		{"RehireSentWithTheNotice", []Fact{hire, leave, fact(KindRehired, "w-1001", d("2027-03-01"), d("2026-11-20"))},
+			d("2027-04-01"), StateInactive, "resignation"},
+		// Dated after the leave: an ordinary rehire; the person is away in between.
+		{"RehireAfterTheLeaveIsARehire", []Fact{hire, leave, fact(KindRehired, "w-1001", d("2027-05-01"), d("2027-02-10"))},
+			d("2027-04-01"), StateInactive, "resignation"},
+		{"RehireAfterTheLeaveIsARehireLater", []Fact{hire, leave, fact(KindRehired, "w-1001", d("2027-05-01"), d("2027-02-10"))},
+			d("2027-05-01"), StateActive, ""},
+		// Only rehired withdraws a leave: a hired, resumed or updated event sent
+		// later and dated earlier folds by its date, and the leave stands.
+		{"HiredDoesNotWithdraw", []Fact{hire, leave, fact(KindHired, "w-1001", d("2027-03-01"), d("2027-02-10"))},
+			d("2027-04-01"), StateInactive, "resignation"},
+		{"ResumedDoesNotWithdraw", []Fact{hire, leave, fact(KindResumed, "w-1001", d("2027-03-01"), d("2027-02-10"))},
+			d("2027-04-01"), StateInactive, "resignation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, order := range [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}} {
+				facts := []Fact{tt.facts[order[0]], tt.facts[order[1]], tt.facts[order[2]]}
+				w, _ := Want(facts, tt.now, DefaultPolicy())
+				if w.State != tt.state || w.LeftReason != tt.reason {
+					t.Fatalf("arrival order %v: state %s reason %q; want %s %q", order, w.State, w.LeftReason, tt.state, tt.reason)
+				}
+			}
+		})
+	}
+}
+
 func TestWantRehireUnderNewIDNamesSuccessor(t *testing.T) {
 	t.Parallel()
 	facts := []Fact{

@@ -335,7 +335,7 @@ func (db *DB) lastSuccessor(ctx context.Context, q sqlx.QueryerContext, k connec
 // factSelect selects the columns scanFact reads.
 const factSelect = `SELECT source, id, feed, worker_id, kind, effective_at, event_time,
 	email, given_name, family_name, employee_number, org_unit, job_title, manager_id, locale,
-	reason, previous_worker_id, requested_by FROM facts`
+	reason, previous_worker_id, requested_by, recorded_at FROM facts`
 
 // factColumnsOf is factSelect's column list, each qualified by alias.
 func factColumnsOf(alias string) string {
@@ -349,15 +349,15 @@ func factColumnsOf(alias string) string {
 // nullFact scans factSelect's columns where they may all be NULL: no fact (an
 // outer join that found none).
 type nullFact struct {
-	cols    [16]sql.NullString
-	eff, at instant
+	cols         [16]sql.NullString
+	eff, at, rec instant
 }
 
 // dest returns the scan destinations in factSelect's order.
 func (n *nullFact) dest() []any {
 	c := &n.cols
 	return []any{&c[0], &c[1], &c[2], &c[3], &c[4], &n.eff, &n.at,
-		&c[5], &c[6], &c[7], &c[8], &c[9], &c[10], &c[11], &c[12], &c[13], &c[14], &c[15]}
+		&c[5], &c[6], &c[7], &c[8], &c[9], &c[10], &c[11], &c[12], &c[13], &c[14], &c[15], &n.rec}
 }
 
 // fact returns the fact scanned, and false for none.
@@ -370,7 +370,7 @@ func (n *nullFact) fact() (connector.Fact, bool) {
 		Kind: connector.Kind(c[4].String), Effective: n.eff.T, Time: n.at.T,
 		Profile: connector.Profile{Email: c[5].String, GivenName: c[6].String, FamilyName: c[7].String, EmployeeNumber: c[8].String,
 			OrgUnit: c[9].String, JobTitle: c[10].String, ManagerID: c[11].String, Locale: c[12].String},
-		Reason: c[13].String, PreviousWorkerID: c[14].String, RequestedBy: c[15].String}
+		Reason: c[13].String, PreviousWorkerID: c[14].String, RequestedBy: c[15].String, Recorded: n.rec.T}
 	return f, true
 }
 
@@ -379,14 +379,14 @@ func scanFacts(rows *sqlx.Rows) ([]connector.Fact, error) {
 	var out []connector.Fact
 	for rows.Next() {
 		var f connector.Fact
-		var eff, at instant
+		var eff, at, rec instant
 		p := &f.Profile
 		if err := rows.Scan(&f.Source, &f.ID, &f.Feed, &f.WorkerID, &f.Kind, &eff, &at,
 			&p.Email, &p.GivenName, &p.FamilyName, &p.EmployeeNumber, &p.OrgUnit, &p.JobTitle, &p.ManagerID, &p.Locale,
-			&f.Reason, &f.PreviousWorkerID, &f.RequestedBy); err != nil {
+			&f.Reason, &f.PreviousWorkerID, &f.RequestedBy, &rec); err != nil {
 			return nil, err
 		}
-		f.Effective, f.Time = eff.T, at.T
+		f.Effective, f.Time, f.Recorded = eff.T, at.T, rec.T
 		out = append(out, f)
 	}
 	if err := rows.Err(); err != nil {

@@ -90,7 +90,7 @@ func (db *DB) linkedHistories(ctx context.Context, ids []string, out map[string]
 			COALESCE(f.source, ''), COALESCE(f.id, ''), COALESCE(f.kind, ''), f.effective_at, f.event_time,
 			COALESCE(f.email, ''), COALESCE(f.given_name, ''), COALESCE(f.family_name, ''), COALESCE(f.employee_number, ''),
 			COALESCE(f.org_unit, ''), COALESCE(f.job_title, ''), COALESCE(f.manager_id, ''), COALESCE(f.locale, ''),
-			COALESCE(f.reason, ''), COALESCE(f.previous_worker_id, ''), COALESCE(f.requested_by, '')
+			COALESCE(f.reason, ''), COALESCE(f.previous_worker_id, ''), COALESCE(f.requested_by, ''), f.recorded_at
 		FROM links l JOIN workers w ON w.feed = l.feed AND w.worker_id = l.worker_id
 			LEFT JOIN facts f ON f.feed = l.feed AND f.worker_id = l.worker_id
 		WHERE `+in), args...)
@@ -110,12 +110,12 @@ func (db *DB) linkedHistories(ctx context.Context, ids []string, out map[string]
 	}
 	all := make([]row, 0, len(ids))
 	var r row
-	var eff, at instant
+	var eff, at, rec instant
 	f := &r.f
 	p := &f.Profile
 	dest := []any{&r.acct, &f.Feed, &f.WorkerID, &r.chain, &f.Source, &f.ID, &f.Kind, &eff, &at,
 		&p.Email, &p.GivenName, &p.FamilyName, &p.EmployeeNumber, &p.OrgUnit, &p.JobTitle, &p.ManagerID, &p.Locale,
-		&f.Reason, &f.PreviousWorkerID, &f.RequestedBy}
+		&f.Reason, &f.PreviousWorkerID, &f.RequestedBy, &rec}
 	for rows.Next() {
 		r = row{}
 		if err := rows.Scan(dest...); err != nil {
@@ -133,7 +133,7 @@ func (db *DB) linkedHistories(ctx context.Context, ids []string, out map[string]
 			out[r.acct] = connector.History{Worker: k, Links: map[string]string{k.WorkerID: r.acct}}
 		}
 		if eff.Valid {
-			f.Effective, f.Time = eff.T, at.T
+			f.Effective, f.Time, f.Recorded = eff.T, at.T, rec.T
 			all = append(all, r)
 		}
 	}

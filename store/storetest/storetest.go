@@ -203,6 +203,44 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("FactsCarryRecordedAt", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w := hr("w1")
+		// Effective and event time both lie far in the past: Recorded is the
+		// store's own clock, not either of them.
+		before := time.Now().Truncate(time.Microsecond)
+		b.record(t, fact(w, "e1", connector.KindHired, -400))
+		time.Sleep(time.Millisecond) // two batches, two distinct store times
+		b.record(t, fact(w, "e2", connector.KindLeft, -300))
+		after := time.Now()
+		facts, err := b.s.Facts(b.ctx, w)
+		if err != nil || len(facts) != 2 {
+			t.Fatalf("Facts = %v, %v", facts, err)
+		}
+		for _, f := range facts {
+			if f.Recorded.Location() != time.UTC || f.Recorded.Before(before) || f.Recorded.After(after) {
+				t.Fatalf("%s: Recorded = %v, want the store clock between %v and %v, in UTC", f.ID, f.Recorded, before, after)
+			}
+		}
+		if !facts[0].Recorded.Before(facts[1].Recorded) {
+			t.Fatalf("e1 recorded %v, e2 recorded %v; want e1 first", facts[0].Recorded, facts[1].Recorded)
+		}
+		// A Recorded time given on the way in is not the store's to take.
+		forged := fact(w, "e3", connector.KindUpdated, -200)
+		forged.Recorded = day(-1000)
+		b.record(t, forged)
+		hs, err := b.s.LoadHistories(b.ctx, []connector.WorkerKey{w})
+		if err != nil || len(hs) != 1 || len(hs[0].Facts) != 3 {
+			t.Fatalf("LoadHistories = %+v, %v", hs, err)
+		}
+		for _, f := range hs[0].Facts {
+			if f.Recorded.Before(before) {
+				t.Fatalf("LoadHistories: %s recorded %v, before the test began", f.ID, f.Recorded)
+			}
+		}
+	})
+
 	t.Run("RecordFactsDedupe", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -795,12 +833,16 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 }
 
 // factsEqual compares facts field by field, instants with Equal.
+// A fact of b without a Recorded time (one built by the test) matches any
+// Recorded time in a; otherwise the two must be the same instant.
 func factsEqual(a, b []connector.Fact) bool {
 	return slices.EqualFunc(a, b, func(x, y connector.Fact) bool {
 		xe, ye := x, y
 		xe.Effective, xe.Time, ye.Effective, ye.Time = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		xe.Recorded, ye.Recorded = time.Time{}, time.Time{}
 		return xe == ye && x.Effective.Equal(y.Effective) && x.Time.Equal(y.Time) &&
-			x.Effective.Location() == time.UTC && x.Time.Location() == time.UTC
+			x.Effective.Location() == time.UTC && x.Time.Location() == time.UTC &&
+			(y.Recorded.IsZero() || x.Recorded.Equal(y.Recorded))
 	})
 }
 
