@@ -427,6 +427,7 @@ type workerState struct {
 	attempts   int
 	due        time.Time // zero: NULL
 	release    bool      // clear the lease
+	woken      bool      // made due by a wake since the claim: stays due
 	ctid       string    // PostgreSQL: where the row locked by lockWorkers is
 }
 
@@ -466,7 +467,9 @@ func (db *DB) completeChunk(ctx context.Context, tx *sqlx.Tx, cs []connector.Com
 			s.attempts = c.Claim.Attempts + 1
 		}
 		s.due = c.NextDue
-		if s.version > c.Claim.Version {
+		if s.version > c.Claim.Version || s.woken {
+			// A fact arrived, or a person approved a hold (or a reconcile asked
+			// for a look) after the claim: what this converge decided is stale.
 			s.due = now
 		}
 		if s.leaseOwner != nil && *s.leaseOwner == c.Owner {
@@ -514,14 +517,14 @@ func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 	}
 	keys = uniqueKeys(keys)
 	sel, args := db.keyRows(keys)
-	query := `SELECT feed, worker_id, version, lease_owner, superseded_by, '' FROM workers
+	query := `SELECT feed, worker_id, version, lease_owner, superseded_by, woken, '' FROM workers
 		WHERE (feed, worker_id) IN (` + sel + `) ORDER BY feed, worker_id`
 	if db.backend == Postgres {
 		// One probe per key (see historyStep), locking in the order of keys. The
 		// ctid is where the locked row is, for updateWorkers: no one else can
 		// move it while the lock is held.
-		query = `SELECT w.feed, w.worker_id, w.version, w.lease_owner, w.superseded_by, w.ctid::text FROM ` + pgKeys + `
-			CROSS JOIN LATERAL (SELECT ctid, feed, worker_id, version, lease_owner, superseded_by FROM workers
+		query = `SELECT w.feed, w.worker_id, w.version, w.lease_owner, w.superseded_by, w.woken, w.ctid::text FROM ` + pgKeys + `
+			CROSS JOIN LATERAL (SELECT ctid, feed, worker_id, version, lease_owner, superseded_by, woken FROM workers
 				WHERE feed = k.kf AND worker_id = k.kw FOR UPDATE) w`
 	}
 	rows, err := tx.QueryContext(ctx, db.q(query), args...)
@@ -533,7 +536,7 @@ func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 	for rows.Next() {
 		var k connector.WorkerKey
 		s := &workerState{}
-		if err := rows.Scan(&k.Feed, &k.WorkerID, &s.version, &s.leaseOwner, &s.superseded, &s.ctid); err != nil {
+		if err := rows.Scan(&k.Feed, &k.WorkerID, &s.version, &s.leaseOwner, &s.superseded, &s.woken, &s.ctid); err != nil {
 			return nil, fmt.Errorf("lock workers: %w", err)
 		}
 		out[k] = s
