@@ -710,7 +710,7 @@ func (db *DB) applyLinks(ctx context.Context, tx *sqlx.Tx, cs []connector.Comple
 const auditColumns = `at, feed, worker_id, account_id, action, outcome, detail, fact_ids, plan`
 
 // auditAllColumns are auditColumns and the structured fields of an LMS call
-// (migration 0012): the hold that allowed it, its cause, the account's version before.
+// (migration 0013): the hold that allowed it, its cause, the account's version before.
 const auditAllColumns = auditColumns + `, hold_id, cause, before_version`
 
 // auditRow is one audit entry as text columns, in auditAllColumns order after at.

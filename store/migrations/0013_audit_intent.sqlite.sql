@@ -1,4 +1,4 @@
--- 0012 (SQLite): the audit records an LMS call before it is made (outcome
+-- 0013 (SQLite): the audit records an LMS call before it is made (outcome
 -- pending) and its outcome after, so that a crash between the call and its commit
 -- leaves a row to resolve, never none (docs/audit.md). The structured fields a
 -- decision may read: the hold that allowed the action, its cause, and the
