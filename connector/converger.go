@@ -78,6 +78,8 @@ type Converger struct {
 	wake chan struct{} // closed by Notify, then replaced
 
 	paused atomic.Bool // the LMS said it is unavailable; for logging transitions once
+
+	intents *intentWriter // nil if the store cannot record intents (AuditIntents)
 }
 
 // NewConverger checks cfg and fills in defaults.
@@ -119,7 +121,13 @@ func NewConverger(cfg ConvergerConfig) (*Converger, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Converger{cfg: cfg, log: cfg.Logger, wake: make(chan struct{})}, nil
+	c := &Converger{cfg: cfg, log: cfg.Logger, wake: make(chan struct{})}
+	if ai, ok := cfg.Store.(AuditIntents); ok {
+		c.intents = &intentWriter{store: ai}
+	} else {
+		c.log.Warn("the store cannot record LMS calls before they are made; a crash may leave a call without an audit row")
+	}
+	return c, nil
 }
 
 // DefaultOwner returns a lease owner name unique to this process.
@@ -370,7 +378,8 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	if ctx.Err() != nil {
 		return 0, nil
 	}
-	claims, err := c.cfg.Store.ClaimDue(ctx, c.cfg.Owner, c.cfg.Now(), c.cfg.Lease, c.cfg.Batch)
+	claimedAt := c.cfg.Now()
+	claims, err := c.cfg.Store.ClaimDue(ctx, c.cfg.Owner, claimedAt, c.cfg.Lease, c.cfg.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("claim due workers: %w", err)
 	}
@@ -388,6 +397,15 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 		// The leases expire and the workers are claimed again: nothing is lost.
 		return len(claims), fmt.Errorf("load histories: %w", err)
 	}
+	// The LMS calls that earlier converges of these workers began and never
+	// recorded the outcome of (a crash): written before this claim, so their
+	// writers no longer hold the workers.
+	var pending map[WorkerKey][]AuditEntry
+	if c.intents != nil {
+		if pending, err = c.intents.store.PendingActions(work, keys, claimedAt); err != nil {
+			c.log.Warn("reading pending audit rows failed; they are resolved on a later converge", "err", err)
+		}
+	}
 
 	// Renew the batch's leases while it works: a slow LMS must not let another
 	// converger take a worker this one is still acting on.
@@ -403,7 +421,7 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			held := func() bool { return leases.held(cl.Worker, c.cfg.Now()) }
-			comps[i], errs[i] = c.convergeClaim(work, cl, hists[i], held)
+			comps[i], errs[i] = c.convergeClaim(work, cl, hists[i], pending[cl.Worker], held)
 		})
 	}
 	wg.Wait()
@@ -442,9 +460,10 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 
 // convergeClaim converges one claimed worker and returns the completion to commit.
 // A failure becomes a completion too (a retry time), so nothing is lost.
-func (c *Converger) convergeClaim(ctx context.Context, cl Claim, hist History, held func() bool) (Completion, error) {
+func (c *Converger) convergeClaim(ctx context.Context, cl Claim, hist History, pending []AuditEntry, held func() bool) (Completion, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
+	resolved := c.resolvePending(ctx, cl.Worker, pending)
 	comp, err := c.converge(ctx, cl, hist, held)
 	if err != nil {
 		comp = Completion{Failed: true, NextDue: c.cfg.Now().Add(c.backoff(cl.Attempts, err))}
@@ -452,6 +471,7 @@ func (c *Converger) convergeClaim(ctx context.Context, cl Claim, hist History, h
 			"attempt", cl.Attempts+1, "retry_at", comp.NextDue, "err", err)
 	}
 	comp.Claim, comp.Owner = cl, c.cfg.Owner
+	comp.Audit = append(resolved, comp.Audit...)
 	return comp, err
 }
 
@@ -555,9 +575,26 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		if a.Kind == ActionCreate && a.Account.Organization == "" && len(feed.Scope.Organizations) > 0 {
 			a.Account.Organization = feed.Scope.Organizations[0] // where the feed's people belong
 		}
+		entry := AuditEntry{Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID,
+			AccountID: a.AccountID, Action: a.Kind, Detail: a.Reason, FactIDs: want.FactIDs, Cause: a.Reason, HoldID: a.HoldID}
+		if c.intents != nil {
+			// Committed before the call: a crash after it leaves this row pending,
+			// and the next converge resolves it (docs/audit.md).
+			in := intent(cl, a, have, want, c.cfg.Now())
+			if in.Plan == "" {
+				in.Plan = planText
+			}
+			id, err := c.intents.begin(ctx, in)
+			if err != nil {
+				comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
+				c.log.Warn("recording an LMS call before making it failed; not made, will retry", "action", a.Kind,
+					"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
+				return comp, nil
+			}
+			entry.ID, entry.Before = id, in.Before
+		}
 		acct, err := c.act(ctx, a)
-		entry := AuditEntry{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID,
-			AccountID: a.AccountID, Action: a.Kind, Detail: a.Reason, FactIDs: want.FactIDs}
+		entry.At = c.cfg.Now()
 		if err == nil {
 			entry.Outcome = OutcomeOK
 			if acct.ID != "" {
@@ -583,6 +620,11 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		case a.Kind == ActionCreate && errors.Is(err, ErrConflict):
 			c.hookAction(a.Kind, OutcomeReview)
 			r := c.review(cl, &want, fmt.Sprintf("cannot create account: userName or externalId %q is taken by an account this feed may not touch or did not match (%v)", a.Account.UserName, err), nil)
+			if entry.ID != 0 {
+				// The pending row of this create gets its outcome.
+				entry.Outcome, entry.Detail = OutcomeReview, "not created: "+err.Error()
+				comp.Audit = append(comp.Audit, entry)
+			}
 			r.Audit = append(comp.Audit, r.Audit...)
 			r.AccountID, r.NextDue = comp.AccountID, next
 			return r, nil

@@ -33,6 +33,9 @@ type Action struct {
 	Account Account
 	// Reason says why, in words for the audit trail.
 	Reason string
+	// HoldID is the hold whose approval lets this removal run (set by the
+	// safeguard); zero for none.
+	HoldID int64
 }
 
 func (a Action) String() string {

@@ -385,11 +385,12 @@ func (c *Converger) safeguard(ctx context.Context, cl Claim, want Wanted, plan [
 	if v.Allow {
 		if v.HoldID != 0 {
 			plan[i].Reason = fmt.Sprintf("%s; approved in hold %d", a.Reason, v.HoldID)
+			plan[i].HoldID = v.HoldID
 		}
 		return comp, false, nil
 	}
 	entry := AuditEntry{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID,
-		AccountID: a.AccountID, Action: a.Kind, FactIDs: want.FactIDs}
+		AccountID: a.AccountID, Action: a.Kind, FactIDs: want.FactIDs, HoldID: v.HoldID, Cause: a.Reason}
 	if v.Status == HoldRejected {
 		entry.Outcome = OutcomeSkipped
 		entry.Detail = fmt.Sprintf("%s: not done, rejected in hold %d (%s); kept until a new fact arrives", a.Reason, v.HoldID, v.Reason)

@@ -1,6 +1,7 @@
 package connector_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -274,5 +275,51 @@ func TestSafeguardReject(t *testing.T) {
 	}
 	if got := b.oneHold(t); got.Status != connector.HoldRejected || got.DecidedBy != "bob" {
 		t.Fatalf("hold = %+v", got)
+	}
+}
+
+// approvingSafeguard approves every hold it is told about, at once: a person who
+// approves while the converger that held the plan has yet to commit it.
+type approvingSafeguard struct {
+	t        *testing.T
+	next     connector.Safeguard
+	db       *store.DB
+	approved []int64
+}
+
+func (s *approvingSafeguard) CheckRemoval(ctx context.Context, r connector.Removal) (connector.RemovalVerdict, error) {
+	v, err := s.next.CheckRemoval(ctx, r)
+	if err == nil && !v.Allow && v.Status == connector.HoldOpen {
+		if _, err := s.db.DecideHold(ctx, v.HoldID, connector.HoldDecision{Approve: true, By: "alice", Reason: "seen"}); err != nil {
+			s.t.Errorf("DecideHold(%d): %v", v.HoldID, err)
+		}
+		s.approved = append(s.approved, v.HoldID)
+	}
+	return v, err
+}
+
+// TestSafeguardApprovalDuringConvergeIsKept: a hold approved between the
+// safeguard's verdict and the commit of the held plan runs (issue #10, defect 2:
+// the commit cleared the due time the approval had set).
+func TestSafeguardApprovalDuringConvergeIsKept(t *testing.T) {
+	t.Parallel()
+	b := setupSafeguard(t, 10)
+	sg, err := connector.NewSafeguard(connector.SafeguardConfig{Store: b.db, Now: b.clock, Default: connector.Thresholds{Count: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := &approvingSafeguard{t: t, next: sg, db: b.db}
+	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock, Safeguard: as,
+		Concurrency: 1, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.set(b.clock().Add(time.Hour))
+	b.leaveMany(t, 2) // the first runs, the second is held and approved at once
+	if len(as.approved) != 1 {
+		t.Fatalf("holds approved = %v, want one", as.approved)
+	}
+	if n := b.deactivations(); n != 2 {
+		t.Fatalf("%d deactivations, want 2: the approval of hold %d given during the converge was lost", n, as.approved[0])
 	}
 }

@@ -42,6 +42,13 @@ const (
 	OutcomeRetry   Outcome = "retry"   // temporary failure; retried later
 	OutcomeReview  Outcome = "review"  // not done: a person must decide
 	OutcomeSkipped Outcome = "skipped" // not done by policy
+	// OutcomePending: the LMS call is about to be made; the row was committed
+	// before the call and gets the call's outcome after it (docs/audit.md). A row
+	// left pending by a crash is resolved by what the LMS shows: ok (applied,
+	// recovered), not_applied, or unknown.
+	OutcomePending    Outcome = "pending"
+	OutcomeNotApplied Outcome = "not_applied" // a pending call that the LMS shows did not happen
+	OutcomeUnknown    Outcome = "unknown"     // a pending call whose effect the LMS cannot show
 )
 
 // AuditEntry records one decision or LMS action.
@@ -58,6 +65,26 @@ type AuditEntry struct {
 	FactIDs []string `json:"fact_ids,omitempty" db:"-"`
 	// Plan is the whole plan the action was part of (PlanString).
 	Plan string `json:"plan,omitempty" db:"plan"`
+	// HoldID is the hold whose approval let the action run; zero for none.
+	HoldID int64 `json:"hold_id,omitempty" db:"hold_id"`
+	// Cause is why the action was planned (Action.Reason), as data.
+	Cause string `json:"cause,omitempty" db:"cause"`
+	// Before is the account's version (ETag) before the call, when the LMS has
+	// versions: after a crash it tells whether an update landed.
+	Before string `json:"before,omitempty" db:"before_version"`
+}
+
+// AuditIntents is the store capability that makes the audit complete after any
+// crash (docs/audit.md): an LMS call is recorded, committed, before it is made,
+// and its outcome replaces that row after. Package store has it.
+type AuditIntents interface {
+	// BeginActions stores es as audit rows with outcome pending, in one
+	// transaction, and returns their ids in the order of es. A worker appears at
+	// most once in es.
+	BeginActions(ctx context.Context, es []AuditEntry) ([]int64, error)
+	// PendingActions returns the audit rows of ws still pending that were written
+	// before before, oldest first, by worker.
+	PendingActions(ctx context.Context, ws []WorkerKey, before time.Time) (map[WorkerKey][]AuditEntry, error)
 }
 
 // Review is an item a person must look at: hrsync refused to guess.
@@ -89,6 +116,8 @@ type Completion struct {
 	NextDue time.Time
 	// Failed counts this attempt as failed (Attempts+1); otherwise attempts reset.
 	Failed bool
+	// Audit are the rows to add; one with an ID gives that pending row
+	// (AuditIntents) its outcome instead.
 	Audit  []AuditEntry
 	Review *Review
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -427,6 +428,7 @@ type workerState struct {
 	attempts   int
 	due        time.Time // zero: NULL
 	release    bool      // clear the lease
+	woken      bool      // made due by a wake since the claim: stays due
 	ctid       string    // PostgreSQL: where the row locked by lockWorkers is
 }
 
@@ -466,7 +468,9 @@ func (db *DB) completeChunk(ctx context.Context, tx *sqlx.Tx, cs []connector.Com
 			s.attempts = c.Claim.Attempts + 1
 		}
 		s.due = c.NextDue
-		if s.version > c.Claim.Version {
+		if s.version > c.Claim.Version || s.woken {
+			// A fact arrived, or a person approved a hold (or a reconcile asked
+			// for a look) after the claim: what this converge decided is stale.
 			s.due = now
 		}
 		if s.leaseOwner != nil && *s.leaseOwner == c.Owner {
@@ -514,14 +518,14 @@ func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 	}
 	keys = uniqueKeys(keys)
 	sel, args := db.keyRows(keys)
-	query := `SELECT feed, worker_id, version, lease_owner, superseded_by, '' FROM workers
+	query := `SELECT feed, worker_id, version, lease_owner, superseded_by, woken, '' FROM workers
 		WHERE (feed, worker_id) IN (` + sel + `) ORDER BY feed, worker_id`
 	if db.backend == Postgres {
 		// One probe per key (see historyStep), locking in the order of keys. The
 		// ctid is where the locked row is, for updateWorkers: no one else can
 		// move it while the lock is held.
-		query = `SELECT w.feed, w.worker_id, w.version, w.lease_owner, w.superseded_by, w.ctid::text FROM ` + pgKeys + `
-			CROSS JOIN LATERAL (SELECT ctid, feed, worker_id, version, lease_owner, superseded_by FROM workers
+		query = `SELECT w.feed, w.worker_id, w.version, w.lease_owner, w.superseded_by, w.woken, w.ctid::text FROM ` + pgKeys + `
+			CROSS JOIN LATERAL (SELECT ctid, feed, worker_id, version, lease_owner, superseded_by, woken FROM workers
 				WHERE feed = k.kf AND worker_id = k.kw FOR UPDATE) w`
 	}
 	rows, err := tx.QueryContext(ctx, db.q(query), args...)
@@ -533,7 +537,7 @@ func (db *DB) lockWorkers(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 	for rows.Next() {
 		var k connector.WorkerKey
 		s := &workerState{}
-		if err := rows.Scan(&k.Feed, &k.WorkerID, &s.version, &s.leaseOwner, &s.superseded, &s.ctid); err != nil {
+		if err := rows.Scan(&k.Feed, &k.WorkerID, &s.version, &s.leaseOwner, &s.superseded, &s.woken, &s.ctid); err != nil {
 			return nil, fmt.Errorf("lock workers: %w", err)
 		}
 		out[k] = s
@@ -705,12 +709,32 @@ func (db *DB) applyLinks(ctx context.Context, tx *sqlx.Tx, cs []connector.Comple
 // auditColumns are the columns of an audit row, in insert order.
 const auditColumns = `at, feed, worker_id, account_id, action, outcome, detail, fact_ids, plan`
 
-// insertAudit inserts the audit entries of cs, in order, with one statement (per
+// auditAllColumns are auditColumns and the structured fields of an LMS call
+// (migration 0013): the hold that allowed it, its cause, the account's version before.
+const auditAllColumns = auditColumns + `, hold_id, cause, before_version`
+
+// auditRow is one audit entry as text columns, in auditAllColumns order after at.
+type auditRow struct {
+	id   int64
+	at   time.Time
+	cols [11]string // feed .. before_version; hold_id as decimal text
+}
+
+func auditRowOf(a connector.AuditEntry) (auditRow, error) {
+	ids, err := jsonList(a.FactIDs)
+	if err != nil {
+		return auditRow{}, err
+	}
+	return auditRow{id: a.ID, at: a.At, cols: [11]string{a.Feed, a.WorkerID, a.AccountID, string(a.Action), string(a.Outcome), a.Detail, ids, a.Plan,
+		strconv.FormatInt(a.HoldID, 10), a.Cause, a.Before}}, nil
+}
+
+// insertAudit writes the audit entries of cs, in order: an entry with an ID gives
+// that (pending) row its outcome, the others are added; one statement each (per
 // batchRows rows on SQLite). Empty Feed/WorkerID default to the claim's worker, a
 // zero At to now.
 func (db *DB) insertAudit(ctx context.Context, tx *sqlx.Tx, cs []connector.Completion, now time.Time) error {
-	var rows [][9]string
-	var ats []time.Time
+	var rows, updates []auditRow
 	for _, c := range cs {
 		w := c.Claim.Worker
 		for _, a := range c.Audit {
@@ -719,48 +743,238 @@ func (db *DB) insertAudit(ctx context.Context, tx *sqlx.Tx, cs []connector.Compl
 			if a.At.IsZero() {
 				a.At = now
 			}
-			ids, err := jsonList(a.FactIDs)
+			r, err := auditRowOf(a)
 			if err != nil {
 				return &completionError{w: w, err: fmt.Errorf("audit: %w", err)}
 			}
-			rows = append(rows, [9]string{"", a.Feed, a.WorkerID, a.AccountID, string(a.Action), string(a.Outcome), a.Detail, ids, a.Plan})
-			ats = append(ats, a.At)
-		}
-	}
-	if len(rows) == 0 {
-		return nil
-	}
-	if db.backend == Postgres {
-		var cols [9]pq.StringArray
-		for i, r := range rows {
-			r[0] = pgTime(ats[i])
-			for j := range cols {
-				cols[j] = append(cols[j], r[j])
+			if a.ID != 0 {
+				updates = append(updates, r)
+			} else {
+				rows = append(rows, r)
 			}
 		}
-		args := make([]any, len(cols))
-		for j := range cols {
-			args[j] = cols[j]
+	}
+	if _, err := db.addAudit(ctx, tx, rows, false); err != nil {
+		return err
+	}
+	return db.updateAudit(ctx, tx, updates)
+}
+
+// addAudit inserts rows with one statement (per batchRows rows on SQLite) and,
+// if returning is set, returns their ids in the order of rows (each row's
+// (feed, worker_id) must then be unique among rows).
+func (db *DB) addAudit(ctx context.Context, tx sqlx.ExtContext, rows []auditRow, returning bool) ([]int64, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	ret := ""
+	if returning {
+		ret = ` RETURNING id, feed, worker_id`
+	}
+	var got map[[2]string]int64
+	collect := func(query string, args ...any) error {
+		if !returning {
+			_, err := tx.ExecContext(ctx, query, args...)
+			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) SELECT * FROM unnest(
-			$1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`, args...)
+		rs, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
-			return fmt.Errorf("audit: %w", err)
+			return err
 		}
+		defer rs.Close()
+		if got == nil {
+			got = make(map[[2]string]int64, len(rows))
+		}
+		for rs.Next() {
+			var id int64
+			var k [2]string
+			if err := rs.Scan(&id, &k[0], &k[1]); err != nil {
+				return err
+			}
+			got[k] = id
+		}
+		return rs.Err()
+	}
+	if db.backend == Postgres {
+		var ats pq.StringArray
+		var cols [11]pq.StringArray
+		for _, r := range rows {
+			ats = append(ats, pgTime(r.at))
+			for j := range cols {
+				cols[j] = append(cols[j], r.cols[j])
+			}
+		}
+		args := []any{ats}
+		for j := range cols {
+			args = append(args, cols[j])
+		}
+		err := collect(`INSERT INTO audit (`+auditAllColumns+`) SELECT a, f, w, acct, act, o, d, fi, p, h::bigint, c, b FROM unnest(
+			$1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+			$10::text[], $11::text[], $12::text[]) AS u(a, f, w, acct, act, o, d, fi, p, h, c, b)`+ret, args...)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+	} else {
+		for start := 0; start < len(rows); start += batchRows {
+			end := min(start+batchRows, len(rows))
+			args := make([]any, 0, 12*(end-start))
+			for _, r := range rows[start:end] {
+				args = append(args, db.ts(r.at))
+				for _, c := range r.cols {
+					args = append(args, c)
+				}
+			}
+			if err := collect(db.q(`INSERT INTO audit (`+auditAllColumns+`) VALUES `+placeholders(end-start, 12)+ret), args...); err != nil {
+				return nil, fmt.Errorf("audit: %w", err)
+			}
+		}
+	}
+	if !returning {
+		return nil, nil
+	}
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		id, ok := got[[2]string{r.cols[0], r.cols[1]}]
+		if !ok {
+			return nil, fmt.Errorf("audit: no id returned for %s:%s", r.cols[0], r.cols[1])
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+// updateAudit gives the audit rows of updates (by id) their outcome: time,
+// account, outcome, detail, facts and plan, with one statement (per batchRows
+// rows on SQLite). The hold, cause and version before, written with the intent,
+// stay. A row that is gone (an erasure pruned it) is added again instead.
+func (db *DB) updateAudit(ctx context.Context, tx *sqlx.Tx, updates []auditRow) error {
+	if len(updates) == 0 {
 		return nil
 	}
-	for start := 0; start < len(rows); start += batchRows {
-		end := min(start+batchRows, len(rows))
-		args := make([]any, 0, 9*(end-start))
-		for i := start; i < end; i++ {
-			r := rows[i]
-			args = append(args, db.ts(ats[i]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+	const set = ` UPDATE audit SET at = u.a, account_id = u.acct, outcome = u.o, detail = u.d, fact_ids = u.fi, plan = u.p
+		FROM u WHERE audit.id = u.id RETURNING audit.id`
+	done := map[int64]bool{}
+	exec := func(query string, args ...any) error {
+		rs, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit (`+auditColumns+`) VALUES `+placeholders(end-start, 9)), args...); err != nil {
-			return fmt.Errorf("audit: %w", err)
+		defer rs.Close()
+		for rs.Next() {
+			var id int64
+			if err := rs.Scan(&id); err != nil {
+				return err
+			}
+			done[id] = true
+		}
+		return rs.Err()
+	}
+	if db.backend == Postgres {
+		var ids pq.Int64Array
+		var ats, accts, outs, details, facts, plans pq.StringArray
+		for _, r := range updates {
+			ids, ats = append(ids, r.id), append(ats, pgTime(r.at))
+			accts, outs, details, facts, plans = append(accts, r.cols[2]), append(outs, r.cols[4]), append(details, r.cols[5]), append(facts, r.cols[6]), append(plans, r.cols[7])
+		}
+		err := exec(`WITH u(id, a, acct, o, d, fi, p) AS (SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]))`+set,
+			ids, ats, accts, outs, details, facts, plans)
+		if err != nil {
+			return fmt.Errorf("audit outcomes: %w", err)
+		}
+	} else {
+		for start := 0; start < len(updates); start += batchRows {
+			end := min(start+batchRows, len(updates))
+			args := make([]any, 0, 7*(end-start))
+			for _, r := range updates[start:end] {
+				args = append(args, r.id, db.ts(r.at), r.cols[2], r.cols[4], r.cols[5], r.cols[6], r.cols[7])
+			}
+			if err := exec(db.q(`WITH u(id, a, acct, o, d, fi, p) AS (VALUES `+placeholders(end-start, 7)+`)`+set), args...); err != nil {
+				return fmt.Errorf("audit outcomes: %w", err)
+			}
 		}
 	}
-	return nil
+	var missing []auditRow
+	for _, r := range updates {
+		if !done[r.id] {
+			missing = append(missing, r)
+		}
+	}
+	_, err := db.addAudit(ctx, tx, missing, false)
+	return err
+}
+
+// BeginActions stores es as pending audit rows, committed in one statement
+// before the LMS calls they announce, and returns their ids in order
+// (connector.AuditIntents). Empty outcomes become pending, a zero At the store clock.
+func (db *DB) BeginActions(ctx context.Context, es []connector.AuditEntry) ([]int64, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	now := db.now()
+	rows := make([]auditRow, len(es))
+	seen := make(map[connector.WorkerKey]bool, len(es))
+	for i, e := range es {
+		k := connector.WorkerKey{Feed: e.Feed, WorkerID: e.WorkerID}
+		if e.Feed == "" || e.WorkerID == "" || seen[k] {
+			return nil, fmt.Errorf("store: begin actions: entry %d: feed and worker_id are required, and unique in a batch (%s)", i, k)
+		}
+		seen[k] = true
+		e.Outcome = cmp.Or(e.Outcome, connector.OutcomePending)
+		if e.At.IsZero() {
+			e.At = now
+		}
+		r, err := auditRowOf(e)
+		if err != nil {
+			return nil, fmt.Errorf("store: begin actions: %w", err)
+		}
+		rows[i] = r
+	}
+	ids, err := db.addAudit(ctx, db.x, rows, true)
+	if err != nil {
+		return nil, fmt.Errorf("store: begin actions: %w", err)
+	}
+	return ids, nil
+}
+
+// PendingActions returns the pending audit rows of ws written before before,
+// oldest first, by worker (connector.AuditIntents), in one statement per chunk.
+func (db *DB) PendingActions(ctx context.Context, ws []connector.WorkerKey, before time.Time) (map[connector.WorkerKey][]connector.AuditEntry, error) {
+	out := map[connector.WorkerKey][]connector.AuditEntry{}
+	if len(ws) == 0 {
+		return out, nil
+	}
+	for chunk := range slices.Chunk(uniqueKeys(ws), db.chunkSize()) {
+		sel, args := db.keyRows(chunk)
+		rows, err := db.x.QueryContext(ctx, db.q(`SELECT id, at, feed, worker_id, account_id, action, outcome, detail, fact_ids, plan, hold_id, cause, before_version
+			FROM audit WHERE outcome = 'pending' AND at < ? AND (feed, worker_id) IN (`+sel+`) ORDER BY at, id`),
+			append([]any{db.ts(before)}, args...)...)
+		if err != nil {
+			return nil, fmt.Errorf("store: pending actions: %w", err)
+		}
+		for rows.Next() {
+			var a connector.AuditEntry
+			var at instant
+			var ids string
+			if err := rows.Scan(&a.ID, &at, &a.Feed, &a.WorkerID, &a.AccountID, &a.Action, &a.Outcome, &a.Detail, &ids, &a.Plan, &a.HoldID, &a.Cause, &a.Before); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: pending actions: %w", err)
+			}
+			a.At = at.T
+			if a.FactIDs, err = parseList(ids); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: pending action %d: fact ids: %w", a.ID, err)
+			}
+			k := connector.WorkerKey{Feed: a.Feed, WorkerID: a.WorkerID}
+			out[k] = append(out[k], a)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("store: pending actions: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: pending actions: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // insertReviews inserts the reviews of cs, in order, with one statement. An open

@@ -17,7 +17,8 @@ import (
 // with FOR UPDATE SKIP LOCKED, so concurrent callers (other replicas) skip each
 // other's rows instead of waiting; on SQLite the single writer makes it atomic.
 // The due time is left as is, so a lease that expires makes the worker eligible
-// again. A worker whose predecessor (a worker it took over through a rehire under
+// again. The claim clears the worker's woken flag: a wake (DecideHold, MarkDue)
+// after this point sets it, and the claim's completion then leaves the worker due. A worker whose predecessor (a worker it took over through a rehire under
 // a new id) is leased is not claimed until that lease ends: the predecessor's
 // converge may still be acting on the same account from an older view.
 func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]connector.Claim, error) {
@@ -37,7 +38,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 			ORDER BY c.due_at
 			LIMIT ?`
 	until := now.Add(lease)
-	query := `UPDATE workers SET lease_owner = ?, lease_until = ?
+	query := `UPDATE workers SET lease_owner = ?, lease_until = ?, woken = FALSE
 		WHERE (feed, worker_id) IN (SELECT c.feed, c.worker_id ` + due + `)
 		RETURNING feed, worker_id, version, attempts, due_at, lease_until`
 	if db.backend == Postgres {
@@ -46,7 +47,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 		// whole workers table for them. A row locked FOR UPDATE stays where it
 		// is until the transaction ends, and the lock returns the row's latest
 		// version (rechecked against the conditions) with its ctid.
-		query = `UPDATE workers SET lease_owner = ?, lease_until = ?
+		query = `UPDATE workers SET lease_owner = ?, lease_until = ?, woken = FALSE
 			WHERE ctid = ANY(ARRAY(SELECT c.ctid ` + due + ` FOR UPDATE SKIP LOCKED))
 			RETURNING feed, worker_id, version, attempts, due_at, lease_until`
 	}
@@ -141,7 +142,8 @@ func (db *DB) Links(ctx context.Context) (map[connector.WorkerKey]string, error)
 //     times default to the claim's worker and the store clock;
 //   - attempts become 0, or Claim.Attempts+1 if Failed;
 //   - the worker is next due at NextDue (never, if zero), or now if its version
-//     moved past Claim.Version (a fact arrived meanwhile);
+//     moved past Claim.Version (a fact arrived meanwhile) or it was woken since
+//     the claim (DecideHold approved its hold, MarkDue asked for a look);
 //   - the lease is released if Owner still holds it.
 //
 // Returns an error matching connector.ErrNotFound if the worker does not exist.

@@ -615,9 +615,12 @@ func (db *DB) DecideHold(ctx context.Context, id int64, d connector.HoldDecision
 			}
 		}
 		if d.Approve && h.Kind == connector.HoldLive {
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers SET due_at = ?
-				WHERE (feed, worker_id) IN (SELECT feed, worker_id FROM hold_workers WHERE hold_id = ?)
-					AND (due_at IS NULL OR due_at > ?)`), db.ts(now), id, db.ts(now)); err != nil {
+			// woken: a converger may hold one of these workers' claim, taken
+			// before this approval, and be about to commit its held outcome; that
+			// completion must leave the worker due (see completeChunk).
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers
+				SET due_at = CASE WHEN due_at IS NOT NULL AND due_at <= ? THEN due_at ELSE ? END, woken = TRUE
+				WHERE (feed, worker_id) IN (SELECT feed, worker_id FROM hold_workers WHERE hold_id = ?)`), db.ts(now), db.ts(now), id); err != nil {
 				return fmt.Errorf("mark due: %w", err)
 			}
 		}

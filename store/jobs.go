@@ -20,8 +20,45 @@ var _ connector.JobStore = (*DB)(nil)
 
 const jobItemColumns = `seq, account_id, action, version, feed, worker_id, user_name, email, created, activity, status, detail, done_at`
 
+// OpenJobError is CreateJob's refusal of a second offboarding of a feed whose
+// offboarding hold is still open or approved. It matches connector.ErrConflict.
+type OpenJobError struct {
+	Hold connector.Hold // the existing hold
+}
+
+func (e *OpenJobError) Error() string {
+	return fmt.Sprintf("feed %s already has %s hold %d (%s, created %s)", e.Hold.Feed, e.Hold.Kind, e.Hold.ID, e.Hold.Status,
+		e.Hold.CreatedAt.UTC().Format(time.RFC3339))
+}
+
+func (e *OpenJobError) Unwrap() error { return connector.ErrConflict }
+
+// OffboardHold returns the feed's offboarding hold that is still open or
+// approved (its run may not have finished), the newest if there were several;
+// ok is false if there is none.
+func (db *DB) OffboardHold(ctx context.Context, feed string) (h connector.Hold, ok bool, err error) {
+	return db.offboardHold(ctx, db.x, feed)
+}
+
+func (db *DB) offboardHold(ctx context.Context, q sqlx.QueryerContext, feed string) (connector.Hold, bool, error) {
+	var id int64
+	err := sqlx.GetContext(ctx, q, &id, db.q(`SELECT id FROM holds WHERE kind = ? AND feed = ? AND status IN ('open', 'approved')
+		ORDER BY id DESC LIMIT 1`), string(connector.HoldOffboard), feed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return connector.Hold{}, false, nil
+	}
+	if err != nil {
+		return connector.Hold{}, false, fmt.Errorf("store: offboarding hold of %s: %w", feed, err)
+	}
+	h, err := db.getHold(ctx, q, id)
+	return h, err == nil, err
+}
+
 // CreateJob creates an open hold of a job kind with its items, in one transaction,
 // and returns the hold's id. Items are numbered 1, 2, ... in the order given.
+// A feed is offboarded once: while its offboarding hold is open or approved, a
+// second one is refused with an *OpenJobError naming it (the check and the
+// insert are serialised with every other hold decision).
 func (db *DB) CreateJob(ctx context.Context, h connector.Hold, items []connector.JobItem) (int64, error) {
 	if !h.Kind.IsJob() {
 		return 0, fmt.Errorf("store: create job: kind %q: want cleanup or offboard", h.Kind)
@@ -38,6 +75,18 @@ func (db *DB) CreateJob(ctx context.Context, h connector.Hold, items []connector
 	}
 	var id int64
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		if h.Kind == connector.HoldOffboard {
+			if err := db.lockSafeguard(ctx, tx); err != nil {
+				return err
+			}
+			prev, ok, err := db.offboardHold(ctx, tx, h.Feed)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return &OpenJobError{Hold: prev}
+			}
+		}
 		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, payload)
 			VALUES (?, ?, 'open', ?, ?, ?, ?) RETURNING id`), h.Feed, string(h.Kind), h.Reason, h.Counts.Active, db.ts(created), h.Payload).Scan(&id); err != nil {
 			return err
@@ -319,6 +368,22 @@ func (db *DB) checkClosed(ctx context.Context, tx *sqlx.Tx, facts []connector.Fa
 		if at, ok := closed[f.Feed]; ok {
 			return connector.Permanent(&ClosedFeedError{Fact: f.Source + "#" + f.ID, Feed: f.Feed, ClosedAt: at})
 		}
+	}
+	return nil
+}
+
+// SetJobPayload replaces the payload of job hold id: its report summary, which
+// names the report directory, and that directory is named after the hold, so it
+// is known only once the hold exists. Returns an error matching
+// connector.ErrNotFound if there is no job hold id.
+func (db *DB) SetJobPayload(ctx context.Context, id int64, payload []byte) error {
+	res, err := db.x.ExecContext(ctx, db.q(`UPDATE holds SET payload = ? WHERE id = ? AND kind IN (?, ?)`),
+		payload, id, string(connector.HoldCleanup), string(connector.HoldOffboard))
+	if err != nil {
+		return fmt.Errorf("store: payload of hold %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return notFound("job hold %d", id)
 	}
 	return nil
 }

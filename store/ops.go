@@ -261,7 +261,7 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]connector.AuditEn
 	if !f.Until.IsZero() {
 		add("at < ?", db.ts(f.Until))
 	}
-	query := `SELECT id, at, feed, worker_id, account_id, action, outcome, detail, fact_ids, plan FROM audit` +
+	query := `SELECT id, at, feed, worker_id, account_id, action, outcome, detail, fact_ids, plan, hold_id, cause, before_version FROM audit` +
 		whereClause(where) + ` ORDER BY at DESC, id DESC` + limitClause(f.Limit)
 	rows, err := db.x.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
@@ -273,7 +273,7 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]connector.AuditEn
 		var a connector.AuditEntry
 		var at instant
 		var ids string
-		if err := rows.Scan(&a.ID, &at, &a.Feed, &a.WorkerID, &a.AccountID, &a.Action, &a.Outcome, &a.Detail, &ids, &a.Plan); err != nil {
+		if err := rows.Scan(&a.ID, &at, &a.Feed, &a.WorkerID, &a.AccountID, &a.Action, &a.Outcome, &a.Detail, &ids, &a.Plan, &a.HoldID, &a.Cause, &a.Before); err != nil {
 			return nil, fmt.Errorf("store: list audit: %w", err)
 		}
 		a.At = at.T

@@ -214,7 +214,8 @@ func (db *DB) LastStateActions(ctx context.Context, accountIDs []string) (map[st
 // again, and returns how many of them the store knows (each of those is due at now
 // at the latest afterwards). A worker already due at or
 // before now keeps its due time. Nothing else moves: not the version, the
-// attempts, the lease, the links. Unknown workers are ignored.
+// attempts, the lease, the links. Unknown workers are ignored. A worker leased
+// meanwhile stays due after its claim's completion (the woken flag, as DecideHold).
 func (db *DB) MarkDue(ctx context.Context, ws []connector.WorkerKey, now time.Time) (int, error) {
 	if len(ws) == 0 {
 		return 0, nil
@@ -227,7 +228,7 @@ func (db *DB) MarkDue(ctx context.Context, ws []connector.WorkerKey, now time.Ti
 			sel, args := db.keyRows(chunk)
 			args = append([]any{db.ts(now), db.ts(now)}, args...)
 			res, err := tx.ExecContext(ctx, db.q(`UPDATE workers
-				SET due_at = CASE WHEN due_at IS NOT NULL AND due_at <= ? THEN due_at ELSE ? END
+				SET due_at = CASE WHEN due_at IS NOT NULL AND due_at <= ? THEN due_at ELSE ? END, woken = TRUE
 				WHERE (feed, worker_id) IN (`+sel+`)`), args...)
 			if err != nil {
 				return err

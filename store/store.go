@@ -64,7 +64,10 @@ type DB struct {
 	DeadLetterMaxBody int
 }
 
-var _ connector.Store = (*DB)(nil)
+var (
+	_ connector.Store        = (*DB)(nil)
+	_ connector.AuditIntents = (*DB)(nil)
+)
 
 // Open connects to the database at url and applies any pending migrations.
 //

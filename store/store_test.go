@@ -68,25 +68,28 @@ func benchmarkRecordFacts(b *testing.B, db *store.DB) {
 // connector.Converger does it: claim 256 due workers, LoadHistories, then
 // CompleteAll with a link and one audit row each, leaving them due again. The
 // "each" variants do the same with LoadHistory and Complete per worker, for
-// comparison. One worker in eight is a rehire with a predecessor.
+// comparison. The "intent" variants add what the converger does for the audit's
+// intent rows (docs/audit.md): one PendingActions read after the claim, one
+// BeginActions insert of the batch's 256 calls before them, and the completion
+// updating those rows instead of inserting. One worker in eight is a rehire with
+// a predecessor.
 func BenchmarkConvergeBatch(b *testing.B) {
 	for _, backend := range []struct {
 		name string
 		url  func(testing.TB) string
 	}{{"sqlite", sqliteURL}, {"postgres", pgtest.URL}} {
-		for _, batched := range []bool{true, false} {
-			name := backend.name + "/batch"
-			if !batched {
-				name = backend.name + "/each"
-			}
-			b.Run(name, func(b *testing.B) {
-				benchmarkConverge(b, mustOpen(b, backend.url(b)), batched)
+		for _, v := range []struct {
+			name             string
+			batched, intents bool
+		}{{"batch", true, false}, {"batch+intent", true, true}, {"each", false, false}} {
+			b.Run(backend.name+"/"+v.name, func(b *testing.B) {
+				benchmarkConverge(b, mustOpen(b, backend.url(b)), v.batched, v.intents)
 			})
 		}
 	}
 }
 
-func benchmarkConverge(b *testing.B, db *store.DB, batched bool) {
+func benchmarkConverge(b *testing.B, db *store.DB, batched, intents bool) {
 	const pool, size = 1024, 256
 	ctx := b.Context()
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -139,11 +142,28 @@ func benchmarkConverge(b *testing.B, db *store.DB, batched bool) {
 			}
 		}
 		round++
+		var ids []int64
+		if intents {
+			if _, err := db.PendingActions(ctx, keys, claimAt); err != nil {
+				b.Fatal(err)
+			}
+			es := make([]connector.AuditEntry, len(claims))
+			for i, c := range claims {
+				es[i] = connector.AuditEntry{Feed: c.Worker.Feed, WorkerID: c.Worker.WorkerID, AccountID: "acct-" + c.Worker.WorkerID,
+					Action: connector.ActionUpdate, Cause: "profile changed", FactIDs: []string{"/feeds/hr#u-" + c.Worker.WorkerID}}
+			}
+			if ids, err = db.BeginActions(ctx, es); err != nil {
+				b.Fatal(err)
+			}
+		}
 		cs := make([]connector.Completion, len(claims))
 		for i, c := range claims {
 			cs[i] = connector.Completion{Claim: c, Owner: "bench", AccountID: "acct-" + c.Worker.WorkerID,
 				NextDue: t0.Add(time.Duration(round) * time.Second),
 				Audit:   []connector.AuditEntry{{Action: connector.ActionUpdate, Outcome: connector.OutcomeOK, FactIDs: []string{"/feeds/hr#u-" + c.Worker.WorkerID}}}}
+			if intents {
+				cs[i].Audit[0].ID = ids[i]
+			}
 		}
 		if batched {
 			if err := db.CompleteAll(ctx, cs); err != nil {

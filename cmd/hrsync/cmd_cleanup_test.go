@@ -338,3 +338,53 @@ func TestCleanupKilledAndResumed(t *testing.T) {
 		t.Errorf("the interrupted batches are not counted as already gone (%v):\n%s", err, out)
 	}
 }
+
+// TestFeedOffboardTwice: a second "feed offboard" of a feed whose offboarding is
+// held returns the existing hold, tells the user its id, and exits 0; it creates
+// no second hold and writes no second report. The report directory names the
+// hold (issue #10, defect 5). Not parallel: it runs in its own working directory,
+// where the default report directories go.
+func TestFeedOffboardTwice(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	ctx := t.Context()
+	dbURL := "sqlite://" + filepath.Join(dir, "h.db")
+	cfg := filepath.Join(dir, "hrsync.yaml")
+	if err := os.WriteFile(cfg, []byte(`feeds:
+  - {name: hr, kind: hr, source: /feeds/hr}
+  - {name: partner-acme, kind: partner, source: /feeds/partner-acme}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lms := startLMS(t, nil)
+	db := openStore(t, dbURL)
+	for _, id := range []string{"p1", "p2"} {
+		if _, err := lms.sb.CreateAccount(ctx, connector.Account{ExternalID: "partner-acme:" + id, UserName: id + "@partner-acme.example", Active: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"feed", "offboard", "partner-acme", "--by", "ana", "--reason", "contract ended",
+		"--db", dbURL, "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token, "--log-level", "warn"}
+	out, stderr, err := runCLI(t, nil, args...)
+	if err != nil || !strings.Contains(out, "held as hold 1") {
+		t.Fatalf("first offboard: %v\n%s\n%s", err, out, stderr)
+	}
+	reports, _ := filepath.Glob("offboard-*")
+	if len(reports) != 1 || !strings.Contains(reports[0], "hold1") {
+		t.Fatalf("report directories after the first offboard = %v, want one that names hold 1", reports)
+	}
+	out, stderr, err = runCLI(t, nil, args...)
+	if err != nil {
+		t.Fatalf("second offboard: %v, want exit 0 and the existing hold\n%s\n%s", err, out, stderr)
+	}
+	if !strings.Contains(out, "already") || !strings.Contains(out, "hold 1") || strings.Contains(out, "held as hold") {
+		t.Fatalf("second offboard does not name the existing hold 1:\n%s", out)
+	}
+	holds, err := db.ListHolds(ctx, store.HoldFilter{Feed: "partner-acme"})
+	if err != nil || len(holds) != 1 {
+		t.Fatalf("holds of the feed after two offboards = %+v, %v; want one", holds, err)
+	}
+	if again, _ := filepath.Glob("offboard-*"); len(again) != 1 {
+		t.Fatalf("report directories after the second offboard = %v, want the first only", again)
+	}
+}

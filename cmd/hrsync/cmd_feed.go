@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -27,6 +29,9 @@ partner's feed is deleted or anonymised, and the feed is closed.
       key (HRSYNC_ERASURE_KEY), as hrsync erase does, and erases each linked worker
       from the store too. When every account is done, the feed is closed: its events
       are dead-lettered, its roster uploads and upload tokens refused.
+      Asked again while the feed's offboarding hold is open or approved, it names
+      that hold, holds nothing new and exits 0. The report directory (default
+      offboard-NAME-holdID-TIMESTAMP) names the hold.
   hrsync feed status NAME
       whether the feed is closed, when and by whom.`
 
@@ -51,7 +56,7 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 	}
 	by := fs.String("by", "", "offboard: who asks for it (required)")
 	reason := fs.String("reason", "", "offboard: why, e.g. the contract's end (required)")
-	out := fs.String("out", "", "offboard: directory of the report files (default ./offboard-<feed>-<UTC timestamp>)")
+	out := fs.String("out", "", "offboard: directory of the report files (default ./offboard-<feed>-hold<id>-<UTC timestamp>)")
 	// The feed name may come first (feed offboard acme --by ...) or last.
 	var name string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -105,6 +110,14 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 	} else if closed {
 		return fmt.Errorf("feed %s was already closed on %s (hold %d)", name, cl.ClosedAt.UTC().Format(time.DateOnly), cl.HoldID)
 	}
+	// Offboarding is idempotent: while the feed's offboarding is held (or
+	// approved and running), asking again names that hold and changes nothing.
+	if h, ok, err := db.OffboardHold(ctx, name); err != nil {
+		return err
+	} else if ok {
+		printOffboardHeld(env.stdout, h)
+		return nil
+	}
 	action := connector.ActionDelete
 	if keep {
 		action = connector.ActionAnonymise
@@ -120,36 +133,66 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 		anon = len(sel.Items)
 	}
 	est := estimateFor(ctx, lms, len(sel.Items), anon, rate)
-	dir := *out
-	if dir == "" {
-		dir = "offboard-" + name + "-" + time.Now().UTC().Format("20060102T150405Z")
-	}
-	if err := writeJobReport(dir, sel, est); err != nil {
-		return err
-	}
 	w := env.stdout
-	fmt.Fprintf(w, "feed %s: %d LMS accounts to %s (%d scanned)\n", name, len(sel.Items), action, sel.Scanned)
-	fmt.Fprintf(w, "that needs %s\n", est)
-	fmt.Fprintf(w, "report: %s (accounts.csv, report.json)\n", dir)
+	stamp := time.Now().UTC().Format("20060102T150405Z")
 	if len(sel.Items) == 0 {
+		dir := cmp.Or(*out, "offboard-"+name+"-empty-"+stamp)
+		if err := writeJobReport(dir, sel, est); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "feed %s: no LMS accounts (%d scanned); report: %s\n", name, sel.Scanned, dir)
 		if err := db.CloseFeed(ctx, store.ClosedFeed{Feed: name, ClosedBy: *by, Reason: *reason}); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "the feed has no accounts; it is closed now\n")
 		return nil
 	}
-	payload, err := json.Marshal(jobPayload{Filter: "every account of feed " + name, Selection: sel, Estimate: est, ReportDir: dir})
+	report := jobPayload{Filter: "every account of feed " + name, Selection: sel, Estimate: est}
+	payload, err := json.Marshal(report)
 	if err != nil {
 		return err
 	}
+	// The store refuses a second offboarding hold of the feed (one started since
+	// the check above): name the one that won.
 	id, err := db.CreateJob(ctx, connector.Hold{Kind: connector.HoldOffboard, Feed: name,
 		Reason: fmt.Sprintf("offboard feed %s (%s by %s: %s)", name, action, *by, *reason), Payload: payload}, sel.Items)
+	var open *store.OpenJobError
+	if errors.As(err, &open) {
+		printOffboardHeld(w, open.Hold)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	// The report directory names the hold, so two offboardings never share one.
+	report.ReportDir = cmp.Or(*out, fmt.Sprintf("offboard-%s-hold%d-%s", name, id, stamp))
+	if err := writeJobReport(report.ReportDir, sel, est); err != nil {
+		return fmt.Errorf("hold %d is created, but its report was not written (hrsync holds show %d --csv - lists its accounts): %w", id, id, err)
+	}
+	if payload, err = json.Marshal(report); err != nil {
+		return err
+	}
+	if err := db.SetJobPayload(ctx, id, payload); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "feed %s: %d LMS accounts to %s (%d scanned)\n", name, len(sel.Items), action, sel.Scanned)
+	fmt.Fprintf(w, "that needs %s\n", est)
+	fmt.Fprintf(w, "report: %s (accounts.csv, report.json)\n", report.ReportDir)
 	log.Info("offboarding held", "feed", name, "hold", id, "accounts", len(sel.Items), "action", action, "by", *by)
 	fmt.Fprintf(w, "held as hold %d; nothing changed. Next: hrsync holds approve %d --by NAME --reason TEXT, then hrsync holds run %d\n", id, id, id)
 	return nil
+}
+
+// printOffboardHeld tells the user that the feed's offboarding is held already,
+// as hold h, and what to do next; nothing was scanned or held again.
+func printOffboardHeld(w io.Writer, h connector.Hold) {
+	fmt.Fprintf(w, "feed %s is already being offboarded: hold %d (%s since %s, %d accounts); nothing new was held.\n",
+		h.Feed, h.ID, h.Status, h.CreatedAt.UTC().Format(time.RFC3339), h.Counts.Removals)
+	if h.Status == connector.HoldOpen {
+		fmt.Fprintf(w, "Next: hrsync holds show %d, hrsync holds approve %d --by NAME --reason TEXT, then hrsync holds run %d\n", h.ID, h.ID, h.ID)
+	} else {
+		fmt.Fprintf(w, "Next: hrsync holds run %d (resumes where it stopped)\n", h.ID)
+	}
 }
 
 // offboardSelection lists every LMS account of feed: linked to one of its workers,

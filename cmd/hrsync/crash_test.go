@@ -19,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
+	"github.com/hrsync/hrsync/store"
 	"github.com/hrsync/hrsync/store/pgtest"
 )
 
@@ -279,7 +281,55 @@ func TestCrashBetweenLMSCallAndCommit(t *testing.T) {
 	t.Logf("final daemon settled in %v", time.Since(began).Round(time.Millisecond))
 	final.terminate(t, 30*time.Second)
 	sc.checkFinal(t, lms.sb, db, seeded)
+	checkAudited(t, lms.sb, db)
 	t.Logf("LMS: %d accounts, %s; %d people seeded", lms.sb.Count(), opsSummary(lms.sb), len(seeded))
+}
+
+// auditAction is the audit action of each kind of LMS write the sandbox logs.
+var auditAction = map[sandbox.OpKind]connector.ActionKind{sandbox.OpCreate: connector.ActionCreate, sandbox.OpUpdate: connector.ActionUpdate,
+	sandbox.OpActivate: connector.ActionReactivate, sandbox.OpDeactivate: connector.ActionDeactivate, sandbox.OpDelete: connector.ActionDelete}
+
+// checkAudited checks that the audit is complete after the kills: every write the
+// sandbox applied has an audit row with outcome ok for that action on that
+// account (recorded after the call, or resolved as applied after a crash), and
+// no row is left pending.
+func checkAudited(t *testing.T, sb *sandbox.LMS, db *store.DB) {
+	t.Helper()
+	audit, err := db.ListAudit(t.Context(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		account string
+		action  connector.ActionKind
+	}
+	have := map[key]int{}
+	pending := 0
+	for _, a := range audit {
+		switch a.Outcome {
+		case connector.OutcomeOK:
+			have[key{a.AccountID, a.Action}]++
+		case connector.OutcomePending:
+			pending++
+			t.Errorf("audit row %d is still pending after the final daemon: %+v", a.ID, a)
+		}
+	}
+	want := map[key]int{}
+	for _, op := range sb.Ops() {
+		want[key{op.AccountID, auditAction[op.Kind]}]++
+	}
+	missing := 0
+	for k, n := range want {
+		if have[k] < n {
+			missing += n - have[k]
+			if missing <= 10 {
+				t.Errorf("the LMS applied %d %s of account %s; the audit has %d", n, k.action, k.account, have[k])
+			}
+		}
+	}
+	if missing > 0 || pending > 0 {
+		t.Errorf("%d LMS writes without an audit row, %d rows pending (%d writes in all)", missing, pending, len(sb.Ops()))
+	}
 }
 
 // opsSummary counts the LMS ops by kind.

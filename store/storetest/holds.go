@@ -389,6 +389,64 @@ func runHolds(t *testing.T, setup func(t *testing.T) *testBundle) {
 		}
 	})
 
+	// An approval given while the converger commits the held plan survives that
+	// commit: the completion of a claim taken before the approval must not clear
+	// the due time the approval set (issue #10, defect 2).
+	t.Run("ApprovalDuringHeldCommitStaysDue", func(t *testing.T) {
+		t.Parallel()
+		for _, batch := range []bool{false, true} {
+			t.Run(fmt.Sprintf("Batch=%v", batch), func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				s := hs(t, b)
+				hr := populate(t, b, "hr", 10)
+				at := b.now.Add(time.Minute)
+				for i := range 2 {
+					reserve(t, s, req(b, hr[i], 1, at))
+				}
+				// hr[2] and hr[3] leave; the converger claims them, plans
+				// removals, and the safeguard holds hr[2].
+				b.record(t, fact(hr[2], "leave2", connector.KindLeft, 1), fact(hr[3], "leave3", connector.KindLeft, 1))
+				cs := b.claim(t, "conv", b.now, 10)
+				if len(cs) != 2 {
+					t.Fatalf("claimed %v, want hr:w02 and hr:w03", claimKeys(cs))
+				}
+				held := reserve(t, s, req(b, cs[0].Worker, cs[0].Version, at))
+				if held.Allow || held.Status != connector.HoldOpen {
+					t.Fatalf("removal of %s = %+v, want held", cs[0].Worker, held)
+				}
+				// A person approves before the converger commits the held outcome.
+				if _, err := s.DecideHold(b.ctx, held.HoldID, connector.HoldDecision{Approve: true, By: "alice", Reason: "ok"}); err != nil {
+					t.Fatal(err)
+				}
+				heldComp := connector.Completion{Claim: cs[0], Owner: "conv", Audit: []connector.AuditEntry{{
+					Action: connector.ActionDeactivate, Outcome: connector.OutcomeHeld, Detail: fmt.Sprintf("held in hold %d", held.HoldID)}}}
+				comps := []connector.Completion{heldComp}
+				if batch {
+					comps = append(comps, connector.Completion{Claim: cs[1], Owner: "conv"})
+				}
+				if err := b.s.CompleteAll(b.ctx, comps); err != nil {
+					t.Fatal(err)
+				}
+				if !batch {
+					b.complete(t, connector.Completion{Claim: cs[1], Owner: "conv"})
+				}
+				got := b.claim(t, "after", b.now.Add(time.Hour), 10)
+				if keys := claimKeys(got); len(keys) != 1 || keys[0] != cs[0].Worker.String() {
+					t.Fatalf("due after approve, then the held commit: %v, want only %s (the approval was lost)", keys, cs[0].Worker)
+				}
+				if v := reserve(t, s, req(b, got[0].Worker, got[0].Version, at.Add(time.Minute))); !v.Allow || v.HoldID != held.HoldID {
+					t.Fatalf("removal after the approval = %+v, want allowed by hold %d", v, held.HoldID)
+				}
+				// The next claim's completion clears the wake: the worker is done.
+				b.complete(t, connector.Completion{Claim: got[0], Owner: "after"})
+				if cs := b.claim(t, "later", b.now.Add(2*time.Hour), 10); len(cs) != 0 {
+					t.Fatalf("due after the approved removal was committed: %v", claimKeys(cs))
+				}
+			})
+		}
+	})
+
 	t.Run("UploadHold", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

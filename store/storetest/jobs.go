@@ -20,6 +20,7 @@ type JobStore interface {
 	ListHolds(ctx context.Context, f store.HoldFilter) ([]connector.Hold, error)
 	CloseFeed(ctx context.Context, c store.ClosedFeed) error
 	FeedClosed(ctx context.Context, feed string) (store.ClosedFeed, bool, error)
+	OffboardHold(ctx context.Context, feed string) (connector.Hold, bool, error)
 }
 
 var _ JobStore = (*store.DB)(nil)
@@ -156,6 +157,57 @@ func runJobs(t *testing.T, setup func(t *testing.T) *testBundle) {
 		}
 		if _, err := s.AllowSample(b.ctx, id, 3, "ana", "late"); !errors.Is(err, connector.ErrConflict) {
 			t.Fatalf("AllowSample on a decided hold = %v, want ErrConflict", err)
+		}
+	})
+
+	// A feed is offboarded once: a second offboarding while the first hold is
+	// open or approved is refused and names the hold (issue #10, defect 5).
+	t.Run("OffboardOnce", func(t *testing.T) {
+		b := setup(t)
+		s := js(t, b)
+		off := connector.Hold{Kind: connector.HoldOffboard, Feed: "partner-acme", Reason: "offboard"}
+		first, err := s.CreateJob(b.ctx, off, items(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []string{"open", "approved"} {
+			if step == "approved" {
+				if _, err := s.DecideHold(b.ctx, first, connector.HoldDecision{Approve: true, By: "ana", Reason: "ok"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := s.CreateJob(b.ctx, off, items(2))
+			var oe *store.OpenJobError
+			if !errors.As(err, &oe) || !errors.Is(err, connector.ErrConflict) || oe.Hold.ID != first || string(oe.Hold.Status) != step {
+				t.Fatalf("second offboarding while hold %d is %s: err = %v, want an OpenJobError naming it", first, step, err)
+			}
+			if h, ok, err := s.OffboardHold(b.ctx, "partner-acme"); err != nil || !ok || h.ID != first {
+				t.Fatalf("OffboardHold = %+v, %v, %v; want hold %d", h, ok, err, first)
+			}
+		}
+		if list, err := s.ListHolds(b.ctx, store.HoldFilter{Feed: "partner-acme"}); err != nil || len(list) != 1 {
+			t.Fatalf("holds of the feed = %+v, %v; want one", list, err)
+		}
+		// Another feed, and clean-ups, are not affected.
+		if _, err := s.CreateJob(b.ctx, connector.Hold{Kind: connector.HoldOffboard, Feed: "partner-beta"}, items(1)); err != nil {
+			t.Fatalf("offboarding another feed: %v", err)
+		}
+		if _, err := s.CreateJob(b.ctx, connector.Hold{Kind: connector.HoldCleanup, Feed: "partner-acme"}, items(1)); err != nil {
+			t.Fatalf("a clean-up of the feed: %v", err)
+		}
+		// A rejected offboarding may be asked for again.
+		if _, ok, err := s.OffboardHold(b.ctx, "partner-gamma"); ok || err != nil {
+			t.Fatalf("OffboardHold of a feed never offboarded = %v, %v", ok, err)
+		}
+		g, err := s.CreateJob(b.ctx, connector.Hold{Kind: connector.HoldOffboard, Feed: "partner-gamma"}, items(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DecideHold(b.ctx, g, connector.HoldDecision{By: "ana", Reason: "not yet"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateJob(b.ctx, connector.Hold{Kind: connector.HoldOffboard, Feed: "partner-gamma"}, items(1)); err != nil {
+			t.Fatalf("offboarding again after a rejection: %v", err)
 		}
 	})
 

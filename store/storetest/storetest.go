@@ -668,6 +668,77 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		wantNotFound(t, "ResolveReview(unknown)", b.s.ResolveReview(b.ctx, 999999, ""))
 	})
 
+	// An LMS call's audit row is committed pending before the call and gets its
+	// outcome after, in place; a pending row is found again (issue #10, defect 6).
+	t.Run("AuditIntents", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ai, ok := b.s.(connector.AuditIntents)
+		if !ok {
+			t.Fatalf("%T does not implement connector.AuditIntents", b.s)
+		}
+		w1, w2 := hr("w1"), hr("w2")
+		b.record(t, fact(w1, "e1", connector.KindHired, 0), fact(w2, "e2", connector.KindHired, 0))
+		at := b.now.Add(-time.Minute)
+		ids, err := ai.BeginActions(b.ctx, []connector.AuditEntry{
+			{At: at, Feed: "hr", WorkerID: "w1", Action: connector.ActionCreate, Cause: "hired", Detail: "hired", FactIDs: []string{"/feeds/hr#e1"}},
+			{At: at, Feed: "hr", WorkerID: "w2", AccountID: "acct-2", Action: connector.ActionDeactivate, Cause: "left", HoldID: 7, Before: `W/"3"`},
+		})
+		if err != nil || len(ids) != 2 || ids[0] == ids[1] || ids[0] == 0 {
+			t.Fatalf("BeginActions = %v, %v", ids, err)
+		}
+		if _, err := ai.BeginActions(b.ctx, []connector.AuditEntry{{Feed: "hr", WorkerID: "w1"}, {Feed: "hr", WorkerID: "w1"}}); err == nil {
+			t.Fatal("BeginActions accepted one worker twice in a batch")
+		}
+		if p, err := ai.PendingActions(b.ctx, []connector.WorkerKey{w1, w2}, at); err != nil || len(p) != 0 {
+			t.Fatalf("PendingActions before the rows were written = %v, %v", p, err)
+		}
+		p, err := ai.PendingActions(b.ctx, []connector.WorkerKey{w1, w2, hr("w3")}, b.now)
+		if err != nil || len(p) != 2 || len(p[w1]) != 1 || len(p[w2]) != 1 {
+			t.Fatalf("PendingActions = %v, %v", p, err)
+		}
+		if e := p[w2][0]; e.ID != ids[1] || e.Outcome != connector.OutcomePending || e.HoldID != 7 || e.Cause != "left" || e.Before != `W/"3"` ||
+			e.AccountID != "acct-2" || e.Action != connector.ActionDeactivate || !e.At.Equal(at) {
+			t.Fatalf("pending row of w2 = %+v", e)
+		}
+		if e := p[w1][0]; e.ID != ids[0] || !slices.Equal(e.FactIDs, []string{"/feeds/hr#e1"}) {
+			t.Fatalf("pending row of w1 = %+v", e)
+		}
+		// The outcome replaces the rows: w1's in a batch with w2's and a new row.
+		cs := b.claim(t, "a", b.now, 10)
+		if len(cs) != 2 {
+			t.Fatalf("claimed %v", claimKeys(cs))
+		}
+		done := b.now.Add(time.Second)
+		err = b.s.CompleteAll(b.ctx, []connector.Completion{
+			{Claim: cs[0], Owner: "a", AccountID: "acct-1", Audit: []connector.AuditEntry{
+				{ID: ids[0], At: done, AccountID: "acct-1", Action: connector.ActionCreate, Outcome: connector.OutcomeOK, Detail: "hired", FactIDs: []string{"/feeds/hr#e1"}}}},
+			{Claim: cs[1], Owner: "a", Audit: []connector.AuditEntry{
+				{ID: ids[1], At: done, AccountID: "acct-2", Action: connector.ActionDeactivate, Outcome: connector.OutcomeNotApplied, Detail: "not applied"},
+				{At: done, Action: connector.ActionNone, Outcome: connector.OutcomeReview, Detail: "a review"}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err := ai.PendingActions(b.ctx, []connector.WorkerKey{w1, w2}, b.now.Add(time.Hour)); err != nil || len(p) != 0 {
+			t.Fatalf("PendingActions after the outcomes = %v, %v", p, err)
+		}
+		all, err := b.s.ListAudit(b.ctx, store.AuditFilter{Feed: "hr"})
+		if err != nil || len(all) != 3 {
+			t.Fatalf("audit = %+v, %v; want the two rows updated in place and one added", all, err)
+		}
+		byID := map[int64]connector.AuditEntry{}
+		for _, e := range all {
+			byID[e.ID] = e
+		}
+		if e := byID[ids[0]]; e.Outcome != connector.OutcomeOK || e.AccountID != "acct-1" || !e.At.Equal(done) {
+			t.Fatalf("w1's row after its outcome = %+v", e)
+		}
+		if e := byID[ids[1]]; e.Outcome != connector.OutcomeNotApplied || e.Detail != "not applied" || e.HoldID != 7 || e.Cause != "left" {
+			t.Fatalf("w2's row after its outcome = %+v", e)
+		}
+	})
+
 	t.Run("AuditFilter", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -1,0 +1,171 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// The audit's intent rows (docs/audit.md). Before the converger makes an LMS
+// call, it commits an audit row with outcome pending that names the action, the
+// worker, the account if known, the hold that allowed it and its cause; the
+// call's outcome replaces that row when the converge commits. A crash between the
+// two leaves the pending row, and the worker's next converge resolves it by what
+// the LMS shows. So every call the LMS applied has an audit row, whatever the
+// crash.
+
+// intentWriter batches the intent rows of concurrent converges into one insert
+// (group commit): the first caller writes what is queued; callers arriving while
+// it writes queue up, and the next of them writes all of those at once. So a
+// batch of Concurrency workers costs about one insert per wave of LMS calls, not
+// one per call, and no caller waits for a timer.
+type intentWriter struct {
+	store AuditIntents
+
+	mu    sync.Mutex
+	queue []*intentReq
+	busy  bool // a caller is writing; the others wait
+}
+
+type intentReq struct {
+	e    AuditEntry
+	id   int64
+	err  error
+	lead bool          // handed the next write instead of a result
+	done chan struct{} // signalled once: the result, or the lead
+}
+
+// begin commits e as a pending audit row and returns its id.
+func (w *intentWriter) begin(ctx context.Context, e AuditEntry) (int64, error) {
+	r := &intentReq{e: e, done: make(chan struct{}, 1)}
+	w.mu.Lock()
+	w.queue = append(w.queue, r)
+	if w.busy {
+		w.mu.Unlock()
+		<-r.done
+		if !r.lead {
+			return r.id, r.err
+		}
+		w.mu.Lock() // our turn: r is still in the queue
+	}
+	w.busy = true
+	batch := w.queue
+	w.queue = nil
+	w.mu.Unlock()
+
+	w.write(ctx, batch, r)
+
+	w.mu.Lock()
+	if len(w.queue) > 0 {
+		next := w.queue[0]
+		next.lead = true
+		next.done <- struct{}{}
+	} else {
+		w.busy = false
+	}
+	w.mu.Unlock()
+	return r.id, r.err
+}
+
+// write inserts batch and hands every request but self its result.
+func (w *intentWriter) write(ctx context.Context, batch []*intentReq, self *intentReq) {
+	es := make([]AuditEntry, len(batch))
+	for i, r := range batch {
+		es[i] = r.e
+	}
+	ids, err := w.store.BeginActions(ctx, es)
+	if err == nil && len(ids) != len(batch) {
+		err = fmt.Errorf("store returned %d ids for %d intents", len(ids), len(batch))
+	}
+	for i, r := range batch {
+		if err != nil {
+			r.err = err
+		} else {
+			r.id = ids[i]
+		}
+		if r != self {
+			r.done <- struct{}{}
+		}
+	}
+}
+
+// intent is the pending audit row of action a of cl's worker, before the call at now.
+func intent(cl Claim, a Action, have *Account, want Wanted, now time.Time) AuditEntry {
+	e := AuditEntry{At: now, Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, AccountID: a.AccountID, Action: a.Kind,
+		Outcome: OutcomePending, Detail: a.Reason, Cause: a.Reason, HoldID: a.HoldID, FactIDs: want.FactIDs}
+	if have != nil && have.ID == a.AccountID {
+		e.Before = have.Version
+	}
+	return e
+}
+
+// resolvePending settles the pending audit rows that an earlier converge of the
+// worker left (it crashed, or lost its lease, between the LMS call and its
+// commit), by what the LMS shows now. It returns the rows with their outcome (by
+// ID, so the store updates them), and leaves out any it could not settle: an LMS
+// read that failed leaves it pending for the next converge.
+func (c *Converger) resolvePending(ctx context.Context, w WorkerKey, pending []AuditEntry) []AuditEntry {
+	var out []AuditEntry
+	for _, p := range pending {
+		outcome, acct, why, err := c.pendingOutcome(ctx, w, p)
+		if err != nil {
+			c.log.Warn("cannot resolve a pending audit row yet; it stays pending", "audit_id", p.ID, "feed", w.Feed,
+				"worker_id", w.WorkerID, "action", p.Action, "err", err)
+			continue
+		}
+		p.At, p.Outcome = c.cfg.Now(), outcome
+		if acct != "" {
+			p.AccountID = acct
+		}
+		label := map[Outcome]string{OutcomeOK: "applied (recovered)", OutcomeNotApplied: "not applied", OutcomeUnknown: "unknown"}[outcome]
+		p.Detail = fmt.Sprintf("%s after a crash before its outcome was recorded: %s; %s", label, why, p.Detail)
+		c.log.Info("pending audit row resolved", "audit_id", p.ID, "feed", w.Feed, "worker_id", w.WorkerID,
+			"action", p.Action, "account_id", p.AccountID, "outcome", outcome)
+		out = append(out, p)
+	}
+	return out
+}
+
+// pendingOutcome reads what the LMS shows of pending action p: the outcome, the
+// account it concerns (a create's, once found), and why in words.
+func (c *Converger) pendingOutcome(ctx context.Context, w WorkerKey, p AuditEntry) (Outcome, string, string, error) {
+	if p.Action == ActionCreate {
+		found, err := c.cfg.LMS.FindAccounts(ctx, AccountFilter{Attr: ByExternalID, Value: w.ExternalID()})
+		if err != nil {
+			return "", "", "", err
+		}
+		if len(found) > 0 {
+			return OutcomeOK, found[0].ID, fmt.Sprintf("the LMS has account %s with externalId %s", found[0].ID, w.ExternalID()), nil
+		}
+		return OutcomeNotApplied, "", "the LMS has no account with externalId " + w.ExternalID(), nil
+	}
+	if p.AccountID == "" {
+		return OutcomeUnknown, "", "the row names no account", nil
+	}
+	a, err := c.cfg.LMS.GetAccount(ctx, p.AccountID)
+	gone := errors.Is(err, ErrNotFound)
+	if err != nil && !gone {
+		return "", "", "", err
+	}
+	applied := func(ok bool, yes, no string) (Outcome, string, string, error) {
+		if ok {
+			return OutcomeOK, "", yes, nil
+		}
+		return OutcomeNotApplied, "", no, nil
+	}
+	switch {
+	case p.Action == ActionDelete:
+		return applied(gone, "the account is gone", "the account still exists")
+	case gone:
+		return OutcomeNotApplied, "", "the account is gone", nil
+	case p.Action == ActionDeactivate:
+		return applied(!a.Active, "the account is inactive", "the account is active")
+	case p.Action == ActionReactivate:
+		return applied(a.Active, "the account is active", "the account is inactive")
+	case p.Action == ActionUpdate && p.Before != "" && a.Version != "":
+		return applied(a.Version != p.Before, "the account's version changed since", "the account's version is unchanged")
+	}
+	return OutcomeUnknown, "", "the LMS cannot show whether it happened", nil
+}
