@@ -39,12 +39,9 @@ func (e *ErasedError) Error() string {
 }
 
 // checkErased returns a connector.Permanent *ErasedError if a fact is about an
-// erased worker (and a *ClosedFeedError if it is of a closed feed). It runs in the recording transaction, so an erasure that commits
-// first is seen.
+// erased worker, by the hashes of every key of the ring. It runs in the
+// recording transaction, so an erasure that commits first is seen.
 func (db *DB) checkErased(ctx context.Context, tx *sqlx.Tx, facts []connector.Fact) error {
-	if err := db.checkClosed(ctx, tx, facts); err != nil {
-		return err
-	}
 	ring := db.erasure.Load()
 	if ring == nil {
 		return nil // no tombstone needs a key: RecordFacts ran checkErasureKeys first

@@ -85,7 +85,7 @@ Running erase again for the same worker is safe.`)
 		return err
 	}
 	defer db.Close()
-	if err := db.UseErasureKey(ctx, []byte(key)); err != nil {
+	if err := useErasureKeys(ctx, db, key, env.getenv); err != nil {
 		return err
 	}
 	e, err := findErasure(ctx, db, lms, []byte(key), w)

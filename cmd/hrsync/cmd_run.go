@@ -239,6 +239,10 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 	if err != nil {
 		return err
 	}
+	oldKeys, err := oldErasureKeys(env.getenv)
+	if err != nil {
+		return err
+	}
 	log.Info("hrsync starting", "version", version(), "feeds", feeds.Names(), "db", redactURL(c.db), "lms", l.url, "lms_rate", l.rate)
 	s, err := openStack(ctx, stackConfig{
 		DB: c.db, NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
@@ -250,8 +254,8 @@ The admin port serves /healthz, /readyz and Prometheus /metrics.`)
 			}},
 		Safeguard:  safeguard,
 		Consumer:   events.ConsumerConfig{Batch: *batch, AckWait: *ackWait},
-		ErasureKey: []byte(env.getenv(erasureKeyEnv)),
-		Retention:  retention,
+		ErasureKey: []byte(env.getenv(erasureKeyEnv)), ErasureKeysOld: oldKeys,
+		Retention: retention,
 
 		DeadLetterMaxBody: dl.maxBody,
 	})
