@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,13 +110,123 @@ func TestRunWithoutKeyAfterErase(t *testing.T) {
 		t.Fatal("run without the key started although the store holds tombstones")
 	}
 
-	// With the key, the other worker's fact is recorded (it was redelivered).
-	env[erasureKeyEnv] = string(key)
+	// Rotation: a new current key alone is not enough while K's tombstone is live
+	// (a start-up failure naming K's fingerprint and the old-keys variable), nor
+	// is a malformed list of old keys.
+	startFails := func(want ...string) {
+		t.Helper()
+		finished, cancel, _ := startRun(t, env)
+		select {
+		case err := <-finished:
+			for _, w := range want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Fatalf("run with %s=%q %s=%q = %v; want a start-up failure saying %q", erasureKeyEnv, env[erasureKeyEnv],
+						erasureKeysOldEnv, env[erasureKeysOldEnv], err, w)
+				}
+			}
+		case <-time.After(30 * time.Second):
+			cancel()
+			<-finished
+			t.Fatalf("run with %s=%q %s=%q started", erasureKeyEnv, env[erasureKeyEnv], erasureKeysOldEnv, env[erasureKeysOldEnv])
+		}
+	}
+	env[erasureKeyEnv] = "key-new"
+	startFails(connector.ErasureKeyCheck(key), erasureKeysOldEnv)
+	env[erasureKeysOldEnv] = string(key) + ","
+	startFails(erasureKeysOldEnv, "key 2", "empty")
+
+	// With the new key and K as an old key, the other worker's fact is recorded
+	// (it was redelivered), and a new hire of the person erased with K is refused.
+	env[erasureKeysOldEnv] = string(key)
 	finished, cancel, stderr = startRun(t, env)
 	waitFor(t, 30*time.Second, "fresh-2 recorded", recorded("fresh-2"))
+	hire("early-1")
+	waitFor(t, 30*time.Second, "the erased worker's hire dead-lettered", func() (bool, string) {
+		dls, err := db.ListDeadLetters(ctx, store.DeadLetterFilter{})
+		return err == nil && len(dls) == 1 && strings.Contains(dls[0].Reason, "worker was erased on"), fmt.Sprintf("%+v, %v", dls, err)
+	})
+	if ok, _ := recorded("early-1")(); ok {
+		t.Fatal("the worker erased with the old key came back")
+	}
 	cancel()
 	if err := <-finished; err != nil {
-		t.Fatalf("run with the key returned %v\n%s", err, lastLines(stderr.String(), 20))
+		t.Fatalf("run with the keys returned %v\n%s", err, lastLines(stderr.String(), 20))
+	}
+}
+
+// TestEraseForgetKey: the way out of a lost erasure key, through the command.
+// The store holds a tombstone of key K and nobody has K: the command lists it as
+// not set, refuses without --by, --reason and a matching --confirm (and changes
+// nothing), refuses a key that is set, and once confirmed releases the tombstone
+// with a loud warning and an audit row; a store handle without K then records
+// facts again.
+func TestEraseForgetKey(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dbURL := "sqlite://" + filepath.Join(t.TempDir(), "h.db")
+	key := []byte("key-K")
+	fp := connector.ErasureKeyCheck(key)
+	db := openStore(t, dbURL)
+	if err := db.UseErasureKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Erase(ctx, store.Erasure{Worker: connector.WorkerKey{Feed: "hr", WorkerID: "gone-1"}, Reason: "DSR-1", By: "dpo"}); err != nil {
+		t.Fatal(err)
+	}
+	stillLocked := func() {
+		t.Helper()
+		if err := openStore(t, dbURL).UseErasureKeys(ctx, nil); err == nil {
+			t.Fatal("the tombstone no longer needs its key, before the confirmation")
+		}
+	}
+
+	out, stderr, err := runCLI(t, nil, "erase", "forget-key", "--db", dbURL)
+	if err != nil || !strings.Contains(out, fp) || !strings.Contains(out, "NOT SET") {
+		t.Fatalf("forget-key list: %v\n%s\n%s", err, out, stderr)
+	}
+	if out, _, err := runCLI(t, map[string]string{erasureKeyEnv: string(key)}, "erase", "forget-key", "--db", dbURL); err != nil || !strings.Contains(out, "set in "+erasureKeyEnv) {
+		t.Fatalf("forget-key list with the key set: %v\n%s", err, out)
+	}
+	args := []string{"erase", "forget-key", "--db", dbURL, "--fingerprint", fp}
+	for _, bad := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"--reason", "INC-77"}, "--by is required"},
+		{nil, []string{"--by", "dpo"}, "--reason is required"},
+		{nil, []string{"--by", "dpo", "--reason", "INC-77"}, "not confirmed"},
+		{nil, []string{"--by", "dpo", "--reason", "INC-77", "--confirm", "0000000000000000"}, "not confirmed"},
+		{map[string]string{erasureKeyEnv: "key-new", erasureKeysOldEnv: string(key)}, []string{"--by", "dpo", "--reason", "INC-77", "--confirm", fp}, "it is not lost"},
+	} {
+		if _, _, err := runCLI(t, bad.env, append(slices.Clone(args), bad.args...)...); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Fatalf("forget-key %v: %v; want %q", bad.args, err, bad.want)
+		}
+		stillLocked()
+	}
+	if _, _, err := runCLI(t, nil, "erase", "forget-key", "--db", dbURL, "--fingerprint", "0000000000000000", "--by", "dpo", "--reason", "x", "--confirm", "0000000000000000"); err == nil ||
+		!strings.Contains(err.Error(), "no tombstone still needs that key") {
+		t.Fatalf("forget-key of an unknown fingerprint: %v", err)
+	}
+
+	out, stderr, err = runCLI(t, nil, append(args, "--by", "dpo@corp", "--reason", "INC-77: vault wiped", "--confirm", fp)...)
+	if err != nil || !strings.Contains(out, "1 tombstones released") || !strings.Contains(stderr, "WARNING") || !strings.Contains(stderr, "can no longer recognise") {
+		t.Fatalf("forget-key confirmed: %v\n%s\n%s", err, out, stderr)
+	}
+	rows, err := db.ListAudit(ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionNone})
+	if err != nil || len(rows) != 1 || !strings.Contains(rows[0].Detail, "dpo@corp") || !strings.Contains(rows[0].Detail, "INC-77") {
+		t.Fatalf("audit after forget-key = %+v, %v", rows, err)
+	}
+	free := openStore(t, dbURL)
+	if err := free.UseErasureKeys(ctx, nil); err != nil {
+		t.Fatalf("a handle without the lost key after forget-key: %v", err)
+	}
+	if n, err := free.RecordFacts(ctx, []connector.Fact{{Feed: "hr", WorkerID: "fresh-1", Source: "/feeds/hr", ID: "f1", Kind: connector.KindHired,
+		Effective: time.Now().UTC(), Time: time.Now().UTC()}}); err != nil || n != 1 {
+		t.Fatalf("RecordFacts after forget-key = %d, %v", n, err)
+	}
+	if out, _, err := runCLI(t, nil, "erase", "forget-key", "--db", dbURL); err != nil || !strings.Contains(out, "declared lost on") {
+		t.Fatalf("forget-key list after: %v\n%s", err, out)
 	}
 }
 
