@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
@@ -20,43 +19,12 @@ import (
 // The store keeps one tombstone per erased (feed, worker id), keyed by
 // connector.ErasureHash, which needs the erasure key. RecordFacts refuses a fact
 // whose worker (or rehire predecessor) has a tombstone, so an erased person is
-// never silently resurrected. For that the store must hold the key: the daemon
-// and the erase command call UseErasureKey at start. Without a key, RecordFacts
-// fails closed (a temporary error: the message is retried, never dropped) once any
-// tombstone exists, and UseErasureKey refuses to start without one.
-
-// erasureKey is the key that UseErasureKey set, nil if none.
-type erasureKey struct{ key []byte }
-
-// UseErasureKey gives the store the erasure key. It checks the key against the
-// tombstones already stored: with tombstones, an empty key or a key other than the
-// one they were written with is an error (the daemon must not start, or erased
-// people could come back). With no tombstones an empty key is fine.
-func (db *DB) UseErasureKey(ctx context.Context, key []byte) error {
-	var checks []string
-	if err := db.x.SelectContext(ctx, &checks, `SELECT DISTINCT key_check FROM erasures`); err != nil {
-		return fmt.Errorf("store: erasure key: %w", err)
-	}
-	if len(key) == 0 {
-		if len(checks) > 0 {
-			return errors.New("store: the store holds GDPR erasure tombstones, and no erasure key is set (HRSYNC_ERASURE_KEY): without it hrsync cannot refuse events for erased people; set the key the erasures were made with")
-		}
-		db.erasure.Store(nil)
-		return nil
-	}
-	want := connector.ErasureKeyCheck(key)
-	for _, c := range checks {
-		if c != want {
-			return errors.New("store: the erasure key (HRSYNC_ERASURE_KEY) is not the key the stored erasure tombstones were made with")
-		}
-	}
-	db.erasure.Store(&erasureKey{key: slices.Clone(key)})
-	return nil
-}
-
-// erasureState is the store's erasure key, held by pointer so that it can be set
-// while the store is in use.
-type erasureState = atomic.Pointer[erasureKey]
+// never silently resurrected. For that the store must hold the key of every
+// tombstone (erasure_keys.go): the daemon and the erase command call
+// UseErasureKeys at start, which refuses a key ring that does not cover the
+// tombstones; a tombstone made later with a key the handle lacks makes
+// RecordFacts fail closed with an *ErasureKeyError (temporary: the message is
+// retried, never dropped), which the daemon turns into a stop and /readyz 503.
 
 // ErasedError is the permanent error of RecordFacts for a fact about an erased worker.
 type ErasedError struct {
@@ -71,22 +39,12 @@ func (e *ErasedError) Error() string {
 }
 
 // checkErased returns a connector.Permanent *ErasedError if a fact is about an
-// erased worker (and a *ClosedFeedError if it is of a closed feed). It runs in the recording transaction, so an erasure that commits
-// first is seen.
+// erased worker, by the hashes of every key of the ring. It runs in the
+// recording transaction, so an erasure that commits first is seen.
 func (db *DB) checkErased(ctx context.Context, tx *sqlx.Tx, facts []connector.Fact) error {
-	if err := db.checkClosed(ctx, tx, facts); err != nil {
-		return err
-	}
-	k := db.erasure.Load()
-	if k == nil {
-		var n int
-		if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM (SELECT 1 FROM erasures LIMIT 1) e`); err != nil {
-			return fmt.Errorf("store: erasure tombstones: %w", err)
-		}
-		if n > 0 {
-			return errors.New("store: the store holds GDPR erasure tombstones, and no erasure key is set (HRSYNC_ERASURE_KEY); refusing to record facts until it is")
-		}
-		return nil
+	ring := db.erasure.Load()
+	if ring == nil {
+		return nil // no tombstone needs a key: RecordFacts ran checkErasureKeys first
 	}
 	type ref struct {
 		fact, field string
@@ -94,11 +52,16 @@ func (db *DB) checkErased(ctx context.Context, tx *sqlx.Tx, facts []connector.Fa
 	refs := map[string]ref{}
 	for _, f := range facts {
 		id := f.Source + "#" + f.ID
-		refs[connector.ErasureHash(k.key, f.Key())] = ref{id, "worker_id"}
-		if f.PreviousWorkerID != "" {
-			h := connector.ErasureHash(k.key, connector.WorkerKey{Feed: f.Feed, WorkerID: f.PreviousWorkerID})
-			if _, dup := refs[h]; !dup {
-				refs[h] = ref{id, "previous_worker_id"}
+		// Every key of the ring: a tombstone made with an old key still counts.
+		for _, key := range ring.all {
+			if h := connector.ErasureHash(key, f.Key()); refs[h] == (ref{}) {
+				refs[h] = ref{id, "worker_id"}
+			}
+			if f.PreviousWorkerID != "" {
+				h := connector.ErasureHash(key, connector.WorkerKey{Feed: f.Feed, WorkerID: f.PreviousWorkerID})
+				if _, dup := refs[h]; !dup {
+					refs[h] = ref{id, "previous_worker_id"}
+				}
 			}
 		}
 	}
@@ -172,12 +135,13 @@ type ErasureReport struct {
 	AlreadyErased bool
 }
 
+// key returns the current erasure key, the one new tombstones are made with.
 func (db *DB) key() ([]byte, error) {
 	k := db.erasure.Load()
 	if k == nil {
-		return nil, errors.New("store: erasure needs the erasure key (HRSYNC_ERASURE_KEY); call UseErasureKey")
+		return nil, errors.New("store: erasure needs the erasure key (HRSYNC_ERASURE_KEY); call UseErasureKeys")
 	}
-	return k.key, nil
+	return k.current, nil
 }
 
 // chain returns the worker ids of w's person in its feed: w, the workers it
@@ -259,8 +223,16 @@ func (db *DB) ErasureSubject(ctx context.Context, w connector.WorkerKey) (Erasur
 	}
 	slices.Sort(s.Identifiers)
 	if k := db.erasure.Load(); k != nil {
+		hashes := make([]string, 0, len(k.all))
+		for _, key := range k.all {
+			hashes = append(hashes, connector.ErasureHash(key, w))
+		}
+		query, args, err := sqlx.In(`SELECT COUNT(*) FROM erasures WHERE hash IN (?)`, hashes)
+		if err != nil {
+			return s, err
+		}
 		var n int
-		if err := db.x.GetContext(ctx, &n, db.q(`SELECT COUNT(*) FROM erasures WHERE hash = ?`), connector.ErasureHash(k.key, w)); err != nil {
+		if err := db.x.GetContext(ctx, &n, db.q(query), args...); err != nil {
 			return s, fmt.Errorf("store: erasure subject %s: %w", w, err)
 		}
 		s.Erased = n > 0

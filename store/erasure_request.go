@@ -33,8 +33,8 @@ func (e *UnknownWorkerError) Error() string {
 // transaction tx:
 //   - a request for a worker that was already erased is done: it is dropped and
 //     audited under the pseudonym, so that a redelivery or a repeated request
-//     never brings the worker id back into the store (needs the erasure key;
-//     without one no worker can have been erased, or checkErased fails closed);
+//     never brings the worker id back into the store (with any key of the ring;
+//     without a key no tombstone needs one, or checkErasureKeys failed first);
 //   - a request for a worker with no other fact, in the store or in the batch, is
 //     refused with a connector.Permanent *UnknownWorkerError.
 func (db *DB) screenErasureRequests(ctx context.Context, tx *sqlx.Tx, facts []connector.Fact, now time.Time) ([]connector.Fact, error) {
@@ -53,9 +53,17 @@ func (db *DB) screenErasureRequests(ctx context.Context, tx *sqlx.Tx, facts []co
 		}
 		id := f.Source + "#" + f.ID
 		if k != nil {
-			hash := connector.ErasureHash(k.key, f.Key())
+			var hashes []string
+			for _, key := range k.all {
+				hashes = append(hashes, connector.ErasureHash(key, f.Key()))
+			}
+			query, args, err := sqlx.In(`SELECT hash, at FROM erasures WHERE hash IN (?) ORDER BY at LIMIT 1`, hashes)
+			if err != nil {
+				return nil, err
+			}
+			var hash string
 			var at instant
-			err := tx.QueryRowContext(ctx, db.q(`SELECT at FROM erasures WHERE hash = ?`), hash).Scan(&at)
+			err = tx.QueryRowContext(ctx, db.q(query), args...).Scan(&hash, &at)
 			if err == nil {
 				detail := fmt.Sprintf("GDPR erasure requested again by event %s: already erased on %s; nothing to do", id, at.T.UTC().Format(time.DateOnly))
 				if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit (`+auditColumns+`) VALUES (?, ?, ?, '', ?, ?, ?, '[]', 'erase')`),

@@ -93,6 +93,16 @@ func (db *DB) RecordFacts(ctx context.Context, facts []connector.Fact) (recorded
 	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
 		recorded = 0
 		now := db.now()
+		// A closed feed's facts are refused whatever the keys.
+		if err := db.checkClosed(ctx, tx, facts); err != nil {
+			return err
+		}
+		// Then: can this handle tell an erased person at all? Without the key of
+		// every tombstone it records nothing (not even an erasure request, which
+		// would otherwise be refused as unknown and dead-lettered with its id).
+		if err := db.checkErasureKeys(ctx, tx); err != nil {
+			return err
+		}
 		todo, err := db.screenErasureRequests(ctx, tx, facts, now)
 		if err != nil {
 			return err

@@ -31,16 +31,19 @@ import (
 // settings is the configuration of one process: the configuration file, read
 // once, with the flags and environment variables that override it.
 type settings struct {
-	file       fileConfig
-	db         string
-	feeds      connector.Feeds
-	stream     events.StreamConfig
-	lms        lmsSettings
-	safeguard  connector.SafeguardConfig
-	rosters    map[string]rosterConfig
-	retention  retentionPolicy
-	courses    map[string]time.Duration
-	erasureKey []byte
+	file      fileConfig
+	db        string
+	feeds     connector.Feeds
+	stream    events.StreamConfig
+	lms       lmsSettings
+	safeguard connector.SafeguardConfig
+	rosters   map[string]rosterConfig
+	retention retentionPolicy
+	courses   map[string]time.Duration
+	// erasureKey is HRSYNC_ERASURE_KEY; erasureKeysOld, HRSYNC_ERASURE_KEYS_OLD,
+	// check the tombstones made before a rotation.
+	erasureKey     []byte
+	erasureKeysOld [][]byte
 }
 
 // settings reads the configuration file and applies the flags.
@@ -50,6 +53,9 @@ func (c *connFlags) settings(env *environment, l *lmsFlags) (settings, error) {
 		return settings{}, err
 	}
 	s := settings{file: fc, db: c.db, erasureKey: []byte(env.getenv(erasureKeyEnv))}
+	if s.erasureKeysOld, err = oldErasureKeys(env.getenv); err != nil {
+		return settings{}, err
+	}
 	if s.feeds, s.stream, err = feedsAndStream(fc, c.feeds); err != nil {
 		return settings{}, err
 	}
@@ -292,7 +298,7 @@ func openApp(ctx context.Context, set settings, o appOptions) (_ *app, err error
 	// person's), and commands that record nothing work on; the daemon refuses to
 	// start (openStack).
 	if len(set.erasureKey) > 0 {
-		if err := a.db.UseErasureKey(ctx, set.erasureKey); err != nil {
+		if err := a.db.UseErasureKeys(ctx, set.erasureKey, set.erasureKeysOld...); err != nil {
 			return nil, err
 		}
 	}

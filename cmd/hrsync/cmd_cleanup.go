@@ -390,7 +390,7 @@ its events are dead-lettered and its roster uploads refused from then on.`)
 	}
 	runner := connector.JobRunner{LMS: lms, Store: db, Policy: feedPolicies(feeds), Batch: *batch, Logger: log}
 	if h.Kind == connector.HoldOffboard {
-		if runner.Anonymise, err = offboardAnonymiser(ctx, db, lms, key, h); err != nil {
+		if runner.Anonymise, err = offboardAnonymiser(ctx, db, lms, key, env.getenv, h); err != nil {
 			return err
 		}
 	}

@@ -20,7 +20,10 @@ type retentionConfig struct {
 const erasureKeyEnv = "HRSYNC_ERASURE_KEY"
 
 func cmdErase(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "erase", "erase --worker FEED:ID --reason TEXT --by NAME [flags]", `
+	if len(args) > 0 && args[0] == "forget-key" {
+		return cmdEraseForgetKey(ctx, env, args[1:])
+	}
+	fs := newFlagSet(env, "erase", "erase --worker FEED:ID --reason TEXT --by NAME [flags] | erase forget-key [flags]", `
 Erase a person (GDPR Art. 17), account by account. docs/erasure.md has the details.
 
 In the LMS it anonymises the worker's account (the linked one, else the one whose
@@ -40,7 +43,12 @@ event for the person is refused and dead-lettered with the reason.
 <hash> is HMAC-SHA256 with the erasure key (--erasure-key or HRSYNC_ERASURE_KEY,
 required; prefer the environment variable). "hrsync run" needs the same key once
 any erasure exists. Neither the reason nor --by may name the person: both are kept.
-Running erase again for the same worker is safe.`)
+Running erase again for the same worker is safe.
+
+After a key rotation, HRSYNC_ERASURE_KEY is the new key and HRSYNC_ERASURE_KEYS_OLD
+lists the old ones (comma-separated): they still recognise the people erased with
+them. "hrsync erase forget-key" lists the keys of the tombstones, and is the way
+out when one is lost (docs/erasure.md).`)
 	vars := map[string]string{}
 	var c connFlags
 	var l lmsFlags

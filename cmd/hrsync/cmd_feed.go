@@ -238,7 +238,7 @@ func offboardSelection(ctx context.Context, lms connector.LMS, db *store.DB, fee
 // account is anonymised and deactivated with its learning records kept
 // pseudonymised, and a linked worker is erased from the store as hrsync erase
 // does. It needs the erasure key when the job anonymises anything.
-func offboardAnonymiser(ctx context.Context, db *store.DB, lms connector.LMS, key string, h connector.Hold) (func(context.Context, connector.JobItem, connector.Account) (string, error), error) {
+func offboardAnonymiser(ctx context.Context, db *store.DB, lms connector.LMS, key string, getenv func(string) string, h connector.Hold) (func(context.Context, connector.JobItem, connector.Account) (string, error), error) {
 	// Offboarding items are all deletions or all anonymisations (the feed's
 	// retention); the hold's counts tell which without reading the items.
 	if h.Counts.Removals == h.Counts.Deletions {
@@ -247,7 +247,7 @@ func offboardAnonymiser(ctx context.Context, db *store.DB, lms connector.LMS, ke
 	if key == "" {
 		return nil, fmt.Errorf("hold %d anonymises accounts: the erasure key is required (%s or --erasure-key), the same as hrsync erase uses", h.ID, erasureKeyEnv)
 	}
-	if err := db.UseErasureKey(ctx, []byte(key)); err != nil {
+	if err := useErasureKeys(ctx, db, key, getenv); err != nil {
 		return nil, err
 	}
 	reason := fmt.Sprintf("partner offboarding, hold %d", h.ID)

@@ -56,6 +56,9 @@ type stack struct {
 
 	consuming atomic.Bool
 	closers   []func()
+	// halt stops runLoops with a cause (set by runLoops): the consumer halts the
+	// daemon when the store lacks an erasure key it needs (store.ErasureKeyError).
+	halt context.CancelCauseFunc
 
 	// api serves the authenticated /v1 admin API (roster uploads); nil: off.
 	api *adminAPI
@@ -88,7 +91,7 @@ func openStack(ctx context.Context, a *app, cfg stackConfig) (_ *stack, err erro
 	}()
 	// The daemon records facts: without the erasure key it could not refuse an
 	// erased person's, so it does not start (docs/erasure.md).
-	if err := a.db.UseErasureKey(ctx, a.set.erasureKey); err != nil {
+	if err := a.db.UseErasureKeys(ctx, a.set.erasureKey, a.set.erasureKeysOld...); err != nil {
 		return nil, err
 	}
 
@@ -151,6 +154,19 @@ func (s *stack) consume(ctx context.Context) error {
 		}
 	}
 	cc.Hooks = s.metrics.eventHooks(hooks)
+	// Without the key of every tombstone the store records no fact at all; going
+	// on would NAK everyone's events forever. Stop instead: "hrsync run" exits
+	// with the reason, and a restart without the key fails at start, saying so.
+	counted := cc.Hooks.StoreError
+	cc.Hooks.StoreError = func(err error) {
+		if counted != nil {
+			counted(err)
+		}
+		var ke *store.ErasureKeyError
+		if errors.As(err, &ke) && s.halt != nil {
+			s.halt(err)
+		}
+	}
 	s.consuming.Store(true)
 	defer s.consuming.Store(false)
 	return events.Consume(ctx, s.js, s.dec, s.db, cc)
@@ -182,23 +198,28 @@ func (s *stack) durable() string {
 // runLoops runs the consumer and the converger until ctx is done, then lets both
 // finish what they have in flight. The first to fail stops the other.
 func (s *stack) runLoops(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s.halt = cancel
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Go(func() {
-		defer cancel()
+		defer cancel(nil)
 		if err := s.consume(ctx); err != nil {
 			errs[0] = fmt.Errorf("consumer: %w", err)
 		}
 	})
 	wg.Go(func() {
-		defer cancel()
+		defer cancel(nil)
 		if err := s.conv.Run(ctx); err != nil {
 			errs[1] = fmt.Errorf("converger: %w", err)
 		}
 	})
 	wg.Wait()
+	var ke *store.ErasureKeyError
+	if cause := context.Cause(ctx); errors.As(cause, &ke) {
+		errs = append(errs, fmt.Errorf("stopped: %w", cause))
+	}
 	return errors.Join(errs...)
 }
 
@@ -208,6 +229,11 @@ func (s *stack) ready(ctx context.Context) error {
 	defer cancel()
 	if err := s.db.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	// Tombstones made (by another process) with a key this one lacks: every fact
+	// is refused until it restarts with the key.
+	if err := s.db.ErasureKeyProblem(ctx); err != nil {
+		return err
 	}
 	if !s.nc.IsConnected() {
 		return fmt.Errorf("nats: %s", s.nc.Status())
