@@ -115,8 +115,15 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 				return connector.RemovalVerdict{}, err
 			}
 			return connector.RemovalVerdict{Allow: true, HoldID: hid, Status: connector.HoldApproved, Reason: decision}, nil
-		case connector.HoldStatus(status) == connector.HoldPassed && r.Version <= hver:
-			// A burst judged under the thresholds: it runs, and counts.
+		case connector.HoldStatus(status) == connector.HoldPassed && covers:
+			// A burst, or an upload, judged under the thresholds: it runs, and
+			// counts; an upload's version-less entry binds to this version.
+			if hver == 0 {
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
+					r.Version, hid, w.Feed, w.WorkerID); err != nil {
+					return connector.RemovalVerdict{}, err
+				}
+			}
 			if err := db.recordRemoval(ctx, tx, r, nil); err != nil {
 				return connector.RemovalVerdict{}, err
 			}
@@ -408,6 +415,10 @@ func (db *DB) CreateHold(ctx context.Context, h connector.Hold) (int64, error) {
 	if h.Kind != connector.HoldLive && h.Kind != connector.HoldUpload {
 		return 0, fmt.Errorf("store: create hold: kind %q: want live or upload", h.Kind)
 	}
+	status := cmp.Or(h.Status, connector.HoldOpen)
+	if status != connector.HoldOpen && (status != connector.HoldPassed || h.Kind != connector.HoldUpload) {
+		return 0, fmt.Errorf("store: create hold: status %q: want open, or passed for an upload judged under the thresholds", status)
+	}
 	created := h.CreatedAt
 	if created.IsZero() {
 		created = db.now()
@@ -426,8 +437,14 @@ func (db *DB) CreateHold(ctx context.Context, h connector.Hold) (int64, error) {
 				return fmt.Errorf("feed %s already has an open live hold: %w", h.Feed, connector.ErrConflict)
 			}
 		}
-		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, payload)
-			VALUES (?, ?, 'open', ?, ?, ?, ?) RETURNING id`), h.Feed, string(h.Kind), h.Reason, h.Counts.Active, db.ts(created), h.Payload).Scan(&id); err != nil {
+		var decidedAt any
+		decidedBy, decision := "", ""
+		if status == connector.HoldPassed {
+			decidedAt, decidedBy, decision = db.ts(created), "safeguard", "under the thresholds: "+h.Reason
+		}
+		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, payload, decided_at, decided_by, decision)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), h.Feed, string(h.Kind), string(status), h.Reason, h.Counts.Active, db.ts(created), h.Payload,
+			decidedAt, decidedBy, decision).Scan(&id); err != nil {
 			return err
 		}
 		for i := range h.Workers {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -161,19 +162,34 @@ func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult,
 		res.Outcome, res.spool, res.replay, keep = "dry-run", spool, replay, true
 		return res, nil
 	}
+	// The leavers of the upload, named, for the hold an approver decides on or,
+	// under the thresholds, for the record that lets the live removals run
+	// without being judged again piecemeal (docs/rosters.md).
+	profiles := make(map[string]connector.Profile, len(members))
+	for _, m := range members {
+		profiles[m.WorkerID] = m.Profile
+	}
+	leavers := func() ([]connector.HeldWorker, error) {
+		var ws []connector.HeldWorker
+		err := replay(func(e events.Event) error {
+			if e.Kind == connector.KindLeft {
+				p := profiles[e.Data.WorkerID]
+				ws = append(ws, connector.HeldWorker{Worker: connector.WorkerKey{Feed: req.Feed, WorkerID: e.Data.WorkerID},
+					Action: connector.ActionDeactivate, At: now, Email: p.Email,
+					Name: strings.TrimSpace(p.GivenName + " " + p.FamilyName)})
+			}
+			return nil
+		})
+		return ws, err
+	}
 	if held, reason := u.thresholds(req.Feed).Exceeded(sum.Leavers, sum.Active); held {
 		// Held whole: nothing of it is published until a person approves.
 		var payload bytes.Buffer
 		h := connector.Hold{Feed: req.Feed, Kind: connector.HoldUpload,
 			Reason: fmt.Sprintf("roster upload %s by %s: %s", orDash(req.Filename), orDash(req.By), reason),
 			Counts: connector.HoldCounts{Removals: sum.Leavers, Deactivations: sum.Leavers, Active: sum.Active}}
-		if err := replay(func(e events.Event) error {
-			if e.Kind == connector.KindLeft {
-				h.Workers = append(h.Workers, connector.HeldWorker{Worker: connector.WorkerKey{Feed: req.Feed, WorkerID: e.Data.WorkerID},
-					Action: connector.ActionDeactivate, At: now})
-			}
-			return nil
-		}); err != nil {
+		var err error
+		if h.Workers, err = leavers(); err != nil {
 			return res, err
 		}
 		if err := writeEventsJSON(&payload, replay); err != nil {
@@ -195,6 +211,21 @@ func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult,
 		res.Outcome, rec.Outcome = "unchanged", "unchanged"
 		res.UploadID = u.record(ctx, req, rec)
 		return res, nil
+	}
+	if sum.Leavers > 0 {
+		// Judged whole, under the thresholds: recorded as passed, so that the
+		// daemon's live window lets these removals run instead of judging them
+		// again as they arrive.
+		ws, err := leavers()
+		if err != nil {
+			return res, err
+		}
+		if _, err := u.db.CreateHold(ctx, connector.Hold{Feed: req.Feed, Kind: connector.HoldUpload, Status: connector.HoldPassed,
+			Reason:  fmt.Sprintf("roster upload %s by %s: %d leavers of %d active", orDash(req.Filename), orDash(req.By), sum.Leavers, sum.Active),
+			Counts:  connector.HoldCounts{Removals: sum.Leavers, Deactivations: sum.Leavers, Active: sum.Active},
+			Workers: ws}); err != nil {
+			return res, err
+		}
 	}
 	n, err := publishEach(ctx, u.js, replay)
 	res.Published = n

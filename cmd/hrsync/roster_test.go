@@ -271,6 +271,16 @@ func TestTruncatedRosterIsHeld(t *testing.T) {
 	if c, _ := db.Counts(ctx); c.Facts != 5000 {
 		t.Fatalf("%d facts: the held upload recorded something", c.Facts)
 	}
+	// The approver sees who: each held person with the email the feed knows.
+	ws, err := db.HoldWorkers(ctx, res.HoldID, connector.WorkerKey{}, 3)
+	if err != nil || len(ws) != 3 {
+		t.Fatalf("held workers = %+v, %v", ws, err)
+	}
+	for _, w := range ws {
+		if w.Email != fmt.Sprintf("p%s@acme.example", strings.TrimPrefix(w.Worker.WorkerID, "w-")) || w.Action != connector.ActionDeactivate {
+			t.Errorf("held worker %+v: want the email of the person the feed knows", w)
+		}
+	}
 }
 
 // TestExampleConfigAndSampleRoster: the shipped example configuration loads, and

@@ -272,6 +272,47 @@ func runHolds(t *testing.T, setup func(t *testing.T) *testBundle) {
 		}
 	})
 
+	// An upload judged whole under the thresholds is recorded as passed; its
+	// removals then run as they arrive, not judged again piecemeal against a
+	// window that other removals have filled meanwhile.
+	t.Run("JudgedUploadIsNotJudgedAgain", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		s := hs(t, b)
+		hr := populate(t, b, "hr", 20)
+		settle := func(r connector.RemovalRequest) connector.RemovalRequest { r.Settle = time.Minute; return r }
+		// A live burst of 4 (20%) ran.
+		for i := range 4 {
+			reserve(t, s, settle(req(b, hr[i], 1, b.now)))
+		}
+		for i := range 4 {
+			if v := reserve(t, s, settle(req(b, hr[i], 1, b.now.Add(time.Minute)))); !v.Allow {
+				t.Fatalf("live removal %d = %+v", i, v)
+			}
+		}
+		// An upload of 3 leavers (15%) passed its own check.
+		up, err := s.CreateHold(b.ctx, connector.Hold{Feed: "hr", Kind: connector.HoldUpload, Status: connector.HoldPassed,
+			Reason: "roster upload x.csv by partner: 3 leavers of 20 active",
+			Workers: []connector.HeldWorker{{Worker: hr[10], Action: connector.ActionDeactivate, Name: "Ann Lee", Email: "ann@example.com"},
+				{Worker: hr[11], Action: connector.ActionDeactivate}, {Worker: hr[12], Action: connector.ActionDeactivate}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, err := s.GetHold(b.ctx, up); err != nil || h.Status != connector.HoldPassed || h.DecidedBy != "safeguard" {
+			t.Fatalf("passed upload = %+v, %v", h, err)
+		}
+		// Its removals run at once: 4 + 3 of 20 would be held if judged again.
+		for i := 10; i < 13; i++ {
+			if v := reserve(t, s, settle(req(b, hr[i], 1, b.now.Add(2*time.Minute)))); !v.Allow {
+				t.Fatalf("removal of upload leaver %d = %+v, want allowed without a new judgement", i, v)
+			}
+		}
+		// A passed hold is not something to decide; an open upload hold still is.
+		if _, err := s.CreateHold(b.ctx, connector.Hold{Feed: "hr", Kind: connector.HoldLive, Status: connector.HoldPassed}); err == nil {
+			t.Error("a live hold created as passed")
+		}
+	})
+
 	// A person who leaves, comes back and leaves again within the window is one
 	// removal, not two.
 	t.Run("PersonCountedOnce", func(t *testing.T) {
