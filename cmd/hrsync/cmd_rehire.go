@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/report"
 	"github.com/hrsync/hrsync/connector"
 )
 
@@ -50,16 +49,6 @@ func (v validityFlag) Set(s string) error {
 		v[course] = d
 	}
 	return nil
-}
-
-// rehireRow is one line of the report, as JSON.
-type rehireRow struct {
-	Course      string    `json:"course"`
-	CompletedAt time.Time `json:"completed_at"`
-	Completions int       `json:"completions"`
-	Validity    string    `json:"validity,omitempty"`
-	ExpiresAt   time.Time `json:"expires_at,omitzero"`
-	Status      string    `json:"status"`
 }
 
 func cmdReportRehire(ctx context.Context, env *environment, args []string) error {
@@ -122,67 +111,11 @@ named with --account.`)
 	if err != nil {
 		return err
 	}
-	tr, ok := lms.(connector.TrainingReader)
-	if !ok {
-		return connector.ErrTrainingUnknown
-	}
-	id := *account
-	if id == "" {
-		found, err := lms.FindAccounts(ctx, connector.AccountFilter{Attr: connector.ByExternalID, Value: key.ExternalID()})
-		if err != nil {
-			return fmt.Errorf("find the account of %s: %w", key, err)
-		}
-		switch len(found) {
-		case 0:
-			return fmt.Errorf("no LMS account has externalId %q; name it with --account", key.ExternalID())
-		case 1:
-			id = found[0].ID
-		default:
-			var ids []string
-			for _, a := range found {
-				ids = append(ids, a.ID)
-			}
-			return fmt.Errorf("%d LMS accounts have externalId %q (%s); name one with --account", len(found), key.ExternalID(), strings.Join(ids, ", "))
-		}
-	}
-	comps, err := tr.Completions(ctx, id)
+	rep, err := report.Rehire(ctx, lms, report.RehireQuery{Worker: key, AccountID: *account, Validity: periods, Now: now})
 	if err != nil {
-		return fmt.Errorf("read the completions of account %s: %w", id, err)
+		return err
 	}
-	report := connector.RehireTraining(comps, periods, now.UTC())
-	rows := make([]rehireRow, len(report))
-	expired := 0
-	for i, s := range report {
-		rows[i] = rehireRow{Course: s.Course, CompletedAt: s.CompletedAt, Completions: s.Completions, ExpiresAt: s.ExpiresAt, Status: s.Status}
-		if s.Validity > 0 {
-			rows[i].Validity = s.Validity.String()
-		}
-		if s.Expired() {
-			expired++
-		}
-	}
-	if *format == "json" {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Worker    string      `json:"worker,omitempty"`
-			AccountID string      `json:"account_id"`
-			Now       time.Time   `json:"now"`
-			Courses   []rehireRow `json:"courses"`
-			Expired   int         `json:"expired"`
-		}{Worker: *worker, AccountID: id, Now: now.UTC(), Courses: rows, Expired: expired})
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "COURSE\tCOMPLETED\tCOMPLETIONS\tVALIDITY\tEXPIRES\tSTATUS")
-	for _, r := range rows {
-		exp, val := "-", "-"
-		if !r.ExpiresAt.IsZero() {
-			exp, val = r.ExpiresAt.Format(time.DateOnly), r.Validity
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Course, r.CompletedAt.Format(time.DateOnly), r.Completions, val, exp, r.Status)
-	}
-	fmt.Fprintf(tw, "account %s: %d courses, %d expired (reassign those)\n", id, len(rows), expired)
-	return tw.Flush()
+	return rep.Write(env.stdout, *format)
 }
 
 var _ flag.Value = validityFlag{}
