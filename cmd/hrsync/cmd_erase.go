@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/erasure"
 	"github.com/hrsync/hrsync/connector"
 )
 
@@ -15,9 +16,6 @@ type retentionConfig struct {
 	// on the anonymised account (default true); false deletes them.
 	KeepLearningRecords *bool `yaml:"keep_learning_records"`
 }
-
-// erasureKeyEnv is the environment variable of the erasure key; "hrsync run" reads it too.
-const erasureKeyEnv = "HRSYNC_ERASURE_KEY"
 
 func cmdErase(ctx context.Context, env *environment, args []string) error {
 	if len(args) > 0 && args[0] == "forget-key" {
@@ -85,69 +83,10 @@ out when one is lost (docs/erasure.md).`)
 		return err
 	}
 	defer a.Close()
-	db, keep := a.db, a.set.retention.keep(feed)
 	lms, err := a.LMS()
 	if err != nil {
 		return err
 	}
-	e, err := findErasure(ctx, db, lms, []byte(key), w)
-	if err != nil {
-		return err
-	}
-	subj, acct := e.Subject, e.Account
-	pseudo := connector.ErasedID(e.Hash)
-	out := env.stdout
-	policy := "keep learning records, pseudonymised"
-	if !keep {
-		policy = "delete learning records"
-	}
-	if *dryRun {
-		fmt.Fprintf(out, "dry run: erasing %s would\n", w)
-		if e.Found {
-			fmt.Fprintf(out, "  anonymise and deactivate LMS account %s (%s)\n", acct.ID, policy)
-		} else {
-			fmt.Fprintln(out, "  find no LMS account")
-		}
-		fmt.Fprintf(out, "  delete %d facts of %d workers (%s) and their links, reviews and dead letters\n", subj.Facts, len(subj.Chain), strings.Join(subj.Chain, ", "))
-		fmt.Fprintf(out, "  pseudonymise their audit rows as %s and write a tombstone\n", pseudo)
-		if subj.Erased {
-			fmt.Fprintln(out, "  (the worker was erased before)")
-		}
-		return nil
-	}
-
-	d, err := e.run(ctx, db, lms, keep, *reason, *by)
-	switch {
-	case !e.Found:
-		fmt.Fprintf(out, "LMS: no account found for %s (links: %d)\n", w, len(subj.Accounts))
-	case d.Training != "":
-		fmt.Fprintf(out, "LMS account %s: anonymised and deactivated; learning records %s\n", acct.ID, d.Training)
-	}
-	if err != nil {
-		return err
-	}
-	rep := d.Report
-	fmt.Fprintf(out, "store: removed %d facts of %d workers, %d links, %d reviews, %d dead letters, %d held removals; pseudonymised %d audit rows\n",
-		rep.Facts, rep.Workers, rep.Links, rep.Reviews, rep.DeadLetters, rep.HoldWorkers+rep.Removals, rep.Audit)
-	fmt.Fprintf(out, "erased %s; from now on it is %s, and a new event for it is refused\n", w, pseudo)
-	if rep.HoldPayloads > 0 {
-		fmt.Fprintf(out, "warning: %d held roster uploads still name the person in their payload; reject them or delete them by hand\n", rep.HoldPayloads)
-	}
-	if d.Training == connector.TrainingUnsupported {
-		fmt.Fprintln(out, "warning: the LMS cannot delete learning records through hrsync; delete them in the LMS by hand")
-	}
-	if *verify {
-		res, err := db.FindResidue(ctx, d.Identifiers)
-		if err != nil {
-			return err
-		}
-		if len(res) == 0 {
-			fmt.Fprintln(out, "verify: none of the person's identifiers is left in the store")
-		}
-		for _, r := range res {
-			// Substring matches: a short worker id may match another worker's.
-			fmt.Fprintf(out, "verify: check %s.%s: it contains an identifier of the person (or a longer string containing it)\n", r.Table, r.Column)
-		}
-	}
-	return nil
+	return erasure.Erase(ctx, a.db, lms, erasure.Request{Worker: w, Reason: *reason, By: *by, Key: []byte(key),
+		Keep: a.set.retention.Keep(feed), DryRun: *dryRun, Verify: *verify}, env.stdout)
 }

@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
-	"text/tabwriter"
-	"time"
 
-	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/store"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/erasure"
 )
 
 // cmdEraseForgetKey is "hrsync erase forget-key": the way out when an erasure key
@@ -41,18 +36,9 @@ Nothing changes unless --confirm repeats the fingerprint.`)
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
-	// The keys this process is given, by fingerprint; they are not checked against
-	// the tombstones (that is the point: one of them may be missing).
-	held := map[string]string{}
-	if k := env.getenv(erasureKeyEnv); k != "" {
-		held[connector.ErasureKeyCheck([]byte(k))] = erasureKeyEnv
-	}
-	old, err := oldErasureKeys(env.getenv)
+	held, err := erasure.HeldKeys(env.getenv)
 	if err != nil {
 		return err
-	}
-	for _, k := range old {
-		held[connector.ErasureKeyCheck(k)] = erasureKeysOldEnv
 	}
 	db, _, err := c.openStore(ctx, env)
 	if err != nil {
@@ -65,47 +51,9 @@ Nothing changes unless --confirm repeats the fingerprint.`)
 	}
 	out := env.stdout
 	if *fp == "" {
-		if len(keys) == 0 {
-			fmt.Fprintln(out, "the store holds no erasure tombstone")
-			return nil
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "FINGERPRINT\tTOMBSTONES\tFIRST\tLAST\tKEY")
-		for _, k := range keys {
-			state := "NOT SET here: hrsync run cannot start without it"
-			switch {
-			case !k.Lost.IsZero():
-				state = "declared lost on " + k.Lost.UTC().Format(time.DateOnly)
-			case held[k.Fingerprint] != "":
-				state = "set in " + held[k.Fingerprint]
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", k.Fingerprint, k.Tombstones, k.First.UTC().Format(time.DateOnly), k.Last.UTC().Format(time.DateOnly), state)
-		}
-		return tw.Flush()
+		return erasure.WriteKeys(out, keys, held)
 	}
-	switch {
-	case held[*fp] != "":
-		return fmt.Errorf("--fingerprint %s: that is the key set in %s: it is not lost", *fp, held[*fp])
-	case strings.TrimSpace(*by) == "":
-		return errors.New("--by is required: who decided that the key is lost")
-	case strings.TrimSpace(*reason) == "":
-		return errors.New("--reason is required: why the key is lost (e.g. the incident's reference)")
-	}
-	var live *store.KeyTombstones
-	for i, k := range keys {
-		if k.Fingerprint == *fp && k.Lost.IsZero() {
-			live = &keys[i]
-		}
-	}
-	if live == nil {
-		return fmt.Errorf("--fingerprint %s: no tombstone still needs that key (run hrsync erase forget-key without flags to list them)", *fp)
-	}
-	fmt.Fprintf(env.stderr, "WARNING: %d tombstones (erasures from %s to %s) were made with erasure key %s. Once it is declared lost, hrsync can no longer recognise those erased people: a new event for one of them is recorded, and their LMS account may be created again. Erase them again with the current key from your register of erasure requests.\n",
-		live.Tombstones, live.First.UTC().Format(time.DateOnly), live.Last.UTC().Format(time.DateOnly), *fp)
-	if *confirm != *fp {
-		return fmt.Errorf("not confirmed: nothing changed; repeat the fingerprint in --confirm %s to declare the key lost", *fp)
-	}
-	n, err := db.ForgetErasureKey(ctx, store.ForgetKey{Fingerprint: *fp, By: *by, Reason: *reason})
+	n, err := erasure.ForgetKey(ctx, db, keys, held, erasure.Forget{Fingerprint: *fp, Confirm: *confirm, By: *by, Reason: *reason}, env.stderr)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,13 @@
-package main
+// Package erasure erases one person (GDPR Art. 17) from the LMS and the store, as
+// "hrsync erase", an offboarding and the daemon (for an
+// hrsync.worker.erasure_requested.v1 event) all run it: Find looks up what there
+// is to erase, (Erasure).Run does it. It also holds the erasure key helpers and
+// the way out of a lost key (ForgetKey). See docs/erasure.md.
+//
+// It is the use case only: it takes the store methods it needs (Store, KeyStore),
+// the LMS (connector.LMS) and an io.Writer for what it reports; cmd/hrsync parses
+// the flags and opens the app.
+package erasure
 
 import (
 	"context"
@@ -10,38 +19,30 @@ import (
 	"github.com/hrsync/hrsync/store"
 )
 
-// One worker's GDPR erasure, as "hrsync erase" and the daemon (for an
-// hrsync.worker.erasure_requested.v1 event) both run it: findErasure looks up
-// what there is to erase, (erasure).run does it. See docs/erasure.md.
+// KeyEnv is the environment variable of the erasure key; "hrsync run" reads it too.
+const KeyEnv = "HRSYNC_ERASURE_KEY"
 
-// retentionPolicy is every feed's retention policy from the configuration file:
+// Store is what an erasure needs of the store. Implemented by *store.DB.
+type Store interface {
+	// ErasureSubject returns what the store holds about w's person.
+	ErasureSubject(ctx context.Context, w connector.WorkerKey) (store.ErasureSubject, error)
+	// Erase removes the person in one transaction and writes the tombstone.
+	Erase(ctx context.Context, e store.Erasure) (store.ErasureReport, error)
+}
+
+// Retention is every feed's retention policy from the configuration file:
 // feed name → feeds[].retention.keep_learning_records.
-type retentionPolicy map[string]bool
+type Retention map[string]bool
 
-// keep reports whether an erased person's learning records of feed are kept,
+// Keep reports whether an erased person's learning records of feed are kept,
 // pseudonymised on the anonymised account (the default), or deleted.
-func (r retentionPolicy) keep(feed string) bool {
+func (r Retention) Keep(feed string) bool {
 	k, ok := r[feed]
 	return !ok || k
 }
 
-// loadRetention reads the feeds' retention policies from the configuration file.
-func loadRetention(configPath string) (retentionPolicy, error) {
-	fc, err := loadConfigFile(configPath)
-	if err != nil {
-		return nil, err
-	}
-	r := retentionPolicy{}
-	for _, f := range fc.Feeds {
-		if f.Retention.KeepLearningRecords != nil {
-			r[f.Name] = *f.Retention.KeepLearningRecords
-		}
-	}
-	return r, nil
-}
-
-// erasure is what there is to erase of one worker.
-type erasure struct {
+// Erasure is what there is to erase of one worker.
+type Erasure struct {
 	Worker connector.WorkerKey
 	// Subject is what the store holds about the worker's person.
 	Subject store.ErasureSubject
@@ -52,26 +53,26 @@ type erasure struct {
 	Found   bool
 }
 
-// findErasure looks up what the store and the LMS hold of w. It needs the erasure
-// key, and the store must have been given it (UseErasureKey).
-func findErasure(ctx context.Context, db *store.DB, lms connector.LMS, key []byte, w connector.WorkerKey) (erasure, error) {
+// Find looks up what the store and the LMS hold of w. It needs the erasure key,
+// and the store must have been given it (UseErasureKey).
+func Find(ctx context.Context, db Store, lms connector.LMS, key []byte, w connector.WorkerKey) (Erasure, error) {
 	if len(key) == 0 {
-		return erasure{}, fmt.Errorf("the erasure key is required: set %s (or --erasure-key of hrsync erase); hrsync erase and hrsync run need the same key", erasureKeyEnv)
+		return Erasure{}, fmt.Errorf("the erasure key is required: set %s (or --erasure-key of hrsync erase); hrsync erase and hrsync run need the same key", KeyEnv)
 	}
 	subj, err := db.ErasureSubject(ctx, w)
 	if err != nil {
-		return erasure{}, err
+		return Erasure{}, err
 	}
 	hash := connector.ErasureHash(key, w)
 	acct, found, err := connector.FindErasureAccount(ctx, lms, w, hash, subj.Accounts)
 	if err != nil {
-		return erasure{}, err
+		return Erasure{}, err
 	}
-	return erasure{Worker: w, Subject: subj, Hash: hash, Account: acct, Found: found}, nil
+	return Erasure{Worker: w, Subject: subj, Hash: hash, Account: acct, Found: found}, nil
 }
 
-// erased is what (erasure).run did.
-type erased struct {
+// Result is what (Erasure).Run did.
+type Result struct {
 	// Training says what became of the learning records (connector.Training*);
 	// empty if the LMS step failed.
 	Training string
@@ -81,14 +82,14 @@ type erased struct {
 	Identifiers []string
 }
 
-// run erases the person: first the LMS account is anonymised and deactivated,
+// Run erases the person: first the LMS account is anonymised and deactivated,
 // its learning records kept (keep) or deleted, then the store removes the person
 // in one transaction and writes the tombstone and the audit row (reason and by are
 // kept in both). If the LMS step fails the store is unchanged; if the store step
 // fails after it, running the erasure again is safe: it finds the anonymised
 // account by its link or pseudonym.
-func (e erasure) run(ctx context.Context, db *store.DB, lms connector.LMS, keep bool, reason, by string) (erased, error) {
-	d := erased{Identifiers: slices.Clone(e.Subject.Identifiers)}
+func (e Erasure) Run(ctx context.Context, db Store, lms connector.LMS, keep bool, reason, by string) (Result, error) {
+	d := Result{Identifiers: slices.Clone(e.Subject.Identifiers)}
 	if e.Found {
 		d.Identifiers = append(d.Identifiers, accountIdentifiers(e.Account)...)
 		res, err := connector.EraseAccount(ctx, lms, e.Account, e.Hash, keep)
