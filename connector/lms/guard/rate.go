@@ -3,10 +3,10 @@ package guard
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -80,68 +80,31 @@ func ParseRate(s string) (Rate, error) {
 // errTooLong is returned by reserve when the wait would outlast the caller's budget.
 var errTooLong = errors.New("the wait for the rate limit exceeds the deadline")
 
-// bucket is a token bucket that hands out reservations, as golang.org/x/time/rate
-// does: a caller takes a token now, and if the bucket is empty it is told when its
-// token will be there. Because every reservation is a slot on one schedule,
-// waiters that wake late do not lower the rate, and in any window of length T at
-// most burst + rate*T calls start.
-type bucket struct {
-	rate  float64 // tokens per second
-	burst float64
-
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time // when tokens was last brought up to date
-	tail   time.Time // the latest slot handed out
-}
+// bucket is the client-side rate limit: golang.org/x/time/rate's token bucket,
+// whose reservations put every caller on one schedule, so that waiters that wake
+// late do not lower the rate, and in any window of length T at most burst +
+// rate*T calls start. Times come from the guard's clock.
+type bucket struct{ lim *rate.Limiter }
 
 func newBucket(r Rate, burst int, now time.Time) *bucket {
-	b := float64(max(burst, 1))
-	return &bucket{rate: r.PerSecond(), burst: b, tokens: b, last: now}
+	b := &bucket{lim: rate.NewLimiter(rate.Limit(r.PerSecond()), max(burst, 1))}
+	b.lim.SetLimitAt(now, rate.Limit(r.PerSecond())) // start full, at now
+	return b
 }
 
-// advance brings tokens up to now. Called with mu held.
-func (b *bucket) advance(now time.Time) {
-	if now.After(b.last) {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-		b.last = now
-	}
-}
-
-// reserve takes a token and returns when the caller may go. If that is later than
-// now+budget (budget > 0), it takes nothing and returns errTooLong with the wait.
-func (b *bucket) reserve(now time.Time, budget time.Duration) (time.Time, time.Duration, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.advance(now)
-	b.tokens--
-	var wait time.Duration
-	if b.tokens < 0 {
-		wait = time.Duration(math.Ceil(-b.tokens / b.rate * float64(time.Second)))
-	}
+// reserve takes a token and returns its reservation and how long the caller
+// waits for it. If that is longer than budget (budget > 0), it takes nothing and
+// returns errTooLong with the wait.
+func (b *bucket) reserve(now time.Time, budget time.Duration) (*rate.Reservation, time.Duration, error) {
+	res := b.lim.ReserveN(now, 1)
+	wait := res.DelayFrom(now)
 	if budget > 0 && wait > budget {
-		b.tokens++
-		return time.Time{}, wait, errTooLong
+		res.CancelAt(now)
+		return nil, wait, errTooLong
 	}
-	at := now.Add(wait)
-	if at.After(b.tail) {
-		b.tail = at
-	}
-	return at, wait, nil
+	return res, wait, nil
 }
 
-// cancel gives back the token of a reservation for at that will not be used,
-// minus the slots handed out after it (those callers already count on it).
-func (b *bucket) cancel(at, now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !at.After(now) {
-		return // its slot has passed: the token is spent
-	}
-	restore := 1 - b.tail.Sub(at).Seconds()*b.rate
-	if restore <= 0 {
-		return
-	}
-	b.advance(now)
-	b.tokens = min(b.burst, b.tokens+restore)
-}
+// cancel gives back the token of a reservation that will not be used, minus the
+// slots handed out after it (those callers already count on it).
+func (b *bucket) cancel(res *rate.Reservation, now time.Time) { res.CancelAt(now) }
