@@ -61,13 +61,13 @@ func (s *switchLMS) CreateAccount(ctx context.Context, a connector.Account) (con
 
 // claimCounter counts ClaimDue calls.
 type claimCounter struct {
-	connector.Store
+	connector.ConvergerStore
 	claims atomic.Int64
 }
 
 func (c *claimCounter) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]connector.Claim, error) {
 	c.claims.Add(1)
-	return c.Store.ClaimDue(ctx, owner, now, lease, limit)
+	return c.ConvergerStore.ClaimDue(ctx, owner, now, lease, limit)
 }
 
 // pollUntil checks cond every 10ms until it holds; it fails the test after limit.
@@ -97,7 +97,7 @@ func TestConvergerPausesWhileLMSUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	st := &claimCounter{Store: db}
+	st := &claimCounter{ConvergerStore: db}
 	lms := &switchLMS{LMS: sandbox.New(), asked: make(chan struct{}, 1)}
 	lms.set(false, time.Now().Add(time.Hour))
 

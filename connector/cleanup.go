@@ -159,8 +159,7 @@ func (it JobItem) Feed() string {
 
 // CleanupStore is what selecting candidates needs from the store.
 type CleanupStore interface {
-	// LinkedHistories: see ReconcileStore.
-	LinkedHistories(ctx context.Context, accountIDs []string) (map[string]History, error)
+	LinkedHistoryReader
 }
 
 // Selector finds the accounts a DormantFilter selects, by paging through every

@@ -29,7 +29,7 @@ type ConvergerHooks struct {
 
 // ConvergerConfig configures a Converger. Zero values get the defaults listed.
 type ConvergerConfig struct {
-	Store Store
+	Store ConvergerStore
 	LMS   LMS
 	Feeds Feeds
 	// Policy returns the policy of a feed; default DefaultPolicy for every feed.
@@ -79,7 +79,7 @@ type Converger struct {
 
 	paused atomic.Bool // the LMS said it is unavailable; for logging transitions once
 
-	intents *intentWriter // nil if the store cannot record intents (AuditIntents)
+	intents *intentWriter // writes the audit rows of LMS calls before they are made
 }
 
 // NewConverger checks cfg and fills in defaults.
@@ -121,12 +121,7 @@ func NewConverger(cfg ConvergerConfig) (*Converger, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Converger{cfg: cfg, log: cfg.Logger, wake: make(chan struct{})}
-	if ai, ok := cfg.Store.(AuditIntents); ok {
-		c.intents = &intentWriter{store: ai}
-	} else {
-		c.log.Warn("the store cannot record LMS calls before they are made; a crash may leave a call without an audit row")
-	}
+	c := &Converger{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}), intents: &intentWriter{store: cfg.Store}}
 	return c, nil
 }
 
@@ -170,12 +165,6 @@ func (c *Converger) Run(ctx context.Context) error {
 	return nil
 }
 
-// stateAuditor is the optional store capability that tells which of hrsync's own
-// actions last set an account's active state (package store has it).
-type stateAuditor interface {
-	LastStateActions(ctx context.Context, accountIDs []string) (map[string]AuditEntry, error)
-}
-
 // respectManualDeactivation drops a reactivation from plan when someone deactivated
 // the account outside hrsync and the policy does not allow undoing that
 // (KeepsManualDeactivation: hrsync's last state action on the account was not a
@@ -185,11 +174,7 @@ func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, wan
 	if pol.ReactivateManual || have == nil || !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == ActionReactivate }) {
 		return plan, nil, nil
 	}
-	sa, ok := c.cfg.Store.(stateAuditor)
-	if !ok {
-		return plan, nil, nil
-	}
-	last, err := sa.LastStateActions(ctx, []string{have.ID})
+	last, err := c.cfg.Store.LastStateActions(ctx, []string{have.ID})
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the account's audit: %w", err)
 	}
@@ -400,11 +385,9 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	// The LMS calls that earlier converges of these workers began and never
 	// recorded the outcome of (a crash): written before this claim, so their
 	// writers no longer hold the workers.
-	var pending map[WorkerKey][]AuditEntry
-	if c.intents != nil {
-		if pending, err = c.intents.store.PendingActions(work, keys, claimedAt); err != nil {
-			c.log.Warn("reading pending audit rows failed; they are resolved on a later converge", "err", err)
-		}
+	pending, err := c.intents.store.PendingActions(work, keys, claimedAt)
+	if err != nil {
+		c.log.Warn("reading pending audit rows failed; they are resolved on a later converge", "err", err)
 	}
 
 	// Renew the batch's leases while it works: a slow LMS must not let another
@@ -577,22 +560,20 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		}
 		entry := AuditEntry{Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID,
 			AccountID: a.AccountID, Action: a.Kind, Detail: a.Reason, FactIDs: want.FactIDs, Cause: a.Reason, HoldID: a.HoldID}
-		if c.intents != nil {
-			// Committed before the call: a crash after it leaves this row pending,
-			// and the next converge resolves it (docs/audit.md).
-			in := intent(cl, a, have, want, c.cfg.Now())
-			if in.Plan == "" {
-				in.Plan = planText
-			}
-			id, err := c.intents.begin(ctx, in)
-			if err != nil {
-				comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
-				c.log.Warn("recording an LMS call before making it failed; not made, will retry", "action", a.Kind,
-					"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
-				return comp, nil
-			}
-			entry.ID, entry.Before = id, in.Before
+		// Committed before the call: a crash after it leaves this row pending,
+		// and the next converge resolves it (docs/audit.md).
+		in := intent(cl, a, have, want, c.cfg.Now())
+		if in.Plan == "" {
+			in.Plan = planText
 		}
+		id, err := c.intents.begin(ctx, in)
+		if err != nil {
+			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
+			c.log.Warn("recording an LMS call before making it failed; not made, will retry", "action", a.Kind,
+				"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
+			return comp, nil
+		}
+		entry.ID, entry.Before = id, in.Before
 		acct, err := c.act(ctx, a)
 		entry.At = c.cfg.Now()
 		if err == nil {

@@ -22,8 +22,8 @@ type JobStore interface {
 	FinishJobItems(ctx context.Context, hold int64, items []JobItem, audit []AuditEntry) error
 	// JobCounts returns the hold's items counted by status.
 	JobCounts(ctx context.Context, hold int64) (map[JobItemStatus]int, error)
-	// LinkedHistories: see ReconcileStore.
-	LinkedHistories(ctx context.Context, accountIDs []string) (map[string]History, error)
+	// LinkedHistoryReader tells who an item's account belongs to now.
+	LinkedHistoryReader
 }
 
 // ErrJobNotRunnable: the hold is rejected, or open without an approved sample.

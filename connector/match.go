@@ -16,11 +16,8 @@ type Matcher struct {
 	LMS interface {
 		FindAccounts(ctx context.Context, f AccountFilter) ([]Account, error)
 	}
-	// Links tells which worker an account is linked to (Store.LinkedWorker:
-	// ErrNotFound for none).
-	Links interface {
-		LinkedWorker(ctx context.Context, accountID string) (WorkerKey, error)
-	}
+	// Links tells which worker an account is linked to (ErrNotFound for none).
+	Links LinkReader
 }
 
 // Match is what the rules found for a worker: one account, two or more

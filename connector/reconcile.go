@@ -126,21 +126,14 @@ type WorkerLink struct {
 // workers in key order, the links and audit of a page of accounts, histories, and
 // one write (MarkDue) for apply mode. Implemented by package store.
 type ReconcileStore interface {
-	// LoadHistories is Store.LoadHistories.
-	LoadHistories(ctx context.Context, ws []WorkerKey) ([]History, error)
-	// LinkedWorker is Store.LinkedWorker: the worker linked to the account, or ErrNotFound.
-	LinkedWorker(ctx context.Context, accountID string) (WorkerKey, error)
+	HistoryLoader
+	LinkReader
+	LinkedHistoryReader
+	StateActionReader
 	// ListWorkerLinks returns up to limit workers after the key after (zero key:
 	// from the start) in key order, each with its own link. Fewer than limit
 	// means the end.
 	ListWorkerLinks(ctx context.Context, after WorkerKey, limit int) ([]WorkerLink, error)
-	// LinkedHistories returns, for each of accountIDs that is linked, the
-	// history of the worker linked to it (as LoadHistories returns it): the
-	// per-page question "for these accounts, which workers and their facts?".
-	LinkedHistories(ctx context.Context, accountIDs []string) (map[string]History, error)
-	// LastStateActions returns, per account that has one, the latest ok audit
-	// entry of a create, deactivate or reactivate.
-	LastStateActions(ctx context.Context, accountIDs []string) (map[string]AuditEntry, error)
 	// MarkDue makes the workers due at now (keeping an earlier due time) and
 	// changes nothing else; it returns how many of them the store knows.
 	MarkDue(ctx context.Context, ws []WorkerKey, now time.Time) (int, error)

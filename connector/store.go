@@ -74,9 +74,9 @@ type AuditEntry struct {
 	Before string `json:"before,omitempty" db:"before_version"`
 }
 
-// AuditIntents is the store capability that makes the audit complete after any
-// crash (docs/audit.md): an LMS call is recorded, committed, before it is made,
-// and its outcome replaces that row after. Package store has it.
+// AuditIntents is the part of ConvergerStore that makes the audit complete after
+// any crash (docs/audit.md): an LMS call is recorded, committed, before it is
+// made, and its outcome replaces that row after. Package store implements it.
 type AuditIntents interface {
 	// BeginActions stores es as audit rows with outcome pending, in one
 	// transaction, and returns their ids in the order of es. A worker appears at
@@ -124,33 +124,81 @@ type Completion struct {
 	erased bool // the worker was erased: the store holds nothing to complete
 }
 
-// Store persists HR facts and convergence state. Implemented by package store
-// (PostgreSQL and SQLite); store/storetest checks every implementation.
-type Store interface {
+// The store's ports are small: each use case declares the methods it needs, as
+// an interface built from the pieces below, and package store proves at compile
+// time that *store.DB implements every one of them.
+
+// Claimer leases due workers and commits how converging them ended.
+type Claimer interface {
 	// ClaimDue leases up to limit workers whose due time is at or before now and
 	// whose lease, if any, has expired. Concurrent callers never get the same worker.
 	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Claim, error)
-	// LoadHistory returns the worker's facts, links and succession.
-	// Returns ErrNotFound if the store has never seen the worker.
-	LoadHistory(ctx context.Context, w WorkerKey) (History, error)
-	// LoadHistories is LoadHistory for a batch of workers in a few round trips: one
-	// History per worker, in the order given. A worker the store has never seen gets
-	// a History with no facts, not an error.
-	LoadHistories(ctx context.Context, ws []WorkerKey) ([]History, error)
 	// ExtendLeases moves the lease of each of ws that owner still holds to until,
 	// and returns the workers whose lease it extended. A converger renews its
 	// claims this way while it works, so that a slow batch keeps its workers.
 	ExtendLeases(ctx context.Context, owner string, ws []WorkerKey, until time.Time) ([]WorkerKey, error)
-	// LinkedWorker returns the worker linked to the account, or ErrNotFound.
-	LinkedWorker(ctx context.Context, accountID string) (WorkerKey, error)
-	// Complete commits c in one transaction and releases the lease if owner still holds it.
-	Complete(ctx context.Context, c Completion) error
 	// CompleteAll commits a batch of completions, in one transaction when it can. If
 	// that transaction fails, it commits them one by one so that one bad completion
 	// holds back no other; it returns the failures joined (nil if all committed).
 	CompleteAll(ctx context.Context, cs []Completion) error
 	// NextDue returns the earliest due time of any worker, or ok=false if none is due.
 	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
+}
+
+// HistoryLoader reads what the store knows about workers.
+type HistoryLoader interface {
+	// LoadHistories returns the facts, links and succession of a batch of workers
+	// in a few round trips: one History per worker, in the order given. A worker
+	// the store has never seen gets a History with no facts, not an error.
+	LoadHistories(ctx context.Context, ws []WorkerKey) ([]History, error)
+}
+
+// LinkReader tells which worker an LMS account is linked to.
+type LinkReader interface {
+	// LinkedWorker returns the worker linked to the account, or ErrNotFound.
+	LinkedWorker(ctx context.Context, accountID string) (WorkerKey, error)
+}
+
+// LinkedHistoryReader reads the histories of the workers linked to accounts.
+type LinkedHistoryReader interface {
+	// LinkedHistories returns, for each of accountIDs that is linked, the
+	// history of the worker linked to it (as LoadHistories returns it): the
+	// per-page question "for these accounts, which workers and their facts?".
+	LinkedHistories(ctx context.Context, accountIDs []string) (map[string]History, error)
+}
+
+// StateActionReader tells which of hrsync's own actions last set an account's
+// active state, so that a deactivation made outside hrsync can be told apart.
+type StateActionReader interface {
+	// LastStateActions returns, per account that has one, the latest ok audit
+	// entry of a create, deactivate or reactivate.
+	LastStateActions(ctx context.Context, accountIDs []string) (map[string]AuditEntry, error)
+}
+
+// ConvergerStore is what the Converger needs from the store: leases and
+// completions, histories, links for matching, the audit rows written before an
+// LMS call (AuditIntents), and the last state actions (to respect a manual
+// deactivation). Implemented by package store.
+type ConvergerStore interface {
+	Claimer
+	HistoryLoader
+	LinkReader
+	AuditIntents
+	StateActionReader
+}
+
+// Store persists HR facts and convergence state: the converger's core, plus the
+// single-worker forms of its calls. Implemented by package store (PostgreSQL and
+// SQLite); store/storetest checks every implementation.
+type Store interface {
+	Claimer
+	HistoryLoader
+	LinkReader
+	// LoadHistory returns the worker's facts, links and succession.
+	// Returns ErrNotFound if the store has never seen the worker.
+	LoadHistory(ctx context.Context, w WorkerKey) (History, error)
+	// Complete commits c in one transaction and releases the lease if owner still holds it.
+	Complete(ctx context.Context, c Completion) error
 }
 
 // DeadLetter is a message that could not be applied, kept with its raw bytes and the

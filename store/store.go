@@ -2,9 +2,10 @@
 // SQLite (the embedded default), through one set of sqlx queries.
 //
 // Open picks the backend from the URL scheme and applies the embedded migrations.
-// *DB implements connector.Store, plus the methods the events package and the CLI
-// need (RecordFacts, dead letters, reviews, audit). The conformance suite
-// store/storetest runs against both backends.
+// *DB implements connector.Store and the other store ports of package connector
+// (ConvergerStore, ReconcileStore, JobStore, ...), plus the methods the events
+// package and the CLI need (RecordFacts, dead letters, reviews, audit). The
+// conformance suite store/storetest runs against both backends.
 //
 // Instants are stored in UTC with microsecond precision: TIMESTAMPTZ on PostgreSQL,
 // INTEGER unix microseconds on SQLite, so that comparisons such as due_at <= ? are
@@ -64,9 +65,23 @@ type DB struct {
 	DeadLetterMaxBody int
 }
 
+// *DB implements every store port that package connector declares: each use
+// case's (ConvergerStore, ReconcileStore, JobStore, HoldStore, CleanupStore)
+// and the pieces they are built from.
 var (
-	_ connector.Store        = (*DB)(nil)
-	_ connector.AuditIntents = (*DB)(nil)
+	_ connector.Store          = (*DB)(nil)
+	_ connector.ConvergerStore = (*DB)(nil)
+	_ connector.ReconcileStore = (*DB)(nil)
+	_ connector.JobStore       = (*DB)(nil)
+	_ connector.HoldStore      = (*DB)(nil)
+	_ connector.CleanupStore   = (*DB)(nil)
+
+	_ connector.Claimer             = (*DB)(nil)
+	_ connector.HistoryLoader       = (*DB)(nil)
+	_ connector.LinkReader          = (*DB)(nil)
+	_ connector.LinkedHistoryReader = (*DB)(nil)
+	_ connector.StateActionReader   = (*DB)(nil)
+	_ connector.AuditIntents        = (*DB)(nil)
 )
 
 // Open connects to the database at url and applies any pending migrations.
