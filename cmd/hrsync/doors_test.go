@@ -18,23 +18,26 @@ import (
 	"github.com/hrsync/hrsync/store/pgtest"
 )
 
-// rateLimitedLMS is an LMS over its API budget: it answers every other call 429
-// with a short Retry-After, as Docebo does above its contractual limit. Only a
-// client behind the guard (which waits as told and retries) gets its work done;
-// a command that reached the LMS around the guard fails, or leaves its work
-// undone. It counts the calls it refused.
+// rateLimitedLMS is an LMS over its API budget: it answers the first attempt of
+// every distinct call 429 with a short Retry-After, as Docebo does above its
+// contractual limit. Only a client behind the guard (which waits as told and
+// tries again) gets its work done; a command that reached the LMS around the
+// guard fails, or leaves its work undone. It counts the calls it refused.
 type rateLimitedLMS struct {
 	*sandbox.LMS
 	mu      sync.Mutex
-	calls   int
+	seen    map[string]bool
 	limited int
 }
 
 func (r *rateLimitedLMS) gate(op string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls++
-	if r.calls%2 == 1 {
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	if !r.seen[op] {
+		r.seen[op] = true
 		r.limited++
 		return &connector.LMSError{Kind: connector.KindRateLimited, Op: op, Status: 429, RetryAfter: time.Millisecond}
 	}
@@ -55,21 +58,21 @@ func (r *rateLimitedLMS) GetAccount(ctx context.Context, id string) (connector.A
 }
 
 func (r *rateLimitedLMS) FindAccounts(ctx context.Context, f connector.AccountFilter) ([]connector.Account, error) {
-	if err := r.gate("GET /Users?filter"); err != nil {
+	if err := r.gate(fmt.Sprintf("GET /Users?filter=%s eq %q", f.Attr, f.Value)); err != nil {
 		return nil, err
 	}
 	return r.LMS.FindAccounts(ctx, f)
 }
 
 func (r *rateLimitedLMS) ListAccounts(ctx context.Context, start, count int) (connector.AccountPage, error) {
-	if err := r.gate("GET /Users"); err != nil {
+	if err := r.gate(fmt.Sprintf("GET /Users?startIndex=%d&count=%d", start, count)); err != nil {
 		return connector.AccountPage{}, err
 	}
 	return r.LMS.ListAccounts(ctx, start, count)
 }
 
 func (r *rateLimitedLMS) CreateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
-	if err := r.gate("POST /Users"); err != nil {
+	if err := r.gate("POST /Users " + a.ExternalID + " " + a.Profile.Email); err != nil {
 		return connector.Account{}, err
 	}
 	return r.LMS.CreateAccount(ctx, a)
@@ -83,7 +86,7 @@ func (r *rateLimitedLMS) UpdateAccount(ctx context.Context, a connector.Account)
 }
 
 func (r *rateLimitedLMS) SetActive(ctx context.Context, id string, active bool) (connector.Account, error) {
-	if err := r.gate("PATCH /Users/" + id); err != nil {
+	if err := r.gate(fmt.Sprintf("PATCH /Users/%s active=%t", id, active)); err != nil {
 		return connector.Account{}, err
 	}
 	return r.LMS.SetActive(ctx, id, active)
@@ -192,6 +195,9 @@ safeguard: {percent: 5, count: 500, min_removals: 0, settle: 0s}
 	}
 	if _, err := a.db.RecordFacts(ctx, facts[5:]); err != nil { // w13: recorded, not converged
 		t.Fatal(err)
+	}
+	if n := len(d.lms.Snapshot()); n != 16 {
+		t.Fatalf("the set-up made %d accounts, want 16", n)
 	}
 	holds, err := a.db.ListHolds(ctx, store.HoldFilter{Status: connector.HoldOpen})
 	if err != nil || len(holds) != 1 || holds[0].Counts.Removals != 5 {
