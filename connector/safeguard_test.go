@@ -323,3 +323,61 @@ func TestSafeguardApprovalDuringConvergeIsKept(t *testing.T) {
 		t.Fatalf("%d deactivations, want 2: the approval of hold %d given during the converge was lost", n, as.approved[0])
 	}
 }
+
+// setupSettling is setupSafeguard with a settle period: removals gather into a
+// burst that is judged whole.
+func setupSettling(t *testing.T, size int, settle time.Duration) *testBundle {
+	t.Helper()
+	b := setupSafeguard(t, size)
+	sg, err := connector.NewSafeguard(connector.SafeguardConfig{Store: b.db, Now: b.clock, Settle: settle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock, Safeguard: sg,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A burst is held whole or runs whole, never split. Judged one removal at a time,
+// 10 leavers of a 20-person feed sent together ran 4 (20%) and held 6; settled
+// into one burst, none of them runs before a person decides.
+func TestSafeguardBurstHeldWhole(t *testing.T) {
+	t.Parallel()
+	split := setupSafeguard(t, 20)
+	split.set(split.clock().Add(time.Hour))
+	split.leaveMany(t, 10)
+	if n := split.deactivations(); n == 0 || n == 10 {
+		t.Fatalf("without a settle period: %d deactivations; the test expects the burst to be split", n)
+	}
+
+	b := setupSettling(t, 20, time.Minute)
+	b.set(b.clock().Add(time.Hour))
+	b.leaveMany(t, 10)
+	if n := b.deactivations(); n != 0 {
+		t.Fatalf("%d deactivations while the burst settles, want 0", n)
+	}
+	b.set(b.clock().Add(time.Minute))
+	b.converge(t)
+	if n := b.deactivations(); n != 0 {
+		t.Fatalf("%d deactivations after the burst was judged, want 0: held whole", n)
+	}
+	h := b.oneHold(t)
+	if h.Status != connector.HoldOpen || h.Counts.Removals != 10 || h.Counts.Active != 20 {
+		t.Fatalf("hold = %+v, want the whole burst of 10 of 20", h)
+	}
+	if got := b.outcomes(t, connector.ActionDeactivate); got[connector.OutcomeHeld] != 10 || got[connector.OutcomeOK] != 0 {
+		t.Fatalf("deactivate audit outcomes = %v, want 10 held", got)
+	}
+	// A burst under the thresholds runs whole: 3 more leavers later (15%).
+	c := setupSettling(t, 20, time.Minute)
+	c.set(c.clock().Add(time.Hour))
+	c.leaveMany(t, 3)
+	c.set(c.clock().Add(time.Minute))
+	c.converge(t)
+	if n := c.deactivations(); n != 3 {
+		t.Fatalf("%d deactivations of a burst under the thresholds, want 3", n)
+	}
+}
