@@ -582,6 +582,10 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 				entry.AccountID = acct.ID
 				comp.AccountID = acct.ID
 			}
+			if a.Kind == ActionCreate || a.Kind == ActionDeactivate || a.Kind == ActionReactivate {
+				active := a.Kind == ActionReactivate || a.Kind == ActionCreate && a.Account.Active
+				entry.ActiveAfter = &active
+			}
 			if a.Kind == ActionReactivate && a.Reason == ReasonEmployedAgain {
 				entry.Detail += c.rehireTraining(ctx, a.AccountID, pol)
 			}

@@ -70,3 +70,31 @@ func TestKeepsManualDeactivation(t *testing.T) {
 		})
 	}
 }
+
+// The state an action left the account in is read as data; the audit's words are
+// read only for rows written before the field existed.
+func TestManualDeactivationReadsActiveAfter(t *testing.T) {
+	t.Parallel()
+	yes, no := true, false
+	tests := []struct {
+		name string
+		last *connector.AuditEntry
+		want bool
+	}{
+		{"CreatedInactiveAsData", &connector.AuditEntry{Action: connector.ActionCreate, ActiveAfter: &no}, false},
+		{"CreatedActiveAsData", &connector.AuditEntry{Action: connector.ActionCreate, ActiveAfter: &yes, Detail: "pre-hire: created inactive"}, true},
+		{"OldRowInWords", &connector.AuditEntry{Action: connector.ActionCreate, Detail: "left before an account existed; created inactive to keep the record"}, false},
+		{"OldRowActive", &connector.AuditEntry{Action: connector.ActionCreate, Detail: "hired"}, true},
+		{"Deactivated", &connector.AuditEntry{Action: connector.ActionDeactivate}, false},
+		{"Reactivated", &connector.AuditEntry{Action: connector.ActionReactivate, ActiveAfter: &yes}, true},
+		{"NoRow", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := connector.ManualDeactivation(tt.last); got != tt.want {
+				t.Errorf("ManualDeactivation(%+v) = %v, want %v", tt.last, got, tt.want)
+			}
+		})
+	}
+}

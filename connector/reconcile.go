@@ -108,6 +108,10 @@ func ManualDeactivation(last *AuditEntry) bool {
 	case ActionDeactivate:
 		return false
 	case ActionCreate:
+		if last.ActiveAfter != nil {
+			return *last.ActiveAfter
+		}
+		// Rows from before active_after (migration 0014) say it in words only.
 		return !strings.Contains(last.Detail, "created inactive")
 	}
 	return true

@@ -72,6 +72,10 @@ type AuditEntry struct {
 	// Before is the account's version (ETag) before the call, when the LMS has
 	// versions: after a crash it tells whether an update landed.
 	Before string `json:"before,omitempty" db:"before_version"`
+	// ActiveAfter is the account's active state after a create, deactivate or
+	// reactivate that succeeded; nil where the action set none, or the row is older
+	// than the field. Decisions read it, never the Detail's words.
+	ActiveAfter *bool `json:"active_after,omitempty" db:"-"`
 }
 
 // AuditIntents is the part of ConvergerStore that makes the audit complete after

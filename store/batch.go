@@ -711,13 +711,30 @@ const auditColumns = `at, feed, worker_id, account_id, action, outcome, detail, 
 
 // auditAllColumns are auditColumns and the structured fields of an LMS call
 // (migration 0013): the hold that allowed it, its cause, the account's version before.
-const auditAllColumns = auditColumns + `, hold_id, cause, before_version`
+// and (migration 0014) the account's active state after it.
+const auditAllColumns = auditColumns + `, hold_id, cause, before_version, active_after`
 
 // auditRow is one audit entry as text columns, in auditAllColumns order after at.
 type auditRow struct {
 	id   int64
 	at   time.Time
-	cols [11]string // feed .. before_version; hold_id as decimal text
+	cols [12]string // feed .. active_after; hold_id as decimal text
+}
+
+// activeText and activeOf store AuditEntry.ActiveAfter as 'true', 'false' or ''.
+func activeText(b *bool) string {
+	if b == nil {
+		return ""
+	}
+	return strconv.FormatBool(*b)
+}
+
+func activeOf(s string) *bool {
+	if s == "" {
+		return nil
+	}
+	b := s == "true"
+	return &b
 }
 
 func auditRowOf(a connector.AuditEntry) (auditRow, error) {
@@ -725,8 +742,8 @@ func auditRowOf(a connector.AuditEntry) (auditRow, error) {
 	if err != nil {
 		return auditRow{}, err
 	}
-	return auditRow{id: a.ID, at: a.At, cols: [11]string{a.Feed, a.WorkerID, a.AccountID, string(a.Action), string(a.Outcome), a.Detail, ids, a.Plan,
-		strconv.FormatInt(a.HoldID, 10), a.Cause, a.Before}}, nil
+	return auditRow{id: a.ID, at: a.At, cols: [12]string{a.Feed, a.WorkerID, a.AccountID, string(a.Action), string(a.Outcome), a.Detail, ids, a.Plan,
+		strconv.FormatInt(a.HoldID, 10), a.Cause, a.Before, activeText(a.ActiveAfter)}}, nil
 }
 
 // insertAudit writes the audit entries of cs, in order: an entry with an ID gives
@@ -797,7 +814,7 @@ func (db *DB) addAudit(ctx context.Context, tx sqlx.ExtContext, rows []auditRow,
 	}
 	if db.backend == Postgres {
 		var ats pq.StringArray
-		var cols [11]pq.StringArray
+		var cols [12]pq.StringArray
 		for _, r := range rows {
 			ats = append(ats, pgTime(r.at))
 			for j := range cols {
@@ -808,23 +825,23 @@ func (db *DB) addAudit(ctx context.Context, tx sqlx.ExtContext, rows []auditRow,
 		for j := range cols {
 			args = append(args, cols[j])
 		}
-		err := collect(`INSERT INTO audit (`+auditAllColumns+`) SELECT a, f, w, acct, act, o, d, fi, p, h::bigint, c, b FROM unnest(
+		err := collect(`INSERT INTO audit (`+auditAllColumns+`) SELECT a, f, w, acct, act, o, d, fi, p, h::bigint, c, b, aa FROM unnest(
 			$1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-			$10::text[], $11::text[], $12::text[]) AS u(a, f, w, acct, act, o, d, fi, p, h, c, b)`+ret, args...)
+			$10::text[], $11::text[], $12::text[], $13::text[]) AS u(a, f, w, acct, act, o, d, fi, p, h, c, b, aa)`+ret, args...)
 		if err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
 	} else {
 		for start := 0; start < len(rows); start += batchRows {
 			end := min(start+batchRows, len(rows))
-			args := make([]any, 0, 12*(end-start))
+			args := make([]any, 0, 13*(end-start))
 			for _, r := range rows[start:end] {
 				args = append(args, db.ts(r.at))
 				for _, c := range r.cols {
 					args = append(args, c)
 				}
 			}
-			if err := collect(db.q(`INSERT INTO audit (`+auditAllColumns+`) VALUES `+placeholders(end-start, 12)+ret), args...); err != nil {
+			if err := collect(db.q(`INSERT INTO audit (`+auditAllColumns+`) VALUES `+placeholders(end-start, 13)+ret), args...); err != nil {
 				return nil, fmt.Errorf("audit: %w", err)
 			}
 		}
@@ -851,8 +868,8 @@ func (db *DB) updateAudit(ctx context.Context, tx *sqlx.Tx, updates []auditRow) 
 	if len(updates) == 0 {
 		return nil
 	}
-	const set = ` UPDATE audit SET at = u.a, account_id = u.acct, outcome = u.o, detail = u.d, fact_ids = u.fi, plan = u.p
-		FROM u WHERE audit.id = u.id RETURNING audit.id`
+	const set = ` UPDATE audit SET at = u.a, account_id = u.acct, outcome = u.o, detail = u.d, fact_ids = u.fi, plan = u.p,
+		active_after = u.aa FROM u WHERE audit.id = u.id RETURNING audit.id`
 	done := map[int64]bool{}
 	exec := func(query string, args ...any) error {
 		rs, err := tx.QueryContext(ctx, query, args...)
@@ -871,24 +888,25 @@ func (db *DB) updateAudit(ctx context.Context, tx *sqlx.Tx, updates []auditRow) 
 	}
 	if db.backend == Postgres {
 		var ids pq.Int64Array
-		var ats, accts, outs, details, facts, plans pq.StringArray
+		var ats, accts, outs, details, facts, plans, actives pq.StringArray
 		for _, r := range updates {
 			ids, ats = append(ids, r.id), append(ats, pgTime(r.at))
 			accts, outs, details, facts, plans = append(accts, r.cols[2]), append(outs, r.cols[4]), append(details, r.cols[5]), append(facts, r.cols[6]), append(plans, r.cols[7])
+			actives = append(actives, r.cols[11])
 		}
-		err := exec(`WITH u(id, a, acct, o, d, fi, p) AS (SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]))`+set,
-			ids, ats, accts, outs, details, facts, plans)
+		err := exec(`WITH u(id, a, acct, o, d, fi, p, aa) AS (SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]))`+set,
+			ids, ats, accts, outs, details, facts, plans, actives)
 		if err != nil {
 			return fmt.Errorf("audit outcomes: %w", err)
 		}
 	} else {
 		for start := 0; start < len(updates); start += batchRows {
 			end := min(start+batchRows, len(updates))
-			args := make([]any, 0, 7*(end-start))
+			args := make([]any, 0, 8*(end-start))
 			for _, r := range updates[start:end] {
-				args = append(args, r.id, db.ts(r.at), r.cols[2], r.cols[4], r.cols[5], r.cols[6], r.cols[7])
+				args = append(args, r.id, db.ts(r.at), r.cols[2], r.cols[4], r.cols[5], r.cols[6], r.cols[7], r.cols[11])
 			}
-			if err := exec(db.q(`WITH u(id, a, acct, o, d, fi, p) AS (VALUES `+placeholders(end-start, 7)+`)`+set), args...); err != nil {
+			if err := exec(db.q(`WITH u(id, a, acct, o, d, fi, p, aa) AS (VALUES `+placeholders(end-start, 8)+`)`+set), args...); err != nil {
 				return fmt.Errorf("audit outcomes: %w", err)
 			}
 		}

@@ -185,7 +185,7 @@ func (db *DB) LastStateActions(ctx context.Context, accountIDs []string) (map[st
 	for chunk := range slices.Chunk(accountIDs, db.accountChunk()) {
 		in, args := db.inList("account_id", chunk)
 		args = append([]any{string(connector.OutcomeOK), string(connector.ActionCreate), string(connector.ActionDeactivate), string(connector.ActionReactivate)}, args...)
-		rows, err := db.x.QueryContext(ctx, db.q(`SELECT id, at, feed, worker_id, account_id, action, outcome, detail FROM audit
+		rows, err := db.x.QueryContext(ctx, db.q(`SELECT id, at, feed, worker_id, account_id, action, outcome, detail, active_after FROM audit
 			WHERE outcome = ? AND action IN (?, ?, ?) AND `+in+` ORDER BY at, id`), args...)
 		if err != nil {
 			return nil, fmt.Errorf("store: last state actions: %w", err)
@@ -193,10 +193,12 @@ func (db *DB) LastStateActions(ctx context.Context, accountIDs []string) (map[st
 		for rows.Next() {
 			var a connector.AuditEntry
 			var at instant
-			if err := rows.Scan(&a.ID, &at, &a.Feed, &a.WorkerID, &a.AccountID, &a.Action, &a.Outcome, &a.Detail); err != nil {
+			var active string
+			if err := rows.Scan(&a.ID, &at, &a.Feed, &a.WorkerID, &a.AccountID, &a.Action, &a.Outcome, &a.Detail, &active); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("store: last state actions: %w", err)
 			}
+			a.ActiveAfter = activeOf(active)
 			a.At = at.T
 			out[a.AccountID] = a // rows come oldest first: the last one wins
 		}

@@ -150,6 +150,7 @@ func testLastStateActions(t *testing.T, b *testBundle) {
 	b.record(t, fact(w, "e1", connector.KindHired, 0))
 	c := b.claimOne(t, "a", b.now, w)
 	ok, failed := connector.OutcomeOK, connector.OutcomeRetry
+	inactive := false
 	b.complete(t, connector.Completion{Claim: c, Owner: "a", Audit: []connector.AuditEntry{
 		{At: day(1), AccountID: "acct-1", Action: connector.ActionCreate, Outcome: ok, Detail: "hired"},
 		{At: day(2), AccountID: "acct-1", Action: connector.ActionDeactivate, Outcome: ok, Detail: "left"},
@@ -158,13 +159,18 @@ func testLastStateActions(t *testing.T, b *testBundle) {
 		{At: day(1), AccountID: "acct-2", Action: connector.ActionCreate, Outcome: ok},
 		{At: day(2), AccountID: "acct-2", Action: connector.ActionReactivate, Outcome: ok},
 		{At: day(1), AccountID: "acct-3", Action: connector.ActionUpdate, Outcome: ok},
+		{At: day(1), AccountID: "acct-5", Action: connector.ActionCreate, Outcome: ok, Detail: "pre-hire", ActiveAfter: &inactive},
 	}})
-	got, err := s.LastStateActions(b.ctx, []string{"acct-1", "acct-2", "acct-3", "acct-4"})
+	got, err := s.LastStateActions(b.ctx, []string{"acct-1", "acct-2", "acct-3", "acct-4", "acct-5"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 {
-		t.Fatalf("LastStateActions = %+v, want entries for acct-1 and acct-2 only", got)
+	if len(got) != 3 {
+		t.Fatalf("LastStateActions = %+v, want entries for acct-1, acct-2 and acct-5 only", got)
+	}
+	// The account's state after the action is data, read back as written.
+	if e := got["acct-5"]; e.ActiveAfter == nil || *e.ActiveAfter {
+		t.Fatalf("acct-5: %+v, want created inactive (ActiveAfter false)", e)
 	}
 	if e := got["acct-1"]; e.Action != connector.ActionDeactivate || !e.At.Equal(day(2)) || e.Detail != "left" || e.Feed != "hr" || e.WorkerID != "w1" {
 		t.Fatalf("acct-1: %+v, want the ok deactivate of day 2", e)
