@@ -721,7 +721,7 @@ type auditRow struct {
 	cols [12]string // feed .. active_after; hold_id as decimal text
 }
 
-// activeText and activeOf store AuditEntry.ActiveAfter as 'true', 'false' or ''.
+// activeText and activeOf store AuditEntry.ActiveAfter as 'true', 'false' or ”.
 func activeText(b *bool) string {
 	if b == nil {
 		return ""
