@@ -105,6 +105,8 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 }
 
 // benchStack is the stack as package bench measures it.
+var _ bench.Stack = benchStack{}
+
 type benchStack struct {
 	s      *stack
 	stream string
