@@ -10,15 +10,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	rtmetrics "runtime/metrics"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/bench"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
-	"github.com/hrsync/hrsync/store"
 )
 
 func cmdReconcile(ctx context.Context, env *environment, args []string) error {
@@ -55,7 +51,7 @@ process, so that the peak RSS is this process's alone.`)
 	asJSON := fs.Bool("json", false, "end the output with one JSON line of counts")
 	pageSize := fs.Int("page-size", 1000, "workers and LMS accounts per page; memory is bounded by it")
 	concurrency := fs.Int("concurrency", 8, "LMS lookups at once (unlinked workers, link checks) and workers converged at once")
-	bench := fs.Int("bench", 0, "seed N workers and accounts in a temporary store and in-process sandbox, then reconcile them")
+	benchN := fs.Int("bench", 0, "seed N workers and accounts in a temporary store and in-process sandbox, then reconcile them")
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
@@ -76,7 +72,7 @@ process, so that the peak RSS is this process's alone.`)
 	// Every LMS call goes through the app: the guard, and with --apply the same
 	// converger as the daemon's, safeguard and holds included.
 	var a *app
-	if *bench > 0 {
+	if *benchN > 0 {
 		dir, err := os.MkdirTemp("", "hrsync-reconcile-bench-")
 		if err != nil {
 			return err
@@ -105,8 +101,8 @@ process, so that the peak RSS is this process's alone.`)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stdout, "seeding %d workers and accounts...\n", *bench)
-		if err := seedReconcileBench(ctx, a.db, lms, *bench, *concurrency); err != nil {
+		fmt.Fprintf(env.stdout, "seeding %d workers and accounts...\n", *benchN)
+		if err := bench.SeedReconcile(ctx, a.db, lms, *benchN, *concurrency); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
 		fmt.Fprintf(env.stdout, "seeded in %s\n", time.Since(started).Round(time.Millisecond))
@@ -114,7 +110,7 @@ process, so that the peak RSS is this process's alone.`)
 		// that the peak measures the pass (with the in-process sandbox's accounts).
 		runtime.GC()
 		debug.FreeOSMemory()
-		resetPeakRSS()
+		bench.ResetPeakRSS()
 	} else {
 		if a, err = c.openApp(ctx, env, &l, appOptions{Log: log, ReactivateManual: *reactivateManual}, nil); err != nil {
 			return err
@@ -158,7 +154,7 @@ process, so that the peak RSS is this process's alone.`)
 		}
 		fmt.Fprintf(env.stdout, "converged %d workers; review items: hrsync review list\n", converged)
 	}
-	rss := peakRSS()
+	rss := bench.PeakRSS()
 	fmt.Fprintf(env.stdout, "reconcile pass took %s; total %s; peak RSS %.1f MB\n",
 		passTook.Round(time.Millisecond), time.Since(started).Round(time.Millisecond), float64(rss)/(1<<20))
 	if *asJSON {
@@ -173,92 +169,4 @@ process, so that the peak RSS is this process's alone.`)
 		}
 	}
 	return nil
-}
-
-// seedReconcileBench records n hires in db, creates their accounts (1% with an
-// edited given name) in lms and links them, without the converger: RecordFacts
-// in big batches, accounts straight into the LMS (conc at a time), links with
-// ClaimDue and CompleteAll.
-func seedReconcileBench(ctx context.Context, db *store.DB, lms connector.LMS, n, conc int) error {
-	accountOf := make([]string, n) // worker number -> account id
-	const batch = 10_000
-	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
-	for start := 0; start < n; start += batch {
-		facts := make([]connector.Fact, 0, batch)
-		accts := make([]connector.Account, 0, batch)
-		for i := start; i < min(start+batch, n); i++ {
-			id := fmt.Sprintf("w%08d", i)
-			p := connector.Profile{Email: id + "@example.com", GivenName: "Given" + id, FamilyName: "Family",
-				EmployeeNumber: "E" + id[1:], OrgUnit: "ou-" + strconv.Itoa(i%50)}
-			f := connector.Fact{Feed: "hr", WorkerID: id, Source: "/feeds/hr", ID: "h-" + id, Kind: connector.KindHired,
-				Effective: t0, Time: t0, Profile: p}
-			facts = append(facts, f)
-			w, _ := connector.Want([]connector.Fact{f}, t0.Add(time.Hour), connector.DefaultPolicy())
-			a := connector.Desired(w)
-			if i%100 == 7 {
-				a.Profile.GivenName = "Edited"
-			}
-			accts = append(accts, a)
-		}
-		ids := make([]string, len(accts))
-		errs := make([]error, len(accts))
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, max(conc, 1))
-		for i := range accts {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				created, err := lms.CreateAccount(ctx, accts[i])
-				ids[i], errs[i] = created.ID, err
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		copy(accountOf[start:], ids)
-		if _, err := db.RecordFacts(ctx, facts); err != nil {
-			return err
-		}
-	}
-	for {
-		cs, err := db.ClaimDue(ctx, "seed", time.Now().Add(time.Hour), time.Hour, batch)
-		if err != nil {
-			return err
-		}
-		if len(cs) == 0 {
-			return nil
-		}
-		comps := make([]connector.Completion, len(cs))
-		for i, c := range cs {
-			k, err := strconv.Atoi(strings.TrimPrefix(c.Worker.WorkerID, "w"))
-			if err != nil || k < 0 || k >= n {
-				return fmt.Errorf("unexpected worker %s", c.Worker)
-			}
-			comps[i] = connector.Completion{Claim: c, Owner: "seed", AccountID: accountOf[k]}
-		}
-		if err := db.CompleteAll(ctx, comps); err != nil {
-			return err
-		}
-	}
-}
-
-// resetPeakRSS resets the kernel's resident high-water mark of the process
-// (Linux; ignored elsewhere), so that peakRSS measures what follows.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// peakRSS returns the process's peak resident memory: VmHWM from
-// /proc/self/status, or where there is none the memory the Go runtime holds.
-func peakRSS() uint64 {
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	s := []rtmetrics.Sample{{Name: "/memory/classes/total:bytes"}}
-	rtmetrics.Read(s)
-	return s[0].Value.Uint64()
 }

@@ -1,0 +1,122 @@
+// Package bench measures hrsync end to end, as "hrsync bench" runs it: N hire
+// events published to JetStream, consumed, recorded in PostgreSQL, converged and
+// created in the LMS, against a baseline measured in the same run on the same
+// machine (bare JetStream consume and ack with batched PostgreSQL inserts). It
+// also seeds the store and the LMS for "hrsync reconcile --bench" and reads the
+// process's peak resident memory.
+//
+// It is the measuring only. It takes the running hrsync as a Stack (cmd/hrsync
+// implements it over its stack, whose LMS is a TimedLMS), the PostgreSQL
+// connection of the baseline, and an io.Writer for what it prints; cmd/hrsync
+// parses the flags and builds the stack. A benchmark measures wall time, so the
+// clock is the real one.
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamPrefix keeps the bench's streams apart from a deployment's.
+const StreamPrefix = "HRSYNC_BENCH"
+
+// Feed is the one feed the bench's events come from.
+const Feed = "hr"
+
+// Stack is the running hrsync that the bench measures. cmd/hrsync implements it
+// over its stack.
+type Stack interface {
+	// JetStream is the stack's JetStream: the bench publishes on it, and the
+	// baseline consumes from Stream with it.
+	JetStream() jetstream.JetStream
+	// Stream is the name of the stream of Feed.
+	Stream() string
+	// Run runs the consumer and the converger until ctx is done, then lets both
+	// finish what they have in flight.
+	Run(ctx context.Context) error
+}
+
+// Config says what to run.
+type Config struct {
+	// Events is the number of hire events, in the baseline and end to end.
+	Events int
+	// Batch is the messages per consume batch of the baseline (the stack's
+	// consumer has its own).
+	Batch int
+	// Schema is the PostgreSQL schema of the baseline's table; the output names it.
+	Schema string
+	// LMS names the LMS in the output.
+	LMS string
+	// CPUProfile, if set, is the file to write a CPU profile of the end-to-end run to.
+	CPUProfile string
+	// JSON ends the output with one JSON line of the Result.
+	JSON bool
+}
+
+// Result is what one run measured.
+type Result struct {
+	Events             int     `json:"events"`
+	Seconds            float64 `json:"seconds"`
+	EventsPerS         float64 `json:"events_per_s"`
+	BaselineEventsPerS float64 `json:"baseline_events_per_s"`
+	RatioToBaseline    float64 `json:"ratio_to_baseline"`
+	P50Ms              float64 `json:"p50_ms"`
+	P99Ms              float64 `json:"p99_ms"`
+	LMS                string  `json:"lms"`
+}
+
+// Run measures the baseline on db (in cfg.Schema) and then hrsync end to end on s,
+// whose LMS is timed, and prints both to w. The stream of s is purged between the
+// two; s must not be running.
+func Run(ctx context.Context, cfg Config, s Stack, timed *TimedLMS, db *sql.DB, w io.Writer) (Result, error) {
+	js := s.JetStream()
+	stream, err := js.Stream(ctx, s.Stream())
+	if err != nil {
+		return Result{}, err
+	}
+	fmt.Fprintf(w, "hrsync bench: %d events, PostgreSQL schema %s, LMS: %s\n", cfg.Events, cfg.Schema, cfg.LMS)
+
+	// Baseline: the same events, bare consume+ack with batched inserts.
+	base, err := Baseline(ctx, js, s.Stream(), db, cfg.Schema, cfg.Events, cfg.Batch)
+	if err != nil {
+		return Result{}, fmt.Errorf("baseline: %w", err)
+	}
+	if err := stream.Purge(ctx); err != nil {
+		return Result{}, err
+	}
+	fmt.Fprintf(w, "  baseline (JetStream consume+ack, batched INSERT): %8.0f events/s\n", base)
+
+	// The real path.
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return Result{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return Result{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := pipeline(ctx, s, timed, cfg.Events)
+	if err != nil {
+		return Result{}, err
+	}
+	res.BaselineEventsPerS = base
+	res.RatioToBaseline = res.EventsPerS / base
+	res.LMS = cfg.LMS
+	fmt.Fprintf(w, "  hrsync end to end (publish → LMS account):       %8.0f events/s (%.0f%% of baseline)\n", res.EventsPerS, 100*res.RatioToBaseline)
+	fmt.Fprintf(w, "  latency publish → LMS: p50 %.1f ms, p99 %.1f ms\n", res.P50Ms, res.P99Ms)
+	if cfg.JSON {
+		line, _ := json.Marshal(res)
+		fmt.Fprintln(w, string(line))
+	}
+	return res, nil
+}
