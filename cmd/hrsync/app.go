@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/guard"
 	"github.com/hrsync/hrsync/connector/lms/scim"
@@ -383,9 +384,9 @@ func (a *app) reconciler(rc connector.ReconcilerConfig) (*connector.Reconciler, 
 
 // uploader builds the roster uploader: the safeguard's thresholds judge each upload
 // whole, once (docs/rosters.md).
-func (a *app) uploader() *uploader {
-	return &uploader{db: a.db, feeds: a.set.feeds, rosters: a.set.rosters, now: a.now, log: a.log,
-		thresholds: a.safeguard.Thresholds}
+func (a *app) uploader() *roster.Uploader {
+	return &roster.Uploader{Store: a.db, Feeds: a.set.feeds, Rosters: a.set.rosters, Now: a.now, Log: a.log,
+		ThresholdsFunc: a.safeguard.Thresholds}
 }
 
 // Close closes the store.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/store"
@@ -200,21 +201,21 @@ func TestFeedOffboard(t *testing.T) {
 	if !errors.As(err, &closed) || !connector.IsPermanent(err) {
 		t.Errorf("a fact of the closed feed: %v", err)
 	}
-	roster := filepath.Join(dir, "r.csv")
-	if err := os.WriteFile(roster, []byte("worker_id,email,given_name,family_name\np3,p3@x.example,P,Three\n"), 0o600); err != nil {
+	rosterFile := filepath.Join(dir, "r.csv")
+	if err := os.WriteFile(rosterFile, []byte("worker_id,email,given_name,family_name\np3,p3@x.example,P,Three\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := runCLI(t, nil, "roster", "upload", "--db", dbURL, "--config", cfg, "--feed", "partner-acme", "--mode", "snapshot", "--dry-run", roster); err == nil || !strings.Contains(err.Error(), "closed") {
+	if _, _, err := runCLI(t, nil, "roster", "upload", "--db", dbURL, "--config", cfg, "--feed", "partner-acme", "--mode", "snapshot", "--dry-run", rosterFile); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("roster upload to the closed feed: %v", err)
 	}
 	if out, _, err := runCLI(t, nil, "feed", "status", "--db", dbURL, "partner-acme"); err != nil || !strings.Contains(out, "closed") {
 		t.Errorf("feed status: %v %s", err, out)
 	}
 	// The admin API refuses the feed's own token, and the admin token too.
-	up := &uploader{db: db, feeds: feeds, rosters: map[string]rosterConfig{"partner-acme": {Mode: "snapshot", UploadTokenSHA256: sha("acme-token")}},
-		now: time.Now, log: slog.New(slog.DiscardHandler), thresholds: func(string) connector.Thresholds { return connector.DefaultThresholds() }}
+	up := &roster.Uploader{Store: db, Feeds: feeds, Rosters: map[string]roster.Config{"partner-acme": {Mode: "snapshot", UploadTokenSHA256: sha("acme-token")}},
+		Now: time.Now, Log: slog.New(slog.DiscardHandler), ThresholdsFunc: func(string) connector.Thresholds { return connector.DefaultThresholds() }}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/feeds/{feed}/rosters", &adminAPI{adminToken: "root-token", log: slog.New(slog.DiscardHandler), up: up})
+	mux.Handle("POST /v1/feeds/{feed}/rosters", &roster.API{AdminToken: "root-token", Log: slog.New(slog.DiscardHandler), Uploader: up})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	for _, tok := range []string{"acme-token", "root-token"} {

@@ -134,14 +134,6 @@ func (r *reportFlags) write(env *environment, t *report.Table) error {
 	return nil
 }
 
-// reportPerson and eachPage are report.Person and report.EachPage under the
-// names roster.go (feedMembers) uses.
-type reportPerson = report.Person
-
-func eachPage(ctx context.Context, s report.PageStore, feed string, page int, fn func([]report.Person) error) error {
-	return report.EachPage(ctx, s, feed, page, fn)
-}
-
 func cmdReportHeadcount(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "report headcount", "report headcount [flags]", `
 Headcount per feed and org unit (the org unit of the folded profile).

@@ -2,21 +2,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hrsync/hrsync/events"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -54,13 +48,7 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 		if err := parseFlags(fs, env, args, vars); err != nil {
 			return err
 		}
-		var b [24]byte
-		_, _ = rand.Read(b[:])
-		tok := "hrs_" + hex.EncodeToString(b[:])
-		sum := sha256.Sum256([]byte(tok))
-		fmt.Fprintf(env.stdout, "token:               %s\nupload_token_sha256: %s\n\nGive the token to the feed's uploader; put the SHA-256 under the feed's roster: in the configuration.\n",
-			tok, hex.EncodeToString(sum[:]))
-		return nil
+		return roster.WriteNewToken(env.stdout)
 	}
 	var c connFlags
 	c.registerBase(fs, vars, sub == "upload")
@@ -87,20 +75,7 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			return json.NewEncoder(env.stdout).Encode(ups)
-		}
-		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tAT\tFEED\tMODE\tFILE\tSHA256\tBY\tROWS\tHIRES\tREHIRES\tLEAVERS\tUPDATES\tOUTCOME")
-		for _, u := range ups {
-			outcome := u.Outcome
-			if u.HoldID != nil {
-				outcome += fmt.Sprintf(" (hold %d)", *u.HoldID)
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.12s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", u.ID, u.At.UTC().Format(time.RFC3339), u.Feed, u.Mode,
-				orDash(u.Filename), u.SHA256, orDash(u.By), u.Rows, u.Hires, u.Rehires, u.Leavers, u.Updates, outcome)
-		}
-		return tw.Flush()
+		return roster.WriteUploads(env.stdout, ups, *asJSON)
 	}
 
 	if *feed == "" || fs.NArg() != 1 {
@@ -125,43 +100,44 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 		defer nc.Close()
-		if up.js, err = jetstream.New(nc); err != nil {
+		if up.JS, err = jetstream.New(nc); err != nil {
 			return err
 		}
 	}
-	lastShown := time.Now()
-	res, err := up.upload(ctx, uploadRequest{Feed: *feed, Mode: *mode, Body: f, Filename: filepath.Base(path), By: who, Via: "cli", DryRun: *dry,
-		Progress: func(rows int) {
-			if time.Since(lastShown) > time.Second {
-				fmt.Fprintf(env.stderr, "read %d rows...\n", rows)
-				lastShown = time.Now()
-			}
-		}})
+	res, err := up.Upload(ctx, roster.Request{Feed: *feed, Mode: *mode, Body: f, Filename: filepath.Base(path), By: who, Via: "cli", DryRun: *dry,
+		Progress: roster.Progress(env.stderr, time.Now)})
 	if err != nil {
 		return err
 	}
 	defer res.Close()
-	if *asJSON {
-		return json.NewEncoder(env.stdout).Encode(res)
+	return roster.WriteResult(env.stdout, filepath.Base(path), &res, *asJSON)
+}
+
+// publishUploadHold publishes the events of an approved upload hold.
+func publishUploadHold(ctx context.Context, c connFlags, db *store.DB, id int64) (int, error) {
+	h, err := db.ApprovedHold(ctx, id)
+	if err != nil {
+		return 0, err
 	}
-	s := res.Summary
-	fmt.Fprintf(env.stdout, "%s (%s, %d rows, sha256 %.12s): %d hires, %d rehires, %d leavers, %d updates, %d unchanged; %d active before\n",
-		filepath.Base(path), s.Mode, s.Rows, s.SHA256, s.Hires, s.Rehires, s.Leavers, s.Updates, s.Unchanged, s.Active)
-	switch res.Outcome {
-	case "dry-run":
-		fmt.Fprintln(env.stdout, "dry run: nothing was sent. The upload would publish:")
-		var evs []events.Event // a table is aligned over all its rows
-		if err := res.eachEvent(func(e events.Event) error { evs = append(evs, e); return nil }); err != nil {
-			return err
-		}
-		return events.FormatEvents(env.stdout, evs)
-	case "held":
-		fmt.Fprintf(env.stdout, "HELD as hold %d, nothing was published: %s\nReview it with: hrsync holds show %d; then hrsync holds approve|reject %d\n",
-			res.HoldID, res.Reason, res.HoldID, res.HoldID)
-	case "unchanged":
-		fmt.Fprintln(env.stdout, "nothing to do: the feed already matches the file")
-	default:
-		fmt.Fprintf(env.stdout, "published %d events (upload %d)\n", res.Published, res.UploadID)
+	evs, err := roster.HoldEvents(h)
+	if err != nil {
+		return 0, err
 	}
-	return nil
+	nc, err := natsConnect(c, h.Feed)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	return roster.PublishEvents(ctx, js, evs)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

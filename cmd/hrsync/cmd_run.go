@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/scim"
 	"github.com/hrsync/hrsync/events"
@@ -198,8 +199,8 @@ roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.
 	defer s.Close()
 	if *admin != "" {
 		up := s.app.uploader()
-		up.js = s.js
-		s.api = &adminAPI{adminToken: *adminToken, log: log, limits: adminLimits, up: up}
+		up.JS = s.js
+		s.api = &roster.API{AdminToken: *adminToken, Log: log, Limits: adminLimits, Uploader: up}
 		addr, stop, err := s.serveAdmin(ctx, *admin, adminLimits)
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
 )
@@ -199,6 +200,9 @@ func envHelp(fs *flag.FlagSet, env map[string]string) {
 		}
 	}
 }
+
+// rosterConfig is a feed's roster settings in the configuration file.
+type rosterConfig = roster.Config
 
 // rosterConfigs returns the roster settings of every feed in the file, checked.
 func rosterConfigs(file []feedConfig) (map[string]rosterConfig, error) {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -233,53 +232,6 @@ func TestRosterUploadCLI(t *testing.T) {
 		func(string) string { return "" }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "partner-globex") {
 		t.Fatalf("undeclared feed: %v", err)
-	}
-}
-
-// TestTruncatedRosterIsHeld: a partner with 5,000 people sends a file with 5 of
-// them. The upload is held whole and publishes nothing (the uploader has no NATS
-// connection here: publishing anything would fail the test).
-func TestTruncatedRosterIsHeld(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	db := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "h.db"))
-	acme := connector.DefaultFeed("partner-acme", connector.FeedPartner)
-	feeds, _ := connector.NewFeeds(acme)
-	now := time.Now().UTC()
-	var facts []connector.Fact
-	for i := 1; i <= 5000; i++ {
-		facts = append(facts, connector.Fact{Feed: acme.Name, WorkerID: fmt.Sprintf("w-%d", i), Source: acme.Source,
-			ID: fmt.Sprintf("h-%d", i), Kind: connector.KindHired, Effective: now.AddDate(0, -1, 0), Time: now.AddDate(0, -1, 0),
-			Profile: connector.Profile{Email: fmt.Sprintf("p%d@acme.example", i)}})
-	}
-	if _, err := db.RecordFacts(ctx, facts); err != nil {
-		t.Fatal(err)
-	}
-	up := &uploader{db: db, feeds: feeds, rosters: map[string]rosterConfig{}, now: time.Now,
-		log: slog.New(slog.DiscardHandler), thresholds: func(string) connector.Thresholds { return connector.DefaultThresholds() }}
-	res, err := up.upload(ctx, uploadRequest{Feed: acme.Name, Mode: "snapshot", Body: strings.NewReader(rosterCSV(5)), Via: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Outcome != "held" || res.Published != 0 || res.Summary.Leavers != 4995 || res.Summary.Active != 5000 {
-		t.Fatalf("result = %+v, want held with 4995 leavers of 5000 and nothing published", res)
-	}
-	h, err := db.GetHold(ctx, res.HoldID)
-	if err != nil || h.Counts.Removals != 4995 || h.Status != connector.HoldOpen {
-		t.Fatalf("hold = %+v, %v", h, err)
-	}
-	if c, _ := db.Counts(ctx); c.Facts != 5000 {
-		t.Fatalf("%d facts: the held upload recorded something", c.Facts)
-	}
-	// The approver sees who: each held person with the email the feed knows.
-	ws, err := db.HoldWorkers(ctx, res.HoldID, connector.WorkerKey{}, 3)
-	if err != nil || len(ws) != 3 {
-		t.Fatalf("held workers = %+v, %v", ws, err)
-	}
-	for _, w := range ws {
-		if w.Email != fmt.Sprintf("p%s@acme.example", strings.TrimPrefix(w.Worker.WorkerID, "w-")) || w.Action != connector.ActionDeactivate {
-			t.Errorf("held worker %+v: want the email of the person the feed knows", w)
-		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/guard"
 	"github.com/hrsync/hrsync/events"
@@ -61,7 +62,7 @@ type stack struct {
 	halt context.CancelCauseFunc
 
 	// api serves the authenticated /v1 admin API (roster uploads); nil: off.
-	api *adminAPI
+	api *roster.API
 }
 
 // newStack opens an app on set and o, and a stack on it that closes it.
@@ -281,12 +282,12 @@ func (s *stack) adminHandler() http.Handler {
 
 // serveAdmin listens on addr and serves the admin endpoints until ctx is done,
 // within limits' timeouts.
-func (s *stack) serveAdmin(ctx context.Context, addr string, limits adminLimits) (net.Addr, func(), error) {
+func (s *stack) serveAdmin(ctx context.Context, addr string, limits roster.Limits) (net.Addr, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin listener %s: %w", addr, err)
 	}
-	srv := newAdminServer(s.adminHandler(), limits)
+	srv := roster.NewAdminServer(s.adminHandler(), limits)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin server stopped", "err", err)

@@ -1,4 +1,4 @@
-package main
+package roster
 
 import (
 	"bufio"
@@ -6,11 +6,9 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -22,10 +20,10 @@ import (
 	"github.com/hrsync/hrsync/events"
 )
 
-// adminLimits bounds what the admin API lets one client cost: the size of an
-// upload, how many uploads a token has in flight, and how long a connection may
-// take at each stage. docs/admin-api.md is the user's view.
-type adminLimits struct {
+// Limits bound what the admin API lets one client cost: the size of an upload,
+// how many uploads a token has in flight, and how long a connection may take at
+// each stage. docs/admin-api.md is the user's view.
+type Limits struct {
 	// MaxUpload is the largest roster body, in bytes: larger answers 413.
 	MaxUpload int64
 	// UploadsPerToken is how many uploads one token may have in flight; one more
@@ -38,15 +36,15 @@ type adminLimits struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
 
-// defaultAdminLimits are the limits when nothing is configured.
-func defaultAdminLimits() adminLimits {
-	return adminLimits{MaxUpload: 64 << 20, UploadsPerToken: 2, ReadHeaderTimeout: 10 * time.Second,
+// DefaultLimits are the limits when nothing is configured.
+func DefaultLimits() Limits {
+	return Limits{MaxUpload: 64 << 20, UploadsPerToken: 2, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 5 * time.Minute, WriteTimeout: 10 * time.Minute, IdleTimeout: time.Minute}
 }
 
-// orDefaults fills the zero fields of l from defaultAdminLimits.
-func (l adminLimits) orDefaults() adminLimits {
-	d := defaultAdminLimits()
+// OrDefaults fills the zero fields of l from DefaultLimits.
+func (l Limits) OrDefaults() Limits {
+	d := DefaultLimits()
 	if l.MaxUpload <= 0 {
 		l.MaxUpload = d.MaxUpload
 	}
@@ -65,64 +63,17 @@ func (l adminLimits) orDefaults() adminLimits {
 	return l
 }
 
-// newAdminServer is the admin port's server, with every timeout set: without
-// them a client that sends its headers or its body a byte at a time holds a
-// connection (and a goroutine) for as long as it likes, with or without a token.
-func newAdminServer(h http.Handler, l adminLimits) *http.Server {
-	l = l.orDefaults()
+// NewAdminServer is the admin port's server, serving h, with every timeout of l
+// set: without them a client that sends its headers or its body a byte at a time
+// holds a connection (and a goroutine) for as long as it likes, with or without
+// a token.
+func NewAdminServer(h http.Handler, l Limits) *http.Server {
+	l = l.OrDefaults()
 	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,
 		WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout, MaxHeaderBytes: 64 << 10}
 }
 
-// adminFlags are the flags of the admin port's limits.
-type adminFlags struct {
-	maxUpload string
-	l         adminLimits
-}
-
-func (f *adminFlags) register(fs *flag.FlagSet, vars map[string]string) {
-	d := defaultAdminLimits()
-	fs.StringVar(&f.maxUpload, "admin-max-upload", humanize.IBytes(uint64(d.MaxUpload)), "largest roster upload the admin API accepts, e.g. 64MiB or 200MB; larger answers 413")
-	vars["admin-max-upload"] = "HRSYNC_ADMIN_MAX_UPLOAD"
-	fs.IntVar(&f.l.UploadsPerToken, "admin-uploads-per-token", d.UploadsPerToken, "roster uploads one token may have in flight; one more answers 429")
-	vars["admin-uploads-per-token"] = "HRSYNC_ADMIN_UPLOADS_PER_TOKEN"
-	fs.DurationVar(&f.l.ReadHeaderTimeout, "admin-read-header-timeout", d.ReadHeaderTimeout, "admin port: time to receive a request's headers")
-	vars["admin-read-header-timeout"] = "HRSYNC_ADMIN_READ_HEADER_TIMEOUT"
-	fs.DurationVar(&f.l.ReadTimeout, "admin-read-timeout", d.ReadTimeout, "admin port: time to receive a whole request, body included (a roster upload)")
-	vars["admin-read-timeout"] = "HRSYNC_ADMIN_READ_TIMEOUT"
-	fs.DurationVar(&f.l.WriteTimeout, "admin-write-timeout", d.WriteTimeout, "admin port: time from the end of a request's headers to the end of its response")
-	vars["admin-write-timeout"] = "HRSYNC_ADMIN_WRITE_TIMEOUT"
-	fs.DurationVar(&f.l.IdleTimeout, "admin-idle-timeout", d.IdleTimeout, "admin port: how long a kept-alive connection may wait for its next request")
-	vars["admin-idle-timeout"] = "HRSYNC_ADMIN_IDLE_TIMEOUT"
-}
-
-// config checks the flags and returns the limits.
-func (f *adminFlags) config() (adminLimits, error) {
-	l := f.l
-	n, err := humanize.ParseBytes(f.maxUpload)
-	switch {
-	case err != nil:
-		return l, fmt.Errorf("--admin-max-upload %q: not a size; want bytes or a size such as 64MiB", f.maxUpload)
-	case n == 0 || n > math.MaxInt64:
-		return l, fmt.Errorf("--admin-max-upload %q: must be more than 0 bytes", f.maxUpload)
-	}
-	l.MaxUpload = int64(n)
-	if l.UploadsPerToken < 1 {
-		return l, fmt.Errorf("--admin-uploads-per-token %d: must be at least 1", l.UploadsPerToken)
-	}
-	for _, t := range []struct {
-		name string
-		d    time.Duration
-	}{{"admin-read-header-timeout", l.ReadHeaderTimeout}, {"admin-read-timeout", l.ReadTimeout},
-		{"admin-write-timeout", l.WriteTimeout}, {"admin-idle-timeout", l.IdleTimeout}} {
-		if t.d <= 0 {
-			return l, fmt.Errorf("--%s %s: must be positive (a timeout of 0 would let a client hold a connection for ever)", t.name, t.d)
-		}
-	}
-	return l, nil
-}
-
-// adminAPI serves POST /v1/feeds/{feed}/rosters on the admin port.
+// API serves POST /v1/feeds/{feed}/rosters on the admin port.
 //
 // Every request needs "Authorization: Bearer TOKEN" (the scheme in any case). The
 // admin token may upload to any feed; a feed's upload token (configured as
@@ -133,27 +84,29 @@ func (f *adminFlags) config() (adminLimits, error) {
 // A request is checked (token, feed, declared size, uploads in flight) before a
 // byte of its body is read, and a refusal closes the connection, so that nobody
 // without a token can make the server read a body. The body is read as a stream
-// (see uploader.upload) and cut off at limits.MaxUpload.
-type adminAPI struct {
-	up         *uploader
-	adminToken string // empty: no admin token
-	log        *slog.Logger
-	limits     adminLimits // zero fields: defaultAdminLimits
+// (see Uploader.Upload) and cut off at Limits.MaxUpload.
+type API struct {
+	Uploader *Uploader
+	// AdminToken may upload to any feed; empty: no admin token.
+	AdminToken string
+	Log        *slog.Logger
+	// Limits bound each request; zero fields: DefaultLimits.
+	Limits Limits
 
 	mu       sync.Mutex
 	inFlight map[string]int // uploads in flight by caller
 }
 
 // caller is who a token belongs to: "admin" or "feed:<name>".
-func (a *adminAPI) caller(r *http.Request) (string, bool) {
+func (a *API) caller(r *http.Request) (string, bool) {
 	// RFC 7235 §2.1: the scheme is case-insensitive; credentials follow 1*SP.
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	tok = strings.TrimLeft(tok, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return "", false
 	}
-	if a.adminToken != "" {
-		got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(a.adminToken))
+	if a.AdminToken != "" {
+		got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(a.AdminToken))
 		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
 			return "admin", true
 		}
@@ -161,8 +114,8 @@ func (a *adminAPI) caller(r *http.Request) (string, bool) {
 	// Check every feed, matched or not, so the time taken says nothing about
 	// which feed a token belongs to.
 	who := ""
-	for _, name := range a.up.feeds.Names() {
-		if tokenMatches(tok, a.up.rosters[name].UploadTokenSHA256) && who == "" {
+	for _, name := range a.Uploader.Feeds.Names() {
+		if tokenMatches(tok, a.Uploader.Rosters[name].UploadTokenSHA256) && who == "" {
 			who = "feed:" + name
 		}
 	}
@@ -170,7 +123,7 @@ func (a *adminAPI) caller(r *http.Request) (string, bool) {
 }
 
 // acquire takes one of who's upload slots; false if they are all in use.
-func (a *adminAPI) acquire(who string, max int) bool {
+func (a *API) acquire(who string, max int) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.inFlight[who] >= max {
@@ -183,7 +136,7 @@ func (a *adminAPI) acquire(who string, max int) bool {
 	return true
 }
 
-func (a *adminAPI) release(who string) {
+func (a *API) release(who string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.inFlight[who]--; a.inFlight[who] <= 0 {
@@ -194,8 +147,8 @@ func (a *adminAPI) release(who string) {
 // uploadRetryAfter is the Retry-After of a 429: about what an upload takes.
 const uploadRetryAfter = "30"
 
-func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	lim := a.limits.orDefaults()
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	lim := a.Limits.OrDefaults()
 	feed := r.PathValue("feed")
 	fail := func(status int, msg string) {
 		hangUp(w)
@@ -208,11 +161,11 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if who != "admin" && who != "feed:"+feed {
-		a.log.Warn("roster upload refused: token of another feed", "caller", who, "feed", feed)
+		a.Log.Warn("roster upload refused: token of another feed", "caller", who, "feed", feed)
 		fail(http.StatusForbidden, "this token may not upload to feed "+feed)
 		return
 	}
-	if _, known := a.up.feeds[feed]; !known {
+	if _, known := a.Uploader.Feeds[feed]; !known {
 		fail(http.StatusNotFound, "feed "+feed+" is not configured")
 		return
 	}
@@ -228,7 +181,7 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !a.acquire(who, lim.UploadsPerToken) {
-		a.log.Warn("roster upload refused: too many uploads in flight", "caller", who, "feed", feed, "limit", lim.UploadsPerToken)
+		a.Log.Warn("roster upload refused: too many uploads in flight", "caller", who, "feed", feed, "limit", lim.UploadsPerToken)
 		w.Header().Set("Retry-After", uploadRetryAfter)
 		fail(http.StatusTooManyRequests, fmt.Sprintf("this token has %d uploads in flight, the limit: retry when one has finished", lim.UploadsPerToken))
 		return
@@ -239,7 +192,7 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		by += " (" + clipDetail(u) + ")"
 	}
 	q := r.URL.Query()
-	res, err := a.up.upload(r.Context(), uploadRequest{Feed: feed, Mode: q.Get("mode"), Body: http.MaxBytesReader(w, r.Body, lim.MaxUpload),
+	res, err := a.Uploader.Upload(r.Context(), Request{Feed: feed, Mode: q.Get("mode"), Body: http.MaxBytesReader(w, r.Body, lim.MaxUpload),
 		Filename: q.Get("filename"), By: by, Via: "http", DryRun: q.Get("dry_run") == "true"})
 	defer res.Close()
 	var mbe *http.MaxBytesError
@@ -251,7 +204,7 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusRequestTimeout, fmt.Sprintf("the roster was not received within %s (--admin-read-timeout)", lim.ReadTimeout))
 		return
 	case errors.Is(err, errFeedClosed):
-		a.log.Warn("roster upload refused: feed closed", "feed", feed, "caller", who)
+		a.Log.Warn("roster upload refused: feed closed", "feed", feed, "caller", who)
 		fail(http.StatusForbidden, err.Error())
 		return
 	case errors.Is(err, errRosterInvalid):
@@ -261,7 +214,7 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"error": err.Error(), "rows": rosterErrors(err)})
 		return
 	case err != nil:
-		a.log.Error("roster upload failed", "feed", feed, "caller", who, "err", err)
+		a.Log.Error("roster upload failed", "feed", feed, "caller", who, "err", err)
 		fail(http.StatusBadRequest, err.Error())
 		return
 	}
@@ -278,7 +231,7 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A dry run answers with every event; they are read from the spool and
 	// written one at a time, as {"events":[...],"result":{...}}.
 	if err := writeDryRun(w, &res); err != nil {
-		a.log.Warn("roster dry run: the response was cut short", "feed", feed, "caller", who, "err", err)
+		a.Log.Warn("roster dry run: the response was cut short", "feed", feed, "caller", who, "err", err)
 	}
 }
 
@@ -292,14 +245,14 @@ func hangUp(w http.ResponseWriter) {
 }
 
 // writeDryRun writes a dry run's answer without holding its events.
-func writeDryRun(w io.Writer, res *uploadResult) error {
+func writeDryRun(w io.Writer, res *Result) error {
 	rb, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	_, _ = bw.WriteString(`{"events":`)
-	if err := writeEventsJSON(bw, res.eachEvent); err != nil {
+	if err := writeEventsJSON(bw, res.EachEvent); err != nil {
 		return err
 	}
 	_, _ = bw.WriteString(`,"result":`)

@@ -1,4 +1,4 @@
-package main
+package roster
 
 import (
 	"bufio"
@@ -26,11 +26,11 @@ import (
 // or held.
 type adminBundle struct {
 	db  *store.DB
-	api *adminAPI
+	api *API
 	url string // http://host:port/v1/feeds/
 }
 
-func setupAdmin(t testing.TB, lim adminLimits) *adminBundle {
+func setupAdmin(t testing.TB, lim Limits) *adminBundle {
 	t.Helper()
 	db, err := store.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "h.db"), nil)
 	if err != nil {
@@ -42,17 +42,17 @@ func setupAdmin(t testing.TB, lim adminLimits) *adminBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := &uploader{db: db, feeds: feeds, now: time.Now, log: slog.New(slog.DiscardHandler),
-		rosters: map[string]rosterConfig{
+	up := &Uploader{Store: db, Feeds: feeds, Now: time.Now, Log: slog.New(slog.DiscardHandler),
+		Rosters: map[string]Config{
 			"partner-acme":   {Mode: "snapshot", UploadTokenSHA256: sha("acme-token")},
 			"partner-globex": {Mode: "snapshot", UploadTokenSHA256: sha("globex-token")},
 		},
-		thresholds: func(string) connector.Thresholds { return connector.DefaultThresholds() }}
-	api := &adminAPI{adminToken: "root-token", log: slog.New(slog.NewTextHandler(t.Output(), nil)), up: up, limits: lim}
+		ThresholdsFunc: func(string) connector.Thresholds { return connector.DefaultThresholds() }}
+	api := &API{AdminToken: "root-token", Log: slog.New(slog.NewTextHandler(t.Output(), nil)), Uploader: up, Limits: lim}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/feeds/{feed}/rosters", api)
 	srv := httptest.NewUnstartedServer(mux)
-	srv.Config = newAdminServer(mux, lim)
+	srv.Config = NewAdminServer(mux, lim)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &adminBundle{db: db, api: api, url: srv.URL + "/v1/feeds/"}
@@ -100,7 +100,7 @@ func (b *adminBundle) inFlight(who string) int {
 // may be followed by more than one space; other schemes are refused.
 func TestAdminAPIBearerScheme(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, adminLimits{})
+	b := setupAdmin(t, Limits{})
 	for _, auth := range []string{"Bearer acme-token", "bearer acme-token", "BEARER acme-token", "bEaReR  acme-token", "bearer root-token"} {
 		resp, out := b.post(t, "partner-acme", auth, "?dry_run=true", strings.NewReader(rosterCSV(3)))
 		if resp.StatusCode != http.StatusOK || len(out["events"].([]any)) != 3 {
@@ -119,7 +119,7 @@ func TestAdminAPIBearerScheme(t *testing.T) {
 // or it is sent chunked (cut off at the limit), and nothing of it is applied.
 func TestAdminAPIOversizeUpload(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, adminLimits{MaxUpload: 4 << 10})
+	b := setupAdmin(t, Limits{MaxUpload: 4 << 10})
 	body := rosterCSV(500) // about 15 KiB
 	check := func(name string, resp *http.Response, out map[string]any) {
 		t.Helper()
@@ -160,7 +160,7 @@ func TestAdminAPIOversizeUpload(t *testing.T) {
 // still served; once one finishes, acme may upload again.
 func TestAdminAPIUploadsPerToken(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, adminLimits{UploadsPerToken: 2})
+	b := setupAdmin(t, Limits{UploadsPerToken: 2})
 	type answer struct {
 		code int
 		err  error
@@ -271,7 +271,7 @@ func closedByServer(t *testing.T, c net.Conn) string {
 // without waiting for its body, and closes idle connections.
 func TestAdminAPISlowClients(t *testing.T) {
 	t.Parallel()
-	short := adminLimits{ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
+	short := Limits{ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
 		WriteTimeout: 5 * time.Second, IdleTimeout: 300 * time.Millisecond}
 
 	t.Run("SlowHeaders", func(t *testing.T) {
@@ -307,7 +307,7 @@ func TestAdminAPISlowClients(t *testing.T) {
 	t.Run("NoTokenBodyNeverRead", func(t *testing.T) {
 		t.Parallel()
 		// Long timeouts: only the handler's refusal may end this request.
-		b := setupAdmin(t, adminLimits{ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+		b := setupAdmin(t, Limits{ReadTimeout: time.Minute, WriteTimeout: time.Minute})
 		c, host := rawConn(t, b)
 		// A body is announced and never sent.
 		if _, err := fmt.Fprintf(c, "POST /v1/feeds/partner-acme/rosters HTTP/1.1\r\nHost: %s\r\nContent-Length: 1000\r\n\r\n", host); err != nil {
@@ -347,27 +347,4 @@ func TestAdminAPISlowClients(t *testing.T) {
 			t.Fatalf("the server kept the idle connection open (read %q)", rest)
 		}
 	})
-}
-
-// TestRunAdminFlagsChecked: bad admin limits stop "hrsync run" before it
-// connects to anything, with an error naming the flag or variable and why.
-func TestRunAdminFlagsChecked(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		env  map[string]string
-		args []string
-		want string
-	}{
-		{nil, []string{"--admin-max-upload", "0"}, "--admin-max-upload \"0\": must be more than 0 bytes"},
-		{nil, []string{"--admin-max-upload", "lots"}, "--admin-max-upload \"lots\": not a size"},
-		{map[string]string{"HRSYNC_ADMIN_MAX_UPLOAD": "-5MiB"}, nil, "--admin-max-upload \"-5MiB\": not a size"},
-		{nil, []string{"--admin-uploads-per-token", "0"}, "--admin-uploads-per-token 0: must be at least 1"},
-		{nil, []string{"--admin-read-timeout", "0s"}, "--admin-read-timeout 0s: must be positive"},
-		{map[string]string{"HRSYNC_ADMIN_IDLE_TIMEOUT": "soon"}, nil, "HRSYNC_ADMIN_IDLE_TIMEOUT=\"soon\" (for --admin-idle-timeout)"},
-	} {
-		_, _, err := runCLI(t, tt.env, append([]string{"run", "--db", "sqlite://" + filepath.Join(t.TempDir(), "h.db")}, tt.args...)...)
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%v %v: %v, want an error containing %q", tt.env, tt.args, err, tt.want)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package roster
 
 import (
 	"bytes"
@@ -83,10 +83,10 @@ func (t *tailWriter) Write(b []byte) (int, error) {
 // answer as they come. It reports the peak memory of the process: the target is
 // under 200 MB (the container limit is 512 MiB). docs/admin-api.md has the figures.
 //
-//	go test -run '^$' -bench BenchmarkAdminUpload1M -benchtime 1x ./cmd/hrsync/
+//	go test -run '^$' -bench BenchmarkAdminUpload1M -benchtime 1x ./cmd/hrsync/internal/roster/
 func BenchmarkAdminUpload1M(b *testing.B) {
 	const rows = 1_000_000
-	bb := setupAdmin(b, adminLimits{MaxUpload: 256 << 20, WriteTimeout: 10 * time.Minute})
+	bb := setupAdmin(b, Limits{MaxUpload: 256 << 20, WriteTimeout: 10 * time.Minute})
 	var heap, total uint64
 	for b.Loop() {
 		stop := peakMemory()
@@ -110,7 +110,7 @@ func BenchmarkAdminUpload1M(b *testing.B) {
 			b.Fatalf("%s: %v %q", resp.Status, err, tw.tail)
 		}
 		i := bytes.LastIndex(tw.tail, []byte(`,"result":`))
-		var out struct{ Result uploadResult }
+		var out struct{ Result Result }
 		if i < 0 || json.Unmarshal(append([]byte("{"), tw.tail[i+1:]...), &out) != nil ||
 			out.Result.Summary.Rows != rows || out.Result.Summary.Hires != rows {
 			b.Fatalf("the answer ends %q; want a dry run of %d hires", tw.tail[max(0, len(tw.tail)-300):], rows)
@@ -141,15 +141,15 @@ func (j junk) Read(b []byte) (int, error) {
 // cap it answers 413 after 64 MiB; with the cap raised it reads all of it and
 // answers 422. It reports the peak memory of each.
 //
-//	go test -run '^$' -bench BenchmarkAdminUploadJunk200MB -benchtime 1x ./cmd/hrsync/
+//	go test -run '^$' -bench BenchmarkAdminUploadJunk200MB -benchtime 1x ./cmd/hrsync/internal/roster/
 func BenchmarkAdminUploadJunk200MB(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		lim  adminLimits
+		lim  Limits
 		want int
 	}{
-		{"DefaultCap", adminLimits{}, http.StatusRequestEntityTooLarge},
-		{"Cap256MiB", adminLimits{MaxUpload: 256 << 20}, http.StatusUnprocessableEntity},
+		{"DefaultCap", Limits{}, http.StatusRequestEntityTooLarge},
+		{"Cap256MiB", Limits{MaxUpload: 256 << 20}, http.StatusUnprocessableEntity},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			bb := setupAdmin(b, c.lim)

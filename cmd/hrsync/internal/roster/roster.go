@@ -1,4 +1,13 @@
-package main
+// Package roster turns partner roster files into events: "hrsync roster upload"
+// and the admin API's POST /v1/feeds/{feed}/rosters share its Uploader, so that
+// both validate, guard and record alike. An upload whose leavers cross the feed's
+// safeguard thresholds becomes a hold, published only once a person approves it
+// (docs/rosters.md, docs/admin-api.md).
+//
+// It is the use case only: it takes the store methods it needs (Store), a
+// jetstream.JetStream to publish on, the feeds, the thresholds, a clock and a
+// logger; cmd/hrsync parses the flags and opens the app.
+package roster
 
 import (
 	"bufio"
@@ -19,13 +28,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/report"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
 )
 
-// rosterConfig is a feed's roster settings in the configuration file.
-type rosterConfig struct {
+// Config is a feed's roster settings in the configuration file.
+type Config struct {
 	// Mode is the default upload mode: snapshot or delta.
 	Mode string `yaml:"mode"`
 	// Columns maps the file's header names to contract fields.
@@ -35,21 +45,43 @@ type rosterConfig struct {
 	UploadTokenSHA256 string `yaml:"upload_token_sha256"`
 }
 
-// uploader turns a roster file into published events, or into a hold when the
-// removals it implies cross the feed's threshold. The CLI and the admin HTTP API
-// share it, so that both validate, guard and record alike.
-type uploader struct {
-	db         *store.DB
-	js         jetstream.JetStream // nil: dry runs only
-	feeds      connector.Feeds
-	rosters    map[string]rosterConfig
-	thresholds func(feed string) connector.Thresholds
-	now        func() time.Time
-	log        *slog.Logger
+// Store is what an upload needs of the store. Implemented by *store.DB.
+type Store interface {
+	// PageStore pages through the feed's workers (report.EachPage), to know who
+	// the feed has before the file is read.
+	report.PageStore
+	// FeedClosed reports whether feed was closed (offboarded), and when and by whom.
+	FeedClosed(ctx context.Context, feed string) (c store.ClosedFeed, ok bool, err error)
+	// CreateHold records a hold (held, or passed under the thresholds) and returns its id.
+	CreateHold(ctx context.Context, h connector.Hold) (int64, error)
+	// RecordUpload keeps the record of an upload and returns its id.
+	RecordUpload(ctx context.Context, u store.Upload) (int64, error)
 }
 
-// uploadRequest is one upload.
-type uploadRequest struct {
+var _ Store = (*store.DB)(nil)
+
+// Uploader turns a roster file into published events, or into a hold when the
+// removals it implies cross the feed's threshold. The CLI and the admin HTTP API
+// share it, so that both validate, guard and record alike.
+type Uploader struct {
+	// Store knows the feeds' workers and keeps the holds and the uploads.
+	Store Store
+	// JS publishes the events; nil: dry runs only.
+	JS jetstream.JetStream
+	// Feeds are the configured feeds; an upload to another is refused.
+	Feeds connector.Feeds
+	// Rosters are the feeds' roster settings (mode, columns, upload token).
+	Rosters map[string]Config
+	// ThresholdsFunc returns the safeguard's thresholds of a feed; an upload is
+	// judged by them whole, once.
+	ThresholdsFunc func(feed string) connector.Thresholds
+	// Now is the clock; Log gets what an upload did (never a token).
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// Request is one upload.
+type Request struct {
 	Feed     string
 	Mode     string // empty: the feed's configured mode
 	Body     io.Reader
@@ -60,8 +92,8 @@ type uploadRequest struct {
 	Progress func(rows int)
 }
 
-// uploadResult is what an upload did.
-type uploadResult struct {
+// Result is what an upload did.
+type Result struct {
 	UploadID  int64                `json:"upload_id,omitempty"`
 	Feed      string               `json:"feed"`
 	Outcome   string               `json:"outcome"` // dry-run, published, held, unchanged
@@ -71,7 +103,7 @@ type uploadResult struct {
 	Reason    string               `json:"reason,omitempty"`
 
 	// spool holds the uploaded file, replay reads it again for its events (see
-	// eachEvent); a dry run's caller calls Close when done with them.
+	// EachEvent); a dry run's caller calls Close when done with them.
 	spool  *os.File
 	replay func(emit func(events.Event) error) error
 }
@@ -84,19 +116,23 @@ var errRosterInvalid = errors.New("roster invalid")
 // whatever the token.
 var errFeedClosed = errors.New("the feed is closed; its uploads and tokens are refused")
 
-func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult, error) {
-	res := uploadResult{Feed: req.Feed}
-	feed, ok := u.feeds[req.Feed]
+// Upload reads req.Body, validates every row, and then, unless it is a dry run,
+// holds the upload, records it as unchanged, or publishes its events. A file
+// refused for its content is an error that names its lines; an upload to a
+// closed feed is refused whatever it holds.
+func (u *Uploader) Upload(ctx context.Context, req Request) (Result, error) {
+	res := Result{Feed: req.Feed}
+	feed, ok := u.Feeds[req.Feed]
 	if !ok {
-		return res, fmt.Errorf("feed %q is not configured (configured: %v)", req.Feed, u.feeds.Names())
+		return res, fmt.Errorf("feed %q is not configured (configured: %v)", req.Feed, u.Feeds.Names())
 	}
-	if c, closed, err := u.db.FeedClosed(ctx, req.Feed); err != nil {
+	if c, closed, err := u.Store.FeedClosed(ctx, req.Feed); err != nil {
 		return res, err
 	} else if closed {
 		return res, fmt.Errorf("feed %s was closed on %s by %s (offboarded in hold %d): %w", req.Feed,
 			c.ClosedAt.UTC().Format(time.DateOnly), c.ClosedBy, c.HoldID, errFeedClosed)
 	}
-	rc := u.rosters[req.Feed]
+	rc := u.Rosters[req.Feed]
 	modeName := req.Mode
 	if modeName == "" {
 		modeName = rc.Mode
@@ -112,8 +148,8 @@ func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult,
 	if len(rc.Columns) > 0 {
 		mapping = events.RosterMapping{Columns: rc.Columns}
 	}
-	now := u.now()
-	members, err := feedMembers(ctx, u.db, req.Feed, now)
+	now := u.Now()
+	members, err := feedMembers(ctx, u.Store, req.Feed, now)
 	if err != nil {
 		return res, err
 	}
@@ -182,7 +218,7 @@ func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult,
 		})
 		return ws, err
 	}
-	if held, reason := u.thresholds(req.Feed).Exceeded(sum.Leavers, sum.Active); held {
+	if held, reason := u.ThresholdsFunc(req.Feed).Exceeded(sum.Leavers, sum.Active); held {
 		// Held whole: nothing of it is published until a person approves.
 		var payload bytes.Buffer
 		h := connector.Hold{Feed: req.Feed, Kind: connector.HoldUpload,
@@ -196,14 +232,14 @@ func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult,
 			return res, err
 		}
 		h.Payload = payload.Bytes()
-		id, err := u.db.CreateHold(ctx, h)
+		id, err := u.Store.CreateHold(ctx, h)
 		if err != nil {
 			return res, err
 		}
 		res.Outcome, res.HoldID, res.Reason = "held", id, reason
 		rec.Outcome, rec.HoldID, rec.Detail = "held", &id, reason
 		res.UploadID = u.record(ctx, req, rec)
-		u.log.Warn("roster upload held", "feed", req.Feed, "hold_id", id, "upload_id", res.UploadID, "reason", reason)
+		u.Log.Warn("roster upload held", "feed", req.Feed, "hold_id", id, "upload_id", res.UploadID, "reason", reason)
 		return res, nil
 	}
 	total := sum.Hires + sum.Rehires + sum.Leavers + sum.Updates
@@ -220,14 +256,14 @@ func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult,
 		if err != nil {
 			return res, err
 		}
-		if _, err := u.db.CreateHold(ctx, connector.Hold{Feed: req.Feed, Kind: connector.HoldUpload, Status: connector.HoldPassed,
+		if _, err := u.Store.CreateHold(ctx, connector.Hold{Feed: req.Feed, Kind: connector.HoldUpload, Status: connector.HoldPassed,
 			Reason:  fmt.Sprintf("roster upload %s by %s: %d leavers of %d active", orDash(req.Filename), orDash(req.By), sum.Leavers, sum.Active),
 			Counts:  connector.HoldCounts{Removals: sum.Leavers, Deactivations: sum.Leavers, Active: sum.Active},
 			Workers: ws}); err != nil {
 			return res, err
 		}
 	}
-	n, err := publishEach(ctx, u.js, replay)
+	n, err := PublishEach(ctx, u.JS, replay)
 	res.Published = n
 	if err != nil {
 		rec.Outcome, rec.Detail = "failed", clipDetail(fmt.Sprintf("published %d of %d events: %v", n, total, err))
@@ -236,14 +272,14 @@ func (u *uploader) upload(ctx context.Context, req uploadRequest) (uploadResult,
 	}
 	res.Outcome, rec.Outcome = "published", "published"
 	res.UploadID = u.record(ctx, req, rec)
-	u.log.Info("roster upload published", "feed", req.Feed, "upload_id", res.UploadID, "events", n,
+	u.Log.Info("roster upload published", "feed", req.Feed, "upload_id", res.UploadID, "events", n,
 		"hires", sum.Hires, "rehires", sum.Rehires, "leavers", sum.Leavers, "updates", sum.Updates)
 	return res, nil
 }
 
-// eachEvent calls emit with each event of a dry run, in order, reading the
+// EachEvent calls emit with each event of a dry run, in order, reading the
 // spooled file again. It is an error after Close.
-func (r *uploadResult) eachEvent(emit func(events.Event) error) error {
+func (r *Result) EachEvent(emit func(events.Event) error) error {
 	if r.replay == nil || r.spool == nil {
 		return errors.New("roster upload: its events are no longer kept")
 	}
@@ -277,7 +313,7 @@ func writeEventsJSON(w io.Writer, each func(emit func(events.Event) error) error
 
 // Close removes the spooled file of a dry run (upload removes it otherwise).
 // Safe to call twice, and on a result with no spool.
-func (r *uploadResult) Close() {
+func (r *Result) Close() {
 	if r.spool == nil {
 		return
 	}
@@ -288,19 +324,19 @@ func (r *uploadResult) Close() {
 
 // record keeps the upload; a failure to record is logged, not fatal: the events
 // (or the hold) are what matters, and they are durable already.
-func (u *uploader) record(ctx context.Context, req uploadRequest, rec store.Upload) int64 {
+func (u *Uploader) record(ctx context.Context, req Request, rec store.Upload) int64 {
 	rec.Feed, rec.Filename, rec.By, rec.Via = req.Feed, req.Filename, req.By, req.Via
-	id, err := u.db.RecordUpload(ctx, rec)
+	id, err := u.Store.RecordUpload(ctx, rec)
 	if err != nil {
-		u.log.Error("could not record the upload", "feed", req.Feed, "err", err)
+		u.Log.Error("could not record the upload", "feed", req.Feed, "err", err)
 	}
 	return id
 }
 
-// publishEvents publishes evs to JetStream and waits for every ack. It returns
+// PublishEvents publishes evs to JetStream and waits for every ack. It returns
 // how many were acknowledged.
-func publishEvents(ctx context.Context, js jetstream.JetStream, evs []events.Event) (int, error) {
-	return publishEach(ctx, js, func(emit func(events.Event) error) error {
+func PublishEvents(ctx context.Context, js jetstream.JetStream, evs []events.Event) (int, error) {
+	return PublishEach(ctx, js, func(emit func(events.Event) error) error {
 		for _, e := range evs {
 			if err := emit(e); err != nil {
 				return err
@@ -310,10 +346,10 @@ func publishEvents(ctx context.Context, js jetstream.JetStream, evs []events.Eve
 	})
 }
 
-// publishEach publishes the events each hands on, in windows of 512 whose acks
+// PublishEach publishes the events each hands on, in windows of 512 whose acks
 // it waits for before the next, so that it holds at most one window. It returns
 // how many were acknowledged.
-func publishEach(ctx context.Context, js jetstream.JetStream, each func(emit func(events.Event) error) error) (int, error) {
+func PublishEach(ctx context.Context, js jetstream.JetStream, each func(emit func(events.Event) error) error) (int, error) {
 	if js == nil {
 		return 0, errors.New("no NATS connection")
 	}
@@ -358,10 +394,10 @@ func publishEach(ctx context.Context, js jetstream.JetStream, each func(emit fun
 
 // feedMembers returns every worker of feed with whether they count as active for
 // a roster: active now, or hired and not yet due, or leaving but not yet gone.
-func feedMembers(ctx context.Context, db *store.DB, feed string, now time.Time) ([]events.Member, error) {
+func feedMembers(ctx context.Context, db report.PageStore, feed string, now time.Time) ([]events.Member, error) {
 	var out []events.Member
 	far := now.AddDate(100, 0, 0)
-	err := eachPage(ctx, db, feed, 500, func(people []reportPerson) error {
+	err := report.EachPage(ctx, db, feed, 500, func(people []report.Person) error {
 		for _, p := range people {
 			w, _ := connector.Want(p.Facts, now, connector.DefaultPolicy())
 			later, _ := connector.Want(p.Facts, far, connector.DefaultPolicy())
@@ -376,26 +412,14 @@ func feedMembers(ctx context.Context, db *store.DB, feed string, now time.Time) 
 	return out, err
 }
 
-// publishUploadHold publishes the events of an approved upload hold.
-func publishUploadHold(ctx context.Context, c connFlags, db *store.DB, id int64) (int, error) {
-	h, err := db.ApprovedHold(ctx, id)
-	if err != nil {
-		return 0, err
-	}
+// HoldEvents returns the events of an upload hold: the payload Upload wrote
+// when it held the upload.
+func HoldEvents(h connector.Hold) ([]events.Event, error) {
 	var evs []events.Event
 	if err := json.Unmarshal(h.Payload, &evs); err != nil {
-		return 0, fmt.Errorf("hold %d: its upload cannot be read: %w", id, err)
+		return nil, fmt.Errorf("hold %d: its upload cannot be read: %w", h.ID, err)
 	}
-	nc, err := natsConnect(c, h.Feed)
-	if err != nil {
-		return 0, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return 0, err
-	}
-	return publishEvents(ctx, js, evs)
+	return evs, nil
 }
 
 // tokenMatches compares a presented token with a configured SHA-256 in constant time.
