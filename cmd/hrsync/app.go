@@ -87,6 +87,13 @@ func (c *connFlags) openApp(ctx context.Context, env *environment, l *lmsFlags, 
 	if edit != nil {
 		edit(&set)
 	}
+	if l != nil && o.LMS == nil {
+		// A command that needs the LMS says what is wrong with its settings before
+		// it opens (and perhaps creates) a store.
+		if _, err := openLMS(set.lms); err != nil {
+			return nil, err
+		}
+	}
 	if o.Log == nil {
 		if o.Log, err = newLogger(env.stderr, c.logFormat, c.logLevel); err != nil {
 			return nil, err
