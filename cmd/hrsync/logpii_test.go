@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -155,6 +156,7 @@ func TestLogsKeepPersonalDataAndSecretsOut(t *testing.T) {
 		hangAll
 	)
 	var hang atomic.Int32
+	released := make(chan struct{})
 	var hungEmail atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch hang.Load() {
@@ -165,12 +167,20 @@ func TestLogsKeepPersonalDataAndSecretsOut(t *testing.T) {
 			hungEmail.Add(1)
 			fallthrough
 		case hangAll:
-			<-r.Context().Done() // bounded by the client's --lms-timeout
+			// Read the body first: only then does the server notice a client that
+			// gave up (its --lms-timeout) and end r's context. released ends the
+			// wait in any case once the test is over, before srv.Close waits for it.
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done():
+			case <-released:
+			}
 			return
 		}
 		inj.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(released) }) // runs before srv.Close
 	lmsURL, _ := url.Parse(srv.URL + sandbox.BasePath)
 	lmsURL.User = url.UserPassword("hrsync", lmsPass)
 
