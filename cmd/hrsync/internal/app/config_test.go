@@ -53,3 +53,35 @@ func TestLMSRegistry(t *testing.T) {
 
 // registryDouble is an LMS registered under a type of its own.
 type registryDouble struct{ connector.LMS }
+
+// The --lms-* flags lay over lms: in the configuration file; secrets come only
+// from the flags; without either, the defaults.
+func TestLMSSettingsOverFile(t *testing.T) {
+	t.Parallel()
+	file := LMSConfig{Type: "scim", URL: "https://file.invalid/scim/v2", Rate: "10/s", Timeout: 5 * time.Second,
+		CAFile: "file-ca.pem", ClientFilter: "employeeNumber"}
+	if got, want := (LMSConfig{}).Over(LMSSettings{}), (LMSSettings{Type: "scim", Timeout: 15 * time.Second, Rate: "unlimited"}); got != want {
+		t.Errorf("defaults = %+v; want %+v", got, want)
+	}
+	if got := file.Over(LMSSettings{}); got.URL != file.URL || got.Rate != "10/s" || got.Timeout != 5*time.Second ||
+		got.CAFile != "file-ca.pem" || got.ClientFilter != "employeeNumber" || got.Token != "" {
+		t.Errorf("file only = %+v", got)
+	}
+	flags := LMSSettings{Type: "ignored", URL: "https://flag.invalid/scim/v2", Token: "t", Rate: "1/s", Timeout: time.Second,
+		CAFile: "flag-ca.pem", ClientFilter: "emails.value"}
+	want := flags
+	want.Type = "scim"
+	if got := file.Over(flags); got != want {
+		t.Errorf("flags over file = %+v; want %+v", got, want)
+	}
+	set, err := FromFile(FileConfig{LMS: file}, "sqlite://x.db", []FeedConfig{{Name: "partner-acme", Kind: "partner"}}, LMSSettings{User: "u", Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.LMS.URL != file.URL || set.LMS.User != "u" || set.LMS.Password != "p" || set.DB != "sqlite://x.db" {
+		t.Errorf("FromFile LMS = %+v, db %s", set.LMS, set.DB)
+	}
+	if _, ok := set.Feeds["partner-acme"]; !ok || len(set.Feeds) != 1 {
+		t.Errorf("FromFile feeds = %v; want the --feed one", set.Feeds.Names())
+	}
+}
