@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hrsync/hrsync/connector"
 )
@@ -142,27 +141,11 @@ func TestAuditCSVIsEscaped(t *testing.T) {
 	}
 }
 
-func TestLeaverPolicyConfig(t *testing.T) {
+// TestLMSRateFlag: a bad --lms-rate (here LMS_RATE) is refused by name (the
+// guard's wiring is tested in package app).
+func TestLMSRateFlag(t *testing.T) {
 	t.Parallel()
-	feeds, err := buildFeeds([]feedConfig{{Name: "hr"}}, nil)
-	if err != nil || feeds["hr"].Policy(connector.DefaultPolicy()).Leaver != connector.LeaverDeactivate {
-		t.Fatalf("default: %v %v", feeds, err)
-	}
-	fc := feedConfig{Name: "partner-acme", Kind: "partner"}
-	fc.Leaver.Policy, fc.Leaver.DeleteAfter = "delete-if-no-activity", 720*time.Hour
-	feeds, err = buildFeeds([]feedConfig{fc}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := feeds["partner-acme"].Policy(connector.DefaultPolicy()); p.Leaver != connector.LeaverDeleteIfNoActivity || p.DeleteAfter != 720*time.Hour {
-		t.Fatalf("policy = %+v", p)
-	}
-	fc.Leaver.Policy = "shred"
-	if _, err := buildFeeds([]feedConfig{fc}, nil); err == nil || !strings.Contains(err.Error(), "shred") {
-		t.Fatalf("an unknown leaver policy: %v", err)
-	}
-	fc.Leaver.Policy, fc.Leaver.DeleteAfter = "deactivate-then-delete-after", 0
-	if _, err := buildFeeds([]feedConfig{fc}, nil); err == nil || !strings.Contains(err.Error(), "delete_after") {
-		t.Fatalf("a delete policy without delete_after: %v", err)
+	if _, _, err := runCLI(t, map[string]string{"LMS_RATE": "lots"}, "run", "--lms-url", "http://127.0.0.1:1/scim/v2"); err == nil || !strings.Contains(err.Error(), "LMS_RATE") {
+		t.Errorf("bad LMS_RATE: %v", err)
 	}
 }

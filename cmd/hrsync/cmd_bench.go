@@ -10,6 +10,7 @@ import (
 	_ "github.com/lib/pq" // the baseline writes to PostgreSQL directly
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/bench"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
@@ -69,25 +70,30 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 		defer func() { _ = bench.DropSchema(context.WithoutCancel(ctx), admin, schema) }()
 	}
 
-	var lms connector.LMS
-	var lmsName string
+	feeds, _ := connector.NewFeeds(connector.DefaultFeed(bench.Feed, connector.FeedHR))
+	set, err := app.SettingsFor(schemaURL, feeds, app.FileConfig{})
+	if err != nil {
+		return err
+	}
+	set.Stream.Prefix = bench.StreamPrefix
+	// The LMS (the sandbox, or the SCIM LMS of --lms-url, opened by the app) is
+	// timed inside the guard.
+	var timed *bench.TimedLMS
+	o := app.Options{Log: log, WrapLMS: func(lms connector.LMS) connector.LMS {
+		timed = bench.NewTimedLMS(lms, *n)
+		return timed
+	}}
+	lmsName := "in-process sandbox"
 	if l.url != "" {
-		if lms, err = openLMS(lmsConfig{}.over(&l)); err != nil {
+		set.LMS = app.LMSConfig{}.Over(l.settings())
+		if err := app.CheckLMS(set.LMS); err != nil {
 			return err
 		}
 		lmsName = "SCIM at " + l.url
 	} else {
-		lms, lmsName = sandbox.New(), "in-process sandbox"
+		o.LMS = sandbox.New()
 	}
-	timed := bench.NewTimedLMS(lms, *n)
-
-	feeds, _ := connector.NewFeeds(connector.DefaultFeed(bench.Feed, connector.FeedHR))
-	set, err := settingsFor(schemaURL, feeds, fileConfig{})
-	if err != nil {
-		return err
-	}
-	set.stream.Prefix = bench.StreamPrefix
-	s, err := newStack(ctx, set, appOptions{LMS: timed, Log: log}, stackConfig{
+	s, err := app.NewStack(ctx, set, o, app.StackConfig{
 		NATSURL: *natsURL, EmbeddedNATS: *natsURL == "", ManageStream: true, Durable: "hrsync-bench",
 		Converger: connector.ConvergerConfig{Concurrency: *concurrency, Batch: *convBatch, Loops: *loops, PollInterval: 50 * time.Millisecond},
 		Consumer:  events.ConsumerConfig{Batch: *batch, MaxWait: 20 * time.Millisecond},
@@ -96,8 +102,8 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 		return err
 	}
 	defer s.Close()
-	bs := benchStack{s: s, stream: set.stream.Name(bench.Feed)}
-	defer func() { _ = s.js.DeleteStream(context.WithoutCancel(ctx), bs.stream) }()
+	bs := benchStack{s: s, stream: set.Stream.Name(bench.Feed)}
+	defer func() { _ = s.JetStream().DeleteStream(context.WithoutCancel(ctx), bs.stream) }()
 
 	_, err = bench.Run(ctx, bench.Config{Events: *n, Batch: *batch, Schema: schema, LMS: lmsName,
 		CPUProfile: *cpuProfile, JSON: *asJSON}, bs, timed, admin, env.stdout)
@@ -108,10 +114,10 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`)
 var _ bench.Stack = benchStack{}
 
 type benchStack struct {
-	s      *stack
+	s      *app.Stack
 	stream string
 }
 
-func (b benchStack) JetStream() jetstream.JetStream { return b.s.js }
+func (b benchStack) JetStream() jetstream.JetStream { return b.s.JetStream() }
 func (b benchStack) Stream() string                 { return b.stream }
-func (b benchStack) Run(ctx context.Context) error  { return b.s.runLoops(ctx) }
+func (b benchStack) Run(ctx context.Context) error  { return b.s.RunLoops(ctx) }

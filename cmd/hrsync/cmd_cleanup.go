@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/jobs"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/store"
@@ -102,8 +103,8 @@ Filters are those of hrsync cleanup dormant.`
 // openJob opens the app and builds a job command's jobs.Env on it: the store,
 // the LMS behind the guard (rate limit, retries, quarantine), the configured
 // feeds, the rate in calls per hour; the caller closes the app.
-func openJob(ctx context.Context, env *environment, c *connFlags, l *lmsFlags) (*app, jobs.Env, error) {
-	a, err := c.openApp(ctx, env, l, appOptions{}, nil)
+func openJob(ctx context.Context, env *environment, c *connFlags, l *lmsFlags) (*app.App, jobs.Env, error) {
+	a, err := c.openApp(ctx, env, l, app.Options{}, nil)
 	if err != nil {
 		return nil, jobs.Env{}, err
 	}
@@ -112,7 +113,7 @@ func openJob(ctx context.Context, env *environment, c *connFlags, l *lmsFlags) (
 		a.Close()
 		return nil, jobs.Env{}, err
 	}
-	return a, jobs.Env{Store: a.db, LMS: lms, Feeds: a.set.feeds, PerHour: a.perHour(), Log: a.log, Now: a.now,
+	return a, jobs.Env{Store: a.Store(), LMS: lms, Feeds: a.Settings().Feeds, PerHour: a.PerHour(), Log: a.Log(), Now: a.Clock(),
 		Out: env.stdout, Progress: env.stderr}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/demo"
 	"github.com/hrsync/hrsync/events"
 )
@@ -82,7 +83,7 @@ approve", after which the held deactivations run.`)
 var _ demo.Runtime = (*demoRuntime)(nil)
 
 type demoRuntime struct {
-	s    *stack
+	s    *app.Stack
 	stop func()
 }
 
@@ -90,11 +91,11 @@ type demoRuntime struct {
 // guard like any other; the hr feed; the simulated clock) with an embedded NATS
 // server under tmp, and its consumer; the converger runs only when the demo drains it.
 func openDemoRuntime(ctx context.Context, db, tmp string, log *slog.Logger, p demo.Parts) (demo.Runtime, error) {
-	set, err := settingsFor(db, p.Feeds, fileConfig{})
+	set, err := app.SettingsFor(db, p.Feeds, app.FileConfig{})
 	if err != nil {
 		return nil, err
 	}
-	s, err := newStack(ctx, set, appOptions{LMS: p.LMS, Log: log, Now: p.Now}, stackConfig{
+	s, err := app.NewStack(ctx, set, app.Options{LMS: p.LMS, Log: log, Now: p.Now}, app.StackConfig{
 		EmbeddedNATS: true, EmbeddedDir: filepath.Join(tmp, "nats"), ManageStream: true, Durable: "hrsync",
 		Consumer: events.ConsumerConfig{Batch: 128, MaxWait: 50 * time.Millisecond},
 	})
@@ -103,29 +104,29 @@ func openDemoRuntime(ctx context.Context, db, tmp string, log *slog.Logger, p de
 	}
 	cctx, stopConsumer := context.WithCancel(ctx)
 	consumed := make(chan error, 1)
-	go func() { consumed <- s.consume(cctx) }()
+	go func() { consumed <- s.Consume(cctx) }()
 	return &demoRuntime{s: s, stop: func() { stopConsumer(); <-consumed }}, nil
 }
 
 func (r *demoRuntime) Publish(ctx context.Context, e events.Event, mode events.Mode) error {
-	_, err := events.Publish(ctx, r.s.js, e, mode)
+	_, err := events.Publish(ctx, r.s.JetStream(), e, mode)
 	return err
 }
 
 func (r *demoRuntime) PublishMsg(ctx context.Context, msg *nats.Msg) error {
-	_, err := r.s.js.PublishMsg(ctx, msg)
+	_, err := r.s.JetStream().PublishMsg(ctx, msg)
 	return err
 }
 
-func (r *demoRuntime) Drained(ctx context.Context) bool { return r.s.drained(ctx) }
+func (r *demoRuntime) Drained(ctx context.Context) bool { return r.s.Drained(ctx) }
 
 func (r *demoRuntime) Drain(ctx context.Context, maxPasses int) (int, error) {
-	return r.s.conv.Drain(ctx, maxPasses)
+	return r.s.Converger().Drain(ctx, maxPasses)
 }
 
-func (r *demoRuntime) Store() demo.Store { return r.s.db }
+func (r *demoRuntime) Store() demo.Store { return r.s.Store() }
 
-func (r *demoRuntime) SettlePeriod() time.Duration { return r.s.app.set.safeguard.Settle }
+func (r *demoRuntime) SettlePeriod() time.Duration { return r.s.App().Settings().Safeguard.Settle }
 
 // Close stops the consumer, then closes the stack.
 func (r *demoRuntime) Close() {

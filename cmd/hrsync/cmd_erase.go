@@ -6,16 +6,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/erasure"
 	"github.com/hrsync/hrsync/connector"
 )
-
-// retentionConfig is a feed's retention policy (feeds[].retention in the config file).
-type retentionConfig struct {
-	// KeepLearningRecords keeps an erased person's learning records, pseudonymised
-	// on the anonymised account (default true); false deletes them.
-	KeepLearningRecords *bool `yaml:"keep_learning_records"`
-}
 
 func cmdErase(ctx context.Context, env *environment, args []string) error {
 	if len(args) > 0 && args[0] == "forget-key" {
@@ -78,7 +72,7 @@ out when one is lost (docs/erasure.md).`)
 	if key == "" {
 		return fmt.Errorf("the erasure key is required: set %s (or --erasure-key); the daemon needs the same key", erasureKeyEnv)
 	}
-	a, err := c.openApp(ctx, env, &l, appOptions{}, func(s *settings) { s.erasureKey = []byte(key) })
+	a, err := c.openApp(ctx, env, &l, app.Options{}, func(s *app.Settings) { s.ErasureKey = []byte(key) })
 	if err != nil {
 		return err
 	}
@@ -87,6 +81,6 @@ out when one is lost (docs/erasure.md).`)
 	if err != nil {
 		return err
 	}
-	return erasure.Erase(ctx, a.db, lms, erasure.Request{Worker: w, Reason: *reason, By: *by, Key: []byte(key),
-		Keep: a.set.retention.Keep(feed), DryRun: *dryRun, Verify: *verify}, env.stdout)
+	return erasure.Erase(ctx, a.Store(), lms, erasure.Request{Worker: w, Reason: *reason, By: *by, Key: []byte(key),
+		Keep: a.Settings().Retention.Keep(feed), DryRun: *dryRun, Verify: *verify}, env.stdout)
 }

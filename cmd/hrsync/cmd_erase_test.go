@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/connector/lms/scim"
@@ -149,8 +150,8 @@ func TestEraseCommand(t *testing.T) {
 	}
 
 	// The daemon does not start without the key (it could not refuse the person).
-	if _, err := newStack(ctx, testSettings(t, dbURL, nil), appOptions{}, stackConfig{}); err == nil || !strings.Contains(err.Error(), erasureKeyEnv) {
-		t.Fatalf("openStack without the erasure key: %v; want a refusal", err)
+	if _, err := app.NewStack(ctx, testSettings(t, dbURL, nil), app.Options{}, app.StackConfig{}); err == nil || !strings.Contains(err.Error(), erasureKeyEnv) {
+		t.Fatalf("OpenStack without the erasure key: %v; want a refusal", err)
 	}
 	// A later hire of the same worker id is refused with the reason.
 	db2 := openStore(t, dbURL)
@@ -228,8 +229,8 @@ func TestEraseThenHireIsDeadLettered(t *testing.T) {
 	// The stack's metrics take the other hooks; AfterCommit is chained.
 	committed := make(chan []connector.Fact, 4)
 	set := testSettings(t, dbURL, feeds)
-	set.erasureKey = key
-	s, err := newStack(ctx, set, appOptions{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler)}, stackConfig{
+	set.ErasureKey = key
+	s, err := app.NewStack(ctx, set, app.Options{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler)}, app.StackConfig{
 		EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"), ManageStream: true, Durable: "hrsync",
 		Hooks:    events.Hooks{AfterCommit: func(fs []connector.Fact) { committed <- fs }},
 		Consumer: events.ConsumerConfig{Batch: 16, MaxWait: 20 * time.Millisecond},
@@ -240,13 +241,13 @@ func TestEraseThenHireIsDeadLettered(t *testing.T) {
 	defer s.Close()
 	cctx, stop := context.WithCancel(ctx)
 	consumed := make(chan error, 1)
-	go func() { consumed <- s.consume(cctx) }()
+	go func() { consumed <- s.Consume(cctx) }()
 	defer func() { stop(); <-consumed }()
 
 	for i, w := range []string{"gone-7", "fresh-8"} {
 		e := events.Event{Feed: "hr", Kind: connector.KindHired, ID: fmt.Sprintf("ev-%d", i), Source: "/feeds/hr", Time: time.Now().UTC(),
 			Data: events.Data{WorkerID: w, Email: w + "@example.com", Effective: "2026-12-01"}}
-		if _, err := events.Publish(ctx, s.js, e, events.Structured); err != nil {
+		if _, err := events.Publish(ctx, s.JetStream(), e, events.Structured); err != nil {
 			t.Fatal(err)
 		}
 	}

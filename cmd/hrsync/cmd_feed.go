@@ -91,5 +91,5 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer a.Close()
-	return j.Offboard(ctx, jobs.OffboardRequest{Feed: name, Keep: a.set.retention.Keep(name), By: *by, Reason: *reason, Dir: *out})
+	return j.Offboard(ctx, jobs.OffboardRequest{Feed: name, Keep: a.Settings().Retention.Keep(name), By: *by, Reason: *reason, Dir: *out})
 }

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/bench"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
@@ -71,7 +72,7 @@ process, so that the peak RSS is this process's alone.`)
 
 	// Every LMS call goes through the app: the guard, and with --apply the same
 	// converger as the daemon's, safeguard and holds included.
-	var a *app
+	var a *app.App
 	if *benchN > 0 {
 		dir, err := os.MkdirTemp("", "hrsync-reconcile-bench-")
 		if err != nil {
@@ -82,18 +83,18 @@ process, so that the peak RSS is this process's alone.`)
 		if err != nil {
 			return err
 		}
-		set, err := settingsFor("sqlite://"+filepath.Join(dir, "bench.db"), feeds, fileConfig{})
+		set, err := app.SettingsFor("sqlite://"+filepath.Join(dir, "bench.db"), feeds, app.FileConfig{})
 		if err != nil {
 			return err
 		}
-		set.lms = lmsConfig{}.over(&l)
-		o := appOptions{Log: log, ReactivateManual: *reactivateManual}
+		set.LMS = app.LMSConfig{}.Over(l.settings())
+		o := app.Options{Log: log, ReactivateManual: *reactivateManual}
 		if l.url == "" {
 			// In worker order, as they would be created.
 			o.LMS = sandbox.New(sandbox.WithIDs(func(seq int) string { return fmt.Sprintf("a%08d", seq-1) }))
 			*concurrency = 1
 		}
-		if a, err = openApp(ctx, set, o); err != nil {
+		if a, err = app.Open(ctx, set, o); err != nil {
 			return err
 		}
 		defer a.Close()
@@ -102,7 +103,7 @@ process, so that the peak RSS is this process's alone.`)
 			return err
 		}
 		fmt.Fprintf(env.stdout, "seeding %d workers and accounts...\n", *benchN)
-		if err := bench.SeedReconcile(ctx, a.db, lms, *benchN, *concurrency); err != nil {
+		if err := bench.SeedReconcile(ctx, a.Store(), lms, *benchN, *concurrency); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
 		fmt.Fprintf(env.stdout, "seeded in %s\n", time.Since(started).Round(time.Millisecond))
@@ -112,7 +113,7 @@ process, so that the peak RSS is this process's alone.`)
 		debug.FreeOSMemory()
 		bench.ResetPeakRSS()
 	} else {
-		if a, err = c.openApp(ctx, env, &l, appOptions{Log: log, ReactivateManual: *reactivateManual}, nil); err != nil {
+		if a, err = c.openApp(ctx, env, &l, app.Options{Log: log, ReactivateManual: *reactivateManual}, nil); err != nil {
 			return err
 		}
 		defer a.Close()
@@ -126,7 +127,7 @@ process, so that the peak RSS is this process's alone.`)
 	if err != nil {
 		return err
 	}
-	rec, err := a.reconciler(connector.ReconcilerConfig{PageSize: *pageSize, Concurrency: *concurrency, Apply: *apply})
+	rec, err := a.Reconciler(connector.ReconcilerConfig{PageSize: *pageSize, Concurrency: *concurrency, Apply: *apply})
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ process, so that the peak RSS is this process's alone.`)
 
 	converged := 0
 	if *apply && sum.MarkedDue > 0 {
-		conv, err := a.converger(connector.ConvergerConfig{Concurrency: *concurrency})
+		conv, err := a.Converger(connector.ConvergerConfig{Concurrency: *concurrency})
 		if err != nil {
 			return err
 		}

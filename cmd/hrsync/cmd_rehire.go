@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/report"
 	"github.com/hrsync/hrsync/connector"
 )
@@ -17,14 +18,6 @@ func init() {
 	reportCommands["rehire"] = reportCommand{"a rehire's prior course completions, marked expired under each course's validity", cmdReportRehire}
 }
 
-// courseConfig is one course of the configuration's top-level courses map.
-type courseConfig struct {
-	// Validity is how long a completion counts, e.g. 8760h; 0: forever.
-	Validity time.Duration `yaml:"validity"`
-}
-
-// courseValidity reads the courses' validity periods from the configuration file
-// (none without one).
 // validityFlag collects --validity course=duration[,course=duration...].
 type validityFlag map[string]time.Duration
 
@@ -95,11 +88,11 @@ named with --account.`)
 	if now.IsZero() {
 		now = time.Now()
 	}
-	fc, err := loadConfigFile(*config)
+	fc, err := app.LoadConfigFile(*config)
 	if err != nil {
 		return err
 	}
-	periods, err := fc.courseValidity()
+	periods, err := fc.CourseValidity()
 	if err != nil {
 		return err
 	}
@@ -107,7 +100,7 @@ named with --account.`)
 		periods[course] = d
 	}
 	var lms connector.LMS
-	lms, err = guardedLMS(fc.LMS.over(&l), nil, slog.New(slog.DiscardHandler), nil)
+	lms, err = app.GuardedLMS(fc.LMS.Over(l.settings()), nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/store"
 )
@@ -63,12 +64,12 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 	}
 	// The upload is judged by the safeguard of the configuration file, the same
 	// rule as the daemon's; no flag turns it off or changes its thresholds.
-	a, err := c.openApp(ctx, env, nil, appOptions{}, nil)
+	a, err := c.openApp(ctx, env, nil, app.Options{}, nil)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	db := a.db
+	db := a.Store()
 
 	if sub == "list" {
 		ups, err := db.ListUploads(ctx, store.UploadFilter{Feed: *feed, Limit: *limit})
@@ -93,7 +94,7 @@ func cmdRoster(ctx context.Context, env *environment, args []string) error {
 			who = u.Username
 		}
 	}
-	up := a.uploader()
+	up := a.Uploader()
 	if !*dry {
 		nc, err := natsConnect(c, *feed)
 		if err != nil {

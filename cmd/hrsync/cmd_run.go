@@ -3,11 +3,10 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
-	"path/filepath"
 	"runtime/debug"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/scim"
@@ -74,39 +73,6 @@ func (l *lmsFlags) register(fs *flag.FlagSet, vars map[string]string) {
 func (l *lmsFlags) registerRate(fs *flag.FlagSet, vars map[string]string) {
 	fs.StringVar(&l.rate, "lms-rate", "", "most LMS calls per second, minute or hour: N/s, N/m or N/h (e.g. 1000/h, Docebo's documented limit), or unlimited (default lms.rate, or unlimited)")
 	vars["lms-rate"] = "LMS_RATE"
-}
-
-// feedsAndStream reads only the feeds and the streams of the configuration, for
-// commands that need no store (publish); the others take them from settings.
-func (c *connFlags) feedsAndStream() (connector.Feeds, events.StreamConfig, error) {
-	fc, err := loadConfigFile(c.config)
-	if err != nil {
-		return nil, events.StreamConfig{}, err
-	}
-	return feedsAndStream(fc, c.feeds)
-}
-
-// feedsAndStream returns the feeds of the file and the flags, and their streams.
-func feedsAndStream(fc fileConfig, flags feedFlag) (connector.Feeds, events.StreamConfig, error) {
-	feeds, err := buildFeeds(fc.Feeds, flags)
-	if err != nil {
-		return nil, events.StreamConfig{}, fmt.Errorf("feeds: %w", err)
-	}
-	if fc.Stream.Name != "" {
-		return nil, events.StreamConfig{}, fmt.Errorf("config file: stream.name: hrsync keeps one stream per feed, " +
-			"named <stream.prefix>_<feed>; replace name with prefix (docs/design.md, feed isolation)")
-	}
-	sc := events.StreamConfig{Prefix: fc.Stream.Prefix, Limits: fc.Stream.limits(),
-		Duplicates: fc.Stream.Duplicates, Replicas: fc.Stream.Replicas, PerFeed: map[string]events.StreamLimits{}}
-	for _, f := range fc.Feeds {
-		if f.Stream != (streamLimits{}) {
-			sc.PerFeed[f.Name] = f.Stream.limits()
-		}
-	}
-	if err := sc.Validate(feeds.Names()); err != nil {
-		return nil, events.StreamConfig{}, fmt.Errorf("config file: %w", err)
-	}
-	return feeds, sc, nil
 }
 
 func cmdRun(ctx context.Context, env *environment, args []string) error {
@@ -183,13 +149,13 @@ roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.
 	if err != nil {
 		return err
 	}
-	if _, err := openLMS(set.lms); err != nil { // fail at start, not at the first hire
+	if err := app.CheckLMS(set.LMS); err != nil { // fail at start, not at the first hire
 		return err
 	}
-	log.Info("hrsync starting", "version", version(), "feeds", set.feeds.Names(), "db", redactURL(set.db),
-		"lms", set.lms.Type+" "+scim.RedactURL(set.lms.URL), "lms_rate", set.lms.Rate)
-	s, err := newStack(ctx, set, appOptions{Log: log, ReactivateManual: *reactivateManual, DeadLetterMaxBody: dl.maxBody},
-		stackConfig{NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
+	log.Info("hrsync starting", "version", version(), "feeds", set.Feeds.Names(), "db", redactURL(set.DB),
+		"lms", set.LMS.Type+" "+scim.RedactURL(set.LMS.URL), "lms_rate", set.LMS.Rate)
+	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: *reactivateManual, DeadLetterMaxBody: dl.maxBody},
+		app.StackConfig{NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
 			ManageStream: *manage, Durable: *durable,
 			Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll},
 			Consumer:  events.ConsumerConfig{Batch: *batch, AckWait: *ackWait}})
@@ -198,10 +164,10 @@ roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.
 	}
 	defer s.Close()
 	if *admin != "" {
-		up := s.app.uploader()
-		up.JS = s.js
-		s.api = &roster.API{AdminToken: *adminToken, Log: log, Limits: adminLimits, Uploader: up}
-		addr, stop, err := s.serveAdmin(ctx, *admin, adminLimits)
+		up := s.App().Uploader()
+		up.JS = s.JetStream()
+		s.API = &roster.API{AdminToken: *adminToken, Log: log, Limits: adminLimits, Uploader: up}
+		addr, stop, err := s.ServeAdmin(ctx, *admin, adminLimits)
 		if err != nil {
 			return err
 		}
@@ -209,40 +175,18 @@ roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.
 		log.Info("admin endpoints listening", "addr", addr.String())
 	}
 	if *recEvery > 0 {
-		stop, err := s.scheduleReconcile(ctx, *recEvery, *recApply, *recOut)
+		stop, err := s.ScheduleReconcile(ctx, *recEvery, *recApply, *recOut)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
 	if dl.retention > 0 {
-		defer s.scheduleDeadLetterPrune(ctx, dl.retention, deadLetterPruneEvery)()
+		defer s.ScheduleDeadLetterPrune(ctx, dl.retention, app.DeadLetterPruneEvery)()
 	}
-	err = s.runLoops(ctx)
+	err = s.RunLoops(ctx)
 	log.Info("hrsync stopped", "err", err)
 	return err
-}
-
-// scheduleReconcile starts full reconciliation passes every interval, on the same
-// (guarded) LMS client and policy as the converger; apply mode only marks workers
-// due and wakes the converger. It returns the function that stops the schedule.
-func (s *stack) scheduleReconcile(ctx context.Context, every time.Duration, apply bool, out string) (func(), error) {
-	cfg := connector.ReconcilerConfig{Interval: every, Apply: apply,
-		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() }}}
-	if out != "" {
-		cfg.Report = func(t time.Time) (connector.ReportSink, error) {
-			return connector.CreateReport(filepath.Join(out, "reconcile-"+t.UTC().Format("20060102T150405Z")))
-		}
-	}
-	rec, err := s.app.reconciler(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := rec.Start(ctx); err != nil {
-		return nil, err
-	}
-	s.log.Info("reconciliation scheduled", "every", every, "apply", apply, "reports", out)
-	return rec.Stop, nil
 }
 
 func version() string {

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
@@ -30,23 +29,8 @@ func (c *connFlags) openStore(ctx context.Context, env *environment) (*store.DB,
 // redactURL hides the password of a database URL for logs (see store.RedactURL).
 func redactURL(s string) string { return store.RedactURL(s) }
 
-// redactNATSURL hides the credentials of a NATS server URL, or of a comma-separated
-// list of them, for logs and errors. Unlike a database URL's user, the userinfo
-// of a NATS URL may be a token on its own (nats://TOKEN@host), so all of it goes.
-func redactNATSURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		switch {
-		case err != nil:
-			parts[i] = "(unparseable URL)"
-		case u.User != nil:
-			u.User = url.User("xxxxx")
-			parts[i] = u.String()
-		}
-	}
-	return strings.Join(parts, ",")
-}
+// redactNATSURL hides the credentials of NATS server URLs (app.RedactNATSURL).
+func redactNATSURL(s string) string { return app.RedactNATSURL(s) }
 
 func cmdMigrate(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "migrate", "migrate [flags]", `
@@ -97,7 +81,7 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	all := fs.Bool("all", false, "include replayed dead letters")
 	limit := fs.Int("limit", 100, "at most this many")
 	fs.Lookup("feed").Usage = "list: only dead letters of this feed"
-	olderThan := fs.Duration("older-than", defaultDeadLetterRetention, "prune: the age after which a dead letter loses its raw message")
+	olderThan := fs.Duration("older-than", app.DefaultDeadLetterRetention, "prune: the age after which a dead letter loses its raw message")
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
@@ -106,15 +90,15 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	}
 	// A replay records a fact as the daemon does: through the app's store, with
 	// the erasure keys, against the configured feeds.
-	a, err := c.openApp(ctx, env, nil, appOptions{}, nil)
+	a, err := c.openApp(ctx, env, nil, app.Options{}, nil)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	db := a.db
+	db := a.Store()
 
 	if sub == "prune" {
-		n, err := pruneDeadLetters(ctx, db, time.Now(), *olderThan)
+		n, err := app.PruneDeadLetters(ctx, db, time.Now(), *olderThan)
 		if err != nil {
 			return err
 		}
@@ -157,7 +141,7 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	if d.ReplayedAt != nil {
 		return fmt.Errorf("dead letter %d was already replayed at %s", id, d.ReplayedAt.Format(time.RFC3339))
 	}
-	feeds := a.set.feeds
+	feeds := a.Settings().Feeds
 	msg, err := events.ReplayMessage(d)
 	if err != nil {
 		return fmt.Errorf("dead letter %d: %w", id, err)

@@ -1,64 +1,16 @@
 package main
 
 import (
-	"os"
-	"regexp"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 )
-
-// Every alert in deploy/k8s/alerts.yaml watches a series hrsync really exports.
-func TestDeployAlertsUseRealMetrics(t *testing.T) {
-	raw, err := os.ReadFile("../../deploy/k8s/alerts.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Spec struct {
-			Groups []struct {
-				Rules []struct {
-					Alert string `yaml:"alert"`
-					Expr  string `yaml:"expr"`
-				} `yaml:"rules"`
-			} `yaml:"groups"`
-		} `yaml:"spec"`
-	}
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatalf("deploy/k8s/alerts.yaml: %v", err)
-	}
-	m := newMetrics()
-	m.gapEvents.WithLabelValues("hr").Add(0) // vectors are gathered once they have a child
-	m.deadLettered.WithLabelValues("hr").Add(0)
-	families, err := m.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	exported := map[string]bool{}
-	for _, f := range families {
-		exported[f.GetName()] = true
-	}
-	seen := map[string]bool{}
-	for _, g := range doc.Spec.Groups {
-		for _, r := range g.Rules {
-			seen[r.Alert] = true
-			for _, name := range regexp.MustCompile(`hrsync_[a-z_]+`).FindAllString(r.Expr, -1) {
-				if !exported[name] {
-					t.Errorf("alert %s watches %s, which hrsync does not export", r.Alert, name)
-				}
-			}
-		}
-	}
-	if !seen["HrsyncStreamGap"] {
-		t.Error("no alert on events lost before hrsync recorded them (hrsync_stream_gap_events_total)")
-	}
-}
 
 // The example configuration keeps raw events in NATS for less time than the
 // erasure deadline it documents (docs/erasure.md: one month).
 func TestExampleConfigRetentionFitsErasure(t *testing.T) {
-	fc, err := loadConfigFile("../../deploy/hrsync.example.yaml")
+	fc, err := app.LoadConfigFile("../../deploy/hrsync.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

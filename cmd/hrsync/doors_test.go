@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/events"
@@ -128,7 +129,7 @@ func newDoors(t *testing.T, dbURL string) *doors {
 	ctx := t.Context()
 	d := &doors{db: dbURL, key: doorsKey, lms: &rateLimitedLMS{LMS: sandbox.New()}, accounts: map[string]string{}}
 	typ := fmt.Sprintf("ratelimited-%d", doorSeq.Add(1))
-	registerLMS(typ, func(lmsSettings) (connector.LMS, error) { return d.lms, nil })
+	app.RegisterLMS(typ, func(app.LMSSettings) (connector.LMS, error) { return d.lms, nil })
 	d.cfg = filepath.Join(t.TempDir(), "hrsync.yaml")
 	cfg := fmt.Sprintf(`feeds:
   - {name: hr, kind: hr}
@@ -140,21 +141,21 @@ safeguard: {percent: 5, count: 500, min_removals: 0, settle: 0s}
 	if err := os.WriteFile(d.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fc, err := loadConfigFile(d.cfg)
+	fc, err := app.LoadConfigFile(d.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := settingsFor(dbURL, nil, fc)
+	set, err := app.SettingsFor(dbURL, nil, fc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	set.erasureKey = []byte(d.key)
-	a, err := openApp(ctx, set, appOptions{})
+	set.ErasureKey = []byte(d.key)
+	a, err := app.Open(ctx, set, app.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	conv, err := a.converger(connector.ConvergerConfig{})
+	conv, err := a.Converger(connector.ConvergerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ safeguard: {percent: 5, count: 500, min_removals: 0, settle: 0s}
 	for i := 1; i <= 4; i++ {
 		facts = append(facts, fact("partner-acme", fmt.Sprintf("p%d", i), connector.KindHired, fmt.Sprintf("ph%d", i)))
 	}
-	if _, err := a.db.RecordFacts(ctx, facts); err != nil {
+	if _, err := a.Store().RecordFacts(ctx, facts); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conv.Drain(ctx, 100); err != nil {
@@ -187,19 +188,19 @@ safeguard: {percent: 5, count: 500, min_removals: 0, settle: 0s}
 		d.held = append(d.held, connector.WorkerKey{Feed: "hr", WorkerID: w})
 	}
 	facts = append(facts, fact("hr", "w13", connector.KindHired, "h13"))
-	if _, err := a.db.RecordFacts(ctx, facts[:5]); err != nil {
+	if _, err := a.Store().RecordFacts(ctx, facts[:5]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conv.Drain(ctx, 100); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.db.RecordFacts(ctx, facts[5:]); err != nil { // w13: recorded, not converged
+	if _, err := a.Store().RecordFacts(ctx, facts[5:]); err != nil { // w13: recorded, not converged
 		t.Fatal(err)
 	}
 	if n := len(d.lms.Snapshot()); n != 16 {
 		t.Fatalf("the set-up made %d accounts, want 16", n)
 	}
-	holds, err := a.db.ListHolds(ctx, store.HoldFilter{Status: connector.HoldOpen})
+	holds, err := a.Store().ListHolds(ctx, store.HoldFilter{Status: connector.HoldOpen})
 	if err != nil || len(holds) != 1 || holds[0].Counts.Removals != 5 {
 		t.Fatalf("open holds = %+v, %v; want one holding the 5 leavers", holds, err)
 	}
@@ -385,22 +386,5 @@ func TestEveryDoorKeepsTheSafeguards(t *testing.T) {
 				})
 			}
 		})
-	}
-}
-
-// A new LMS type is one registration: the test double above is registered with
-// registerLMS and chosen by lms.type in the configuration file; an unknown type
-// is refused with the known ones named.
-func TestLMSRegistry(t *testing.T) {
-	t.Parallel()
-	double := &rateLimitedLMS{LMS: sandbox.New()}
-	registerLMS("registry-double", func(s lmsSettings) (connector.LMS, error) { return double, nil })
-	got, err := openLMS(lmsSettings{Type: "registry-double"})
-	if err != nil || got != double {
-		t.Fatalf("openLMS(registry-double) = %v, %v", got, err)
-	}
-	_, err = openLMS(lmsSettings{Type: "moodle-9000"})
-	if err == nil || !strings.Contains(err.Error(), `"moodle-9000"`) || !strings.Contains(err.Error(), "scim") {
-		t.Errorf("unknown type: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/events"
@@ -242,7 +243,7 @@ func TestReadyzReportsMissingErasureKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newStack(ctx, testSettings(t, dbURL, feeds), appOptions{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler)}, stackConfig{
+	s, err := app.NewStack(ctx, testSettings(t, dbURL, feeds), app.Options{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler)}, app.StackConfig{
 		EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"), ManageStream: true, Durable: "hrsync",
 		Consumer: events.ConsumerConfig{Batch: 16, MaxWait: 20 * time.Millisecond},
 	})
@@ -252,9 +253,9 @@ func TestReadyzReportsMissingErasureKey(t *testing.T) {
 	defer s.Close()
 	cctx, stop := context.WithCancel(ctx)
 	consumed := make(chan error, 1)
-	go func() { consumed <- s.consume(cctx) }()
+	go func() { consumed <- s.Consume(cctx) }()
 	defer func() { stop(); <-consumed }()
-	srv := httptest.NewServer(s.adminHandler())
+	srv := httptest.NewServer(s.AdminHandler())
 	defer srv.Close()
 	readyz := func() (int, string) {
 		t.Helper()

@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/events"
@@ -814,9 +815,9 @@ func (s *scenario) summary() string {
 
 // testSettings returns the settings of an empty configuration file on db, with
 // feeds (nil: the default feed hr).
-func testSettings(t testing.TB, db string, feeds connector.Feeds) settings {
+func testSettings(t testing.TB, db string, feeds connector.Feeds) app.Settings {
 	t.Helper()
-	set, err := settingsFor(db, feeds, fileConfig{})
+	set, err := app.SettingsFor(db, feeds, app.FileConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

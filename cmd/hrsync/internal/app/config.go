@@ -1,9 +1,8 @@
-package main
+package app
 
 import (
-	"errors"
-	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -15,11 +14,11 @@ import (
 	"github.com/hrsync/hrsync/events"
 )
 
-// fileConfig is the configuration file (YAML; JSON is YAML too). Flags and
+// FileConfig is the configuration file (YAML; JSON is YAML too). Flags and
 // environment variables override what it says about connections; feeds are
 // declared here, or with --feed for the simple case.
-type fileConfig struct {
-	Feeds []feedConfig `yaml:"feeds"`
+type FileConfig struct {
+	Feeds []FeedConfig `yaml:"feeds"`
 	// Stream configures the JetStream streams: one per feed, <prefix>_<feed>.
 	Stream struct {
 		// Name is the pre-0.9 single stream; kept only to explain the change.
@@ -32,7 +31,7 @@ type fileConfig struct {
 	Courses map[string]courseConfig `yaml:"courses"` // per-course validity, for report rehire
 	// LMS selects and tunes the LMS adapter (lms.type); secrets come from flags or
 	// the environment only.
-	LMS lmsConfig `yaml:"lms"`
+	LMS LMSConfig `yaml:"lms"`
 	// Safeguard is the one rule that holds mass removals, for the daemon and every
 	// command alike; feeds[].safeguard overrides the thresholds per feed.
 	Safeguard safeguardConfig `yaml:"safeguard"`
@@ -51,7 +50,8 @@ func (l streamLimits) limits() events.StreamLimits {
 	return events.StreamLimits{MaxAge: l.MaxAge, MaxBytes: l.MaxBytes, MaxMsgs: l.MaxMsgs, MaxMsgSize: l.MaxMsgSize}
 }
 
-type feedConfig struct {
+// FeedConfig is one feed of the configuration file (feeds:), or of --feed.
+type FeedConfig struct {
 	Name string `yaml:"name"`
 	// Stream bounds this feed's own stream; zero fields take stream:'s values.
 	Stream streamLimits `yaml:"stream"`
@@ -79,10 +79,10 @@ type feedConfig struct {
 	} `yaml:"leaver"`
 }
 
-// loadConfigFile reads and strictly decodes path: an unknown key is an error, so a
+// LoadConfigFile reads and strictly decodes path: an unknown key is an error, so a
 // typo never silently falls back to a default.
-func loadConfigFile(path string) (fileConfig, error) {
-	var fc fileConfig
+func LoadConfigFile(path string) (FileConfig, error) {
+	var fc FileConfig
 	if path == "" {
 		return fc, nil
 	}
@@ -100,7 +100,7 @@ func loadConfigFile(path string) (fileConfig, error) {
 }
 
 // feed turns one configured feed into a connector.Feed, with defaults.
-func (fc feedConfig) feed() (connector.Feed, error) {
+func (fc FeedConfig) feed() (connector.Feed, error) {
 	kind := connector.FeedKind(fc.Kind)
 	if kind == "" {
 		kind = connector.FeedHR
@@ -126,41 +126,11 @@ func (fc feedConfig) feed() (connector.Feed, error) {
 	return f, f.Validate()
 }
 
-// feedFlag collects --feed NAME[:KIND[:TIMEZONE]], the simple case of feed
-// configuration.
-type feedFlag []feedConfig
-
-func (f *feedFlag) String() string {
-	var names []string
-	for _, fc := range *f {
-		names = append(names, fc.Name)
-	}
-	return strings.Join(names, ",")
-}
-
-func (f *feedFlag) Set(v string) error {
-	for _, item := range strings.Split(v, ",") {
-		parts := strings.Split(strings.TrimSpace(item), ":")
-		if len(parts) > 3 || parts[0] == "" {
-			return fmt.Errorf("want NAME[:KIND[:TIMEZONE]], got %q", item)
-		}
-		fc := feedConfig{Name: parts[0]}
-		if len(parts) > 1 {
-			fc.Kind = parts[1]
-		}
-		if len(parts) > 2 {
-			fc.Timezone = parts[2]
-		}
-		*f = append(*f, fc)
-	}
-	return nil
-}
-
-// buildFeeds merges the file's feeds and the flag's; with neither, one feed "hr".
-func buildFeeds(file []feedConfig, flags feedFlag) (connector.Feeds, error) {
-	all := append(append([]feedConfig{}, file...), flags...)
+// BuildFeeds merges the file's feeds and the flag's; with neither, one feed "hr".
+func BuildFeeds(file, flags []FeedConfig) (connector.Feeds, error) {
+	all := append(append([]FeedConfig{}, file...), flags...)
 	if len(all) == 0 {
-		all = []feedConfig{{Name: "hr", Kind: "hr"}}
+		all = []FeedConfig{{Name: "hr", Kind: "hr"}}
 	}
 	var feeds []connector.Feed
 	for _, fc := range all {
@@ -173,39 +143,11 @@ func buildFeeds(file []feedConfig, flags feedFlag) (connector.Feeds, error) {
 	return connector.NewFeeds(feeds...)
 }
 
-// bindEnv gives flags an environment fallback: for each flag not set on the command
-// line whose variable is set, the variable's value is used (and checked).
-func bindEnv(fs *flag.FlagSet, getenv func(string) string, env map[string]string) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	for name, variable := range env {
-		if set[name] {
-			continue
-		}
-		if v := getenv(variable); v != "" {
-			if err := fs.Set(name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q (for --%s): %w", variable, v, name, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// envHelp appends "(env VAR)" to each flag's usage, so --help tells the whole truth.
-func envHelp(fs *flag.FlagSet, env map[string]string) {
-	for name, variable := range env {
-		if f := fs.Lookup(name); f != nil {
-			f.Usage += " (env " + variable + ")"
-		}
-	}
-}
-
 // rosterConfig is a feed's roster settings in the configuration file.
 type rosterConfig = roster.Config
 
 // rosterConfigs returns the roster settings of every feed in the file, checked.
-func rosterConfigs(file []feedConfig) (map[string]rosterConfig, error) {
+func rosterConfigs(file []FeedConfig) (map[string]rosterConfig, error) {
 	out := map[string]rosterConfig{}
 	for _, fc := range file {
 		rc := fc.Roster
@@ -225,4 +167,58 @@ func rosterConfigs(file []feedConfig) (map[string]rosterConfig, error) {
 		out[fc.Name] = rc
 	}
 	return out, nil
+}
+
+// retentionConfig is a feed's retention policy (feeds[].retention in the config file).
+type retentionConfig struct {
+	// KeepLearningRecords keeps an erased person's learning records, pseudonymised
+	// on the anonymised account (default true); false deletes them.
+	KeepLearningRecords *bool `yaml:"keep_learning_records"`
+}
+
+// courseConfig is one course of the configuration's top-level courses map.
+type courseConfig struct {
+	// Validity is how long a completion counts, e.g. 8760h; 0: forever.
+	Validity time.Duration `yaml:"validity"`
+}
+
+// FeedsAndStream returns the feeds of the file and the flags, and their streams.
+func FeedsAndStream(fc FileConfig, flags []FeedConfig) (connector.Feeds, events.StreamConfig, error) {
+	feeds, err := BuildFeeds(fc.Feeds, flags)
+	if err != nil {
+		return nil, events.StreamConfig{}, fmt.Errorf("feeds: %w", err)
+	}
+	if fc.Stream.Name != "" {
+		return nil, events.StreamConfig{}, fmt.Errorf("config file: stream.name: hrsync keeps one stream per feed, " +
+			"named <stream.prefix>_<feed>; replace name with prefix (docs/design.md, feed isolation)")
+	}
+	sc := events.StreamConfig{Prefix: fc.Stream.Prefix, Limits: fc.Stream.limits(),
+		Duplicates: fc.Stream.Duplicates, Replicas: fc.Stream.Replicas, PerFeed: map[string]events.StreamLimits{}}
+	for _, f := range fc.Feeds {
+		if f.Stream != (streamLimits{}) {
+			sc.PerFeed[f.Name] = f.Stream.limits()
+		}
+	}
+	if err := sc.Validate(feeds.Names()); err != nil {
+		return nil, events.StreamConfig{}, fmt.Errorf("config file: %w", err)
+	}
+	return feeds, sc, nil
+}
+
+// RedactNATSURL hides the credentials of a NATS server URL, or of a comma-separated
+// list of them, for logs and errors. Unlike a database URL's user, the userinfo
+// of a NATS URL may be a token on its own (nats://TOKEN@host), so all of it goes.
+func RedactNATSURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "(unparseable URL)"
+		case u.User != nil:
+			u.User = url.User("xxxxx")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -25,9 +25,9 @@ import (
 	"github.com/hrsync/hrsync/store"
 )
 
-// stackConfig says how to run the app: NATS, the stream, the consumer and the
+// StackConfig says how to run the app: NATS, the stream, the consumer and the
 // converger's tuning. The parts (store, LMS, safeguard, ...) are the app's.
-type stackConfig struct {
+type StackConfig struct {
 	NATSURL      string
 	NATSCreds    string
 	EmbeddedNATS bool
@@ -40,11 +40,11 @@ type stackConfig struct {
 	Consumer     events.ConsumerConfig // Stream, Durable, Logger, Hooks are filled in
 }
 
-// stack is a running hrsync: the app, with NATS, the consumer and the converger's
+// Stack is a running hrsync: the app, with NATS, the consumer and the converger's
 // loops. "run", "demo" and "bench" share it.
-type stack struct {
-	app     *app
-	cfg     stackConfig
+type Stack struct {
+	app     *App
+	cfg     StackConfig
 	log     *slog.Logger
 	db      *store.DB
 	ns      *server.Server // embedded NATS, if any
@@ -52,26 +52,27 @@ type stack struct {
 	js      jetstream.JetStream
 	dec     *events.Decoder
 	conv    *connector.Converger
-	metrics *metrics
+	metrics *Metrics
 	now     func() time.Time
 
 	consuming atomic.Bool
 	closers   []func()
-	// halt stops runLoops with a cause (set by runLoops): the consumer halts the
+	// halt stops RunLoops with a cause (set by RunLoops): the consumer halts the
 	// daemon when the store lacks an erasure key it needs (store.ErasureKeyError).
 	halt context.CancelCauseFunc
 
-	// api serves the authenticated /v1 admin API (roster uploads); nil: off.
-	api *roster.API
+	// API serves the authenticated /v1 admin API (roster uploads) on the admin
+	// handler; nil: off. Set it before AdminHandler or ServeAdmin.
+	API *roster.API
 }
 
-// newStack opens an app on set and o, and a stack on it that closes it.
-func newStack(ctx context.Context, set settings, o appOptions, cfg stackConfig) (*stack, error) {
-	a, err := openApp(ctx, set, o)
+// NewStack opens an app on set and o, and a stack on it that closes it.
+func NewStack(ctx context.Context, set Settings, o Options, cfg StackConfig) (*Stack, error) {
+	a, err := Open(ctx, set, o)
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStack(ctx, a, cfg)
+	s, err := OpenStack(ctx, a, cfg)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -80,11 +81,11 @@ func newStack(ctx context.Context, set settings, o appOptions, cfg stackConfig) 
 	return s, nil
 }
 
-// openStack connects to NATS (or starts the embedded server), makes sure the
+// OpenStack connects to NATS (or starts the embedded server), makes sure the
 // feeds' streams exist, and builds the converger on the app. It starts no loop;
 // Close does not close the app.
-func openStack(ctx context.Context, a *app, cfg stackConfig) (_ *stack, err error) {
-	s := &stack{app: a, cfg: cfg, log: a.log, metrics: a.metrics, db: a.db, now: a.now}
+func OpenStack(ctx context.Context, a *App, cfg StackConfig) (_ *Stack, err error) {
+	s := &Stack{app: a, cfg: cfg, log: a.log, metrics: a.metrics, db: a.db, now: a.now}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -92,7 +93,7 @@ func openStack(ctx context.Context, a *app, cfg stackConfig) (_ *stack, err erro
 	}()
 	// The daemon records facts: without the erasure key it could not refuse an
 	// erased person's, so it does not start (docs/erasure.md).
-	if err := a.db.UseErasureKeys(ctx, a.set.erasureKey, a.set.erasureKeysOld...); err != nil {
+	if err := a.db.UseErasureKeys(ctx, a.set.ErasureKey, a.set.ErasureKeysOld...); err != nil {
 		return nil, err
 	}
 
@@ -122,7 +123,7 @@ func openStack(ctx context.Context, a *app, cfg stackConfig) (_ *stack, err erro
 	}
 	s.nc, err = nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(url), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactNATSURL(url), err)
 	}
 	s.closers = append(s.closers, func() { s.nc.Close() })
 	s.js, err = jetstream.New(s.nc)
@@ -130,22 +131,22 @@ func openStack(ctx context.Context, a *app, cfg stackConfig) (_ *stack, err erro
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	if cfg.ManageStream {
-		if _, err := events.EnsureStreams(ctx, s.js, a.set.stream, a.set.feeds.Names()); err != nil {
+		if _, err := events.EnsureStreams(ctx, s.js, a.set.Stream, a.set.Feeds.Names()); err != nil {
 			return nil, fmt.Errorf("create or update the feeds' streams: %w", err)
 		}
 	}
-	s.dec = &events.Decoder{Feeds: a.set.feeds}
-	if s.conv, err = a.converger(cfg.Converger); err != nil {
+	s.dec = &events.Decoder{Feeds: a.set.Feeds}
+	if s.conv, err = a.Converger(cfg.Converger); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// consume runs the JetStream consumer until ctx is done. Every committed batch
+// Consume runs the JetStream consumer until ctx is done. Every committed batch
 // wakes the converger.
-func (s *stack) consume(ctx context.Context) error {
+func (s *Stack) Consume(ctx context.Context) error {
 	cc := s.cfg.Consumer
-	cc.StreamPrefix, cc.Durable, cc.Logger = s.app.set.stream.Prefix, s.cfg.Durable, s.log
+	cc.StreamPrefix, cc.Durable, cc.Logger = s.app.set.Stream.Prefix, s.cfg.Durable, s.log
 	hooks := s.cfg.Hooks
 	after := hooks.AfterCommit
 	hooks.AfterCommit = func(facts []connector.Fact) {
@@ -173,11 +174,11 @@ func (s *stack) consume(ctx context.Context) error {
 	return events.Consume(ctx, s.js, s.dec, s.db, cc)
 }
 
-// drained reports whether every feed's consumer has delivered everything and holds
+// Drained reports whether every feed's consumer has delivered everything and holds
 // no unacknowledged message.
-func (s *stack) drained(ctx context.Context) bool {
-	for _, f := range s.app.set.feeds.Names() {
-		cons, err := s.js.Consumer(ctx, s.app.set.stream.Name(f), s.durable())
+func (s *Stack) Drained(ctx context.Context) bool {
+	for _, f := range s.app.set.Feeds.Names() {
+		cons, err := s.js.Consumer(ctx, s.app.set.Stream.Name(f), s.durable())
 		if err != nil {
 			return false
 		}
@@ -189,16 +190,16 @@ func (s *stack) drained(ctx context.Context) bool {
 	return true
 }
 
-func (s *stack) durable() string {
+func (s *Stack) durable() string {
 	if s.cfg.Durable == "" {
 		return events.DefaultDurable
 	}
 	return s.cfg.Durable
 }
 
-// runLoops runs the consumer and the converger until ctx is done, then lets both
+// RunLoops runs the consumer and the converger until ctx is done, then lets both
 // finish what they have in flight. The first to fail stops the other.
-func (s *stack) runLoops(ctx context.Context) error {
+func (s *Stack) RunLoops(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.halt = cancel
@@ -206,7 +207,7 @@ func (s *stack) runLoops(ctx context.Context) error {
 	errs := make([]error, 2)
 	wg.Go(func() {
 		defer cancel(nil)
-		if err := s.consume(ctx); err != nil {
+		if err := s.Consume(ctx); err != nil {
 			errs[0] = fmt.Errorf("consumer: %w", err)
 		}
 	})
@@ -225,7 +226,7 @@ func (s *stack) runLoops(ctx context.Context) error {
 }
 
 // ready reports why the stack cannot serve, or nil.
-func (s *stack) ready(ctx context.Context) error {
+func (s *Stack) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := s.db.Ping(ctx); err != nil {
@@ -260,8 +261,8 @@ func lmsReady(lms connector.LMS) error {
 	return nil
 }
 
-// adminHandler serves /healthz, /readyz and /metrics.
-func (s *stack) adminHandler() http.Handler {
+// AdminHandler serves /healthz, /readyz and /metrics.
+func (s *Stack) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -274,20 +275,20 @@ func (s *stack) adminHandler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	if s.api != nil {
-		mux.Handle("POST /v1/feeds/{feed}/rosters", s.api)
+	if s.API != nil {
+		mux.Handle("POST /v1/feeds/{feed}/rosters", s.API)
 	}
 	return mux
 }
 
-// serveAdmin listens on addr and serves the admin endpoints until ctx is done,
+// ServeAdmin listens on addr and serves the admin endpoints until ctx is done,
 // within limits' timeouts.
-func (s *stack) serveAdmin(ctx context.Context, addr string, limits roster.Limits) (net.Addr, func(), error) {
+func (s *Stack) ServeAdmin(ctx context.Context, addr string, limits roster.Limits) (net.Addr, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin listener %s: %w", addr, err)
 	}
-	srv := roster.NewAdminServer(s.adminHandler(), limits)
+	srv := roster.NewAdminServer(s.AdminHandler(), limits)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin server stopped", "err", err)
@@ -301,8 +302,20 @@ func (s *stack) serveAdmin(ctx context.Context, addr string, limits roster.Limit
 	return ln.Addr(), stop, nil
 }
 
+// App is the app the stack runs.
+func (s *Stack) App() *App { return s.app }
+
+// JetStream is the stack's JetStream context.
+func (s *Stack) JetStream() jetstream.JetStream { return s.js }
+
+// Converger is the stack's converger.
+func (s *Stack) Converger() *connector.Converger { return s.conv }
+
+// Store is the app's store.
+func (s *Stack) Store() *store.DB { return s.db }
+
 // Close releases everything, in reverse order of opening. Safe to call twice.
-func (s *stack) Close() {
+func (s *Stack) Close() {
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
 	}
@@ -332,4 +345,26 @@ func startEmbeddedNATS(dir string) (*server.Server, error) {
 		return nil, errors.New("embedded NATS: not ready after 10s")
 	}
 	return ns, nil
+}
+
+// ScheduleReconcile starts full reconciliation passes every interval, on the same
+// (guarded) LMS client and policy as the converger; apply mode only marks workers
+// due and wakes the converger. It returns the function that stops the schedule.
+func (s *Stack) ScheduleReconcile(ctx context.Context, every time.Duration, apply bool, out string) (func(), error) {
+	cfg := connector.ReconcilerConfig{Interval: every, Apply: apply,
+		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() }}}
+	if out != "" {
+		cfg.Report = func(t time.Time) (connector.ReportSink, error) {
+			return connector.CreateReport(filepath.Join(out, "reconcile-"+t.UTC().Format("20060102T150405Z")))
+		}
+	}
+	rec, err := s.app.Reconciler(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := rec.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.log.Info("reconciliation scheduled", "every", every, "apply", apply, "reports", out)
+	return rec.Stop, nil
 }

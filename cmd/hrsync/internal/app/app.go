@@ -1,4 +1,17 @@
-package main
+// Package app is hrsync's one assembly (docs/design.md, "One assembly"). Every
+// command that touches the store or the LMS takes its parts from an App: the
+// configuration is read once (Settings), and the App builds from it the store, the
+// LMS behind the guard (rate limit, retries, quarantine), the feeds' policies, the
+// safeguard, the converger, the reconciler and the eraser. There is no other way
+// to an LMS client: openLMS is unexported and called only in this package (by
+// GuardedLMS, which the App uses, and by CheckLMS, which drops what it builds), so
+// no command can reach the LMS except through the same guard, safeguard and audit
+// as the daemon. The Stack runs an App with NATS, the consumer and the
+// converger's loops (the daemon, the demo and the bench).
+//
+// Package main parses flags and turns them into Settings (FromFile, SettingsFor);
+// this package knows nothing of flags.
+package app
 
 import (
 	"cmp"
@@ -13,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/erasure"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/guard"
@@ -21,118 +35,66 @@ import (
 	"github.com/hrsync/hrsync/store"
 )
 
-// The one assembly (docs/design.md, "One assembly"). Every command that touches
-// the store or the LMS takes its parts from an app: the configuration is read
-// once (settings), and the app builds from it the store, the LMS behind the guard
-// (rate limit, retries, quarantine), the feeds' policies, the safeguard, the
-// converger, the reconciler and the eraser. There is no other way to an LMS client
-// in this package: openLMS is called only here, so no command can reach the LMS
-// except through the same guard, safeguard and audit as the daemon.
-
-// settings is the configuration of one process: the configuration file, read
+// Settings is the configuration of one process: the configuration file, read
 // once, with the flags and environment variables that override it.
-type settings struct {
-	file      fileConfig
-	db        string
-	feeds     connector.Feeds
-	stream    events.StreamConfig
-	lms       lmsSettings
-	safeguard connector.SafeguardConfig
-	rosters   map[string]rosterConfig
-	retention retentionPolicy
-	courses   map[string]time.Duration
-	// erasureKey is HRSYNC_ERASURE_KEY; erasureKeysOld, HRSYNC_ERASURE_KEYS_OLD,
+type Settings struct {
+	File      FileConfig
+	DB        string
+	Feeds     connector.Feeds
+	Stream    events.StreamConfig
+	LMS       LMSSettings
+	Safeguard connector.SafeguardConfig
+	Rosters   map[string]roster.Config
+	Retention erasure.Retention
+	Courses   map[string]time.Duration
+	// ErasureKey is HRSYNC_ERASURE_KEY; ErasureKeysOld, HRSYNC_ERASURE_KEYS_OLD,
 	// check the tombstones made before a rotation.
-	erasureKey     []byte
-	erasureKeysOld [][]byte
+	ErasureKey     []byte
+	ErasureKeysOld [][]byte
 }
 
-// settings reads the configuration file and applies the flags.
-func (c *connFlags) settings(env *environment, l *lmsFlags) (settings, error) {
-	fc, err := loadConfigFile(c.config)
-	if err != nil {
-		return settings{}, err
-	}
-	s := settings{file: fc, db: c.db, erasureKey: []byte(env.getenv(erasureKeyEnv))}
-	if s.erasureKeysOld, err = oldErasureKeys(env.getenv); err != nil {
-		return settings{}, err
-	}
-	if s.feeds, s.stream, err = feedsAndStream(fc, c.feeds); err != nil {
-		return settings{}, err
-	}
-	if s.safeguard, err = fc.safeguard(s.feeds); err != nil {
-		return settings{}, err
-	}
-	if s.rosters, err = rosterConfigs(fc.Feeds); err != nil {
-		return settings{}, err
-	}
-	if s.retention, err = fc.retention(); err != nil {
-		return settings{}, err
-	}
-	if s.courses, err = fc.courseValidity(); err != nil {
-		return settings{}, err
-	}
-	s.lms = fc.LMS.over(l)
-	return s, nil
+// FromFile returns the settings of the configuration file fc on db, with the feeds
+// declared by flags (--feed) added to fc's and the LMS settings given by flags
+// (zero fields: not given) laid over fc's. The erasure keys are the caller's to set.
+func FromFile(fc FileConfig, db string, feedFlags []FeedConfig, lmsFlags LMSSettings) (Settings, error) {
+	return build(fc, db, feedFlags, nil, lmsFlags)
 }
 
-// openApp reads the settings of c and l, lets edit adjust them (nil: none), and
-// opens the app with o; its logger follows --log-format and --log-level unless o
-// brings one.
-func (c *connFlags) openApp(ctx context.Context, env *environment, l *lmsFlags, o appOptions, edit func(*settings)) (*app, error) {
-	set, err := c.settings(env, l)
-	if err != nil {
-		return nil, err
-	}
-	if edit != nil {
-		edit(&set)
-	}
-	if l != nil && o.LMS == nil {
-		// A command that needs the LMS says what is wrong with its settings before
-		// it opens (and perhaps creates) a store.
-		if _, err := openLMS(set.lms); err != nil {
-			return nil, err
-		}
-	}
-	if o.Log == nil {
-		if o.Log, err = newLogger(env.stderr, c.logFormat, c.logLevel); err != nil {
-			return nil, err
-		}
-	}
-	return openApp(ctx, set, o)
-}
-
-// settingsFor returns the settings of a configuration given in code (the demo,
+// SettingsFor returns the settings of a configuration given in code (the demo,
 // the bench, tests): the file fc, with feeds instead of fc's if given.
-func settingsFor(db string, feeds connector.Feeds, fc fileConfig) (settings, error) {
-	s := settings{file: fc, db: db}
+func SettingsFor(db string, feeds connector.Feeds, fc FileConfig) (Settings, error) {
+	return build(fc, db, nil, feeds, LMSSettings{})
+}
+
+func build(fc FileConfig, db string, feedFlags []FeedConfig, feeds connector.Feeds, lmsFlags LMSSettings) (Settings, error) {
+	s := Settings{File: fc, DB: db}
 	var err error
-	if s.feeds, s.stream, err = feedsAndStream(fc, nil); err != nil {
-		return settings{}, err
+	if s.Feeds, s.Stream, err = FeedsAndStream(fc, feedFlags); err != nil {
+		return Settings{}, err
 	}
 	if feeds != nil {
-		s.feeds = feeds
+		s.Feeds = feeds
 	}
-	if s.safeguard, err = fc.safeguard(s.feeds); err != nil {
-		return settings{}, err
+	if s.Safeguard, err = fc.safeguard(s.Feeds); err != nil {
+		return Settings{}, err
 	}
-	if s.rosters, err = rosterConfigs(fc.Feeds); err != nil {
-		return settings{}, err
+	if s.Rosters, err = rosterConfigs(fc.Feeds); err != nil {
+		return Settings{}, err
 	}
-	if s.retention, err = fc.retention(); err != nil {
-		return settings{}, err
+	if s.Retention, err = fc.retention(); err != nil {
+		return Settings{}, err
 	}
-	if s.courses, err = fc.courseValidity(); err != nil {
-		return settings{}, err
+	if s.Courses, err = fc.CourseValidity(); err != nil {
+		return Settings{}, err
 	}
-	s.lms = fc.LMS.over(nil)
+	s.LMS = fc.LMS.Over(lmsFlags)
 	return s, nil
 }
 
-// lmsSettings say which LMS to reach and how: lms: in the configuration file, with
+// LMSSettings say which LMS to reach and how: lms: in the configuration file, with
 // the --lms-* flags (and LMS_* variables) over it. Secrets come only from flags or
 // the environment.
-type lmsSettings struct {
+type LMSSettings struct {
 	// Type selects the adapter (lmsTypes); default scim.
 	Type                  string
 	URL                   string
@@ -143,8 +105,8 @@ type lmsSettings struct {
 	Rate                  string
 }
 
-// lmsConfig is lms: in the configuration file.
-type lmsConfig struct {
+// LMSConfig is lms: in the configuration file.
+type LMSConfig struct {
 	Type         string        `yaml:"type"`
 	URL          string        `yaml:"url"`
 	Rate         string        `yaml:"rate"`
@@ -153,44 +115,52 @@ type lmsConfig struct {
 	ClientFilter string        `yaml:"client_filter"`
 }
 
-// over returns the file's LMS settings with the flags that were given laid over.
-func (f lmsConfig) over(l *lmsFlags) lmsSettings {
-	s := lmsSettings{Type: cmp.Or(f.Type, "scim"), URL: f.URL, Rate: f.Rate, Timeout: f.Timeout, CAFile: f.CAFile,
+// Over returns the file's LMS settings with the flags' laid over: l holds what
+// the --lms-* flags (and LMS_* variables) gave, zero fields meaning not given;
+// its Type is ignored (lms.type is the file's).
+func (f LMSConfig) Over(l LMSSettings) LMSSettings {
+	s := LMSSettings{Type: cmp.Or(f.Type, "scim"), URL: f.URL, Rate: f.Rate, Timeout: f.Timeout, CAFile: f.CAFile,
 		ClientFilter: f.ClientFilter}
-	if l != nil {
-		s.URL = cmp.Or(l.url, s.URL)
-		s.Token, s.User, s.Password = l.token, l.user, l.password
-		s.CAFile = cmp.Or(l.caFile, s.CAFile)
-		s.ClientFilter = cmp.Or(l.clientFilter, s.ClientFilter)
-		s.Timeout = cmp.Or(l.timeout, s.Timeout)
-		s.Rate = cmp.Or(l.rate, s.Rate)
-	}
+	s.URL = cmp.Or(l.URL, s.URL)
+	s.Token, s.User, s.Password = l.Token, l.User, l.Password
+	s.CAFile = cmp.Or(l.CAFile, s.CAFile)
+	s.ClientFilter = cmp.Or(l.ClientFilter, s.ClientFilter)
+	s.Timeout = cmp.Or(l.Timeout, s.Timeout)
+	s.Rate = cmp.Or(l.Rate, s.Rate)
 	s.Timeout = cmp.Or(s.Timeout, 15*time.Second)
 	s.Rate = cmp.Or(s.Rate, "unlimited")
 	return s
 }
 
-// lmsOpener builds one type of LMS adapter from its settings.
-type lmsOpener func(s lmsSettings) (connector.LMS, error)
+// LMSOpener builds one type of LMS adapter from its settings.
+type LMSOpener func(s LMSSettings) (connector.LMS, error)
 
 // lmsTypes are the LMS adapters by lms.type, as dex registers its connectors. A new
 // adapter is one package plus one line here.
-var lmsTypes = map[string]lmsOpener{
+var lmsTypes = map[string]LMSOpener{
 	"scim": openSCIM,
 }
 
 var lmsTypesMu sync.RWMutex
 
-// registerLMS adds an adapter type (tests register doubles with it).
-func registerLMS(typ string, open lmsOpener) {
+// RegisterLMS adds an adapter type (tests register doubles with it).
+func RegisterLMS(typ string, open LMSOpener) {
 	lmsTypesMu.Lock()
 	defer lmsTypesMu.Unlock()
 	lmsTypes[typ] = open
 }
 
-// openLMS builds the adapter that s names. Only the app calls it: see the top of
-// this file.
-func openLMS(s lmsSettings) (connector.LMS, error) {
+// CheckLMS says what is wrong with the LMS settings s, or nil: it builds the
+// adapter s names and drops it, so that a command fails at start, not at its
+// first LMS call.
+func CheckLMS(s LMSSettings) error {
+	_, err := openLMS(s)
+	return err
+}
+
+// openLMS builds the adapter that s names. Only this package calls it: see the
+// package comment.
+func openLMS(s LMSSettings) (connector.LMS, error) {
 	lmsTypesMu.RLock()
 	open, ok := lmsTypes[s.Type]
 	var known []string
@@ -206,7 +176,7 @@ func openLMS(s lmsSettings) (connector.LMS, error) {
 }
 
 // openSCIM builds the SCIM 2.0 client.
-func openSCIM(s lmsSettings) (connector.LMS, error) {
+func openSCIM(s LMSSettings) (connector.LMS, error) {
 	if s.URL == "" {
 		return nil, fmt.Errorf("--lms-url (LMS_URL, or lms.url in the configuration file) is required: the SCIM 2.0 base URL of the LMS")
 	}
@@ -239,27 +209,30 @@ func openSCIM(s lmsSettings) (connector.LMS, error) {
 	return scim.New(s.URL, opts...)
 }
 
-// appOptions are what a command adds to the settings.
-type appOptions struct {
+// Options are what a command adds to the settings.
+type Options struct {
 	Log *slog.Logger
 	// Metrics are the Prometheus series to feed; nil makes new ones.
-	Metrics *metrics
+	Metrics *Metrics
 	Now     func() time.Time
 	// LMS, if set, is the LMS to use instead of the one lms.type names (the demo,
 	// the bench and tests bring their own). It goes behind the guard all the same.
 	LMS connector.LMS
+	// WrapLMS, if set, wraps the LMS (LMS, or the one lms.type names) inside the
+	// guard: the bench times the calls the guard lets through.
+	WrapLMS func(connector.LMS) connector.LMS
 	// ReactivateManual reactivates accounts deactivated outside hrsync (--reactivate-manual).
 	ReactivateManual bool
 	// DeadLetterMaxBody caps a dead letter's stored body (store.DB.DeadLetterMaxBody).
 	DeadLetterMaxBody int
 }
 
-// app is the assembly: see the top of this file.
-type app struct {
-	set     settings
-	opts    appOptions
+// App is the assembly: see the package comment.
+type App struct {
+	set     Settings
+	opts    Options
 	log     *slog.Logger
-	metrics *metrics
+	metrics *Metrics
 	now     func() time.Time
 	db      *store.DB
 
@@ -271,23 +244,23 @@ type app struct {
 	lmsErr  error
 }
 
-// openApp opens the store (migrating it) and builds the safeguard; the LMS is
-// opened on first use (app.LMS), so that commands that never call it do not need it.
-func openApp(ctx context.Context, set settings, o appOptions) (_ *app, err error) {
-	a := &app{set: set, opts: o, log: o.Log, metrics: o.Metrics, now: o.Now}
+// Open opens the store (migrating it) and builds the safeguard; the LMS is
+// opened on first use (App.LMS), so that commands that never call it do not need it.
+func Open(ctx context.Context, set Settings, o Options) (_ *App, err error) {
+	a := &App{set: set, opts: o, log: o.Log, metrics: o.Metrics, now: o.Now}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.metrics == nil {
-		a.metrics = newMetrics()
+		a.metrics = NewMetrics()
 	}
 	if a.now == nil {
 		a.now = time.Now
 	}
-	if a.rate, err = guard.ParseRate(set.lms.Rate); err != nil {
+	if a.rate, err = guard.ParseRate(set.LMS.Rate); err != nil {
 		return nil, fmt.Errorf("--lms-rate (LMS_RATE, lms.rate): %w", err)
 	}
-	if a.db, err = store.Open(ctx, set.db, a.log); err != nil {
+	if a.db, err = store.Open(ctx, set.DB, a.log); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	defer func() {
@@ -304,13 +277,13 @@ func openApp(ctx context.Context, set settings, o appOptions) (_ *app, err error
 	// With a key, a wrong key is refused here. Without one, the store records no
 	// fact once it holds erasure tombstones (it could not refuse an erased
 	// person's), and commands that record nothing work on; the daemon refuses to
-	// start (openStack).
-	if len(set.erasureKey) > 0 {
-		if err := a.db.UseErasureKeys(ctx, set.erasureKey, set.erasureKeysOld...); err != nil {
+	// start (OpenStack).
+	if len(set.ErasureKey) > 0 {
+		if err := a.db.UseErasureKeys(ctx, set.ErasureKey, set.ErasureKeysOld...); err != nil {
 			return nil, err
 		}
 	}
-	sc := set.safeguard
+	sc := set.Safeguard
 	sc.Store, sc.Now, sc.Logger = a.db, a.now, a.log
 	if a.safeguard, err = connector.NewSafeguard(sc); err != nil {
 		return nil, err
@@ -321,9 +294,9 @@ func openApp(ctx context.Context, set settings, o appOptions) (_ *app, err error
 // LMS returns the LMS behind the guard: the client-side rate limit, retries of
 // temporary failures and the quarantine (docs/lms-resilience.md), reporting to the
 // app's metrics.
-func (a *app) LMS() (connector.LMS, error) {
+func (a *App) LMS() (connector.LMS, error) {
 	a.lmsOnce.Do(func() {
-		a.lms, a.lmsErr = guardedLMS(a.set.lms, a.opts.LMS, a.log, a.metrics)
+		a.lms, a.lmsErr = guardedLMS(a.set.LMS, a.opts.LMS, a.opts.WrapLMS, a.log, a.metrics)
 	})
 	if a.lmsErr != nil {
 		return nil, a.lmsErr
@@ -331,10 +304,15 @@ func (a *app) LMS() (connector.LMS, error) {
 	return a.lms, nil
 }
 
-// guardedLMS opens the LMS s names (or takes raw, if given) behind the guard, with
+// GuardedLMS opens the LMS s names (or takes raw, if given) behind the guard, with
 // s's rate, reporting to m. It is the only way to an LMS client: the app uses it,
 // and the one command that needs an LMS but no store (report rehire).
-func guardedLMS(s lmsSettings, raw connector.LMS, log *slog.Logger, m *metrics) (*guard.LMS, error) {
+func GuardedLMS(s LMSSettings, raw connector.LMS, log *slog.Logger, m *Metrics) (*guard.LMS, error) {
+	return guardedLMS(s, raw, nil, log, m)
+}
+
+// guardedLMS is GuardedLMS with wrap (nil: none) between the LMS and the guard.
+func guardedLMS(s LMSSettings, raw connector.LMS, wrap func(connector.LMS) connector.LMS, log *slog.Logger, m *Metrics) (*guard.LMS, error) {
 	rate, err := guard.ParseRate(s.Rate)
 	if err != nil {
 		return nil, fmt.Errorf("--lms-rate (LMS_RATE, lms.rate): %w", err)
@@ -344,14 +322,17 @@ func guardedLMS(s lmsSettings, raw connector.LMS, log *slog.Logger, m *metrics) 
 			return nil, err
 		}
 	}
+	if wrap != nil {
+		raw = wrap(raw)
+	}
 	if m == nil {
-		m = newMetrics()
+		m = NewMetrics()
 	}
 	return guard.New(raw, guard.Config{Rate: rate, Logger: log, Hooks: m.guardHooks()}), nil
 }
 
-// perHour is the LMS's rate in calls per hour, 0 if unlimited (job estimates).
-func (a *app) perHour() float64 {
+// PerHour is the LMS's rate in calls per hour, 0 if unlimited (job estimates).
+func (a *App) PerHour() float64 {
 	if a.rate.Unlimited() {
 		return 0
 	}
@@ -359,45 +340,70 @@ func (a *app) perHour() float64 {
 }
 
 // policy returns the feeds' policies.
-func (a *app) policy(feed string) connector.Policy {
-	return a.set.feeds[feed].Policy(connector.Policy{Leaver: connector.LeaverDeactivate,
-		ReactivateManual: a.opts.ReactivateManual, CourseValidity: a.set.courses})
+func (a *App) policy(feed string) connector.Policy {
+	return a.set.Feeds[feed].Policy(connector.Policy{Leaver: connector.LeaverDeactivate,
+		ReactivateManual: a.opts.ReactivateManual, CourseValidity: a.set.Courses})
 }
 
-// converger builds a converger on the app's parts: the store, the guarded LMS, the
+// Converger builds a converger on the app's parts: the store, the guarded LMS, the
 // feeds and their policies, the safeguard, the eraser and the metrics. cc tunes it;
 // the parts it names are the app's whatever cc says.
-func (a *app) converger(cc connector.ConvergerConfig) (*connector.Converger, error) {
+func (a *App) Converger(cc connector.ConvergerConfig) (*connector.Converger, error) {
 	lms, err := a.LMS()
 	if err != nil {
 		return nil, err
 	}
-	cc.Store, cc.LMS, cc.Feeds, cc.Logger, cc.Now = a.db, lms, a.set.feeds, a.log, a.now
+	cc.Store, cc.LMS, cc.Feeds, cc.Logger, cc.Now = a.db, lms, a.set.Feeds, a.log, a.now
 	cc.Policy, cc.Safeguard, cc.EraseFunc = a.policy, a.safeguard, a.eraseRequested
 	cc.Hooks = a.metrics.convergerHooks(cc.Hooks)
 	return connector.NewConverger(cc)
 }
 
-// reconciler builds a reconciler on the app's parts; rc tunes it.
-func (a *app) reconciler(rc connector.ReconcilerConfig) (*connector.Reconciler, error) {
+// Reconciler builds a reconciler on the app's parts; rc tunes it.
+func (a *App) Reconciler(rc connector.ReconcilerConfig) (*connector.Reconciler, error) {
 	lms, err := a.LMS()
 	if err != nil {
 		return nil, err
 	}
-	rc.Store, rc.LMS, rc.Feeds, rc.Logger, rc.Policy = a.db, lms, a.set.feeds, a.log, a.policy
+	rc.Store, rc.LMS, rc.Feeds, rc.Logger, rc.Policy = a.db, lms, a.set.Feeds, a.log, a.policy
 	rc.ReactivateManual = a.opts.ReactivateManual
 	return connector.NewReconciler(rc)
 }
 
-// uploader builds the roster uploader: the safeguard's thresholds judge each upload
+// Uploader builds the roster uploader: the safeguard's thresholds judge each upload
 // whole, once (docs/rosters.md).
-func (a *app) uploader() *roster.Uploader {
-	return &roster.Uploader{Store: a.db, Feeds: a.set.feeds, Rosters: a.set.rosters, Now: a.now, Log: a.log,
+func (a *App) Uploader() *roster.Uploader {
+	return &roster.Uploader{Store: a.db, Feeds: a.set.Feeds, Rosters: a.set.Rosters, Now: a.now, Log: a.log,
 		ThresholdsFunc: a.safeguard.Thresholds}
 }
 
+// Store is the app's store.
+func (a *App) Store() *store.DB { return a.db }
+
+// Settings are the settings the app was opened with.
+func (a *App) Settings() Settings { return a.set }
+
+// Log is the app's logger.
+func (a *App) Log() *slog.Logger { return a.log }
+
+// Clock is the app's clock.
+func (a *App) Clock() func() time.Time { return a.now }
+
+// Metrics are the Prometheus series the app feeds.
+func (a *App) Metrics() *Metrics { return a.metrics }
+
+// eraseRequested is the daemon converger's EraseFunc: erasure.Requested with the
+// daemon's erasure key and the feed's retention policy.
+func (a *App) eraseRequested(ctx context.Context, r connector.ErasureRequest) error {
+	lms, err := a.LMS()
+	if err != nil {
+		return err
+	}
+	return erasure.Requested(ctx, a.db, lms, a.set.ErasureKey, a.set.Retention.Keep(r.Worker.Feed), r, a.log)
+}
+
 // Close closes the store.
-func (a *app) Close() {
+func (a *App) Close() {
 	if a.db != nil {
 		_ = a.db.Close()
 	}
@@ -438,7 +444,7 @@ const defaultSettle = 30 * time.Second
 
 // safeguard returns the safeguard's configuration: one rule for the daemon and
 // every command. It cannot be switched off; thresholds can be raised.
-func (fc fileConfig) safeguard(feeds connector.Feeds) (connector.SafeguardConfig, error) {
+func (fc FileConfig) safeguard(feeds connector.Feeds) (connector.SafeguardConfig, error) {
 	sg := fc.Safeguard
 	def := sg.over(connector.DefaultThresholds())
 	c := connector.SafeguardConfig{Default: def, Overall: def, Window: cmp.Or(sg.Window, time.Hour), Settle: defaultSettle,
@@ -484,8 +490,8 @@ func (fc fileConfig) safeguard(feeds connector.Feeds) (connector.SafeguardConfig
 }
 
 // retention returns the feeds' retention policies.
-func (fc fileConfig) retention() (retentionPolicy, error) {
-	r := retentionPolicy{}
+func (fc FileConfig) retention() (erasure.Retention, error) {
+	r := erasure.Retention{}
 	for _, f := range fc.Feeds {
 		if f.Retention.KeepLearningRecords != nil {
 			r[f.Name] = *f.Retention.KeepLearningRecords
@@ -494,8 +500,8 @@ func (fc fileConfig) retention() (retentionPolicy, error) {
 	return r, nil
 }
 
-// courseValidity returns each configured course's validity (report rehire).
-func (fc fileConfig) courseValidity() (map[string]time.Duration, error) {
+// CourseValidity returns each configured course's validity (report rehire).
+func (fc FileConfig) CourseValidity() (map[string]time.Duration, error) {
 	out := map[string]time.Duration{}
 	for course, c := range fc.Courses {
 		if c.Validity < 0 {

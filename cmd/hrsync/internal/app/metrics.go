@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"time"
@@ -13,7 +13,7 @@ import (
 
 // metrics are the daemon's Prometheus series. Each is fed by a hook of the events
 // consumer or the converger, so neither package imports Prometheus.
-type metrics struct {
+type Metrics struct {
 	reg           *prometheus.Registry
 	consumed      *prometheus.CounterVec
 	recorded      prometheus.Counter
@@ -30,8 +30,8 @@ type metrics struct {
 	lmsRateWait    prometheus.Counter
 }
 
-func newMetrics() *metrics {
-	m := &metrics{
+func NewMetrics() *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hrsync_events_consumed_total", Help: "Messages consumed from JetStream, by feed.",
@@ -79,7 +79,7 @@ func newMetrics() *metrics {
 }
 
 // eventHooks feeds the consumer's counters.
-func (m *metrics) eventHooks(h events.Hooks) events.Hooks {
+func (m *Metrics) eventHooks(h events.Hooks) events.Hooks {
 	h.Consumed = func(feed string) { m.consumed.WithLabelValues(feed).Inc() }
 	h.Recorded = func(n int) { m.recorded.Add(float64(n)) }
 	h.DeadLettered = func(feed, _ string) { m.deadLettered.WithLabelValues(feed).Inc() }
@@ -95,7 +95,7 @@ func (m *metrics) eventHooks(h events.Hooks) events.Hooks {
 }
 
 // convergerHooks feeds the converger's counters, chaining to next where set.
-func (m *metrics) convergerHooks(next connector.ConvergerHooks) connector.ConvergerHooks {
+func (m *Metrics) convergerHooks(next connector.ConvergerHooks) connector.ConvergerHooks {
 	return connector.ConvergerHooks{
 		Action: func(k connector.ActionKind, o connector.Outcome) {
 			m.actions.WithLabelValues(string(k), string(o)).Inc()
@@ -122,7 +122,7 @@ func (m *metrics) convergerHooks(next connector.ConvergerHooks) connector.Conver
 }
 
 // guardHooks feeds the LMS guard's series.
-func (m *metrics) guardHooks() guard.Hooks {
+func (m *Metrics) guardHooks() guard.Hooks {
 	return guard.Hooks{
 		Call: func(_, outcome string) { m.lmsCalls.WithLabelValues(outcome).Inc() },
 		Quarantine: func(quarantined bool) {
