@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -168,4 +169,101 @@ func (c *Converger) pendingOutcome(ctx context.Context, w WorkerKey, p AuditEntr
 		return applied(a.Version != p.Before, "the account's version changed since", "the account's version is unchanged")
 	}
 	return OutcomeUnknown, "", "the LMS cannot show whether it happened", nil
+}
+
+// batchIntents writes the intent rows of one claimed batch together: a worker
+// that reaches its first LMS write gives its concurrency slot back and waits
+// until every other worker of the batch is waiting too or has finished; then one
+// insert commits all their intents, and they take their slots again for the
+// calls. So a batch costs one intent insert per round of writes (usually one),
+// not one per wave of Concurrency workers, and the LMS never sees more than
+// Concurrency calls at once.
+type batchIntents struct {
+	store AuditIntents
+	sem   chan struct{}
+
+	mu      sync.Mutex
+	live    int // workers not finished
+	waiting []*intentReq
+	flushed chan struct{} // closed when the current round is written
+}
+
+func newBatchIntents(store AuditIntents, n int, sem chan struct{}) *batchIntents {
+	return &batchIntents{store: store, sem: sem, live: n, flushed: make(chan struct{})}
+}
+
+type batchIntentsKey struct{}
+
+func withBatchIntents(ctx context.Context, b *batchIntents) context.Context {
+	return context.WithValue(ctx, batchIntentsKey{}, b)
+}
+
+// begin commits e as a pending audit row with the batch's round and returns its id.
+func (b *batchIntents) begin(ctx context.Context, e AuditEntry) (int64, error) {
+	r := &intentReq{e: e}
+	b.mu.Lock()
+	b.waiting = append(b.waiting, r)
+	round := b.flushed
+	last := len(b.waiting) == b.live
+	b.mu.Unlock()
+	<-b.sem // give the slot back while the others plan
+	if last {
+		b.flush(ctx)
+	} else {
+		select {
+		case <-round:
+		case <-ctx.Done():
+			b.mu.Lock()
+			select {
+			case <-round: // written meanwhile: use the result
+			default:
+				b.waiting = slices.DeleteFunc(b.waiting, func(x *intentReq) bool { return x == r })
+				r.err = ctx.Err()
+			}
+			b.mu.Unlock()
+		}
+	}
+	b.sem <- struct{}{}
+	return r.id, r.err
+}
+
+// done says a worker of the batch finished; if every other live worker waits, it
+// writes their round.
+func (b *batchIntents) done(ctx context.Context) {
+	b.mu.Lock()
+	b.live--
+	ready := len(b.waiting) > 0 && len(b.waiting) == b.live
+	b.mu.Unlock()
+	if ready {
+		b.flush(ctx)
+	}
+}
+
+// flush writes the waiting round, if still there, and releases its workers.
+func (b *batchIntents) flush(ctx context.Context) {
+	b.mu.Lock()
+	batch, round := b.waiting, b.flushed
+	b.waiting, b.flushed = nil, make(chan struct{})
+	b.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	es := make([]AuditEntry, len(batch))
+	for i, r := range batch {
+		es[i] = r.e
+	}
+	ids, err := b.store.BeginActions(context.WithoutCancel(ctx), es)
+	if err == nil && len(ids) != len(batch) {
+		err = fmt.Errorf("store returned %d ids for %d intents", len(ids), len(batch))
+	}
+	b.mu.Lock()
+	for i, r := range batch {
+		if err != nil {
+			r.err = err
+		} else {
+			r.id = ids[i]
+		}
+	}
+	b.mu.Unlock()
+	close(round)
 }

@@ -399,12 +399,15 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	errs := make([]error, len(claims))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, c.cfg.Concurrency)
+	intents := newBatchIntents(c.intents.store, len(claims), sem)
+	bctx := withBatchIntents(work, intents)
 	for i, cl := range claims {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			defer intents.done(work)
 			held := func() bool { return leases.held(cl.Worker, c.cfg.Now()) }
-			comps[i], errs[i] = c.convergeClaim(work, cl, hists[i], pending[cl.Worker], held)
+			comps[i], errs[i] = c.convergeClaim(bctx, cl, hists[i], pending[cl.Worker], held)
 		})
 	}
 	wg.Wait()
@@ -566,7 +569,7 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		if in.Plan == "" {
 			in.Plan = planText
 		}
-		id, err := c.intents.begin(ctx, in)
+		id, err := c.beginIntent(ctx, in)
 		if err != nil {
 			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
 			c.log.Warn("recording an LMS call before making it failed; not made, will retry", "action", a.Kind,
@@ -735,4 +738,13 @@ func describeActivity(a Activity) string {
 	}
 	return fmt.Sprintf("the account has activity (last login %v, %d enrollments, %d completions, %d uploads, %d rewards)",
 		a.LastLogin != nil, a.Enrollments, a.Completions, a.Uploads, a.Rewards)
+}
+
+// beginIntent commits the intent row of an LMS call: with its batch's round when
+// the call is part of a claimed batch (ConvergeOnce), else on its own.
+func (c *Converger) beginIntent(ctx context.Context, e AuditEntry) (int64, error) {
+	if b, ok := ctx.Value(batchIntentsKey{}).(*batchIntents); ok {
+		return b.begin(ctx, e)
+	}
+	return c.intents.begin(ctx, e)
 }
