@@ -93,6 +93,12 @@ outage, revoked credentials) the LMS is quarantined: converging pauses, /readyz
 answers 503 with the reason, and one probe call every 30s or more (backing off)
 tests the LMS; the first success resumes. See docs/lms-resilience.md.
 
+Removals (deactivations, deletions) gather for safeguard.settle (30s) into a burst
+that is judged whole against the thresholds of safeguard: in the configuration file
+(default: more than 20% of a feed's active accounts, or 500, within an hour); a
+burst over them is held whole until a person decides (hrsync holds). No flag turns
+the safeguard off. Each feed has its own stream, HRSYNC_<feed>, with its own limits.
+
 The admin port serves /healthz, /readyz and Prometheus /metrics, and, with a token,
 roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.md).`)
 	vars := map[string]string{}
