@@ -21,8 +21,11 @@ const holdsSynopsis = "holds list [flags] | holds show [flags] ID | holds approv
 const holdsDesc = `
 A hold is a set of deactivations or deletions that crossed a safeguard threshold
 (default: more than 20% of a feed's active accounts, or more than 500 accounts,
-within one hour of live events or one upload). None of it runs until a person
-decides; once a feed has an open hold, every further removal of that feed joins it.
+within one hour of live events or one upload; safeguard: in the configuration file).
+Live removals gather for safeguard.settle (30s) into a burst that is judged whole:
+a burst over the thresholds is held whole, and none of it runs until a person
+decides; a later burst that crosses them joins the feed's open hold, one under them
+runs.
 Hires, updates and rehires are never held.
 
   holds list            the holds with their counts (newest first)
