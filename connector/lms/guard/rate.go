@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -84,10 +85,27 @@ var errTooLong = errors.New("the wait for the rate limit exceeds the deadline")
 // whose reservations put every caller on one schedule, so that waiters that wake
 // late do not lower the rate, and in any window of length T at most burst +
 // rate*T calls start. Times come from the guard's clock.
-type bucket struct{ lim *rate.Limiter }
+type bucket struct {
+	lim *rate.Limiter
+	// mu and last keep the times handed to the limiter in order: callers read the
+	// clock before they get here, and x/time/rate moves its own last update back
+	// to an earlier time, which would give the later callers tokens twice.
+	mu   sync.Mutex
+	last time.Time
+}
+
+// monotonic returns now, or the latest time seen if now is before it. Called
+// with mu held.
+func (b *bucket) monotonic(now time.Time) time.Time {
+	if now.Before(b.last) {
+		return b.last
+	}
+	b.last = now
+	return now
+}
 
 func newBucket(r Rate, burst int, now time.Time) *bucket {
-	b := &bucket{lim: rate.NewLimiter(rate.Limit(r.PerSecond()), max(burst, 1))}
+	b := &bucket{lim: rate.NewLimiter(rate.Limit(r.PerSecond()), max(burst, 1)), last: now}
 	b.lim.SetLimitAt(now, rate.Limit(r.PerSecond())) // start full, at now
 	return b
 }
@@ -96,6 +114,9 @@ func newBucket(r Rate, burst int, now time.Time) *bucket {
 // waits for it. If that is longer than budget (budget > 0), it takes nothing and
 // returns errTooLong with the wait.
 func (b *bucket) reserve(now time.Time, budget time.Duration) (*rate.Reservation, time.Duration, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now = b.monotonic(now)
 	res := b.lim.ReserveN(now, 1)
 	wait := res.DelayFrom(now)
 	if budget > 0 && wait > budget {
@@ -107,4 +128,8 @@ func (b *bucket) reserve(now time.Time, budget time.Duration) (*rate.Reservation
 
 // cancel gives back the token of a reservation that will not be used, minus the
 // slots handed out after it (those callers already count on it).
-func (b *bucket) cancel(res *rate.Reservation, now time.Time) { res.CancelAt(now) }
+func (b *bucket) cancel(res *rate.Reservation, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	res.CancelAt(b.monotonic(now))
+}

@@ -166,10 +166,11 @@ func TestRateLimitRealClock(t *testing.T) {
 	t.Parallel()
 	const perSec, burst, callers = 400.0, 4, 8
 	inner := &countingLMS{now: time.Now}
+	// The bucket fills from its creation on: the allowance counts from then.
+	start := time.Now()
 	g := guard.New(inner, guard.Config{Rate: guard.Rate{N: perSec, Per: time.Second}, Burst: burst})
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	var wg sync.WaitGroup
 	for range callers {
 		wg.Go(func() {
