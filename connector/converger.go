@@ -495,6 +495,9 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	if want.State == StateAbsent {
 		return comp, nil // nothing due yet: touch nothing, wake at next
 	}
+	if held, done, err := c.settleBeforeRead(ctx, cl, want, hist, next, comp, pol); done {
+		return held, err
+	}
 
 	m, err := c.match(ctx, feed, want, hist)
 	if err != nil {
@@ -747,4 +750,39 @@ func (c *Converger) beginIntent(ctx context.Context, e AuditEntry) (int64, error
 		return b.begin(ctx, e)
 	}
 	return c.intents.begin(ctx, e)
+}
+
+// settleBeforeRead puts a removal into its burst before the account is read, when
+// the store's own record says one is due: the worker is linked, its facts want the
+// account inactive, and hrsync's last state action on it left it active. While the
+// burst settles, and when it is held, the LMS is not called at all; once it passes,
+// the converge reads the account and acts as usual (the safeguard then answers the
+// same removal again, counted once). So settling costs no LMS call: a leave is still
+// one read and one write. Where the record is not enough (no link, an account
+// hrsync never set, a deletion policy), the plan's own removal is judged after the
+// read, as before.
+func (c *Converger) settleBeforeRead(ctx context.Context, cl Claim, want Wanted, hist History, next time.Time, comp Completion, pol Policy) (Completion, bool, error) {
+	id, linked := hist.Links[cl.Worker.WorkerID]
+	if c.cfg.Safeguard == nil || want.State != StateInactive || !linked {
+		return comp, false, nil
+	}
+	last, err := c.cfg.Store.LastStateActions(ctx, []string{id})
+	if err != nil {
+		return comp, false, nil // the account is read and the plan judged as usual
+	}
+	e, ok := last[id]
+	if !ok || !ManualDeactivation(&e) { // hrsync did not leave it active
+		return comp, false, nil
+	}
+	var removal []Action
+	for _, a := range Plan(want, &Account{ID: id, ExternalID: cl.Worker.ExternalID(), Active: true, Profile: want.Profile}, pol) {
+		if a.Kind.Removes() {
+			removal = append(removal, a)
+			break
+		}
+	}
+	if len(removal) == 0 {
+		return comp, false, nil
+	}
+	return c.safeguard(ctx, cl, want, removal, next, comp)
 }

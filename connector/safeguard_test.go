@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,5 +380,60 @@ func TestSafeguardBurstHeldWhole(t *testing.T) {
 	c.converge(t)
 	if n := c.deactivations(); n != 3 {
 		t.Fatalf("%d deactivations of a burst under the thresholds, want 3", n)
+	}
+}
+
+// readCountingLMS counts the account reads of the converger.
+type readCountingLMS struct {
+	connector.LMS
+	reads atomic.Int64
+}
+
+func (r *readCountingLMS) GetAccount(ctx context.Context, id string) (connector.Account, error) {
+	r.reads.Add(1)
+	return r.LMS.GetAccount(ctx, id)
+}
+
+func (r *readCountingLMS) FindAccounts(ctx context.Context, f connector.AccountFilter) ([]connector.Account, error) {
+	r.reads.Add(1)
+	return r.LMS.FindAccounts(ctx, f)
+}
+
+// Settling costs no LMS call: a leaver of a burst that passes is read once and
+// deactivated once, and one of a held burst is not read at all.
+func TestSafeguardSettlingReadsNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		leavers       int
+		reads, writes int
+	}{{"Passes", 3, 3, 3}, {"Held", 10, 0, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupSafeguard(t, 20)
+			counting := &readCountingLMS{LMS: b.lms}
+			sg, err := connector.NewSafeguard(connector.SafeguardConfig{Store: b.db, Now: b.clock, Settle: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: counting, Feeds: b.feeds, Now: b.clock,
+				Safeguard: sg, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.set(b.clock().Add(time.Hour))
+			b.leaveMany(t, tc.leavers)
+			if n := counting.reads.Load(); n != 0 {
+				t.Fatalf("%d LMS reads while the burst settles, want 0", n)
+			}
+			b.set(b.clock().Add(time.Minute))
+			b.converge(t)
+			if n := counting.reads.Load(); n != int64(tc.reads) {
+				t.Errorf("%d LMS reads for %d leavers, want %d", n, tc.leavers, tc.reads)
+			}
+			if n := b.deactivations(); n != tc.writes {
+				t.Errorf("%d deactivations, want %d", n, tc.writes)
+			}
+		})
 	}
 }
