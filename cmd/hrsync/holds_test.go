@@ -137,7 +137,7 @@ func TestDemoHolds(t *testing.T) {
 	if res["ok"] != true || res["held"] == float64(0) || res["holds_approved"] == float64(0) {
 		t.Fatalf("demo result: %v", res)
 	}
-	if !strings.Contains(out, "safeguard: hold 1 keeps") || !strings.Contains(out, "hrsync holds approve 1 --by demo-admin") {
+	if !strings.Contains(out, "safeguard: hold 1 keeps") || !strings.Contains(out, "hrsync holds approve --by demo-admin") {
 		t.Fatalf("the demo does not show the hold and its approval:\n%s", out)
 	}
 }

@@ -80,9 +80,9 @@ func (e Env) Dormant(ctx context.Context, r DormantRequest) error {
 		fmt.Fprintln(w, "nothing to clean up; no hold was created")
 	default:
 		fmt.Fprintf(w, "held as hold %d; nothing was deleted. Next:\n", holdID)
-		fmt.Fprintf(w, "  hrsync holds show %d --csv -                                      review every account\n", holdID)
-		fmt.Fprintf(w, "  hrsync holds approve %d --sample-batch 50 --by NAME --reason TEXT  optional: a test batch first\n", holdID)
-		fmt.Fprintf(w, "  hrsync holds approve %d --by NAME --reason TEXT                    approve all\n", holdID)
+		fmt.Fprintf(w, "  hrsync holds show --csv - %d                                      review every account\n", holdID)
+		fmt.Fprintf(w, "  hrsync holds approve --sample-batch 50 --by NAME --reason TEXT %d  optional: a test batch first\n", holdID)
+		fmt.Fprintf(w, "  hrsync holds approve --by NAME --reason TEXT %d                    approve all\n", holdID)
 		fmt.Fprintf(w, "  hrsync holds run %d                                               delete (resumable)\n", holdID)
 	}
 	return nil

@@ -100,7 +100,7 @@ func (e Env) Offboard(ctx context.Context, r OffboardRequest) error {
 	// The report directory names the hold, so two offboardings never share one.
 	report.ReportDir = cmp.Or(r.Dir, fmt.Sprintf("offboard-%s-hold%d-%s", name, id, stamp))
 	if err := WriteReport(report.ReportDir, sel, est); err != nil {
-		return fmt.Errorf("hold %d is created, but its report was not written (hrsync holds show %d --csv - lists its accounts): %w", id, id, err)
+		return fmt.Errorf("hold %d is created, but its report was not written (hrsync holds show --csv - %d lists its accounts): %w", id, id, err)
 	}
 	if payload, err = json.Marshal(report); err != nil {
 		return err
@@ -112,7 +112,7 @@ func (e Env) Offboard(ctx context.Context, r OffboardRequest) error {
 	fmt.Fprintf(w, "that needs %s\n", est)
 	fmt.Fprintf(w, "report: %s (accounts.csv, report.json)\n", report.ReportDir)
 	e.Log.Info("offboarding held", "feed", name, "hold", id, "accounts", len(sel.Items), "action", action, "by", r.By)
-	fmt.Fprintf(w, "held as hold %d; nothing changed. Next: hrsync holds approve %d --by NAME --reason TEXT, then hrsync holds run %d\n", id, id, id)
+	fmt.Fprintf(w, "held as hold %d; nothing changed. Next: hrsync holds approve --by NAME --reason TEXT %d, then hrsync holds run %d\n", id, id, id)
 	return nil
 }
 
@@ -122,7 +122,7 @@ func printOffboardHeld(w io.Writer, h connector.Hold) {
 	fmt.Fprintf(w, "feed %s is already being offboarded: hold %d (%s since %s, %d accounts); nothing new was held.\n",
 		h.Feed, h.ID, h.Status, h.CreatedAt.UTC().Format(time.RFC3339), h.Counts.Removals)
 	if h.Status == connector.HoldOpen {
-		fmt.Fprintf(w, "Next: hrsync holds show %d, hrsync holds approve %d --by NAME --reason TEXT, then hrsync holds run %d\n", h.ID, h.ID, h.ID)
+		fmt.Fprintf(w, "Next: hrsync holds show %d, hrsync holds approve --by NAME --reason TEXT %d, then hrsync holds run %d\n", h.ID, h.ID, h.ID)
 	} else {
 		fmt.Fprintf(w, "Next: hrsync holds run %d (resumes where it stopped)\n", h.ID)
 	}

@@ -62,7 +62,7 @@ func WriteResult(w io.Writer, name string, res *Result, asJSON bool) error {
 		}
 		return events.FormatEvents(w, evs)
 	case "held":
-		fmt.Fprintf(w, "HELD as hold %d, nothing was published: %s\nReview it with: hrsync holds show %d; then hrsync holds approve|reject %d\n",
+		fmt.Fprintf(w, "HELD as hold %d, nothing was published: %s\nReview it with: hrsync holds show %d; then hrsync holds approve|reject --by NAME --reason TEXT %d\n",
 			res.HoldID, res.Reason, res.HoldID, res.HoldID)
 	case "unchanged":
 		fmt.Fprintln(w, "nothing to do: the feed already matches the file")
