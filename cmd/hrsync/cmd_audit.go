@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -72,7 +71,7 @@ the file is safe to open in a spreadsheet.`, noArgs)
 			return err
 		}
 		werr := writeAudit(w, format, rows)
-		return errors.Join(werr, done(fmt.Sprintf("%d audit rows", len(rows))))
+		return done(fmt.Sprintf("%d audit rows", len(rows)), werr)
 	}
 	return cmd
 }

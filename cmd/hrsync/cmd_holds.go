@@ -135,7 +135,7 @@ Exits 3 when the hold is open: a person must decide it.`, exactArgs(1, "one hold
 			return err
 		}
 		n, err := showHold(ctx, env, db, h, max(*sample, 0), format, w)
-		if err := errors.Join(err, done(fmt.Sprintf("%d affected people of hold %d", n, id))); err != nil {
+		if err := done(fmt.Sprintf("%d affected people of hold %d", n, id), err); err != nil {
 			return err
 		}
 		if h.Status == connector.HoldOpen {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -113,7 +112,7 @@ named with --account.`, noArgs)
 			return err
 		}
 		werr := writeRehire(w, format, rep)
-		return errors.Join(werr, done(fmt.Sprintf("%d courses", len(rep.Courses))))
+		return done(fmt.Sprintf("%d courses", len(rep.Courses)), werr)
 	}
 	return cmd
 }

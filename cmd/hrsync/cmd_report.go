@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -70,7 +69,7 @@ func (r *reportFlags) write(cmd *cobra.Command, env *environment, t *report.Tabl
 		return err
 	}
 	werr := t.Write(w, format)
-	return errors.Join(werr, done(fmt.Sprintf("%s report (%d rows)", t.Name, len(t.Rows))))
+	return done(fmt.Sprintf("%s report (%d rows)", t.Name, len(t.Rows)), werr)
 }
 
 func newReportHeadcountCmd(env *environment) *cobra.Command {

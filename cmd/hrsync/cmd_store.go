@@ -157,11 +157,13 @@ subject, reason, size and SHA-256. The daemon does this every hour with
 	return cmd
 }
 
-func newReviewCmd(env *environment) *cobra.Command {
-	cmd := newCmd("list", "list the open review items", `
+const reviewDesc = `
 Review items are decisions hrsync refused to guess: two accounts matching one person,
 a partner row whose email belongs to an account outside its scope, an LMS that
-rejected a change for good. Each names the worker, the reason and the candidates.
+rejected a change for good. Each names the worker, the reason and the candidates.`
+
+func newReviewCmd(env *environment) *cobra.Command {
+	cmd := newCmd("list", "list the open review items", reviewDesc+`
 
 Exits 3 when it lists open items: a person must decide them.`, noArgs)
 	fs := cmd.Flags()
@@ -194,7 +196,7 @@ Exits 3 when it lists open items: a person must decide them.`, noArgs)
 		}
 		return nil
 	}
-	return group(env, "review", "list the items a person must decide", "", cmd)
+	return group(env, "review", "list the items a person must decide", reviewDesc, cmd)
 }
 
 // parseID reads the positional ID of a what (hold, dead letter); not a number is

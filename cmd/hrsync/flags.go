@@ -290,18 +290,19 @@ func (o *output) resolve(cmd *cobra.Command) (string, error) {
 	return o.format.v, nil
 }
 
-// create returns where the output goes: the --out file, or stdout. done closes
-// the file, and says on stderr what was written there ("wrote <what> to FILE").
-func (o *output) create(env *environment) (w io.Writer, done func(what string) error, err error) {
+// create returns where the output goes: the --out file, or stdout. done takes
+// the error of writing (returned as it is), closes the file, and says on stderr
+// what was written there ("wrote <what> to FILE").
+func (o *output) create(env *environment) (w io.Writer, done func(what string, werr error) error, err error) {
 	if o.out == "" {
-		return env.stdout, func(string) error { return nil }, nil
+		return env.stdout, func(_ string, werr error) error { return werr }, nil
 	}
 	f, err := os.Create(o.out)
 	if err != nil {
 		return nil, nil, err
 	}
-	return f, func(what string) error {
-		if err := f.Close(); err != nil {
+	return f, func(what string, werr error) error {
+		if err := errors.Join(werr, f.Close()); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.stderr, "wrote %s to %s\n", what, o.out)
@@ -344,8 +345,7 @@ func (o *output) print(cmd *cobra.Command, env *environment, what string, r reco
 	if err != nil {
 		return err
 	}
-	werr := r.write(w, format)
-	return errors.Join(werr, done(fmt.Sprintf("%d %s", len(r.rows), what)))
+	return done(fmt.Sprintf("%d %s", len(r.rows), what), r.write(w, format))
 }
 
 // writeJSONLines writes each item as one line of JSON.
