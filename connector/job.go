@@ -103,7 +103,7 @@ func (r JobRunner) Run(ctx context.Context, hold int64) (JobSummary, error) {
 	case h.Status == HoldRejected:
 		return sum, fmt.Errorf("hold %d was rejected by %s (%s): %w", hold, h.DecidedBy, h.Decision, ErrJobNotRunnable)
 	default:
-		return sum, fmt.Errorf("hold %d is open: approve it, or a sample of it, first (hrsync holds approve %d [--sample N]): %w", hold, hold, ErrJobNotRunnable)
+		return sum, fmt.Errorf("hold %d is open: approve it, or a sample of it, first (hrsync holds approve %d --by NAME --reason TEXT, with --sample-batch N for a sample): %w", hold, hold, ErrJobNotRunnable)
 	}
 	batch := r.Batch
 	bulk := 0

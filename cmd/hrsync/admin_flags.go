@@ -1,12 +1,12 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/spf13/pflag"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 )
@@ -17,20 +17,20 @@ type adminFlags struct {
 	l         roster.Limits
 }
 
-func (f *adminFlags) register(fs *flag.FlagSet, vars map[string]string) {
+func (f *adminFlags) register(fs *pflag.FlagSet) {
 	d := roster.DefaultLimits()
 	fs.StringVar(&f.maxUpload, "admin-max-upload", humanize.IBytes(uint64(d.MaxUpload)), "largest roster upload the admin API accepts, e.g. 64MiB or 200MB; larger answers 413")
-	vars["admin-max-upload"] = "HRSYNC_ADMIN_MAX_UPLOAD"
+	envFlag(fs, "admin-max-upload", "HRSYNC_ADMIN_MAX_UPLOAD")
 	fs.IntVar(&f.l.UploadsPerToken, "admin-uploads-per-token", d.UploadsPerToken, "roster uploads one token may have in flight; one more answers 429")
-	vars["admin-uploads-per-token"] = "HRSYNC_ADMIN_UPLOADS_PER_TOKEN"
+	envFlag(fs, "admin-uploads-per-token", "HRSYNC_ADMIN_UPLOADS_PER_TOKEN")
 	fs.DurationVar(&f.l.ReadHeaderTimeout, "admin-read-header-timeout", d.ReadHeaderTimeout, "admin port: time to receive a request's headers")
-	vars["admin-read-header-timeout"] = "HRSYNC_ADMIN_READ_HEADER_TIMEOUT"
+	envFlag(fs, "admin-read-header-timeout", "HRSYNC_ADMIN_READ_HEADER_TIMEOUT")
 	fs.DurationVar(&f.l.ReadTimeout, "admin-read-timeout", d.ReadTimeout, "admin port: time to receive a whole request, body included (a roster upload)")
-	vars["admin-read-timeout"] = "HRSYNC_ADMIN_READ_TIMEOUT"
+	envFlag(fs, "admin-read-timeout", "HRSYNC_ADMIN_READ_TIMEOUT")
 	fs.DurationVar(&f.l.WriteTimeout, "admin-write-timeout", d.WriteTimeout, "admin port: time from the end of a request's headers to the end of its response")
-	vars["admin-write-timeout"] = "HRSYNC_ADMIN_WRITE_TIMEOUT"
+	envFlag(fs, "admin-write-timeout", "HRSYNC_ADMIN_WRITE_TIMEOUT")
 	fs.DurationVar(&f.l.IdleTimeout, "admin-idle-timeout", d.IdleTimeout, "admin port: how long a kept-alive connection may wait for its next request")
-	vars["admin-idle-timeout"] = "HRSYNC_ADMIN_IDLE_TIMEOUT"
+	envFlag(fs, "admin-idle-timeout", "HRSYNC_ADMIN_IDLE_TIMEOUT")
 }
 
 // config checks the flags and returns the limits.

@@ -21,6 +21,10 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (string, string
 	return out.String(), errOut.String(), err
 }
 
+// needsPerson reports whether err is run's "done, but something needs a person"
+// (exit code 3).
+func needsPerson(err error) bool { return err != nil && exitCode(err) == exitAttention }
+
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	out, stderr, err := runCLI(t, nil, "demo", "--json", "--people", "80", "--seed", "3")
@@ -58,7 +62,7 @@ func TestPublishRefusesLocally(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `field "data.effective"`) {
 		t.Fatalf("err = %v, want a refusal naming data.effective", err)
 	}
-	_, _, err = runCLI(t, env, "publish", "--to-feed", "payroll", "--type", "hired", "--worker", "w1", "--email", "bob@example.com")
+	_, _, err = runCLI(t, env, "publish", "--feed", "payroll", "--type", "hired", "--worker", "w1", "--email", "bob@example.com")
 	if err == nil || !strings.Contains(err.Error(), "payroll") {
 		t.Fatalf("err = %v, want a refusal naming the undeclared feed", err)
 	}
@@ -98,7 +102,7 @@ func TestCLIErrors(t *testing.T) {
 	if _, _, err := runCLI(t, nil, "publish", "--config", cfg, "--dry-run", "--type", "hired", "--worker", "w1", "--email", "a@example.com"); err == nil || !strings.Contains(err.Error(), "timezon") {
 		t.Errorf("a typo in the config file must be an error naming the key: %v", err)
 	}
-	if _, _, err := runCLI(t, nil, "publish", "--feed", "hr:hr:Mars/Olympus", "--dry-run", "--type", "hired", "--worker", "w1", "--email", "a@example.com"); err == nil || !strings.Contains(err.Error(), "Mars/Olympus") {
+	if _, _, err := runCLI(t, nil, "publish", "--declare-feed", "hr:hr:Mars/Olympus", "--dry-run", "--type", "hired", "--worker", "w1", "--email", "a@example.com"); err == nil || !strings.Contains(err.Error(), "Mars/Olympus") {
 		t.Errorf("a bad feed time zone must be an error naming it: %v", err)
 	}
 }

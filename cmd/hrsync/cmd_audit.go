@@ -1,87 +1,79 @@
 package main
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/store"
 )
 
-func cmdAudit(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "audit", "audit [flags]", `
+func newAuditCmd(env *environment) *cobra.Command {
+	cmd := newCmd("audit", "query the audit trail: decisions and LMS actions, with facts, plan and outcome", `
 Query the audit trail: every decision and LMS action hrsync took, newest first. Each
 row shows the facts that led to it (source#id), the whole plan it was part of, its
 outcome, and whether a safeguard held it or a person approved or rejected it.
 
 Filter by worker, feed, account, action and time range; print a table, or export
-CSV or JSON (--format). CSV cells are escaped against formula injection, so the file
-is safe to open in a spreadsheet.`)
-	vars := map[string]string{}
+CSV or JSON lines (--format). CSV cells are escaped against formula injection, so
+the file is safe to open in a spreadsheet.`, noArgs)
+	cmd.Example = "  hrsync audit --worker hr:w-1001\n" +
+		"  hrsync audit --feed partner-acme --action deactivate --since 2026-10-01 --format csv --out audit.csv"
+	fs := cmd.Flags()
 	var c connFlags
-	c.registerBase(fs, vars, false)
-	feed := fs.String("feed", "", "only this feed")
+	c.addDB(fs)
+	feed := addFeed(fs, "only this feed")
 	worker := fs.String("worker", "", "only this worker id (with --feed, or FEED:ID)")
 	account := fs.String("account", "", "only this LMS account id")
 	action := fs.String("action", "", "only this action: create, update, deactivate, reactivate, delete, anonymise or none")
 	since := fs.String("since", "", "only from this time on: RFC 3339 date-time or date (UTC)")
 	until := fs.String("until", "", "only before this time: RFC 3339 date-time or date (UTC)")
 	limit := fs.Int("limit", 1000, "at most this many rows (0: all)")
-	format := fs.String("format", "table", "table, csv or json (JSON lines)")
-	out := fs.String("out", "", "write to this file instead of stdout")
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	f := store.AuditFilter{Feed: *feed, WorkerID: *worker, AccountID: *account, Action: connector.ActionKind(*action), Limit: *limit}
-	if fd, id, ok := strings.Cut(*worker, ":"); ok && *feed == "" {
-		f.Feed, f.WorkerID = fd, id
-	}
-	if *action != "" && *action != string(connector.ActionNone) && !isAction(connector.ActionKind(*action)) {
-		return fmt.Errorf("--action %q: want one of %v or none", *action, connector.ActionKinds)
-	}
-	var err error
-	if f.Since, err = parseWhen("--since", *since); err != nil {
-		return err
-	}
-	if f.Until, err = parseWhen("--until", *until); err != nil {
-		return err
-	}
-	if *format != "table" && *format != "csv" && *format != "json" {
-		return fmt.Errorf("--format %q: want table, csv or json", *format)
-	}
-	db, _, err := c.openStore(ctx, env)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	rows, err := db.ListAudit(ctx, f)
-	if err != nil {
-		return err
-	}
-	w := env.stdout
-	if *out != "" {
-		file, err := os.Create(*out)
+	out := addOutput(fs, true, "table", "csv", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		f := store.AuditFilter{Feed: feed.name, WorkerID: *worker, AccountID: *account, Action: connector.ActionKind(*action), Limit: *limit}
+		if fd, id, ok := strings.Cut(*worker, ":"); ok && feed.name == "" {
+			f.Feed, f.WorkerID = fd, id
+		}
+		if *action != "" && *action != string(connector.ActionNone) && !isAction(connector.ActionKind(*action)) {
+			return usagef(cmd, "--action %q: want one of %v or none", *action, connector.ActionKinds)
+		}
+		var err error
+		if f.Since, err = parseWhen("--since", *since); err != nil {
+			return usageErr(cmd, err)
+		}
+		if f.Until, err = parseWhen("--until", *until); err != nil {
+			return usageErr(cmd, err)
+		}
+		format, err := out.resolve(cmd)
 		if err != nil {
 			return err
 		}
-		defer file.Close()
-		w = file
+		db, _, err := c.openStore(cmd.Context(), env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		rows, err := db.ListAudit(cmd.Context(), f)
+		if err != nil {
+			return err
+		}
+		w, done, err := out.create(env)
+		if err != nil {
+			return err
+		}
+		werr := writeAudit(w, format, rows)
+		return done(fmt.Sprintf("%d audit rows", len(rows)), werr)
 	}
-	if err := writeAudit(w, *format, rows); err != nil {
-		return err
-	}
-	if *out != "" {
-		fmt.Fprintf(env.stderr, "wrote %d audit rows to %s\n", len(rows), *out)
-	}
-	return nil
+	return cmd
 }
 
 func isAction(k connector.ActionKind) bool {

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strconv"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/jobs"
 	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/store"
 )
 
 const cleanupDesc = `
@@ -38,66 +36,71 @@ the HR facts say is employed. Just before each batch is deleted, hrsync reads th
 accounts again and skips any that logged in, enrolled, changed, or became linked to
 an employee since the report.`
 
-func cmdCleanup(ctx context.Context, env *environment, args []string) error {
-	if len(args) == 0 || args[0] != "dormant" {
-		fs := newFlagSet(env, "cleanup", "cleanup dormant [flags]", cleanupDesc)
-		if err := parseFlags(fs, env, args, nil); err != nil {
-			return err
-		}
-		fs.Usage()
-		return errors.New("cleanup: want dormant")
-	}
-	return cmdDormant(ctx, env, args[1:], false)
+func newCleanupCmd(env *environment) *cobra.Command {
+	return group(env, "cleanup", "dormant-account clean-up: report, hold, approve, then delete in resumable batches", cleanupDesc,
+		newDormantCmd(env, false))
 }
 
-// cmdDormant is "cleanup dormant" (hold) and "report dormant" (report only).
-func cmdDormant(ctx context.Context, env *environment, args []string, reportOnly bool) error {
-	name, synopsis, desc := "cleanup dormant", "cleanup dormant --no-login|--no-enrollments [flags]", cleanupDesc
+// newDormantCmd is "cleanup dormant" (a hold) or "report dormant" (reportOnly).
+func newDormantCmd(env *environment, reportOnly bool) *cobra.Command {
+	cmd := newCmd("dormant", "find dormant LMS accounts, write a report and hold their deletion", cleanupDesc+`
+
+Exits 3 when it held accounts: a person must approve or reject the hold.`, noArgs)
 	if reportOnly {
-		name, synopsis, desc = "report dormant", "report dormant [flags]", `
+		cmd = newCmd("dormant", "LMS accounts never used (no login, no enrollments) per feed, read from the LMS; CSV and JSON files", `
 The dormant-account report: how many LMS accounts per feed were never used (no
 login, no enrollments, by default), and which. It scans every LMS account and reads
 its activity; it changes nothing and creates no hold (hrsync cleanup dormant does).
-Filters are those of hrsync cleanup dormant.`
+Filters are those of hrsync cleanup dormant.`, noArgs)
 	}
-	fs := newFlagSet(env, name, synopsis, desc)
-	vars := map[string]string{}
+	fs := cmd.Flags()
 	var c connFlags
 	var l lmsFlags
-	c.registerBase(fs, vars, false)
-	l.register(fs, vars)
-	l.registerRate(fs, vars)
-	var feedFlags feedFlag
-	fs.Var(&feedFlags, "declare-feed", "declare a feed as NAME[:KIND[:TIMEZONE]] when there is no config file (repeatable)")
+	c.addDB(fs)
+	c.addConfig(fs)
+	l.register(fs)
+	l.registerRate(fs)
 	noLogin := fs.Bool("no-login", reportOnly, "select accounts that never logged in")
 	noEnroll := fs.Bool("no-enrollments", reportOnly, "select accounts without enrollments")
-	before := fs.String("created-before", "", "select accounts created before this date (YYYY-MM-DD, UTC) or RFC 3339 time")
-	feed := fs.String("feed", "", "select only accounts of this feed (linked to its workers, or in its scope)")
+	before := fs.String("created-before", "", "select accounts created before this `DATE` (YYYY-MM-DD, UTC) or RFC 3339 time")
+	feed := addFeed(fs, "select only accounts of this feed (linked to its workers, or in its scope)")
 	orphaned := fs.Bool("orphaned", false, "select only accounts that no feed knows")
-	out := fs.String("out", "", "directory of the report files (default ./cleanup-<UTC timestamp>, or ./dormant-... for the report)")
+	dir := fs.String("out", "", "`DIR` of the report files (default ./cleanup-<UTC timestamp>, or ./dormant-... for the report)")
 	pageSize := fs.Int("page-size", 500, "LMS accounts per page")
-	asJSON := fs.Bool("json", false, "print the summary as JSON")
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	c.feeds = feedFlags
-	f := connector.DormantFilter{NoLogin: *noLogin, NoEnrollments: *noEnroll, Feed: *feed, Orphaned: *orphaned}
-	if *before != "" {
-		t, err := jobs.ParseDate(*before)
+	out := addOutput(fs, false, "table", "json")
+	fs.Lookup("format").Usage = "summary format: table (text) or json"
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		format, err := out.resolve(cmd)
 		if err != nil {
-			return fmt.Errorf("--created-before: %w", err)
+			return err
 		}
-		f.CreatedBefore = t
+		f := connector.DormantFilter{NoLogin: *noLogin, NoEnrollments: *noEnroll, Feed: feed.name, Orphaned: *orphaned}
+		if *before != "" {
+			t, err := jobs.ParseDate(*before)
+			if err != nil {
+				return usagef(cmd, "--created-before: %w", err)
+			}
+			f.CreatedBefore = t
+		}
+		if err := f.Validate(); err != nil {
+			return usageErr(cmd, err)
+		}
+		ctx := cmd.Context()
+		a, j, err := openJob(ctx, env, &c, &l)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		held, err := j.Dormant(ctx, jobs.DormantRequest{Filter: f, ReportOnly: reportOnly, Dir: *dir, PageSize: *pageSize, JSON: format == "json"})
+		if err != nil {
+			return err
+		}
+		if held != 0 {
+			return attentionf("hold %d awaits a decision: hrsync holds show %d, then hrsync holds approve|reject %d --by NAME --reason TEXT", held, held, held)
+		}
+		return nil
 	}
-	if err := f.Validate(); err != nil {
-		return err
-	}
-	a, j, err := openJob(ctx, env, &c, &l)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return j.Dormant(ctx, jobs.DormantRequest{Filter: f, ReportOnly: reportOnly, Dir: *out, PageSize: *pageSize, JSON: *asJSON})
+	return cmd
 }
 
 // openJob opens the app and builds a job command's jobs.Env on it: the store,
@@ -117,54 +120,49 @@ func openJob(ctx context.Context, env *environment, c *connFlags, l *lmsFlags) (
 		Out: env.stdout, Progress: env.stderr}, nil
 }
 
-// runJobHold is "holds run ID": run the approved part of a clean-up or
+// newHoldsRunCmd is "holds run ID": run the approved part of a clean-up or
 // offboarding job, then close an offboarded feed.
-func runJobHold(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "holds run", "holds run [flags] ID", `
+func newHoldsRunCmd(env *environment) *cobra.Command {
+	cmd := newCmd("run ID", "run the approved part of a clean-up or offboarding hold", `
 Run the approved part of a clean-up or offboarding hold: all of it once approved,
-or the test batch that "holds approve --sample-batch N" let go. It works in batches
+or the test batch that "holds approve ID --sample-batch N" let go. It works in batches
 under --lms-rate (bulk deletions where the LMS has them), prints progress and an
 ETA, and commits each batch before the next: after Ctrl-C, a kill or a crash, run
 it again and it resumes. Just before each batch it reads the accounts again and
 skips any that became active, changed, or belong to someone employed since the
 report. When an approved offboarding has no account left to do, its feed is closed:
-its events are dead-lettered and its roster uploads refused from then on.`)
-	vars := map[string]string{}
+its events are dead-lettered and its roster uploads refused from then on.
+
+Exits 3 when the hold is still open afterwards (a test batch ran; the decision on
+the rest is due).`, exactArgs(1, "one hold ID"))
+	fs := cmd.Flags()
 	var c connFlags
 	var l lmsFlags
-	c.register(fs, vars, false)
-	l.register(fs, vars)
-	l.registerRate(fs, vars)
+	c.addDB(fs)
+	c.addConfig(fs)
+	l.register(fs)
+	l.registerRate(fs)
 	batch := fs.Int("batch", 0, "accounts per batch (default: the LMS's bulk size, else 100)")
 	var key string
-	fs.StringVar(&key, "erasure-key", "", "offboarding with anonymisation: the erasure key (prefer the environment variable)")
-	vars["erasure-key"] = erasureKeyEnv
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
+	addErasureKey(fs, &key, "offboarding with anonymisation: the erasure key (prefer the environment variable)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(cmd, "hold", args[0])
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		a, j, err := openJob(ctx, env, &c, &l)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		if err := j.RunHold(ctx, id, jobs.RunOptions{Batch: *batch, Key: key, Getenv: env.getenv}); err != nil {
+			return err
+		}
+		if h, err := a.Store().GetHold(ctx, id); err == nil && h.Status == connector.HoldOpen {
+			return attentionf("hold %d is still open: check the test batch, then hrsync holds approve|reject %d --by NAME --reason TEXT", id, id)
+		}
+		return nil
 	}
-	if fs.NArg() != 1 {
-		return errors.New("holds run: want exactly one hold ID")
-	}
-	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-	if err != nil {
-		return fmt.Errorf("holds run: ID %q is not a number", fs.Arg(0))
-	}
-	a, j, err := openJob(ctx, env, &c, &l)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return j.RunHold(ctx, id, jobs.RunOptions{Batch: *batch, Key: key, Getenv: env.getenv})
-}
-
-func init() {
-	reportCommands["dormant"] = reportCommand{"LMS accounts never used (no login, no enrollments) per feed, read from the LMS; CSV and JSON files",
-		func(ctx context.Context, env *environment, args []string) error {
-			return cmdDormant(ctx, env, args, true)
-		}}
-}
-
-// showJobHold is "holds show" for a clean-up or offboarding (jobs.ShowHold).
-func showJobHold(ctx context.Context, env *environment, db *store.DB, h connector.Hold, sample int, csvPath string, asJSON bool) error {
-	return jobs.ShowHold(ctx, db, h, sample, csvPath, asJSON, env.stdout, env.stderr)
+	return cmd
 }

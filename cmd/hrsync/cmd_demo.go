@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/demo"
 	"github.com/hrsync/hrsync/events"
 )
 
-func cmdDemo(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "demo", "demo [flags]", `
+func newDemoCmd(env *environment) *cobra.Command {
+	cmd := newCmd("demo", "play a seeded season through the real path (embedded NATS, SQLite, sandbox LMS)", `
 Play one seeded season of a seasonal resort through the real path, with nothing to
 install: an in-process NATS JetStream server, SQLite in a temporary directory (or
 --db), and the sandbox LMS served over SCIM on a loopback port.
@@ -35,46 +36,45 @@ the dead-letter store) and exits non-zero if any expectation fails.
 The safeguard is on at its defaults (more than 20% of the feed's active accounts, or
 more than 500, within an hour, is held): the end-of-season leavers cross it, so the
 demo shows the hold and then approves it as an admin would with "hrsync holds
-approve", after which the held deactivations run.`)
-	vars := map[string]string{}
-	db := fs.String("db", "", "database URL (default: SQLite in a temporary directory)")
+approve", after which the held deactivations run.
+
+The pipeline logs text at level error unless --log-format and --log-level say otherwise.`, noArgs)
+	fs := cmd.Flags()
+	db := fs.String("db", "", "database `URL` (default: SQLite in a temporary directory)")
 	asJSON := fs.Bool("json", false, "end with one JSON line of results")
 	people := fs.Int("people", 300, "how many seasonal staff are hired")
 	seed := fs.Uint64("seed", 1, "random seed of the season")
-	logLevel := fs.String("log-level", "error", "log level of the pipeline (logs go to stderr)")
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *people < 20 || *people > 20000 {
+			return usagef(cmd, "--people %d: want 20 to 20000", *people)
+		}
+		log := env.logger(logDefaults{"text", "error"})
+		tmp, err := os.MkdirTemp("", "hrsync-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dbURL := *db
+		if dbURL == "" {
+			dbURL = "sqlite://" + filepath.Join(tmp, "hrsync.db")
+		}
+		open := func(ctx context.Context, p demo.Parts) (demo.Runtime, error) {
+			return openDemoRuntime(ctx, dbURL, tmp, log, p)
+		}
+		res, err := demo.Play(cmd.Context(), demo.Config{Out: env.stdout, People: *people, Seed: *seed, Open: open})
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		if *asJSON {
+			line, _ := json.Marshal(res)
+			fmt.Fprintln(env.stdout, string(line))
+		}
+		if !res.OK {
+			return fmt.Errorf("demo: %d expectation(s) failed", len(res.Failures))
+		}
+		return nil
 	}
-	if *people < 20 || *people > 20000 {
-		return fmt.Errorf("--people %d: want 20 to 20000", *people)
-	}
-	log, err := newLogger(env.stderr, "text", *logLevel)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp("", "hrsync-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	if *db == "" {
-		*db = "sqlite://" + filepath.Join(tmp, "hrsync.db")
-	}
-	open := func(ctx context.Context, p demo.Parts) (demo.Runtime, error) {
-		return openDemoRuntime(ctx, *db, tmp, log, p)
-	}
-	res, err := demo.Play(ctx, demo.Config{Out: env.stdout, People: *people, Seed: *seed, Open: open})
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	if *asJSON {
-		line, _ := json.Marshal(res)
-		fmt.Fprintln(env.stdout, string(line))
-	}
-	if !res.OK {
-		return fmt.Errorf("demo: %d expectation(s) failed", len(res.Failures))
-	}
-	return nil
+	return cmd
 }
 
 // demoRuntime is the running stack as the demo sees it (demo.Runtime): the

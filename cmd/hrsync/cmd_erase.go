@@ -1,21 +1,17 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/erasure"
 	"github.com/hrsync/hrsync/connector"
 )
 
-func cmdErase(ctx context.Context, env *environment, args []string) error {
-	if len(args) > 0 && args[0] == "forget-key" {
-		return cmdEraseForgetKey(ctx, env, args[1:])
-	}
-	fs := newFlagSet(env, "erase", "erase --worker FEED:ID --reason TEXT --by NAME [flags] | erase forget-key [flags]", `
+func newEraseCmd(env *environment) *cobra.Command {
+	cmd := newCmd("erase", "GDPR erasure of one worker: anonymise the LMS account, remove the person from the store, keep a tombstone", `
 Erase a person (GDPR Art. 17), account by account. docs/erasure.md has the details.
 
 In the LMS it anonymises the worker's account (the linked one, else the one whose
@@ -40,47 +36,50 @@ Running erase again for the same worker is safe.
 After a key rotation, HRSYNC_ERASURE_KEY is the new key and HRSYNC_ERASURE_KEYS_OLD
 lists the old ones (comma-separated): they still recognise the people erased with
 them. "hrsync erase forget-key" lists the keys of the tombstones, and is the way
-out when one is lost (docs/erasure.md).`)
-	vars := map[string]string{}
+out when one is lost (docs/erasure.md).`, noArgs)
+	cmd.Example = "  hrsync erase --worker hr:w-1001 --reason DSR-2026-0042 --by privacy-office --dry-run"
+	fs := cmd.Flags()
 	var c connFlags
 	var l lmsFlags
-	c.register(fs, vars, false)
-	l.register(fs, vars)
-	l.registerRate(fs, vars)
-	worker := fs.String("worker", "", "the worker to erase: FEED:ID (required)")
-	reason := fs.String("reason", "", "why, e.g. the request's reference; kept in the tombstone and the audit, so it must not name the person (required)")
-	by := fs.String("by", "", "who asked for or approved the erasure (required)")
+	c.addDB(fs)
+	c.addConfig(fs)
+	l.register(fs)
+	l.registerRate(fs)
+	worker := fs.String("worker", "", "the worker to erase: `FEED:ID` (required)")
+	reason := fs.String("reason", "", "`TEXT` saying why, e.g. the request's reference; kept in the tombstone and the audit, so it must not name the person (required)")
+	by := fs.String("by", "", "`NAME` of who asked for or approved the erasure (required)")
 	dryRun := fs.Bool("dry-run", false, "show what would be erased; change nothing")
 	verify := fs.Bool("verify", true, "afterwards, search every table of the store for the person's identifiers and report any left")
 	var key string
-	fs.StringVar(&key, "erasure-key", "", "secret key of the keyed hash (prefer the environment variable; never logged)")
-	vars["erasure-key"] = erasureKeyEnv
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
+	addErasureKey(fs, &key, "secret key of the keyed hash (prefer the environment variable; never logged)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		feed, id, ok := strings.Cut(*worker, ":")
+		if !ok || feed == "" || id == "" {
+			return usagef(cmd, "--worker %q: want FEED:ID", *worker)
+		}
+		w := connector.WorkerKey{Feed: feed, WorkerID: id}
+		if strings.TrimSpace(*reason) == "" {
+			return usagef(cmd, "--reason is required: why the person is erased (e.g. the request's reference)")
+		}
+		if strings.TrimSpace(*by) == "" {
+			return usagef(cmd, "--by is required: who asked for or approved the erasure")
+		}
+		if key == "" {
+			return usagef(cmd, "the erasure key is required: set %s (or --erasure-key); the daemon needs the same key", erasureKeyEnv)
+		}
+		ctx := cmd.Context()
+		a, err := c.openApp(ctx, env, &l, app.Options{}, func(s *app.Settings) { s.ErasureKey = []byte(key) })
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		lms, err := a.LMS()
+		if err != nil {
+			return err
+		}
+		return erasure.Erase(ctx, a.Store(), lms, erasure.Request{Worker: w, Reason: *reason, By: *by, Key: []byte(key),
+			Keep: a.Settings().Retention.Keep(feed), DryRun: *dryRun, Verify: *verify}, env.stdout)
 	}
-	feed, id, ok := strings.Cut(*worker, ":")
-	if !ok || feed == "" || id == "" {
-		return fmt.Errorf("--worker %q: want FEED:ID", *worker)
-	}
-	w := connector.WorkerKey{Feed: feed, WorkerID: id}
-	if strings.TrimSpace(*reason) == "" {
-		return errors.New("--reason is required: why the person is erased (e.g. the request's reference)")
-	}
-	if strings.TrimSpace(*by) == "" {
-		return errors.New("--by is required: who asked for or approved the erasure")
-	}
-	if key == "" {
-		return fmt.Errorf("the erasure key is required: set %s (or --erasure-key); the daemon needs the same key", erasureKeyEnv)
-	}
-	a, err := c.openApp(ctx, env, &l, app.Options{}, func(s *app.Settings) { s.ErasureKey = []byte(key) })
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	lms, err := a.LMS()
-	if err != nil {
-		return err
-	}
-	return erasure.Erase(ctx, a.Store(), lms, erasure.Request{Worker: w, Reason: *reason, By: *by, Key: []byte(key),
-		Keep: a.Settings().Retention.Keep(feed), DryRun: *dryRun, Verify: *verify}, env.stdout)
+	cmd.AddCommand(newEraseForgetKeyCmd(env))
+	return cmd
 }

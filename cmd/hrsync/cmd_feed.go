@@ -1,11 +1,11 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/jobs"
 )
@@ -25,54 +25,67 @@ partner's feed is deleted or anonymised, and the feed is closed.
       key (HRSYNC_ERASURE_KEY), as hrsync erase does, and erases each linked worker
       from the store too. When every account is done, the feed is closed: its events
       are dead-lettered, its roster uploads and upload tokens refused.
-      Asked again while the feed's offboarding hold is open or approved, it names
-      that hold, holds nothing new and exits 0. The report directory (default
-      offboard-NAME-holdID-TIMESTAMP) names the hold.
   hrsync feed status NAME
       whether the feed is closed, when and by whom.`
 
-func cmdFeed(ctx context.Context, env *environment, args []string) error {
-	if len(args) == 0 || (args[0] != "offboard" && args[0] != "status") {
-		fs := newFlagSet(env, "feed", "feed offboard|status NAME [flags]", feedDesc)
-		if err := parseFlags(fs, env, args, nil); err != nil {
-			return err
-		}
-		fs.Usage()
-		return errors.New("feed: want offboard or status")
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet(env, "feed "+sub, "feed "+sub+" NAME [flags]", feedDesc)
-	vars := map[string]string{}
+func newFeedCmd(env *environment) *cobra.Command {
+	return group(env, "feed", "partner offboarding: delete or anonymise every account of a feed, then close it", feedDesc,
+		newFeedOffboardCmd(env), newFeedStatusCmd(env))
+}
+
+func newFeedOffboardCmd(env *environment) *cobra.Command {
+	cmd := newCmd("offboard NAME", "hold the deletion or anonymisation of every account of a partner feed", feedDesc+`
+
+Asked again while the feed's offboarding hold is open or approved, it names that
+hold and holds nothing new. The report directory (default
+offboard-NAME-holdID-TIMESTAMP) names the hold. Exits 3 when a hold awaits a person
+(a decision, or hrsync holds run).`, exactArgs(1, "one feed name"))
+	fs := cmd.Flags()
 	var c connFlags
 	var l lmsFlags
-	c.register(fs, vars, false)
-	if sub == "offboard" {
-		l.register(fs, vars)
-		l.registerRate(fs, vars)
+	c.addDB(fs)
+	c.addConfig(fs)
+	l.register(fs)
+	l.registerRate(fs)
+	by := fs.String("by", "", "`NAME` of who asks for it (required)")
+	reason := fs.String("reason", "", "`TEXT` saying why, e.g. the contract's end (required)")
+	out := fs.String("out", "", "`DIR` of the report files (default ./offboard-<feed>-hold<id>-<UTC timestamp>)")
+	cmd.Example = `  hrsync feed offboard partner-acme --by alice --reason "contract ended" --config hrsync.yaml`
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		name := args[0]
+		if strings.TrimSpace(*by) == "" || strings.TrimSpace(*reason) == "" {
+			return usagef(cmd, "feed offboard: --by and --reason are required: the plan is audited")
+		}
+		ctx := cmd.Context()
+		a, j, err := openJob(ctx, env, &c, &l)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		held, err := j.Offboard(ctx, jobs.OffboardRequest{Feed: name, Keep: a.Settings().Retention.Keep(name), By: *by, Reason: *reason, Dir: *out})
+		if err != nil {
+			return err
+		}
+		if held != 0 {
+			return attentionf("the offboarding of feed %s is hold %d, which awaits a person (see the next steps above)", name, held)
+		}
+		return nil
 	}
-	by := fs.String("by", "", "offboard: who asks for it (required)")
-	reason := fs.String("reason", "", "offboard: why, e.g. the contract's end (required)")
-	out := fs.String("out", "", "offboard: directory of the report files (default ./offboard-<feed>-hold<id>-<UTC timestamp>)")
-	// The feed name may come first (feed offboard acme --by ...) or last.
-	var name string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	if name == "" && fs.NArg() == 1 {
-		name = fs.Arg(0)
-	} else if name == "" || fs.NArg() != 0 {
-		return fmt.Errorf("feed %s: want exactly one feed name", sub)
-	}
-	if sub == "status" {
-		db, _, err := c.openStore(ctx, env)
+	return cmd
+}
+
+func newFeedStatusCmd(env *environment) *cobra.Command {
+	cmd := newCmd("status NAME", "whether a feed is closed, when and by whom", feedDesc, exactArgs(1, "one feed name"))
+	var c connFlags
+	c.addDB(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		name := args[0]
+		db, _, err := c.openStore(cmd.Context(), env)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		cl, closed, err := db.FeedClosed(ctx, name)
+		cl, closed, err := db.FeedClosed(cmd.Context(), name)
 		if err != nil {
 			return err
 		}
@@ -83,13 +96,5 @@ func cmdFeed(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "feed %s was closed on %s by %s (hold %d): %s\n", name, cl.ClosedAt.UTC().Format(time.RFC3339), cl.ClosedBy, cl.HoldID, cl.Reason)
 		return nil
 	}
-	if strings.TrimSpace(*by) == "" || strings.TrimSpace(*reason) == "" {
-		return errors.New("feed offboard: --by and --reason are required: the plan is audited")
-	}
-	a, j, err := openJob(ctx, env, &c, &l)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return j.Offboard(ctx, jobs.OffboardRequest{Feed: name, Keep: a.Settings().Retention.Keep(name), By: *by, Reason: *reason, Dir: *out})
+	return cmd
 }

@@ -7,16 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/jobs"
 
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/store"
 )
-
-const holdsSynopsis = "holds list [flags] | holds show [flags] ID | holds approve|reject --by NAME --reason TEXT [--sample-batch N] ID | holds run [flags] ID"
 
 const holdsDesc = `
 A hold is a set of deactivations or deletions that crossed a safeguard threshold
@@ -28,143 +30,209 @@ decides; a later burst that crosses them joins the feed's open hold, one under t
 runs.
 Hires, updates and rehires are never held.
 
-  holds list            the holds with their counts (newest first)
-  holds show ID         one hold: counts, reason, a sample of the people affected;
-                        --csv FILE exports every one of them
-  holds approve ID      the held removals run through the converger
-  holds reject ID       the accounts stay as they are; the same facts never remove
-                        them (a new fact for a person is decided afresh)
+  hrsync holds list                     the holds with their counts (newest first)
+  hrsync holds show ID                  one hold: counts, reason, a sample of the people
+                                        affected; --format csv lists every one of them
+  hrsync holds approve ID --by NAME --reason TEXT
+                                        the held removals run through the converger
+  hrsync holds reject ID --by NAME --reason TEXT
+                                        the accounts stay as they are; the same facts never
+                                        remove them (a new fact is decided afresh)
 
-Approve and reject require --by and --reason; the decision is kept with the hold and
-in the audit trail, one row per person.
+The decision is kept with the hold and in the audit trail, one row per person.
 
 Clean-up and offboarding jobs (kinds cleanup and offboard; hrsync cleanup dormant,
 hrsync feed offboard) are holds too, of LMS accounts:
 
-  holds approve ID --sample-batch N   let only the first N accounts run, as a test;
-                        the hold stays open for the decision on the rest
-  holds run ID          run what is approved, in resumable batches under the LMS
-                        rate limit (see hrsync holds run -help)`
+  hrsync holds approve ID --sample-batch N --by NAME --reason TEXT
+                                        let only the first N accounts run, as a test;
+                                        the hold stays open for the decision on the rest
+  hrsync holds run ID                   run what is approved, in resumable batches under
+                                        the LMS rate limit
 
-func cmdHolds(ctx context.Context, env *environment, args []string) error {
-	if len(args) > 0 && args[0] == "run" {
-		return runJobHold(ctx, env, args[1:])
-	}
-	subs := map[string]bool{"list": true, "show": true, "approve": true, "reject": true}
-	if len(args) == 0 || !subs[args[0]] {
-		fs := newFlagSet(env, "holds", holdsSynopsis, holdsDesc)
-		if err := parseFlags(fs, env, args, nil); err != nil {
-			return err
-		}
-		fs.Usage()
-		return errors.New("holds: want list, show, approve, reject or run")
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet(env, "holds "+sub, holdsSynopsis, holdsDesc)
-	vars := map[string]string{}
+holds list and holds show exit 3 when they show an open hold: a person must decide it.`
+
+func newHoldsCmd(env *environment) *cobra.Command {
+	return group(env, "holds", "held removals and jobs: list, show, approve, reject, run", holdsDesc,
+		newHoldsListCmd(env), newHoldsShowCmd(env), newHoldsDecideCmd(env, true), newHoldsDecideCmd(env, false), newHoldsRunCmd(env))
+}
+
+func newHoldsListCmd(env *environment) *cobra.Command {
+	cmd := newCmd("list", "the holds with their counts (newest first)", holdsDesc, noArgs)
+	fs := cmd.Flags()
 	var c connFlags
-	c.register(fs, vars, sub == "approve")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	feed := fs.String("only-feed", "", "list: only holds of this feed")
-	status := fs.String("status", "", "list: only holds in this state: open, approved or rejected")
-	limit := fs.Int("limit", 100, "list: at most this many")
-	sample := fs.Int("sample", 20, "show: how many of the affected people to print")
-	csvPath := fs.String("csv", "", "show: write every affected person to this CSV file (- for stdout)")
-	by := fs.String("by", "", "approve, reject: who decides (required)")
-	reason := fs.String("reason", "", "approve, reject: why (required)")
-	sampleBatch := fs.Int("sample-batch", 0, "approve a clean-up or offboarding: let only its first N accounts run as a test (the hold stays open)")
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	var id int64
-	if sub != "list" {
-		if fs.NArg() != 1 {
-			return fmt.Errorf("holds %s: want exactly one hold ID", sub)
-		}
-		var err error
-		if id, err = strconv.ParseInt(fs.Arg(0), 10, 64); err != nil {
-			return fmt.Errorf("holds %s: ID %q is not a number", sub, fs.Arg(0))
-		}
-	}
-	if (sub == "approve" || sub == "reject") && (*by == "" || *reason == "") {
-		return fmt.Errorf("holds %s: --by and --reason are required: the decision is audited", sub)
-	}
-	switch st := connector.HoldStatus(*status); st {
-	case "", connector.HoldOpen, connector.HoldApproved, connector.HoldRejected:
-	default:
-		return fmt.Errorf("holds list: --status %q: want open, approved or rejected", st)
-	}
-	db, _, err := c.openStore(ctx, env)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-
-	switch sub {
-	case "list":
-		holds, err := db.ListHolds(ctx, store.HoldFilter{Feed: *feed, Status: connector.HoldStatus(*status), Limit: *limit})
+	c.addDB(fs)
+	feed := addFeed(fs, "only holds of this feed")
+	status := &choice{allowed: []string{"open", "approved", "rejected"}}
+	fs.Var(status, "status", "only holds in this state: open, approved or rejected")
+	limit := fs.Int("limit", 100, "at most this many")
+	out := addOutput(fs, true, "table", "csv", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		db, _, err := c.openStore(cmd.Context(), env)
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			enc := json.NewEncoder(env.stdout)
-			for _, h := range holds {
-				if err := enc.Encode(h); err != nil {
-					return err
-				}
-			}
-			return nil
+		defer db.Close()
+		holds, err := db.ListHolds(cmd.Context(), store.HoldFilter{Feed: feed.name, Status: connector.HoldStatus(status.v), Limit: *limit})
+		if err != nil {
+			return err
 		}
-		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tCREATED\tFEED\tKIND\tSTATUS\tREMOVALS\tACTIVE\tDECIDED BY\tREASON")
+		r := records{header: []string{"id", "created", "feed", "kind", "status", "removals", "active", "decided_by", "reason"}}
+		var open []string
 		for _, h := range holds {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", h.ID, h.CreatedAt.UTC().Format(time.RFC3339), h.Feed, h.Kind,
-				h.Status, h.Counts.Removals, h.Counts.Active, h.DecidedBy, h.Reason)
+			r.rows = append(r.rows, []string{strconv.FormatInt(h.ID, 10), h.CreatedAt.UTC().Format(time.RFC3339), h.Feed, string(h.Kind),
+				string(h.Status), strconv.Itoa(h.Counts.Removals), strconv.Itoa(h.Counts.Active), h.DecidedBy, h.Reason})
+			r.items = append(r.items, h)
+			if h.Status == connector.HoldOpen {
+				open = append(open, strconv.FormatInt(h.ID, 10))
+			}
 		}
-		return tw.Flush()
+		if err := out.print(cmd, env, "holds", r); err != nil {
+			return err
+		}
+		if len(open) > 0 {
+			return attentionf("%d open holds await a decision (%s): hrsync holds show ID", len(open), strings.Join(open, ", "))
+		}
+		return nil
+	}
+	return cmd
+}
 
-	case "show":
+func newHoldsShowCmd(env *environment) *cobra.Command {
+	cmd := newCmd("show ID", "one hold: counts, reason, the people or accounts affected", `
+Show one hold: its counts, its reason, its decision, and a sample of the people (or,
+for a clean-up or offboarding, the accounts) it affects. --format csv lists every
+one of them, with --out FILE to a file; --format json prints the hold with the sample.
+
+Exits 3 when the hold is open: a person must decide it.`, exactArgs(1, "one hold ID"))
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	sample := fs.Int("sample", 20, "how many of the affected people to print (table and JSON)")
+	out := addOutput(fs, true, "table", "csv", "json")
+	cmd.Example = "  hrsync holds show 7\n  hrsync holds show 7 --format csv --out held.csv"
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(cmd, "hold", args[0])
+		if err != nil {
+			return err
+		}
+		format, err := out.resolve(cmd)
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		db, _, err := c.openStore(ctx, env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
 		h, err := db.GetHold(ctx, id)
 		if err != nil {
 			return fmt.Errorf("hold %d: %w", id, err)
 		}
-		if h.Kind.IsJob() {
-			return showJobHold(ctx, env, db, h, max(*sample, 0), *csvPath, *asJSON)
-		}
-		ws, err := db.HoldWorkers(ctx, id, connector.WorkerKey{}, max(*sample, 0))
+		w, done, err := out.create(env)
 		if err != nil {
 			return err
 		}
-		if *csvPath != "" {
-			if err := writeHoldCSV(ctx, env, db, id, *csvPath); err != nil {
+		n, err := showHold(ctx, env, db, h, max(*sample, 0), format, w)
+		if err := done(fmt.Sprintf("%d affected people of hold %d", n, id), err); err != nil {
+			return err
+		}
+		if h.Status == connector.HoldOpen {
+			return attentionf("hold %d is open and awaits a decision: hrsync holds approve|reject %d --by NAME --reason TEXT", id, id)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// showHold prints hold h to w in format, with sample affected people (table,
+// JSON) or every one of them (CSV); it returns how many it printed.
+func showHold(ctx context.Context, env *environment, db *store.DB, h connector.Hold, sample int, format string, w io.Writer) (int, error) {
+	if h.Kind.IsJob() {
+		csvPath := ""
+		if format == "csv" {
+			csvPath = "-"
+		}
+		return h.Counts.Removals, jobs.ShowHold(ctx, db, h, sample, csvPath, format == "json", w, env.stderr)
+	}
+	if format == "csv" {
+		return writeHoldCSV(ctx, db, h.ID, w)
+	}
+	ws, err := db.HoldWorkers(ctx, h.ID, connector.WorkerKey{}, sample)
+	if err != nil {
+		return 0, err
+	}
+	if format == "json" {
+		h.Workers = ws
+		return len(ws), json.NewEncoder(w).Encode(h)
+	}
+	printHold(w, h, ws)
+	return len(ws), nil
+}
+
+func newHoldsDecideCmd(env *environment, approve bool) *cobra.Command {
+	verb, short, long := "reject", "reject a hold: the accounts stay as they are", `
+Reject the hold ID: the accounts stay as they are, and the same facts never remove
+them (a new fact for a person is decided afresh). --by and --reason are required:
+the decision is kept with the hold and in the audit trail, one row per person.`
+	if approve {
+		verb, short, long = "approve", "approve a hold: its removals run", `
+Approve the hold ID: the held removals of a live hold run through the converger (a
+running daemon converges them); an upload hold's events are published; a clean-up or
+offboarding runs with hrsync holds run ID. --by and --reason are required: the
+decision is kept with the hold and in the audit trail, one row per person.
+
+--sample-batch N (clean-up and offboarding only) lets only the first N accounts run,
+as a test; the hold stays open for the decision on the rest.`
+	}
+	cmd := newCmd(verb+" ID", short, long, exactArgs(1, "one hold ID"))
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	by := fs.String("by", "", "`NAME` of who decides (required)")
+	reason := fs.String("reason", "", "`TEXT` saying why (required)")
+	var sampleBatch *int
+	if approve {
+		c.addNATS(fs) // an upload hold's events are published
+		sampleBatch = fs.Int("sample-batch", 0, "approve a clean-up or offboarding: let only its first N accounts run as a test (the hold stays open)")
+		cmd.Example = "  hrsync holds approve 7 --by alice --reason \"acme confirmed the leavers\"\n" +
+			"  hrsync holds approve 12 --sample-batch 50 --by alice --reason \"test on a small group\""
+	} else {
+		cmd.Example = "  hrsync holds reject 7 --by alice --reason \"truncated file\""
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(cmd, "hold", args[0])
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(*by) == "" || strings.TrimSpace(*reason) == "" {
+			return usagef(cmd, "holds %s: --by and --reason are required: the decision is audited", verb)
+		}
+		ctx := cmd.Context()
+		db, _, err := c.openStore(ctx, env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if sampleBatch != nil && *sampleBatch != 0 {
+			h, err := db.AllowSample(ctx, id, *sampleBatch, *by, *reason)
+			if err != nil {
 				return err
 			}
-			if *csvPath == "-" {
-				return nil
-			}
+			fmt.Fprintf(env.stdout, "hold %d: the first %d of %d accounts may run as a test (approved by %s); run them with hrsync holds run %d\n",
+				h.ID, h.Sample, h.Counts.Removals, *by, h.ID)
+			return nil
 		}
-		if *asJSON {
-			h.Workers = ws
-			return json.NewEncoder(env.stdout).Encode(h)
-		}
-		printHold(env.stdout, h, ws)
-		return nil
+		return decideHold(ctx, env, &c, db, id, connector.HoldDecision{Approve: approve, By: *by, Reason: *reason})
 	}
+	return cmd
+}
 
-	if *sampleBatch != 0 {
-		if sub != "approve" {
-			return errors.New("holds reject: --sample-batch only goes with approve")
-		}
-		h, err := db.AllowSample(ctx, id, *sampleBatch, *by, *reason)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "hold %d: the first %d of %d accounts may run as a test (approved by %s); run them with hrsync holds run %d\n",
-			h.ID, h.Sample, h.Counts.Removals, *by, h.ID)
-		return nil
-	}
-	h, err := db.DecideHold(ctx, id, connector.HoldDecision{Approve: sub == "approve", By: *by, Reason: *reason})
-	if errors.Is(err, connector.ErrConflict) && sub == "approve" {
+// decideHold approves or rejects hold id, and publishes an approved upload's events.
+func decideHold(ctx context.Context, env *environment, c *connFlags, db *store.DB, id int64, d connector.HoldDecision) error {
+	h, err := db.DecideHold(ctx, id, d)
+	if errors.Is(err, connector.ErrConflict) && d.Approve {
 		// Approved before: an upload hold whose publishing failed is published again
 		// (its event ids are deterministic, so nothing is recorded twice).
 		if prev, gerr := db.ApprovedHold(ctx, id); gerr == nil && prev.Kind == connector.HoldUpload {
@@ -214,25 +282,13 @@ func printHold(w io.Writer, h connector.Hold, sample []connector.HeldWorker) {
 // holdCSVHeader are the columns of a hold's CSV export.
 var holdCSVHeader = []string{"hold_id", "feed", "worker_id", "name", "email", "account_id", "action", "version", "held_at"}
 
-// writeHoldCSV writes every worker of hold id to path (- for stdout), a page at a
-// time. Every cell is escaped against formula injection (connector.EscapeCSVCell).
-func writeHoldCSV(ctx context.Context, env *environment, db *store.DB, id int64, path string) (err error) {
-	out := env.stdout
-	if path != "-" {
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("holds show: %w", err)
-		}
-		defer func() {
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}()
-		out = f
-	}
-	cw := csv.NewWriter(out)
+// writeHoldCSV writes every worker of hold id to w as CSV, a page at a time, and
+// returns how many. Every cell is escaped against formula injection
+// (connector.EscapeCSVCell).
+func writeHoldCSV(ctx context.Context, db *store.DB, id int64, w io.Writer) (int, error) {
+	cw := csv.NewWriter(w)
 	if err := cw.Write(holdCSVHeader); err != nil {
-		return err
+		return 0, err
 	}
 	const page = 1000
 	after := connector.WorkerKey{}
@@ -240,7 +296,7 @@ func writeHoldCSV(ctx context.Context, env *environment, db *store.DB, id int64,
 	for {
 		ws, err := db.HoldWorkers(ctx, id, after, page)
 		if err != nil {
-			return err
+			return n, err
 		}
 		for _, hw := range ws {
 			row := []string{strconv.FormatInt(id, 10), hw.Worker.Feed, hw.Worker.WorkerID, hw.Name, hw.Email, hw.AccountID,
@@ -249,7 +305,7 @@ func writeHoldCSV(ctx context.Context, env *environment, db *store.DB, id int64,
 				row[i] = connector.EscapeCSVCell(row[i])
 			}
 			if err := cw.Write(row); err != nil {
-				return err
+				return n, err
 			}
 		}
 		n += len(ws)
@@ -259,11 +315,5 @@ func writeHoldCSV(ctx context.Context, env *environment, db *store.DB, id int64,
 		after = ws[len(ws)-1].Worker
 	}
 	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
-	}
-	if path != "-" {
-		fmt.Fprintf(env.stderr, "wrote %d affected people of hold %d to %s\n", n, id, path)
-	}
-	return nil
+	return n, cw.Error()
 }

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,37 +13,45 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
 )
 
-func cmdPublish(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "publish", "publish [flags] (--file EVENT.json | --type KIND --worker ID ...)", `
+// publishExample is the example of "publish --help" that sends a file; a test
+// runs it as written, from the repository's root.
+const publishExample = "hrsync publish --file testdata/events/hired.json"
+
+func newPublishCmd(env *environment) *cobra.Command {
+	cmd := newCmd("publish", "validate and send one event from a JSON file or from flags", `
 Validate one event against contract v1 and publish it to JetStream, so you can try
 the contract without writing code. A violation is refused locally with the same
 message the daemon would give, and nothing is sent.
 
-From a file: a structured CloudEvent (application/cloudevents+json), e.g.
-  hrsync publish --file testdata/events/hired.json
+From a file: a structured CloudEvent (application/cloudevents+json); its feed is the
+one whose source the event carries, or --feed. From flags: --type and --worker, with
+the data fields; the event goes to --feed (default hr).`, noArgs)
+	cmd.Example = "  " + publishExample + `
 
-From flags:
   hrsync publish --feed hr --type hired --worker w-1001 --email ann@example.com \
     --given-name Ann --family-name Lee --effective 2026-12-01
 
-A GDPR erasure request (no profile, no effective date; see docs/erasure.md):
+  # a GDPR erasure request (no profile, no effective date; see docs/erasure.md):
   hrsync publish --type erasure_requested --worker w-1001 --reason DSR-2026-0042 \
-    --requested-by privacy-office`)
-	vars := map[string]string{}
+    --requested-by privacy-office`
+	fs := cmd.Flags()
 	var c connFlags
-	c.register(fs, vars, true)
-	file := fs.String("file", "", "a structured CloudEvent JSON file to validate and send as is")
-	feed := fs.String("to-feed", "", "feed to publish to (default: the feed whose source the event carries, or hr)")
+	c.addConfig(fs)
+	c.addNATS(fs)
+	file := fs.String("file", "", "a structured CloudEvent JSON `FILE` to validate and send as is")
+	feed := addFeed(fs, "the feed to publish to (default: the feed whose source the event carries, or hr)")
 	kind := fs.String("type", "", "event kind: hired, left, rehired, updated, suspended, resumed or erasure_requested")
 	id := fs.String("id", "", "event id (default: random)")
 	source := fs.String("source", "", "CloudEvents source (default: the feed's, /feeds/<feed>)")
 	at := fs.String("time", "", "event time, RFC 3339 (default: now)")
-	mode := fs.String("mode", "binary", "CloudEvents mode: binary (ce- headers) or structured")
+	mode := &choice{v: "binary", allowed: []string{"binary", "structured"}}
+	fs.Var(mode, "content-mode", "CloudEvents content mode: binary (ce- headers) or structured")
 	dry := fs.Bool("dry-run", false, "validate and print, but do not send")
 	var d events.Data
 	fs.StringVar(&d.WorkerID, "worker", "", "worker id (data.worker_id and the event subject)")
@@ -60,59 +68,55 @@ A GDPR erasure request (no profile, no effective date; see docs/erasure.md):
 	fs.StringVar(&d.Reason, "reason", "", "why the worker left (left), is away (suspended) or is to be erased (erasure_requested, required; kept, so it must not name the person)")
 	fs.StringVar(&d.RequestedBy, "requested-by", "", "who asked for the erasure (erasure_requested only; kept, so it must not name the person)")
 	fs.StringVar(&d.PreviousWorkerID, "previous-worker-id", "", "the worker's earlier id, if HR issued a new one (rehired only)")
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	feeds, sc, err := c.feedsAndStream()
-	if err != nil {
-		return err
-	}
-	var msg *nats.Msg
-	if *file != "" {
-		msg, err = fileMessage(*file, *feed, feeds)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		feeds, sc, err := c.feedsAndStream()
 		if err != nil {
 			return err
 		}
-	} else {
-		if *kind == "" || d.WorkerID == "" {
-			return errors.New("publish: --file, or --type and --worker, are required")
-		}
-		e := events.Event{Feed: *feed, Kind: connector.Kind(*kind), ID: *id, Source: *source, Data: d}
-		if e.Feed == "" {
-			e.Feed = "hr"
-		}
-		if f, ok := feeds[e.Feed]; ok && e.Source == "" {
-			e.Source = f.Source
-		}
-		if e.ID == "" {
-			e.ID = randomID()
-		}
-		e.Time = time.Now().UTC()
-		if *at != "" {
-			if e.Time, err = time.Parse(time.RFC3339, *at); err != nil {
-				return fmt.Errorf("--time %q: not RFC 3339", *at)
+		var msg *nats.Msg
+		if *file != "" {
+			if msg, err = fileMessage(*file, feed.name, feeds); err != nil {
+				return err
+			}
+		} else {
+			if *kind == "" || d.WorkerID == "" {
+				return usagef(cmd, "publish: --file, or --type and --worker, are required")
+			}
+			e := events.Event{Feed: cmp.Or(feed.name, "hr"), Kind: connector.Kind(*kind), ID: cmp.Or(*id, randomID()), Source: *source, Data: d}
+			if f, ok := feeds[e.Feed]; ok && e.Source == "" {
+				e.Source = f.Source
+			}
+			e.Time = time.Now().UTC()
+			if *at != "" {
+				if e.Time, err = time.Parse(time.RFC3339, *at); err != nil {
+					return usagef(cmd, "--time %q: not RFC 3339", *at)
+				}
+			}
+			if e.Data.Effective == "" && e.Kind != connector.KindErasureRequested {
+				e.Data.Effective = time.Now().UTC().Format(time.DateOnly)
+			}
+			if err := events.CheckEvent(e, feeds); err != nil {
+				return fmt.Errorf("refused, nothing sent: %w", err)
+			}
+			m := events.Binary
+			if mode.v == "structured" {
+				m = events.Structured
+			}
+			if msg, err = events.Encode(e, m); err != nil {
+				return err
 			}
 		}
-		if e.Data.Effective == "" && e.Kind != connector.KindErasureRequested {
-			e.Data.Effective = time.Now().UTC().Format(time.DateOnly)
+		if *dry {
+			fmt.Fprintf(env.stdout, "valid; would publish to %s:\n%s\n", msg.Subject, msg.Data)
+			return nil
 		}
-		if err := events.CheckEvent(e, feeds); err != nil {
-			return fmt.Errorf("refused, nothing sent: %w", err)
-		}
-		m := events.Binary
-		if *mode == "structured" {
-			m = events.Structured
-		} else if *mode != "binary" {
-			return fmt.Errorf("--mode %q: want binary or structured", *mode)
-		}
-		if msg, err = events.Encode(e, m); err != nil {
-			return err
-		}
+		return publishMsg(cmd.Context(), env, &c, msg, sc)
 	}
-	if *dry {
-		fmt.Fprintf(env.stdout, "valid; would publish to %s:\n%s\n", msg.Subject, msg.Data)
-		return nil
-	}
+	return cmd
+}
+
+// publishMsg sends msg to JetStream.
+func publishMsg(ctx context.Context, env *environment, c *connFlags, msg *nats.Msg, sc events.StreamConfig) error {
 	nc, err := natsConnect(c, feedOf(msg.Subject))
 	if err != nil {
 		return err
@@ -170,7 +174,7 @@ func fileMessage(path, feed string, feeds connector.Feeds) (*nats.Msg, error) {
 // natsConnect connects the CLI to publish for feed. Its replies come on the feed's
 // inbox prefix (_INBOX.<feed>), the only inbox a feed's NATS user may subscribe to
 // (deploy/nats/nats-server.conf); the connector's user may use it too.
-func natsConnect(c connFlags, feed string) (*nats.Conn, error) {
+func natsConnect(c *connFlags, feed string) (*nats.Conn, error) {
 	opts := []nats.Option{nats.Name("hrsync-cli"), nats.Timeout(5 * time.Second),
 		nats.CustomInboxPrefix(events.FeedInboxPrefix(feed))}
 	if c.natsCreds != "" {

@@ -1,112 +1,56 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"os"
-	"sort"
-	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/report"
 	"github.com/hrsync/hrsync/connector"
 )
 
-// reportCommand is one "hrsync report <name>" subcommand.
-type reportCommand struct {
-	summary string
-	run     func(ctx context.Context, env *environment, args []string) error
-}
-
-// reportCommands are the subcommands of "hrsync report", by name.
-//
-// HOOK: another file adds its report by registering it here from its init(),
-// e.g. in cmd_rehire.go:
-//
-//	func init() { reportCommands["rehire"] = reportCommand{"...", cmdReportRehire} }
-//
-// Package-level variables are initialised before any init() runs, so the map
-// exists by then. cmdReport dispatches through it and lists it in its help.
-var reportCommands = map[string]reportCommand{
-	"headcount": {"active accounts now, or everyone active during a period, per feed and org unit", cmdReportHeadcount},
-	"churn":     {"hires, leavers and rehires per month and feed, from the facts' effective dates", cmdReportChurn},
-}
-
 const reportDesc = `
 Reports from the store's history: the HR facts (folded with the same Want as the
-converger) and the audit trail, so that the figures agree with what hrsync did.
-Each prints a table, or CSV (cells escaped against formula injection) or JSON with
---format, and ends with a totals row. See docs/reports.md for the exact rules.
+converger) and the audit trail, so that the figures agree with what hrsync did;
+and from the LMS: dormant accounts, a rehire's prior training. Each prints a
+table, or CSV (cells escaped against formula injection) or JSON with --format,
+to stdout or --out FILE. See docs/reports.md for the exact rules.`
 
-Subcommands:`
-
-func reportUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: hrsync report <subcommand> [flags]\n\n%s\n", strings.TrimSpace(reportDesc))
-	names := make([]string, 0, len(reportCommands))
-	for n := range reportCommands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, reportCommands[n].summary)
-	}
-	fmt.Fprintln(w, `
-Run "hrsync report <subcommand> -help" for its flags.`)
+func newReportCmd(env *environment) *cobra.Command {
+	return group(env, "report", "reports: headcount, churn (store history), dormant accounts (LMS), rehire training", reportDesc,
+		newReportHeadcountCmd(env), newReportChurnCmd(env), newDormantCmd(env, true), newReportRehireCmd(env))
 }
 
-func cmdReport(ctx context.Context, env *environment, args []string) error {
-	if len(args) == 0 {
-		reportUsage(env.stderr)
-		return errors.New("report: want a subcommand")
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		reportUsage(env.stdout)
-		return flag.ErrHelp
-	}
-	sub, ok := reportCommands[args[0]]
-	if !ok {
-		reportUsage(env.stderr)
-		return fmt.Errorf("report: unknown subcommand %q", args[0])
-	}
-	return sub.run(ctx, env, args[1:])
-}
-
-// reportFlags are the flags every report shares.
+// reportFlags are the flags every report from the store shares.
 type reportFlags struct {
-	conn   connFlags
-	feed   *string
-	format *string
-	out    *string
-	now    *string
-	page   *int
+	conn connFlags
+	feed *feedName
+	out  *output
+	now  *string
+	page *int
 }
 
-func (r *reportFlags) register(fs *flag.FlagSet, vars map[string]string) {
-	r.conn.registerBase(fs, vars, false)
-	r.feed = fs.String("feed", "", "only this feed")
-	r.format = fs.String("format", "table", "table, csv or json")
-	r.out = fs.String("out", "", "write to this file instead of stdout")
+func (r *reportFlags) register(fs *pflag.FlagSet) {
+	r.conn.addDB(fs)
+	r.feed = addFeed(fs, "only this feed")
+	r.out = addOutput(fs, true, "table", "csv", "json")
 	r.now = fs.String("now", "", "the instant taken as now: RFC 3339 date-time or date (UTC); default the clock")
-	r.page = fs.Int("page", 500, "workers read per page (memory is bounded by one page)")
+	r.page = fs.Int("page-size", 500, "workers read per page (memory is bounded by one page)")
 }
 
 // check validates the shared flags and returns now.
-func (r *reportFlags) check() (time.Time, error) {
-	switch *r.format {
-	case "table", "csv", "json":
-	default:
-		return time.Time{}, fmt.Errorf("--format %q: want table, csv or json", *r.format)
-	}
+func (r *reportFlags) check(cmd *cobra.Command) (time.Time, error) {
 	if *r.page <= 0 {
-		return time.Time{}, fmt.Errorf("--page %d: want a positive number", *r.page)
+		return time.Time{}, usagef(cmd, "--page-size %d: want a positive number", *r.page)
+	}
+	if _, err := r.out.resolve(cmd); err != nil {
+		return time.Time{}, err
 	}
 	now, err := parseWhen("--now", *r.now)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, usageErr(cmd, err)
 	}
 	if now.IsZero() {
 		now = time.Now()
@@ -115,27 +59,21 @@ func (r *reportFlags) check() (time.Time, error) {
 }
 
 // write prints t in the chosen format to stdout or --out.
-func (r *reportFlags) write(env *environment, t *report.Table) error {
-	w := env.stdout
-	if *r.out != "" {
-		f, err := os.Create(*r.out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w = f
-	}
-	if err := t.Write(w, *r.format); err != nil {
+func (r *reportFlags) write(cmd *cobra.Command, env *environment, t *report.Table) error {
+	format, err := r.out.resolve(cmd)
+	if err != nil {
 		return err
 	}
-	if *r.out != "" {
-		fmt.Fprintf(env.stderr, "wrote %s report (%d rows) to %s\n", t.Name, len(t.Rows), *r.out)
+	w, done, err := r.out.create(env)
+	if err != nil {
+		return err
 	}
-	return nil
+	werr := t.Write(w, format)
+	return done(fmt.Sprintf("%s report (%d rows)", t.Name, len(t.Rows)), werr)
 }
 
-func cmdReportHeadcount(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "report headcount", "report headcount [flags]", `
+func newReportHeadcountCmd(env *environment) *cobra.Command {
+	cmd := newCmd("headcount", "active accounts now, or everyone active during a period, per feed and org unit", `
 Headcount per feed and org unit (the org unit of the folded profile).
 
 Without --from and --to: the active accounts now. A person counts when their facts
@@ -151,56 +89,58 @@ date under the feed's pre_hire_lead_days (--config): they are not active yet.
 
 With --from and --to: everyone who was active at any instant of [from, to),
 including people deactivated since, from the facts (the org unit is the one they
-had at the last instant they were active in the period).`)
-	vars := map[string]string{}
+had at the last instant they were active in the period).`, noArgs)
+	fs := cmd.Flags()
 	var r reportFlags
-	r.register(fs, vars)
+	r.register(fs)
+	r.conn.addConfig(fs)
 	from := fs.String("from", "", "period start, inclusive: RFC 3339 date-time or date (UTC)")
 	to := fs.String("to", "", "period end, exclusive: RFC 3339 date-time or date (UTC)")
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	now, err := r.check()
-	if err != nil {
-		return err
-	}
-	f, err := parseWhen("--from", *from)
-	if err != nil {
-		return err
-	}
-	t, err := parseWhen("--to", *to)
-	if err != nil {
-		return err
-	}
-	if f.IsZero() != t.IsZero() {
-		return errors.New("report headcount: give both --from and --to, or neither")
-	}
-	if !f.IsZero() && !f.Before(t) {
-		return fmt.Errorf("report headcount: --from %s is not before --to %s", *from, *to)
-	}
-	db, _, err := r.conn.openStore(ctx, env)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var tab *report.Table
-	if f.IsZero() {
-		var feeds connector.Feeds
-		if feeds, _, err = r.conn.feedsAndStream(); err != nil {
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		now, err := r.check(cmd)
+		if err != nil {
 			return err
 		}
-		tab, err = report.Headcount(ctx, db, *r.feed, *r.page, now, report.FeedPolicies(feeds))
-	} else {
-		tab, err = report.HeadcountPeriod(ctx, db, *r.feed, *r.page, f.UTC(), t.UTC(), now)
+		f, err := parseWhen("--from", *from)
+		if err != nil {
+			return usageErr(cmd, err)
+		}
+		t, err := parseWhen("--to", *to)
+		if err != nil {
+			return usageErr(cmd, err)
+		}
+		if f.IsZero() != t.IsZero() {
+			return usagef(cmd, "report headcount: give both --from and --to, or neither")
+		}
+		if !f.IsZero() && !f.Before(t) {
+			return usagef(cmd, "report headcount: --from %s is not before --to %s", *from, *to)
+		}
+		ctx := cmd.Context()
+		db, _, err := r.conn.openStore(ctx, env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		var tab *report.Table
+		if f.IsZero() {
+			var feeds connector.Feeds
+			if feeds, _, err = r.conn.feedsAndStream(); err != nil {
+				return err
+			}
+			tab, err = report.Headcount(ctx, db, r.feed.name, *r.page, now, report.FeedPolicies(feeds))
+		} else {
+			tab, err = report.HeadcountPeriod(ctx, db, r.feed.name, *r.page, f.UTC(), t.UTC(), now)
+		}
+		if err != nil {
+			return err
+		}
+		return r.write(cmd, env, tab)
 	}
-	if err != nil {
-		return err
-	}
-	return r.write(env, tab)
+	return cmd
 }
 
-func cmdReportChurn(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "report churn", "report churn [flags]", `
+func newReportChurnCmd(env *environment) *cobra.Command {
+	cmd := newCmd("churn", "hires, leavers and rehires per month and feed, from the facts' effective dates", `
 Hires, leavers and rehires per month and feed, from the facts' effective dates.
 
 Each person's facts are folded with the same Want as the converger, at every
@@ -210,49 +150,50 @@ someone already active does not count; nor does a return from a leave of
 absence), a leave that ends their employment (from active, or from a leave of
 absence). A leave cancelled by a later rehire (Want's rule)
 is neither a leaver nor a rehire. Changes after now are not counted yet. Every
-month of the range gets a row per feed, zeros included.`)
-	vars := map[string]string{}
+month of the range gets a row per feed, zeros included.`, noArgs)
+	fs := cmd.Flags()
 	var r reportFlags
-	r.register(fs, vars)
+	r.register(fs)
 	from := fs.String("from", "", "first month, YYYY-MM (default: 11 months before --to)")
 	to := fs.String("to", "", "last month, inclusive, YYYY-MM (default: the month of now)")
 	tz := fs.String("tz", "UTC", "time zone whose calendar months are counted (IANA name)")
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	now, err := r.check()
-	if err != nil {
-		return err
-	}
-	loc, err := time.LoadLocation(*tz)
-	if err != nil {
-		return fmt.Errorf("--tz %q: %w", *tz, err)
-	}
-	last := monthStart(now.In(loc))
-	if *to != "" {
-		if last, err = parseMonth("--to", *to, loc); err != nil {
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		now, err := r.check(cmd)
+		if err != nil {
 			return err
 		}
-	}
-	first := last.AddDate(0, -11, 0)
-	if *from != "" {
-		if first, err = parseMonth("--from", *from, loc); err != nil {
+		loc, err := time.LoadLocation(*tz)
+		if err != nil {
+			return usagef(cmd, "--tz %q: %w", *tz, err)
+		}
+		last := monthStart(now.In(loc))
+		if *to != "" {
+			if last, err = parseMonth("--to", *to, loc); err != nil {
+				return usageErr(cmd, err)
+			}
+		}
+		first := last.AddDate(0, -11, 0)
+		if *from != "" {
+			if first, err = parseMonth("--from", *from, loc); err != nil {
+				return usageErr(cmd, err)
+			}
+		}
+		if last.Before(first) {
+			return usagef(cmd, "report churn: --from %s is after --to %s", first.Format("2006-01"), last.Format("2006-01"))
+		}
+		ctx := cmd.Context()
+		db, _, err := r.conn.openStore(ctx, env)
+		if err != nil {
 			return err
 		}
+		defer db.Close()
+		tab, err := report.Churn(ctx, db, r.feed.name, *r.page, first, last, now)
+		if err != nil {
+			return err
+		}
+		return r.write(cmd, env, tab)
 	}
-	if last.Before(first) {
-		return fmt.Errorf("report churn: --from %s is after --to %s", first.Format("2006-01"), last.Format("2006-01"))
-	}
-	db, _, err := r.conn.openStore(ctx, env)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	tab, err := report.Churn(ctx, db, *r.feed, *r.page, first, last, now)
-	if err != nil {
-		return err
-	}
-	return r.write(env, tab)
+	return cmd
 }
 
 func monthStart(t time.Time) time.Time {

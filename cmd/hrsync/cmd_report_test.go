@@ -89,7 +89,7 @@ func TestReportCLI(t *testing.T) {
 		"feed,org_unit,active_in_period",
 		"hr,'=Ops,1",
 		"TOTAL,,1")
-	wantRecords(t, "churn", reportCSV(t, "report", "churn", "--db", db, "--from", "2026-02", "--to", "2026-03", "--feed", "hr", "--page", "1"),
+	wantRecords(t, "churn", reportCSV(t, "report", "churn", "--db", db, "--from", "2026-02", "--to", "2026-03", "--feed", "hr", "--page-size", "1"),
 		"month,feed,hires,leavers,rehires",
 		"2026-02,hr,1,0,0",
 		"2026-03,hr,0,0,0",
@@ -146,15 +146,14 @@ func TestReportCLIErrors(t *testing.T) {
 			t.Errorf("hrsync %v: %v, want an error containing %q", c.args, err, c.want)
 		}
 	}
-	// Each registered report has its own -help, and "report -help" lists them.
+	// Each report has its own --help, and "report --help" lists them.
 	help := helpOf(t, "report")
-	for name := range reportCommands {
+	for _, name := range []string{"headcount", "churn", "dormant", "rehire"} {
 		if !strings.Contains(help, "  "+name) {
-			t.Errorf("report -help does not list %s:\n%s", name, help)
+			t.Errorf("report --help does not list %s:\n%s", name, help)
 		}
-		out, _, _ := runCLI(t, nil, "report", name, "-help")
-		if !strings.Contains(out, "Usage: hrsync report "+name) {
-			t.Errorf("report %s -help:\n%s", name, out)
+		if out := helpOf(t, "report "+name); !strings.Contains(out, "Usage:\n  hrsync report "+name) || !strings.Contains(out, "--format") {
+			t.Errorf("report %s --help:\n%s", name, out)
 		}
 	}
 }

@@ -2,13 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
@@ -20,102 +22,137 @@ Partner organisations send rosters: who joined and who left. hrsync turns a rost
 file into contract-v1 events with deterministic ids, so uploading the same file twice
 changes nothing.
 
-  roster upload --feed FEED [--mode snapshot|delta] [--dry-run] FILE.csv
+  hrsync roster upload FILE.csv --feed FEED [--mode snapshot|delta] [--dry-run]
       snapshot: the file is the whole roster; people missing from it are leavers.
       delta:    an action column says add or remove.
       Every row is checked first; errors name the line and the field. If the
       leavers it implies cross the feed's safeguard threshold (default 20% of its
       active people, or 500), nothing is published: the upload becomes a hold that
-      a person approves or rejects (hrsync holds).
-  roster list      the uploads: file hash, row counts, who sent it, the outcome
-  roster token     print a new upload token and the SHA-256 to configure for a feed
+      a person approves or rejects (hrsync holds), and the command exits 3.
+  hrsync roster list      the uploads: file hash, row counts, who sent it, the outcome
+  hrsync roster token     print a new upload token and the SHA-256 to configure for a feed
 
 The same upload is served on the admin port: POST /v1/feeds/{feed}/rosters with the
 CSV as the body (see docs/rosters.md). CSV format and column mapping: docs/rosters.md.`
 
-func cmdRoster(ctx context.Context, env *environment, args []string) error {
-	if len(args) == 0 || (args[0] != "upload" && args[0] != "list" && args[0] != "token") {
-		fs := newFlagSet(env, "roster", "roster upload|list|token [flags]", rosterDesc)
-		if err := parseFlags(fs, env, args, nil); err != nil {
-			return err
-		}
-		fs.Usage()
-		return errors.New("roster: want upload, list or token")
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet(env, "roster "+sub, "roster "+sub+" [flags]", rosterDesc)
-	vars := map[string]string{}
-	if sub == "token" {
-		if err := parseFlags(fs, env, args, vars); err != nil {
-			return err
-		}
-		return roster.WriteNewToken(env.stdout)
-	}
+func newRosterCmd(env *environment) *cobra.Command {
+	return group(env, "roster", "partner roster files: upload (snapshot or delta), list uploads, make tokens", rosterDesc,
+		newRosterUploadCmd(env), newRosterListCmd(env), newRosterTokenCmd(env))
+}
+
+func newRosterTokenCmd(env *environment) *cobra.Command {
+	cmd := newCmd("token", "print a new upload token and the SHA-256 to configure for a feed", rosterDesc, noArgs)
+	cmd.RunE = func(*cobra.Command, []string) error { return roster.WriteNewToken(env.stdout) }
+	return cmd
+}
+
+func newRosterListCmd(env *environment) *cobra.Command {
+	cmd := newCmd("list", "the uploads: file hash, row counts, who sent it, the outcome", rosterDesc, noArgs)
+	fs := cmd.Flags()
 	var c connFlags
-	c.registerBase(fs, vars, sub == "upload")
-	feed := fs.String("feed", "", "the feed the roster belongs to (declared in --config)")
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	mode := fs.String("mode", "", "snapshot or delta (default: the feed's roster.mode in the configuration)")
+	c.addDB(fs)
+	feed := addFeed(fs, "only uploads of this feed")
+	limit := fs.Int("limit", 50, "at most this many uploads")
+	out := addOutput(fs, true, "table", "csv", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		db, _, err := c.openStore(cmd.Context(), env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		ups, err := db.ListUploads(cmd.Context(), store.UploadFilter{Feed: feed.name, Limit: *limit})
+		if err != nil {
+			return err
+		}
+		r := records{header: []string{"id", "at", "feed", "mode", "file", "sha256", "by", "rows", "hires", "rehires", "leavers", "updates", "outcome"}}
+		for _, u := range ups {
+			outcome := u.Outcome
+			if u.HoldID != nil {
+				outcome += fmt.Sprintf(" (hold %d)", *u.HoldID)
+			}
+			r.rows = append(r.rows, []string{strconv.FormatInt(u.ID, 10), u.At.UTC().Format(time.RFC3339), u.Feed, u.Mode, orDash(u.Filename),
+				u.SHA256, orDash(u.By), strconv.Itoa(u.Rows), strconv.Itoa(u.Hires), strconv.Itoa(u.Rehires), strconv.Itoa(u.Leavers),
+				strconv.Itoa(u.Updates), outcome})
+			r.items = append(r.items, u)
+		}
+		return out.print(cmd, env, "uploads", r)
+	}
+	return cmd
+}
+
+func newRosterUploadCmd(env *environment) *cobra.Command {
+	cmd := newCmd("upload FILE.csv", "validate a roster file and publish its events (or hold them)", rosterDesc, exactArgs(1, "one FILE.csv"))
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	c.addConfig(fs)
+	c.addNATS(fs)
+	feed := addFeed(fs, "the feed the roster belongs to (declared in --config; required)")
+	mode := &choice{allowed: []string{"snapshot", "delta"}}
+	fs.Var(mode, "mode", "snapshot or delta (default: the feed's roster.mode in the configuration)")
 	dry := fs.Bool("dry-run", false, "validate and print the events the upload would produce; change nothing")
-	by := fs.String("by", "", "who is uploading, for the record (default: the OS user)")
-	limit := fs.Int("limit", 50, "list: at most this many uploads")
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	// The upload is judged by the safeguard of the configuration file, the same
-	// rule as the daemon's; no flag turns it off or changes its thresholds.
-	a, err := c.openApp(ctx, env, nil, app.Options{}, nil)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	db := a.Store()
-
-	if sub == "list" {
-		ups, err := db.ListUploads(ctx, store.UploadFilter{Feed: *feed, Limit: *limit})
+	by := fs.String("by", "", "`NAME` of who is uploading, for the record (default: the OS user)")
+	out := addOutput(fs, false, "table", "json")
+	fs.Lookup("format").Usage = "result format: table (text) or json"
+	cmd.Example = "  hrsync roster upload acme.csv --feed partner-acme --mode snapshot --config hrsync.yaml"
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if feed.name == "" {
+			return usagef(cmd, "roster upload: --feed FEED is required")
+		}
+		format, err := out.resolve(cmd)
 		if err != nil {
 			return err
 		}
-		return roster.WriteUploads(env.stdout, ups, *asJSON)
-	}
-
-	if *feed == "" || fs.NArg() != 1 {
-		return errors.New("roster upload: want --feed FEED and exactly one FILE.csv")
-	}
-	path := fs.Arg(0)
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	who := *by
-	if who == "" {
-		if u, err := user.Current(); err == nil {
-			who = u.Username
-		}
-	}
-	up := a.Uploader()
-	if !*dry {
-		nc, err := natsConnect(c, *feed)
+		ctx := cmd.Context()
+		// The upload is judged by the safeguard of the configuration file, the same
+		// rule as the daemon's; no flag turns it off or changes its thresholds.
+		a, err := c.openApp(ctx, env, nil, app.Options{}, nil)
 		if err != nil {
 			return err
 		}
-		defer nc.Close()
-		if up.JS, err = jetstream.New(nc); err != nil {
+		defer a.Close()
+		path := args[0]
+		f, err := os.Open(path)
+		if err != nil {
 			return err
 		}
+		defer f.Close()
+		who := *by
+		if who == "" {
+			if u, err := user.Current(); err == nil {
+				who = u.Username
+			}
+		}
+		up := a.Uploader()
+		if !*dry {
+			nc, err := natsConnect(&c, feed.name)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			if up.JS, err = jetstream.New(nc); err != nil {
+				return err
+			}
+		}
+		res, err := up.Upload(ctx, roster.Request{Feed: feed.name, Mode: mode.v, Body: f, Filename: filepath.Base(path), By: who, Via: "cli", DryRun: *dry,
+			Progress: roster.Progress(env.stderr, time.Now)})
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		if err := roster.WriteResult(env.stdout, filepath.Base(path), &res, format == "json"); err != nil {
+			return err
+		}
+		if res.Outcome == "held" {
+			return attentionf("the upload is held as hold %d: a person must approve or reject it", res.HoldID)
+		}
+		return nil
 	}
-	res, err := up.Upload(ctx, roster.Request{Feed: *feed, Mode: *mode, Body: f, Filename: filepath.Base(path), By: who, Via: "cli", DryRun: *dry,
-		Progress: roster.Progress(env.stderr, time.Now)})
-	if err != nil {
-		return err
-	}
-	defer res.Close()
-	return roster.WriteResult(env.stdout, filepath.Base(path), &res, *asJSON)
+	return cmd
 }
 
 // publishUploadHold publishes the events of an approved upload hold.
-func publishUploadHold(ctx context.Context, c connFlags, db *store.DB, id int64) (int, error) {
+func publishUploadHold(ctx context.Context, c *connFlags, db *store.DB, id int64) (int, error) {
 	h, err := db.ApprovedHold(ctx, id)
 	if err != nil {
 		return 0, err

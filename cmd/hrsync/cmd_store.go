@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
-	"text/tabwriter"
+	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
@@ -16,124 +15,93 @@ import (
 	"github.com/hrsync/hrsync/store"
 )
 
-// openStore builds the command's logger and opens (and migrates) its store.
-func (c *connFlags) openStore(ctx context.Context, env *environment) (*store.DB, *slog.Logger, error) {
-	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return nil, nil, err
-	}
-	db, err := store.Open(ctx, c.db, log)
-	return db, log, err
-}
-
-// redactURL hides the password of a database URL for logs (see store.RedactURL).
-func redactURL(s string) string { return store.RedactURL(s) }
-
-// redactNATSURL hides the credentials of NATS server URLs (app.RedactNATSURL).
-func redactNATSURL(s string) string { return app.RedactNATSURL(s) }
-
-func cmdMigrate(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "migrate", "migrate [flags]", `
+func newMigrateCmd(env *environment) *cobra.Command {
+	cmd := newCmd("migrate", "apply the database migrations and exit", `
 Apply the embedded database migrations and exit. "hrsync run" does this at start too;
-running it first lets a deployment fail early on a bad DATABASE_URL.`)
-	vars := map[string]string{}
+running it first lets a deployment fail early on a bad DATABASE_URL.`, noArgs)
 	var c connFlags
-	c.register(fs, vars, false)
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	db, _, err := c.openStore(ctx, env)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	fmt.Fprintf(env.stdout, "migrated %s (%s)\n", redactURL(c.db), db.Backend())
-	return nil
-}
-
-func cmdDead(ctx context.Context, env *environment, args []string) error {
-	const synopsis = "dead list [flags] | dead replay [flags] ID | dead prune [flags]"
-	const desc = `
-Dead letters are messages hrsync could not apply: not JSON, a broken contract, an
-undeclared feed. Each is kept with its raw bytes and a reason naming the field.
-
-  dead list         show them (newest first)
-  dead replay ID    decode the message again with the current configuration and record
-                    it; use it after fixing the configuration (e.g. declaring a feed)
-  dead prune        drop the raw message of dead letters older than --older-than, keeping
-                    time, feed, subject, reason, size and SHA-256 (the daemon does this
-                    every hour with --dead-letter-retention; see docs/dead-letters.md)`
-	if len(args) == 0 || (args[0] != "list" && args[0] != "replay" && args[0] != "prune") {
-		fs := newFlagSet(env, "dead", synopsis, desc)
-		if err := parseFlags(fs, env, args, nil); err != nil {
-			return err
-		}
-		fs.Usage()
-		return errors.New("dead: want list, replay or prune")
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet(env, "dead "+sub, synopsis, desc)
-	vars := map[string]string{}
-	var c connFlags
-	c.registerBase(fs, vars, false)
-	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
-	feed := fs.String("feed", "", "only this feed")
-	all := fs.Bool("all", false, "include replayed dead letters")
-	limit := fs.Int("limit", 100, "at most this many")
-	fs.Lookup("feed").Usage = "list: only dead letters of this feed"
-	olderThan := fs.Duration("older-than", app.DefaultDeadLetterRetention, "prune: the age after which a dead letter loses its raw message")
-	if err := parseFlags(fs, env, args, vars); err != nil {
-		return err
-	}
-	if sub == "prune" && *olderThan <= 0 {
-		return fmt.Errorf("dead prune: --older-than %s: must be more than 0", *olderThan)
-	}
-	// A replay records a fact as the daemon does: through the app's store, with
-	// the erasure keys, against the configured feeds.
-	a, err := c.openApp(ctx, env, nil, app.Options{}, nil)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	db := a.Store()
-
-	if sub == "prune" {
-		n, err := app.PruneDeadLetters(ctx, db, time.Now(), *olderThan)
+	c.addDB(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		db, _, err := c.openStore(cmd.Context(), env)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stdout, "pruned the raw messages of %d dead letters older than %s\n", n, *olderThan)
+		defer db.Close()
+		fmt.Fprintf(env.stdout, "migrated %s (%s)\n", redactURL(c.db), db.Backend())
 		return nil
 	}
-	if sub == "list" {
-		dls, err := db.ListDeadLetters(ctx, store.DeadLetterFilter{Feed: *feed, IncludeReplayed: *all, Limit: *limit})
+	return cmd
+}
+
+const deadDesc = `
+Dead letters are messages hrsync could not apply: not JSON, a broken contract, an
+undeclared feed. Each is kept with its raw bytes and a reason naming the field.
+See docs/dead-letters.md.`
+
+func newDeadCmd(env *environment) *cobra.Command {
+	return group(env, "dead", "list, replay or prune dead-lettered messages", deadDesc,
+		newDeadListCmd(env), newDeadReplayCmd(env), newDeadPruneCmd(env))
+}
+
+func newDeadListCmd(env *environment) *cobra.Command {
+	cmd := newCmd("list", "show the dead letters", `
+Show the dead letters (newest first), with their feed, subject and reason.`+"\n"+deadDesc, noArgs)
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	feed := addFeed(fs, "only dead letters of this feed")
+	all := fs.Bool("all", false, "include replayed dead letters")
+	limit := fs.Int("limit", 100, "at most this many")
+	out := addOutput(fs, true, "table", "csv", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		db, _, err := c.openStore(cmd.Context(), env)
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			enc := json.NewEncoder(env.stdout)
-			for _, d := range dls {
-				if err := enc.Encode(d); err != nil {
-					return err
-				}
-			}
-			return nil
+		defer db.Close()
+		dls, err := db.ListDeadLetters(cmd.Context(), store.DeadLetterFilter{Feed: feed.name, IncludeReplayed: *all, Limit: *limit})
+		if err != nil {
+			return err
 		}
-		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tAT\tFEED\tSUBJECT\tREASON")
+		r := records{header: []string{"id", "at", "feed", "subject", "reason"}}
 		for _, d := range dls {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.ID, d.At.UTC().Format(time.RFC3339), d.Feed, d.Subject, d.Reason)
+			r.rows = append(r.rows, []string{strconv.FormatInt(d.ID, 10), d.At.UTC().Format(time.RFC3339), d.Feed, d.Subject, d.Reason})
+			r.items = append(r.items, d)
 		}
-		return tw.Flush()
+		return out.print(cmd, env, "dead letters", r)
 	}
+	return cmd
+}
 
-	if fs.NArg() != 1 {
-		return errors.New("dead replay: want exactly one dead letter ID")
+func newDeadReplayCmd(env *environment) *cobra.Command {
+	cmd := newCmd("replay ID", "decode a dead letter again with the current configuration and record it", `
+Decode the dead letter ID again with the current configuration (--config,
+--declare-feed) and record it. Use it after fixing the configuration, e.g. declaring
+a feed; a running daemon converges the fact.`+"\n"+deadDesc, exactArgs(1, "one dead letter ID"))
+	var c connFlags
+	c.addDB(cmd.Flags())
+	c.addConfig(cmd.Flags())
+	cmd.Example = "  hrsync dead replay 3 --config hrsync.yaml"
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(cmd, "dead letter", args[0])
+		if err != nil {
+			return err
+		}
+		// A replay records a fact as the daemon does: through the app's store, with
+		// the erasure keys, against the configured feeds.
+		a, err := c.openApp(cmd.Context(), env, nil, app.Options{}, nil)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		return replayDeadLetter(cmd.Context(), env, a, id)
 	}
-	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-	if err != nil {
-		return fmt.Errorf("dead replay: ID %q is not a number", fs.Arg(0))
-	}
+	return cmd
+}
+
+// replayDeadLetter decodes dead letter id with the app's feeds and records it.
+func replayDeadLetter(ctx context.Context, env *environment, a *app.App, id int64) error {
+	db := a.Store()
 	d, err := db.GetDeadLetter(ctx, id)
 	if err != nil {
 		return fmt.Errorf("dead letter %d: %w", id, err)
@@ -141,12 +109,11 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	if d.ReplayedAt != nil {
 		return fmt.Errorf("dead letter %d was already replayed at %s", id, d.ReplayedAt.Format(time.RFC3339))
 	}
-	feeds := a.Settings().Feeds
 	msg, err := events.ReplayMessage(d)
 	if err != nil {
 		return fmt.Errorf("dead letter %d: %w", id, err)
 	}
-	fact, err := (&events.Decoder{Feeds: feeds}).Decode(msg.Subject, msg.Header, msg.Data)
+	fact, err := (&events.Decoder{Feeds: a.Settings().Feeds}).Decode(msg.Subject, msg.Header, msg.Data)
 	if err != nil {
 		return fmt.Errorf("dead letter %d still fails: %w", id, err)
 	}
@@ -162,52 +129,82 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 	return nil
 }
 
-func cmdReview(ctx context.Context, env *environment, args []string) error {
-	const desc = `
+func newDeadPruneCmd(env *environment) *cobra.Command {
+	cmd := newCmd("prune", "drop the raw message of old dead letters", `
+Drop the raw message of dead letters older than --older-than, keeping time, feed,
+subject, reason, size and SHA-256. The daemon does this every hour with
+--dead-letter-retention; see docs/dead-letters.md.`, noArgs)
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	olderThan := fs.Duration("older-than", app.DefaultDeadLetterRetention, "the age after which a dead letter loses its raw message")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *olderThan <= 0 {
+			return usagef(cmd, "dead prune: --older-than %s: must be more than 0", *olderThan)
+		}
+		db, _, err := c.openStore(cmd.Context(), env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		n, err := app.PruneDeadLetters(cmd.Context(), db, time.Now(), *olderThan)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "pruned the raw messages of %d dead letters older than %s\n", n, *olderThan)
+		return nil
+	}
+	return cmd
+}
+
+const reviewDesc = `
 Review items are decisions hrsync refused to guess: two accounts matching one person,
 a partner row whose email belongs to an account outside its scope, an LMS that
 rejected a change for good. Each names the worker, the reason and the candidates.`
-	if len(args) == 0 || args[0] != "list" {
-		fs := newFlagSet(env, "review", "review list [flags]", desc)
-		if err := parseFlags(fs, env, args, nil); err != nil {
+
+func newReviewCmd(env *environment) *cobra.Command {
+	cmd := newCmd("list", "list the open review items", reviewDesc+`
+
+Exits 3 when it lists open items: a person must decide them.`, noArgs)
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	feed := addFeed(fs, "only review items of this feed")
+	limit := fs.Int("limit", 100, "at most this many")
+	out := addOutput(fs, true, "table", "csv", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		db, _, err := c.openStore(cmd.Context(), env)
+		if err != nil {
 			return err
 		}
-		fs.Usage()
-		return errors.New("review: want list")
-	}
-	fs := newFlagSet(env, "review list", "review list [flags]", desc)
-	vars := map[string]string{}
-	var c connFlags
-	c.registerBase(fs, vars, false)
-	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
-	feed := fs.String("feed", "", "only this feed")
-	fs.Lookup("feed").Usage = "only review items of this feed"
-	limit := fs.Int("limit", 100, "at most this many")
-	if err := parseFlags(fs, env, args[1:], vars); err != nil {
-		return err
-	}
-	db, _, err := c.openStore(ctx, env)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	items, err := db.ListReviews(ctx, store.ReviewFilter{Feed: *feed, Limit: *limit})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		for _, r := range items {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
+		defer db.Close()
+		items, err := db.ListReviews(cmd.Context(), store.ReviewFilter{Feed: feed.name, Limit: *limit})
+		if err != nil {
+			return err
+		}
+		r := records{header: []string{"id", "at", "worker", "reason", "candidates"}}
+		for _, it := range items {
+			r.rows = append(r.rows, []string{strconv.FormatInt(it.ID, 10), it.At.UTC().Format(time.RFC3339), it.Feed + ":" + it.WorkerID,
+				it.Reason, strings.Join(it.Candidates, " ")})
+			r.items = append(r.items, it)
+		}
+		if err := out.print(cmd, env, "review items", r); err != nil {
+			return err
+		}
+		if len(items) > 0 {
+			return attentionf("%d open review items: a person must decide them", len(items))
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAT\tWORKER\tREASON\tCANDIDATES")
-	for _, r := range items {
-		fmt.Fprintf(tw, "%d\t%s\t%s:%s\t%s\t%v\n", r.ID, r.At.UTC().Format(time.RFC3339), r.Feed, r.WorkerID, r.Reason, r.Candidates)
+	return group(env, "review", "list the items a person must decide", reviewDesc, cmd)
+}
+
+// parseID reads the positional ID of a what (hold, dead letter); not a number is
+// a usage error.
+func parseID(cmd *cobra.Command, what, arg string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usagef(cmd, "%s: %s ID %q is not a positive number", cmd.CommandPath(), what, arg)
 	}
-	return tw.Flush()
+	return id, nil
 }

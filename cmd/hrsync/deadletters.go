@@ -1,9 +1,10 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/store"
@@ -18,13 +19,13 @@ type deadLetterFlags struct {
 	retention time.Duration
 }
 
-func (d *deadLetterFlags) register(fs *flag.FlagSet, vars map[string]string) {
+func (d *deadLetterFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&d.maxBody, "dead-letter-max-body", store.DefaultDeadLetterMaxBody,
 		"bytes of a dead letter's body (and headers) kept; the rest is cut, and the size and SHA-256 of the whole body recorded")
-	vars["dead-letter-max-body"] = "HRSYNC_DEAD_LETTER_MAX_BODY"
+	envFlag(fs, "dead-letter-max-body", "HRSYNC_DEAD_LETTER_MAX_BODY")
 	fs.DurationVar(&d.retention, "dead-letter-retention", app.DefaultDeadLetterRetention,
 		"how long a dead letter keeps its raw message; older ones keep only time, feed, subject, reason, size and SHA-256 (0: for ever)")
-	vars["dead-letter-retention"] = "HRSYNC_DEAD_LETTER_RETENTION"
+	envFlag(fs, "dead-letter-retention", "HRSYNC_DEAD_LETTER_RETENTION")
 }
 
 // check names the flag that is wrong and why.

@@ -209,7 +209,7 @@ func TestRunErasureRequested(t *testing.T) {
 func TestPublishErasureRequested(t *testing.T) {
 	t.Parallel()
 	out, stderr, err := runCLI(t, nil, "publish", "--type", "erasure_requested", "--worker", "w-1001", "--reason", "DSR-2026-0042",
-		"--requested-by", "privacy-office", "--mode", "structured", "--dry-run")
+		"--requested-by", "privacy-office", "--content-mode", "structured", "--dry-run")
 	if err != nil || !strings.Contains(out, "would publish to hrsync.events.hr.erasure_requested") ||
 		!strings.Contains(out, `"requested_by":"privacy-office"`) || strings.Contains(out, "effective") {
 		t.Fatalf("publish --dry-run: %v\n%s\n%s", err, out, stderr)

@@ -39,19 +39,20 @@ func TestHoldsCLI(t *testing.T) {
 	env := map[string]string{"DATABASE_URL": dbURL}
 	id := func(n int64) string { return string(rune('0' + n)) }
 
+	// Open holds await a person: exit code 3.
 	out, _, err := runCLI(t, env, "holds", "list")
-	if err != nil || !strings.Contains(out, "feed hr: 7 removals of 10") || !strings.Contains(out, "roster removes 4995") || strings.Count(out, "open") != 2 {
+	if !needsPerson(err) || !strings.Contains(out, "feed hr: 7 removals of 10") || !strings.Contains(out, "roster removes 4995") || strings.Count(out, "open") != 2 {
 		t.Fatalf("holds list: %v\n%s", err, out)
 	}
-	out, _, err = runCLI(t, env, "holds", "show", "--sample", "2", id(live))
-	if err != nil || !strings.Contains(out, "7 (7 deactivations, 0 deletions) of 10 active accounts") || !strings.Contains(out, "2 of 7 affected people") {
+	out, _, err = runCLI(t, env, "holds", "show", id(live), "--sample", "2")
+	if !needsPerson(err) || !strings.Contains(out, "7 (7 deactivations, 0 deletions) of 10 active accounts") || !strings.Contains(out, "2 of 7 affected people") {
 		t.Fatalf("holds show: %v\n%s", err, out)
 	}
 
 	t.Run("CSVEscaped", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "hold.csv")
-		if _, stderr, err := runCLI(t, env, "holds", "show", "--csv", path, id(live)); err != nil || !strings.Contains(stderr, "wrote 7 affected people") {
-			t.Fatalf("holds show --csv: %v %s", err, stderr)
+		if _, stderr, err := runCLI(t, env, "holds", "show", id(live), "--format", "csv", "--out", path); !needsPerson(err) || !strings.Contains(stderr, "wrote 7 affected people") {
+			t.Fatalf("holds show --format csv --out: %v %s", err, stderr)
 		}
 		f, err := os.Open(path)
 		if err != nil {
@@ -95,14 +96,14 @@ func TestHoldsCLI(t *testing.T) {
 		}
 	})
 
-	out, _, err = runCLI(t, env, "holds", "approve", "--by", "alice", "--reason", "end of season", id(live))
+	out, _, err = runCLI(t, env, "holds", "approve", id(live), "--by", "alice", "--reason", "end of season")
 	if err != nil || !strings.Contains(out, "approved by alice") {
 		t.Fatalf("holds approve: %v\n%s", err, out)
 	}
 	if _, _, err := runCLI(t, env, "holds", "reject", "--by", "bob", "--reason", "changed my mind", id(live)); err == nil || !strings.Contains(err.Error(), "approved by alice") {
 		t.Fatalf("second decision: err = %v, want a refusal naming the first", err)
 	}
-	out, _, err = runCLI(t, env, "holds", "reject", "--by", "bob", "--reason", "truncated file", id(upload))
+	out, _, err = runCLI(t, env, "holds", "reject", id(upload), "--by", "bob", "--reason", "truncated file")
 	if err != nil || !strings.Contains(out, "rejected by bob") {
 		t.Fatalf("holds reject: %v\n%s", err, out)
 	}
@@ -137,7 +138,7 @@ func TestDemoHolds(t *testing.T) {
 	if res["ok"] != true || res["held"] == float64(0) || res["holds_approved"] == float64(0) {
 		t.Fatalf("demo result: %v", res)
 	}
-	if !strings.Contains(out, "safeguard: hold 1 keeps") || !strings.Contains(out, "hrsync holds approve --by demo-admin") {
+	if !strings.Contains(out, "safeguard: hold 1 keeps") || !strings.Contains(out, "hrsync holds approve 1 --by demo-admin") {
 		t.Fatalf("the demo does not show the hold and its approval:\n%s", out)
 	}
 }

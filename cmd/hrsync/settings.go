@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"strings"
+	"log/slog"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
+	"github.com/hrsync/hrsync/store"
 )
 
 // From flags to the assembly: the commands' flags become app.Settings here, and
@@ -34,8 +32,7 @@ func (c *connFlags) settings(env *environment, l *lmsFlags) (app.Settings, error
 }
 
 // openApp reads the settings of c and l, lets edit adjust them (nil: none), and
-// opens the app with o; its logger follows --log-format and --log-level unless o
-// brings one.
+// opens the app with o; its logger is the command-line logger unless o brings one.
 func (c *connFlags) openApp(ctx context.Context, env *environment, l *lmsFlags, o app.Options, edit func(*app.Settings)) (*app.App, error) {
 	set, err := c.settings(env, l)
 	if err != nil {
@@ -46,17 +43,23 @@ func (c *connFlags) openApp(ctx context.Context, env *environment, l *lmsFlags, 
 	}
 	if l != nil && o.LMS == nil {
 		// A command that needs the LMS says what is wrong with its settings before
-		// it opens (and perhaps creates) a store.
+		// it opens a store.
 		if err := app.CheckLMS(set.LMS); err != nil {
 			return nil, err
 		}
 	}
 	if o.Log == nil {
-		if o.Log, err = newLogger(env.stderr, c.logFormat, c.logLevel); err != nil {
-			return nil, err
-		}
+		o.Log = env.logger(cliLog)
 	}
 	return app.Open(ctx, set, o)
+}
+
+// openStore opens the store of --db for a command that needs nothing else, with
+// the command-line logger.
+func (c *connFlags) openStore(ctx context.Context, env *environment) (*store.DB, *slog.Logger, error) {
+	log := env.logger(cliLog)
+	db, err := store.Open(ctx, c.db, log)
+	return db, log, err
 }
 
 // feedsAndStream reads only the feeds and the streams of the configuration, for
@@ -79,60 +82,8 @@ func (l *lmsFlags) settings() app.LMSSettings {
 		ClientFilter: l.clientFilter, Timeout: l.timeout, Rate: l.rate}
 }
 
-// feedFlag collects --feed NAME[:KIND[:TIMEZONE]], the simple case of feed
-// configuration.
-type feedFlag []app.FeedConfig
+// redactURL hides the password of a database URL for logs (see store.RedactURL).
+func redactURL(s string) string { return store.RedactURL(s) }
 
-func (f *feedFlag) String() string {
-	var names []string
-	for _, fc := range *f {
-		names = append(names, fc.Name)
-	}
-	return strings.Join(names, ",")
-}
-
-func (f *feedFlag) Set(v string) error {
-	for _, item := range strings.Split(v, ",") {
-		parts := strings.Split(strings.TrimSpace(item), ":")
-		if len(parts) > 3 || parts[0] == "" {
-			return fmt.Errorf("want NAME[:KIND[:TIMEZONE]], got %q", item)
-		}
-		fc := app.FeedConfig{Name: parts[0]}
-		if len(parts) > 1 {
-			fc.Kind = parts[1]
-		}
-		if len(parts) > 2 {
-			fc.Timezone = parts[2]
-		}
-		*f = append(*f, fc)
-	}
-	return nil
-}
-
-// bindEnv gives flags an environment fallback: for each flag not set on the command
-// line whose variable is set, the variable's value is used (and checked).
-func bindEnv(fs *flag.FlagSet, getenv func(string) string, env map[string]string) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	for name, variable := range env {
-		if set[name] {
-			continue
-		}
-		if v := getenv(variable); v != "" {
-			if err := fs.Set(name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q (for --%s): %w", variable, v, name, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// envHelp appends "(env VAR)" to each flag's usage, so --help tells the whole truth.
-func envHelp(fs *flag.FlagSet, env map[string]string) {
-	for name, variable := range env {
-		if f := fs.Lookup(name); f != nil {
-			f.Usage += " (env " + variable + ")"
-		}
-	}
-}
+// redactNATSURL hides the credentials of NATS server URLs (app.RedactNATSURL).
+func redactNATSURL(s string) string { return app.RedactNATSURL(s) }

@@ -466,7 +466,7 @@ func (d *demo) approveHolds(ctx context.Context) error {
 		d.report("safeguard: hold %d keeps %d deactivations back: %s", h.ID, h.Counts.Removals, h.Reason)
 		d.report("an admin checks the list (hrsync holds show %d) and approves:", h.ID)
 		const by, why = "demo-admin", "expected end-of-season leavers"
-		d.report("  hrsync holds approve --by %s --reason %q %d", by, why, h.ID)
+		d.report("  hrsync holds approve %d --by %s --reason %q", h.ID, by, why)
 		if _, err := d.db.DecideHold(ctx, h.ID, connector.HoldDecision{Approve: true, By: by, Reason: why}); err != nil {
 			return err
 		}

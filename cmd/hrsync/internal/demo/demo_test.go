@@ -34,7 +34,7 @@ func TestPlay(t *testing.T) {
 			res.RehiresHistoryIntact != res.Rehired {
 			t.Fatalf("seed %d: %+v\n%s", seed, res, out.String())
 		}
-		for _, want := range []string{"safeguard: hold 1 keeps", "hrsync holds approve --by demo-admin", "OK: every expectation held."} {
+		for _, want := range []string{"safeguard: hold 1 keeps", "hrsync holds approve 1 --by demo-admin", "OK: every expectation held."} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("seed %d: output lacks %q:\n%s", seed, want, out.String())
 			}

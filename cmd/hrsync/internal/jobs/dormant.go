@@ -23,15 +23,15 @@ type DormantRequest struct {
 
 // Dormant scans every LMS account for those r.Filter selects, writes the report,
 // holds the plan unless r.ReportOnly, and prints the summary and the next steps.
-// Nothing in the LMS changes.
-func (e Env) Dormant(ctx context.Context, r DormantRequest) error {
+// Nothing in the LMS changes. It returns the id of the hold it created (0: none).
+func (e Env) Dormant(ctx context.Context, r DormantRequest) (held int64, err error) {
 	f, db, lms := r.Filter, e.Store, e.LMS
 	prog := NewProgress(e.Progress, "scanned")
 	sel, err := connector.Selector{LMS: lms, Store: db, Feeds: e.Feeds, Policy: FeedPolicies(e.Feeds), PageSize: r.PageSize,
 		Progress: func(scanned, total int) { prog.Update(scanned, total, "") }}.Select(ctx, f)
 	prog.Done()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	est := Estimate(ctx, lms, len(sel.Items), 0, e.PerHour)
 	dir := r.Dir
@@ -43,23 +43,23 @@ func (e Env) Dormant(ctx context.Context, r DormantRequest) error {
 		dir = prefix + e.Now().UTC().Format("20060102T150405Z")
 	}
 	if err := WriteReport(dir, sel, est); err != nil {
-		return err
+		return 0, err
 	}
 	var holdID int64
 	if !r.ReportOnly && len(sel.Items) > 0 {
 		payload, err := json.Marshal(Payload{Filter: f.String(), Selection: sel, Estimate: est, ReportDir: dir})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		holdID, err = db.CreateJob(ctx, connector.Hold{Kind: connector.HoldCleanup, Feed: f.Feed,
 			Reason: "dormant accounts: " + f.String(), Payload: payload}, sel.Items)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		e.Log.Info("clean-up report held", "hold", holdID, "accounts", len(sel.Items), "filter", f.String())
 	}
 	if r.JSON {
-		return json.NewEncoder(e.Out).Encode(map[string]any{"hold": holdID, "selection": sel, "estimate": est, "report_dir": dir})
+		return holdID, json.NewEncoder(e.Out).Encode(map[string]any{"hold": holdID, "selection": sel, "estimate": est, "report_dir": dir})
 	}
 	w := e.Out
 	fmt.Fprintf(w, "scanned %d LMS accounts; %d dormant (%s)\n", sel.Scanned, len(sel.Items), f.String())
@@ -80,10 +80,10 @@ func (e Env) Dormant(ctx context.Context, r DormantRequest) error {
 		fmt.Fprintln(w, "nothing to clean up; no hold was created")
 	default:
 		fmt.Fprintf(w, "held as hold %d; nothing was deleted. Next:\n", holdID)
-		fmt.Fprintf(w, "  hrsync holds show --csv - %d                                      review every account\n", holdID)
-		fmt.Fprintf(w, "  hrsync holds approve --sample-batch 50 --by NAME --reason TEXT %d  optional: a test batch first\n", holdID)
-		fmt.Fprintf(w, "  hrsync holds approve --by NAME --reason TEXT %d                    approve all\n", holdID)
+		fmt.Fprintf(w, "  hrsync holds show %d --format csv                                  review every account\n", holdID)
+		fmt.Fprintf(w, "  hrsync holds approve %d --sample-batch 50 --by NAME --reason TEXT  optional: a test batch first\n", holdID)
+		fmt.Fprintf(w, "  hrsync holds approve %d --by NAME --reason TEXT                    approve all\n", holdID)
 		fmt.Fprintf(w, "  hrsync holds run %d                                               delete (resumable)\n", holdID)
 	}
-	return nil
+	return holdID, nil
 }

@@ -140,8 +140,8 @@ func TestDormant(t *testing.T) {
 	}
 	f := connector.DormantFilter{NoLogin: true}
 	report := filepath.Join(b.dir, "r")
-	if err := b.env.Dormant(ctx, DormantRequest{Filter: f, Dir: report, PageSize: 2}); err != nil {
-		t.Fatal(err)
+	if held, err := b.env.Dormant(ctx, DormantRequest{Filter: f, Dir: report, PageSize: 2}); err != nil || held != 1 {
+		t.Fatalf("Dormant = hold %d, %v; want hold 1", held, err)
 	}
 	for _, want := range []string{"scanned 4 LMS accounts; 3 dormant", "held as hold 1", "at 1000 calls/hour"} {
 		if !strings.Contains(b.out.String(), want) {
@@ -164,8 +164,8 @@ func TestDormant(t *testing.T) {
 	}
 
 	b.out.Reset()
-	if err := b.env.Dormant(ctx, DormantRequest{Filter: f, ReportOnly: true, Dir: filepath.Join(b.dir, "d"), JSON: true}); err != nil {
-		t.Fatal(err)
+	if held, err := b.env.Dormant(ctx, DormantRequest{Filter: f, ReportOnly: true, Dir: filepath.Join(b.dir, "d"), JSON: true}); err != nil || held != 0 {
+		t.Fatalf("report only = hold %d, %v; want no hold", held, err)
 	}
 	var res struct {
 		Hold int64 `json:"hold"`
@@ -188,15 +188,15 @@ func TestOffboardAndRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := b.env.Offboard(ctx, OffboardRequest{Feed: "hr", By: "ana", Reason: "x"}); err == nil || !strings.Contains(err.Error(), "HR feed") {
+	if _, err := b.env.Offboard(ctx, OffboardRequest{Feed: "hr", By: "ana", Reason: "x"}); err == nil || !strings.Contains(err.Error(), "HR feed") {
 		t.Fatalf("offboarding the HR feed: %v", err)
 	}
 	req := OffboardRequest{Feed: "partner-acme", By: "ana", Reason: "contract ended", Dir: filepath.Join(b.dir, "off")}
-	if err := b.env.Offboard(ctx, req); err != nil || !strings.Contains(b.out.String(), "2 LMS accounts to delete") {
+	if held, err := b.env.Offboard(ctx, req); err != nil || held != 1 || !strings.Contains(b.out.String(), "2 LMS accounts to delete") {
 		t.Fatalf("offboard: %v\n%s", err, b.out)
 	}
 	b.out.Reset()
-	if err := b.env.Offboard(ctx, req); err != nil || !strings.Contains(b.out.String(), "already being offboarded: hold 1") {
+	if held, err := b.env.Offboard(ctx, req); err != nil || held != 1 || !strings.Contains(b.out.String(), "already being offboarded: hold 1") {
 		t.Fatalf("offboard again: %v\n%s", err, b.out)
 	}
 	if err := b.env.RunHold(ctx, 1, RunOptions{}); err == nil {

@@ -28,29 +28,30 @@ type OffboardRequest struct {
 // Offboard scans the LMS for every account of the partner feed r.Feed, writes the
 // report and holds the plan; nothing changes in the LMS. A feed without accounts
 // is closed at once. Asked again while the feed's offboarding is held, it names
-// that hold and holds nothing new.
-func (e Env) Offboard(ctx context.Context, r OffboardRequest) error {
+// that hold and holds nothing new. It returns the id of the hold that awaits a
+// person (new, or the one held before; 0 if the feed was closed at once).
+func (e Env) Offboard(ctx context.Context, r OffboardRequest) (held int64, err error) {
 	name := r.Feed
 	feed, ok := e.Feeds[name]
 	if !ok {
-		return fmt.Errorf("feed %q is not configured (feeds: %s)", name, strings.Join(e.Feeds.Names(), ", "))
+		return 0, fmt.Errorf("feed %q is not configured (feeds: %s)", name, strings.Join(e.Feeds.Names(), ", "))
 	}
 	if feed.Kind == connector.FeedHR {
-		return fmt.Errorf("feed %s is the HR feed: offboarding is for partner feeds (every account of the feed would go)", name)
+		return 0, fmt.Errorf("feed %s is the HR feed: offboarding is for partner feeds (every account of the feed would go)", name)
 	}
 	lms, db, w := e.LMS, e.Store, e.Out
 	if cl, closed, err := db.FeedClosed(ctx, name); err != nil {
-		return err
+		return 0, err
 	} else if closed {
-		return fmt.Errorf("feed %s was already closed on %s (hold %d)", name, cl.ClosedAt.UTC().Format(time.DateOnly), cl.HoldID)
+		return 0, fmt.Errorf("feed %s was already closed on %s (hold %d)", name, cl.ClosedAt.UTC().Format(time.DateOnly), cl.HoldID)
 	}
 	// Offboarding is idempotent: while the feed's offboarding is held (or
 	// approved and running), asking again names that hold and changes nothing.
 	if h, ok, err := db.OffboardHold(ctx, name); err != nil {
-		return err
+		return 0, err
 	} else if ok {
 		printOffboardHeld(w, h)
-		return nil
+		return h.ID, nil
 	}
 	action := connector.ActionDelete
 	if r.Keep {
@@ -60,7 +61,7 @@ func (e Env) Offboard(ctx context.Context, r OffboardRequest) error {
 	sel, err := OffboardSelection(ctx, lms, db, feed, action, func(n, total int) { prog.Update(n, total, "") })
 	prog.Done()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	anon := 0
 	if action == connector.ActionAnonymise {
@@ -71,19 +72,19 @@ func (e Env) Offboard(ctx context.Context, r OffboardRequest) error {
 	if len(sel.Items) == 0 {
 		dir := cmp.Or(r.Dir, "offboard-"+name+"-empty-"+stamp)
 		if err := WriteReport(dir, sel, est); err != nil {
-			return err
+			return 0, err
 		}
 		fmt.Fprintf(w, "feed %s: no LMS accounts (%d scanned); report: %s\n", name, sel.Scanned, dir)
 		if err := db.CloseFeed(ctx, store.ClosedFeed{Feed: name, ClosedBy: r.By, Reason: r.Reason}); err != nil {
-			return err
+			return 0, err
 		}
 		fmt.Fprintf(w, "the feed has no accounts; it is closed now\n")
-		return nil
+		return 0, nil
 	}
 	report := Payload{Filter: "every account of feed " + name, Selection: sel, Estimate: est}
 	payload, err := json.Marshal(report)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// The store refuses a second offboarding hold of the feed (one started since
 	// the check above): name the one that won.
@@ -92,28 +93,28 @@ func (e Env) Offboard(ctx context.Context, r OffboardRequest) error {
 	var open *store.OpenJobError
 	if errors.As(err, &open) {
 		printOffboardHeld(w, open.Hold)
-		return nil
+		return open.Hold.ID, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// The report directory names the hold, so two offboardings never share one.
 	report.ReportDir = cmp.Or(r.Dir, fmt.Sprintf("offboard-%s-hold%d-%s", name, id, stamp))
 	if err := WriteReport(report.ReportDir, sel, est); err != nil {
-		return fmt.Errorf("hold %d is created, but its report was not written (hrsync holds show --csv - %d lists its accounts): %w", id, id, err)
+		return 0, fmt.Errorf("hold %d is created, but its report was not written (hrsync holds show --csv - %d lists its accounts): %w", id, id, err)
 	}
 	if payload, err = json.Marshal(report); err != nil {
-		return err
+		return 0, err
 	}
 	if err := db.SetJobPayload(ctx, id, payload); err != nil {
-		return err
+		return 0, err
 	}
 	fmt.Fprintf(w, "feed %s: %d LMS accounts to %s (%d scanned)\n", name, len(sel.Items), action, sel.Scanned)
 	fmt.Fprintf(w, "that needs %s\n", est)
 	fmt.Fprintf(w, "report: %s (accounts.csv, report.json)\n", report.ReportDir)
 	e.Log.Info("offboarding held", "feed", name, "hold", id, "accounts", len(sel.Items), "action", action, "by", r.By)
-	fmt.Fprintf(w, "held as hold %d; nothing changed. Next: hrsync holds approve --by NAME --reason TEXT %d, then hrsync holds run %d\n", id, id, id)
-	return nil
+	fmt.Fprintf(w, "held as hold %d; nothing changed. Next: hrsync holds approve %d --by NAME --reason TEXT, then hrsync holds run %d\n", id, id, id)
+	return id, nil
 }
 
 // printOffboardHeld tells the user that the feed's offboarding is held already,
@@ -122,7 +123,7 @@ func printOffboardHeld(w io.Writer, h connector.Hold) {
 	fmt.Fprintf(w, "feed %s is already being offboarded: hold %d (%s since %s, %d accounts); nothing new was held.\n",
 		h.Feed, h.ID, h.Status, h.CreatedAt.UTC().Format(time.RFC3339), h.Counts.Removals)
 	if h.Status == connector.HoldOpen {
-		fmt.Fprintf(w, "Next: hrsync holds show %d, hrsync holds approve --by NAME --reason TEXT %d, then hrsync holds run %d\n", h.ID, h.ID, h.ID)
+		fmt.Fprintf(w, "Next: hrsync holds show %d, hrsync holds approve %d --by NAME --reason TEXT, then hrsync holds run %d\n", h.ID, h.ID, h.ID)
 	} else {
 		fmt.Fprintf(w, "Next: hrsync holds run %d (resumes where it stopped)\n", h.ID)
 	}

@@ -50,7 +50,7 @@ func (e Env) RunHold(ctx context.Context, id int64, o RunOptions) error {
 		sum.Totals[connector.JobSkipped], sum.Totals[connector.JobFailed], sum.Totals[connector.JobPending])
 	switch {
 	case sum.Sample:
-		fmt.Fprintf(w, "the test batch is done; check it (hrsync holds show --csv - %d), then approve the rest or reject it\n", id)
+		fmt.Fprintf(w, "the test batch is done; check it (hrsync holds show %d --format csv), then approve the rest or reject it\n", id)
 	case sum.Complete && h.Kind == connector.HoldOffboard:
 		if err := db.CloseFeed(ctx, store.ClosedFeed{Feed: h.Feed, ClosedBy: h.DecidedBy, Reason: h.Decision, HoldID: id}); err != nil {
 			return err
@@ -59,7 +59,7 @@ func (e Env) RunHold(ctx context.Context, id int64, o RunOptions) error {
 		fmt.Fprintf(w, "feed %s is closed: its events are dead-lettered and its roster uploads and tokens refused\n", h.Feed)
 	}
 	if sum.Totals[connector.JobFailed] > 0 {
-		fmt.Fprintf(w, "see the failures: hrsync holds show --csv - %d\n", id)
+		fmt.Fprintf(w, "see the failures: hrsync holds show %d --format csv\n", id)
 	}
 	return nil
 }

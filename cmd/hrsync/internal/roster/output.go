@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/hrsync/hrsync/events"
-	"github.com/hrsync/hrsync/store"
 )
 
 // WriteNewToken writes a new upload token and the SHA-256 to configure for it
@@ -24,24 +22,6 @@ func WriteNewToken(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "token:               %s\nupload_token_sha256: %s\n\nGive the token to the feed's uploader; put the SHA-256 under the feed's roster: in the configuration.\n",
 		tok, hex.EncodeToString(sum[:]))
 	return err
-}
-
-// WriteUploads writes the uploads ups as a table, or as JSON.
-func WriteUploads(w io.Writer, ups []store.Upload, asJSON bool) error {
-	if asJSON {
-		return json.NewEncoder(w).Encode(ups)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAT\tFEED\tMODE\tFILE\tSHA256\tBY\tROWS\tHIRES\tREHIRES\tLEAVERS\tUPDATES\tOUTCOME")
-	for _, u := range ups {
-		outcome := u.Outcome
-		if u.HoldID != nil {
-			outcome += fmt.Sprintf(" (hold %d)", *u.HoldID)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.12s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", u.ID, u.At.UTC().Format(time.RFC3339), u.Feed, u.Mode,
-			orDash(u.Filename), u.SHA256, orDash(u.By), u.Rows, u.Hires, u.Rehires, u.Leavers, u.Updates, outcome)
-	}
-	return tw.Flush()
 }
 
 // WriteResult writes what the upload of the file name did, as text or as JSON;
@@ -62,7 +42,7 @@ func WriteResult(w io.Writer, name string, res *Result, asJSON bool) error {
 		}
 		return events.FormatEvents(w, evs)
 	case "held":
-		fmt.Fprintf(w, "HELD as hold %d, nothing was published: %s\nReview it with: hrsync holds show %d; then hrsync holds approve|reject --by NAME --reason TEXT %d\n",
+		fmt.Fprintf(w, "HELD as hold %d, nothing was published: %s\nReview it with: hrsync holds show %d; then hrsync holds approve|reject %d --by NAME --reason TEXT\n",
 			res.HoldID, res.Reason, res.HoldID, res.HoldID)
 	case "unchanged":
 		fmt.Fprintln(w, "nothing to do: the feed already matches the file")
