@@ -88,7 +88,7 @@ process, so that the peak RSS is this process's alone.`)
 			return err
 		}
 		set.LMS = app.LMSConfig{}.Over(l.settings())
-		o := app.Options{Log: log, ReactivateManual: *reactivateManual}
+		o := app.Options{Log: log, ReactivateManual: *reactivateManual, Migrate: true}
 		if l.url == "" {
 			// In worker order, as they would be created.
 			o.LMS = sandbox.New(sandbox.WithIDs(func(seq int) string { return fmt.Sprintf("a%08d", seq-1) }))

@@ -160,7 +160,7 @@ roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.
 	}
 	log.Info("hrsync starting", "version", version(), "feeds", set.Feeds.Names(), "db", redactURL(set.DB),
 		"lms", set.LMS.Type+" "+scim.RedactURL(set.LMS.URL), "lms_rate", set.LMS.Rate)
-	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: *reactivateManual, DeadLetterMaxBody: dl.maxBody},
+	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: *reactivateManual, DeadLetterMaxBody: dl.maxBody, Migrate: true},
 		app.StackConfig{NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: *embedded, EmbeddedDir: *embeddedDir,
 			ManageStream: *manage, Durable: *durable,
 			Converger: connector.ConvergerConfig{Lease: *lease, Concurrency: *workers, PollInterval: *poll},

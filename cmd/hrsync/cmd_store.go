@@ -16,13 +16,14 @@ import (
 	"github.com/hrsync/hrsync/store"
 )
 
-// openStore builds the command's logger and opens (and migrates) its store.
-func (c *connFlags) openStore(ctx context.Context, env *environment) (*store.DB, *slog.Logger, error) {
+// openStore builds the command's logger and opens its store: an existing one of
+// this binary's schema, unless opts say store.Migrate(true) (docs/store.md).
+func (c *connFlags) openStore(ctx context.Context, env *environment, opts ...store.Option) (*store.DB, *slog.Logger, error) {
 	log, err := newLogger(env.stderr, c.logFormat, c.logLevel)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := store.Open(ctx, c.db, log)
+	db, err := store.Open(ctx, c.db, log, opts...)
 	return db, log, err
 }
 
@@ -42,7 +43,7 @@ running it first lets a deployment fail early on a bad DATABASE_URL.`)
 	if err := parseFlags(fs, env, args, vars); err != nil {
 		return err
 	}
-	db, _, err := c.openStore(ctx, env)
+	db, _, err := c.openStore(ctx, env, store.Migrate(true))
 	if err != nil {
 		return err
 	}
