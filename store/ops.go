@@ -145,17 +145,19 @@ func (db *DB) GetDeadLetter(ctx context.Context, id int64) (connector.DeadLetter
 // MarkDeadLetterReplayed records that the dead letter id was replayed at at,
 // with a line in its history. ReplayDeadLetter records the fact and the replay
 // in one transaction, and is what replays should use. Returns an error matching
-// connector.ErrNotFound if there is no such message.
+// connector.ErrNotFound if there is no such message, connector.ErrConflict if it
+// was discarded (a discarded dead letter is never replayed).
 func (db *DB) MarkDeadLetterReplayed(ctx context.Context, id int64, at time.Time) error {
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`UPDATE dead_letters SET replayed_at = ? WHERE id = ?`), db.ts(at), id)
+		d, err := db.lockDeadLetter(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if d.DiscardedAt != nil {
+			return closedDeadLetter(d)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dead_letters SET replayed_at = ? WHERE id = ?`), db.ts(at), id); err != nil {
 			return err
-		} else if n == 0 {
-			return notFound("dead letter %d", id)
 		}
 		return db.deadLetterHistoryTx(ctx, tx, id, at, DeadLetterReplayedAction, "", "replayed")
 	})

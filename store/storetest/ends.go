@@ -122,6 +122,9 @@ func testDeadLetterDiscard(t *testing.T, b *testBundle) {
 	if _, err := b.s.ReplayDeadLetter(b.ctx, gone, fact(hr("w1"), "e1", connector.KindHired, 0), "bob"); !errors.Is(err, connector.ErrConflict) {
 		t.Fatalf("replay a discarded dead letter: %v; want connector.ErrConflict", err)
 	}
+	if err := b.s.MarkDeadLetterReplayed(b.ctx, gone, b.now); !errors.Is(err, connector.ErrConflict) {
+		t.Fatalf("mark a discarded dead letter replayed: %v; want connector.ErrConflict", err)
+	}
 	if _, err := b.s.DiscardDeadLetter(b.ctx, replayed, store.Resolution{By: "bob", Reason: "x"}); !errors.Is(err, connector.ErrConflict) {
 		t.Fatalf("discard a replayed dead letter: %v; want connector.ErrConflict", err)
 	}
