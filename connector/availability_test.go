@@ -92,7 +92,7 @@ func TestConvergerPausesWhileLMSUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "x.db"), nil)
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "x.db"), nil, store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func benchCleanup(b *testing.B, adapter func(*sandbox.LMS) connector.LMS) {
 				b.Fatal(err)
 			}
 		}
-		db, err := store.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "b.db"), nil)
+		db, err := store.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "b.db"), nil, store.Migrate(true))
 		if err != nil {
 			b.Fatal(err)
 		}

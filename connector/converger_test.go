@@ -41,7 +41,7 @@ func setup(t *testing.T, start time.Time, feeds ...connector.Feed) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.db, err = store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "t.db"), nil)
+	b.db, err = store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "t.db"), nil, store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ type lmsState map[string]string
 func playArrivals(t *testing.T, arrivals []connector.Fact, now time.Time) lmsState {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "p.db"), nil)
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "p.db"), nil, store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func seedReconcileBench(b *testing.B, n int) (*store.DB, *sandbox.LMS, connector
 	if err != nil {
 		b.Fatal(err)
 	}
-	db, err := store.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"), nil)
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"), nil, store.Migrate(true))
 	if err != nil {
 		b.Fatal(err)
 	}

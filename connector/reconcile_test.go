@@ -178,7 +178,7 @@ func reconSetup(t *testing.T) *reconBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.db, err = store.Open(b.ctx, "sqlite://"+filepath.Join(t.TempDir(), "r.db"), nil)
+	b.db, err = store.Open(b.ctx, "sqlite://"+filepath.Join(t.TempDir(), "r.db"), nil, store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func setupResilience(t *testing.T, fc faulty.Config, gc guard.Config) *resilienc
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.db, err = store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "x.db"), nil)
+	b.db, err = store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "x.db"), nil, store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,11 @@ type Review struct {
 	Reason   string    `json:"reason" db:"reason"`
 	// Candidates are the account ids that matched, when the reason is ambiguity.
 	Candidates []string `json:"candidates,omitempty" db:"-"`
+	// ResolvedAt, ResolvedBy and Resolution say that a person closed the item,
+	// who, and why; nil and empty while it is open.
+	ResolvedAt *time.Time `json:"resolved_at,omitempty" db:"resolved_at"`
+	ResolvedBy string     `json:"resolved_by,omitempty" db:"resolved_by"`
+	Resolution string     `json:"resolution,omitempty" db:"note"`
 }
 
 // Completion is what a converger commits when it is done with a claim: the link, the
@@ -236,4 +241,27 @@ type DeadLetter struct {
 	// PrunedAt is when the store dropped Data and Headers after its retention
 	// period; the row keeps the rest.
 	PrunedAt *time.Time `json:"pruned_at,omitempty" db:"pruned_at"`
+	// DiscardedAt, DiscardedBy and DiscardReason say that a person gave the
+	// message up: it is never replayed, and kept for the record.
+	DiscardedAt   *time.Time `json:"discarded_at,omitempty" db:"discarded_at"`
+	DiscardedBy   string     `json:"discarded_by,omitempty" db:"discarded_by"`
+	DiscardReason string     `json:"discard_reason,omitempty" db:"discard_reason"`
+}
+
+// The statuses of a dead letter (DeadLetter.Status).
+const (
+	DeadLetterOpen      = "open"      // waiting for a replay or a discard
+	DeadLetterReplayed  = "replayed"  // its message was recorded after a fix
+	DeadLetterDiscarded = "discarded" // a person gave it up
+)
+
+// Status returns DeadLetterOpen, DeadLetterReplayed or DeadLetterDiscarded.
+func (d DeadLetter) Status() string {
+	switch {
+	case d.DiscardedAt != nil:
+		return DeadLetterDiscarded
+	case d.ReplayedAt != nil:
+		return DeadLetterReplayed
+	}
+	return DeadLetterOpen
 }

@@ -349,7 +349,12 @@ func (db *DB) Erase(ctx context.Context, e Erasure) (ErasureReport, error) {
 			}
 			return false
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, subject, headers, data, reason FROM dead_letters ORDER BY id`)
+		// A dead letter's history (a failed replay's error, a discard's reason)
+		// may quote the message too: it counts as part of the dead letter, and
+		// goes with it (ON DELETE CASCADE).
+		rows, err := tx.QueryContext(ctx, `SELECT d.id, d.subject, d.headers, d.data, d.reason || ' ' || d.discard_reason || ' ' || COALESCE(h.details, '')
+			FROM dead_letters d LEFT JOIN (SELECT dead_letter_id, `+db.concatDetails()+` AS details FROM dead_letter_history GROUP BY dead_letter_id) h
+			ON h.dead_letter_id = d.id ORDER BY d.id`)
 		if err != nil {
 			return fmt.Errorf("store: erase %s: dead letters: %w", pseudo, err)
 		}
@@ -405,6 +410,14 @@ func (db *DB) Erase(ctx context.Context, e Erasure) (ErasureReport, error) {
 		return ErasureReport{}, err
 	}
 	return rep, nil
+}
+
+// concatDetails is the aggregate that joins the details of a dead letter's history.
+func (db *DB) concatDetails() string {
+	if db.backend == Postgres {
+		return `string_agg(actor || ' ' || detail, ' ')`
+	}
+	return `group_concat(actor || ' ' || detail, ' ')`
 }
 
 func orNone(s string) string {

@@ -91,83 +91,88 @@ func (db *DB) RecordFacts(ctx context.Context, facts []connector.Fact) (recorded
 	facts = slices.CompactFunc(facts, func(a, b connector.Fact) bool { return a.Source == b.Source && a.ID == b.ID })
 
 	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
-		recorded = 0
-		now := db.now()
-		// A closed feed's facts are refused whatever the keys.
-		if err := db.checkClosed(ctx, tx, facts); err != nil {
-			return err
-		}
-		// Then: can this handle tell an erased person at all? Without the key of
-		// every tombstone it records nothing (not even an erasure request, which
-		// would otherwise be refused as unknown and dead-lettered with its id).
-		if err := db.checkErasureKeys(ctx, tx); err != nil {
-			return err
-		}
-		todo, err := db.screenErasureRequests(ctx, tx, facts, now)
-		if err != nil {
-			return err
-		}
-		if err := db.checkErased(ctx, tx, todo); err != nil {
-			return err
-		}
-		inserted, err := db.insertFacts(ctx, tx, todo, now)
-		if err != nil {
-			return err
-		}
-		recorded = len(inserted)
-		if recorded == 0 {
-			return nil
-		}
-		bumps := map[connector.WorkerKey]*workerBump{}
-		bump := func(k connector.WorkerKey) *workerBump {
-			b := bumps[k]
-			if b == nil {
-				b = &workerBump{key: k}
-				bumps[k] = b
-			}
-			return b
-		}
-		for _, f := range inserted {
-			bump(f.Key()).facts++
-			if f.Kind == connector.KindRehired && f.PreviousWorkerID != "" && f.PreviousWorkerID != f.WorkerID {
-				prev := bump(connector.WorkerKey{Feed: f.Feed, WorkerID: f.PreviousWorkerID})
-				prev.supersededBy = f.WorkerID
-			}
-		}
-		list := make([]*workerBump, 0, len(bumps))
-		for _, b := range bumps {
-			list = append(list, b)
-		}
-		slices.SortFunc(list, func(a, b *workerBump) int {
-			return cmp.Or(cmp.Compare(a.key.Feed, b.key.Feed), cmp.Compare(a.key.WorkerID, b.key.WorkerID))
-		})
-		superseded, err := db.upsertWorkers(ctx, tx, list, now)
-		if err != nil {
-			return err
-		}
-		// A fact for a worker that was taken over changes what its successor wants.
-		done := map[connector.WorkerKey]bool{}
-		for _, k := range superseded {
-			if bumps[k].facts == 0 {
-				continue // only marked superseded in this batch; its successor has the rehire
-			}
-			last, err := db.lastSuccessor(ctx, tx, k)
-			if err != nil {
-				return err
-			}
-			if last == k || done[last] {
-				continue
-			}
-			done[last] = true
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers SET version = version + 1, due_at = ? WHERE feed = ? AND worker_id = ?`),
-				db.ts(now), last.Feed, last.WorkerID); err != nil {
-				return fmt.Errorf("store: mark successor %s due: %w", last, err)
-			}
-		}
-		return nil
+		recorded, err = db.recordFacts(ctx, tx, facts, db.now())
+		return err
 	})
 	if err != nil {
 		return 0, err
+	}
+	return recorded, nil
+}
+
+// recordFacts is RecordFacts in tx, for facts validated, sorted and without
+// repeats, at now.
+func (db *DB) recordFacts(ctx context.Context, tx *sqlx.Tx, facts []connector.Fact, now time.Time) (recorded int, err error) {
+	// A closed feed's facts are refused whatever the keys.
+	if err := db.checkClosed(ctx, tx, facts); err != nil {
+		return 0, err
+	}
+	// Then: can this handle tell an erased person at all? Without the key of
+	// every tombstone it records nothing (not even an erasure request, which
+	// would otherwise be refused as unknown and dead-lettered with its id).
+	if err := db.checkErasureKeys(ctx, tx); err != nil {
+		return 0, err
+	}
+	todo, err := db.screenErasureRequests(ctx, tx, facts, now)
+	if err != nil {
+		return 0, err
+	}
+	if err := db.checkErased(ctx, tx, todo); err != nil {
+		return 0, err
+	}
+	inserted, err := db.insertFacts(ctx, tx, todo, now)
+	if err != nil {
+		return 0, err
+	}
+	recorded = len(inserted)
+	if recorded == 0 {
+		return 0, nil
+	}
+	bumps := map[connector.WorkerKey]*workerBump{}
+	bump := func(k connector.WorkerKey) *workerBump {
+		b := bumps[k]
+		if b == nil {
+			b = &workerBump{key: k}
+			bumps[k] = b
+		}
+		return b
+	}
+	for _, f := range inserted {
+		bump(f.Key()).facts++
+		if f.Kind == connector.KindRehired && f.PreviousWorkerID != "" && f.PreviousWorkerID != f.WorkerID {
+			prev := bump(connector.WorkerKey{Feed: f.Feed, WorkerID: f.PreviousWorkerID})
+			prev.supersededBy = f.WorkerID
+		}
+	}
+	list := make([]*workerBump, 0, len(bumps))
+	for _, b := range bumps {
+		list = append(list, b)
+	}
+	slices.SortFunc(list, func(a, b *workerBump) int {
+		return cmp.Or(cmp.Compare(a.key.Feed, b.key.Feed), cmp.Compare(a.key.WorkerID, b.key.WorkerID))
+	})
+	superseded, err := db.upsertWorkers(ctx, tx, list, now)
+	if err != nil {
+		return 0, err
+	}
+	// A fact for a worker that was taken over changes what its successor wants.
+	done := map[connector.WorkerKey]bool{}
+	for _, k := range superseded {
+		if bumps[k].facts == 0 {
+			continue // only marked superseded in this batch; its successor has the rehire
+		}
+		last, err := db.lastSuccessor(ctx, tx, k)
+		if err != nil {
+			return 0, err
+		}
+		if last == k || done[last] {
+			continue
+		}
+		done[last] = true
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers SET version = version + 1, due_at = ? WHERE feed = ? AND worker_id = ?`),
+			db.ts(now), last.Feed, last.WorkerID); err != nil {
+			return 0, fmt.Errorf("store: mark successor %s due: %w", last, err)
+		}
 	}
 	return recorded, nil
 }

@@ -9,7 +9,7 @@ import (
 // TestSQLitePragmas checks that every connection gets the pragmas hrsync relies on.
 func TestSQLitePragmas(t *testing.T) {
 	t.Parallel()
-	db, err := Open(t.Context(), "sqlite://"+t.TempDir()+"/p.db", nil)
+	db, err := Open(t.Context(), "sqlite://"+t.TempDir()+"/p.db", nil, Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestSQLitePragmas(t *testing.T) {
 
 func TestSQLiteRelativePath(t *testing.T) {
 	t.Chdir(t.TempDir())
-	db, err := Open(t.Context(), "sqlite://./rel.db", nil)
+	db, err := Open(t.Context(), "sqlite://./rel.db", nil, Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestSQLiteRelativePath(t *testing.T) {
 	if _, err := db.Counts(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	dsn, err := sqliteDSN("./rel.db?_pragma=cache_size(-2000)")
+	dsn, _, err := sqliteDSN("./rel.db?_pragma=cache_size(-2000)", true)
 	if err != nil {
 		t.Fatal(err)
 	}

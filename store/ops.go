@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/jmoiron/sqlx"
 )
 
 // DefaultDeadLetterMaxBody is the default of DB.DeadLetterMaxBody: the decoder's
@@ -65,28 +66,54 @@ func (db *DB) tsPtr(t *time.Time) any {
 	return db.ts(*t)
 }
 
-// DeadLetterFilter selects dead letters. The zero value lists every message not
-// yet replayed.
+// DeadLetterFilter selects dead letters. The zero value lists the open ones:
+// neither replayed nor discarded.
 type DeadLetterFilter struct {
-	Feed            string // only this feed; empty for all
-	IncludeReplayed bool   // also list messages already replayed
-	Limit           int    // at most this many; 0 for no limit
+	Feed string // only this feed; empty for all
+	// Status selects by status: connector.DeadLetterOpen (the default),
+	// DeadLetterReplayed, DeadLetterDiscarded, or DeadLetterAll.
+	Status string
+	// IncludeReplayed, with an empty Status, lists every dead letter, as
+	// Status DeadLetterAll does (the flag --all of hrsync dead list).
+	IncludeReplayed bool
+	Limit           int // at most this many, the newest; 0 for no limit
 }
 
-const deadLetterSelect = `SELECT id, at, feed, subject, headers, data, reason, replayed_at, stream, stream_seq,
-	data_bytes, data_sha256, truncated, pruned_at FROM dead_letters`
+// DeadLetterAll is the DeadLetterFilter.Status that selects every dead letter.
+const DeadLetterAll = "all"
 
-// ListDeadLetters returns the dead letters that match f, oldest first.
+// DeadLetterStatuses are the values DeadLetterFilter.Status takes, for help and
+// error messages.
+var DeadLetterStatuses = []string{connector.DeadLetterOpen, connector.DeadLetterReplayed, connector.DeadLetterDiscarded, DeadLetterAll}
+
+const deadLetterSelect = `SELECT id, at, feed, subject, headers, data, reason, replayed_at, stream, stream_seq,
+	data_bytes, data_sha256, truncated, pruned_at, discarded_at, discarded_by, discard_reason FROM dead_letters`
+
+// ListDeadLetters returns the dead letters that match f, newest first (by id,
+// the order the store took them in): with a Limit, the newest Limit of them.
+// An unknown Status is an error that lists the known ones.
 func (db *DB) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]connector.DeadLetter, error) {
 	var where []string
 	var args []any
 	if f.Feed != "" {
 		where, args = append(where, "feed = ?"), append(args, f.Feed)
 	}
-	if !f.IncludeReplayed {
-		where = append(where, "replayed_at IS NULL")
+	status := f.Status
+	if status == "" && f.IncludeReplayed {
+		status = DeadLetterAll
 	}
-	query := deadLetterSelect + whereClause(where) + ` ORDER BY id` + limitClause(f.Limit)
+	switch status {
+	case "", connector.DeadLetterOpen:
+		where = append(where, "replayed_at IS NULL", "discarded_at IS NULL")
+	case connector.DeadLetterReplayed:
+		where = append(where, "replayed_at IS NOT NULL")
+	case connector.DeadLetterDiscarded:
+		where = append(where, "discarded_at IS NOT NULL")
+	case DeadLetterAll:
+	default:
+		return nil, fmt.Errorf("store: list dead letters: status %q: want one of %s", status, strings.Join(DeadLetterStatuses, ", "))
+	}
+	query := deadLetterSelect + whereClause(where) + ` ORDER BY id DESC` + limitClause(f.Limit)
 	rows, err := db.x.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list dead letters: %w", err)
@@ -115,19 +142,29 @@ func (db *DB) GetDeadLetter(ctx context.Context, id int64) (connector.DeadLetter
 	return d, nil
 }
 
-// MarkDeadLetterReplayed records that the dead letter id was replayed at at.
-// Returns an error matching connector.ErrNotFound if there is no such message.
+// MarkDeadLetterReplayed records that the dead letter id was replayed at at,
+// with a line in its history. ReplayDeadLetter records the fact and the replay
+// in one transaction, and is what replays should use. Returns an error matching
+// connector.ErrNotFound if there is no such message, connector.ErrConflict if it
+// was discarded (a discarded dead letter is never replayed).
 func (db *DB) MarkDeadLetterReplayed(ctx context.Context, id int64, at time.Time) error {
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE dead_letters SET replayed_at = ? WHERE id = ?`), db.ts(at), id)
-	if err != nil {
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		d, err := db.lockDeadLetter(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if d.DiscardedAt != nil {
+			return closedDeadLetter(d)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE dead_letters SET replayed_at = ? WHERE id = ?`), db.ts(at), id); err != nil {
+			return err
+		}
+		return db.deadLetterHistoryTx(ctx, tx, id, at, DeadLetterReplayedAction, "", "replayed")
+	})
+	if err != nil && !errors.Is(err, connector.ErrNotFound) {
 		return fmt.Errorf("store: mark dead letter %d replayed: %w", id, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: mark dead letter %d replayed: %w", id, err)
-	} else if n == 0 {
-		return notFound("dead letter %d", id)
-	}
-	return nil
+	return err
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -136,11 +173,13 @@ func scanDeadLetter(s scanner) (connector.DeadLetter, error) {
 	var d connector.DeadLetter
 	var at, replayed, pruned instant
 	var seq int64
+	var discarded instant
 	if err := s.Scan(&d.ID, &at, &d.Feed, &d.Subject, &d.Headers, &d.Data, &d.Reason, &replayed, &d.Stream, &seq,
-		&d.DataBytes, &d.DataSHA256, &d.Truncated, &pruned); err != nil {
+		&d.DataBytes, &d.DataSHA256, &d.Truncated, &pruned, &discarded, &d.DiscardedBy, &d.DiscardReason); err != nil {
 		return connector.DeadLetter{}, err
 	}
 	d.At, d.ReplayedAt, d.StreamSeq, d.PrunedAt = at.T, replayed.ptr(), uint64(seq), pruned.ptr()
+	d.DiscardedAt = discarded.ptr()
 	return d, nil
 }
 
@@ -168,6 +207,8 @@ type ReviewFilter struct {
 	Limit int    // at most this many; 0 for no limit
 }
 
+const reviewSelect = `SELECT id, at, feed, worker_id, reason, candidates, resolved_at, resolved_by, note FROM reviews`
+
 // ListReviews returns the open (unresolved) reviews that match f, oldest first.
 func (db *DB) ListReviews(ctx context.Context, f ReviewFilter) ([]connector.Review, error) {
 	where := []string{"resolved_at IS NULL"}
@@ -175,7 +216,7 @@ func (db *DB) ListReviews(ctx context.Context, f ReviewFilter) ([]connector.Revi
 	if f.Feed != "" {
 		where, args = append(where, "feed = ?"), append(args, f.Feed)
 	}
-	query := `SELECT id, at, feed, worker_id, reason, candidates FROM reviews` + whereClause(where) + ` ORDER BY id` + limitClause(f.Limit)
+	query := reviewSelect + whereClause(where) + ` ORDER BY id` + limitClause(f.Limit)
 	rows, err := db.x.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list reviews: %w", err)
@@ -183,15 +224,9 @@ func (db *DB) ListReviews(ctx context.Context, f ReviewFilter) ([]connector.Revi
 	defer rows.Close()
 	var out []connector.Review
 	for rows.Next() {
-		var r connector.Review
-		var at instant
-		var cands string
-		if err := rows.Scan(&r.ID, &at, &r.Feed, &r.WorkerID, &r.Reason, &cands); err != nil {
+		r, err := scanReview(rows)
+		if err != nil {
 			return nil, fmt.Errorf("store: list reviews: %w", err)
-		}
-		r.At = at.T
-		if r.Candidates, err = parseList(cands); err != nil {
-			return nil, fmt.Errorf("store: review %d: candidates: %w", r.ID, err)
 		}
 		out = append(out, r)
 	}
@@ -201,30 +236,29 @@ func (db *DB) ListReviews(ctx context.Context, f ReviewFilter) ([]connector.Revi
 	return out, nil
 }
 
-// ResolveReview closes the review id with a note, at the store clock. Resolving
-// a review that is already resolved changes nothing. Returns an error matching
-// connector.ErrNotFound if there is no review id.
-func (db *DB) ResolveReview(ctx context.Context, id int64, note string) error {
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE reviews SET resolved_at = ?, note = ? WHERE id = ? AND resolved_at IS NULL`),
-		db.ts(db.now()), note, id)
+// GetReview returns the review id, open or resolved, or an error matching
+// connector.ErrNotFound.
+func (db *DB) GetReview(ctx context.Context, id int64) (connector.Review, error) {
+	r, err := scanReview(db.x.QueryRowContext(ctx, db.q(reviewSelect+` WHERE id = ?`), id))
 	if err != nil {
-		return fmt.Errorf("store: resolve review %d: %w", id, err)
+		return r, noRows(err, "review %d", id)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("store: resolve review %d: %w", id, err)
+	return r, nil
+}
+
+func scanReview(s scanner) (connector.Review, error) {
+	var r connector.Review
+	var at, resolved instant
+	var cands string
+	if err := s.Scan(&r.ID, &at, &r.Feed, &r.WorkerID, &r.Reason, &cands, &resolved, &r.ResolvedBy, &r.Resolution); err != nil {
+		return connector.Review{}, err
 	}
-	if n > 0 {
-		return nil
+	r.At, r.ResolvedAt = at.T, resolved.ptr()
+	var err error
+	if r.Candidates, err = parseList(cands); err != nil {
+		return connector.Review{}, fmt.Errorf("review %d: candidates: %w", r.ID, err)
 	}
-	var exists int
-	if err := db.x.GetContext(ctx, &exists, db.q(`SELECT COUNT(*) FROM reviews WHERE id = ?`), id); err != nil {
-		return fmt.Errorf("store: resolve review %d: %w", id, err)
-	}
-	if exists == 0 {
-		return notFound("review %d", id)
-	}
-	return nil
+	return r, nil
 }
 
 // AuditFilter selects audit entries. Empty fields do not filter.
@@ -293,7 +327,7 @@ type Counts struct {
 	Facts       int // recorded facts
 	Workers     int // known workers, superseded ones included
 	Due         int // workers with a due time, now or later (not superseded)
-	DeadLetters int // dead letters not yet replayed
+	DeadLetters int // open dead letters: neither replayed nor discarded
 	OpenReviews int // reviews not yet resolved
 	Links       int // worker-to-account links
 }
@@ -305,7 +339,7 @@ func (db *DB) Counts(ctx context.Context) (Counts, error) {
 		(SELECT COUNT(*) FROM facts),
 		(SELECT COUNT(*) FROM workers),
 		(SELECT COUNT(*) FROM workers WHERE due_at IS NOT NULL AND superseded_by IS NULL),
-		(SELECT COUNT(*) FROM dead_letters WHERE replayed_at IS NULL),
+		(SELECT COUNT(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL),
 		(SELECT COUNT(*) FROM reviews WHERE resolved_at IS NULL),
 		(SELECT COUNT(*) FROM links)`).Scan(&c.Facts, &c.Workers, &c.Due, &c.DeadLetters, &c.OpenReviews, &c.Links)
 	if err != nil {

@@ -29,7 +29,7 @@ func TestPostgresConcurrentMigrate(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			db, err := store.Open(t.Context(), url, nil)
+			db, err := store.Open(t.Context(), url, nil, store.Migrate(true))
 			if err != nil {
 				t.Errorf("Open %d: %v", i, err)
 				return

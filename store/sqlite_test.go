@@ -19,7 +19,7 @@ func sqliteURL(t testing.TB) string {
 // mustOpen opens url and closes the store when t ends.
 func mustOpen(t testing.TB, url string) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), url, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	db, err := store.Open(context.Background(), url, slog.New(slog.NewTextHandler(t.Output(), nil)), store.Migrate(true))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -50,7 +50,7 @@ func TestSQLiteTwoHandles(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range dbs {
 		wg.Go(func() {
-			db, err := store.Open(t.Context(), url, nil)
+			db, err := store.Open(t.Context(), url, nil, store.Migrate(true))
 			if err != nil {
 				t.Errorf("Open %d: %v", i, err)
 				return

@@ -84,7 +84,14 @@ var (
 	_ connector.AuditIntents        = (*DB)(nil)
 )
 
-// Open connects to the database at url and applies any pending migrations.
+// Open connects to the database at url. By default it only opens a database that
+// exists and whose schema is exactly this binary's: it never creates a SQLite
+// file (it opens it with mode=rw) nor applies a migration, and it refuses a
+// missing database, one without an hrsync schema, and a schema older or newer
+// than this binary's, with a *SchemaError that says why and what to do. With
+// Migrate(true) it creates the database if needed and applies the pending
+// migrations (hrsync run and hrsync migrate, the demo, the bench and tests); it
+// still refuses a schema newer than this binary's. See docs/store.md.
 //
 // Accepted URLs:
 //
@@ -93,7 +100,33 @@ var (
 //	sqlite://./relative/hrsync.db
 //
 // A nil log discards log output.
-func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
+func Open(ctx context.Context, url string, log *slog.Logger, opts ...Option) (*DB, error) {
+	var o openOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return open(ctx, url, log, o)
+}
+
+// Option changes what Open does.
+type Option func(*openOptions)
+
+// openOptions are what the Options set. The zero value is the safe one: open an
+// existing database of this binary's schema, create and migrate nothing.
+type openOptions struct {
+	migrate bool
+	// migrateTo stops the migrations after this version (0: all); tests use it to
+	// make an older schema.
+	migrateTo int
+}
+
+// Migrate says whether Open may create the database and apply pending
+// migrations. Only the commands that own the schema pass Migrate(true): hrsync
+// run (unless --migrate=false) and hrsync migrate, and the demo and the bench,
+// which make their own database.
+func Migrate(on bool) Option { return func(o *openOptions) { o.migrate = on } }
+
+func open(ctx context.Context, url string, log *slog.Logger, o openOptions) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -114,8 +147,14 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
 		}
 	case "sqlite":
 		db.backend = SQLite
-		var dsn string
-		dsn, err = sqliteDSN(rest)
+		var dsn, file string
+		dsn, file, err = sqliteDSN(rest, o.migrate)
+		if err == nil && !o.migrate {
+			err = sqliteFileExists(file, url)
+			if err != nil {
+				return nil, err
+			}
+		}
 		if err == nil {
 			db.x, err = sqlx.Open("sqlite", dsn)
 		}
@@ -138,7 +177,13 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
 		db.x.Close()
 		return nil, fmt.Errorf("store: connect to %s at %s: %w", db.backend, redact(url), err)
 	}
-	if err := db.migrate(ctx); err != nil {
+	if o.migrate {
+		err = db.migrate(ctx, o.migrateTo)
+	}
+	if err == nil && o.migrateTo == 0 {
+		err = db.checkSchema(ctx, url, o.migrate)
+	}
+	if err != nil {
 		db.x.Close()
 		return nil, err
 	}
@@ -167,18 +212,22 @@ func sqliteBusy(err error) bool {
 }
 
 // sqliteDSN turns the part of a sqlite:// url after the scheme into a modernc DSN
-// with the pragmas hrsync relies on. Query parameters of the url are kept.
-func sqliteDSN(rest string) (string, error) {
+// with the pragmas hrsync relies on, and returns the file's path too. Query
+// parameters of the url are kept. Unless create is set (and the url sets no mode
+// of its own), the file is opened with mode=rw: SQLite then never creates it.
+func sqliteDSN(rest string, create bool) (dsn, file string, err error) {
 	p, query, _ := strings.Cut(rest, "?")
 	if p == "" {
-		return "", fmt.Errorf("sqlite url has no path; want sqlite:///abs/path.db or sqlite://./rel.db")
+		return "", "", fmt.Errorf("sqlite url has no path; want sqlite:///abs/path.db or sqlite://./rel.db")
 	}
 	q := url.Values{}
 	if query != "" {
-		var err error
 		if q, err = url.ParseQuery(query); err != nil {
-			return "", fmt.Errorf("sqlite url query: %w", err)
+			return "", "", fmt.Errorf("sqlite url query: %w", err)
 		}
+	}
+	if !create && !q.Has("mode") {
+		q.Set("mode", "rw")
 	}
 	// busy_timeout: another process holding the write lock makes us wait, not fail.
 	// WAL: readers do not block the writer. foreign_keys: off by default in SQLite.
@@ -190,7 +239,7 @@ func sqliteDSN(rest string) (string, error) {
 	// Every transaction takes the write lock at BEGIN, so read-then-write
 	// transactions never fail to upgrade their lock (SQLITE_BUSY mid-transaction).
 	q.Set("_txlock", "immediate")
-	return "file:" + p + "?" + q.Encode(), nil
+	return "file:" + p + "?" + q.Encode(), p, nil
 }
 
 // redact is RedactURL, for error messages.
@@ -377,15 +426,18 @@ func (db *DB) migrations() ([]migration, error) {
 	return out, nil
 }
 
-// migrate applies the pending migrations, each in its own transaction, and records
+// migrate applies the pending migrations (up to version upTo, if more than 0), each in its own transaction, and records
 // them in schema_migrations. Two processes may run it at once: on PostgreSQL a
 // session advisory lock (keyed by the schema) serialises them, on SQLite every
 // transaction is BEGIN IMMEDIATE, and each migration re-checks schema_migrations
 // inside its transaction.
-func (db *DB) migrate(ctx context.Context) (err error) {
+func (db *DB) migrate(ctx context.Context, upTo int) (err error) {
 	ms, err := db.migrations()
 	if err != nil {
 		return err
+	}
+	if upTo > 0 {
+		ms = slices.DeleteFunc(ms, func(m migration) bool { return m.version > upTo })
 	}
 	conn, err := db.x.Connx(ctx)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,7 +110,16 @@ func TestCLIErrors(t *testing.T) {
 
 func TestDeadAndReviewLists(t *testing.T) {
 	t.Parallel()
-	db := "sqlite://" + filepath.Join(t.TempDir(), "h.db")
+	file := filepath.Join(t.TempDir(), "h.db")
+	db := "sqlite://" + file
+	// A read command never creates the database.
+	if _, _, err := runCLI(t, nil, "dead", "list", "--db", db); err == nil || !strings.Contains(err.Error(), "does not exist; create it with `hrsync migrate --db "+db+"`") {
+		t.Errorf("dead list on a missing database: %v", err)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dead list on a missing database: stat %s: %v; want no file", file, err)
+	}
+	migrateDB(t, db)
 	for _, args := range [][]string{
 		{"dead", "list", "--db", db, "--feed", "hr"},
 		{"dead", "list", "--db", db, "--json"},

@@ -75,7 +75,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 		// The LMS (the sandbox, or the SCIM LMS of --lms-url, opened by the app) is
 		// timed inside the guard.
 		var timed *bench.TimedLMS
-		o := app.Options{Log: log, WrapLMS: func(lms connector.LMS) connector.LMS {
+		o := app.Options{Log: log, Migrate: true, WrapLMS: func(lms connector.LMS) connector.LMS {
 			timed = bench.NewTimedLMS(lms, *n)
 			return timed
 		}}

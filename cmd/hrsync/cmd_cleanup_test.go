@@ -284,6 +284,7 @@ func TestCleanupKilledAndResumed(t *testing.T) {
 	}
 	conn := []string{"--db", dbURL, "--lms-url", lms.url, "--lms-token", lms.token, "--log-level", "warn"}
 	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	migrateDB(t, dbURL)
 	if out, stderr, err := runCLI(t, nil, append([]string{"cleanup", "dormant", "--no-login", "--created-before", tomorrow, "--out", filepath.Join(dir, "r")}, conn...)...); !needsPerson(err) {
 		t.Fatalf("cleanup dormant: %v\n%s\n%s", err, out, stderr)
 	}

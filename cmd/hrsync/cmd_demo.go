@@ -95,7 +95,7 @@ func openDemoRuntime(ctx context.Context, db, tmp string, log *slog.Logger, p de
 	if err != nil {
 		return nil, err
 	}
-	s, err := app.NewStack(ctx, set, app.Options{LMS: p.LMS, Log: log, Now: p.Now}, app.StackConfig{
+	s, err := app.NewStack(ctx, set, app.Options{LMS: p.LMS, Log: log, Now: p.Now, Migrate: true}, app.StackConfig{
 		EmbeddedNATS: true, EmbeddedDir: filepath.Join(tmp, "nats"), ManageStream: true, Durable: "hrsync",
 		Consumer: events.ConsumerConfig{Batch: 128, MaxWait: 50 * time.Millisecond},
 	})

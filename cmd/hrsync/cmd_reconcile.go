@@ -103,7 +103,7 @@ func reconcile(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 			return err
 		}
 		set.LMS = app.LMSConfig{}.Over(l.settings())
-		opts := app.Options{Log: log, ReactivateManual: o.reactivateManual}
+		opts := app.Options{Log: log, ReactivateManual: o.reactivateManual, Migrate: true}
 		if l.url == "" {
 			// In worker order, as they would be created.
 			opts.LMS = sandbox.New(sandbox.WithIDs(func(seq int) string { return fmt.Sprintf("a%08d", seq-1) }))

@@ -126,7 +126,7 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 	}
 	log.Info("hrsync starting", "version", versionString(), "feeds", set.Feeds.Names(), "db", redactURL(set.DB),
 		"lms", set.LMS.Type+" "+scim.RedactURL(set.LMS.URL), "lms_rate", set.LMS.Rate)
-	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: f.reactivateManual, DeadLetterMaxBody: dl.maxBody},
+	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: f.reactivateManual, DeadLetterMaxBody: dl.maxBody, Migrate: true},
 		app.StackConfig{NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: f.embedded, EmbeddedDir: f.embeddedDir,
 			ManageStream: f.manage, Durable: f.durable,
 			Converger: connector.ConvergerConfig{Lease: f.lease, Concurrency: f.workers, PollInterval: f.poll},

@@ -22,7 +22,7 @@ running it first lets a deployment fail early on a bad DATABASE_URL.`, noArgs)
 	var c connFlags
 	c.addDB(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		db, _, err := c.openStore(cmd.Context(), env)
+		db, _, err := c.openStore(cmd.Context(), env, store.Migrate(true))
 		if err != nil {
 			return err
 		}

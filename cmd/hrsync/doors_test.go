@@ -150,7 +150,7 @@ safeguard: {percent: 5, count: 500, min_removals: 0, settle: 0s}
 		t.Fatal(err)
 	}
 	set.ErasureKey = []byte(d.key)
-	a, err := app.Open(ctx, set, app.Options{})
+	a, err := app.Open(ctx, set, app.Options{Migrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}

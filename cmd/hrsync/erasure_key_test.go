@@ -243,7 +243,7 @@ func TestReadyzReportsMissingErasureKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := app.NewStack(ctx, testSettings(t, dbURL, feeds), app.Options{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler)}, app.StackConfig{
+	s, err := app.NewStack(ctx, testSettings(t, dbURL, feeds), app.Options{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler), Migrate: true}, app.StackConfig{
 		EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"), ManageStream: true, Durable: "hrsync",
 		Consumer: events.ConsumerConfig{Batch: 16, MaxWait: 20 * time.Millisecond},
 	})

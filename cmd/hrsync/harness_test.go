@@ -157,13 +157,22 @@ func startLMS(t *testing.T, wrap func(http.Handler) http.Handler) *testLMS {
 	return l
 }
 
+// migrateDB creates and migrates the database at url with "hrsync migrate", as
+// an operator does first: the other commands refuse a missing database.
+func migrateDB(t *testing.T, url string) {
+	t.Helper()
+	if out, stderr, err := runCLI(t, nil, "migrate", "--db", url); err != nil {
+		t.Fatalf("hrsync migrate: %v\n%s\n%s", err, out, stderr)
+	}
+}
+
 // openStore opens the store at url for the test's checks (it migrates, which is
 // safe next to running daemons: migrations take an advisory lock).
 func openStore(t *testing.T, url string) *store.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	db, err := store.Open(ctx, url, nil)
+	db, err := store.Open(ctx, url, nil, store.Migrate(true))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

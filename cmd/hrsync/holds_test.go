@@ -15,7 +15,7 @@ import (
 func TestHoldsCLI(t *testing.T) {
 	t.Parallel()
 	dbURL := "sqlite://" + filepath.Join(t.TempDir(), "hrsync.db")
-	db, err := store.Open(t.Context(), dbURL, nil)
+	db, err := store.Open(t.Context(), dbURL, nil, store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

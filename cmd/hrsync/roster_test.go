@@ -221,6 +221,7 @@ func TestRosterUploadCLI(t *testing.T) {
 	if err := os.WriteFile(file, []byte("worker_id;email;action\nw-1;a@acme.example;add\nw-2;b@acme.example;remove\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	migrateDB(t, db)
 	var out, errOut bytes.Buffer
 	err := run(t.Context(), []string{"hrsync", "roster", "upload", "--db", db, "--config", cfg, "--feed", "partner-acme", "--dry-run", file},
 		func(string) string { return "" }, &out, &errOut)
@@ -241,6 +242,7 @@ func TestExampleConfigAndSampleRoster(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	db := "sqlite://" + filepath.Join(dir, "h.db")
+	migrateDB(t, db)
 	out, stderr, err := runCLI(t, nil, "roster", "upload", "--db", db, "--config", "../../deploy/hrsync.example.yaml",
 		"--feed", "partner-acme", "--dry-run", "../../testdata/rosters/partner-acme-snapshot.csv")
 	if err != nil {

@@ -56,9 +56,9 @@ func (c *connFlags) openApp(ctx context.Context, env *environment, l *lmsFlags, 
 
 // openStore opens the store of --db for a command that needs nothing else, with
 // the command-line logger.
-func (c *connFlags) openStore(ctx context.Context, env *environment) (*store.DB, *slog.Logger, error) {
+func (c *connFlags) openStore(ctx context.Context, env *environment, opts ...store.Option) (*store.DB, *slog.Logger, error) {
 	log := env.logger(cliLog)
-	db, err := store.Open(ctx, c.db, log)
+	db, err := store.Open(ctx, c.db, log, opts...)
 	return db, log, err
 }
 

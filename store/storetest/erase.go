@@ -71,6 +71,12 @@ func testEraseLeavesNothing(t *testing.T, b *testBundle) {
 	dl(`{"data":{"worker_id":"zed-0999","email":"x@example.com"}}`)
 	dl(`{"data":{"worker_id":"nobody","email":"ZOE.QUARTZ@example.com"}}`)
 	keep := dl(`{"data":{"worker_id":"other-1","email":"other-1@example.com"}}`)
+	// A dead letter whose message names nobody, but whose failed replay quoted
+	// the person: its history is part of it, and both go.
+	quoted := dl(`{"data":{"worker_id":"ghost"}}`)
+	if err := b.s.NoteDeadLetterReplayFailed(b.ctx, quoted, "ops", errors.New(`data.employee_number "EMPQ-88123" belongs to another worker`)); err != nil {
+		t.Fatal(err)
+	}
 
 	// The residue check sees every needle before the erasure (it is not blind).
 	before, err := es.FindResidue(b.ctx, pii)
@@ -103,8 +109,8 @@ func testEraseLeavesNothing(t *testing.T, b *testBundle) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Facts != 3 || rep.Links != 1 || rep.Reviews != 1 || rep.DeadLetters != 2 || rep.Audit != 1 || rep.Workers != 2 {
-		t.Errorf("Erase report = %+v; want 3 facts, 1 link, 1 review, 2 dead letters, 1 audit row, 2 workers", rep)
+	if rep.Facts != 3 || rep.Links != 1 || rep.Reviews != 1 || rep.DeadLetters != 3 || rep.Audit != 1 || rep.Workers != 2 {
+		t.Errorf("Erase report = %+v; want 3 facts, 1 link, 1 review, 3 dead letters, 1 audit row, 2 workers", rep)
 	}
 	res, err := es.FindResidue(b.ctx, pii)
 	if err != nil {

@@ -32,9 +32,14 @@ type Store interface {
 	ListDeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]connector.DeadLetter, error)
 	GetDeadLetter(ctx context.Context, id int64) (connector.DeadLetter, error)
 	MarkDeadLetterReplayed(ctx context.Context, id int64, at time.Time) error
+	ReplayDeadLetter(ctx context.Context, id int64, fact connector.Fact, by string) (store.DeadLetterReplay, error)
+	DiscardDeadLetter(ctx context.Context, id int64, r store.Resolution) (connector.DeadLetter, error)
+	NoteDeadLetterReplayFailed(ctx context.Context, id int64, by string, cause error) error
+	DeadLetterHistory(ctx context.Context, id int64) ([]store.DeadLetterEvent, error)
 
 	ListReviews(ctx context.Context, f store.ReviewFilter) ([]connector.Review, error)
-	ResolveReview(ctx context.Context, id int64, note string) error
+	GetReview(ctx context.Context, id int64) (connector.Review, error)
+	ResolveReview(ctx context.Context, id int64, r store.Resolution) (connector.Review, error)
 
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]connector.AuditEntry, error)
 }
@@ -218,7 +223,7 @@ func runTests(t *testing.T, setup func(t *testing.T) *testBundle, parallel bool,
 // registers its teardown with t.Cleanup; it is called once per subtest.
 func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	runTests(t, setupFunc(newStore), true,
-		batchTests, successionTests, reconcileTests, holdTests, eraseTests, jobTests, deadLetterTests, coreTests)
+		batchTests, successionTests, reconcileTests, holdTests, eraseTests, jobTests, deadLetterTests, endTests, coreTests)
 }
 
 func testRecordFactsRoundTrip(t *testing.T, b *testBundle) {
@@ -671,11 +676,11 @@ func testReviewDedupe(t *testing.T, b *testBundle) {
 	if lim, err := b.s.ListReviews(b.ctx, store.ReviewFilter{Limit: 1}); err != nil || len(lim) != 1 {
 		t.Fatalf("Limit 1: %v, %v", lim, err)
 	}
-	if err := b.s.ResolveReview(b.ctx, r.ID, "merged by hand"); err != nil {
+	if _, err := b.s.ResolveReview(b.ctx, r.ID, store.Resolution{By: "alice", Reason: "merged by hand"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.s.ResolveReview(b.ctx, r.ID, "again"); err != nil {
-		t.Fatalf("resolving twice: %v", err)
+	if _, err := b.s.ResolveReview(b.ctx, r.ID, store.Resolution{By: "bob", Reason: "again"}); !errors.Is(err, connector.ErrConflict) {
+		t.Fatalf("resolving twice: err = %v, want connector.ErrConflict", err)
 	}
 	if got := b.counts(t); got.OpenReviews != 2 {
 		t.Fatalf("Counts.OpenReviews = %d, want 2", got.OpenReviews)
@@ -687,7 +692,8 @@ func testReviewDedupe(t *testing.T, b *testBundle) {
 	if got := b.counts(t); got.OpenReviews != 3 {
 		t.Fatalf("Counts.OpenReviews = %d, want 3", got.OpenReviews)
 	}
-	wantNotFound(t, "ResolveReview(unknown)", b.s.ResolveReview(b.ctx, 999999, ""))
+	_, err = b.s.ResolveReview(b.ctx, 999999, store.Resolution{By: "alice", Reason: "x"})
+	wantNotFound(t, "ResolveReview(unknown)", err)
 }
 
 // An LMS call's audit row is committed pending before the call and gets its
@@ -858,24 +864,27 @@ func testDeadLetters(t *testing.T, b *testBundle) {
 		}
 		return out
 	}
-	if got := listIDs(store.DeadLetterFilter{}); !slices.Equal(got, ids) {
-		t.Fatalf("list = %v, want %v", got, ids)
+	// Newest first, and a limit keeps the newest.
+	newest := slices.Clone(ids)
+	slices.Reverse(newest)
+	if got := listIDs(store.DeadLetterFilter{}); !slices.Equal(got, newest) {
+		t.Fatalf("list = %v, want %v (newest first)", got, newest)
 	}
 	if got := listIDs(store.DeadLetterFilter{Feed: "partner-acme"}); !slices.Equal(got, ids[2:]) {
 		t.Fatalf("list partner-acme = %v, want %v", got, ids[2:])
 	}
-	if got := listIDs(store.DeadLetterFilter{Limit: 2}); !slices.Equal(got, ids[:2]) {
-		t.Fatalf("list limit 2 = %v, want %v", got, ids[:2])
+	if got := listIDs(store.DeadLetterFilter{Limit: 2}); !slices.Equal(got, newest[:2]) {
+		t.Fatalf("list limit 2 = %v, want %v (the newest two)", got, newest[:2])
 	}
 	replayed := day(2).Add(7 * time.Microsecond)
 	if err := b.s.MarkDeadLetterReplayed(b.ctx, ids[0], replayed); err != nil {
 		t.Fatal(err)
 	}
-	if got := listIDs(store.DeadLetterFilter{}); !slices.Equal(got, ids[1:]) {
-		t.Fatalf("list after replay = %v, want %v", got, ids[1:])
+	if got := listIDs(store.DeadLetterFilter{}); !slices.Equal(got, newest[:2]) {
+		t.Fatalf("list after replay = %v, want %v", got, newest[:2])
 	}
-	if got := listIDs(store.DeadLetterFilter{IncludeReplayed: true}); !slices.Equal(got, ids) {
-		t.Fatalf("list with replayed = %v, want %v", got, ids)
+	if got := listIDs(store.DeadLetterFilter{IncludeReplayed: true}); !slices.Equal(got, newest) {
+		t.Fatalf("list with replayed = %v, want %v", got, newest)
 	}
 	if got, err := b.s.GetDeadLetter(b.ctx, ids[0]); err != nil || got.ReplayedAt == nil || !got.ReplayedAt.Equal(replayed) {
 		t.Fatalf("GetDeadLetter after replay = %+v, %v; want ReplayedAt %v", got, err, replayed)

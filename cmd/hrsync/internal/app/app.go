@@ -225,6 +225,12 @@ type Options struct {
 	ReactivateManual bool
 	// DeadLetterMaxBody caps a dead letter's stored body (store.DB.DeadLetterMaxBody).
 	DeadLetterMaxBody int
+	// Migrate lets Open create the database and apply pending migrations
+	// (store.Migrate). The zero value opens only an existing database of this
+	// binary's schema and refuses any other with the reason and the fix
+	// (docs/store.md). Only hrsync run (unless --migrate=false), hrsync migrate,
+	// and the demo and the bench (which make their own database) set it.
+	Migrate bool
 }
 
 // App is the assembly: see the package comment.
@@ -244,7 +250,7 @@ type App struct {
 	lmsErr  error
 }
 
-// Open opens the store (migrating it) and builds the safeguard; the LMS is
+// Open opens the store (migrating it only if o.Migrate) and builds the safeguard; the LMS is
 // opened on first use (App.LMS), so that commands that never call it do not need it.
 func Open(ctx context.Context, set Settings, o Options) (_ *App, err error) {
 	a := &App{set: set, opts: o, log: o.Log, metrics: o.Metrics, now: o.Now}
@@ -260,7 +266,7 @@ func Open(ctx context.Context, set Settings, o Options) (_ *App, err error) {
 	if a.rate, err = guard.ParseRate(set.LMS.Rate); err != nil {
 		return nil, fmt.Errorf("--lms-rate (LMS_RATE, lms.rate): %w", err)
 	}
-	if a.db, err = store.Open(ctx, set.DB, a.log); err != nil {
+	if a.db, err = store.Open(ctx, set.DB, a.log, store.Migrate(o.Migrate)); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	defer func() {

@@ -18,7 +18,7 @@ func openStore(t *testing.T, url string) *store.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	db, err := store.Open(ctx, url, nil)
+	db, err := store.Open(ctx, url, nil, store.Migrate(true))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -96,7 +96,7 @@ func TestStackDeadLetterCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := NewStack(t.Context(), testSettings(t, "sqlite://"+filepath.Join(dir, "hrsync.db"), feeds),
-		Options{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler), DeadLetterMaxBody: 32},
+		Options{LMS: sandbox.New(), Log: slog.New(slog.DiscardHandler), DeadLetterMaxBody: 32, Migrate: true},
 		StackConfig{EmbeddedNATS: true, EmbeddedDir: filepath.Join(dir, "nats"), ManageStream: true, Durable: "hrsync"})
 	if err != nil {
 		t.Fatal(err)

@@ -96,7 +96,7 @@ func account(ext string) connector.Account {
 func TestSeedReconcile(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "seed.db"), nil)
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "seed.db"), nil, store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

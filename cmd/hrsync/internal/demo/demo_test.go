@@ -91,7 +91,7 @@ func openTestRuntime(t *testing.T, ctx context.Context, p Parts) (Runtime, error
 	if _, err := events.EnsureStreams(ctx, js, events.StreamConfig{}, p.Feeds.Names()); err != nil {
 		return nil, err
 	}
-	db, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "hrsync.db"), nil)
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "hrsync.db"), nil, store.Migrate(true))
 	if err != nil {
 		return nil, err
 	}

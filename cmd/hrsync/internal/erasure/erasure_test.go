@@ -34,7 +34,7 @@ func setup(t *testing.T, key string) *testBundle {
 
 func openStore(t *testing.T, url string) *store.DB {
 	t.Helper()
-	db, err := store.Open(t.Context(), url, slog.New(slog.DiscardHandler))
+	db, err := store.Open(t.Context(), url, slog.New(slog.DiscardHandler), store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

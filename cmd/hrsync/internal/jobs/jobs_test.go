@@ -30,7 +30,7 @@ func setup(t *testing.T, feeds ...connector.Feed) *testBundle {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "h.db"), log)
+	db, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "h.db"), log, store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

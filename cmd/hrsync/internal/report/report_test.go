@@ -41,7 +41,7 @@ func seedStore(t *testing.T, url string) *store.DB {
 	if url == "" {
 		url = "sqlite://" + filepath.Join(t.TempDir(), "report.db")
 	}
-	db, err := store.Open(context.Background(), url, nil)
+	db, err := store.Open(context.Background(), url, nil, store.Migrate(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ type adminBundle struct {
 
 func setupAdmin(t testing.TB, lim Limits) *adminBundle {
 	t.Helper()
-	db, err := store.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "h.db"), nil)
+	db, err := store.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "h.db"), nil, store.Migrate(true))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

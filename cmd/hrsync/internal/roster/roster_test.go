@@ -49,7 +49,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 func TestTruncatedRosterIsHeld(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "h.db"), nil)
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "h.db"), nil, store.Migrate(true))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
