@@ -69,6 +69,7 @@ type runFlags struct {
 	batch, workers             int
 	ackWait, lease, poll       time.Duration
 	reactivateManual           bool
+	migrate                    bool
 	recEvery                   time.Duration
 	recApply                   bool
 	recOut                     string
@@ -97,6 +98,8 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	envFlag(fs, "lease", "HRSYNC_LEASE")
 	fs.DurationVar(&f.poll, "poll-interval", time.Second, "longest sleep before looking for work another replica recorded")
 	envFlag(fs, "poll-interval", "HRSYNC_POLL_INTERVAL")
+	fs.BoolVar(&f.migrate, "migrate", true, "create the database and apply its migrations at start; --migrate=false refuses a missing or older schema instead (docs/store.md)")
+	envFlag(fs, "migrate", "HRSYNC_MIGRATE")
 	fs.BoolVar(&f.reactivateManual, "reactivate-manual", false, "reactivate accounts someone deactivated outside hrsync while HR says the person works there (default: leave them inactive and raise a review item)")
 	envFlag(fs, "reactivate-manual", "HRSYNC_REACTIVATE_MANUAL")
 	fs.DurationVar(&f.recEvery, "reconcile-every", 0, "run a full reconciliation this often, e.g. 24h (0: never; see hrsync reconcile)")
@@ -126,7 +129,7 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 	}
 	log.Info("hrsync starting", "version", versionString(), "feeds", set.Feeds.Names(), "db", redactURL(set.DB),
 		"lms", set.LMS.Type+" "+scim.RedactURL(set.LMS.URL), "lms_rate", set.LMS.Rate)
-	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: f.reactivateManual, DeadLetterMaxBody: dl.maxBody, Migrate: true},
+	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: f.reactivateManual, DeadLetterMaxBody: dl.maxBody, Migrate: f.migrate},
 		app.StackConfig{NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: f.embedded, EmbeddedDir: f.embeddedDir,
 			ManageStream: f.manage, Durable: f.durable,
 			Converger: connector.ConvergerConfig{Lease: f.lease, Concurrency: f.workers, PollInterval: f.poll},

@@ -1,8 +1,9 @@
 package main
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,8 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/deadletter"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/review"
 	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -39,36 +41,83 @@ undeclared feed. Each is kept with its raw bytes and a reason naming the field.
 See docs/dead-letters.md.`
 
 func newDeadCmd(env *environment) *cobra.Command {
-	return group(env, "dead", "list, replay or prune dead-lettered messages", deadDesc,
-		newDeadListCmd(env), newDeadReplayCmd(env), newDeadPruneCmd(env))
+	return group(env, "dead", "list, show, replay, discard or prune dead-lettered messages", deadDesc,
+		newDeadListCmd(env), newDeadShowCmd(env), newDeadReplayCmd(env), newDeadDiscardCmd(env), newDeadPruneCmd(env))
 }
 
 func newDeadListCmd(env *environment) *cobra.Command {
 	cmd := newCmd("list", "show the dead letters", `
-Show the dead letters (newest first), with their feed, subject and reason.`+"\n"+deadDesc, noArgs)
+Show the dead letters, newest first (with --limit, the newest), with their feed,
+subject and reason. By default the open ones: neither replayed nor discarded.`+"\n"+deadDesc, noArgs)
 	fs := cmd.Flags()
 	var c connFlags
 	c.addDB(fs)
 	feed := addFeed(fs, "only dead letters of this feed")
-	all := fs.Bool("all", false, "include replayed dead letters")
-	limit := fs.Int("limit", 100, "at most this many")
+	status := fs.String("status", connector.DeadLetterOpen, "which dead letters: "+strings.Join(store.DeadLetterStatuses, ", "))
+	all := fs.Bool("all", false, "every dead letter, as --status all")
+	limit := fs.Int("limit", 100, "at most this many, the newest")
 	out := addOutput(fs, true, "table", "csv", "json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if !slices.Contains(store.DeadLetterStatuses, *status) {
+			return usagef(cmd, "--status %q: want one of %s", *status, strings.Join(store.DeadLetterStatuses, ", "))
+		}
+		if *all {
+			*status = store.DeadLetterAll
+		}
 		db, _, err := c.openStore(cmd.Context(), env)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		dls, err := db.ListDeadLetters(cmd.Context(), store.DeadLetterFilter{Feed: feed.name, IncludeReplayed: *all, Limit: *limit})
+		dls, err := db.ListDeadLetters(cmd.Context(), store.DeadLetterFilter{Feed: feed.name, Status: *status, Limit: *limit})
 		if err != nil {
 			return err
 		}
-		r := records{header: []string{"id", "at", "feed", "subject", "reason"}}
+		r := records{header: []string{"id", "at", "feed", "subject", "status", "reason"}}
 		for _, d := range dls {
-			r.rows = append(r.rows, []string{strconv.FormatInt(d.ID, 10), d.At.UTC().Format(time.RFC3339), d.Feed, d.Subject, d.Reason})
+			r.rows = append(r.rows, []string{strconv.FormatInt(d.ID, 10), d.At.UTC().Format(time.RFC3339), d.Feed, d.Subject, d.Status(), d.Reason})
 			r.items = append(r.items, d)
 		}
 		return out.print(cmd, env, "dead letters", r)
+	}
+	return cmd
+}
+
+func newDeadShowCmd(env *environment) *cobra.Command {
+	cmd := newCmd("show ID", "show one dead letter: its raw message decoded, its reason and history", `
+Show the dead letter ID: when and from where it came, why it was refused, its raw
+message decoded as far as it goes (headers, CloudEvent attributes, data), and what
+was done with it since (replays tried, discarded). Control and bidi characters in
+the message are shown escaped.`+"\n"+deadDesc, exactArgs(1, "one dead letter ID"))
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	out := addOutput(fs, false, "table", "json")
+	cmd.Example = "  hrsync dead show 3\n  hrsync dead show 3 --format json"
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(cmd, "dead letter", args[0])
+		if err != nil {
+			return err
+		}
+		db, _, err := c.openStore(cmd.Context(), env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		sh, err := deadletter.Show(cmd.Context(), db, id)
+		if err != nil {
+			return err
+		}
+		format, err := out.resolve(cmd)
+		if err != nil {
+			return err
+		}
+		if format == "json" {
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(sh)
+		}
+		return sh.WriteText(env.stdout)
 	}
 	return cmd
 }
@@ -77,10 +126,13 @@ func newDeadReplayCmd(env *environment) *cobra.Command {
 	cmd := newCmd("replay ID", "decode a dead letter again with the current configuration and record it", `
 Decode the dead letter ID again with the current configuration (--config,
 --declare-feed) and record it. Use it after fixing the configuration, e.g. declaring
-a feed; a running daemon converges the fact.`+"\n"+deadDesc, exactArgs(1, "one dead letter ID"))
+a feed. The worker is made due at once: a running daemon converges it at its next
+poll, with no reconcile. A message that still fails stays a dead letter, with the
+attempt in its history.`+"\n"+deadDesc, exactArgs(1, "one dead letter ID"))
 	var c connFlags
 	c.addDB(cmd.Flags())
 	c.addConfig(cmd.Flags())
+	by := cmd.Flags().String("by", "", "`NAME` of who replays it, kept in its history")
 	cmd.Example = "  hrsync dead replay 3 --config hrsync.yaml"
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		id, err := parseID(cmd, "dead letter", args[0])
@@ -94,39 +146,46 @@ a feed; a running daemon converges the fact.`+"\n"+deadDesc, exactArgs(1, "one d
 			return err
 		}
 		defer a.Close()
-		return replayDeadLetter(cmd.Context(), env, a, id)
+		r, err := deadletter.Replay(cmd.Context(), a.Store(), a.Settings().Feeds, id, *by)
+		if err != nil {
+			return err
+		}
+		return r.WriteText(env.stdout)
 	}
 	return cmd
 }
 
-// replayDeadLetter decodes dead letter id with the app's feeds and records it.
-func replayDeadLetter(ctx context.Context, env *environment, a *app.App, id int64) error {
-	db := a.Store()
-	d, err := db.GetDeadLetter(ctx, id)
-	if err != nil {
-		return fmt.Errorf("dead letter %d: %w", id, err)
+func newDeadDiscardCmd(env *environment) *cobra.Command {
+	cmd := newCmd("discard ID", "give up a dead letter that can never be replayed", `
+Give up the dead letter ID: it is never replayed, drops out of "hrsync dead list"
+(see it with --status discarded), and is kept for the record with who, why and
+when, in its history and the audit trail. --by and --reason are required.`+"\n"+deadDesc, exactArgs(1, "one dead letter ID"))
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	by := fs.String("by", "", "`NAME` of who decides (required)")
+	reason := fs.String("reason", "", "`TEXT` saying why (required)")
+	cmd.Example = `  hrsync dead discard 3 --reason "sender retired this event type" --by alice`
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(cmd, "dead letter", args[0])
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(*by) == "" || strings.TrimSpace(*reason) == "" {
+			return usagef(cmd, "dead discard: --by and --reason are required: the decision is audited")
+		}
+		db, _, err := c.openStore(cmd.Context(), env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		d, err := deadletter.Discard(cmd.Context(), db, id, *by, *reason)
+		if err != nil {
+			return err
+		}
+		return deadletter.WriteDiscarded(env.stdout, d)
 	}
-	if d.ReplayedAt != nil {
-		return fmt.Errorf("dead letter %d was already replayed at %s", id, d.ReplayedAt.Format(time.RFC3339))
-	}
-	msg, err := events.ReplayMessage(d)
-	if err != nil {
-		return fmt.Errorf("dead letter %d: %w", id, err)
-	}
-	fact, err := (&events.Decoder{Feeds: a.Settings().Feeds}).Decode(msg.Subject, msg.Header, msg.Data)
-	if err != nil {
-		return fmt.Errorf("dead letter %d still fails: %w", id, err)
-	}
-	n, err := db.RecordFacts(ctx, []connector.Fact{fact})
-	if err != nil {
-		return fmt.Errorf("record dead letter %d: %w", id, err)
-	}
-	if err := db.MarkDeadLetterReplayed(ctx, id, time.Now()); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "dead letter %d replayed: %s %s for %s:%s (%d new fact; a running daemon converges it)\n",
-		id, fact.Kind, fact.ID, fact.Feed, fact.WorkerID, n)
-	return nil
+	return cmd
 }
 
 func newDeadPruneCmd(env *environment) *cobra.Command {
@@ -196,7 +255,7 @@ Exits 3 when it lists open items: a person must decide them.`, noArgs)
 		}
 		return nil
 	}
-	return group(env, "review", "list the items a person must decide", reviewDesc, cmd)
+	return group(env, "review", "list or resolve the items a person must decide", reviewDesc, cmd, newReviewResolveCmd(env))
 }
 
 // parseID reads the positional ID of a what (hold, dead letter); not a number is
@@ -207,4 +266,39 @@ func parseID(cmd *cobra.Command, what, arg string) (int64, error) {
 		return 0, usagef(cmd, "%s: %s ID %q is not a positive number", cmd.CommandPath(), what, arg)
 	}
 	return id, nil
+}
+
+func newReviewResolveCmd(env *environment) *cobra.Command {
+	cmd := newCmd("resolve ID", "mark a review item decided, and converge its worker again", `
+Mark the review item ID resolved, with who and why (--by and --reason, required):
+it drops out of "hrsync review list", and the decision is kept with the item and in
+the audit trail. Its worker is made due at once, so a running daemon converges it
+with what the person fixed (a declared feed, an account merged by hand) at its next
+poll, with no reconcile.`+"\n"+reviewDesc, exactArgs(1, "one review item ID"))
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	by := fs.String("by", "", "`NAME` of who decides (required)")
+	reason := fs.String("reason", "", "`TEXT` saying what was decided or fixed (required)")
+	cmd.Example = `  hrsync review resolve 4 --reason "merged the duplicate accounts by hand" --by alice`
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(cmd, "review item", args[0])
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(*by) == "" || strings.TrimSpace(*reason) == "" {
+			return usagef(cmd, "review resolve: --by and --reason are required: the decision is audited")
+		}
+		db, _, err := c.openStore(cmd.Context(), env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		r, err := review.Resolve(cmd.Context(), db, id, *by, *reason)
+		if err != nil {
+			return err
+		}
+		return review.WriteResolved(env.stdout, r)
+	}
+	return cmd
 }
