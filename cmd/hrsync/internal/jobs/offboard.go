@@ -101,7 +101,7 @@ func (e Env) Offboard(ctx context.Context, r OffboardRequest) (held int64, err e
 	// The report directory names the hold, so two offboardings never share one.
 	report.ReportDir = cmp.Or(r.Dir, fmt.Sprintf("offboard-%s-hold%d-%s", name, id, stamp))
 	if err := WriteReport(report.ReportDir, sel, est); err != nil {
-		return 0, fmt.Errorf("hold %d is created, but its report was not written (hrsync holds show --csv - %d lists its accounts): %w", id, id, err)
+		return 0, fmt.Errorf("hold %d is created, but its report was not written (hrsync holds show %d --format csv lists its accounts): %w", id, id, err)
 	}
 	if payload, err = json.Marshal(report); err != nil {
 		return 0, err
