@@ -127,6 +127,7 @@ func OpenStack(ctx context.Context, a *App, cfg StackConfig) (_ *Stack, err erro
 	// docs/nats.md, "While disconnected", says what the reconnect options imply.
 	s.nc, err = nset.Connect(nats.Name("hrsync"), nats.CustomInboxPrefix(events.ConnectorInboxPrefix),
 		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.PingInterval(natsPingInterval), nats.MaxPingsOutstanding(natsMaxPingsOut),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				s.log.Warn("nats disconnected; reconnecting", "err", err)
@@ -342,6 +343,15 @@ func (s *Stack) Close() {
 	}
 	s.closers = nil
 }
+
+// A connection that stops answering (a server gone without closing it, a
+// dropped NAT mapping) is given up after natsMaxPingsOut unanswered pings, one
+// every natsPingInterval: about a minute, against nats.go's default four, so
+// that /readyz and the reconnect loop notice soon (docs/nats.md).
+const (
+	natsPingInterval = 20 * time.Second
+	natsMaxPingsOut  = 3
+)
 
 // DefaultEmbeddedNATSAddr is the default of hrsync run's --embedded-nats-addr: a
 // fixed loopback port, so that "hrsync publish --nats-url nats://127.0.0.1:4250"
