@@ -122,7 +122,9 @@ const drainTimeout = 5 * time.Second
 // delays only itself. For each feed, batch by batch:
 //   - decodes every message; one that breaks the contract is dead-lettered with its
 //     reason and terminated, so it is never redelivered (if the dead letter cannot
-//     be stored, the message is nak'ed instead, never terminated);
+//     be stored, the message is nak'ed instead, never terminated); servers older
+//     than TermReasonServerVersion get a termination without a reason, which is
+//     the only one they understand;
 //   - records the valid facts with one RecordFacts call and acks them only after it
 //     returned; if it fails, every message of the batch is nak'ed with NakDelay and
 //     comes back later. Nothing is acked before it is durable;
@@ -394,10 +396,26 @@ func (c *consumer) deadLetter(ctx context.Context, m jetstream.Msg, feed, reason
 	if h := c.cfg.Hooks.DeadLettered; h != nil {
 		h(c.declared(feed), reason)
 	}
-	// JetStream publishes the termination reason as an advisory: name the dead
-	// letter, not the reason, which may quote personal data.
-	if err := m.TermWithReason(fmt.Sprintf("hrsync: dead letter %d", id)); err != nil {
-		c.log.Warn("terminating message", "stream_seq", seq, "err", err)
+	c.term(m, seq, fmt.Sprintf("hrsync: dead letter %d", id))
+}
+
+// term terminates m so that it is never redelivered. JetStream publishes the
+// reason in its termination advisory, so it names the dead letter, never the
+// decoding error, which may quote personal data. A server older than
+// TermReasonServerVersion does not understand a termination with a reason and
+// would redeliver m after AckWait, forever, so it gets a plain termination. The
+// version is the connected server's now: after a reconnect it may be another.
+func (c *consumer) term(m jetstream.Msg, seq uint64, reason string) {
+	var err error
+	if v := c.js.Conn().ConnectedServerVersion(); UnderstandsTermReason(v) {
+		err = m.TermWithReason(reason)
+	} else {
+		c.log.Debug("terminating without a reason: the server does not understand one",
+			"server_version", v, "needs", TermReasonServerVersion, "stream_seq", seq)
+		err = m.Term()
+	}
+	if err != nil {
+		c.log.Warn("terminating message failed; it will be redelivered and dead-lettered again", "stream_seq", seq, "err", err)
 	}
 }
 

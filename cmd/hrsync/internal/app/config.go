@@ -35,6 +35,9 @@ type FileConfig struct {
 	// Safeguard is the one rule that holds mass removals, for the daemon and every
 	// command alike; feeds[].safeguard overrides the thresholds per feed.
 	Safeguard safeguardConfig `yaml:"safeguard"`
+	// NATS says how to reach and authenticate to NATS (docs/nats.md); the
+	// --nats-* flags lay over it. Secrets only in files it names.
+	NATS NATSConfig `yaml:"nats"`
 }
 
 // streamLimits bound one feed's stream (events.StreamLimits); in stream: they are
@@ -94,6 +97,9 @@ func LoadConfigFile(path string) (FileConfig, error) {
 	dec := yaml.NewDecoder(f)
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil {
+		return fc, fmt.Errorf("config file %s: %w", path, err)
+	}
+	if err := fc.NATS.check(); err != nil {
 		return fc, fmt.Errorf("config file %s: %w", path, err)
 	}
 	return fc, nil

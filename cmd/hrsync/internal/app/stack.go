@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,10 +30,23 @@ import (
 // StackConfig says how to run the app: NATS, the stream, the consumer and the
 // converger's tuning. The parts (store, LMS, safeguard, ...) are the app's.
 type StackConfig struct {
-	NATSURL      string
-	NATSCreds    string
+	// NATS says how to reach and authenticate to NATS: what the flags gave, laid
+	// over nats: in the configuration file (docs/nats.md). NATSURL and NATSCreds
+	// are the older spellings of NATS.URL and NATS.CredsFile, used when those are
+	// empty.
+	NATS      NATSSettings
+	NATSURL   string
+	NATSCreds string
+	// EmbeddedNATS runs a single-node NATS server with JetStream inside the
+	// process, without authentication, and connects to it instead (development
+	// only).
 	EmbeddedNATS bool
-	// EmbeddedDir is where the embedded NATS server keeps its JetStream files.
+	// EmbeddedAddr is where the embedded server listens: a loopback HOST:PORT.
+	// Empty, or port 0: a free port. Either way the address is logged at start.
+	// hrsync run's --embedded-nats-addr defaults to DefaultEmbeddedNATSAddr.
+	EmbeddedAddr string
+	// EmbeddedDir is where the embedded NATS server keeps its JetStream files;
+	// empty: a temporary directory, removed when the stack closes.
 	EmbeddedDir  string
 	ManageStream bool
 	Durable      string
@@ -97,34 +112,41 @@ func OpenStack(ctx context.Context, a *App, cfg StackConfig) (_ *Stack, err erro
 		return nil, err
 	}
 
-	url := cfg.NATSURL
+	nset := a.set.File.NATS.Settings().Over(cfg.natsFlags())
 	if cfg.EmbeddedNATS {
-		s.ns, err = startEmbeddedNATS(cfg.EmbeddedDir)
+		var url string
+		url, err = s.startEmbeddedNATS(cfg.EmbeddedAddr, cfg.EmbeddedDir)
 		if err != nil {
 			return nil, err
 		}
-		s.closers = append(s.closers, func() { s.ns.Shutdown(); s.ns.WaitForShutdown() })
-		url = s.ns.ClientURL()
+		nset = NATSSettings{URL: url} // the embedded server has no users
 	}
 	// hrsync's replies (the pull consumer's messages, JetStream API answers) come on
 	// an inbox prefix of its own, which no feed's NATS user may subscribe to
 	// (deploy/nats/nats-server.conf): on the shared _INBOX.> any feed could read them.
-	opts := []nats.Option{nats.Name("hrsync"), nats.CustomInboxPrefix(events.ConnectorInboxPrefix),
+	// docs/nats.md, "While disconnected", says what the reconnect options imply.
+	s.nc, err = nset.Connect(nats.Name("hrsync"), nats.CustomInboxPrefix(events.ConnectorInboxPrefix),
 		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.PingInterval(natsPingInterval), nats.MaxPingsOutstanding(natsMaxPingsOut),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				s.log.Warn("nats disconnected", "err", err)
+				s.log.Warn("nats disconnected; reconnecting", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
-	}
-	if cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
-	}
-	s.nc, err = nats.Connect(url, opts...)
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			v := nc.ConnectedServerVersion()
+			s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted(), "server_version", v)
+			if err := events.CheckServerVersion(v); err != nil {
+				s.log.Error("nats reconnected to a server hrsync does not support", "err", err)
+			}
+		}),
+	)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactNATSURL(url), err)
+		return nil, err
 	}
+	v := s.nc.ConnectedServerVersion()
+	s.log.Info("nats connected", "url", s.nc.ConnectedUrlRedacted(), "server_version", v, "auth", nset.Auth(),
+		"termination_reasons", events.UnderstandsTermReason(v))
 	s.closers = append(s.closers, func() { s.nc.Close() })
 	s.js, err = jetstream.New(s.nc)
 	if err != nil {
@@ -322,29 +344,97 @@ func (s *Stack) Close() {
 	s.closers = nil
 }
 
-// startEmbeddedNATS starts a single-node NATS server with JetStream on a random
-// loopback port, storing under dir (a temporary directory if empty).
-func startEmbeddedNATS(dir string) (*server.Server, error) {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "hrsync-nats-")
+// A connection that stops answering (a server gone without closing it, a
+// dropped NAT mapping) is given up after natsMaxPingsOut unanswered pings, one
+// every natsPingInterval: about a minute, against nats.go's default four, so
+// that /readyz and the reconnect loop notice soon (docs/nats.md).
+const (
+	natsPingInterval = 20 * time.Second
+	natsMaxPingsOut  = 3
+)
+
+// DefaultEmbeddedNATSAddr is the default of hrsync run's --embedded-nats-addr: a
+// fixed loopback port, so that "hrsync publish --nats-url nats://127.0.0.1:4250"
+// reaches the embedded server; not NATS's 4222, where a real server may listen.
+const DefaultEmbeddedNATSAddr = "127.0.0.1:4250"
+
+// startEmbeddedNATS starts a single-node NATS server with JetStream on addr
+// (loopback only: it has no users), storing under dir or, if dir is empty, a
+// temporary directory that Close removes. It logs the URL and returns it.
+func (s *Stack) startEmbeddedNATS(addr, dir string) (string, error) {
+	host, port, err := embeddedAddr(addr)
+	if err != nil {
+		return "", err
+	}
+	if port != server.RANDOM_PORT {
+		// The server would only find out after its start timeout: say it now.
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
-			return nil, err
+			return "", fmt.Errorf("embedded NATS address %s: %w (choose another with --embedded-nats-addr)", addr, err)
 		}
-		dir = d
+		ln.Close()
+	}
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "hrsync-nats-")
+		if err != nil {
+			return "", fmt.Errorf("embedded NATS: %w", err)
+		}
+		// Appended first, so it runs after the server's shutdown below.
+		s.closers = append(s.closers, func() {
+			if err := os.RemoveAll(tmp); err != nil {
+				s.log.Warn("embedded NATS: removing its temporary directory", "dir", tmp, "err", err)
+			}
+		})
+		dir = tmp
 	}
 	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Clean(dir),
+		Host: host, Port: port, JetStream: true, StoreDir: filepath.Clean(dir),
 		NoSigs: true, NoLog: true, ServerName: "hrsync-embedded",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
+		return "", fmt.Errorf("embedded NATS on %s: %w", addr, err)
 	}
-	ns.Start()
+	go ns.Start()
+	s.closers = append(s.closers, func() { ns.Shutdown(); ns.WaitForShutdown() })
 	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("embedded NATS: not ready after 10s")
+		return "", fmt.Errorf("embedded NATS on %s: not listening after 10s", cmp.Or(addr, "a free loopback port"))
 	}
-	return ns, nil
+	s.ns = ns
+	url := ns.ClientURL()
+	s.log.Info("embedded NATS server listening at "+url+" (no authentication; development only)", "url", url, "store_dir", dir)
+	return url, nil
+}
+
+// embeddedAddr splits a loopback HOST:PORT for the embedded server; port 0 (or
+// an empty addr) means a free port.
+func embeddedAddr(addr string) (string, int, error) {
+	if addr == "" {
+		return "127.0.0.1", server.RANDOM_PORT, nil
+	}
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("embedded NATS address %q: want HOST:PORT, e.g. %s: %w", addr, DefaultEmbeddedNATSAddr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("embedded NATS address %q: port %q is not a number from 0 to 65535", addr, p)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", 0, fmt.Errorf("embedded NATS address %q: the embedded server has no authentication, so it listens "+
+			"only on loopback (127.0.0.1, ::1 or localhost); run a real NATS server for anything else (docs/nats.md)", addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+// natsFlags returns the NATS settings cfg gives, with the older fields folded in.
+func (cfg StackConfig) natsFlags() NATSSettings {
+	n := cfg.NATS
+	n.URL = cmp.Or(n.URL, cfg.NATSURL)
+	n.CredsFile = cmp.Or(n.CredsFile, cfg.NATSCreds)
+	return n
 }
 
 // ScheduleReconcile starts full reconciliation passes every interval, on the same
