@@ -32,9 +32,15 @@ import (
 type docCommand struct {
 	file string // relative to the repository root
 	line int
-	text string   // as written, continuation lines joined
-	args []string // the words after "hrsync"
+	text string            // as written, continuation lines joined
+	args []string          // the words after "hrsync"
+	env  map[string]string // VAR=value words before it ("..." is a secret the reader has)
 }
+
+var (
+	envAssignment  = regexp.MustCompile(`^[A-Z][A-Z0-9_]*=`)
+	envAssignments = regexp.MustCompile(`^([A-Z][A-Z0-9_]*=\S* )+`)
+)
 
 func (d docCommand) String() string { return fmt.Sprintf("%s:%d: %s", d.file, d.line, d.text) }
 
@@ -75,7 +81,7 @@ func readDocCommands(path string) ([]docCommand, error) {
 			continue
 		}
 		l = strings.TrimPrefix(l, "$ ")
-		if !strings.HasPrefix(l, "hrsync ") && !strings.HasPrefix(l, "go run ./cmd/hrsync ") {
+		if !strings.HasPrefix(envAssignments.ReplaceAllString(l, ""), "hrsync ") && !strings.HasPrefix(l, "go run ./cmd/hrsync ") {
 			continue
 		}
 		start := i
@@ -87,12 +93,17 @@ func readDocCommands(path string) ([]docCommand, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", rel, start+1, err)
 		}
+		env := map[string]string{}
+		for len(words) > 0 && envAssignment.MatchString(words[0]) {
+			k, v, _ := strings.Cut(words[0], "=")
+			env[k], words = v, words[1:]
+		}
 		if words[0] == "go" {
 			words = words[3:] // go run ./cmd/hrsync
 		} else {
 			words = words[1:]
 		}
-		out = append(out, docCommand{file: rel, line: start + 1, text: l, args: words})
+		out = append(out, docCommand{file: rel, line: start + 1, text: l, args: words, env: env})
 	}
 	return out, nil
 }
@@ -370,7 +381,7 @@ func TestDocCommandsAreConcrete(t *testing.T) {
 		}
 		for _, c := range cmds {
 			n++
-			if strings.Contains(c.text, "...") || strings.Contains(c.text, " [") {
+			if text := envAssignments.ReplaceAllString(c.text, ""); strings.Contains(text, "...") || strings.Contains(text, " [") {
 				t.Errorf("%v: not runnable as written (\"...\" or [optional]); give a concrete example, or put a synopsis in a ```text block", c)
 				continue
 			}

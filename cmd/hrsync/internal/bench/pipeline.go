@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -93,7 +94,9 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, evs []events.Event)
 // has created their n accounts. It measures from the first publish to the last
 // create, and each event's latency from its publish to its account's create.
 func pipeline(ctx context.Context, s Stack, timed *TimedLMS, n int) (Result, error) {
-	evs := Events(n, "b")
+	// Worker ids of this run only: a second run against the same NATS server (its
+	// duplicate window) or the same LMS (accounts it made) must not meet the first's.
+	evs := Events(n, fmt.Sprintf("b%08x", rand.Uint32()))
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
