@@ -175,16 +175,11 @@ func fileMessage(path, feed string, feeds connector.Feeds) (*nats.Msg, error) {
 // inbox prefix (_INBOX.<feed>), the only inbox a feed's NATS user may subscribe to
 // (deploy/nats/nats-server.conf); the connector's user may use it too.
 func natsConnect(c *connFlags, feed string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("hrsync-cli"), nats.Timeout(5 * time.Second),
-		nats.CustomInboxPrefix(events.FeedInboxPrefix(feed))}
-	if c.natsCreds != "" {
-		opts = append(opts, nats.UserCredentials(c.natsCreds))
-	}
-	nc, err := nats.Connect(c.natsURL, opts...)
+	s, err := c.natsSettings()
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(c.natsURL), err)
+		return nil, err
 	}
-	return nc, nil
+	return s.Connect(nats.Name("hrsync-cli"), nats.Timeout(5*time.Second), nats.CustomInboxPrefix(events.FeedInboxPrefix(feed)))
 }
 
 // feedOf returns the feed of an event subject, hrsync.events.<feed>.<name>.

@@ -64,6 +64,7 @@ Every flag has an environment variable, named after it.`, noArgs)
 type runFlags struct {
 	embedded                   bool
 	embeddedDir                string
+	embeddedAddr               string
 	manage                     bool
 	durable, admin, adminToken string
 	batch, workers             int
@@ -78,7 +79,9 @@ type runFlags struct {
 func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.embedded, "embedded-nats", false, "run an embedded single-node NATS server with JetStream (development only)")
 	envFlag(fs, "embedded-nats", "HRSYNC_EMBEDDED_NATS")
-	fs.StringVar(&f.embeddedDir, "embedded-nats-dir", "", "`DIR` where the embedded NATS server stores its data (default: a temporary directory)")
+	fs.StringVar(&f.embeddedAddr, "embedded-nats-addr", app.DefaultEmbeddedNATSAddr, "loopback `HOST:PORT` the embedded NATS server listens on (printed at start; port 0: a free one)")
+	envFlag(fs, "embedded-nats-addr", "HRSYNC_EMBEDDED_NATS_ADDR")
+	fs.StringVar(&f.embeddedDir, "embedded-nats-dir", "", "`DIR` where the embedded NATS server stores its data (default: a temporary directory, removed at exit)")
 	envFlag(fs, "embedded-nats-dir", "HRSYNC_EMBEDDED_NATS_DIR")
 	fs.BoolVar(&f.manage, "manage-stream", true, "create or update the feeds' streams (HRSYNC_<feed>) at start; set false if operators manage them")
 	envFlag(fs, "manage-stream", "HRSYNC_MANAGE_STREAM")
@@ -130,7 +133,7 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 	log.Info("hrsync starting", "version", versionString(), "feeds", set.Feeds.Names(), "db", redactURL(set.DB),
 		"lms", set.LMS.Type+" "+scim.RedactURL(set.LMS.URL), "lms_rate", set.LMS.Rate)
 	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: f.reactivateManual, DeadLetterMaxBody: dl.maxBody, Migrate: f.migrate},
-		app.StackConfig{NATSURL: c.natsURL, NATSCreds: c.natsCreds, EmbeddedNATS: f.embedded, EmbeddedDir: f.embeddedDir,
+		app.StackConfig{NATS: c.nats, EmbeddedNATS: f.embedded, EmbeddedAddr: f.embeddedAddr, EmbeddedDir: f.embeddedDir,
 			ManageStream: f.manage, Durable: f.durable,
 			Converger: connector.ConvergerConfig{Lease: f.lease, Concurrency: f.workers, PollInterval: f.poll},
 			Consumer:  events.ConsumerConfig{Batch: f.batch, AckWait: f.ackWait}})

@@ -273,7 +273,7 @@ func TestEveryDoorKeepsTheSafeguards(t *testing.T) {
 			done := make(chan error, 1)
 			var out syncBuffer
 			go func() {
-				done <- run(ctx, []string{"hrsync", "run", "--db", d.db, "--config", d.cfg, "--embedded-nats", "--admin-addr=",
+				done <- run(ctx, []string{"hrsync", "run", "--db", d.db, "--config", d.cfg, "--embedded-nats", "--embedded-nats-addr", "127.0.0.1:0", "--admin-addr=",
 					"--poll-interval", "50ms"}, func(k string) string { return d.env()[k] }, &out, &out)
 			}()
 			waitFor(t, 30*time.Second, "the daemon converges the new hire", func() (bool, string) {

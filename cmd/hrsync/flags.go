@@ -193,10 +193,10 @@ func (f *declaredFeeds) Set(v string) error {
 
 // connFlags are the connection flags: the store, the configuration and NATS.
 type connFlags struct {
-	db                 string
-	config             string
-	feeds              declaredFeeds
-	natsURL, natsCreds string
+	db     string
+	config string
+	feeds  declaredFeeds
+	nats   app.NATSSettings // the --nats-* flags, laid over the file's nats:
 }
 
 // addDB adds --db.
@@ -213,12 +213,41 @@ func (c *connFlags) addConfig(fs *pflag.FlagSet) {
 	envFlag(fs, "declare-feed", "HRSYNC_FEEDS")
 }
 
-// addNATS adds the NATS connection flags.
+// addNATS adds the NATS connection flags (docs/nats.md). Each lays over the
+// configuration file's nats: section; at most one way to authenticate.
 func (c *connFlags) addNATS(fs *pflag.FlagSet) {
-	fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server `URL`s (comma-separated)")
-	envFlag(fs, "nats-url", "NATS_URL")
-	fs.StringVar(&c.natsCreds, "nats-creds", "", "NATS credentials `FILE`")
-	envFlag(fs, "nats-creds", "NATS_CREDS")
+	n := &c.nats
+	for _, f := range []struct {
+		v          *string
+		name, env  string
+		def, usage string
+	}{
+		{&n.URL, "nats-url", "NATS_URL", "", "NATS server `URL`s, comma-separated (default nats.url, or nats://127.0.0.1:4222)"},
+		{&n.User, "nats-user", "NATS_USER", "", "NATS `USER`, with --nats-password or --nats-password-file"},
+		{&n.Password, "nats-password", "NATS_PASSWORD", "", "NATS `PASSWORD` of --nats-user"},
+		{&n.PasswordFile, "nats-password-file", "NATS_PASSWORD_FILE", "", "`FILE` holding the NATS password of --nats-user"},
+		{&n.Token, "nats-token", "NATS_TOKEN", "", "NATS authentication `TOKEN`"},
+		{&n.TokenFile, "nats-token-file", "NATS_TOKEN_FILE", "", "`FILE` holding the NATS authentication token"},
+		{&n.NKeyFile, "nats-nkey-file", "NATS_NKEY_FILE", "", "`FILE` holding a NATS nkey user seed (SU...)"},
+		{&n.CredsFile, "nats-creds", "NATS_CREDS", "", "NATS credentials `FILE` (user JWT and nkey seed)"},
+		{&n.CAFile, "nats-ca-file", "NATS_CA_FILE", "", "PEM `FILE` of the CA that signed the NATS server's certificate (turns TLS on)"},
+		{&n.CertFile, "nats-cert-file", "NATS_CERT_FILE", "", "PEM `FILE` of a client certificate for NATS (with --nats-key-file)"},
+		{&n.KeyFile, "nats-key-file", "NATS_KEY_FILE", "", "PEM `FILE` of the client certificate's key"},
+		{&n.TLSServerName, "nats-tls-server-name", "NATS_TLS_SERVER_NAME", "", "`NAME` the NATS server's certificate must carry, if not the URL's host"},
+	} {
+		fs.StringVar(f.v, f.name, f.def, f.usage)
+		envFlag(fs, f.name, f.env)
+	}
+}
+
+// natsSettings are the NATS settings of the configuration file (--config), with
+// the --nats-* flags over them.
+func (c *connFlags) natsSettings() (app.NATSSettings, error) {
+	fc, err := app.LoadConfigFile(c.config)
+	if err != nil {
+		return app.NATSSettings{}, err
+	}
+	return fc.NATS.Settings().Over(c.nats), nil
 }
 
 // lmsFlags select and authenticate the SCIM LMS.

@@ -163,7 +163,7 @@ func newRootCmd(env *environment) *cobra.Command {
 	root.AddCommand(
 		newRunCmd(env), newDemoCmd(env), newPublishCmd(env), newEraseCmd(env), newAuditCmd(env),
 		newDeadCmd(env), newReviewCmd(env), newRosterCmd(env), newHoldsCmd(env), newCleanupCmd(env),
-		newFeedCmd(env), newSandboxLMSCmd(env), newBenchCmd(env), newMigrateCmd(env), newReconcileCmd(env),
+		newFeedCmd(env), newSandboxLMSCmd(env), newBenchCmd(env), newMigrateCmd(env), newHealthCheckCmd(env), newReconcileCmd(env),
 		newReportCmd(env),
 		&cobra.Command{
 			Use:   "version",
