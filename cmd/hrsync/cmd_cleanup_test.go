@@ -43,6 +43,7 @@ func TestCleanupCommand(t *testing.T) {
 	conn := []string{"--db", dbURL, "--lms-url", lms.url, "--lms-token", lms.token, "--log-level", "warn"}
 	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
 	report := filepath.Join(dir, "report")
+	migrateDB(t, dbURL)
 
 	if _, _, err := runCLI(t, nil, append([]string{"cleanup", "dormant"}, conn...)...); err == nil || !strings.Contains(err.Error(), "--no-login") {
 		t.Fatalf("cleanup without an activity filter: %v", err)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,6 @@ func TestEmbeddedNATSAddr(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "hrsync-nats-*"))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var errOut syncBuffer
@@ -96,7 +96,7 @@ func TestEmbeddedNATSAddr(t *testing.T) {
 			t.Fatalf("run stopped: %v\n%s", err, errOut.String())
 		default:
 		}
-		return strings.Contains(errOut.String(), "nats://"+addr), errOut.String()
+		return strings.Contains(errOut.String(), "nats://"+addr) && strings.Contains(errOut.String(), "consuming"), errOut.String()
 	})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -107,11 +107,13 @@ func TestEmbeddedNATSAddr(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "hrsync-nats-*"))
-	for _, d := range after {
-		if !strings.Contains(strings.Join(before, "\n"), d) {
-			t.Errorf("the embedded server's directory %s is left behind", d)
-		}
+	// The log names the server's directory (store_dir): gone after exit.
+	m := regexp.MustCompile(`"store_dir":"([^"]+)"`).FindStringSubmatch(errOut.String())
+	if m == nil || !strings.Contains(m[1], "hrsync-nats-") {
+		t.Fatalf("the log does not name the embedded server's temporary directory:\n%s", errOut.String())
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Errorf("the embedded server's directory %s is left behind (%v)", m[1], err)
 	}
 }
 

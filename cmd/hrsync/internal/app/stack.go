@@ -135,7 +135,7 @@ func OpenStack(ctx context.Context, a *App, cfg StackConfig) (_ *Stack, err erro
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			v := nc.ConnectedServerVersion()
-			s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted(), "server_version", v)
+			s.log.Info("nats reconnected", "url", RedactNATSURL(nc.ConnectedUrl()), "server_version", v)
 			if err := events.CheckServerVersion(v); err != nil {
 				s.log.Error("nats reconnected to a server hrsync does not support", "err", err)
 			}
@@ -145,7 +145,7 @@ func OpenStack(ctx context.Context, a *App, cfg StackConfig) (_ *Stack, err erro
 		return nil, err
 	}
 	v := s.nc.ConnectedServerVersion()
-	s.log.Info("nats connected", "url", s.nc.ConnectedUrlRedacted(), "server_version", v, "auth", nset.Auth(),
+	s.log.Info("nats connected", "url", RedactNATSURL(s.nc.ConnectedUrl()), "server_version", v, "auth", nset.Auth(),
 		"termination_reasons", events.UnderstandsTermReason(v))
 	s.closers = append(s.closers, func() { s.nc.Close() })
 	s.js, err = jetstream.New(s.nc)

@@ -73,7 +73,7 @@ func openTestStack(t *testing.T, fc FileConfig, cfg StackConfig) (*Stack, *logBu
 	}
 	logs := &logBuffer{}
 	cfg.ManageStream, cfg.Durable = true, "hrsync"
-	s, err := NewStack(t.Context(), set, Options{LMS: sandbox.New(), Log: slog.New(slog.NewJSONHandler(logs, nil))}, cfg)
+	s, err := NewStack(t.Context(), set, Options{LMS: sandbox.New(), Migrate: true, Log: slog.New(slog.NewJSONHandler(logs, nil))}, cfg)
 	if err == nil {
 		t.Cleanup(s.Close)
 	}
