@@ -61,8 +61,8 @@ func TestLMSGuardWiring(t *testing.T) {
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
-	for _, want := range []string{"hrsync_lms_quarantined 1", `hrsync_lms_calls_total{outcome="unavailable"}`,
-		`hrsync_lms_calls_total{outcome="rate_limited"}`, "hrsync_lms_rate_wait_seconds_total"} {
+	for _, want := range []string{"hrsync_lms_quarantined 1", `hrsync_lms_calls_total{op="get_account",outcome="unavailable"}`,
+		`hrsync_lms_calls_total{op="get_account",outcome="rate_limited"}`, "hrsync_lms_rate_wait_seconds_total"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -63,8 +65,8 @@ func NewMetrics() *Metrics {
 			Name: "hrsync_review_items_total", Help: "Review items raised: hrsync refused to guess.",
 		}),
 		lmsCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hrsync_lms_calls_total", Help: "LMS call attempts, by outcome: ok, an error kind (unavailable, rate_limited, auth, not_found, ...), quarantined (failed fast) or canceled.",
-		}, []string{"outcome"}),
+			Name: "hrsync_lms_calls_total", Help: "LMS call attempts, by operation (create_account, find_accounts, set_active, ...) and outcome: ok, an error kind (unavailable, rate_limited, auth, not_found, ...), quarantined (failed fast) or canceled.",
+		}, []string{"op", "outcome"}),
 		lmsQuarantined: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hrsync_lms_quarantined", Help: "1 while the LMS is quarantined (calls fail fast, converging pauses), else 0.",
 		}),
@@ -124,7 +126,7 @@ func (m *Metrics) convergerHooks(next connector.ConvergerHooks) connector.Conver
 // guardHooks feeds the LMS guard's series.
 func (m *Metrics) guardHooks() guard.Hooks {
 	return guard.Hooks{
-		Call: func(_, outcome string) { m.lmsCalls.WithLabelValues(outcome).Inc() },
+		Call: func(op, outcome string) { m.lmsCalls.WithLabelValues(snakeCase(op), outcome).Inc() },
 		Quarantine: func(quarantined bool) {
 			if quarantined {
 				m.lmsQuarantined.Set(1)
@@ -134,4 +136,20 @@ func (m *Metrics) guardHooks() guard.Hooks {
 		},
 		RateWait: func(d time.Duration) { m.lmsRateWait.Add(d.Seconds()) },
 	}
+}
+
+// snakeCase turns an LMS operation's name (CreateAccount) into a metric label
+// value (create_account).
+func snakeCase(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
