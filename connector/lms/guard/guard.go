@@ -7,9 +7,11 @@
 //   - retries of temporary failures within a call, with exponential backoff and
 //     full jitter, at least as long as the LMS's Retry-After, bounded in attempts and
 //     in time;
-//   - a quarantine (a circuit breaker): when most calls fail with "unavailable" or
-//     "auth" errors, calls fail fast for a probe interval, then one probe call is let
-//     through; success ends the quarantine, failure extends it with backoff.
+//   - a quarantine (a circuit breaker): when calls fail with "unavailable" or
+//     "auth" errors (in a row, for a whole period, or most of them; judged over
+//     time, with calls in flight together counted as one piece of evidence), calls
+//     fail fast for a probe interval, then one probe call is let through; success
+//     ends the quarantine, failure extends it with backoff.
 //
 // It also makes retries safe where the LMS's answer was lost after the request was
 // applied: a retried create that meets a conflict looks the account up and returns

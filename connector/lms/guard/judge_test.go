@@ -234,3 +234,18 @@ func TestQuarantineJudgesTheLMS(t *testing.T) {
 		})
 	}
 }
+
+// TestQuarantineDisabled: with the quarantine off, a down LMS is called every time.
+func TestQuarantineDisabled(t *testing.T) {
+	t.Parallel()
+	inner := &failing{LMS: sandbox.New(), err: unavailable(503)}
+	g := guard.New(inner, guard.Config{MaxAttempts: 1, Clock: newFakeClock(), Quarantine: guard.QuarantineConfig{Disabled: true}})
+	for range 50 {
+		if _, err := g.ListAccounts(t.Context(), 1, 1); !isKind(err, connector.KindUnavailable) || strings.Contains(err.Error(), "quarantined") {
+			t.Fatalf("error %v, want the LMS's own", err)
+		}
+	}
+	if st := g.Status(); st.Quarantined || inner.calls.Load() != 50 {
+		t.Fatalf("Status %+v after %d calls; want no quarantine and 50 calls", st, inner.calls.Load())
+	}
+}
