@@ -75,9 +75,8 @@ const eps = 1e-9
 
 // attempt is one attempt in flight, from begin to record.
 type attempt struct {
-	seq   uint64    // the breaker's logical time at begin
-	start time.Time // the guard's clock at begin
-	peak  int       // the most attempts in flight at once during this one, itself included
+	seq   uint64 // the breaker's logical time at begin: order, not the clock, decides
+	peak  int    // the most attempts in flight at once during this one, itself included
 	probe bool
 }
 
@@ -104,7 +103,8 @@ type breaker struct {
 	runW     float64
 	runFirst time.Time // the run's first failure's end
 	runFull  time.Time // when the run came to weigh 1; zero before
-	slots    []slot    // oldest first, at most slotsPerPeriod
+
+	slots []slot // the failure ratio's window, oldest first, at most slotsPerPeriod
 
 	st       Status
 	interval time.Duration // the current probe interval
@@ -117,7 +117,7 @@ func newBreaker(cfg QuarantineConfig) *breaker {
 
 // begin registers an attempt going to the LMS now. Every begin is followed by
 // one record of what came of it.
-func (b *breaker) begin(now time.Time, probe bool) *attempt {
+func (b *breaker) begin(probe bool) *attempt {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq++
@@ -125,7 +125,7 @@ func (b *breaker) begin(now time.Time, probe bool) *attempt {
 	for a := range b.active {
 		a.peak = max(a.peak, k)
 	}
-	a := &attempt{seq: b.seq, start: now, peak: k, probe: probe}
+	a := &attempt{seq: b.seq, peak: k, probe: probe}
 	b.active[a] = struct{}{}
 	return a
 }

@@ -272,7 +272,7 @@ func (g *LMS) call(ctx context.Context, op string, attempt func(ctx context.Cont
 			g.hookCall(op, OutcomeQuarantined)
 			return maybeApplied, g.quarantined(op, st, now)
 		}
-		a := g.br.begin(now, probe)
+		a := g.br.begin(probe)
 		err = attempt(ctx)
 		outcome, v := g.classify(ctx, err)
 		g.hookCall(op, outcome)
