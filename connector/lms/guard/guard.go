@@ -7,9 +7,11 @@
 //   - retries of temporary failures within a call, with exponential backoff and
 //     full jitter, at least as long as the LMS's Retry-After, bounded in attempts and
 //     in time;
-//   - a quarantine (a circuit breaker): when most calls fail with "unavailable" or
-//     "auth" errors, calls fail fast for a probe interval, then one probe call is let
-//     through; success ends the quarantine, failure extends it with backoff.
+//   - a quarantine (a circuit breaker): when calls fail with "unavailable" or
+//     "auth" errors (in a row, for a whole period, or most of them; judged over
+//     time, with calls in flight together counted as one piece of evidence), calls
+//     fail fast for a probe interval, then one probe call is let through; success
+//     ends the quarantine, failure extends it with backoff.
 //
 // It also makes retries safe where the LMS's answer was lost after the request was
 // applied: a retried create that meets a conflict looks the account up and returns
@@ -88,15 +90,29 @@ type Hooks struct {
 }
 
 // QuarantineConfig tunes the circuit breaker. Zero values get the defaults listed.
+//
+// The breaker judges the LMS, not the clock: attempts that were in flight together
+// count as one piece of evidence (each weighs 1/k, k the most attempts in flight at
+// once during it), and a failure counts toward a run "in a row" only if its attempt
+// began after the last success, so that calls that stalled while others succeeded
+// never make a run. See docs/lms-resilience.md.
 type QuarantineConfig struct {
 	// Disabled turns the quarantine off.
 	Disabled bool
-	// Window is how many recent attempts the failure ratio is taken over; default 20.
-	Window int
-	// FailRatio quarantines the LMS when at least this fraction of the last Window
-	// attempts failed (window full); default 0.8.
+	// Period is the time the judgement looks back over; default 10s. The LMS is
+	// quarantined when a run of failures in a row (at least 3, weighing at least 1)
+	// was seen over a whole Period with no success, and the failure ratio is taken
+	// over the attempts that ended within the last Period.
+	Period time.Duration
+	// MinAttempts is the least evidence, in attempts weighted by concurrency within
+	// the last Period, before FailRatio can trip; default 20.
+	MinAttempts int
+	// FailRatio quarantines the LMS when failures weigh at least this fraction of the
+	// attempts within the last Period; default 0.8.
 	FailRatio float64
-	// Consecutive quarantines it after this many failed attempts in a row; default 10.
+	// Consecutive quarantines it when a run of failures in a row, weighted by
+	// concurrency, weighs this much: 10 serial failures, or 160 failures 16 at a
+	// time; default 10.
 	Consecutive int
 	// ProbeInterval is the wait before the first probe; default 30s. Each failed
 	// probe doubles it, up to MaxProbeInterval (default 10m).
@@ -160,8 +176,9 @@ func New(inner connector.LMS, cfg Config) *LMS {
 	def(&cfg.RetryBase, 200*time.Millisecond)
 	def(&cfg.RetryMax, 10*time.Second)
 	q := &cfg.Quarantine
-	if q.Window <= 0 {
-		q.Window = 20
+	def(&q.Period, 10*time.Second)
+	if q.MinAttempts <= 0 {
+		q.MinAttempts = 20
 	}
 	if q.FailRatio <= 0 || q.FailRatio > 1 {
 		q.FailRatio = 0.8
@@ -255,10 +272,11 @@ func (g *LMS) call(ctx context.Context, op string, attempt func(ctx context.Cont
 			g.hookCall(op, OutcomeQuarantined)
 			return maybeApplied, g.quarantined(op, st, now)
 		}
+		a := g.br.begin(probe)
 		err = attempt(ctx)
 		outcome, v := g.classify(ctx, err)
 		g.hookCall(op, outcome)
-		g.transition(g.br.record(g.clock.Now(), probe, v, errReason(err)))
+		g.transition(g.br.record(a, g.clock.Now(), v, errReason(err)))
 		if answerLost(err) {
 			maybeApplied = true
 		}
