@@ -65,6 +65,11 @@ type ConvergerConfig struct {
 	// EraseFunc runs the GDPR erasure that an erasure_requested fact asks for
 	// (see erasure_request.go); nil keeps such requests pending.
 	EraseFunc func(ctx context.Context, r ErasureRequest) error
+	// Attributes learns from the answers to creates and updates which profile
+	// fields the LMS does not keep, and leaves them out of plans (kept.go). Share
+	// one with the reconciler of the same process (ReconcilerConfig.Attributes);
+	// default: one of the converger's own, learning, with nothing ignored.
+	Attributes *KeptAttributes
 }
 
 // Converger leases due workers and converges each LMS account to what the worker's
@@ -121,6 +126,10 @@ func NewConverger(cfg ConvergerConfig) (*Converger, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Attributes == nil {
+		cfg.Attributes, _ = NewKeptAttributes(cfg.Logger) // ignores nothing: cannot fail
+	}
+	cfg.Policy = withAttributes(cfg.Policy, cfg.Attributes)
 	c := &Converger{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}), intents: &intentWriter{store: cfg.Store}}
 	return c, nil
 }
@@ -584,6 +593,9 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		entry.At = c.cfg.Now()
 		if err == nil {
 			entry.Outcome = OutcomeOK
+			if a.Kind == ActionCreate || a.Kind == ActionUpdate {
+				c.cfg.Attributes.Observe(a.Account, acct) // what the LMS did not keep
+			}
 			if acct.ID != "" {
 				entry.AccountID = acct.ID
 				comp.AccountID = acct.ID

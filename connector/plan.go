@@ -64,6 +64,7 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 		return nil // an erasure is not a plan: the converger runs it (ErasureRequest)
 	}
 	want := Desired(w)
+	want.Profile = writable(want.Profile, p.Attributes) // ignored fields: neither sent nor compared
 	if have == nil {
 		switch {
 		case w.DeleteDue:
@@ -86,7 +87,9 @@ func Plan(w Wanted, have *Account, p Policy) []Action {
 	}
 
 	var plan []Action
-	if drift := ProfileDrift(want, *have); len(drift) > 0 {
+	// A field the LMS does not keep is still sent with an update made for
+	// another reason, but is no reason for one (docs/reconcile.md).
+	if drift := ProfileDriftOf(want, *have, p.Attributes); len(drift) > 0 {
 		upd := *have
 		upd.ExternalID = want.ExternalID
 		if want.UserName != "" {
@@ -155,10 +158,14 @@ func PlanString(plan []Action) string {
 // ProfileDrift lists the managed fields in which have differs from want. Fields
 // that want leaves empty are not managed and never count. Email and userName compare
 // case-insensitively, as LMSs do.
-func ProfileDrift(want, have Account) []string {
+func ProfileDrift(want, have Account) []string { return ProfileDriftOf(want, have, nil) }
+
+// ProfileDriftOf is ProfileDrift leaving out the fields that k (nil: none) says
+// the LMS does not keep: they would differ after every write.
+func ProfileDriftOf(want, have Account, k AttributeKeeper) []string {
 	var drift []string
 	check := func(name, w, h string, fold bool) {
-		if w == "" {
+		if w == "" || !kept(k, name) {
 			return
 		}
 		if (fold && !strings.EqualFold(w, h)) || (!fold && w != h) {

@@ -264,6 +264,10 @@ type ReconcilerConfig struct {
 	// counted and the summary logged.
 	Report func(started time.Time) (ReportSink, error)
 	Hooks  ReconcilerHooks
+	// Attributes says which profile fields the LMS does not keep; they are left
+	// out of profile_drift. Pass the converger's (ConvergerConfig.Attributes), so
+	// that what its writes learnt reaches the report; nil: every field counts.
+	Attributes AttributeKeeper
 }
 
 // Reconciler compares every worker in the store with every account in the LMS,
@@ -296,6 +300,7 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Policy = withAttributes(cfg.Policy, cfg.Attributes)
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 1000
 	}
@@ -785,7 +790,7 @@ func (p *pass) pair(a *Account, k WorkerKey, h History) (pending, bool) {
 	f.LMSActive = new(a.Active)
 	f.Actions = actionStrings(plan)
 	if f.Class == ClassProfileDrift || slices.ContainsFunc(plan, func(x Action) bool { return x.Kind == ActionUpdate }) {
-		f.Detail = "fields differ: " + strings.Join(ProfileDrift(Desired(want), *a), ", ")
+		f.Detail = "fields differ: " + strings.Join(ProfileDriftOf(Desired(want), *a, pol.Attributes), ", ")
 	}
 	pd := pending{f: f, owner: h.Worker}
 	if f.Class == ClassShouldBeActive {

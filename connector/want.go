@@ -59,6 +59,11 @@ type Policy struct {
 	// records (TrainingReader), the audit row of the reactivation lists the
 	// person's prior courses and the expired ones (see RehireTraining).
 	CourseValidity map[string]time.Duration
+	// Attributes says which profile fields the LMS keeps (and which are never
+	// written); nil: every field is kept. Not a feed setting: the converger and
+	// the reconciler set it from their config (ConvergerConfig.Attributes), so
+	// that both leave the same fields out of drift and plans.
+	Attributes AttributeKeeper
 }
 
 // Deletes reports whether the leaver action ever deletes an account.

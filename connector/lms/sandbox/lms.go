@@ -45,6 +45,9 @@ type LMS struct {
 	ops     []opRec
 	// maxBulk is MaxBulkDeletes: 0 is DefaultMaxBulk, below 0 no bulk (see WithMaxBulk).
 	maxBulk int
+	// drops are the profile fields the LMS silently does not keep (see
+	// WithDroppedAttributes).
+	drops []func(p *connector.Profile)
 }
 
 // record is one account with everything the LMS knows about it (see index.go).
@@ -96,6 +99,53 @@ func WithIDs(newID func(seq int) string) Option { return func(l *LMS) { l.newID 
 // declares externalId with uniqueness "none", and some servers keep it that way.
 // Tests use it to check that hrsync never picks one of two candidates.
 func WithDuplicateExternalIDs() Option { return func(l *LMS) { l.dupExternalIDs = true } }
+
+// WithDroppedAttributes makes the LMS accept the named profile attributes and
+// silently not keep them, as SCIMMY does with employeeNumber, department and
+// manager: a create, update, PUT or PATCH succeeds, and the account (and the
+// answer) lacks them. Names are those connector.ParseProfileField reads (SCIM
+// names or hrsync's); New panics on any other, as this is for tests and demos.
+func WithDroppedAttributes(names ...string) Option {
+	return func(l *LMS) {
+		for _, n := range names {
+			f, err := connector.ParseProfileField(n)
+			if err != nil {
+				panic("sandbox.WithDroppedAttributes: " + err.Error())
+			}
+			l.drops = append(l.drops, func(p *connector.Profile) {
+				*profileField(p, f) = ""
+			})
+		}
+	}
+}
+
+// profileField returns the field of p that connector.ProfileFields names f.
+func profileField(p *connector.Profile, f string) *string {
+	switch f {
+	case "email":
+		return &p.Email
+	case "given_name":
+		return &p.GivenName
+	case "family_name":
+		return &p.FamilyName
+	case "employee_number":
+		return &p.EmployeeNumber
+	case "org_unit":
+		return &p.OrgUnit
+	case "job_title":
+		return &p.JobTitle
+	case "manager_id":
+		return &p.ManagerID
+	}
+	return &p.Locale
+}
+
+// keep clears the attributes the LMS does not keep.
+func (l *LMS) keep(a *connector.Account) {
+	for _, d := range l.drops {
+		d(&a.Profile)
+	}
+}
 
 // New returns an empty LMS.
 func New(opts ...Option) *LMS {
@@ -463,6 +513,7 @@ func (l *LMS) create(op string, a connector.Account) (resource, error) {
 		return resource{}, lmsError(connector.KindUnavailable, op, "id %q generated twice", id)
 	}
 	s := int32(len(l.recs))
+	l.keep(&a)
 	l.recs = append(l.recs, record{id: id, data: pack(&a), created: now, modified: now, rev: 1, active: a.Active})
 	l.byID.add(id, s)
 	l.reindex(s, [4]string{})
@@ -530,6 +581,7 @@ func (l *LMS) modify(op, id, ifMatch string, fn func(a *connector.Account) ([]Op
 	}
 	now := l.now()
 	old := r.keys()
+	l.keep(&a)
 	r.data, r.active, r.rev, r.modified = pack(&a), a.Active, r.rev+1, now
 	l.reindex(s, old)
 	for _, k := range kinds {

@@ -113,6 +113,9 @@ type LMSConfig struct {
 	Timeout      time.Duration `yaml:"timeout"`
 	CAFile       string        `yaml:"ca_file"`
 	ClientFilter string        `yaml:"client_filter"`
+	// IgnoreAttributes lists profile attributes never compared or written;
+	// others the LMS drops are learnt from its answers (docs/reconcile.md).
+	IgnoreAttributes []string `yaml:"ignore_attributes"`
 }
 
 // Over returns the file's LMS settings with the flags' laid over: l holds what
@@ -245,6 +248,9 @@ type App struct {
 	safeguard *connector.WindowSafeguard
 	rate      guard.Rate
 
+	// attrs is what the LMS keeps, shared by the converger and the reconciler.
+	attrs *connector.KeptAttributes
+
 	lmsOnce sync.Once
 	lms     *guard.LMS
 	lmsErr  error
@@ -265,6 +271,9 @@ func Open(ctx context.Context, set Settings, o Options) (_ *App, err error) {
 	}
 	if a.rate, err = guard.ParseRate(set.LMS.Rate); err != nil {
 		return nil, fmt.Errorf("--lms-rate (LMS_RATE, lms.rate): %w", err)
+	}
+	if a.attrs, err = connector.NewKeptAttributes(a.log, set.File.LMS.IgnoreAttributes...); err != nil {
+		return nil, fmt.Errorf("lms.%w", err)
 	}
 	if a.db, err = store.Open(ctx, set.DB, a.log, store.Migrate(o.Migrate)); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -360,7 +369,7 @@ func (a *App) Converger(cc connector.ConvergerConfig) (*connector.Converger, err
 		return nil, err
 	}
 	cc.Store, cc.LMS, cc.Feeds, cc.Logger, cc.Now = a.db, lms, a.set.Feeds, a.log, a.now
-	cc.Policy, cc.Safeguard, cc.EraseFunc = a.policy, a.safeguard, a.eraseRequested
+	cc.Policy, cc.Safeguard, cc.EraseFunc, cc.Attributes = a.policy, a.safeguard, a.eraseRequested, a.attrs
 	cc.Hooks = a.metrics.convergerHooks(cc.Hooks)
 	return connector.NewConverger(cc)
 }
@@ -372,7 +381,7 @@ func (a *App) Reconciler(rc connector.ReconcilerConfig) (*connector.Reconciler, 
 		return nil, err
 	}
 	rc.Store, rc.LMS, rc.Feeds, rc.Logger, rc.Policy = a.db, lms, a.set.Feeds, a.log, a.policy
-	rc.ReactivateManual = a.opts.ReactivateManual
+	rc.ReactivateManual, rc.Attributes = a.opts.ReactivateManual, a.attrs
 	return connector.NewReconciler(rc)
 }
 
