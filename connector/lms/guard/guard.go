@@ -322,7 +322,7 @@ func (g *LMS) wait(ctx context.Context, op string, deadline time.Time) error {
 			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "deadline passed before the call", Err: context.DeadlineExceeded}
 		}
 	}
-	at, d, err := g.bucket.reserve(now, budget)
+	t, d, err := g.bucket.reserve(now, PriorityOf(ctx), budget)
 	if err != nil {
 		g.hookCall(op, string(connector.KindRateLimited))
 		return &connector.LMSError{Kind: connector.KindRateLimited, Op: op, RetryAfter: d,
@@ -336,13 +336,21 @@ func (g *LMS) wait(ctx context.Context, op string, deadline time.Time) error {
 			g.cfg.Hooks.RateWait(max(g.clock.Now().Sub(now), 0))
 		}
 	}()
-	select {
-	case <-g.clock.After(d):
-		return nil
-	case <-ctx.Done():
-		g.bucket.cancel(at, g.clock.Now())
-		g.hookCall(op, OutcomeCanceled)
-		return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "gave up waiting for the client-side rate limit", Err: ctx.Err()}
+	for {
+		select {
+		case <-g.clock.After(d):
+		case <-t.moved:
+		case <-ctx.Done():
+			g.bucket.cancel(t, g.clock.Now())
+			g.hookCall(op, OutcomeCanceled)
+			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "gave up waiting for the client-side rate limit", Err: ctx.Err()}
+		}
+		// The slot may have moved later (a live call took it) or earlier (a waiter
+		// gave up): wait for where it is now.
+		var ok bool
+		if d, ok = g.bucket.start(t, g.clock.Now()); ok {
+			return nil
+		}
 	}
 }
 
