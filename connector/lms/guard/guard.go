@@ -351,6 +351,13 @@ func (g *LMS) wait(ctx context.Context, op string, deadline time.Time) error {
 		if d, ok = g.bucket.start(t, g.clock.Now()); ok {
 			return nil
 		}
+		if !deadline.IsZero() && d > time.Until(deadline) {
+			// Moved behind live calls past the deadline: give the slot up now.
+			g.bucket.cancel(t, g.clock.Now())
+			g.hookCall(op, string(connector.KindRateLimited))
+			return &connector.LMSError{Kind: connector.KindRateLimited, Op: op, RetryAfter: d,
+				Reason: fmt.Sprintf("client-side rate limit %s: live calls moved the slot to %s from now, after the deadline", g.cfg.Rate, d.Round(time.Millisecond))}
+		}
 	}
 }
 

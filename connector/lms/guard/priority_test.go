@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -316,5 +317,56 @@ func recv(t *testing.T, errs <-chan error) error {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no call returned within 10s")
 		return nil
+	}
+}
+
+// TestRateBackgroundPushedPastDeadline: a background call that live calls push
+// past its deadline fails with rate_limited as soon as it finds out, instead of
+// waiting until the deadline, and gives its slot back.
+func TestRateBackgroundPushedPastDeadline(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	inner := &recordingLMS{now: clock.Now}
+	g := guard.New(inner, guard.Config{Rate: guard.Rate{N: 1, Per: time.Hour}, Clock: clock, MaxElapsed: 10 * time.Hour})
+	start := clock.Now()
+	if _, err := g.GetAccount(t.Context(), "first"); err != nil {
+		t.Fatal(err)
+	}
+	bctx, cancel := context.WithTimeout(guard.WithPriority(t.Context(), guard.Background), 90*time.Minute)
+	defer cancel()
+	errs := make(chan error, 4)
+	go func() { _, err := g.GetAccount(bctx, "bg"); errs <- err }() // slot 1h
+	clock.awaitWaiting(t, 1)
+	for i, id := range []string{"live-1", "live-2"} { // slots 1h and 2h; bg's moves to 3h
+		go func() { _, err := g.GetAccount(t.Context(), id); errs <- err }()
+		clock.awaitWaiting(t, 2+i)
+	}
+	clock.Advance(time.Hour) // live-1 goes; bg wakes, finds its slot 2h away, past its deadline
+	var bgErr error
+	for range 2 {
+		if err := recv(t, errs); err != nil {
+			bgErr = err
+		}
+	}
+	var le *connector.LMSError
+	if !errors.As(bgErr, &le) || le.Kind != connector.KindRateLimited || le.RetryAfter != 2*time.Hour {
+		t.Fatalf("background call: %v, want rate_limited with RetryAfter 2h", bgErr)
+	}
+	go func() { _, err := g.GetAccount(t.Context(), "live-3"); errs <- err }() // bg's 3h slot, given back
+	clock.awaitWaiting(t, 2)
+	clock.Advance(time.Hour)
+	if err := recv(t, errs); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	if err := recv(t, errs); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range inner.seen() {
+		got = append(got, c.id+"@"+c.at.Sub(start).String())
+	}
+	if want := []string{"first@0s", "live-1@1h0m0s", "live-2@2h0m0s", "live-3@3h0m0s"}; !slices.Equal(got, want) {
+		t.Errorf("calls %v, want %v", got, want)
 	}
 }
