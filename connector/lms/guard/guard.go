@@ -3,7 +3,8 @@
 //
 //   - a client-side rate limit (a token bucket with a small burst), so that hrsync
 //     never exceeds a contractual rate such as Docebo's 1,000 calls an hour, and
-//     keeps close to it while work is waiting;
+//     keeps close to it while work is waiting; live calls get their slots before
+//     background ones (reconciliation, clean-up, reports: see WithPriority);
 //   - retries of temporary failures within a call, with exponential backoff and
 //     full jitter, at least as long as the LMS's Retry-After, bounded in attempts and
 //     in time;
