@@ -396,6 +396,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, add func(Finding) error) (Re
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, add func(Finding) error) (ReconcileSummary, error) {
+	ctx = WithLMSPriority(ctx, LMSBackground) // a pass's reads wait behind live changes under the LMS's rate limit
 	p := &pass{r: r, add: add, now: r.cfg.Now(), matched: map[string]struct{}{}}
 	p.sum.Started, p.sum.Apply = time.Now(), r.cfg.Apply
 	p.sum.Counts, p.sum.ByFeed = map[DriftClass]int{}, map[string]map[DriftClass]int{}

@@ -3,7 +3,8 @@
 //
 //   - a client-side rate limit (a token bucket with a small burst), so that hrsync
 //     never exceeds a contractual rate such as Docebo's 1,000 calls an hour, and
-//     keeps close to it while work is waiting;
+//     keeps close to it while work is waiting; live calls get their slots before
+//     background ones (reconciliation, clean-up, reports: see WithPriority);
 //   - retries of temporary failures within a call, with exponential backoff and
 //     full jitter, at least as long as the LMS's Retry-After, bounded in attempts and
 //     in time;
@@ -322,7 +323,7 @@ func (g *LMS) wait(ctx context.Context, op string, deadline time.Time) error {
 			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "deadline passed before the call", Err: context.DeadlineExceeded}
 		}
 	}
-	at, d, err := g.bucket.reserve(now, budget)
+	t, d, err := g.bucket.reserve(now, PriorityOf(ctx), budget)
 	if err != nil {
 		g.hookCall(op, string(connector.KindRateLimited))
 		return &connector.LMSError{Kind: connector.KindRateLimited, Op: op, RetryAfter: d,
@@ -336,13 +337,28 @@ func (g *LMS) wait(ctx context.Context, op string, deadline time.Time) error {
 			g.cfg.Hooks.RateWait(max(g.clock.Now().Sub(now), 0))
 		}
 	}()
-	select {
-	case <-g.clock.After(d):
-		return nil
-	case <-ctx.Done():
-		g.bucket.cancel(at, g.clock.Now())
-		g.hookCall(op, OutcomeCanceled)
-		return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "gave up waiting for the client-side rate limit", Err: ctx.Err()}
+	for {
+		select {
+		case <-g.clock.After(d):
+		case <-t.moved:
+		case <-ctx.Done():
+			g.bucket.cancel(t, g.clock.Now())
+			g.hookCall(op, OutcomeCanceled)
+			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "gave up waiting for the client-side rate limit", Err: ctx.Err()}
+		}
+		// The slot may have moved later (a live call took it) or earlier (a waiter
+		// gave up): wait for where it is now.
+		var ok bool
+		if d, ok = g.bucket.start(t, g.clock.Now()); ok {
+			return nil
+		}
+		if !deadline.IsZero() && d > time.Until(deadline) {
+			// Moved behind live calls past the deadline: give the slot up now.
+			g.bucket.cancel(t, g.clock.Now())
+			g.hookCall(op, string(connector.KindRateLimited))
+			return &connector.LMSError{Kind: connector.KindRateLimited, Op: op, RetryAfter: d,
+				Reason: fmt.Sprintf("client-side rate limit %s: live calls moved the slot to %s from now, after the deadline", g.cfg.Rate, d.Round(time.Millisecond))}
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ type DormantRequest struct {
 // holds the plan unless r.ReportOnly, and prints the summary and the next steps.
 // Nothing in the LMS changes. It returns the id of the hold it created (0: none).
 func (e Env) Dormant(ctx context.Context, r DormantRequest) (held int64, err error) {
+	ctx = connector.WithLMSPriority(ctx, connector.LMSBackground) // waits behind live changes under the LMS's rate limit
 	f, db, lms := r.Filter, e.Store, e.LMS
 	prog := NewProgress(e.Progress, "scanned")
 	sel, err := connector.Selector{LMS: lms, Store: db, Feeds: e.Feeds, Policy: FeedPolicies(e.Feeds), PageSize: r.PageSize,

@@ -31,6 +31,7 @@ type OffboardRequest struct {
 // that hold and holds nothing new. It returns the id of the hold that awaits a
 // person (new, or the one held before; 0 if the feed was closed at once).
 func (e Env) Offboard(ctx context.Context, r OffboardRequest) (held int64, err error) {
+	ctx = connector.WithLMSPriority(ctx, connector.LMSBackground) // waits behind live changes under the LMS's rate limit
 	name := r.Feed
 	feed, ok := e.Feeds[name]
 	if !ok {

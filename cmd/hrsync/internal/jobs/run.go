@@ -23,6 +23,7 @@ type RunOptions struct {
 // offboarded feed once its every account is done. A run resumes where the last
 // one stopped.
 func (e Env) RunHold(ctx context.Context, id int64, o RunOptions) error {
+	ctx = connector.WithLMSPriority(ctx, connector.LMSBackground) // waits behind live changes under the LMS's rate limit
 	db, lms, log := e.Store, e.LMS, e.Log
 	h, err := db.GetHold(ctx, id)
 	if err != nil {

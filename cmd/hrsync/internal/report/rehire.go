@@ -52,6 +52,7 @@ type Rehired struct {
 // (connector.TrainingReader), and an error if no account, or more than one,
 // has the worker's externalId.
 func Rehire(ctx context.Context, lms connector.LMS, q RehireQuery) (*Rehired, error) {
+	ctx = connector.WithLMSPriority(ctx, connector.LMSBackground) // waits behind live changes under the LMS's rate limit
 	tr, ok := lms.(connector.TrainingReader)
 	if !ok {
 		return nil, connector.ErrTrainingUnknown
