@@ -1,0 +1,322 @@
+package connector_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
+)
+
+// callCounter counts the calls the converger makes, by operation. It has only the
+// methods of connector.LMS: it hides every optional capability of the LMS it wraps.
+type callCounter struct {
+	connector.LMS
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) count(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls[op]++
+}
+
+// take returns the counts since the last take and resets them.
+func (c *callCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.calls
+	c.calls = map[string]int{}
+	return out
+}
+
+func (c *callCounter) GetAccount(ctx context.Context, id string) (connector.Account, error) {
+	c.count("GetAccount")
+	return c.LMS.GetAccount(ctx, id)
+}
+
+func (c *callCounter) FindAccounts(ctx context.Context, f connector.AccountFilter) ([]connector.Account, error) {
+	c.count("FindAccounts")
+	return c.LMS.FindAccounts(ctx, f)
+}
+
+func (c *callCounter) CreateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
+	c.count("CreateAccount")
+	return c.LMS.CreateAccount(ctx, a)
+}
+
+func (c *callCounter) UpdateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
+	c.count("UpdateAccount")
+	return c.LMS.UpdateAccount(ctx, a)
+}
+
+func (c *callCounter) SetActive(ctx context.Context, id string, active bool) (connector.Account, error) {
+	c.count("SetActive")
+	return c.LMS.SetActive(ctx, id, active)
+}
+
+func (c *callCounter) DeleteAccount(ctx context.Context, id string) error {
+	c.count("DeleteAccount")
+	return c.LMS.DeleteAccount(ctx, id)
+}
+
+func (c *callCounter) ListAccounts(ctx context.Context, startIndex, count int) (connector.AccountPage, error) {
+	c.count("ListAccounts")
+	return c.LMS.ListAccounts(ctx, startIndex, count)
+}
+
+// callCounterBatch is callCounter with the batch reads of the LMS it wraps.
+type callCounterBatch struct {
+	*callCounter
+	br connector.AccountBatchReader
+	// fail, if set, makes every batch read fail with it.
+	fail error
+}
+
+func (c *callCounterBatch) MaxReadBatch(ctx context.Context) int { return c.br.MaxReadBatch(ctx) }
+
+func (c *callCounterBatch) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, values []string) (map[string][]connector.Account, error) {
+	c.count("FindAccountsIn")
+	if c.fail != nil {
+		return nil, c.fail
+	}
+	return c.br.FindAccountsIn(ctx, attr, values)
+}
+
+func (c *callCounterBatch) GetAccounts(ctx context.Context, ids []string) (map[string]connector.Account, error) {
+	c.count("GetAccounts")
+	if c.fail != nil {
+		return nil, c.fail
+	}
+	return c.br.GetAccounts(ctx, ids)
+}
+
+// countBundle is a testBundle whose converger talks to the sandbox through a
+// counting wrapper, with the batch reads (batch) or without.
+func countBundle(t *testing.T, start time.Time, batch bool, fail error, concurrency int) (*testBundle, *callCounter) {
+	t.Helper()
+	b := setup(t, start)
+	cl := &callCounter{LMS: b.lms, calls: map[string]int{}}
+	var lms connector.LMS = cl
+	if batch {
+		lms = &callCounterBatch{callCounter: cl, br: b.lms, fail: fail}
+	}
+	var err error
+	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: lms, Feeds: b.feeds, Now: b.clock,
+		Concurrency: concurrency, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, cl
+}
+
+// outcome is what a run left behind, without the LMS's ids (the order of
+// creates within a batch varies): every account by externalId and userName,
+// and the review items by worker.
+func outcome(t *testing.T, b *testBundle) string {
+	t.Helper()
+	var lines []string
+	for _, r := range b.lms.Snapshot() {
+		a := r.Account
+		lines = append(lines, fmt.Sprintf("account %s/%s active=%v email=%s emp=%s name=%s %s",
+			a.ExternalID, a.UserName, a.Active, a.Profile.Email, a.Profile.EmployeeNumber, a.Profile.GivenName, a.Profile.FamilyName))
+	}
+	reviews, err := b.db.ListReviews(context.Background(), store.ReviewFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reviews {
+		lines = append(lines, fmt.Sprintf("review %s:%s candidates=%d %s", r.Feed, r.WorkerID, len(r.Candidates), r.Reason))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func batchPerson(i int) connector.Profile {
+	return connector.Profile{Email: fmt.Sprintf("p%d@example.com", i), GivenName: "P", FamilyName: fmt.Sprint(i),
+		EmployeeNumber: fmt.Sprintf("E%d", i)}
+}
+
+// lifecycle runs n workers through hire, leave, rehire under the same id,
+// update, leave and rehire under a new id, each change kind for all n in one
+// claimed batch, and returns the LMS calls of each kind and the outcome after it.
+func lifecycle(t *testing.T, batch bool, n int) (map[string]map[string]int, map[string]string) {
+	t.Helper()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	b, cl := countBundle(t, day, batch, nil, 0)
+	calls, outs := map[string]map[string]int{}, map[string]string{}
+	step := func(kind string, fact func(i int) connector.Fact) {
+		b.set(b.clock().Add(24 * time.Hour))
+		facts := make([]connector.Fact, n)
+		for i := range facts {
+			facts[i] = fact(i)
+			facts[i].Effective = b.clock()
+		}
+		cl.take()
+		b.recordAll(t, facts...)
+		calls[kind], outs[kind] = cl.take(), outcome(t, b)
+	}
+	w := func(i int) string { return fmt.Sprintf("w%d", i) }
+	step("hire", func(i int) connector.Fact {
+		return connector.Fact{WorkerID: w(i), Kind: connector.KindHired, Profile: batchPerson(i)}
+	})
+	step("leave", func(i int) connector.Fact { return connector.Fact{WorkerID: w(i), Kind: connector.KindLeft} })
+	step("rehire same id", func(i int) connector.Fact {
+		return connector.Fact{WorkerID: w(i), Kind: connector.KindRehired, Profile: batchPerson(i)}
+	})
+	step("update", func(i int) connector.Fact {
+		p := batchPerson(i)
+		p.FamilyName += " Jr"
+		return connector.Fact{WorkerID: w(i), Kind: connector.KindUpdated, Profile: p}
+	})
+	step("leave again", func(i int) connector.Fact { return connector.Fact{WorkerID: w(i), Kind: connector.KindLeft} })
+	step("rehire new id", func(i int) connector.Fact {
+		p := batchPerson(i)
+		p.FamilyName += " Jr"
+		return connector.Fact{WorkerID: fmt.Sprintf("v%d", i), PreviousWorkerID: w(i), Kind: connector.KindRehired, Profile: p}
+	})
+	return calls, outs
+}
+
+func reads(c map[string]int) int {
+	return c["GetAccount"] + c["FindAccounts"] + c["FindAccountsIn"] + c["GetAccounts"] + c["ListAccounts"]
+}
+
+func writes(c map[string]int) int {
+	return c["CreateAccount"] + c["UpdateAccount"] + c["SetActive"] + c["DeleteAccount"]
+}
+
+// TestBatchReadsLifecycle: with batch reads, a claimed batch of 50 workers costs
+// at most one read call per attribute (hires) or one GetAccounts (linked workers),
+// plus the writes, where one read per lookup was made before; the outcomes are
+// those of the LMS without batch reads.
+func TestBatchReadsLifecycle(t *testing.T) {
+	t.Parallel()
+	const n = 50
+	before, wantOut := lifecycle(t, false, n)
+	after, gotOut := lifecycle(t, true, n)
+	kinds := []string{"hire", "leave", "rehire same id", "update", "rehire new id"}
+	for _, k := range kinds {
+		t.Logf("%-15s without batch reads: %3d reads + %3d writes %v; with: %d reads + %d writes %v",
+			k, reads(before[k]), writes(before[k]), before[k], reads(after[k]), writes(after[k]), after[k])
+	}
+	for _, k := range append(kinds, "leave again") {
+		if gotOut[k] != wantOut[k] {
+			t.Errorf("after %s the outcome differs with batch reads:\n%s\nwithout:\n%s", k, gotOut[k], wantOut[k])
+		}
+		if writes(after[k]) != writes(before[k]) {
+			t.Errorf("%s: %d writes with batch reads, %d without", k, writes(after[k]), writes(before[k]))
+		}
+		if after[k]["GetAccount"]+after[k]["FindAccounts"] != 0 {
+			t.Errorf("%s: %v: single reads left with batch reads", k, after[k])
+		}
+	}
+	if c := after["hire"]; c["FindAccountsIn"] > 3 || c["CreateAccount"] != n || reads(c) > 3 {
+		t.Errorf("hire: %v; want at most 3 reads (one per rule) and %d creates", c, n)
+	}
+	if c := before["hire"]; c["FindAccounts"] != 3*n {
+		t.Errorf("hire without batch reads: %v; want %d lookups (the baseline this test measures against)", c, 3*n)
+	}
+	for _, k := range []string{"leave", "rehire same id", "update", "rehire new id"} {
+		if c := after[k]; c["GetAccounts"] != 1 || reads(c) != 1 {
+			t.Errorf("%s: %v; want 1 GetAccounts", k, c)
+		}
+	}
+	if c := after["leave"]; c["SetActive"] != n || writes(c) != n {
+		t.Errorf("leave: %v; want %d writes", c, n)
+	}
+	if c := before["leave"]; c["GetAccount"] != n {
+		t.Errorf("leave without batch reads: %v; want %d GETs", c, n)
+	}
+}
+
+// TestBatchReadsSharedEmail: two hires of one batch with one email are not
+// prefetched for that email; they converge as without batch reads (one account
+// found by the other's lookup where today's rules say so).
+func TestBatchReadsSharedEmail(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	run := func(batch bool, handMade bool) (string, map[string]int) {
+		// One at a time, so that which of the two converges first is the
+		// same in both runs.
+		b, cl := countBundle(t, day, batch, nil, 1)
+		if handMade {
+			if _, err := b.lms.CreateAccount(context.Background(), connector.Account{UserName: "Ann@Example.com", Active: true,
+				Profile: connector.Profile{Email: "Ann@Example.com"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		facts := []connector.Fact{
+			{WorkerID: "a", Kind: connector.KindHired, Effective: day, Profile: connector.Profile{Email: "ann@example.com", EmployeeNumber: "E1"}},
+			{WorkerID: "b", Kind: connector.KindHired, Effective: day, Profile: connector.Profile{Email: "ANN@example.com", EmployeeNumber: "E2"}},
+			{WorkerID: "c", Kind: connector.KindHired, Effective: day, Profile: connector.Profile{Email: "cy@example.com", EmployeeNumber: "E3"}},
+		}
+		cl.take()
+		b.recordAll(t, facts...)
+		return outcome(t, b), cl.take()
+	}
+	for _, handMade := range []bool{false, true} {
+		want, _ := run(false, handMade)
+		got, calls := run(true, handMade)
+		if got != want {
+			t.Errorf("hand-made account %v: outcome with batch reads:\n%s\nwithout:\n%s", handMade, got, want)
+		}
+		// The shared email is looked up live by each of the two; the rest comes
+		// from the batch.
+		if calls["FindAccounts"] < 2 {
+			t.Errorf("hand-made account %v: %v: the shared email was not looked up live", handMade, calls)
+		}
+	}
+}
+
+// TestBatchReadsFailureFallsBack: a failing batch read costs no converge: every
+// worker reads live, with the same outcome.
+func TestBatchReadsFailureFallsBack(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	b, cl := countBundle(t, day, true, &connector.LMSError{Kind: connector.KindUnavailable, Op: "GET /Users", Status: 503}, 0)
+	facts := make([]connector.Fact, 5)
+	for i := range facts {
+		facts[i] = connector.Fact{WorkerID: fmt.Sprintf("w%d", i), Kind: connector.KindHired, Effective: day, Profile: batchPerson(i)}
+	}
+	b.recordAll(t, facts...)
+	c := cl.take()
+	if b.lms.Count() != 5 || c["CreateAccount"] != 5 || c["FindAccounts"] != 15 {
+		t.Fatalf("%d accounts, calls %v; want 5 created after 15 live lookups", b.lms.Count(), c)
+	}
+}
+
+// TestBatchReadsGoneLinkedAccount: an account deleted by hand that the batch's
+// GetAccounts does not return is gone, as a 404 of GetAccount says: the worker is
+// unlinked and gets a new account.
+func TestBatchReadsGoneLinkedAccount(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	b, cl := countBundle(t, day, true, nil, 0)
+	b.recordAll(t, []connector.Fact{{WorkerID: "w1", Kind: connector.KindHired, Effective: day, Profile: batchPerson(1)}}...)
+	a := b.account(t, "hr:w1")
+	if err := b.lms.DeleteAccount(context.Background(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	cl.take()
+	b.set(day.Add(time.Hour))
+	p := batchPerson(1)
+	p.FamilyName = "Changed"
+	b.recordAll(t, []connector.Fact{{WorkerID: "w1", Kind: connector.KindUpdated, Effective: b.clock(), Profile: p}}...)
+	c := cl.take()
+	// The batch said the account is gone: the worker is unlinked and converged
+	// again, which looks up live or from the next batch, and creates it anew.
+	if c["GetAccount"] != 0 || c["GetAccounts"] < 1 {
+		t.Fatalf("calls %v; want the linked account read in a batch", c)
+	}
+	if got := b.account(t, "hr:w1"); got.ID == a.ID || got.Profile.FamilyName != "Changed" {
+		t.Fatalf("account %+v; want a new one with the update", got)
+	}
+}
