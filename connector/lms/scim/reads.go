@@ -68,10 +68,16 @@ func (c *Client) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, 
 		return out, nil
 	}
 	c.mu.Lock()
-	form, known := c.filterForm[string(attr)]
+	learned, known := c.filterForm[string(attr)]
 	c.mu.Unlock()
-	if !known || form >= len(forms) {
-		form, known = 0, false
+	// The forms FindAccounts would try, in its order: the learned one alone
+	// (a miss is then a miss), else each until one finds.
+	order := []int{learned}
+	if !known || learned >= len(forms) {
+		known, order = false, order[:0]
+		for i := range forms {
+			order = append(order, i)
+		}
 	}
 	var want []string
 	seen := map[string]bool{}
@@ -82,16 +88,46 @@ func (c *Client) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, 
 		}
 	}
 	for len(want) > 0 && !c.noOrFilter.Load() {
-		chunk := orChunk(want, n, attr, form)
+		chunk := orChunk(want, n, attr, order[0])
 		want = want[len(chunk):]
-		found, ok, err := c.usersMatching(ctx, attr, form, chunk)
+		missed, err := c.findIn(ctx, attr, order, !known, chunk, out)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
-			return map[string][]connector.Account{}, nil
+		for _, v := range missed {
+			out[v] = []connector.Account{} // every form FindAccounts would try missed it
 		}
-		for _, v := range chunk {
+	}
+	return out, nil
+}
+
+// findIn looks up chunk with each filter form of order in turn, for the values
+// earlier forms missed, and puts the hits in out. It returns the values that
+// every form answered without them; none when a form was rejected or the server
+// did not evaluate the filter (those values are not vouched for).
+func (c *Client) findIn(ctx context.Context, attr connector.FilterAttr, order []int, learn bool, chunk []string, out map[string][]connector.Account) ([]string, error) {
+	remaining := chunk
+	for k, form := range order {
+		found, verdict, err := c.usersMatching(ctx, attr, form, remaining)
+		if err != nil {
+			return nil, err
+		}
+		switch verdict {
+		case orRejected:
+			if k == 0 {
+				// The first form is the one FindAccounts finds with; a
+				// rejection of it is taken as a rejection of "or".
+				c.noOrFilter.Store(true)
+			}
+			return nil, nil
+		case orIgnored:
+			c.noOrFilter.Store(true)
+			return nil, nil
+		case orTooMany:
+			return nil, nil
+		}
+		var missed []string
+		for _, v := range remaining {
 			f := connector.AccountFilter{Attr: attr, Value: v}
 			hits := []connector.Account{}
 			for _, a := range found {
@@ -99,21 +135,34 @@ func (c *Client) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, 
 					hits = append(hits, a)
 				}
 			}
-			switch {
-			case len(hits) > 0:
-				out[v] = hits
-				if !known {
-					c.mu.Lock()
+			if len(hits) == 0 {
+				missed = append(missed, v)
+				continue
+			}
+			out[v] = hits
+			if learn {
+				c.mu.Lock()
+				if _, ok := c.filterForm[string(attr)]; !ok {
 					c.filterForm[string(attr)] = form // as FindAccounts learns it
-					c.mu.Unlock()
 				}
-			case known:
-				out[v] = hits
+				c.mu.Unlock()
 			}
 		}
+		remaining = missed
+		if len(remaining) == 0 {
+			break
+		}
 	}
-	return out, nil
+	return remaining, nil
 }
+
+// Verdicts of one OR'ed query.
+const (
+	orEvaluated = iota
+	orRejected  // 400 or 501
+	orIgnored   // users that match none of the values
+	orTooMany   // more users than a lookup may read
+)
 
 // orExpr is the comparison for v in filter form i of attr.
 func orExpr(attr connector.FilterAttr, form int, v string) string {
@@ -138,9 +187,8 @@ func orChunk(values []string, n int, attr connector.FilterAttr, form int) []stri
 }
 
 // usersMatching queries the users whose attr equals one of values, in filter
-// form form, following pages; ok is false when the server does not evaluate the
-// filter (then noOrFilter is set).
-func (c *Client) usersMatching(ctx context.Context, attr connector.FilterAttr, form int, values []string) ([]connector.Account, bool, error) {
+// form form, following pages, and says whether the server evaluated the filter.
+func (c *Client) usersMatching(ctx context.Context, attr connector.FilterAttr, form int, values []string) ([]connector.Account, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	exprs := make([]string, len(values))
@@ -160,11 +208,10 @@ func (c *Client) usersMatching(ctx context.Context, attr connector.FilterAttr, f
 		lr, err := c.list(ctx, q)
 		if le, ok := errors.AsType[*connector.LMSError](err); ok &&
 			(le.Status == http.StatusBadRequest || le.Status == http.StatusNotImplemented) {
-			c.noOrFilter.Store(true)
-			return nil, false, nil
+			return nil, orRejected, nil
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, orEvaluated, err
 		}
 		fresh := 0
 		for _, u := range lr.Resources {
@@ -183,19 +230,18 @@ func (c *Client) usersMatching(ctx context.Context, attr connector.FilterAttr, f
 			default:
 				// Not one of the values, even compared case-insensitively: the
 				// server did not evaluate the OR'ed filter.
-				c.noOrFilter.Store(true)
-				return nil, false, nil
+				return nil, orIgnored, nil
 			}
 		}
 		start += len(lr.Resources)
 		switch {
 		case len(seen) > maxFindResults:
-			return nil, false, nil // too many to vouch for: the caller looks up one by one
+			return nil, orTooMany, nil // too many to vouch for: the caller looks up one by one
 		case fresh == 0 || start > lr.TotalResults:
-			return out, true, nil
+			return out, orEvaluated, nil
 		}
 	}
-	return nil, false, nil
+	return nil, orTooMany, nil
 }
 
 // matchesAnyLoosely reports whether a's attr equals one of values, compared

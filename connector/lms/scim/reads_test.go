@@ -12,9 +12,10 @@ import (
 	"github.com/hrsync/hrsync/connector/lms/scim"
 )
 
-// TestFindAccountsInOneQuery: a batch of lookups is one OR'ed query. Before the
-// filter form has found an account on this server, only the values it found are
-// vouched for; after, a miss is a miss, as FindAccounts takes it.
+// TestFindAccountsInOneQuery: a batch of lookups is one OR'ed query per filter
+// form that FindAccounts would try: a miss is vouched for once every such form
+// missed it (externalId has one form; email two, until one has found accounts on
+// this server, then only that one).
 func TestFindAccountsInOneQuery(t *testing.T) {
 	t.Parallel()
 	b := setupQuirks(t, sandbox.Quirks{})
@@ -22,27 +23,40 @@ func TestFindAccountsInOneQuery(t *testing.T) {
 	if n := b.client.MaxReadBatch(t.Context()); n != 50 {
 		t.Errorf("MaxReadBatch = %d, want 50", n)
 	}
+	queries := func() int { return b.count("GET", "/Users") - b.count("GET", "/Users/") }
 	values := []string{as[0].ExternalID, "hr:nobody", as[2].ExternalID, as[0].ExternalID}
 	got, err := b.client.FindAccountsIn(t.Context(), connector.ByExternalID, values)
-	if err != nil {
-		t.Fatal(err)
+	if miss, ok := got["hr:nobody"]; err != nil || !ok || len(miss) != 0 || len(got) != 3 ||
+		len(got[as[0].ExternalID]) != 1 || got[as[2].ExternalID][0].ID != as[2].ID {
+		t.Errorf("FindAccountsIn by externalId: %+v, %v; want the two found and the miss vouched for", got, err)
 	}
-	if _, ok := got["hr:nobody"]; ok || len(got) != 2 || len(got[as[0].ExternalID]) != 1 || got[as[2].ExternalID][0].ID != as[2].ID {
-		t.Errorf("first FindAccountsIn: %+v; want the two found and the miss not vouched for", got)
+	if n := queries(); n != 1 {
+		t.Errorf("%d queries for one batch by externalId, want 1", n)
 	}
-	got, err = b.client.FindAccountsIn(t.Context(), connector.ByExternalID, values)
-	if miss, ok := got["hr:nobody"]; err != nil || !ok || len(miss) != 0 || len(got) != 2+1 {
-		t.Errorf("second FindAccountsIn: %+v, %v; want the miss vouched for", got, err)
+
+	// Email: nothing found yet on this server, so a miss is tried in both forms.
+	got, err = b.client.FindAccountsIn(t.Context(), connector.ByEmail, []string{"nobody@example.com"})
+	if miss, ok := got["nobody@example.com"]; err != nil || !ok || len(miss) != 0 {
+		t.Errorf("FindAccountsIn by email: %+v, %v; want the miss vouched for", got, err)
 	}
-	if lists := b.count("GET", "/Users") - b.count("GET", "/Users/"); lists != 2 {
-		t.Errorf("%d queries for two batches, want 2", lists)
+	if n := queries(); n != 1+2 {
+		t.Errorf("%d queries, want 3 (the email miss in both forms)", n)
 	}
-	// Email compares case-insensitively, as FindAccounts does; a quoted value is
-	// left to FindAccounts.
-	got, err = b.client.FindAccountsIn(t.Context(), connector.ByEmail, []string{strings.ToUpper(as[1].Profile.Email), `a"b@example.com`})
-	if err != nil || len(got) != 1 || got[strings.ToUpper(as[1].Profile.Email)][0].ID != as[1].ID {
+	// Compared case-insensitively, as FindAccounts does; a quoted value is left
+	// to FindAccounts. The first form found: from now on it alone is asked.
+	upper := strings.ToUpper(as[1].Profile.Email)
+	got, err = b.client.FindAccountsIn(t.Context(), connector.ByEmail, []string{upper, `a"b@example.com`})
+	if _, quoted := got[`a"b@example.com`]; err != nil || len(got) != 1 || got[upper][0].ID != as[1].ID || quoted {
 		t.Errorf("FindAccountsIn by email: %+v, %v", got, err)
 	}
+	got, err = b.client.FindAccountsIn(t.Context(), connector.ByEmail, []string{"nobody@example.com"})
+	if miss, ok := got["nobody@example.com"]; err != nil || !ok || len(miss) != 0 {
+		t.Errorf("FindAccountsIn by email: %+v, %v; want the miss vouched for", got, err)
+	}
+	if n := queries(); n != 3+1+1 {
+		t.Errorf("%d queries, want 5 (one each once a form has found)", n)
+	}
+
 	ids, err := b.client.GetAccounts(t.Context(), []string{as[1].ID, "u-999999"})
 	if _, gone := ids["u-999999"]; err != nil || len(ids) != 1 || ids[as[1].ID].ExternalID != as[1].ExternalID || gone {
 		t.Errorf("GetAccounts: %+v, %v", ids, err)
