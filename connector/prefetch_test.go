@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/sandbox"
+	"github.com/hrsync/hrsync/connector/lms/scim"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -151,6 +155,12 @@ func lifecycle(t *testing.T, batch bool, n int) (map[string]map[string]int, map[
 	t.Helper()
 	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	b, cl := countBundle(t, day, batch, nil, 0)
+	return lifecycleOn(t, b, cl.take, n)
+}
+
+// lifecycleOn runs the lifecycle on b, whose LMS calls take returns.
+func lifecycleOn(t *testing.T, b *testBundle, take func() map[string]int, n int) (map[string]map[string]int, map[string]string) {
+	t.Helper()
 	calls, outs := map[string]map[string]int{}, map[string]string{}
 	step := func(kind string, fact func(i int) connector.Fact) {
 		b.set(b.clock().Add(24 * time.Hour))
@@ -159,9 +169,9 @@ func lifecycle(t *testing.T, batch bool, n int) (map[string]map[string]int, map[
 			facts[i] = fact(i)
 			facts[i].Effective = b.clock()
 		}
-		cl.take()
+		take()
 		b.recordAll(t, facts...)
-		calls[kind], outs[kind] = cl.take(), outcome(t, b)
+		calls[kind], outs[kind] = take(), outcome(t, b)
 	}
 	w := func(i int) string { return fmt.Sprintf("w%d", i) }
 	step("hire", func(i int) connector.Fact {
@@ -318,5 +328,109 @@ func TestBatchReadsGoneLinkedAccount(t *testing.T) {
 	}
 	if got := b.account(t, "hr:w1"); got.ID == a.ID || got.Profile.FamilyName != "Changed" {
 		t.Fatalf("account %+v; want a new one with the update", got)
+	}
+}
+
+// httpCounter counts the requests a SCIM server answers, by method and by
+// whether a GET is a query (GET /Users?filter=...) or a read of one user.
+type httpCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (h *httpCounter) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := r.Method
+		switch {
+		case !strings.Contains(r.URL.Path, "/Users"):
+			op = "" // discovery
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users"):
+			op = "GET ?filter"
+		case r.Method == http.MethodGet:
+			op = "GET /{id}"
+		}
+		if op != "" {
+			h.mu.Lock()
+			h.n[op]++
+			h.mu.Unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (h *httpCounter) take() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := h.n
+	h.n = map[string]int{}
+	return out
+}
+
+// TestBatchReadsLifecycleSCIM: the lifecycle over SCIM, requests counted at the
+// server, with the client's batch reads and with them hidden: the same outcomes,
+// and per change kind one query per batch where one GET per worker was made.
+func TestBatchReadsLifecycleSCIM(t *testing.T) {
+	t.Parallel()
+	const n = 50
+	run := func(batch bool) (map[string]map[string]int, map[string]string) {
+		day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+		b := setup(t, day)
+		hc := &httpCounter{n: map[string]int{}}
+		srv := httptest.NewServer(hc.wrap(b.lms.Handler("")))
+		t.Cleanup(srv.Close)
+		client, err := scim.New(srv.URL+sandbox.BasePath, scim.WithHTTPClient(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both runs hide the client's other capabilities (training reads), so
+		// that they differ only in the batch reads.
+		var lms connector.LMS = struct{ connector.LMS }{client}
+		if batch {
+			lms = struct {
+				connector.LMS
+				connector.AccountBatchReader
+			}{client, client}
+		}
+		b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: lms, Feeds: b.feeds, Now: b.clock,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lifecycleOn(t, b, hc.take, n)
+	}
+	before, wantOut := run(false)
+	after, gotOut := run(true)
+	total := func(c map[string]int) (sum int) {
+		for _, v := range c {
+			sum += v
+		}
+		return sum
+	}
+	for _, k := range []string{"hire", "leave", "rehire same id", "update", "rehire new id"} {
+		t.Logf("%-15s SCIM requests for %d workers without batch reads: %3d %v; with: %3d %v",
+			k, n, total(before[k]), before[k], total(after[k]), after[k])
+		if gotOut[k] != wantOut[k] {
+			t.Errorf("after %s the outcome differs with batch reads:\n%s\nwithout:\n%s", k, gotOut[k], wantOut[k])
+		}
+		for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+			if after[k][m] != before[k][m] {
+				t.Errorf("%s: writes differ: %v with batch reads, %v without", k, after[k], before[k])
+			}
+		}
+		if k == "hire" {
+			// externalId in one form, email and employee number in two until a
+			// form has found accounts; employee numbers, in their URN form, take
+			// two queries of at most ~3,000 characters.
+			if q := after[k]["GET ?filter"]; q > 7 || after[k]["GET /{id}"] != 0 {
+				t.Errorf("hire: %v; want at most 7 queries, where %d were made one by one", after[k], before[k]["GET ?filter"])
+			}
+			continue
+		}
+		// The converger's GET of each linked account is one query; the GETs
+		// that remain are the adapter's own (UpdateAccount reads the user to
+		// replace it).
+		if q, g := after[k]["GET ?filter"], after[k]["GET /{id}"]; q != 1 || g != before[k]["GET /{id}"]-n {
+			t.Errorf("%s: %v; want 1 query and %d fewer single GETs than %v", k, after[k], n, before[k])
+		}
 	}
 }
