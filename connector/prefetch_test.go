@@ -248,14 +248,12 @@ func TestBatchReadsLifecycle(t *testing.T) {
 }
 
 // TestBatchReadsSharedEmail: two hires of one batch with one email are not
-// prefetched for that email; they converge as without batch reads (one account
-// found by the other's lookup where today's rules say so).
+// prefetched for that email; they converge as without batch reads (one gets the
+// account, the other's create conflicts or both adopt a hand-made one, as today).
 func TestBatchReadsSharedEmail(t *testing.T) {
 	t.Parallel()
 	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	run := func(batch bool, handMade bool) (string, map[string]int) {
-		// One at a time, so that which of the two converges first is the
-		// same in both runs.
 		b, cl := countBundle(t, day, batch, nil, 1)
 		if handMade {
 			if _, err := b.lms.CreateAccount(context.Background(), connector.Account{UserName: "Ann@Example.com", Active: true,
@@ -270,7 +268,11 @@ func TestBatchReadsSharedEmail(t *testing.T) {
 		}
 		cl.take()
 		b.recordAll(t, facts...)
-		return outcome(t, b), cl.take()
+		// Which of the two wins the email is not fixed today (when both adopt
+		// the hand-made account, the second commit conflicts and is retried):
+		// the outcome is compared up to swapping them.
+		swap := strings.NewReplacer("hr:a", "hr:a|b", "hr:b", "hr:a|b", "=e1 ", "=e1|2 ", "=e2 ", "=e1|2 ", ":a ", ":a|b ", ":b ", ":a|b ")
+		return swap.Replace(strings.ToLower(outcome(t, b))), cl.take()
 	}
 	for _, handMade := range []bool{false, true} {
 		want, _ := run(false, handMade)
