@@ -420,7 +420,7 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 			defer func() { <-sem }()
 			defer intents.done(work)
 			held := func() bool { return leases.held(cl.Worker, c.cfg.Now()) }
-			comps[i], errs[i] = c.convergeClaim(withWorkerReads(bctx, reads), cl, hists[i], pending[cl.Worker], held)
+			comps[i], errs[i] = c.convergeClaim(withWorkerReads(bctx, reads, cl.Worker), cl, hists[i], pending[cl.Worker], held)
 		})
 	}
 	wg.Wait()

@@ -22,6 +22,9 @@ import (
 //     (the same email, employee number, externalId in a predecessor chain, the
 //     same linked account) is not prefetched: those workers read live, as
 //     before, so that one's create or update is seen by the other as before.
+//   - An account the prefetch found for two or more workers through different
+//     values (one's email, another's employee number) makes those workers
+//     read live, as if they shared a value.
 //   - A worker uses the cache once, for its first plan in this converge; every
 //     read after that, and after any write, goes to the LMS.
 //   - A worker with LMS calls of an earlier converge still pending (a crash)
@@ -40,6 +43,9 @@ type batchReads struct {
 	found map[lookupKey][]Account // vouched FindAccounts answers, by exact value
 	got   map[string]Account      // accounts that exist, by id
 	gone  map[string]bool         // ids GetAccounts vouched are gone
+	// live are the workers that read live all the same: an account the batch
+	// found for them was found for another worker too.
+	live map[WorkerKey]bool
 }
 
 type lookupKey struct {
@@ -56,8 +62,8 @@ type workerReads struct {
 type workerReadsKey struct{}
 
 // withWorkerReads returns ctx carrying the worker's view of the batch cache.
-func withWorkerReads(ctx context.Context, b *batchReads) context.Context {
-	if b == nil {
+func withWorkerReads(ctx context.Context, b *batchReads, w WorkerKey) context.Context {
+	if b == nil || b.live[w] {
 		return ctx
 	}
 	return context.WithValue(ctx, workerReadsKey{}, &workerReads{b: b})
@@ -144,13 +150,15 @@ func (c *Converger) prefetch(ctx context.Context, claims []Claim, hists []Histor
 	values := map[FilterAttr][]string{}
 	seenID := map[string]bool{}
 	seenValue := map[lookupKey]bool{}
-	for _, p := range plans {
+	owner := map[lookupKey]WorkerKey{} // a prefetched value or id (attr "") → its only reader
+	for i, p := range plans {
 		if p == nil {
 			continue
 		}
 		for _, id := range p.links {
 			if idUse[id] == 1 && !seenID[id] {
 				seenID[id] = true
+				owner[lookupKey{"", id}] = claims[i].Worker
 				ids = append(ids, id)
 			}
 		}
@@ -158,6 +166,7 @@ func (c *Converger) prefetch(ctx context.Context, claims []Claim, hists []Histor
 			for _, v := range p.lookup[attr] {
 				if valueUse[sharedKey(attr, v)] == 1 && !seenValue[lookupKey{attr, v}] {
 					seenValue[lookupKey{attr, v}] = true
+					owner[lookupKey{attr, v}] = claims[i].Worker
 					values[attr] = append(values[attr], v)
 				}
 			}
@@ -217,6 +226,32 @@ func (c *Converger) prefetch(ctx context.Context, claims []Claim, hists []Histor
 		}
 	}
 	wg.Wait()
+	// Two workers that reach one account through different values (one's
+	// email, the other's employee number, on an account made by hand) would
+	// each see it as it was before the other's write: both read live instead.
+	readers := map[string]map[WorkerKey]bool{}
+	reach := func(accID string, w WorkerKey) {
+		if readers[accID] == nil {
+			readers[accID] = map[WorkerKey]bool{}
+		}
+		readers[accID][w] = true
+	}
+	for id := range b.got {
+		reach(id, owner[lookupKey{"", id}])
+	}
+	for k, as := range b.found {
+		for _, a := range as {
+			reach(a.ID, owner[k])
+		}
+	}
+	b.live = map[WorkerKey]bool{}
+	for _, ws := range readers {
+		if len(ws) > 1 {
+			for w := range ws {
+				b.live[w] = true
+			}
+		}
+	}
 	return b
 }
 

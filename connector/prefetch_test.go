@@ -436,3 +436,33 @@ func TestBatchReadsLifecycleSCIM(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchReadsOneAccountTwoWorkers: a hand-made account that one hire's email
+// and another's employee number both find is read live by both, so that the
+// second sees the first's adoption, as without batch reads (which of the two
+// adopts it depends on the order; either way each gets an account).
+func TestBatchReadsOneAccountTwoWorkers(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	run := func(batch bool) (string, map[string]int) {
+		b, cl := countBundle(t, day, batch, nil, 1)
+		if _, err := b.lms.CreateAccount(context.Background(), connector.Account{UserName: "old@example.com", Active: true,
+			Profile: connector.Profile{Email: "a@example.com", EmployeeNumber: "E2"}}); err != nil {
+			t.Fatal(err)
+		}
+		cl.take()
+		b.recordAll(t,
+			connector.Fact{WorkerID: "a", Kind: connector.KindHired, Effective: day, Profile: connector.Profile{Email: "a@example.com", EmployeeNumber: "E1"}},
+			connector.Fact{WorkerID: "b", Kind: connector.KindHired, Effective: day, Profile: connector.Profile{Email: "b@example.com", EmployeeNumber: "E2"}},
+			connector.Fact{WorkerID: "c", Kind: connector.KindHired, Effective: day, Profile: connector.Profile{Email: "c@example.com", EmployeeNumber: "E3"}})
+		return outcome(t, b), cl.take()
+	}
+	want, _ := run(false)
+	got, calls := run(true)
+	if got != want {
+		t.Errorf("outcome with batch reads:\n%s\nwithout:\n%s", got, want)
+	}
+	if calls["FindAccountsIn"] == 0 || calls["FindAccounts"] < 5 {
+		t.Errorf("calls %v; want the batch read, then a and b looking up live", calls)
+	}
+}
