@@ -46,3 +46,26 @@ type AccountActivity struct {
 	Account  Account  `json:"account"`
 	Activity Activity `json:"activity"`
 }
+
+// AccountBatchReader is implemented by LMS adapters that read many accounts in one
+// call: the matching lookups of a claimed batch (for SCIM, one filtered query with
+// "or", `externalId eq "a" or externalId eq "b"`) and the accounts its linked
+// workers have. The converger prefetches a batch's reads with it (prefetch.go);
+// an adapter without it, or whose MaxReadBatch is 0, is read one call per lookup.
+type AccountBatchReader interface {
+	// MaxReadBatch is the most values or ids one call may carry; zero or less
+	// means the adapter cannot batch reads now (after discovery), and callers
+	// read one by one.
+	MaxReadBatch(ctx context.Context) int
+	// FindAccountsIn answers FindAccounts(AccountFilter{attr, v}) for each v of
+	// values, in one call where it can: the map holds, under each value as given,
+	// the accounts that FindAccounts would return (email and userName compare
+	// case-insensitively, as there). A value missing from the map is one the
+	// adapter cannot vouch for (say, a SCIM server that has not yet shown it
+	// evaluates that filter): the caller asks FindAccounts for it. An empty entry
+	// is a vouched "no account".
+	FindAccountsIn(ctx context.Context, attr FilterAttr, values []string) (map[string][]Account, error)
+	// GetAccounts returns the current account for each of ids that exists; an id
+	// missing from the map is an account that is gone (as GetAccount's ErrNotFound).
+	GetAccounts(ctx context.Context, ids []string) (map[string]Account, error)
+}

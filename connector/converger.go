@@ -404,6 +404,10 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	leases := newBatchLeases(claims, c.cfg.Lease)
 	stopRenew := c.renewLeases(work, leases, keys)
 
+	// The reads the batch's first plans would make, in as few LMS calls as it
+	// allows (prefetch.go); nil when the LMS cannot batch them.
+	reads := c.prefetch(work, claims, hists, pending)
+
 	comps := make([]Completion, len(claims))
 	errs := make([]error, len(claims))
 	var wg sync.WaitGroup
@@ -416,7 +420,7 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 			defer func() { <-sem }()
 			defer intents.done(work)
 			held := func() bool { return leases.held(cl.Worker, c.cfg.Now()) }
-			comps[i], errs[i] = c.convergeClaim(bctx, cl, hists[i], pending[cl.Worker], held)
+			comps[i], errs[i] = c.convergeClaim(withWorkerReads(bctx, reads, cl.Worker), cl, hists[i], pending[cl.Worker], held)
 		})
 	}
 	wg.Wait()
@@ -715,13 +719,24 @@ type matchResult struct {
 // reconciler. Two candidates for one rule stop the search: a person must decide.
 func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History) (matchResult, error) {
 	var res matchResult
+	// The batch's prefetched reads serve this first plan only (prefetch.go).
+	reads := takeWorkerReads(ctx)
 	chain := append([]string{w.Worker.WorkerID}, w.PreviousWorkerIDs...)
 	for i, id := range chain {
 		accID, ok := hist.Links[id]
 		if !ok {
 			continue
 		}
-		a, err := c.cfg.LMS.GetAccount(ctx, accID)
+		var a Account
+		var err error
+		if got, gone, ok := reads.account(accID); ok {
+			a = got
+			if gone {
+				err = notFoundPrefetched(accID)
+			}
+		} else {
+			a, err = c.cfg.LMS.GetAccount(ctx, accID)
+		}
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if i == 0 {
@@ -735,7 +750,7 @@ func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History
 		return res, nil
 	}
 
-	m, err := Matcher{LMS: c.cfg.LMS, Links: c.cfg.Store}.Match(ctx, feed, w)
+	m, err := Matcher{LMS: c.cfg.LMS, Links: c.cfg.Store, reads: reads}.Match(ctx, feed, w)
 	if err != nil {
 		return res, err
 	}

@@ -18,6 +18,9 @@ type Matcher struct {
 	}
 	// Links tells which worker an account is linked to (ErrNotFound for none).
 	Links LinkReader
+	// reads, if set, answers the lookups its batch prefetched (prefetch.go);
+	// the others go to LMS.
+	reads *batchReads
 }
 
 // Match is what the rules found for a worker: one account, two or more
@@ -57,9 +60,13 @@ func (m Matcher) Match(ctx context.Context, feed Feed, w Wanted) (Match, error) 
 	}{{ByExternalID, extIDs}, {ByEmployeeNumber, w.EmployeeNumbers}, {ByEmail, w.Emails}}
 	for _, r := range rules {
 		for _, v := range r.values {
-			found, err := m.LMS.FindAccounts(ctx, AccountFilter{Attr: r.attr, Value: v})
-			if err != nil {
-				return Match{}, fmt.Errorf("find account by %s: %w", r.attr, err)
+			found, ok := m.reads.find(r.attr, v)
+			if !ok {
+				var err error
+				found, err = m.LMS.FindAccounts(ctx, AccountFilter{Attr: r.attr, Value: v})
+				if err != nil {
+					return Match{}, fmt.Errorf("find account by %s: %w", r.attr, err)
+				}
 			}
 			var cands []Account
 			for _, a := range found {

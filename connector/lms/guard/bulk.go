@@ -9,8 +9,9 @@ import (
 )
 
 var (
-	_ connector.BulkDeleter    = (*LMS)(nil)
-	_ connector.ActivityLister = (*LMS)(nil)
+	_ connector.BulkDeleter        = (*LMS)(nil)
+	_ connector.ActivityLister     = (*LMS)(nil)
+	_ connector.AccountBatchReader = (*LMS)(nil)
 )
 
 // discoverer is implemented by adapters that learn what the LMS supports on
@@ -234,6 +235,83 @@ func (g *LMS) ActivityOf(ctx context.Context, ids []string) (map[string]connecto
 		}
 		for id, aa := range got {
 			out[id] = aa
+		}
+	}
+	return out, nil
+}
+
+// MaxReadBatch implements connector.AccountBatchReader: what the LMS behind the
+// guard says, or 0 when it cannot batch reads (callers then read one by one, each
+// read guarded as usual).
+func (g *LMS) MaxReadBatch(ctx context.Context) int {
+	g.discover(ctx)
+	if br, ok := g.inner.(connector.AccountBatchReader); ok {
+		return br.MaxReadBatch(ctx)
+	}
+	return 0
+}
+
+// FindAccountsIn implements connector.AccountBatchReader: each call to the LMS
+// behind the guard, of at most its MaxReadBatch values, is one guarded call (one
+// token, retried and judged by the quarantine as any other). Without the
+// capability it vouches for nothing (an empty map, no call): the caller reads
+// each value with FindAccounts.
+func (g *LMS) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, values []string) (map[string][]connector.Account, error) {
+	out := make(map[string][]connector.Account, len(values))
+	br, _ := g.inner.(connector.AccountBatchReader)
+	n := g.MaxReadBatch(ctx)
+	if n <= 0 {
+		return out, nil
+	}
+	for from := 0; from < len(values); from += n {
+		chunk := values[from:min(from+n, len(values))]
+		var got map[string][]connector.Account
+		_, err := g.call(ctx, "FindAccountsIn", func(ctx context.Context) (err error) {
+			got, err = br.FindAccountsIn(ctx, attr, chunk)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for v, as := range got {
+			out[v] = as
+		}
+	}
+	return out, nil
+}
+
+// GetAccounts implements connector.AccountBatchReader: each call to the LMS
+// behind the guard, of at most its MaxReadBatch ids, is one guarded call. Without
+// the capability each id is read with GetAccount (guarded).
+func (g *LMS) GetAccounts(ctx context.Context, ids []string) (map[string]connector.Account, error) {
+	out := make(map[string]connector.Account, len(ids))
+	br, _ := g.inner.(connector.AccountBatchReader)
+	n := g.MaxReadBatch(ctx)
+	if n <= 0 {
+		for _, id := range ids {
+			a, err := g.GetAccount(ctx, id)
+			if errors.Is(err, connector.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out[id] = a
+		}
+		return out, nil
+	}
+	for from := 0; from < len(ids); from += n {
+		chunk := ids[from:min(from+n, len(ids))]
+		var got map[string]connector.Account
+		_, err := g.call(ctx, "GetAccounts", func(ctx context.Context) (err error) {
+			got, err = br.GetAccounts(ctx, chunk)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for id, a := range got {
+			out[id] = a
 		}
 	}
 	return out, nil

@@ -91,6 +91,7 @@ type Client struct {
 	noPatch     atomic.Bool // the server refused PATCH with 405 or 501
 	noBulk      atomic.Bool // the server answered POST /Bulk with 404, 405 or 501
 	noIDFilter  atomic.Bool // the server does not evaluate OR'ed id filters (see ActivityOf)
+	noOrFilter  atomic.Bool // the server does not evaluate OR'ed attribute filters (see FindAccountsIn)
 
 	mu         sync.Mutex
 	discovered bool
