@@ -93,6 +93,9 @@ type Result struct {
 	// LMSCallsPerChangeByKind is LMSCallsPerChange for each kind of change of a
 	// lifecycle mix (hire, leave, update, rehire_same_id, rehire_new_id).
 	LMSCallsPerChangeByKind map[string]float64 `json:"lms_calls_per_change_by_kind,omitempty"`
+	// SecondsByKind is the time of each wave of a lifecycle mix, from its first
+	// publish to its last change in the LMS (Seconds is their sum).
+	SecondsByKind map[string]float64 `json:"seconds_by_kind,omitempty"`
 	// LMSRate is the LMS's rate limit, LMSMinutesAtRate the minutes of it that
 	// LMSCalls take (LMSCalls / calls a minute); 0 without a limit.
 	LMSRate          string  `json:"lms_rate,omitempty"`
@@ -155,7 +158,7 @@ func Run(ctx context.Context, cfg Config, s Stack, timed *TimedLMS, db *sql.DB, 
 		res.LMSCallsPerChange, byOp(res.LMSCallsByOp))
 	for _, k := range []string{ChangeHire, ChangeLeave, ChangeUpdate, ChangeRehireSame, ChangeRehireNewID} {
 		if v, ok := res.LMSCallsPerChangeByKind[k]; ok {
-			fmt.Fprintf(w, "    %-15s %.2f calls a change\n", k, v)
+			fmt.Fprintf(w, "    %-15s %.2f calls a change, wave of %.2fs\n", k, v, res.SecondsByKind[k])
 		}
 	}
 	if res.LMSRate != "" {

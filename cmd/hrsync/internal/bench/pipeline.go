@@ -81,6 +81,7 @@ type measured struct {
 	seconds float64                   // the phases' time, each from its first publish to its last change
 	lat     []float64                 // each change's latency, publish to LMS, in ms
 	calls   map[string]map[string]int // by phase kind, by op
+	secs    map[string]float64        // by phase kind
 }
 
 // pipeline runs s, and through it the phases of mix (n changes in all), each
@@ -104,7 +105,7 @@ func pipeline(ctx context.Context, s Stack, timed *TimedLMS, n int, mix string, 
 		<-done
 		return Result{}, err
 	}
-	m := measured{calls: map[string]map[string]int{}}
+	m := measured{calls: map[string]map[string]int{}, secs: map[string]float64{}}
 	for _, ph := range phases {
 		before := timed.Calls()
 		timed.phase(len(ph.Events), ph.Done)
@@ -117,6 +118,7 @@ func pipeline(ctx context.Context, s Stack, timed *TimedLMS, n int, mix string, 
 		quiet(ctx, timed)
 		m.changes += len(ph.Events)
 		m.seconds += secs
+		m.secs[ph.Kind] = secs
 		m.lat = append(m.lat, lat...)
 		m.calls[ph.Kind] = diff(timed.Calls(), before)
 	}
@@ -128,7 +130,7 @@ func pipeline(ctx context.Context, s Stack, timed *TimedLMS, n int, mix string, 
 	res := Result{Events: n, Mix: mix, Changes: m.changes, Seconds: m.seconds, EventsPerS: float64(m.changes) / m.seconds,
 		P50Ms: Percentile(m.lat, 0.50), P99Ms: Percentile(m.lat, 0.99), LMSCallsByOp: map[string]int{}}
 	if len(phases) > 1 {
-		res.LMSCallsPerChangeByKind = map[string]float64{}
+		res.LMSCallsPerChangeByKind, res.SecondsByKind = map[string]float64{}, m.secs
 	}
 	for _, ph := range phases {
 		k := 0
