@@ -103,6 +103,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 			return timed.Bulk(*lmsBulk)
 		}}
 		lmsName := "in-process sandbox"
+		var callTimeout time.Duration // the converger's default
 		if l.url != "" {
 			set.LMS = app.LMSConfig{}.Over(l.settings())
 			if err := app.CheckLMS(set.LMS); err != nil {
@@ -116,7 +117,12 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 			}
 			o.LMS = sandbox.New(opts...)
 			if !lmsRate.Unlimited() {
-				o.LMSClock = &bench.SkipClock{} // the sandbox has no budget to keep: skip the waits
+				// The sandbox has no budget to keep: skip the waits. The guard refuses a
+				// slot further off than the caller's deadline, whose clock is real, so
+				// the converger's deadline must be as long as the waits it skips: 32
+				// workers in flight at 1000/h queue for about two minutes.
+				o.LMSClock = &bench.SkipClock{}
+				callTimeout = 24 * time.Hour
 			}
 		}
 		if !*lmsBulk {
@@ -124,8 +130,9 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 		}
 		s, err := app.NewStack(ctx, set, o, app.StackConfig{
 			NATSURL: *natsURL, EmbeddedNATS: *natsURL == "", ManageStream: true, Durable: "hrsync-bench",
-			Converger: connector.ConvergerConfig{Concurrency: *concurrency, Batch: *convBatch, Loops: *loops, PollInterval: 50 * time.Millisecond},
-			Consumer:  events.ConsumerConfig{Batch: *batch, MaxWait: 20 * time.Millisecond},
+			Converger: connector.ConvergerConfig{Concurrency: *concurrency, Batch: *convBatch, Loops: *loops, PollInterval: 50 * time.Millisecond,
+				CallTimeout: callTimeout},
+			Consumer: events.ConsumerConfig{Batch: *batch, MaxWait: 20 * time.Millisecond},
 		})
 		if err != nil {
 			return err
