@@ -20,11 +20,26 @@ import (
 )
 
 func newBenchCmd(env *environment) *cobra.Command {
-	cmd := newCmd("bench", "end-to-end throughput and latency benchmark against a baseline", `
-A benchmark, not a test. It pushes N hire events end to end: publish to JetStream →
-consume → record in PostgreSQL → converge → create the account in the LMS (the
-in-process sandbox, or any SCIM LMS with --lms-url). It prints events/s and the p50/p99
-latency from publish to the LMS call returning.
+	cmd := newCmd("bench", "end-to-end throughput, latency and LMS calls, against a baseline", `
+A benchmark, not a test. It pushes N events end to end: publish to JetStream →
+consume → record in PostgreSQL → converge → the account's change in the LMS (the
+in-process sandbox, or any SCIM LMS with --lms-url). It prints events/s, the p50/p99
+latency from publish to the LMS call returning, and the LMS calls it took: in all,
+by operation (each call the guard lets through to the LMS), and per change.
+
+--mix hires (the default) is N hires of new workers. --mix lifecycle is N changes in
+waves, each published once the one before it has reached the LMS: 50% hires; then
+20% leavers and 20% profile updates of other workers; then 5% rehires under the
+same worker id and 5% under a new id (previous_worker_id), of leavers. It also
+prints the LMS calls per change of each kind. Its removals are never held by the
+safeguard.
+
+--rate paces the publishing (so that the latency is not time spent queueing behind
+a burst). --lms-rate applies an LMS budget through the guard, as the daemon does;
+with the in-process sandbox the guard's clock skips the waits, so the run is not
+slowed, and the bench reports the minutes of LMS time the calls take at that rate.
+--lms-bulk=false hides the LMS's bulk capabilities from hrsync, so that the
+per-call path is measured.
 
 Beside it, measured in the same run on the same machine, a baseline: bare JetStream
 consume and ack with batched PostgreSQL inserts of the same number of events. The
@@ -47,7 +62,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 	mix := fs.String("mix", bench.MixHires, "`MIX` of changes: hires (all hires), or lifecycle (50% hires, then 20% leavers and 20% profile updates, then 5% rehires under the same id and 5% under a new id)")
 	rate := fs.Float64("rate", 0, "publish at most `N` events a second (paced); 0: as fast as possible")
 	l.registerRate(fs)
-	fs.Lookup("lms-rate").Usage = "LMS budget: most LMS calls per second, minute or hour (N/s, N/m, N/h, e.g. 1000/h), applied through the guard; with the in-process sandbox its waits are skipped and the LMS time at that rate is reported (default unlimited)"
+	fs.Lookup("lms-rate").Usage = "LMS budget: most LMS calls per second, minute or hour (N/s, N/m, N/h, e.g. 1000/h), applied through the guard; with the in-process sandbox its waits are skipped and the LMS time at that rate is reported (default unlimited) (env LMS_RATE)"
 	lmsBulk := fs.Bool("lms-bulk", true, "let hrsync use the LMS's bulk capabilities; false measures the per-call path")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *n < 100 || *n > 2_000_000 {
