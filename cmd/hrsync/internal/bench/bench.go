@@ -1,9 +1,10 @@
-// Package bench measures hrsync end to end, as "hrsync bench" runs it: N hire
-// events published to JetStream, consumed, recorded in PostgreSQL, converged and
-// created in the LMS, against a baseline measured in the same run on the same
-// machine (bare JetStream consume and ack with batched PostgreSQL inserts). It
-// also seeds the store and the LMS for "hrsync reconcile --bench" and reads the
-// process's peak resident memory.
+// Package bench measures hrsync end to end, as "hrsync bench" runs it: N events
+// (hires, or a lifecycle mix of hires, leaves, updates and rehires in waves)
+// published to JetStream, consumed, recorded in PostgreSQL, converged and carried
+// to the LMS, against a baseline measured in the same run on the same machine
+// (bare JetStream consume and ack with batched PostgreSQL inserts), and the LMS
+// calls they took, counted inside the guard. It also seeds the store and the LMS
+// for "hrsync reconcile --bench" and reads the process's peak resident memory.
 //
 // It is the measuring only. It takes the running hrsync as a Stack (cmd/hrsync
 // implements it over its stack, whose LMS is a TimedLMS), the PostgreSQL
