@@ -1,8 +1,13 @@
 package main
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/bench"
+	"github.com/hrsync/hrsync/store/pgtest"
 )
 
 // TestBenchFlags checks what "hrsync bench" refuses before it touches anything;
@@ -17,6 +22,9 @@ func TestBenchFlags(t *testing.T) {
 		{"TooFewEvents", []string{"bench", "--events", "50"}, "want 100 to 2000000"},
 		{"TooManyEvents", []string{"bench", "--events", "3000000"}, "want 100 to 2000000"},
 		{"NotPostgres", []string{"bench", "--events", "100", "--db", "sqlite:///tmp/x.db"}, "bench needs a postgres:// URL"},
+		{"UnknownMix", []string{"bench", "--events", "100", "--mix", "leavers"}, `--mix "leavers": want hires or lifecycle`},
+		{"NegativeRate", []string{"bench", "--events", "100", "--rate", "-5"}, "--rate -5: want 0"},
+		{"BadLMSRate", []string{"bench", "--events", "100", "--lms-rate", "1000"}, "--lms-rate: rate \"1000\": want N/s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := runCLI(t, nil, tc.args...)
@@ -24,5 +32,42 @@ func TestBenchFlags(t *testing.T) {
 				t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestBenchLifecycle runs "hrsync bench --mix lifecycle" as the README does, small,
+// and checks its JSON line: every change reached the LMS, the calls are counted
+// by kind (the in-process sandbox's operations: a hire's three lookups and its
+// create, ...; TestLMSCallsPerChange counts HTTP requests over SCIM), and the LMS
+// time at the budget is the calls over the rate.
+func TestBenchLifecycle(t *testing.T) {
+	t.Parallel()
+	_ = pgtest.URL(t) // skips, or fails, when PostgreSQL is unreachable
+	// At 1000/h the 32 workers in flight queue for longer than the converger's
+	// default minute a worker: the bench lets them (a worker refused a slot would
+	// be converged again a minute later, lookups and all).
+	out, stderr, err := runCLI(t, nil, "bench", "--db", pgtest.ServerURL(), "--events", "100", "--mix", "lifecycle",
+		"--rate", "2000", "--lms-rate", "1000/h", "--lms-bulk=false", "--json")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s\n%s", err, out, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var res bench.Result
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	want := map[string]float64{bench.ChangeHire: 4, bench.ChangeLeave: 2, bench.ChangeUpdate: 2,
+		bench.ChangeRehireSame: 2, bench.ChangeRehireNewID: 3}
+	if res.Mix != "lifecycle" || res.Changes != 100 || !reflect.DeepEqual(res.LMSCallsPerChangeByKind, want) {
+		t.Errorf("result: %+v, want 100 changes with calls per change %v", res, want)
+	}
+	// 50 hires, 20 leaves, 20 updates, 5 and 5 rehires.
+	if res.LMSCalls != 50*4+20*2+20*2+5*2+5*3 || res.LMSCallsPerChange != float64(res.LMSCalls)/100 ||
+		res.LMSMinutesAtRate != float64(res.LMSCalls)/(1000.0/60) || res.LMSRate != "1000/h" || res.PublishRate != 2000 {
+		t.Errorf("result: %+v", res)
+	}
+	if !strings.Contains(lines[0], "LMS: in-process sandbox, no bulk") {
+		t.Errorf("first line %q does not say the bulk capabilities are off", lines[0])
 	}
 }

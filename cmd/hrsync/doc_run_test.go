@@ -236,6 +236,13 @@ func docSteps() []docStep {
 				args = replaceArg(args, "http://127.0.0.1:8081/scim/v2", f.benchLMS)
 				return append(slices.Clone(args), "--events", "300", "--db", pgtest.ServerURL())
 			}},
+		{file: "README.md", contains: "go run ./cmd/hrsync bench --mix lifecycle", why: "a few hundred events keep the suite short",
+			env: func(f *docFixture) map[string]string {
+				return maps(f.env, map[string]string{"LMS_URL": "", "LMS_TOKEN": ""})
+			},
+			edit: func(f *docFixture, args []string) []string {
+				return append(slices.Clone(args), "--events", "200", "--db", pgtest.ServerURL())
+			}},
 		{file: "docs/cleanup.md", contains: "hrsync cleanup dormant", why: "the sandbox's accounts were created today",
 			edit: func(f *docFixture, args []string) []string { return replaceArg(args, "2024-01-01", tomorrow) }},
 		{file: "docs/cleanup.md", contains: "holds approve 13", edit: hold("offboard")},

@@ -224,6 +224,9 @@ type Options struct {
 	// WrapLMS, if set, wraps the LMS (LMS, or the one lms.type names) inside the
 	// guard: the bench times the calls the guard lets through.
 	WrapLMS func(connector.LMS) connector.LMS
+	// LMSClock, if set, is the guard's clock (its rate limit, retries and
+	// quarantine): the bench skips the rate limit's waits with one.
+	LMSClock guard.Clock
 	// ReactivateManual reactivates accounts deactivated outside hrsync (--reactivate-manual).
 	ReactivateManual bool
 	// DeadLetterMaxBody caps a dead letter's stored body (store.DB.DeadLetterMaxBody).
@@ -311,7 +314,7 @@ func Open(ctx context.Context, set Settings, o Options) (_ *App, err error) {
 // app's metrics.
 func (a *App) LMS() (connector.LMS, error) {
 	a.lmsOnce.Do(func() {
-		a.lms, a.lmsErr = guardedLMS(a.set.LMS, a.opts.LMS, a.opts.WrapLMS, a.log, a.metrics)
+		a.lms, a.lmsErr = guardedLMS(a.set.LMS, a.opts.LMS, a.opts.WrapLMS, a.opts.LMSClock, a.log, a.metrics)
 	})
 	if a.lmsErr != nil {
 		return nil, a.lmsErr
@@ -323,11 +326,12 @@ func (a *App) LMS() (connector.LMS, error) {
 // s's rate, reporting to m. It is the only way to an LMS client: the app uses it,
 // and the one command that needs an LMS but no store (report rehire).
 func GuardedLMS(s LMSSettings, raw connector.LMS, log *slog.Logger, m *Metrics) (*guard.LMS, error) {
-	return guardedLMS(s, raw, nil, log, m)
+	return guardedLMS(s, raw, nil, nil, log, m)
 }
 
-// guardedLMS is GuardedLMS with wrap (nil: none) between the LMS and the guard.
-func guardedLMS(s LMSSettings, raw connector.LMS, wrap func(connector.LMS) connector.LMS, log *slog.Logger, m *Metrics) (*guard.LMS, error) {
+// guardedLMS is GuardedLMS with wrap (nil: none) between the LMS and the guard,
+// and the guard's clock (nil: the real one).
+func guardedLMS(s LMSSettings, raw connector.LMS, wrap func(connector.LMS) connector.LMS, clock guard.Clock, log *slog.Logger, m *Metrics) (*guard.LMS, error) {
 	rate, err := guard.ParseRate(s.Rate)
 	if err != nil {
 		return nil, fmt.Errorf("--lms-rate (LMS_RATE, lms.rate): %w", err)
@@ -343,7 +347,7 @@ func guardedLMS(s LMSSettings, raw connector.LMS, wrap func(connector.LMS) conne
 	if m == nil {
 		m = NewMetrics()
 	}
-	return guard.New(raw, guard.Config{Rate: rate, Logger: log, Hooks: m.guardHooks()}), nil
+	return guard.New(raw, guard.Config{Rate: rate, Logger: log, Hooks: m.guardHooks(), Clock: clock}), nil
 }
 
 // PerHour is the LMS's rate in calls per hour, 0 if unlimited (job estimates).

@@ -1,9 +1,10 @@
-// Package bench measures hrsync end to end, as "hrsync bench" runs it: N hire
-// events published to JetStream, consumed, recorded in PostgreSQL, converged and
-// created in the LMS, against a baseline measured in the same run on the same
-// machine (bare JetStream consume and ack with batched PostgreSQL inserts). It
-// also seeds the store and the LMS for "hrsync reconcile --bench" and reads the
-// process's peak resident memory.
+// Package bench measures hrsync end to end, as "hrsync bench" runs it: N events
+// (hires, or a lifecycle mix of hires, leaves, updates and rehires in waves)
+// published to JetStream, consumed, recorded in PostgreSQL, converged and carried
+// to the LMS, against a baseline measured in the same run on the same machine
+// (bare JetStream consume and ack with batched PostgreSQL inserts), and the LMS
+// calls they took, counted inside the guard. It also seeds the store and the LMS
+// for "hrsync reconcile --bench" and reads the process's peak resident memory.
 //
 // It is the measuring only. It takes the running hrsync as a Stack (cmd/hrsync
 // implements it over its stack, whose LMS is a TimedLMS), the PostgreSQL
@@ -18,8 +19,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime/pprof"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -58,6 +62,15 @@ type Config struct {
 	CPUProfile string
 	// JSON ends the output with one JSON line of the Result.
 	JSON bool
+	// Mix is MixHires (the default) or MixLifecycle.
+	Mix string
+	// Rate paces the publishing at this many events a second; 0 publishes as fast
+	// as possible.
+	Rate float64
+	// LMSRate names the LMS's rate limit in the output ("" or "unlimited": none);
+	// LMSPerMinute is that limit in calls a minute, 0 if none.
+	LMSRate      string
+	LMSPerMinute float64
 }
 
 // Result is what one run measured.
@@ -70,6 +83,25 @@ type Result struct {
 	P50Ms              float64 `json:"p50_ms"`
 	P99Ms              float64 `json:"p99_ms"`
 	LMS                string  `json:"lms"`
+	// Mix is the mix of changes; Changes is how many reached the LMS (Events).
+	Mix     string `json:"mix"`
+	Changes int    `json:"changes"`
+	// LMSCalls counts every call to the LMS that the guard let through (each
+	// attempt of a retried call), LMSCallsByOp by connector.LMS method.
+	LMSCalls          int            `json:"lms_calls"`
+	LMSCallsByOp      map[string]int `json:"lms_calls_by_op"`
+	LMSCallsPerChange float64        `json:"lms_calls_per_change"`
+	// LMSCallsPerChangeByKind is LMSCallsPerChange for each kind of change of a
+	// lifecycle mix (hire, leave, update, rehire_same_id, rehire_new_id).
+	LMSCallsPerChangeByKind map[string]float64 `json:"lms_calls_per_change_by_kind,omitempty"`
+	// SecondsByKind is the time of each wave of a lifecycle mix, from its first
+	// publish to its last change in the LMS (Seconds is their sum).
+	SecondsByKind map[string]float64 `json:"seconds_by_kind,omitempty"`
+	// LMSRate is the LMS's rate limit, LMSMinutesAtRate the minutes of it that
+	// LMSCalls take (LMSCalls / calls a minute); 0 without a limit.
+	LMSRate          string  `json:"lms_rate,omitempty"`
+	LMSMinutesAtRate float64 `json:"lms_minutes_at_rate"`
+	PublishRate      float64 `json:"publish_rate,omitempty"`
 }
 
 // Run measures the baseline on db (in cfg.Schema) and then hrsync end to end on s,
@@ -105,18 +137,47 @@ func Run(ctx context.Context, cfg Config, s Stack, timed *TimedLMS, db *sql.DB, 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := pipeline(ctx, s, timed, cfg.Events)
+	mix := cfg.Mix
+	if mix == "" {
+		mix = MixHires
+	}
+	res, err := pipeline(ctx, s, timed, cfg.Events, mix, cfg.Rate)
 	if err != nil {
 		return Result{}, err
+	}
+	res.PublishRate = cfg.Rate
+	if cfg.LMSPerMinute > 0 {
+		res.LMSRate = cfg.LMSRate
+		res.LMSMinutesAtRate = float64(res.LMSCalls) / cfg.LMSPerMinute
 	}
 	res.BaselineEventsPerS = base
 	res.RatioToBaseline = res.EventsPerS / base
 	res.LMS = cfg.LMS
 	fmt.Fprintf(w, "  hrsync end to end (publish → LMS account):       %8.0f events/s (%.0f%% of baseline)\n", res.EventsPerS, 100*res.RatioToBaseline)
 	fmt.Fprintf(w, "  latency publish → LMS: p50 %.1f ms, p99 %.1f ms\n", res.P50Ms, res.P99Ms)
+	fmt.Fprintf(w, "  LMS calls: %d for %d changes (%s), %.2f a change: %s\n", res.LMSCalls, res.Changes, res.Mix,
+		res.LMSCallsPerChange, byOp(res.LMSCallsByOp))
+	for _, k := range []string{ChangeHire, ChangeLeave, ChangeUpdate, ChangeRehireSame, ChangeRehireNewID} {
+		if v, ok := res.LMSCallsPerChangeByKind[k]; ok {
+			fmt.Fprintf(w, "    %-15s %.2f calls a change, wave of %.2fs\n", k, v, res.SecondsByKind[k])
+		}
+	}
+	if res.LMSRate != "" {
+		fmt.Fprintf(w, "  LMS time at %s: %.1f minutes\n", res.LMSRate, res.LMSMinutesAtRate)
+	}
 	if cfg.JSON {
 		line, _ := json.Marshal(res)
 		fmt.Fprintln(w, string(line))
 	}
 	return res, nil
+}
+
+// byOp formats calls by op, ops sorted: "CreateAccount 3, FindAccounts 9".
+func byOp(calls map[string]int) string {
+	ops := slices.Sorted(maps.Keys(calls))
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%s %d", op, calls[op])
+	}
+	return strings.Join(parts, ", ")
 }

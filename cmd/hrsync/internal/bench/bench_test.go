@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +81,7 @@ func TestTimedLMS(t *testing.T) {
 	if n := timed.Count(); n != 1 {
 		t.Fatalf("Count = %d, want 1", n)
 	}
-	if at := timed.created["hr:w1"]; at.Before(before) {
+	if at := timed.times["hr:w1"]; at.Before(before) {
 		t.Errorf("created at %s, before the call at %s", at, before)
 	}
 }
@@ -218,12 +219,17 @@ func TestPipeline(t *testing.T) {
 	t.Parallel()
 	timed := NewTimedLMS(sandbox.New(), 300)
 	s := newFakeStack(t, timed)
-	res, err := pipeline(context.Background(), s, timed, 300)
+	res, err := pipeline(context.Background(), s, timed, 300, MixHires, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Events != 300 || res.Seconds <= 0 || res.EventsPerS <= 0 || res.P50Ms <= 0 || res.P99Ms < res.P50Ms {
 		t.Fatalf("result: %+v", res)
+	}
+	// The fake stack makes one call a hire: its create.
+	if res.Changes != 300 || res.LMSCalls != 300 || res.LMSCallsPerChange != 1 ||
+		!reflect.DeepEqual(res.LMSCallsByOp, map[string]int{"CreateAccount": 300}) {
+		t.Fatalf("calls: %+v", res)
 	}
 }
 
@@ -247,11 +253,13 @@ func TestRun(t *testing.T) {
 	timed := NewTimedLMS(sandbox.New(), 200)
 	s := newFakeStack(t, timed)
 	var out strings.Builder
-	res, err := Run(ctx, Config{Events: 200, Batch: 64, Schema: schema, LMS: "test sandbox", JSON: true}, s, timed, db, &out)
+	res, err := Run(ctx, Config{Events: 200, Batch: 64, Schema: schema, LMS: "test sandbox", JSON: true,
+		LMSRate: "1000/h", LMSPerMinute: 1000.0 / 60}, s, timed, db, &out)
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
-	if res.Events != 200 || res.BaselineEventsPerS <= 0 || res.RatioToBaseline <= 0 || res.LMS != "test sandbox" {
+	if res.Events != 200 || res.BaselineEventsPerS <= 0 || res.RatioToBaseline <= 0 || res.LMS != "test sandbox" ||
+		res.LMSMinutesAtRate != 12 {
 		t.Fatalf("result: %+v", res)
 	}
 	var rows int
@@ -260,13 +268,14 @@ func TestRun(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	for i, want := range []string{"hrsync bench: 200 events, PostgreSQL schema " + schema + ", LMS: test sandbox",
-		"baseline (JetStream consume+ack, batched INSERT):", "hrsync end to end (publish → LMS account):", "latency publish → LMS: p50"} {
+		"baseline (JetStream consume+ack, batched INSERT):", "hrsync end to end (publish → LMS account):", "latency publish → LMS: p50",
+		"LMS calls: 200 for 200 changes (hires), 1.00 a change: CreateAccount 200", "LMS time at 1000/h: 12.0 minutes"} {
 		if i >= len(lines) || !strings.Contains(lines[i], want) {
 			t.Errorf("line %d lacks %q:\n%s", i, want, out.String())
 		}
 	}
 	var js Result
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &js); err != nil || js != res {
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &js); err != nil || !reflect.DeepEqual(js, res) {
 		t.Errorf("last line %q is not the result %+v (%v)", lines[len(lines)-1], res, err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,37 +13,6 @@ import (
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
 )
-
-// TimedLMS records when each account's create returned, by externalId. The stack
-// the bench measures creates its accounts through it.
-type TimedLMS struct {
-	connector.LMS
-	mu      sync.Mutex
-	created map[string]time.Time
-}
-
-// NewTimedLMS returns lms timed, with room for n accounts.
-func NewTimedLMS(lms connector.LMS, n int) *TimedLMS {
-	return &TimedLMS{LMS: lms, created: make(map[string]time.Time, n)}
-}
-
-// CreateAccount creates a in the LMS and, if it succeeded, records when.
-func (t *TimedLMS) CreateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
-	out, err := t.LMS.CreateAccount(ctx, a)
-	if err == nil {
-		t.mu.Lock()
-		t.created[a.ExternalID] = time.Now()
-		t.mu.Unlock()
-	}
-	return out, err
-}
-
-// Count returns the number of accounts created so far.
-func (t *TimedLMS) Count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.created)
-}
 
 // Events returns n hire events of Feed, of workers <prefix>-0000000 onwards.
 func Events(n int, prefix string) []events.Event {
@@ -59,14 +27,31 @@ func Events(n int, prefix string) []events.Event {
 	return out
 }
 
-// PublishAll publishes evs asynchronously and returns each one's publish time, by
-// the externalId of its worker's account (<feed>:<worker id>).
+// PublishAll publishes evs asynchronously, as fast as it can, and returns each
+// one's publish time, by the externalId of its worker's account (<feed>:<worker id>).
 func PublishAll(ctx context.Context, js jetstream.JetStream, evs []events.Event) (map[string]time.Time, error) {
+	return publishPaced(ctx, js, evs, 0)
+}
+
+// publishPaced is PublishAll at rate events a second (0: as fast as it can): event
+// i goes out i/rate seconds after the first, so that the latency measured is not
+// time spent queueing behind a burst.
+func publishPaced(ctx context.Context, js jetstream.JetStream, evs []events.Event, rate float64) (map[string]time.Time, error) {
 	sent := make(map[string]time.Time, len(evs))
+	start := time.Now()
 	for i, e := range evs {
 		msg, err := events.Encode(e, events.Binary)
 		if err != nil {
 			return nil, err
+		}
+		if rate > 0 {
+			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
 		}
 		sent[e.Feed+":"+e.Data.WorkerID] = time.Now()
 		if _, err := js.PublishMsgAsync(msg); err != nil {
@@ -90,45 +75,101 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, evs []events.Event)
 	return sent, nil
 }
 
-// pipeline runs s, publishes n events and waits (at most 10 minutes) until timed
-// has created their n accounts. It measures from the first publish to the last
-// create, and each event's latency from its publish to its account's create.
-func pipeline(ctx context.Context, s Stack, timed *TimedLMS, n int) (Result, error) {
+// measured is what the phases of one run measured together.
+type measured struct {
+	changes int
+	seconds float64                   // the phases' time, each from its first publish to its last change
+	lat     []float64                 // each change's latency, publish to LMS, in ms
+	calls   map[string]map[string]int // by phase kind, by op
+	secs    map[string]float64        // by phase kind
+}
+
+// pipeline runs s, and through it the phases of mix (n changes in all), each
+// published at rate events a second (0: as fast as possible) and awaited (at most
+// 10 minutes) until timed has seen all its changes reach the LMS. It measures each
+// phase from its first publish to its last change, and each change's latency from
+// its publish to its LMS write.
+func pipeline(ctx context.Context, s Stack, timed *TimedLMS, n int, mix string, rate float64) (Result, error) {
 	// Worker ids of this run only: a second run against the same NATS server (its
 	// duplicate window) or the same LMS (accounts it made) must not meet the first's.
-	evs := Events(n, fmt.Sprintf("b%08x", rand.Uint32()))
+	phases, err := Phases(mix, n, fmt.Sprintf("b%08x", rand.Uint32()), time.Now().UTC())
+	if err != nil {
+		return Result{}, err
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
-	start := time.Now()
-	sent, err := PublishAll(ctx, s.JetStream(), evs)
-	if err != nil {
+	stop := func(err error) (Result, error) {
 		cancel()
 		<-done
 		return Result{}, err
 	}
-	deadline := time.Now().Add(10 * time.Minute)
-	for timed.Count() < n {
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			return Result{}, fmt.Errorf("only %d of %d accounts created after 10 minutes", timed.Count(), n)
+	m := measured{calls: map[string]map[string]int{}, secs: map[string]float64{}}
+	for _, ph := range phases {
+		before := timed.Calls()
+		timed.phase(len(ph.Events), ph.Done)
+		secs, lat, err := runPhase(ctx, s, timed, ph, rate, done)
+		if err != nil {
+			return stop(err)
 		}
-		select {
-		case err := <-done:
-			return Result{}, fmt.Errorf("pipeline stopped early: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
+		// The calls of this phase's changes: wait until the converger is quiet, so
+		// that the calls after a change's write count with its phase.
+		quiet(ctx, timed)
+		m.changes += len(ph.Events)
+		m.seconds += secs
+		m.secs[ph.Kind] = secs
+		m.lat = append(m.lat, lat...)
+		m.calls[ph.Kind] = diff(timed.Calls(), before)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		return Result{}, err
 	}
+	slices.Sort(m.lat)
+	res := Result{Events: n, Mix: mix, Changes: m.changes, Seconds: m.seconds, EventsPerS: float64(m.changes) / m.seconds,
+		P50Ms: Percentile(m.lat, 0.50), P99Ms: Percentile(m.lat, 0.99), LMSCallsByOp: map[string]int{}}
+	if len(phases) > 1 {
+		res.LMSCallsPerChangeByKind, res.SecondsByKind = map[string]float64{}, m.secs
+	}
+	for _, ph := range phases {
+		k := 0
+		for op, c := range m.calls[ph.Kind] {
+			res.LMSCallsByOp[op] += c
+			k += c
+		}
+		res.LMSCalls += k
+		if res.LMSCallsPerChangeByKind != nil {
+			res.LMSCallsPerChangeByKind[ph.Kind] = float64(k) / float64(len(ph.Events))
+		}
+	}
+	res.LMSCallsPerChange = float64(res.LMSCalls) / float64(res.Changes)
+	return res, nil
+}
+
+// runPhase publishes ph's events and waits until timed has seen each change.
+func runPhase(ctx context.Context, s Stack, timed *TimedLMS, ph Phase, rate float64, stopped <-chan error) (float64, []float64, error) {
+	start := time.Now()
+	sent, err := publishPaced(ctx, s.JetStream(), ph.Events, rate)
+	if err != nil {
+		return 0, nil, err
+	}
+	want := len(ph.Events)
+	deadline := time.Now().Add(10 * time.Minute)
+	for timed.Count() < want {
+		if time.Now().After(deadline) {
+			return 0, nil, fmt.Errorf("%s: only %d of %d changes reached the LMS after 10 minutes", ph.Kind, timed.Count(), want)
+		}
+		select {
+		case err := <-stopped:
+			return 0, nil, fmt.Errorf("pipeline stopped early: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	var last time.Time
-	lat := make([]float64, 0, n)
+	lat := make([]float64, 0, want)
 	timed.mu.Lock()
-	for ext, at := range timed.created {
+	for ext, at := range timed.times {
 		if at.After(last) {
 			last = at
 		}
@@ -137,10 +178,39 @@ func pipeline(ctx context.Context, s Stack, timed *TimedLMS, n int) (Result, err
 		}
 	}
 	timed.mu.Unlock()
-	slices.Sort(lat)
-	secs := last.Sub(start).Seconds()
-	return Result{Events: n, Seconds: secs, EventsPerS: float64(n) / secs,
-		P50Ms: Percentile(lat, 0.50), P99Ms: Percentile(lat, 0.99)}, nil
+	return last.Sub(start).Seconds(), lat, nil
+}
+
+// quiet waits (at most 10s) until timed has seen no call for 300ms: the
+// converger has finished what the phase started.
+func quiet(ctx context.Context, timed *TimedLMS) {
+	total := func() int {
+		n := 0
+		for _, c := range timed.Calls() {
+			n += c
+		}
+		return n
+	}
+	last, since := total(), time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(50 * time.Millisecond)
+		if n := total(); n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= 300*time.Millisecond {
+			return
+		}
+	}
+}
+
+// diff returns after minus before, by op, without the zeros.
+func diff(after, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for op, c := range after {
+		if d := c - before[op]; d != 0 {
+			out[op] = d
+		}
+	}
+	return out
 }
 
 // Percentile returns the p-quantile (0 to 1) of sorted, 0 if it is empty.

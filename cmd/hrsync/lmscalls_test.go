@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/sandbox"
+)
+
+// callCounter is a counting proxy in front of the sandbox's SCIM server: it counts
+// each request by method and kind of resource, as an LMS's rate limit counts them.
+type callCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.calls[callKind(r)]++
+		c.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// callKind names a SCIM request: "GET /Users?filter", "GET /Users/{id}", "POST
+// /Users", "PATCH /Users/{id}", ...; discovery (/ServiceProviderConfig,
+// /Schemas, /ResourceTypes) is "discovery".
+func callKind(r *http.Request) string {
+	p := strings.TrimPrefix(r.URL.Path, sandbox.BasePath)
+	switch {
+	case strings.HasPrefix(p, "/Users/"):
+		return r.Method + " /Users/{id}"
+	case p == "/Users" && r.URL.Query().Has("filter"):
+		return r.Method + " /Users?filter"
+	case p == "/Users" || p == "/Bulk":
+		return r.Method + " " + p
+	}
+	return "discovery"
+}
+
+// take returns the calls counted since the last take, discovery left out (one
+// client makes it once), and resets the count.
+func (c *callCounter) take() (int, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, parts := 0, []string{}
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range c.calls {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		if k == "discovery" {
+			continue
+		}
+		n += c.calls[k]
+		parts = append(parts, fmt.Sprintf("%d %s", c.calls[k], k))
+	}
+	clear(c.calls)
+	return n, strings.Join(parts, " + ")
+}
+
+// TestLMSCallsPerChange runs each kind of change through the daemon's path (the
+// store, the converger, the guard and the SCIM client, to the sandbox over HTTP)
+// and counts the LMS calls each one takes, with a counting proxy. These are
+// today's figures, before the batch-first path of issue 12: the test guards them
+// against regressions, and the batch-first work lowers them (and this table).
+func TestLMSCallsPerChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	counter := &callCounter{calls: map[string]int{}}
+	lms := startLMS(t, counter.wrap)
+	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := testSettings(t, "sqlite://"+filepath.Join(t.TempDir(), "calls.db"), feeds)
+	set.LMS = app.LMSConfig{}.Over(app.LMSSettings{URL: lms.url, Token: lms.token})
+	set.Safeguard.Settle = 0 // a single leave is judged at once
+	a, err := app.Open(ctx, set, app.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	conv, err := a.Converger(connector.ConvergerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Add(-10 * 24 * time.Hour)
+	seq := 0
+	fact := func(k connector.Kind, worker string, day int, p connector.Profile) connector.Fact {
+		seq++
+		at := t0.Add(time.Duration(day) * 24 * time.Hour)
+		return connector.Fact{Feed: "hr", WorkerID: worker, Source: "/feeds/hr", ID: fmt.Sprintf("f%03d", seq), Kind: k,
+			Effective: at, Time: at, Profile: p}
+	}
+	person := func(w string) connector.Profile {
+		return connector.Profile{Email: w + "@example.com", GivenName: "Given", FamilyName: "Family " + w,
+			EmployeeNumber: "E-" + w, OrgUnit: "ops", JobTitle: "Associate"}
+	}
+	left := func(w string, day int) connector.Fact {
+		f := fact(connector.KindLeft, w, day, connector.Profile{})
+		f.Reason = "resigned"
+		return f
+	}
+	rehiredAs := func(w, prev string, day int) connector.Fact {
+		f := fact(connector.KindRehired, w, day, person(prev))
+		f.PreviousWorkerID = prev
+		return f
+	}
+	// The changes in order, each converged alone; want is today's count. A hire
+	// looks its person up by externalId (one form), employee number and email (two
+	// forms each: the client learns a server's form only from a lookup that finds
+	// an account, and a new hire's find nothing), then creates the account. A
+	// change of a linked account reads it (GetAccount) and the SCIM client reads it
+	// again before its PUT or PATCH.
+	const (
+		hire  = "5 GET /Users?filter + 1 POST /Users"
+		leave = "1 GET /Users/{id} + 1 PATCH /Users/{id}"
+	)
+	steps := []struct {
+		name string
+		fact connector.Fact
+		want int
+		how  string
+	}{
+		{"hire (no account yet)", fact(connector.KindHired, "w1", 0, person("w1")), 6, hire},
+		{"leave", left("w1", 1), 2, leave},
+		{"rehire, same id", fact(connector.KindRehired, "w1", 2, person("w1")), 3, "2 GET /Users/{id} + 1 PATCH /Users/{id}"},
+		{"profile update", fact(connector.KindUpdated, "w1", 3, connector.Profile{FamilyName: "Renamed", JobTitle: "Lead"}), 3,
+			"2 GET /Users/{id} + 1 PUT /Users/{id}"},
+		{"hire of w2 (no account yet)", fact(connector.KindHired, "w2", 0, person("w2")), 6, hire},
+		{"leave of w2", left("w2", 1), 2, leave},
+		{"rehire under a new id (w2 as w3)", rehiredAs("w3", "w2", 4), 5, "3 GET /Users/{id} + 1 PATCH /Users/{id} + 1 PUT /Users/{id}"},
+	}
+	_, _ = counter.take() // nothing yet
+	for _, st := range steps {
+		if _, err := a.Store().RecordFacts(ctx, []connector.Fact{st.fact}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conv.Drain(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		n, how := counter.take()
+		t.Logf("%-34s %d LMS calls: %s", st.name, n, how)
+		if n != st.want || how != st.how {
+			t.Errorf("%s: %d LMS calls (%s), want %d (%s)", st.name, n, how, st.want, st.how)
+		}
+	}
+	// The changes were made, not just counted.
+	for ext, family := range map[string]string{"hr:w1": "Renamed", "hr:w3": "Family w2"} {
+		got, err := lms.sb.FindAccounts(ctx, connector.AccountFilter{Attr: connector.ByExternalID, Value: ext})
+		if err != nil || len(got) != 1 || !got[0].Active || got[0].Profile.FamilyName != family {
+			t.Errorf("%s in the LMS: %+v (%v), want one active account of %s", ext, got, err, family)
+		}
+	}
+	if n := lms.sb.Count(); n != 2 {
+		t.Errorf("the LMS holds %d accounts, want 2 (w1's, and w2's now w3's)", n)
+	}
+}
