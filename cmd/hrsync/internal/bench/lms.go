@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"time"
@@ -153,4 +154,39 @@ func (b *timedBulk) MaxActivityBatch(ctx context.Context) int { return b.al.MaxA
 func (b *timedBulk) ActivityOf(ctx context.Context, ids []string) (map[string]connector.AccountActivity, error) {
 	b.count("ActivityOf")
 	return b.al.ActivityOf(ctx, ids)
+}
+
+// TimedLMS passes the batch reads of the LMS behind it through, counted, with
+// --lms-bulk or without: reads shared by a claimed batch are part of the per-call
+// path too (issue #12: "0.02 more for shared lookups of hires"). Without the
+// capability behind it, MaxReadBatch is 0 and callers read one by one.
+var _ connector.AccountBatchReader = (*TimedLMS)(nil)
+
+// errNoBatchReads answers a batch read the LMS behind cannot make (MaxReadBatch
+// was 0): never an empty answer, which would say "no such account".
+var errNoBatchReads = errors.New("the LMS behind the bench cannot batch reads")
+
+func (t *TimedLMS) MaxReadBatch(ctx context.Context) int {
+	if r, ok := t.LMS.(connector.AccountBatchReader); ok {
+		return r.MaxReadBatch(ctx)
+	}
+	return 0
+}
+
+func (t *TimedLMS) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, values []string) (map[string][]connector.Account, error) {
+	r, ok := t.LMS.(connector.AccountBatchReader)
+	if !ok {
+		return nil, errNoBatchReads
+	}
+	t.count("FindAccountsIn")
+	return r.FindAccountsIn(ctx, attr, values)
+}
+
+func (t *TimedLMS) GetAccounts(ctx context.Context, ids []string) (map[string]connector.Account, error) {
+	r, ok := t.LMS.(connector.AccountBatchReader)
+	if !ok {
+		return nil, errNoBatchReads
+	}
+	t.count("GetAccounts")
+	return r.GetAccounts(ctx, ids)
 }
