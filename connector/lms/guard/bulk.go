@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/hrsync/hrsync/connector"
 )
@@ -223,21 +225,7 @@ func (g *LMS) ActivityOf(ctx context.Context, ids []string) (map[string]connecto
 		}
 		return out, nil
 	}
-	for from := 0; from < len(ids); from += n {
-		chunk := ids[from:min(from+n, len(ids))]
-		var got map[string]connector.AccountActivity
-		_, err := g.call(ctx, "ActivityOf", func(ctx context.Context) (err error) {
-			got, err = al.ActivityOf(ctx, chunk)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		for id, aa := range got {
-			out[id] = aa
-		}
-	}
-	return out, nil
+	return callChunks(ctx, g, "ActivityOf", ids, n, out, al.ActivityOf)
 }
 
 // MaxReadBatch implements connector.AccountBatchReader: what the LMS behind the
@@ -263,21 +251,9 @@ func (g *LMS) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, val
 	if n <= 0 {
 		return out, nil
 	}
-	for from := 0; from < len(values); from += n {
-		chunk := values[from:min(from+n, len(values))]
-		var got map[string][]connector.Account
-		_, err := g.call(ctx, "FindAccountsIn", func(ctx context.Context) (err error) {
-			got, err = br.FindAccountsIn(ctx, attr, chunk)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		for v, as := range got {
-			out[v] = as
-		}
-	}
-	return out, nil
+	return callChunks(ctx, g, "FindAccountsIn", values, n, out, func(ctx context.Context, chunk []string) (map[string][]connector.Account, error) {
+		return br.FindAccountsIn(ctx, attr, chunk)
+	})
 }
 
 // GetAccounts implements connector.AccountBatchReader: each call to the LMS
@@ -300,19 +276,22 @@ func (g *LMS) GetAccounts(ctx context.Context, ids []string) (map[string]connect
 		}
 		return out, nil
 	}
-	for from := 0; from < len(ids); from += n {
-		chunk := ids[from:min(from+n, len(ids))]
-		var got map[string]connector.Account
-		_, err := g.call(ctx, "GetAccounts", func(ctx context.Context) (err error) {
-			got, err = br.GetAccounts(ctx, chunk)
+	return callChunks(ctx, g, "GetAccounts", ids, n, out, br.GetAccounts)
+}
+
+// callChunks asks read for keys in chunks of at most n, each chunk one guarded
+// call named op, and adds the answers to out.
+func callChunks[V any](ctx context.Context, g *LMS, op string, keys []string, n int, out map[string]V,
+	read func(context.Context, []string) (map[string]V, error)) (map[string]V, error) {
+	for chunk := range slices.Chunk(keys, n) {
+		var got map[string]V
+		if _, err := g.call(ctx, op, func(ctx context.Context) (err error) {
+			got, err = read(ctx, chunk)
 			return err
-		})
-		if err != nil {
+		}); err != nil {
 			return nil, err
 		}
-		for id, a := range got {
-			out[id] = a
-		}
+		maps.Copy(out, got)
 	}
 	return out, nil
 }
