@@ -540,7 +540,7 @@ func TestWireRequests(t *testing.T) {
 	const ent = scim.SchemaEnterpriseUser + ":"
 	for k, v := range map[string]string{
 		"replace userName": `"ada"`, "remove externalId": "", "remove title": "", "remove name": "",
-		"replace emails": `[{"value":"ada@x.com","type":"work","primary":true}]`,
+		"replace emails":                    `[{"value":"ada@x.com","type":"work","primary":true}]`,
 		"replace " + ent + "employeeNumber": `"7"`, "remove " + ent + "department": "", "remove " + ent + "manager": "",
 	} {
 		if g, ok := got[k]; !ok || g != v {
