@@ -328,3 +328,104 @@ func TestUpdatePatchFallback(t *testing.T) {
 		})
 	}
 }
+
+// TestUpdatePatchEqualsPutElimity: the same on a third-party server
+// (elimity-com/scim) whose users carry attributes hrsync does not manage
+// (nickName, phoneNumbers, name.middleName, the enterprise costCenter and
+// manager.displayName): PATCH and GET+PUT leave equal users. An attribute that is
+// unassigned and one that is an empty object are the same state (RFC 7643 §2.5),
+// and schemas are the server's to list, so the comparison ignores both.
+func TestUpdatePatchEqualsPutElimity(t *testing.T) {
+	t.Parallel()
+	body := `{"schemas":["` + scim.SchemaUser + `","` + scim.SchemaEnterpriseUser + `"],"userName":"ada","externalId":"hr:w1","active":false,
+		"nickName":"Countess","title":"Eng","phoneNumbers":[{"value":"+44 1","type":"work"}],
+		"name":{"givenName":"Ada","familyName":"Lovelace","middleName":"Augusta"},
+		"emails":[{"value":"ada@example.com","type":"work","primary":true},{"value":"ada@home.example","type":"home"}],
+		"` + scim.SchemaEnterpriseUser + `":{"employeeNumber":"7","costCenter":"CC-1","department":"R&D","manager":{"value":"m-1","displayName":"Babbage"}}}`
+	changes := map[string]func(a *connector.Account){
+		"title":   func(a *connector.Account) { a.Profile.JobTitle = "Mathematician" },
+		"names":   func(a *connector.Account) { a.Profile.GivenName, a.Profile.FamilyName = "Augusta", "" },
+		"email":   func(a *connector.Account) { a.Profile.Email = "ada.king@example.com" },
+		"noEmail": func(a *connector.Account) { a.Profile.Email = "" },
+		"enterprise": func(a *connector.Account) {
+			a.Profile.EmployeeNumber, a.Profile.OrgUnit, a.Profile.ManagerID = "8", "", "m-2"
+		},
+		"clearAll": func(a *connector.Account) {
+			*a = connector.Account{ID: a.ID, UserName: "ada"}
+		},
+	}
+	for name, ch := range changes {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var stored [2]map[string]any
+			var patches [2]int
+			for i, refusePatch := range []bool{true, false} {
+				hs, base := newElimityServer(t)
+				resp, err := hs.Client().Post(base+"/Users", scim.MediaType, strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var created map[string]any
+				err = json.NewDecoder(resp.Body).Decode(&created)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusCreated {
+					t.Fatalf("create: %d %v", resp.StatusCode, err)
+				}
+				id := created["id"].(string)
+				inner := hs.Config.Handler
+				front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPatch {
+						patches[i]++
+						if refusePatch {
+							http.Error(w, "no PATCH here", http.StatusNotImplemented)
+							return
+						}
+					}
+					inner.ServeHTTP(w, r)
+				}))
+				t.Cleanup(front.Close)
+				c := mustNew(t, front.URL+"/v2", scim.WithHTTPClient(front.Client()))
+				a, err := c.GetAccount(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ch(&a)
+				if _, err := c.UpdateAccount(t.Context(), a); err != nil {
+					t.Fatal(err)
+				}
+				resp, err = hs.Client().Get(base + "/Users/" + id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var u map[string]any
+				err = json.NewDecoder(resp.Body).Decode(&u)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				delete(u, "id")
+				delete(u, "meta")
+				delete(u, "schemas")
+				for k, v := range u {
+					if m, ok := v.(map[string]any); ok && len(m) == 0 {
+						delete(u, k)
+					}
+				}
+				stored[i] = u
+			}
+			bp, _ := json.Marshal(stored[0])
+			bq, _ := json.Marshal(stored[1])
+			if string(bp) != string(bq) {
+				t.Errorf("stored\nPUT   %s\nPATCH %s", bp, bq)
+			}
+			if patches[1] != 1 {
+				t.Errorf("%d PATCH requests, want 1", patches[1])
+			}
+			for _, want := range []string{`"nickName":"Countess"`, `"+44 1"`, `"costCenter":"CC-1"`, `"active":false`} {
+				if !strings.Contains(string(bq), want) {
+					t.Errorf("after the PATCH the user lacks %s: %s", want, bq)
+				}
+			}
+		})
+	}
+}
