@@ -74,7 +74,7 @@ var _ connector.LMS = (*Client)(nil)
 //
 // It learns what the server supports from /ServiceProviderConfig (see
 // Capabilities) and from the server's answers: a PATCH refused with 405 or 501
-// switches SetActive to PUT for good, and the filter form that found an account
+// switches SetActive and UpdateAccount to PUT for good, and the filter form that found an account
 // is tried first from then on (see FindAccounts).
 type Client struct {
 	base      string // the SCIM root, without a trailing slash
@@ -89,9 +89,12 @@ type Client struct {
 
 	noDiscovery bool
 	noPatch     atomic.Bool // the server refused PATCH with 405 or 501
-	noBulk      atomic.Bool // the server answered POST /Bulk with 404, 405 or 501
-	noIDFilter  atomic.Bool // the server does not evaluate OR'ed id filters (see ActivityOf)
-	noOrFilter  atomic.Bool // the server does not evaluate OR'ed attribute filters (see FindAccountsIn)
+	// noPatchUpdate: the server refused UpdateAccount's PATCH with a 400 that
+	// says it cannot apply it, and took the PUT (see UpdateAccount).
+	noPatchUpdate atomic.Bool
+	noBulk        atomic.Bool // the server answered POST /Bulk with 404, 405 or 501
+	noIDFilter    atomic.Bool // the server does not evaluate OR'ed id filters (see ActivityOf)
+	noOrFilter    atomic.Bool // the server does not evaluate OR'ed attribute filters (see FindAccountsIn)
 
 	mu         sync.Mutex
 	discovered bool
@@ -465,12 +468,31 @@ func idFromLocation(loc string) string {
 	return id
 }
 
-// UpdateAccount replaces the externalId, userName and profile of a.ID with PUT.
-// A PUT replaces the whole resource, so the client first reads the user and
+// UpdateAccount replaces the externalId, userName and profile of a.ID: with one
+// PATCH (RFC 7644 §3.5.2) where the server has PATCH, else with a read and a PUT.
+//
+// The PATCH (see patchOps) changes exactly what the PUT would: each managed
+// attribute is replaced, or removed when the account's field is empty; name and
+// the enterprise manager are replaced whole; every other attribute, active, the
+// enterprise extension's other fields (organization included, which an update
+// does not move) and the training extension are left as they are. Where the
+// server has ETags and a.Version is set, it is conditional on a.Version (a server
+// with a newer version answers 412, connector.ErrPrecondition). Without a.Version
+// it is unconditional: there is no read to take a version from, so a caller that
+// wants a conditional write passes Version. A 200 carries the user as stored; a
+// 204 costs one GET.
+//
+// A server that refuses the PATCH as unsupported gets the read and PUT instead:
+// 405 or 501 turns PATCH off for the client (as for SetActive); a 400 that names
+// the path, the syntax or the target (invalidPath, invalidSyntax, noTarget,
+// mutability, or no scimType) turns it off for updates only, once the PUT has
+// succeeded where the PATCH did not.
+//
+// The PUT replaces the whole resource, so the client first reads the user and
 // sends back what it does not manage (other attributes and extension fields, and
 // active: activation changes only through SetActive) unchanged. Where the server
-// has ETags, the PUT is conditional: on a.Version if set (a server with a newer
-// version answers 412, connector.ErrPrecondition), else on the version just read.
+// has ETags, the PUT is conditional: on a.Version if set, else on the version
+// just read.
 func (c *Client) UpdateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
 	if a.ID == "" {
 		return connector.Account{}, &connector.LMSError{Kind: connector.KindInvalid, Op: "PUT /Users/", Reason: "account id is empty"}
@@ -478,6 +500,66 @@ func (c *Client) UpdateAccount(ctx context.Context, a connector.Account) (connec
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	caps := c.Capabilities(ctx)
+	if !caps.Patch || c.noPatchUpdate.Load() {
+		return c.putAccount(ctx, a, caps)
+	}
+	out, err := c.patchAccount(ctx, a, caps)
+	le, ok := errors.AsType[*connector.LMSError](err)
+	if !ok || !patchUnsupported(le) {
+		return out, err
+	}
+	if le.Status == http.StatusMethodNotAllowed || le.Status == http.StatusNotImplemented {
+		c.noPatch.Store(true)
+	}
+	out, err = c.putAccount(ctx, a, caps)
+	if err == nil && le.Status == http.StatusBadRequest {
+		c.noPatchUpdate.Store(true)
+	}
+	return out, err
+}
+
+// patchUnsupported reports whether the answer to a PATCH says the server cannot
+// apply it as sent (rather than that the values are wrong or the user is gone).
+func patchUnsupported(le *connector.LMSError) bool {
+	switch le.Status {
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return true
+	case http.StatusBadRequest:
+		switch le.Code {
+		case "", ErrInvalidPath, ErrInvalidSyntax, ErrNoTarget, ErrMutability:
+			return true
+		}
+	}
+	return false
+}
+
+// patchAccount sends the one PATCH of UpdateAccount.
+func (c *Client) patchAccount(ctx context.Context, a connector.Account, caps Capabilities) (connector.Account, error) {
+	ops, err := patchOps(a)
+	if err != nil {
+		return connector.Account{}, &connector.LMSError{Kind: connector.KindInvalid, Op: "PATCH " + userPath(a.ID), Err: err}
+	}
+	var hdr http.Header
+	if caps.ETag && a.Version != "" {
+		hdr = http.Header{"If-Match": {a.Version}}
+	}
+	var u User
+	h, err := c.do(ctx, http.MethodPatch, userPath(a.ID), nil, PatchOp{Schemas: []string{MessagePatchOp}, Operations: ops}, hdr, &u)
+	if err != nil {
+		if le, ok := errors.AsType[*connector.LMSError](err); ok && patchUnsupported(le) {
+			return connector.Account{}, err
+		}
+		return connector.Account{}, c.gone(ctx, a.ID, err)
+	}
+	if u.ID == "" {
+		// 204 No Content is allowed (RFC 7644 §3.5.2); read the result back.
+		return c.GetAccount(ctx, a.ID)
+	}
+	return withETag(ToAccount(u), h), nil
+}
+
+// putAccount is UpdateAccount without PATCH: GET, then PUT of replaceManaged.
+func (c *Client) putAccount(ctx context.Context, a connector.Account, caps Capabilities) (connector.Account, error) {
 	raw, cur, err := c.getRaw(ctx, a.ID)
 	if err != nil {
 		return connector.Account{}, err

@@ -13,11 +13,13 @@ import (
 // Capabilities is what the client believes the server supports: read from
 // /ServiceProviderConfig (RFC 7643 §5), or conservative defaults when the server
 // offers none, then corrected by what the server answers (a 405 or 501 to PATCH
-// turns Patch off for the client's lifetime).
+// turns Patch off for the client's lifetime; a 400 to an update's PATCH turns it
+// off for updates only, see Client.UpdateAccount).
 type Capabilities struct {
 	// Discovered says the values come from the server's ServiceProviderConfig.
 	Discovered bool
-	// Patch: SetActive uses PATCH; otherwise it reads the user and PUTs it back.
+	// Patch: SetActive and UpdateAccount use PATCH; otherwise they read the user
+	// and PUT it back.
 	Patch bool
 	// ETag: the client sends If-Match with a known version on updates.
 	ETag bool

@@ -228,7 +228,8 @@ func TestPatchFallback(t *testing.T) {
 	}
 }
 
-// TestIfMatchOnlyWithETags: If-Match goes out only where the server has ETags.
+// TestIfMatchOnlyWithETags: If-Match goes out only where the server has ETags
+// (an update with Version set; it is one PATCH).
 func TestIfMatchOnlyWithETags(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
@@ -242,7 +243,7 @@ func TestIfMatchOnlyWithETags(t *testing.T) {
 			var mu sync.Mutex
 			var ifMatch []string
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method == http.MethodPut {
+				if r.Method == http.MethodPut || r.Method == http.MethodPatch {
 					mu.Lock()
 					ifMatch = append(ifMatch, r.Header.Get("If-Match"))
 					mu.Unlock()
@@ -265,7 +266,7 @@ func TestIfMatchOnlyWithETags(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if len(ifMatch) != 1 || (ifMatch[0] != "") == !tc.want {
-				t.Errorf("If-Match on PUT: %q, want one that is set: %v", ifMatch, tc.want)
+				t.Errorf("If-Match on the update: %q, want one that is set: %v", ifMatch, tc.want)
 			}
 		})
 	}

@@ -460,34 +460,38 @@ func TestSetActiveNoContent(t *testing.T) {
 	}
 }
 
-// TestWireRequests pins what the client sends: PATCH of active, PUT without
-// active and with If-Match, POST with the SCIM media type.
+// TestWireRequests pins what the client sends: PATCH of active; an update as one
+// PATCH with If-Match, or (without PATCH) a PUT without active and with
+// If-Match; POST with the SCIM media type.
 func TestWireRequests(t *testing.T) {
 	t.Parallel()
 	var (
 		mu     sync.Mutex
-		bodies = map[string]string{}
-		ifm    = map[string]string{}
+		bodies = map[string][]string{}
+		ifm    = map[string][]string{}
 	)
 	b := setup(t)
-	inner := b.lms.Handler(token)
-	spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies[r.Method] = string(body)
-		ifm[r.Method] = r.Header.Get("If-Match")
-		if r.Method != http.MethodGet && r.Method != http.MethodDelete && r.Header.Get("Content-Type") != scim.MediaType {
-			t.Errorf("%s Content-Type %q", r.Method, r.Header.Get("Content-Type"))
+	spy := func(inner http.Handler) *scim.Client {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			bodies[r.Method] = append(bodies[r.Method], string(body))
+			ifm[r.Method] = append(ifm[r.Method], r.Header.Get("If-Match"))
+			if r.Method != http.MethodGet && r.Method != http.MethodDelete && r.Header.Get("Content-Type") != scim.MediaType {
+				t.Errorf("%s Content-Type %q", r.Method, r.Header.Get("Content-Type"))
+			}
+			mu.Unlock()
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+			inner.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		c, err := scim.New(srv.URL+sandbox.BasePath, scim.WithBearerToken(token), scim.WithHTTPClient(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
 		}
-		mu.Unlock()
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(spy.Close)
-	c, err := scim.New(spy.URL+sandbox.BasePath, scim.WithBearerToken(token), scim.WithHTTPClient(spy.Client()))
-	if err != nil {
-		t.Fatal(err)
+		return c
 	}
+	c := spy(b.lms.Handler(token))
 	a, err := c.CreateAccount(t.Context(), connector.Account{UserName: "ada", Active: true, Profile: connector.Profile{Email: "ada@x.com", EmployeeNumber: "7"}})
 	if err != nil {
 		t.Fatal(err)
@@ -499,31 +503,68 @@ func TestWireRequests(t *testing.T) {
 	if _, err := c.UpdateAccount(t.Context(), a); err != nil {
 		t.Fatal(err)
 	}
+	// The same update without PATCH: GET and PUT.
+	a.Version = `W/"3"`
+	if _, err := spy(b.lms.HandlerWith(token, sandbox.Quirks{NoPatch: true})).UpdateAccount(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
+	if len(bodies["PATCH"]) != 2 || len(bodies["PUT"]) != 1 {
+		t.Fatalf("%d PATCH and %d PUT requests, want 2 and 1", len(bodies["PATCH"]), len(bodies["PUT"]))
+	}
 	var patch scim.PatchOp
-	if err := json.Unmarshal([]byte(bodies["PATCH"]), &patch); err != nil {
+	if err := json.Unmarshal([]byte(bodies["PATCH"][0]), &patch); err != nil {
 		t.Fatal(err)
 	}
 	if len(patch.Schemas) != 1 || patch.Schemas[0] != scim.MessagePatchOp || len(patch.Operations) != 1 ||
 		patch.Operations[0].Op != "replace" || patch.Operations[0].Path != "active" || string(patch.Operations[0].Value) != "false" {
-		t.Errorf("PATCH body %s", bodies["PATCH"])
+		t.Errorf("PATCH body %s", bodies["PATCH"][0])
+	}
+	if ifm["PATCH"][0] != "" {
+		t.Errorf("SetActive's PATCH If-Match %q, want none", ifm["PATCH"][0])
+	}
+	// The update's PATCH: each managed attribute replaced, or removed where the
+	// account has none; never active.
+	var upd scim.PatchOp
+	if err := json.Unmarshal([]byte(bodies["PATCH"][1]), &upd); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, op := range upd.Operations {
+		if op.Path == "active" {
+			t.Errorf("update PATCH touches active: %s", bodies["PATCH"][1])
+		}
+		got[op.Op+" "+op.Path] += string(op.Value)
+	}
+	const ent = scim.SchemaEnterpriseUser + ":"
+	for k, v := range map[string]string{
+		"replace userName": `"ada"`, "remove externalId": "", "remove title": "", "remove name": "",
+		"replace emails":                    `[{"value":"ada@x.com","type":"work","primary":true}]`,
+		"replace " + ent + "employeeNumber": `"7"`, "remove " + ent + "department": "", "remove " + ent + "manager": "",
+	} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("update PATCH: %s %q (present %v), want %q: %s", k, g, ok, v, bodies["PATCH"][1])
+		}
+	}
+	if ifm["PATCH"][1] != `W/"2"` {
+		t.Errorf("update PATCH If-Match %q", ifm["PATCH"][1])
 	}
 	var put map[string]any
-	if err := json.Unmarshal([]byte(bodies["PUT"]), &put); err != nil {
+	if err := json.Unmarshal([]byte(bodies["PUT"][0]), &put); err != nil {
 		t.Fatal(err)
 	}
 	// A PUT replaces the whole user, so it carries active as the server has it
 	// (false since the PATCH), never the caller's Account.Active.
 	if active, has := put["active"]; !has || active != false {
-		t.Errorf("PUT body active %v, want false as read: %s", active, bodies["PUT"])
+		t.Errorf("PUT body active %v, want false as read: %s", active, bodies["PUT"][0])
 	}
-	if ifm["PUT"] != `W/"2"` {
-		t.Errorf("PUT If-Match %q", ifm["PUT"])
+	if ifm["PUT"][0] != `W/"3"` {
+		t.Errorf("PUT If-Match %q", ifm["PUT"][0])
 	}
 	for _, want := range []string{scim.SchemaUser, scim.SchemaEnterpriseUser, `"employeeNumber":"7"`, `"primary":true`} {
-		if !strings.Contains(bodies["POST"], want) {
-			t.Errorf("POST body lacks %s: %s", want, bodies["POST"])
+		if !strings.Contains(bodies["POST"][0], want) {
+			t.Errorf("POST body lacks %s: %s", want, bodies["POST"][0])
 		}
 	}
 }

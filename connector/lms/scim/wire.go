@@ -395,3 +395,63 @@ func replaceManaged(raw map[string]json.RawMessage, u User) (map[string]json.Raw
 	out["schemas"] = b
 	return out, nil
 }
+
+// patchOps returns the PATCH operations (RFC 7644 §3.5.2) that change a user as
+// the PUT of replaceManaged(raw, FromAccount(a)) would, whatever raw is: each
+// managed attribute is replaced, or removed where a leaves it empty (the PUT
+// leaves it out, which clears it); name and the enterprise manager, which the PUT
+// sends whole, are removed and then set, so that sub-attributes hrsync does not
+// send (name.middleName, manager.displayName) are gone as after the PUT; emails
+// are replaced as a whole (a replace without a filter replaces every value).
+// active, other attributes, the enterprise extension's other fields and the
+// training extension are not touched. Paths are spelled as RFC 7643 does.
+//
+// One difference: the PUT also sends a.Organization when it is set, which
+// rewrites the organization with the value the caller read; the PATCH leaves it
+// as it is (an update never moves an account between organisations, and servers
+// such as the sandbox do not take it in a PATCH).
+func patchOps(a connector.Account) ([]PatchOperation, error) {
+	u := FromAccount(a)
+	var ops []PatchOperation
+	var err error
+	set := func(path string, v any) {
+		b, merr := json.Marshal(v)
+		if merr != nil && err == nil {
+			err = merr
+		}
+		ops = append(ops, PatchOperation{Op: "replace", Path: path, Value: b})
+	}
+	remove := func(path string) { ops = append(ops, PatchOperation{Op: "remove", Path: path}) }
+	str := func(path, v string) {
+		if v == "" {
+			remove(path)
+			return
+		}
+		set(path, v)
+	}
+	str("externalId", u.ExternalID)
+	set("userName", u.UserName) // required: the PUT sends it even when empty
+	remove("name")
+	if u.Name != nil {
+		set("name", u.Name)
+	}
+	str("title", u.Title)
+	str("locale", u.Locale)
+	if len(u.Emails) == 0 {
+		remove("emails")
+	} else {
+		set("emails", u.Emails)
+	}
+	var e EnterpriseUser
+	if u.Enterprise != nil {
+		e = *u.Enterprise
+	}
+	const ent = SchemaEnterpriseUser + ":"
+	str(ent+"employeeNumber", e.EmployeeNumber)
+	str(ent+"department", e.Department)
+	remove(ent + "manager")
+	if e.Manager != nil {
+		set(ent+"manager", e.Manager)
+	}
+	return ops, err
+}
