@@ -26,8 +26,10 @@ var sandboxID = regexp.MustCompile(`u-[0-9]+`)
 // both adopt the account, the second's conditional update fails (412) and is
 // retried, the first's outcome is recovered a day later as "applied after a
 // crash", the retry re-keys the account to the second worker and the first is
-// left without an account, with a review "userName is taken". Turn it on with
-// HRSYNC_STALE_PAIRS=1 to reproduce it.
+// left without an account, with a review "userName is taken". To reproduce
+// it (most runs fail, at seed 26 or 133):
+//
+//	HRSYNC_STALE_PAIRS=1 go test ./connector/ -run TestPropertyStaleLMS -count=4
 var pairsInOneBatch = os.Getenv("HRSYNC_STALE_PAIRS") == "1"
 
 // noBatchReads is the sandbox with its batch reads hidden and every other
