@@ -66,12 +66,15 @@ func TestBenchLifecycle(t *testing.T) {
 	if res.Mix != "lifecycle" || res.Changes != 100 || by["CreateAccount"] != 50 || by["SetActive"] != 30 || by["UpdateAccount"] != 25 {
 		t.Errorf("result: %+v, want 100 changes, 50 creates, 30 state changes, 25 updates", res)
 	}
+	// How many batches the changes fell into depends on timing (a loaded machine
+	// claims smaller batches), so the bounds say "shared", not an exact count: one
+	// read per change would be 50*3+50 = 200 reads, and a hire 4 calls.
 	reads := res.LMSCalls - 105
-	if reads < 1 || reads > 30 || by["FindAccounts"]+by["GetAccount"] > 5 {
+	if reads < 1 || reads > 50 || by["FindAccounts"]+by["GetAccount"] > 5 {
 		t.Errorf("result: %+v: %d reads for 100 changes, want them shared by batches", res, reads)
 	}
-	if res.LMSCallsPerChangeByKind[bench.ChangeHire] > 1.1 || res.LMSCallsPerChangeByKind[bench.ChangeLeave] > 1.1 ||
-		res.LMSCallsPerChangeByKind[bench.ChangeUpdate] > 1.1 {
+	if res.LMSCallsPerChangeByKind[bench.ChangeHire] >= 2 || res.LMSCallsPerChangeByKind[bench.ChangeLeave] >= 1.5 ||
+		res.LMSCallsPerChangeByKind[bench.ChangeUpdate] >= 1.5 {
 		t.Errorf("calls per change by kind %v: a hire, a leave and an update are one write each, with shared reads", res.LMSCallsPerChangeByKind)
 	}
 	if res.LMSCallsPerChange != float64(res.LMSCalls)/100 ||
