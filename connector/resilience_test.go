@@ -197,7 +197,7 @@ func TestConvergeThroughFaults(t *testing.T) {
 	if reviews, err := b.db.ListReviews(ctx, store.ReviewFilter{}); err != nil || len(reviews) != 0 {
 		t.Errorf("review items %+v (err %v); transient faults must raise none", reviews, err)
 	}
-	if dead, err := b.db.ListDeadLetters(ctx, store.DeadLetterFilter{IncludeReplayed: true}); err != nil || len(dead) != 0 {
+	if dead, err := b.db.ListDeadLetters(ctx, store.DeadLetterFilter{Status: store.DeadLetterAll}); err != nil || len(dead) != 0 {
 		t.Errorf("dead letters %+v (err %v); transient faults must put nothing there", dead, err)
 	}
 	links, err := b.db.Links(ctx)

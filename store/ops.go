@@ -73,10 +73,7 @@ type DeadLetterFilter struct {
 	// Status selects by status: connector.DeadLetterOpen (the default),
 	// DeadLetterReplayed, DeadLetterDiscarded, or DeadLetterAll.
 	Status string
-	// IncludeReplayed, with an empty Status, lists every dead letter, as
-	// Status DeadLetterAll does (the flag --all of hrsync dead list).
-	IncludeReplayed bool
-	Limit           int // at most this many, the newest; 0 for no limit
+	Limit  int // at most this many, the newest; 0 for no limit
 }
 
 // DeadLetterAll is the DeadLetterFilter.Status that selects every dead letter.
@@ -99,9 +96,6 @@ func (db *DB) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]connec
 		where, args = append(where, "feed = ?"), append(args, f.Feed)
 	}
 	status := f.Status
-	if status == "" && f.IncludeReplayed {
-		status = DeadLetterAll
-	}
 	switch status {
 	case "", connector.DeadLetterOpen:
 		where = append(where, "replayed_at IS NULL", "discarded_at IS NULL")

@@ -54,15 +54,11 @@ subject and reason. By default the open ones: neither replayed nor discarded.`+"
 	c.addDB(fs)
 	feed := addFeed(fs, "only dead letters of this feed")
 	status := fs.String("status", connector.DeadLetterOpen, "which dead letters: "+strings.Join(store.DeadLetterStatuses, ", "))
-	all := fs.Bool("all", false, "every dead letter, as --status all")
 	limit := fs.Int("limit", 100, "at most this many, the newest")
 	out := addOutput(fs, true, "table", "csv", "json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if !slices.Contains(store.DeadLetterStatuses, *status) {
 			return usagef(cmd, "--status %q: want one of %s", *status, strings.Join(store.DeadLetterStatuses, ", "))
-		}
-		if *all {
-			*status = store.DeadLetterAll
 		}
 		db, _, err := c.openStore(cmd.Context(), env)
 		if err != nil {

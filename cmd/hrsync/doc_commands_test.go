@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -395,14 +394,6 @@ func TestDocCommandsAreConcrete(t *testing.T) {
 	}
 }
 
-// docRun is how TestDocCommands runs one documented command line.
-type docRun struct {
-	ctx     context.Context
-	env     map[string]string
-	args    []string
-	allowed []int // exit codes that pass (default 0 and 3)
-}
-
 // runDoc runs args as hrsync would, in the test's working directory, and returns
 // the output and exit code.
 func runDoc(ctx context.Context, env map[string]string, args []string) (string, int) {
@@ -426,6 +417,3 @@ func readOnly(args []string) bool {
 	}
 	return false
 }
-
-var _ = cobra.Command{}
-var _ = time.Second

@@ -221,7 +221,7 @@ func docSteps() []docStep {
 		// or a second sandbox served for it, never the fixture's.
 		{file: "README.md", contains: "go run ./cmd/hrsync bench  ", why: "a few hundred events keep the suite short",
 			env: func(f *docFixture) map[string]string {
-				return maps(f.env, map[string]string{"LMS_URL": "", "LMS_TOKEN": ""})
+				return withEnv(f.env, map[string]string{"LMS_URL": "", "LMS_TOKEN": ""})
 			},
 			edit: func(f *docFixture, args []string) []string {
 				return append(slices.Clone(args), "--events", "300", "--db", pgtest.ServerURL())
@@ -230,7 +230,7 @@ func docSteps() []docStep {
 			env: func(f *docFixture) map[string]string {
 				l := startLMS(f.t, nil)
 				f.benchLMS = l.url
-				return maps(f.env, map[string]string{"LMS_TOKEN": l.token})
+				return withEnv(f.env, map[string]string{"LMS_TOKEN": l.token})
 			},
 			edit: func(f *docFixture, args []string) []string {
 				args = replaceArg(args, "http://127.0.0.1:8081/scim/v2", f.benchLMS)
@@ -238,7 +238,7 @@ func docSteps() []docStep {
 			}},
 		{file: "README.md", contains: "go run ./cmd/hrsync bench --mix lifecycle", why: "a few hundred events keep the suite short",
 			env: func(f *docFixture) map[string]string {
-				return maps(f.env, map[string]string{"LMS_URL": "", "LMS_TOKEN": ""})
+				return withEnv(f.env, map[string]string{"LMS_URL": "", "LMS_TOKEN": ""})
 			},
 			edit: func(f *docFixture, args []string) []string {
 				return append(slices.Clone(args), "--events", "200", "--db", pgtest.ServerURL())
@@ -368,7 +368,7 @@ func TestDocCommands(t *testing.T) {
 				args = step.edit(f, c.args)
 			}
 			if len(c.env) > 0 {
-				env = maps(env, c.env)
+				env = withEnv(env, c.env)
 			}
 			ctx := t.Context()
 			if step != nil && step.daemon > 0 {
@@ -421,9 +421,9 @@ func TestDocCommands(t *testing.T) {
 	t.Logf("ran %d documented commands", names)
 }
 
-// maps returns a copy of base with over laid on it; an over value of "..." (a
+// withEnv returns a copy of base with over laid on it; an over value of "..." (a
 // secret the doc leaves to the reader) keeps base's, and "" unsets it.
-func maps(base, over map[string]string) map[string]string {
+func withEnv(base, over map[string]string) map[string]string {
 	out := make(map[string]string, len(base)+len(over))
 	for k, v := range base {
 		out[k] = v

@@ -883,7 +883,7 @@ func testDeadLetters(t *testing.T, b *testBundle) {
 	if got := listIDs(store.DeadLetterFilter{}); !slices.Equal(got, newest[:2]) {
 		t.Fatalf("list after replay = %v, want %v", got, newest[:2])
 	}
-	if got := listIDs(store.DeadLetterFilter{IncludeReplayed: true}); !slices.Equal(got, newest) {
+	if got := listIDs(store.DeadLetterFilter{Status: store.DeadLetterAll}); !slices.Equal(got, newest) {
 		t.Fatalf("list with replayed = %v, want %v", got, newest)
 	}
 	if got, err := b.s.GetDeadLetter(b.ctx, ids[0]); err != nil || got.ReplayedAt == nil || !got.ReplayedAt.Equal(replayed) {
