@@ -193,10 +193,15 @@ func TestRunHireLeaveRehire(t *testing.T) {
 		t.Errorf("store counts %+v (err %v), want 3 facts, 1 dead letter, 1 link", c, err)
 	}
 
-	code, metrics := get(t, admin+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
+	// The counter moves just after the dead letter is stored, so the scrape
+	// waits for it rather than racing the consumer.
+	var metrics string
+	waitFor(t, 10*time.Second, "the dead letter counted in /metrics", func() (bool, string) {
+		var code int
+		code, metrics = get(t, admin+"/metrics")
+		return code == http.StatusOK && strings.Contains(metrics, `hrsync_dead_letters_total{feed="hr"} 1`),
+			fmt.Sprintf("/metrics %d:\n%s", code, grepLines(metrics, "hrsync_dead"))
+	})
 	if !regexp.MustCompile(`(?m)^hrsync_facts_recorded_total 3$`).MatchString(metrics) {
 		t.Errorf("/metrics: want hrsync_facts_recorded_total 3 in:\n%s", grepLines(metrics, "hrsync_"))
 	}
