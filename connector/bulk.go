@@ -69,3 +69,51 @@ type AccountBatchReader interface {
 	// missing from the map is an account that is gone (as GetAccount's ErrNotFound).
 	GetAccounts(ctx context.Context, ids []string) (map[string]Account, error)
 }
+
+// Batch writes for live changes (docs/design.md, "one call per batch"). The
+// converger plans a claimed batch, then carries out its actions grouped by kind
+// through these optional capabilities; an adapter without one, or whose Max...
+// answers zero or less, gets one call per action. Every batch call returns one
+// ItemResult per item, in the order given: one item's failure is that item's
+// outcome alone. The error returned beside the results is for the call as a
+// whole (unreachable, refused before any item ran): then no item's outcome is
+// known, and the caller treats each as it would a failed single call.
+
+// ItemResult is the outcome of one item of a batch write: the account as the LMS
+// shows it after the write (where the LMS answers with it; at least its ID), or
+// an error classified as the single call's would be (ErrNotFound, ErrConflict,
+// ErrPrecondition, *LMSError).
+type ItemResult struct {
+	Account Account
+	Err     error
+}
+
+// ActiveSetter activates or deactivates many accounts in one call (Docebo's
+// change_status with a list of user_ids; Moodle's core_user_update_users with
+// suspended; SCIM Bulk PATCH operations).
+type ActiveSetter interface {
+	// MaxSetActiveBatch is the most ids one SetActiveMany call may carry.
+	MaxSetActiveBatch(ctx context.Context) int
+	// SetActiveMany sets every account of ids active or inactive.
+	SetActiveMany(ctx context.Context, ids []string, active bool) ([]ItemResult, error)
+}
+
+// AccountCreator creates many accounts in one call (Docebo's batch import,
+// Moodle's core_user_create_users, SCIM Bulk POST operations).
+type AccountCreator interface {
+	// MaxCreateBatch is the most accounts one CreateAccounts call may carry.
+	MaxCreateBatch(ctx context.Context) int
+	// CreateAccounts creates each of accs (as CreateAccount would: ErrConflict when
+	// its userName or externalId is taken) and returns each with its new ID.
+	CreateAccounts(ctx context.Context, accs []Account) ([]ItemResult, error)
+}
+
+// AccountUpdater updates many accounts in one call (Moodle's
+// core_user_update_users, SCIM Bulk PUT/PATCH operations).
+type AccountUpdater interface {
+	// MaxUpdateBatch is the most accounts one UpdateAccounts call may carry.
+	MaxUpdateBatch(ctx context.Context) int
+	// UpdateAccounts updates each of accs as UpdateAccount would, conditionally on
+	// its Version where the LMS has versions.
+	UpdateAccounts(ctx context.Context, accs []Account) ([]ItemResult, error)
+}
