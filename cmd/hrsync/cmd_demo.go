@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/demo"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/flavor"
 	"github.com/hrsync/hrsync/events"
 )
 
@@ -21,7 +23,8 @@ func newDemoCmd(env *environment) *cobra.Command {
 	cmd := newCmd("demo", "play a seeded season through the real path (embedded NATS, SQLite, sandbox LMS)", `
 Play one seeded season of a seasonal resort through the real path, with nothing to
 install: an in-process NATS JetStream server, SQLite in a temporary directory (or
---db), and the sandbox LMS served over SCIM on a loopback port.
+--db), and the sandbox LMS served on a loopback port, over SCIM or, with --lms, over
+a simulator of a vendor's API spoken to by hrsync's adapter for that vendor.
 
 The season: a few hundred hires (some future-dated), training completed over the
 summer, seasonal leavers at the end of October (some at 18:00 Berlin time), temps
@@ -44,9 +47,14 @@ The pipeline logs text at level error unless --log-format and --log-level say ot
 	asJSON := fs.Bool("json", false, "end with one JSON line of results")
 	people := fs.Int("people", 300, "how many seasonal staff are hired")
 	seed := fs.Uint64("seed", 1, "random seed of the season")
+	lmsFlavor := fs.String("lms", "scim", "the API the sandbox LMS is spoken to with, through hrsync's adapter for it: "+
+		strings.Join(flavor.Names(), ", "))
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *people < 20 || *people > 20000 {
 			return usagef(cmd, "--people %d: want 20 to 20000", *people)
+		}
+		if _, err := flavor.Get(*lmsFlavor); err != nil {
+			return usagef(cmd, "--lms: %v", err)
 		}
 		log := env.logger(logDefaults{"text", "error"})
 		tmp, err := os.MkdirTemp("", "hrsync-demo-")
@@ -61,7 +69,7 @@ The pipeline logs text at level error unless --log-format and --log-level say ot
 		open := func(ctx context.Context, p demo.Parts) (demo.Runtime, error) {
 			return openDemoRuntime(ctx, dbURL, tmp, log, p)
 		}
-		res, err := demo.Play(cmd.Context(), demo.Config{Out: env.stdout, People: *people, Seed: *seed, Open: open})
+		res, err := demo.Play(cmd.Context(), demo.Config{Out: env.stdout, People: *people, Seed: *seed, Open: open, LMS: *lmsFlavor})
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -103,6 +104,12 @@ type LMSSettings struct {
 	ClientFilter          string
 	Timeout               time.Duration
 	Rate                  string
+	// OAuth2 client credentials (Docebo): the client id, and the secret read from
+	// the environment variable that lms.client_secret_env names.
+	ClientID, ClientSecret string
+	// Where the LMS keeps hrsync's externalId and the employee number when it has
+	// no field of that name (Docebo: an additional field; empty: the adapter's default).
+	ExternalIDField, EmployeeNumberField string
 }
 
 // LMSConfig is lms: in the configuration file.
@@ -116,6 +123,15 @@ type LMSConfig struct {
 	// IgnoreAttributes lists profile attributes never compared or written;
 	// others the LMS drops are learnt from its answers (docs/reconcile.md).
 	IgnoreAttributes []string `yaml:"ignore_attributes"`
+	// ClientID and ClientSecretEnv are OAuth2 client credentials (Docebo); the
+	// secret itself is never in the file, only the name of the variable holding it.
+	ClientID        string `yaml:"client_id"`
+	ClientSecretEnv string `yaml:"client_secret_env"`
+	// TokenEnv names the variable holding the LMS token (Moodle's wstoken, a SCIM
+	// bearer token) when --lms-token and LMS_TOKEN are not given.
+	TokenEnv            string `yaml:"token_env"`
+	ExternalIDField     string `yaml:"external_id_field"`
+	EmployeeNumberField string `yaml:"employee_number_field"`
 }
 
 // Over returns the file's LMS settings with the flags' laid over: l holds what
@@ -126,6 +142,16 @@ func (f LMSConfig) Over(l LMSSettings) LMSSettings {
 		ClientFilter: f.ClientFilter}
 	s.URL = cmp.Or(l.URL, s.URL)
 	s.Token, s.User, s.Password = l.Token, l.User, l.Password
+	if s.Token == "" && f.TokenEnv != "" {
+		s.Token = os.Getenv(f.TokenEnv)
+	}
+	s.ClientID = cmp.Or(l.ClientID, f.ClientID)
+	s.ClientSecret = l.ClientSecret
+	if s.ClientSecret == "" && f.ClientSecretEnv != "" {
+		s.ClientSecret = os.Getenv(f.ClientSecretEnv)
+	}
+	s.ExternalIDField = cmp.Or(l.ExternalIDField, f.ExternalIDField)
+	s.EmployeeNumberField = cmp.Or(l.EmployeeNumberField, f.EmployeeNumberField)
 	s.CAFile = cmp.Or(l.CAFile, s.CAFile)
 	s.ClientFilter = cmp.Or(l.ClientFilter, s.ClientFilter)
 	s.Timeout = cmp.Or(l.Timeout, s.Timeout)

@@ -14,6 +14,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/json"
@@ -32,9 +33,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/flavor"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
-	"github.com/hrsync/hrsync/connector/lms/scim"
 	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
 )
@@ -133,6 +134,9 @@ type Config struct {
 	Seed uint64
 	// Open starts hrsync on the parts and its consumer; the demo closes it.
 	Open func(ctx context.Context, p Parts) (Runtime, error)
+	// LMS names the API the sandbox LMS is spoken to with (flavor.Names;
+	// default scim).
+	LMS string
 }
 
 type demo struct {
@@ -144,6 +148,7 @@ type demo struct {
 	rt          Runtime
 	db          Store
 	sb          *sandbox.LMS
+	flavor      flavor.Flavor
 	seq         int
 	res         Result
 	bad         int
@@ -166,7 +171,11 @@ func Play(ctx context.Context, cfg Config) (Result, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	d := &demo{out: out, rng: rand.New(rand.NewPCG(cfg.Seed, 42)), people: cfg.People}
+	fl, err := flavor.Get(cmp.Or(cfg.LMS, "scim"))
+	if err != nil {
+		return Result{}, err
+	}
+	d := &demo{out: out, rng: rand.New(rand.NewPCG(cfg.Seed, 42)), people: cfg.People, flavor: fl}
 	res, err := d.play(ctx, cfg.Open)
 	if err != nil {
 		return res, err
@@ -215,11 +224,11 @@ func (d *demo) play(ctx context.Context, open func(context.Context, Parts) (Runt
 	if err != nil {
 		return d.res, err
 	}
-	srv := &http.Server{Handler: d.sb.Handler(token), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: d.flavor.Handler(d.sb, token), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	lmsURL := "http://" + ln.Addr().String() + "/scim/v2"
-	lms, err := scim.New(lmsURL, scim.WithBearerToken(token))
+	lmsURL := "http://" + ln.Addr().String() + d.flavor.Path
+	lms, err := d.flavor.Client(lmsURL, token)
 	if err != nil {
 		return d.res, err
 	}
@@ -237,7 +246,7 @@ func (d *demo) play(ctx context.Context, open func(context.Context, Parts) (Runt
 	defer d.rt.Close()
 	d.db = d.rt.Store()
 
-	fmt.Fprintf(d.out, "hrsync demo: a season at a resort, %d seasonal staff, sandbox LMS at %s\n\n", d.people, lmsURL)
+	fmt.Fprintf(d.out, "hrsync demo: a season at a resort, %d seasonal staff, sandbox LMS (%s) at %s\n\n", d.people, d.flavor.Name, lmsURL)
 	staff := d.cast()
 	if err := d.season(ctx, staff); err != nil {
 		return d.res, err

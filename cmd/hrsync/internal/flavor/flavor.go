@@ -1,0 +1,81 @@
+// Package flavor lists the ways the sandbox LMS can be spoken to: its own SCIM
+// 2.0 server, and simulators of vendors' APIs (Docebo, Moodle) over the same
+// in-memory accounts and training history. "hrsync sandbox-lms --flavor NAME"
+// serves one; "hrsync demo --lms NAME" plays the season through one, with the
+// adapter hrsync runs against the real vendor. A flavor is one file in this
+// package that registers itself.
+package flavor
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/sandbox"
+)
+
+// Flavor is one API the sandbox LMS can be served with.
+type Flavor struct {
+	// Name is the value of --flavor and --lms, and the lms.type of its adapter.
+	Name string
+	// Path is where the API lives under the server's root ("/scim/v2"); the
+	// LMS URL that hrsync is given is the server's root followed by Path.
+	Path string
+	// Handler serves sb over the API at the server's root; secret is the
+	// credential clients must present (a bearer token, Moodle's wstoken, Docebo's
+	// client secret); empty means no authentication where the API allows that.
+	Handler func(sb *sandbox.LMS, secret string) http.Handler
+	// Settings are the LMS settings with which hrsync reaches a simulator whose
+	// API is at url (root + Path), with secret.
+	Settings func(url, secret string) app.LMSSettings
+	// Client opens the adapter to the simulator at url with secret (the demo
+	// puts it behind the guard, as the app does for an adapter it opens).
+	Client func(url, secret string) (connector.LMS, error)
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Flavor{}
+)
+
+// Register adds f; a second flavor of the same name is a programming error.
+func Register(f Flavor) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[f.Name]; dup {
+		panic("flavor: " + f.Name + " registered twice")
+	}
+	registry[f.Name] = f
+}
+
+// Get returns the flavor name, or an error that lists the known ones.
+func Get(name string) (Flavor, error) {
+	mu.RLock()
+	defer mu.RUnlock()
+	f, ok := registry[name]
+	if !ok {
+		return Flavor{}, fmt.Errorf("unknown LMS flavor %q: want one of %s", name, strings.Join(namesLocked(), ", "))
+	}
+	return f, nil
+}
+
+// Names lists the registered flavors, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	return namesLocked()
+}
+
+func namesLocked() []string {
+	var ns []string
+	for n := range registry {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return slices.Clip(ns)
+}
