@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"math"
 	"net/url"
+	"sync"
 	"time"
 
 	_ "github.com/lib/pq" // the baseline writes to PostgreSQL directly
@@ -39,7 +41,13 @@ a burst). --lms-rate applies an LMS budget through the guard, as the daemon does
 with the in-process sandbox the guard's clock skips the waits, so the run is not
 slowed, and the bench reports the minutes of LMS time the calls take at that rate.
 --lms-bulk=false hides the LMS's bulk capabilities from hrsync, so that the
-per-call path is measured.
+per-call path is measured. --replicas N runs N hrsync stacks in this process on the
+one stream, durable consumer and database, as replicas of the daemon share them.
+
+It also prints the CPU time an event costs: in this process (every replica, and
+the embedded NATS server and in-process sandbox when used) and in the PostgreSQL
+server's processes on this machine (read from /proc), so that a run on a small
+machine says what larger ones could do (README, "Scale").
 
 Beside it, measured in the same run on the same machine, a baseline: bare JetStream
 consume and ack with batched PostgreSQL inserts of the same number of events. The
@@ -64,12 +72,16 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 	l.registerRate(fs)
 	fs.Lookup("lms-rate").Usage = "LMS budget: most LMS calls per second, minute or hour (N/s, N/m, N/h, e.g. 1000/h), applied through the guard; with the in-process sandbox its waits are skipped and the LMS time at that rate is reported (default unlimited) (env LMS_RATE)"
 	lmsBulk := fs.Bool("lms-bulk", true, "let hrsync use the LMS's bulk capabilities; false measures the per-call path")
+	replicas := fs.Int("replicas", 1, "hrsync stacks in this process sharing the stream, the durable consumer and the database, as replicas do (1 to 8)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *n < 100 || *n > 2_000_000 {
 			return usagef(cmd, "--events %d: want 100 to 2000000", *n)
 		}
 		if *mix != bench.MixHires && *mix != bench.MixLifecycle {
 			return usagef(cmd, "--mix %q: want %s or %s", *mix, bench.MixHires, bench.MixLifecycle)
+		}
+		if *replicas < 1 || *replicas > 8 {
+			return usagef(cmd, "--replicas %d: want 1 to 8", *replicas)
 		}
 		if *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0) {
 			return usagef(cmd, "--rate %v: want 0 (as fast as possible) or a positive number of events a second", *rate)
@@ -113,8 +125,11 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 		// The LMS (the sandbox, or the SCIM LMS of --lms-url, opened by the app) is
 		// timed and its calls counted inside the guard.
 		var timed *bench.TimedLMS
+		// Replicas share one timed LMS, so that their calls are counted together.
 		o := app.Options{Log: log, Migrate: true, WrapLMS: func(lms connector.LMS) connector.LMS {
-			timed = bench.NewTimedLMS(lms, *n)
+			if timed == nil {
+				timed = bench.NewTimedLMS(lms, *n)
+			}
 			return timed.Bulk(*lmsBulk)
 		}}
 		lmsName := "in-process sandbox"
@@ -143,17 +158,29 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 		if !*lmsBulk {
 			lmsName += ", no bulk"
 		}
-		s, err := app.NewStack(ctx, set, o, app.StackConfig{
+		sc := app.StackConfig{
 			NATSURL: *natsURL, EmbeddedNATS: *natsURL == "", ManageStream: true, Durable: "hrsync-bench",
 			Converger: connector.ConvergerConfig{Concurrency: *concurrency, Batch: *convBatch, Loops: *loops, PollInterval: 50 * time.Millisecond,
 				CallTimeout: callTimeout},
 			Consumer: events.ConsumerConfig{Batch: *batch, MaxWait: 20 * time.Millisecond},
-		})
+		}
+		s, err := app.NewStack(ctx, set, o, sc)
 		if err != nil {
 			return err
 		}
 		defer s.Close()
 		bs := benchStack{s: s, stream: set.Stream.Name(bench.Feed)}
+		// The other replicas reach the first one's NATS server (the embedded one
+		// unless --nats-url), each with its own connection, consumer and converger.
+		sc.NATSURL, sc.EmbeddedNATS = s.JetStream().Conn().ConnectedUrl(), false
+		for range *replicas - 1 {
+			r, err := app.NewStack(ctx, set, o, sc)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			bs.more = append(bs.more, r)
+		}
 		defer func() { _ = s.JetStream().DeleteStream(context.WithoutCancel(ctx), bs.stream) }()
 
 		perMinute := 0.0
@@ -161,7 +188,8 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 			perMinute = lmsRate.PerSecond() * 60
 		}
 		_, err = bench.Run(ctx, bench.Config{Events: *n, Batch: *batch, Schema: schema, LMS: lmsName,
-			CPUProfile: *cpuProfile, JSON: *asJSON, Mix: *mix, Rate: *rate, LMSRate: l.rate, LMSPerMinute: perMinute},
+			CPUProfile: *cpuProfile, JSON: *asJSON, Mix: *mix, Rate: *rate, LMSRate: l.rate, LMSPerMinute: perMinute,
+			Replicas: *replicas},
 			bs, timed, admin, env.stdout)
 		return err
 	}
@@ -173,9 +201,20 @@ var _ bench.Stack = benchStack{}
 
 type benchStack struct {
 	s      *app.Stack
+	more   []*app.Stack // the other replicas
 	stream string
 }
 
 func (b benchStack) JetStream() jetstream.JetStream { return b.s.JetStream() }
 func (b benchStack) Stream() string                 { return b.stream }
-func (b benchStack) Run(ctx context.Context) error  { return b.s.RunLoops(ctx) }
+
+// Run runs every replica until ctx is done.
+func (b benchStack) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(b.more)+1)
+	for i, s := range append([]*app.Stack{b.s}, b.more...) {
+		wg.Go(func() { errs[i] = s.RunLoops(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

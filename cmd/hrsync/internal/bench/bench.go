@@ -71,6 +71,8 @@ type Config struct {
 	// LMSPerMinute is that limit in calls a minute, 0 if none.
 	LMSRate      string
 	LMSPerMinute float64
+	// Replicas is how many stacks Stack runs (for the output).
+	Replicas int
 }
 
 // Result is what one run measured.
@@ -102,6 +104,14 @@ type Result struct {
 	LMSRate          string  `json:"lms_rate,omitempty"`
 	LMSMinutesAtRate float64 `json:"lms_minutes_at_rate"`
 	PublishRate      float64 `json:"publish_rate,omitempty"`
+	// Replicas is how many hrsync stacks shared the stream and the database.
+	Replicas int `json:"replicas"`
+	// CPUMicrosPerEvent is the CPU time of the end-to-end run per event, in
+	// microseconds: of this process (every replica, and the embedded NATS and
+	// in-process LMS when used), and of the PostgreSQL server's processes on
+	// this machine (-1 when /proc does not show them).
+	CPUMicrosPerEvent         float64 `json:"cpu_us_per_event"`
+	PostgresCPUMicrosPerEvent float64 `json:"postgres_cpu_us_per_event"`
 }
 
 // Run measures the baseline on db (in cfg.Schema) and then hrsync end to end on s,
@@ -141,10 +151,15 @@ func Run(ctx context.Context, cfg Config, s Stack, timed *TimedLMS, db *sql.DB, 
 	if mix == "" {
 		mix = MixHires
 	}
+	before := sampleCPU()
 	res, err := pipeline(ctx, s, timed, cfg.Events, mix, cfg.Rate)
 	if err != nil {
 		return Result{}, err
 	}
+	after := sampleCPU()
+	res.CPUMicrosPerEvent = cpuPerEvent(before.self, after.self, res.Changes)
+	res.PostgresCPUMicrosPerEvent = cpuPerEvent(before.postgres, after.postgres, res.Changes)
+	res.Replicas = max(cfg.Replicas, 1)
 	res.PublishRate = cfg.Rate
 	if cfg.LMSPerMinute > 0 {
 		res.LMSRate = cfg.LMSRate
@@ -155,6 +170,8 @@ func Run(ctx context.Context, cfg Config, s Stack, timed *TimedLMS, db *sql.DB, 
 	res.LMS = cfg.LMS
 	fmt.Fprintf(w, "  hrsync end to end (publish → LMS account):       %8.0f events/s (%.0f%% of baseline)\n", res.EventsPerS, 100*res.RatioToBaseline)
 	fmt.Fprintf(w, "  latency publish → LMS: p50 %.1f ms, p99 %.1f ms\n", res.P50Ms, res.P99Ms)
+	fmt.Fprintf(w, "  CPU per event: %s in hrsync (%d replica(s) in this process), %s in PostgreSQL\n",
+		micros(res.CPUMicrosPerEvent), res.Replicas, micros(res.PostgresCPUMicrosPerEvent))
 	fmt.Fprintf(w, "  LMS calls: %d for %d changes (%s), %.2f a change: %s\n", res.LMSCalls, res.Changes, res.Mix,
 		res.LMSCallsPerChange, byOp(res.LMSCallsByOp))
 	for _, k := range []string{ChangeHire, ChangeLeave, ChangeUpdate, ChangeRehireSame, ChangeRehireNewID} {
@@ -170,6 +187,14 @@ func Run(ctx context.Context, cfg Config, s Stack, timed *TimedLMS, db *sql.DB, 
 		fmt.Fprintln(w, string(line))
 	}
 	return res, nil
+}
+
+// micros formats a CPU cost in microseconds, or "unknown".
+func micros(v float64) string {
+	if v < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f µs", v)
 }
 
 // byOp formats calls by op, ops sorted: "CreateAccount 3, FindAccounts 9".

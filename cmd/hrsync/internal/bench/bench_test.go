@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -259,7 +260,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	if res.Events != 200 || res.BaselineEventsPerS <= 0 || res.RatioToBaseline <= 0 || res.LMS != "test sandbox" ||
-		res.LMSMinutesAtRate != 12 {
+		res.LMSMinutesAtRate != 12 || res.Replicas != 1 || res.CPUMicrosPerEvent <= 0 {
 		t.Fatalf("result: %+v", res)
 	}
 	var rows int
@@ -269,7 +270,7 @@ func TestRun(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	for i, want := range []string{"hrsync bench: 200 events, PostgreSQL schema " + schema + ", LMS: test sandbox",
 		"baseline (JetStream consume+ack, batched INSERT):", "hrsync end to end (publish → LMS account):", "latency publish → LMS: p50",
-		"LMS calls: 200 for 200 changes (hires), 1.00 a change: CreateAccount 200", "LMS time at 1000/h: 12.0 minutes"} {
+		"CPU per event: ", "LMS calls: 200 for 200 changes (hires), 1.00 a change: CreateAccount 200", "LMS time at 1000/h: 12.0 minutes"} {
 		if i >= len(lines) || !strings.Contains(lines[i], want) {
 			t.Errorf("line %d lacks %q:\n%s", i, want, out.String())
 		}
@@ -307,5 +308,34 @@ func TestCreateSchema(t *testing.T) {
 	var n int
 	if err := admin.QueryRowContext(ctx, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", schema).Scan(&n); err != nil || n != 0 {
 		t.Errorf("schema %s left after DropSchema: %d (%v)", schema, n, err)
+	}
+}
+
+// The CPU accounting reads this process's time and other processes' from /proc.
+func TestProcessCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	b, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := strings.TrimSpace(string(b))
+	before := processCPU(self)
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+		// burn some CPU so that the clock ticks
+	}
+	after := processCPU(self)
+	if before < 0 || after < before {
+		t.Errorf("processCPU(%q): %v then %v, want known and growing", self, before, after)
+	}
+	if got := processCPU("no-such-process-name"); got != -1 {
+		t.Errorf("processCPU of no process = %v, want -1", got)
+	}
+	if got := cpuPerEvent(time.Second, 3*time.Second, 1000); got != 2000 {
+		t.Errorf("cpuPerEvent = %v µs, want 2000", got)
+	}
+	if got := cpuPerEvent(-1, time.Second, 10); got != -1 {
+		t.Errorf("cpuPerEvent of an unknown sample = %v, want -1", got)
 	}
 }
