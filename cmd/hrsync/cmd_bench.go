@@ -72,6 +72,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 	l.registerRate(fs)
 	fs.Lookup("lms-rate").Usage = "LMS budget: most LMS calls per second, minute or hour (N/s, N/m, N/h, e.g. 1000/h), applied through the guard; with the in-process sandbox its waits are skipped and the LMS time at that rate is reported (default unlimited) (env LMS_RATE)"
 	lmsBulk := fs.Bool("lms-bulk", true, "let hrsync use the LMS's bulk capabilities; false measures the per-call path")
+	streamReplicas := fs.Int("stream-replicas", 1, "replicas of the bench's stream on a JetStream cluster (--nats-url; 1 to 5)")
 	replicas := fs.Int("replicas", 1, "hrsync stacks in this process sharing the stream, the durable consumer and the database, as replicas do (1 to 8)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *n < 100 || *n > 2_000_000 {
@@ -79,6 +80,9 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 		}
 		if *mix != bench.MixHires && *mix != bench.MixLifecycle {
 			return usagef(cmd, "--mix %q: want %s or %s", *mix, bench.MixHires, bench.MixLifecycle)
+		}
+		if *streamReplicas < 1 || *streamReplicas > 5 || (*streamReplicas > 1 && *natsURL == "") {
+			return usagef(cmd, "--stream-replicas %d: want 1 to 5, and more than 1 only on a cluster given by --nats-url", *streamReplicas)
 		}
 		if *replicas < 1 || *replicas > 8 {
 			return usagef(cmd, "--replicas %d: want 1 to 8", *replicas)
@@ -116,6 +120,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 			return err
 		}
 		set.Stream.Prefix = bench.StreamPrefix
+		set.Stream.Replicas = *streamReplicas
 		set.LMS.Rate = l.rate
 		if *mix == bench.MixLifecycle {
 			// The leavers of a lifecycle mix are a wave by design: never held.

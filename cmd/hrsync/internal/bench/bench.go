@@ -112,6 +112,10 @@ type Result struct {
 	// this machine (-1 when /proc does not show them).
 	CPUMicrosPerEvent         float64 `json:"cpu_us_per_event"`
 	PostgresCPUMicrosPerEvent float64 `json:"postgres_cpu_us_per_event"`
+	// NATSCPUMicrosPerEvent is that of nats-server processes on this machine
+	// (an external server or cluster given by --nats-url); -1 when there is none
+	// (the embedded server's time is in CPUMicrosPerEvent).
+	NATSCPUMicrosPerEvent float64 `json:"nats_cpu_us_per_event"`
 }
 
 // Run measures the baseline on db (in cfg.Schema) and then hrsync end to end on s,
@@ -159,6 +163,7 @@ func Run(ctx context.Context, cfg Config, s Stack, timed *TimedLMS, db *sql.DB, 
 	after := sampleCPU()
 	res.CPUMicrosPerEvent = cpuPerEvent(before.self, after.self, res.Changes)
 	res.PostgresCPUMicrosPerEvent = cpuPerEvent(before.postgres, after.postgres, res.Changes)
+	res.NATSCPUMicrosPerEvent = cpuPerEvent(before.nats, after.nats, res.Changes)
 	res.Replicas = max(cfg.Replicas, 1)
 	res.PublishRate = cfg.Rate
 	if cfg.LMSPerMinute > 0 {
@@ -170,8 +175,12 @@ func Run(ctx context.Context, cfg Config, s Stack, timed *TimedLMS, db *sql.DB, 
 	res.LMS = cfg.LMS
 	fmt.Fprintf(w, "  hrsync end to end (publish → LMS account):       %8.0f events/s (%.0f%% of baseline)\n", res.EventsPerS, 100*res.RatioToBaseline)
 	fmt.Fprintf(w, "  latency publish → LMS: p50 %.1f ms, p99 %.1f ms\n", res.P50Ms, res.P99Ms)
-	fmt.Fprintf(w, "  CPU per event: %s in hrsync (%d replica(s) in this process), %s in PostgreSQL\n",
+	fmt.Fprintf(w, "  CPU per event: %s in hrsync (%d replica(s) in this process), %s in PostgreSQL",
 		micros(res.CPUMicrosPerEvent), res.Replicas, micros(res.PostgresCPUMicrosPerEvent))
+	if res.NATSCPUMicrosPerEvent >= 0 {
+		fmt.Fprintf(w, ", %s in nats-server", micros(res.NATSCPUMicrosPerEvent))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  LMS calls: %d for %d changes (%s), %.2f a change: %s\n", res.LMSCalls, res.Changes, res.Mix,
 		res.LMSCallsPerChange, byOp(res.LMSCallsByOp))
 	for _, k := range []string{ChangeHire, ChangeLeave, ChangeUpdate, ChangeRehireSame, ChangeRehireNewID} {

@@ -14,20 +14,22 @@ import (
 // embedded NATS server and in-process sandbox LMS when those are used) and the
 // PostgreSQL server's processes on this machine, read from /proc.
 
-// cpuSample is the CPU time used so far by this process and by the
-// PostgreSQL server's processes (-1 where /proc cannot tell).
+// cpuSample is the CPU time used so far by this process, by the PostgreSQL
+// server's processes and by nats-server processes (-1 where /proc cannot tell).
 type cpuSample struct {
 	self     time.Duration
 	postgres time.Duration
+	nats     time.Duration // nats-server processes (--nats-url on this machine)
 }
 
 func sampleCPU() cpuSample {
 	var ru syscall.Rusage
-	s := cpuSample{self: -1, postgres: -1}
+	s := cpuSample{self: -1}
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	s.postgres = processCPU("postgres")
+	s.nats = processCPU("nats-server")
 	return s
 }
 
