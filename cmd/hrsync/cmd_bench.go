@@ -194,7 +194,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 		}
 		_, err = bench.Run(ctx, bench.Config{Events: *n, Batch: *batch, Schema: schema, LMS: lmsName,
 			CPUProfile: *cpuProfile, JSON: *asJSON, Mix: *mix, Rate: *rate, LMSRate: l.rate, LMSPerMinute: perMinute,
-			Replicas: *replicas},
+			Replicas: *replicas, ExternalNATS: *natsURL != ""},
 			bs, timed, admin, env.stdout)
 		return err
 	}

@@ -73,6 +73,9 @@ type Config struct {
 	LMSPerMinute float64
 	// Replicas is how many stacks Stack runs (for the output).
 	Replicas int
+	// ExternalNATS says that the stacks use a NATS server outside this process
+	// (--nats-url): the CPU of nats-server processes on this machine is counted.
+	ExternalNATS bool
 }
 
 // Result is what one run measured.
@@ -163,7 +166,10 @@ func Run(ctx context.Context, cfg Config, s Stack, timed *TimedLMS, db *sql.DB, 
 	after := sampleCPU()
 	res.CPUMicrosPerEvent = cpuPerEvent(before.self, after.self, res.Changes)
 	res.PostgresCPUMicrosPerEvent = cpuPerEvent(before.postgres, after.postgres, res.Changes)
-	res.NATSCPUMicrosPerEvent = cpuPerEvent(before.nats, after.nats, res.Changes)
+	res.NATSCPUMicrosPerEvent = -1
+	if cfg.ExternalNATS {
+		res.NATSCPUMicrosPerEvent = cpuPerEvent(before.nats, after.nats, res.Changes)
+	}
 	res.Replicas = max(cfg.Replicas, 1)
 	res.PublishRate = cfg.Rate
 	if cfg.LMSPerMinute > 0 {
