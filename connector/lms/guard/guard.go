@@ -545,10 +545,18 @@ func (g *LMS) CreateAccount(ctx context.Context, a connector.Account) (connector
 		return connector.Account{}, &connector.LMSError{Kind: connector.KindUnavailable, Op: "CreateAccount",
 			Reason: "an earlier attempt may have created the account (" + err.Error() + "), and looking it up failed", Err: ferr}
 	}
-	if len(found) == 1 && sameData(found[0], a) && found[0].Active == a.Active {
+	// userName is unique, so at most one account says exactly what was asked
+	// for, even where externalIds are not unique (Moodle's idnumber).
+	var ours []connector.Account
+	for _, f := range found {
+		if sameData(f, a) && f.Active == a.Active {
+			ours = append(ours, f)
+		}
+	}
+	if len(ours) == 1 {
 		g.log.Info("lms create was applied though its answer was lost; using the account it made",
-			"account_id", found[0].ID, "external_id", a.ExternalID)
-		return found[0], nil
+			"account_id", ours[0].ID, "external_id", a.ExternalID)
+		return ours[0], nil
 	}
 	return connector.Account{}, err
 }

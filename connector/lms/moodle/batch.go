@@ -231,15 +231,31 @@ func (c *Client) explainCreate(ctx context.Context, op string, a connector.Accou
 	if !errors.As(err, &le) || le.Kind != connector.KindInvalid {
 		return rename(err, op)
 	}
-	if id, lerr := c.userNameTakenBy(ctx, a.UserName); lerr == nil && id > 0 {
+	id, lerr := c.userNameTakenBy(ctx, a.UserName)
+	if lerr != nil {
+		return untold(op, err, lerr)
+	}
+	if id > 0 {
 		return conflict(op, "the userName is taken", err)
 	}
 	if a.Profile.Email != "" {
-		if owners, lerr := c.emailTakenBy(ctx, a.Profile.Email); lerr == nil && len(owners) > 0 {
+		owners, lerr := c.emailTakenBy(ctx, a.Profile.Email)
+		if lerr != nil {
+			return untold(op, err, lerr)
+		}
+		if len(owners) > 0 {
 			return conflict(op, "another account has the email (the site wants emails unique)", err)
 		}
 	}
 	return rename(err, op)
+}
+
+// untold is the error of a refusal err whose reason could not be looked up
+// (lerr): temporary, so that the caller tries again, and never a conflict or
+// an invalid account, which it may not be.
+func untold(op string, err, lerr error) error {
+	return &connector.LMSError{Kind: connector.KindUnavailable, Op: op,
+		Reason: "refused (" + err.Error() + "), and looking up why failed", Err: lerr}
 }
 
 // UpdateAccounts implements connector.AccountUpdater: one core_user_update_users
@@ -317,15 +333,21 @@ func (c *Client) explainUpdate(ctx context.Context, op string, a connector.Accou
 	if errors.Is(err, connector.ErrNotFound) || errors.Is(err, connector.ErrConflict) {
 		return err
 	}
-	if owner, lerr := c.userNameTakenBy(ctx, a.UserName); lerr == nil && owner > 0 && owner != id {
+	owner, lerr := c.userNameTakenBy(ctx, a.UserName)
+	if lerr != nil {
+		return untold(op, err, lerr)
+	}
+	if owner > 0 && owner != id {
 		return conflict(op, "the userName is taken", err)
 	}
 	if a.Profile.Email != "" {
-		if owners, lerr := c.emailTakenBy(ctx, a.Profile.Email); lerr == nil {
-			for _, o := range owners {
-				if o != id {
-					return conflict(op, "another account has the email (the site wants emails unique)", err)
-				}
+		owners, lerr := c.emailTakenBy(ctx, a.Profile.Email)
+		if lerr != nil {
+			return untold(op, err, lerr)
+		}
+		for _, o := range owners {
+			if o != id {
+				return conflict(op, "another account has the email (the site wants emails unique)", err)
 			}
 		}
 	}
