@@ -116,7 +116,7 @@ func (c *Client) createAccounts(ctx context.Context, op string, accs []connector
 		for _, i := range suspend {
 			sids = append(sids, strconv.FormatInt(ids[i], 10))
 		}
-		srs, err := c.setActive(ctx, op, sids, false)
+		srs, err := c.setActive(ctx, op, sids, false, false)
 		for k, i := range suspend {
 			switch {
 			case err != nil:
@@ -139,6 +139,10 @@ func (c *Client) createAccounts(ctx context.Context, op string, accs []connector
 		}
 		if acct, ok := got[ids[i]]; ok && rerr == nil {
 			rs[i].Account = acct
+			if acct.Active != a.Active && rs[i].Err == nil {
+				// An older site skipped the suspension without a word.
+				rs[i].Err = &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "created, but not suspended"}
+			}
 			continue
 		}
 		// Created, but not read back: what was sent, with its id.
@@ -422,10 +426,12 @@ func (c *Client) updateCall(ctx context.Context, op string, idx []int, ids []int
 // call with suspended 0 or 1 for every id, then one read. Suspension keeps a
 // user's enrolments, grades and completions; a suspended user cannot log in.
 func (c *Client) SetActiveMany(ctx context.Context, ids []string, active bool) ([]connector.ItemResult, error) {
-	return c.setActive(ctx, "SetActiveMany", ids, active)
+	return c.setActive(ctx, "SetActiveMany", ids, active, true)
 }
 
-func (c *Client) setActive(ctx context.Context, op string, ids []string, active bool) ([]connector.ItemResult, error) {
+// setActive sets ids active or not; with read, it reads them back (one call)
+// for their results' accounts.
+func (c *Client) setActive(ctx context.Context, op string, ids []string, active, read bool) ([]connector.ItemResult, error) {
 	if n := c.MaxSetActiveBatch(ctx); len(ids) > n {
 		return nil, invalid(op, "more ids than MaxSetActiveBatch "+strconv.Itoa(n))
 	}
@@ -448,8 +454,8 @@ func (c *Client) setActive(ctx context.Context, op string, ids []string, active 
 		fm.set(suspended, "users", k, "suspended")
 	}
 	applied, legacy, err := c.updateCall(ctx, op, todo, ns, write, rs)
-	if err != nil {
-		return nil, err
+	if err != nil || !read {
+		return rs, err
 	}
 	got, err := c.readBack(ctx, applied)
 	if err != nil {

@@ -215,7 +215,7 @@ func (c *Client) UpdateAccount(ctx context.Context, a connector.Account) (connec
 // SetActive implements connector.LMS: core_user_update_users with suspended
 // 0 or 1 (suspension keeps enrolments, grades and completions), then one read.
 func (c *Client) SetActive(ctx context.Context, id string, active bool) (connector.Account, error) {
-	rs, err := c.setActive(ctx, "SetActive", []string{id}, active)
+	rs, err := c.setActive(ctx, "SetActive", []string{id}, active, true)
 	if err != nil {
 		return connector.Account{}, err
 	}
