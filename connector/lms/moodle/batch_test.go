@@ -309,7 +309,7 @@ func TestUpdateAccountsResults(t *testing.T) {
 			upd := []connector.Account{a[0], a[1], a[2], a[3]}
 			upd[0].Profile.JobTitle = "Head of spa"
 			upd[1].Profile.Email = strings.ToUpper(a[2].Profile.Email) // taken
-			upd[2].UserName = a[0].UserName                             // taken
+			upd[2].UserName = a[0].UserName                            // taken
 			out, err := b.client.UpdateAccounts(ctx, upd)
 			if err != nil {
 				t.Fatal(err)
