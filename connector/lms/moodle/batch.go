@@ -360,8 +360,10 @@ func (c *Client) explainUpdate(ctx context.Context, op string, a connector.Accou
 
 // updateCall runs core_user_update_users for the items idx (write sets item i
 // as users[k]) and records each item's warning in rs. It returns the ids it
-// may have updated. A failure of the whole batch on an older site (one
-// transaction for all) is retried one user per call.
+// may have updated, and legacy when the site answered as before MDL-69194
+// (null, or a failure of the whole batch): its silence then proves nothing,
+// and callers check what they read back. A batch that failed whole is retried
+// one user per call.
 func (c *Client) updateCall(ctx context.Context, op string, idx []int, ids []int64, write func(fm *form, k, i int), rs []connector.ItemResult) (applied []int64, legacy bool, err error) {
 	if len(idx) == 0 {
 		return nil, false, nil
