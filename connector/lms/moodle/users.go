@@ -1,6 +1,7 @@
 package moodle
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -23,6 +24,9 @@ const (
 	FnUsersCourses     = "core_enrol_get_users_courses"
 	FnCourseCompletion = "core_completion_get_course_completion_status"
 )
+
+// guestUserName is the username of Moodle's guest user.
+const guestUserName = "guest"
 
 // listingTTL is how long ListAccounts pages through one snapshot of the
 // users before it reads them again (it always reads them again at the first page).
@@ -83,7 +87,10 @@ func (c *Client) allUsers(ctx context.Context) ([]user, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(us, func(a, b user) int { return int(a.ID - b.ID) })
+	// The guest user is the site's, no person's: never an account of hrsync's
+	// (Moodle would not delete or suspend it either).
+	us = slices.DeleteFunc(us, func(u user) bool { return u.Username == guestUserName })
+	slices.SortFunc(us, func(a, b user) int { return cmp.Compare(a.ID, b.ID) })
 	return us, nil
 }
 
