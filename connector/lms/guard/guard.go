@@ -44,6 +44,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -524,7 +525,9 @@ func (g *LMS) ListAccounts(ctx context.Context, startIndex, count int) (connecto
 
 // CreateAccount implements connector.LMS. When an earlier attempt may have been
 // applied and a retry meets a conflict, it looks the account up by externalId (by
-// userName if a has none) and returns it if it is exactly what was asked for.
+// userName if a has none) and returns it if it is exactly what was asked for;
+// if only its active state differs (an LMS that creates inactive accounts in two
+// steps lost the first step's answer), it sets that first.
 func (g *LMS) CreateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
 	var out connector.Account
 	maybe, err := g.call(ctx, "CreateAccount", func(ctx context.Context) (err error) {
@@ -549,16 +552,27 @@ func (g *LMS) CreateAccount(ctx context.Context, a connector.Account) (connector
 	// for, even where externalIds are not unique (Moodle's idnumber).
 	var ours []connector.Account
 	for _, f := range found {
-		if sameData(f, a) && f.Active == a.Active {
+		if sameData(f, a) {
 			ours = append(ours, f)
 		}
 	}
-	if len(ours) == 1 {
-		g.log.Info("lms create was applied though its answer was lost; using the account it made",
-			"account_id", ours[0].ID, "external_id", a.ExternalID)
-		return ours[0], nil
+	if len(ours) != 1 {
+		return connector.Account{}, err
 	}
-	return connector.Account{}, err
+	if ours[0].Active != a.Active {
+		// An LMS that cannot create an inactive account (Moodle) creates, then
+		// deactivates: the answer of the first step was lost, so the second
+		// never ran. Finish it.
+		done, serr := g.SetActive(ctx, ours[0].ID, a.Active)
+		if serr != nil {
+			return connector.Account{}, &connector.LMSError{Kind: connector.KindUnavailable, Op: "CreateAccount",
+				Reason: "an earlier attempt created the account but did not set it active=" + strconv.FormatBool(a.Active), Err: serr}
+		}
+		ours[0] = done
+	}
+	g.log.Info("lms create was applied though its answer was lost; using the account it made",
+		"account_id", ours[0].ID, "external_id", a.ExternalID)
+	return ours[0], nil
 }
 
 // UpdateAccount implements connector.LMS. When an earlier attempt may have been

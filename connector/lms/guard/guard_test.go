@@ -412,6 +412,26 @@ func TestLostAnswers(t *testing.T) {
 		}
 	})
 
+	t.Run("CreateInactiveInTwoSteps", func(t *testing.T) {
+		t.Parallel()
+		// An LMS that creates active and then deactivates lost the create's
+		// answer: the account is there, active; the retry finishes the job.
+		sb := sandbox.New()
+		want := acct("ann")
+		want.Active = false
+		active := want
+		active.Active = true
+		if _, err := sb.CreateAccount(t.Context(), active); err != nil {
+			t.Fatal(err)
+		}
+		in := &scripted{LMS: sb, script: []error{unavailable(500)}}
+		g := guard.New(in, fastRetries())
+		got, err := g.CreateAccount(t.Context(), want)
+		if err != nil || got.Active || sb.Count() != 1 {
+			t.Fatalf("CreateAccount = %+v, %v, %d accounts; want the account, deactivated", got, err, sb.Count())
+		}
+	})
+
 	t.Run("CreateRealConflict", func(t *testing.T) {
 		t.Parallel()
 		sb := sandbox.New()
