@@ -75,11 +75,13 @@ type Config struct {
 	MaxInputVars int
 }
 
-// SandboxOptions make a sandbox whose ids are Moodle's: numbers from 3 up (1
-// and 2 are Moodle's guest and first admin), so that the account ids hrsync
-// keeps are the sandbox's.
+// SandboxOptions make a sandbox that behaves as Moodle's user table: ids are
+// numbers from 3 up (1 and 2 are Moodle's guest and first admin), so that the
+// account ids hrsync keeps are the sandbox's, and idnumber (the externalId) is
+// not unique.
 func SandboxOptions() []sandbox.Option {
-	return []sandbox.Option{sandbox.WithIDs(func(seq int) string { return strconv.Itoa(seq + 2) })}
+	return []sandbox.Option{sandbox.WithIDs(func(seq int) string { return strconv.Itoa(seq + 2) }),
+		sandbox.WithDuplicateExternalIDs()}
 }
 
 // customFields are the site's custom user profile fields, by short name, and
