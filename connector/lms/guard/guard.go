@@ -44,6 +44,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -524,7 +525,9 @@ func (g *LMS) ListAccounts(ctx context.Context, startIndex, count int) (connecto
 
 // CreateAccount implements connector.LMS. When an earlier attempt may have been
 // applied and a retry meets a conflict, it looks the account up by externalId (by
-// userName if a has none) and returns it if it is exactly what was asked for.
+// userName if a has none) and returns it if it is exactly what was asked for;
+// if only its active state differs (an LMS that creates inactive accounts in two
+// steps lost the first step's answer), it sets that first.
 func (g *LMS) CreateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
 	var out connector.Account
 	maybe, err := g.call(ctx, "CreateAccount", func(ctx context.Context) (err error) {
@@ -545,12 +548,31 @@ func (g *LMS) CreateAccount(ctx context.Context, a connector.Account) (connector
 		return connector.Account{}, &connector.LMSError{Kind: connector.KindUnavailable, Op: "CreateAccount",
 			Reason: "an earlier attempt may have created the account (" + err.Error() + "), and looking it up failed", Err: ferr}
 	}
-	if len(found) == 1 && sameData(found[0], a) && found[0].Active == a.Active {
-		g.log.Info("lms create was applied though its answer was lost; using the account it made",
-			"account_id", found[0].ID, "external_id", a.ExternalID)
-		return found[0], nil
+	// userName is unique, so at most one account says exactly what was asked
+	// for, even where externalIds are not unique (Moodle's idnumber).
+	var ours []connector.Account
+	for _, f := range found {
+		if sameData(f, a) {
+			ours = append(ours, f)
+		}
 	}
-	return connector.Account{}, err
+	if len(ours) != 1 {
+		return connector.Account{}, err
+	}
+	if ours[0].Active != a.Active {
+		// An LMS that cannot create an inactive account (Moodle) creates, then
+		// deactivates: the answer of the first step was lost, so the second
+		// never ran. Finish it.
+		done, serr := g.SetActive(ctx, ours[0].ID, a.Active)
+		if serr != nil {
+			return connector.Account{}, &connector.LMSError{Kind: connector.KindUnavailable, Op: "CreateAccount",
+				Reason: "an earlier attempt created the account but did not set it active=" + strconv.FormatBool(a.Active), Err: serr}
+		}
+		ours[0] = done
+	}
+	g.log.Info("lms create was applied though its answer was lost; using the account it made",
+		"account_id", ours[0].ID, "external_id", a.ExternalID)
+	return ours[0], nil
 }
 
 // UpdateAccount implements connector.LMS. When an earlier attempt may have been

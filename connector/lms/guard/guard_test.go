@@ -395,6 +395,43 @@ func TestLostAnswers(t *testing.T) {
 		}
 	})
 
+	t.Run("CreateSharedExternalID", func(t *testing.T) {
+		t.Parallel()
+		// Where externalIds are not unique (Moodle's idnumber), the lookup finds
+		// another account besides the one the lost create made.
+		sb := sandbox.New(sandbox.WithDuplicateExternalIDs())
+		other := acct("ann")
+		other.UserName = "ann-before"
+		if _, err := sb.CreateAccount(t.Context(), other); err != nil {
+			t.Fatal(err)
+		}
+		in := &scripted{LMS: sb, lost: true, script: []error{unavailable(500)}}
+		got, err := guard.New(in, fastRetries()).CreateAccount(t.Context(), acct("ann"))
+		if err != nil || got.UserName != acct("ann").UserName || sb.Count() != 2 {
+			t.Fatalf("CreateAccount = %+v, %v, %d accounts; want the account the lost create made", got, err, sb.Count())
+		}
+	})
+
+	t.Run("CreateInactiveInTwoSteps", func(t *testing.T) {
+		t.Parallel()
+		// An LMS that creates active and then deactivates lost the create's
+		// answer: the account is there, active; the retry finishes the job.
+		sb := sandbox.New()
+		want := acct("ann")
+		want.Active = false
+		active := want
+		active.Active = true
+		if _, err := sb.CreateAccount(t.Context(), active); err != nil {
+			t.Fatal(err)
+		}
+		in := &scripted{LMS: sb, script: []error{unavailable(500)}}
+		g := guard.New(in, fastRetries())
+		got, err := g.CreateAccount(t.Context(), want)
+		if err != nil || got.Active || sb.Count() != 1 {
+			t.Fatalf("CreateAccount = %+v, %v, %d accounts; want the account, deactivated", got, err, sb.Count())
+		}
+	})
+
 	t.Run("CreateRealConflict", func(t *testing.T) {
 		t.Parallel()
 		sb := sandbox.New()

@@ -218,7 +218,7 @@ func (d *demo) play(ctx context.Context, open func(context.Context, Parts) (Runt
 	d.clock.Set(d.at("2026-04-01 08:00"))
 
 	// The sandbox LMS, served over SCIM on a loopback port, spoken to by the real client.
-	d.sb = sandbox.New(sandbox.WithClock(d.clock.Now))
+	d.sb = sandbox.New(append([]sandbox.Option{sandbox.WithClock(d.clock.Now)}, d.flavor.Sandbox...)...)
 	token := crand.Text()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -581,10 +581,18 @@ func (d *demo) countRehires(staff []*person) int {
 	return n
 }
 
+// opCount counts the LMS's operations of kind k. A deactivation at the very
+// instant of the account's creation is how an LMS that cannot create inactive
+// accounts (Moodle creates users active) makes one: part of the create, not a
+// deactivation.
 func (d *demo) opCount(k sandbox.OpKind) int {
 	n := 0
+	created := map[string]time.Time{}
 	for _, op := range d.sb.Ops() {
-		if op.Kind == k {
+		if op.Kind == sandbox.OpCreate {
+			created[op.AccountID] = op.At
+		}
+		if op.Kind == k && (k != sandbox.OpDeactivate || !op.At.Equal(created[op.AccountID])) {
 			n++
 		}
 	}

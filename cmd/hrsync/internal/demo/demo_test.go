@@ -46,6 +46,24 @@ func TestPlay(t *testing.T) {
 	}
 }
 
+// TestPlayMoodle plays a season against the simulated Moodle site through the
+// moodle adapter: the same expectations, training history included.
+func TestPlayMoodle(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	open := func(ctx context.Context, p Parts) (Runtime, error) { return openTestRuntime(t, ctx, p) }
+	res, err := Play(t.Context(), Config{Out: &out, People: 60, Seed: 7, Open: open, LMS: "moodle"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !res.OK || res.Hired != 60 || res.DuplicateAccounts != 0 || res.RehiresHistoryIntact != res.Rehired || res.Rehired == 0 {
+		t.Fatalf("%+v\n%s", res, out.String())
+	}
+	if !strings.Contains(out.String(), "sandbox LMS (moodle)") {
+		t.Errorf("output does not name the flavor:\n%s", out.String())
+	}
+}
+
 func TestPlayRefuses(t *testing.T) {
 	t.Parallel()
 	open := func(context.Context, Parts) (Runtime, error) { t.Fatal("opened"); return nil, nil }

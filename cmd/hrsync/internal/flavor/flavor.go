@@ -36,6 +36,10 @@ type Flavor struct {
 	// Client opens the adapter to the simulator at url with secret (the demo
 	// puts it behind the guard, as the app does for an adapter it opens).
 	Client func(url, secret string) (connector.LMS, error)
+	// Sandbox are options the sandbox behind this flavor is made with (Moodle:
+	// numeric ids, so that the account ids hrsync keeps are the sandbox's and
+	// the demo can train the accounts it links).
+	Sandbox []sandbox.Option
 }
 
 var (
