@@ -50,7 +50,7 @@ func serveSandboxLMS(ctx context.Context, env *environment, addr, token string, 
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: f.Handler(sandbox.New(), token), ReadHeaderTimeout: 5 * time.Second,
+	srv := &http.Server{Handler: f.Handler(sandbox.New(f.Sandbox...), token), ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if f.Name == "scim" {
 		fmt.Fprintf(env.stdout, "sandbox LMS serving SCIM 2.0 at http://%s%s\n", ln.Addr(), f.Path)

@@ -167,7 +167,8 @@ type LMSOpener func(s LMSSettings) (connector.LMS, error)
 // lmsTypes are the LMS adapters by lms.type, as dex registers its connectors. A new
 // adapter is one package plus one line here.
 var lmsTypes = map[string]LMSOpener{
-	"scim": openSCIM,
+	"scim":   openSCIM,
+	"docebo": openDocebo,
 }
 
 var lmsTypesMu sync.RWMutex

@@ -218,7 +218,7 @@ func (d *demo) play(ctx context.Context, open func(context.Context, Parts) (Runt
 	d.clock.Set(d.at("2026-04-01 08:00"))
 
 	// The sandbox LMS, served over SCIM on a loopback port, spoken to by the real client.
-	d.sb = sandbox.New(sandbox.WithClock(d.clock.Now))
+	d.sb = sandbox.New(append([]sandbox.Option{sandbox.WithClock(d.clock.Now)}, d.flavor.Sandbox...)...)
 	token := crand.Text()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
