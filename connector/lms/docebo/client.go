@@ -348,3 +348,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// BaseURL returns the platform root the client was made for.
+func (c *Client) BaseURL() string { return c.base.String() }

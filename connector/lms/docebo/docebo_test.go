@@ -27,6 +27,7 @@ type testBundle struct {
 	sb     *sandbox.LMS
 	sim    *docebosim.Server
 	client *docebo.Client
+	made   int // accounts createN made
 }
 
 // setup serves a fresh sandbox through the simulator and returns the adapter
@@ -168,13 +169,14 @@ func TestConformanceTenant(t *testing.T) {
 	lmstest.Run(t, lmstest.Features{DuplicateExternalIDs: true}, func(*testing.T) connector.LMS { return g })
 }
 
-// ids returns n ids created in the sandbox behind b.
+// createN creates n accounts in the sandbox behind b and returns their ids.
 func createN(t *testing.T, b *testBundle, n int) []string {
 	t.Helper()
 	out := make([]string, n)
 	for i := range n {
-		a, err := b.sb.CreateAccount(t.Context(), connector.Account{UserName: fmt.Sprintf("user%05d@example.com", i), Active: true,
-			ExternalID: fmt.Sprintf("hr:w-%05d", i)})
+		b.made++
+		a, err := b.sb.CreateAccount(t.Context(), connector.Account{UserName: fmt.Sprintf("user%05d@example.com", b.made), Active: true,
+			ExternalID: fmt.Sprintf("hr:w-%05d", b.made)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -93,6 +93,8 @@ type Server struct {
 	members  map[string]string // sandbox id -> branch code, once set through the API
 	courses  map[string]int
 
+	tokenCalls atomic.Int32
+
 	inBranch atomic.Int32
 	overlaps atomic.Int32
 }
@@ -166,12 +168,8 @@ func (s *Server) ExpireTokens() {
 	clear(s.tokens)
 }
 
-// TokensIssued returns how many access tokens are live.
-func (s *Server) TokensIssued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.tokens)
-}
+// TokenRequests returns how many token requests were made, granted or not.
+func (s *Server) TokenRequests() int { return int(s.tokenCalls.Load()) }
 
 // BranchOverlaps returns how many branch calls arrived while another was in
 // flight: Docebo warns that this can corrupt the branch tree.
@@ -282,6 +280,7 @@ func (s *Server) admit(pattern string, r *http.Request) (status int, msg string,
 
 // token is POST /oauth2/token with grant_type=client_credentials.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	s.tokenCalls.Add(1)
 	if err := r.ParseForm(); err != nil {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request")
 		return

@@ -1,0 +1,353 @@
+package docebo_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/docebo"
+	"github.com/hrsync/hrsync/connector/lms/docebo/docebosim"
+)
+
+// clock is a settable clock for the simulator.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+
+func lmsError(t *testing.T, err error) *connector.LMSError {
+	t.Helper()
+	var le *connector.LMSError
+	if !errors.As(err, &le) {
+		t.Fatalf("error %v (%T), want a *connector.LMSError", err, err)
+	}
+	return le
+}
+
+func TestToken(t *testing.T) {
+	t.Parallel()
+	t.Run("CachedAcrossCalls", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, docebosim.Config{})
+		ids := createN(t, b, 3)
+		for _, id := range ids {
+			if _, err := b.client.GetAccount(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := b.sim.TokenRequests(); n != 1 {
+			t.Errorf("%d token requests for 3 calls, want 1", n)
+		}
+	})
+	t.Run("RefreshedOn401", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, docebosim.Config{})
+		id := createN(t, b, 1)[0]
+		if _, err := b.client.GetAccount(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		b.sim.ExpireTokens() // revoked server-side: the client's copy still looks valid
+		if _, err := b.client.SetActive(t.Context(), id, false); err != nil {
+			t.Fatalf("SetActive after the token was revoked: %v", err)
+		}
+		if n := b.sim.TokenRequests(); n != 2 {
+			t.Errorf("%d token requests, want 2 (one fresh token after the 401)", n)
+		}
+		if a, _ := b.sb.GetAccount(t.Context(), id); a.Active {
+			t.Error("the retried change_status was not applied")
+		}
+	})
+	t.Run("ExpiredByTheServersClock", func(t *testing.T) {
+		t.Parallel()
+		clk := &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
+		b := setup(t, docebosim.Config{Now: clk.Now, TokenTTL: time.Hour})
+		id := createN(t, b, 1)[0]
+		if _, err := b.client.GetAccount(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(2 * time.Hour)
+		if _, err := b.client.GetAccount(t.Context(), id); err != nil {
+			t.Fatalf("GetAccount with an expired token: %v", err)
+		}
+		if n := b.sim.TokenRequests(); n != 2 {
+			t.Errorf("%d token requests, want 2", n)
+		}
+	})
+	t.Run("OneRetryOnly", func(t *testing.T) {
+		t.Parallel()
+		clk := &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
+		// Two hours pass between any two looks at the clock: every token has
+		// expired by its first use, so every call is 401, even with a fresh token.
+		racing := func() time.Time { clk.Add(2 * time.Hour); return clk.Now() }
+		b := setup(t, docebosim.Config{Now: racing, TokenTTL: time.Hour})
+		_, err := b.client.GetAccount(t.Context(), "1")
+		if le := lmsError(t, err); le.Kind != connector.KindAuth || le.Status != 401 || le.Temporary() {
+			t.Errorf("error %v, want a permanent auth error (HTTP 401)", err)
+		}
+		if n := b.sim.TokenRequests(); n != 2 {
+			t.Errorf("%d token requests, want 2: one retry with a fresh token, no more", n)
+		}
+	})
+	t.Run("WrongSecret", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, docebosim.Config{})
+		c, err := docebo.New(b.client.BaseURL(), clientID, "wrong")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.GetAccount(t.Context(), "1")
+		if le := lmsError(t, err); le.Kind != connector.KindAuth || le.Temporary() {
+			t.Errorf("error %v, want a permanent auth error", err)
+		}
+		if n := b.sim.Calls(""); n != 0 {
+			t.Errorf("%d API calls without a token, want 0", n)
+		}
+	})
+}
+
+func TestRateLimitAndOverload(t *testing.T) {
+	t.Parallel()
+	t.Run("429WithRetryAfter", func(t *testing.T) {
+		t.Parallel()
+		clk := &clock{t: time.Date(2026, 5, 1, 10, 59, 30, 0, time.UTC)}
+		b := setup(t, docebosim.Config{Now: clk.Now, HourlyLimit: 3}, docebo.WithClock(clk.Now))
+		for i := range 3 {
+			if _, err := b.client.ListAccounts(t.Context(), 1, 10); err != nil {
+				t.Fatalf("call %d: %v", i+1, err)
+			}
+		}
+		_, err := b.client.ListAccounts(t.Context(), 1, 10)
+		le := lmsError(t, err)
+		if le.Kind != connector.KindRateLimited || le.Status != 429 || !le.Temporary() || le.RetryAfter != 30*time.Second {
+			t.Errorf("error %+v, want rate_limited (HTTP 429), temporary, Retry-After 30s (the next hour)", le)
+		}
+		clk.Add(31 * time.Second)
+		if _, err := b.client.ListAccounts(t.Context(), 1, 10); err != nil {
+			t.Errorf("in the next hour: %v", err)
+		}
+	})
+	t.Run("503IsTemporary", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, docebosim.Config{})
+		b.sim.Fail503(1)
+		_, err := b.client.ListAccounts(t.Context(), 1, 10)
+		if le := lmsError(t, err); le.Kind != connector.KindUnavailable || le.Status != 503 || !le.Temporary() {
+			t.Errorf("error %+v, want unavailable (HTTP 503), temporary", le)
+		}
+		if _, err := b.client.ListAccounts(t.Context(), 1, 10); err != nil {
+			t.Errorf("after the overload: %v", err)
+		}
+	})
+}
+
+// TestSetActiveManyBatching deactivates 2,000 leavers: change_status carries a
+// list of user_ids, so it takes at most 0.02 calls per change.
+func TestSetActiveManyBatching(t *testing.T) {
+	t.Parallel()
+	b := setup(t, docebosim.Config{})
+	ids := createN(t, b, 2000)
+	ctx := t.Context()
+	n := b.client.MaxSetActiveBatch(ctx)
+	before := b.sim.Calls("")
+	for from := 0; from < len(ids); from += n {
+		chunk := ids[from:min(from+n, len(ids))]
+		rs, err := b.client.SetActiveMany(ctx, chunk, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rs {
+			if r.Err != nil || r.Account.ID != chunk[i] || r.Account.Active {
+				t.Fatalf("item %d: %+v", i, r)
+			}
+		}
+	}
+	calls := b.sim.Calls("") - before
+	if perChange := float64(calls) / float64(len(ids)); perChange > 0.02 {
+		t.Errorf("%d calls for %d deactivations: %.4f per change, want at most 0.02", calls, len(ids), perChange)
+	}
+	t.Logf("%d calls for %d deactivations (%d change_status)", calls, len(ids), b.sim.Calls("PUT /manage/v1/user/change_status"))
+	for _, rec := range b.sb.Snapshot() {
+		if rec.Account.Active {
+			t.Fatalf("%s is still active", rec.Account.ID)
+		}
+	}
+}
+
+func TestSetActiveManyPerItem(t *testing.T) {
+	t.Parallel()
+	b := setup(t, docebosim.Config{})
+	ids := createN(t, b, 2)
+	gone := createN(t, b, 3)[2]
+	if err := b.sb.DeleteAccount(t.Context(), gone); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := b.client.SetActiveMany(t.Context(), []string{ids[0], gone, "not-a-number", ids[1]}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].Err != nil || rs[3].Err != nil {
+		t.Errorf("existing users: %v, %v", rs[0].Err, rs[3].Err)
+	}
+	for _, i := range []int{1, 2} {
+		if !errors.Is(rs[i].Err, connector.ErrNotFound) {
+			t.Errorf("item %d: %v, want not found", i, rs[i].Err)
+		}
+	}
+	if n := b.sim.Calls("PUT /manage/v1/user/change_status"); n != 1 {
+		t.Errorf("%d change_status calls, want 1", n)
+	}
+}
+
+// TestBranches puts accounts in branches concurrently: the adapter must never
+// have two branch calls in flight (the simulator holds each a while, so that
+// overlapping calls would meet).
+func TestBranches(t *testing.T) {
+	t.Parallel()
+	b := setup(t, docebosim.Config{BranchHold: 2 * time.Millisecond})
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	created := make([]connector.Account, 12)
+	errs := make([]error, len(created))
+	for i := range created {
+		wg.Go(func() {
+			created[i], errs[i] = b.client.CreateAccount(ctx, connector.Account{UserName: fmt.Sprintf("p%02d@acme.example", i),
+				ExternalID: fmt.Sprintf("partner-acme:%02d", i), Active: true, Organization: []string{"ACME", "Beta"}[i%2]})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	if n := b.sim.BranchOverlaps(); n != 0 {
+		t.Errorf("%d branch calls overlapped another", n)
+	}
+	got, err := b.client.GetAccount(ctx, created[0].ID)
+	if err != nil || got.Organization != "ACME" {
+		t.Errorf("GetAccount: organization %q, error %v; want ACME", got.Organization, err)
+	}
+	found, err := b.client.FindAccounts(ctx, connector.AccountFilter{Attr: connector.ByExternalID, Value: "partner-acme:01"})
+	if err != nil || len(found) != 1 || found[0].Organization != "Beta" {
+		t.Errorf("FindAccounts: %+v, %v; want one account in Beta", found, err)
+	}
+	// Moving to another branch: out of the old one, into the new.
+	upd := got
+	upd.Organization = "Beta"
+	if moved, err := b.client.UpdateAccount(ctx, upd); err != nil || moved.Organization != "Beta" {
+		t.Errorf("UpdateAccount: %+v, %v", moved, err)
+	}
+	if got, _ := b.client.GetAccount(ctx, created[0].ID); got.Organization != "Beta" {
+		t.Errorf("after the move: organization %q, want Beta", got.Organization)
+	}
+	// Two branches made, once each, though twelve accounts asked for them.
+	if n := b.sim.Calls("POST /manage/v1/orgchart"); n != 2 {
+		t.Errorf("%d branches created, want 2", n)
+	}
+}
+
+func TestActivityAndCompletions(t *testing.T) {
+	t.Parallel()
+	b := setup(t, docebosim.Config{})
+	ctx := t.Context()
+	ids := createN(t, b, 3)
+	day := func(d int) time.Time { return time.Date(2026, 4, d, 9, 0, 0, 0, time.UTC) }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.sb.Enroll(ids[0], "safety-101", day(1)))
+	must(b.sb.CompleteCourse(ids[0], "safety-101", day(2)))
+	must(b.sb.CompleteCourse(ids[0], "safety-101", day(9)))
+	must(b.sb.Enroll(ids[0], "guest-201", day(3)))
+	must(b.sb.RecordLogin(ids[0], day(10)))
+	must(b.sb.Enroll(ids[1], "guest-201", day(3)))
+
+	act, err := b.client.Activity(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !act.Known || act.LastLogin == nil || !act.LastLogin.Equal(day(10)) || act.Enrollments != 2 || act.Completions != 1 {
+		t.Errorf("Activity = %+v, want known, last login %v, 2 enrollments, 1 completion", act, day(10))
+	}
+	if _, err := b.client.SetActive(ctx, ids[0], false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.SetActive(ctx, ids[0], true); err != nil {
+		t.Fatal(err)
+	}
+	comps, err := b.client.Completions(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(comps) != 1 || comps[0].Course != "safety-101" || !comps[0].CompletedAt.Equal(day(9)) {
+		t.Errorf("Completions after deactivation and reactivation = %+v, want safety-101 at %v", comps, day(9))
+	}
+
+	before := b.sim.Calls("GET /learn/v1/enrollments")
+	all, err := b.client.ActivityOf(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := b.sim.Calls("GET /learn/v1/enrollments") - before; n != 1 {
+		t.Errorf("ActivityOf(3 ids): %d enrollment calls, want 1", n)
+	}
+	if a := all[ids[1]].Activity; !a.Known || a.LastLogin != nil || a.Enrollments != 1 || a.Completions != 0 {
+		t.Errorf("ActivityOf[%s] = %+v, want one enrollment", ids[1], a)
+	}
+	if a := all[ids[2]].Activity; !a.Known || a.Any() {
+		t.Errorf("ActivityOf[%s] = %+v, want known and none", ids[2], a)
+	}
+	if _, err := b.client.Activity(ctx, "999999"); !errors.Is(err, connector.ErrNotFound) {
+		t.Errorf("Activity of a missing user: %v, want not found", err)
+	}
+}
+
+// TestExternalIDInUserName keeps the externalId in the username (the default
+// Fields): a lookup by externalId is then one search_text query.
+func TestExternalIDInUserName(t *testing.T) {
+	t.Parallel()
+	b := setup(t, docebosim.Config{}, docebo.WithFields(docebo.Fields{}))
+	ctx := t.Context()
+	a, err := b.client.CreateAccount(ctx, connector.Account{ExternalID: "hr:w-0001", UserName: "anna@example.com", Active: true,
+		Profile: connector.Profile{Email: "anna@example.com", GivenName: "Anna", JobTitle: "not kept"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.UserName != "hr:w-0001" || a.ExternalID != "hr:w-0001" || a.Profile.JobTitle != "" {
+		t.Errorf("created %+v: want the externalId as username, and the job title not kept", a)
+	}
+	createN(t, b, 450) // three pages of users that a full walk would read
+	before := b.sim.Calls("GET /manage/v1/user")
+	found, err := b.client.FindAccounts(ctx, connector.AccountFilter{Attr: connector.ByExternalID, Value: "hr:w-0001"})
+	if err != nil || len(found) != 1 || found[0].ID != a.ID {
+		t.Fatalf("FindAccounts: %+v, %v", found, err)
+	}
+	if n := b.sim.Calls("GET /manage/v1/user") - before; n != 1 {
+		t.Errorf("%d list calls for a lookup by externalId in the username, want 1", n)
+	}
+}
+
+func TestParseFields(t *testing.T) {
+	t.Parallel()
+	f, err := docebo.ParseFields("external_id=field_12, employee_number=13")
+	if err != nil || f.ExternalID != "12" || f.EmployeeNumber != "13" {
+		t.Errorf("ParseFields = %+v, %v", f, err)
+	}
+	for _, bad := range []string{"external_id=x", "color=3", "external_id=3,locale=3", "job_title"} {
+		if _, err := docebo.ParseFields(bad); err == nil {
+			t.Errorf("ParseFields(%q): no error", bad)
+		}
+	}
+	if f, err := docebo.ParseFields(""); err != nil || f.ExternalID != docebo.UserNameField {
+		t.Errorf("ParseFields(\"\") = %+v, %v; want the externalId in the username", f, err)
+	}
+}
