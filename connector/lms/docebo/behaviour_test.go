@@ -135,13 +135,24 @@ func TestRateLimitAndOverload(t *testing.T) {
 	t.Run("503IsTemporary", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, docebosim.Config{})
-		b.sim.Fail503(1)
+		// A read tries three times before it gives up (one lost page must not
+		// throw away a long walk); a write does not retry by itself.
+		b.sim.Fail503(3)
 		_, err := b.client.ListAccounts(t.Context(), 1, 10)
 		if le := lmsError(t, err); le.Kind != connector.KindUnavailable || le.Status != 503 || !le.Temporary() {
 			t.Errorf("error %+v, want unavailable (HTTP 503), temporary", le)
 		}
+		if n := b.sim.Calls("GET /manage/v1/user"); n != 3 {
+			t.Errorf("%d list calls, want 3", n)
+		}
+		b.sim.Fail503(1)
 		if _, err := b.client.ListAccounts(t.Context(), 1, 10); err != nil {
-			t.Errorf("after the overload: %v", err)
+			t.Errorf("a read after one 503: %v, want it retried", err)
+		}
+		b.sim.Fail503(1)
+		_, err = b.client.SetActiveMany(t.Context(), []string{"1"}, false)
+		if le := lmsError(t, err); le.Status != 503 {
+			t.Errorf("change_status during an overload: %v, want the 503 (no retry of writes here)", err)
 		}
 	})
 }

@@ -351,3 +351,39 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // BaseURL returns the platform root the client was made for.
 func (c *Client) BaseURL() string { return c.base.String() }
+
+// readAttempts bounds the tries of one GET inside a compound operation.
+const readAttempts = 3
+
+// read is call for a GET that is one of many in a compound operation (a walk
+// through pages, a user per id): it tries again, up to readAttempts times, on a
+// temporary failure whose server asks for no more than a second's wait, so that
+// one lost answer does not throw away the calls already made. Longer waits are
+// left to the caller (the guard), which knows the call budget.
+func (c *Client) read(ctx context.Context, path string, q url.Values, out any) error {
+	var err error
+	for attempt := range readAttempts {
+		if err = c.call(ctx, "GET", path, q, nil, out); err == nil || !retryable(err) || attempt == readAttempts-1 {
+			return err
+		}
+		wait := 20 * time.Millisecond << attempt
+		var le *connector.LMSError
+		if errors.As(err, &le) && le.RetryAfter > wait {
+			wait = le.RetryAfter
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+	return err
+}
+
+// retryable reports whether a compound read should try a GET again at once.
+func retryable(err error) bool {
+	var le *connector.LMSError
+	return errors.As(err, &le) && le.Temporary() && le.RetryAfter <= time.Second
+}

@@ -36,7 +36,7 @@ func (c *Client) enrollments(ctx context.Context, ids []string) ([]enrollment, e
 			q.Add("id_user[]", id)
 		}
 		var p listPage
-		if err := c.call(ctx, "GET", enrollmentsPath, q, nil, &p); err != nil {
+		if err := c.read(ctx, enrollmentsPath, q, &p); err != nil {
 			return nil, err
 		}
 		for _, raw := range p.Items {

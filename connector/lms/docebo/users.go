@@ -43,7 +43,7 @@ func (c *Client) view(ctx context.Context, id string) (user, error) {
 		return user{}, notFound(op, id)
 	}
 	var raw json.RawMessage
-	if err := c.call(ctx, "GET", usersPath+"/"+id, nil, nil, &raw); err != nil {
+	if err := c.read(ctx, usersPath+"/"+id, nil, &raw); err != nil {
 		return user{}, err
 	}
 	u, err := parseUser(raw)
@@ -69,7 +69,7 @@ func (c *Client) list(ctx context.Context, page, size int, search string) ([]use
 		q.Set("search_text", search)
 	}
 	var p listPage
-	if err := c.call(ctx, "GET", usersPath, q, nil, &p); err != nil {
+	if err := c.read(ctx, usersPath, q, &p); err != nil {
 		return nil, false, 0, err
 	}
 	users := make([]user, 0, len(p.Items))
