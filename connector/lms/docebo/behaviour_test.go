@@ -362,3 +362,45 @@ func TestParseFields(t *testing.T) {
 		t.Errorf("ParseFields(\"\") = %+v, %v; want the externalId in the username", f, err)
 	}
 }
+
+// TestFindAccountsIn looks up many employee numbers with one walk through the
+// users, where one FindAccounts per value would walk once each.
+func TestFindAccountsIn(t *testing.T) {
+	t.Parallel()
+	b := setup(t, docebosim.Config{})
+	ctx := t.Context()
+	createN(t, b, 450) // three pages
+	var made []connector.Account
+	for i := range 3 {
+		a, err := b.client.CreateAccount(ctx, connector.Account{UserName: fmt.Sprintf("e%d@example.com", i), Active: true,
+			ExternalID: fmt.Sprintf("hr:e%d", i), Profile: connector.Profile{EmployeeNumber: fmt.Sprintf("E-%d", i),
+				Email: fmt.Sprintf("E%d@Example.com", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, a)
+	}
+	before := b.sim.Calls("GET /manage/v1/user")
+	got, err := b.client.FindAccountsIn(ctx, connector.ByEmployeeNumber, []string{"E-0", "E-2", "E-9", "E-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := b.sim.Calls("GET /manage/v1/user") - before; n != 3 {
+		t.Errorf("%d list calls for 3 values over 453 users, want 3 (one walk)", n)
+	}
+	if len(got) != 3 || len(got["E-0"]) != 1 || got["E-0"][0].ID != made[0].ID || len(got["E-2"]) != 1 ||
+		got["E-2"][0].ID != made[2].ID || len(got["E-9"]) != 0 {
+		t.Errorf("FindAccountsIn = %+v", got)
+	}
+	if _, vouched := got["E-9"]; !vouched {
+		t.Error("E-9 (no account) is not vouched for")
+	}
+	byMail, err := b.client.FindAccountsIn(ctx, connector.ByEmail, []string{"e1@example.COM"})
+	if err != nil || len(byMail["e1@example.COM"]) != 1 || byMail["e1@example.COM"][0].ID != made[1].ID {
+		t.Errorf("FindAccountsIn by email in other case = %+v, %v", byMail, err)
+	}
+	accs, err := b.client.GetAccounts(ctx, []string{made[0].ID, "999999", "x"})
+	if err != nil || len(accs) != 1 || accs[made[0].ID].ExternalID != "hr:e0" {
+		t.Errorf("GetAccounts = %+v, %v", accs, err)
+	}
+}
