@@ -404,3 +404,61 @@ func TestFindAccountsIn(t *testing.T) {
 		t.Errorf("GetAccounts = %+v, %v", accs, err)
 	}
 }
+
+// TestCreateAccountsBatch onboards 150 hires with one batch import: the new
+// ids are read back with one walk, and the branches assigned one call each.
+func TestCreateAccountsBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t, docebosim.Config{})
+	ctx := t.Context()
+	createN(t, b, 1) // user00001@example.com exists
+	var accs []connector.Account
+	for i := range 150 {
+		accs = append(accs, connector.Account{UserName: fmt.Sprintf("hire%03d@example.com", i), ExternalID: fmt.Sprintf("hr:h%03d", i),
+			Active: i != 7, Organization: []string{"", "ACME", "Beta"}[i%3],
+			Profile: connector.Profile{Email: fmt.Sprintf("hire%03d@example.com", i), GivenName: "Hire", EmployeeNumber: fmt.Sprintf("H%03d", i)}})
+	}
+	accs[42].UserName = "USER00001@example.com" // taken
+	before := b.sim.Calls("")
+	rs, err := b.client.CreateAccounts(ctx, accs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := b.sim.Calls("") - before
+	if n := b.sim.Calls("POST /manage/v1/user/batch"); n != 1 {
+		t.Errorf("%d batch imports, want 1", n)
+	}
+	if n := b.sim.Calls("POST /manage/v1/user"); n != 0 {
+		t.Errorf("%d single creates, want 0", n)
+	}
+	// 1 count + 1 import + 1 walk page + branches (2 searches, 2 creates, 2 assigns)
+	if calls > 9 {
+		t.Errorf("%d calls for 150 creates, want at most 9", calls)
+	}
+	t.Logf("%d calls for %d creates", calls, len(accs))
+	if !errors.Is(rs[42].Err, connector.ErrConflict) {
+		t.Errorf("the taken username: %v, want a conflict", rs[42].Err)
+	}
+	for i, r := range rs {
+		if i == 42 {
+			continue
+		}
+		if r.Err != nil || r.Account.ID == "" {
+			t.Fatalf("item %d: %+v", i, r)
+		}
+		got, err := b.client.GetAccount(ctx, r.Account.ID)
+		if err != nil || got.ExternalID != accs[i].ExternalID || got.Active != accs[i].Active || got.Organization != accs[i].Organization ||
+			got.Profile.EmployeeNumber != accs[i].Profile.EmployeeNumber {
+			t.Fatalf("item %d: read back %+v, %v; want %+v", i, got, err, accs[i])
+		}
+	}
+	// Two hires gain nothing from the import: they are made one by one.
+	two := []connector.Account{{UserName: "x1@example.com", Active: true}, {UserName: "x2@example.com", Active: true}}
+	imports := b.sim.Calls("POST /manage/v1/user/batch")
+	if rs, err := b.client.CreateAccounts(ctx, two); err != nil || rs[0].Err != nil || rs[1].Err != nil {
+		t.Errorf("CreateAccounts(two) = %+v, %v", rs, err)
+	}
+	if n := b.sim.Calls("POST /manage/v1/user/batch"); n != imports {
+		t.Error("two creates went through the batch import")
+	}
+}

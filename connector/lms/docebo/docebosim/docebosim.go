@@ -355,6 +355,21 @@ func lenient(raw json.RawMessage) string {
 	return ""
 }
 
+// boolish reads a JSON boolean, or "1"/"0"/"true"/"false"; def if absent.
+func boolish(raw json.RawMessage, def bool) bool {
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return b
+	}
+	switch lenient(raw) {
+	case "1", "true":
+		return true
+	case "0", "false":
+		return false
+	}
+	return def
+}
+
 // ids reads a list of ids given as numbers or strings.
 func ids(raw []json.RawMessage) []string {
 	out := make([]string, 0, len(raw))
@@ -689,7 +704,7 @@ func (s *Server) batchImport(w http.ResponseWriter, r *http.Request) {
 	rows := make([]map[string]any, 0, len(b.Items))
 	for i, it := range b.Items {
 		row := map[string]any{"row_index": i, "success": false}
-		a := connector.Account{UserName: lenient(it["username"]), Active: lenient(it["active"]) != "false",
+		a := connector.Account{UserName: lenient(it["username"]), Active: boolish(it["active"], true),
 			Profile: connector.Profile{Email: lenient(it["email"]), GivenName: lenient(it["firstname"]), FamilyName: lenient(it["lastname"])}}
 		for k, v := range it {
 			if id, ok := strings.CutPrefix(k, "field_"); ok {
@@ -702,14 +717,14 @@ func (s *Server) batchImport(w http.ResponseWriter, r *http.Request) {
 			rows = append(rows, row)
 			continue
 		}
-		switch got, err := s.sb.CreateAccount(r.Context(), a); {
+		// The documented row has no user id: the simulator sends none.
+		switch _, err := s.sb.CreateAccount(r.Context(), a); {
 		case err != nil && errors.Is(err, connector.ErrConflict):
 			row["message"] = "User already exists"
 		case err != nil:
 			row["message"] = err.Error()
 		default:
 			row["success"] = true
-			row["user_id"] = s.num(got.ID)
 		}
 		rows = append(rows, row)
 	}
