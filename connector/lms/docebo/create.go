@@ -199,4 +199,3 @@ func (c *Client) assignBranches(ctx context.Context, chunk []connector.Account, 
 	}
 	return nil
 }
-
