@@ -345,6 +345,14 @@ func TestExternalIDInUserName(t *testing.T) {
 	if n := b.sim.Calls("GET /manage/v1/user") - before; n != 1 {
 		t.Errorf("%d list calls for a lookup by externalId in the username, want 1", n)
 	}
+	// The creation date is read (clean-up selects by it).
+	if found[0].Created.IsZero() {
+		t.Error("Created is zero: the creation_date was not read")
+	}
+	page, err := b.client.ListAccounts(ctx, 1, 1)
+	if err != nil || len(page.Accounts) != 1 || page.Accounts[0].Created.IsZero() {
+		t.Errorf("ListAccounts: %+v, %v; want a creation date", page, err)
+	}
 }
 
 func TestParseFields(t *testing.T) {

@@ -151,6 +151,7 @@ type user struct {
 	LastName   string
 	Active     bool
 	LastAccess *time.Time
+	Created    *time.Time
 	Fields     map[string]string // additional field id -> value
 	Branches   []branchRef
 }
@@ -208,6 +209,7 @@ func parseUser(raw json.RawMessage) (user, error) {
 	}
 	u.Active = lenientString(status) == "1" || lenientString(status) == "true"
 	u.LastAccess = parseTime(lenientString(m["last_access_date"]))
+	u.Created = parseTime(lenientString(m["creation_date"]))
 	for k, v := range m {
 		if id, ok := strings.CutPrefix(k, "field_"); ok {
 			u.Fields[id] = lenientString(v)
@@ -271,6 +273,9 @@ func (c *Client) account(u user) connector.Account {
 		default:
 			*p.get(&a) = u.Fields[*p.id]
 		}
+	}
+	if u.Created != nil {
+		a.Created = *u.Created
 	}
 	if len(u.Branches) > 0 {
 		a.Organization = cmpOr(u.Branches[0].Code, u.Branches[0].Name)
