@@ -3,6 +3,8 @@ package docebo_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -468,5 +470,32 @@ func TestCreateAccountsBatch(t *testing.T) {
 	}
 	if n := b.sim.Calls("POST /manage/v1/user/batch"); n != imports {
 		t.Error("two creates went through the batch import")
+	}
+}
+
+// TestTokenEndpointOverloaded classifies a refused token request like any
+// other call: 429 with its Retry-After and 503 are temporary.
+func TestTokenEndpointOverloaded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status int
+		kind   connector.ErrorKind
+		after  time.Duration
+	}{{http.StatusTooManyRequests, connector.KindRateLimited, 7 * time.Second}, {http.StatusServiceUnavailable, connector.KindUnavailable, 0}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tc.after > 0 {
+				w.Header().Set("Retry-After", "7")
+			}
+			http.Error(w, `{"error":"temporarily_unavailable"}`, tc.status)
+		}))
+		t.Cleanup(srv.Close)
+		c, err := docebo.New(srv.URL, clientID, secret, docebo.WithHTTPClient(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.GetAccount(t.Context(), "1")
+		if le := lmsError(t, err); le.Kind != tc.kind || !le.Temporary() || le.RetryAfter != tc.after || le.Status != tc.status {
+			t.Errorf("token answered %d: %+v, want %s, temporary, Retry-After %v", tc.status, le, tc.kind, tc.after)
+		}
 	}
 }

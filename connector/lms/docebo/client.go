@@ -115,7 +115,7 @@ func (c *Client) token(ctx context.Context) (*oauth2.Token, error) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.http)
 	t, err := c.oauth.Token(ctx)
 	if err != nil {
-		return nil, tokenError(err)
+		return nil, tokenError(err, c.now())
 	}
 	c.tok = t
 	return t, nil
@@ -132,13 +132,13 @@ func (c *Client) dropToken(t *oauth2.Token) {
 }
 
 // tokenError classifies a failed token request like any other call.
-func tokenError(err error) error {
+func tokenError(err error, now time.Time) error {
 	const op = "POST /oauth2/token"
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		e := &connector.LMSError{Kind: kindOf(re.Response.StatusCode), Op: op, Status: re.Response.StatusCode,
 			Reason: cmpOr(re.ErrorCode, http.StatusText(re.Response.StatusCode)), Code: re.ErrorCode,
-			RetryAfter: parseRetryAfter(re.Response.Header.Get("Retry-After"), time.Now())}
+			RetryAfter: parseRetryAfter(re.Response.Header.Get("Retry-After"), now)}
 		if e.Kind == connector.KindInvalid {
 			e.Kind = connector.KindAuth // a refused client is a credentials problem
 		}
