@@ -114,3 +114,24 @@ func TestDoceboCleanupAndRehire(t *testing.T) {
 		t.Errorf("report rehire: %s (account %s, %d expired); want %s (account %s, 1 expired)", strings.Join(summary, " "), got.AccountID, got.Expired, want, a.ID)
 	}
 }
+
+// TestDemoDocebo plays "hrsync demo --lms docebo" through cmd/hrsync's own
+// assembly (the guard over the Docebo adapter over HTTP to the simulator).
+func TestDemoDocebo(t *testing.T) {
+	t.Parallel()
+	out, stderr, err := runCLI(t, nil, "demo", "--json", "--lms", "docebo", "--people", "80", "--seed", "3")
+	if err != nil {
+		t.Fatalf("demo --lms docebo failed: %v\n%s\n%s", err, out, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var res map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line is not JSON: %q", lines[len(lines)-1])
+	}
+	if res["ok"] != true || res["duplicate_accounts"] != float64(0) || res["rehires_history_intact"] != res["rehired"] || res["rehired"] == float64(0) {
+		t.Fatalf("demo result: %v\n%s", res, out)
+	}
+	if !strings.Contains(out, "sandbox LMS (docebo)") {
+		t.Errorf("the demo does not say it spoke to the docebo simulator:\n%s", out)
+	}
+}
