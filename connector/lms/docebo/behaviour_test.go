@@ -413,6 +413,19 @@ func TestFindAccountsIn(t *testing.T) {
 	if err != nil || len(accs) != 1 || accs[made[0].ID].ExternalID != "hr:e0" {
 		t.Errorf("GetAccounts = %+v, %v", accs, err)
 	}
+	// Many ids: one walk (3 pages) instead of one read each.
+	var ids []string
+	for _, rec := range b.sb.Snapshot()[:100] {
+		ids = append(ids, rec.Account.ID)
+	}
+	lists, views := b.sim.Calls("GET /manage/v1/user"), b.sim.Calls("GET /manage/v1/user/{id}")
+	accs, err = b.client.GetAccounts(ctx, append(ids, "999999"))
+	if err != nil || len(accs) != 100 || accs[ids[7]].ID != ids[7] {
+		t.Errorf("GetAccounts(101 ids): %d accounts, %v", len(accs), err)
+	}
+	if l, v := b.sim.Calls("GET /manage/v1/user")-lists, b.sim.Calls("GET /manage/v1/user/{id}")-views; l != 3 || v != 0 {
+		t.Errorf("GetAccounts(101 ids) on 453 users: %d list and %d user calls, want 3 and 0", l, v)
+	}
 }
 
 // TestCreateAccountsBatch onboards 150 hires with one batch import: the new

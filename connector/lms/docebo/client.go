@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -30,6 +31,10 @@ type Client struct {
 	now    func() time.Time
 	// maxBatch bounds change_status, delete and enrollment reads per call.
 	maxBatch int
+
+	// lastTotal is how many users the last unfiltered list reported: what a
+	// walk through every user costs (GetAccounts chooses by it).
+	lastTotal atomic.Int64
 
 	tokMu sync.Mutex
 	tok   *oauth2.Token

@@ -45,11 +45,11 @@ func (c *Client) CreateAccounts(ctx context.Context, accs []connector.Account) (
 	}
 	pages := 0
 	if len(accs) > 2 {
-		_, _, total, err := c.list(ctx, 1, 1, "")
+		p, err := c.walkPages(ctx, len(accs))
 		if err != nil {
 			return nil, err
 		}
-		pages = (total + len(accs) + PageSize - 1) / PageSize
+		pages = p + (len(accs)+PageSize-1)/PageSize // the walk after the import reads the new users too
 	}
 	if len(accs) <= 2 || len(accs) <= 2+min(pages, len(accs)) {
 		for i, a := range accs {

@@ -99,21 +99,64 @@ func (c *Client) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, 
 	return out, nil
 }
 
-// GetAccounts reads each of ids (one call each: the user list has no id
-// filter); an id missing from the map is a user that is gone.
+// GetAccounts returns the current account of each of ids that exists. The
+// user list has no id filter, so it reads each user (one call each) or, when
+// that is fewer calls, walks through every user once: a batch of 2,000
+// leavers on a platform of 2,000 users is then 10 calls, not 2,000. Accounts
+// read by the walk carry no Organization (the list shows no branches); the
+// converger does not judge a linked account by its organisation, only the
+// candidates of a lookup (FindAccounts, FindAccountsIn), which do carry it.
 func (c *Client) GetAccounts(ctx context.Context, ids []string) (map[string]connector.Account, error) {
-	out := make(map[string]connector.Account, len(ids))
+	want := map[string]bool{}
 	for _, id := range ids {
-		if _, done := out[id]; done || !validID(id) {
-			continue
-		}
-		got, err := c.views(ctx, []string{id})
-		if err != nil {
-			return nil, err
-		}
-		if len(got) == 1 {
-			out[id] = got[0]
+		if validID(id) {
+			want[id] = true
 		}
 	}
+	out := make(map[string]connector.Account, len(want))
+	if len(want) == 0 {
+		return out, nil
+	}
+	pages, err := c.walkPages(ctx, len(want))
+	if err != nil {
+		return nil, err
+	}
+	if len(want) <= pages {
+		for id := range want {
+			got, err := c.views(ctx, []string{id})
+			if err != nil {
+				return nil, err
+			}
+			if len(got) == 1 {
+				out[id] = got[0]
+			}
+		}
+		return out, nil
+	}
+	err = c.each(ctx, "", func(u user) {
+		if want[u.ID] {
+			out[u.ID] = c.account(u)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// walkPages returns how many calls a walk through every user costs: from the
+// last total the list reported, or, when n reads would cost more than one
+// call to find out, by asking for it.
+func (c *Client) walkPages(ctx context.Context, n int) (int, error) {
+	total := int(c.lastTotal.Load())
+	if total == 0 {
+		if n <= 2 {
+			return n, nil // reading them costs no more than asking
+		}
+		var err error
+		if _, _, total, err = c.list(ctx, 1, 1, ""); err != nil {
+			return 0, err
+		}
+	}
+	return max(1, (total+PageSize-1)/PageSize), nil
 }

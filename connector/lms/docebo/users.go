@@ -81,6 +81,9 @@ func (c *Client) list(ctx context.Context, page, size int, search string) ([]use
 		users = append(users, u)
 	}
 	total, _ := strconv.Atoi(lenientString(p.TotalCount))
+	if search == "" && total > 0 {
+		c.lastTotal.Store(int64(total))
+	}
 	return users, p.HasMoreData, total, nil
 }
 
