@@ -169,6 +169,7 @@ type LMSOpener func(s LMSSettings) (connector.LMS, error)
 var lmsTypes = map[string]LMSOpener{
 	"scim":   openSCIM,
 	"moodle": openMoodle,
+	"docebo": openDocebo,
 }
 
 var lmsTypesMu sync.RWMutex

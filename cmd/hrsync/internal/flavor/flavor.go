@@ -33,13 +33,13 @@ type Flavor struct {
 	// Settings are the LMS settings with which hrsync reaches a simulator whose
 	// API is at url (root + Path), with secret.
 	Settings func(url, secret string) app.LMSSettings
+	// Sandbox are the options the sandbox LMS served with this flavor is made
+	// with (Docebo and Moodle number their users: their simulators want decimal
+	// ids, so that the ids hrsync links are the sandbox's own).
+	Sandbox []sandbox.Option
 	// Client opens the adapter to the simulator at url with secret (the demo
 	// puts it behind the guard, as the app does for an adapter it opens).
 	Client func(url, secret string) (connector.LMS, error)
-	// Sandbox are options the sandbox behind this flavor is made with (Moodle:
-	// numeric ids, so that the account ids hrsync keeps are the sandbox's and
-	// the demo can train the accounts it links).
-	Sandbox []sandbox.Option
 }
 
 var (
