@@ -637,10 +637,9 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 		if ro.Sheet == "" {
 			ro.Sheet = xs.f.GetSheetList()[0]
 		}
-	} else if !p.openCSV(raw, ro) {
-		return nil, p.errs.err(0)
-	}
-	if p.errs.Total > 0 { // a read error of the CSV header
+	} else if ok, err := p.openCSV(raw, ro); err != nil {
+		return nil, fmt.Errorf("roster: read: %w", err)
+	} else if !ok {
 		return nil, p.errs.err(0)
 	}
 
@@ -802,29 +801,28 @@ func fileProblem(problem string) RosterError {
 }
 
 // openCSV detects the encoding of a CSV file and its delimiter, and sets p.src
-// to read its records as UTF-8. False: a problem of the file, in p.errs.
-func (p *rosterParser) openCSV(raw *bufio.Reader, ro *Roster) bool {
+// to read its records as UTF-8. False: a problem of the file, in p.errs; an
+// error is the reader's.
+func (p *rosterParser) openCSV(raw *bufio.Reader, ro *Roster) (bool, error) {
 	head, err := raw.Peek(maxHeaderLine)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
-		p.errs.add(RosterError{Reason: fmt.Sprintf("the file cannot be read: %v", err)})
-		return false
+		return false, err
 	}
 	enc, bom, problem := detectEncoding(p.encoding, head, err == io.EOF)
 	if problem != "" {
 		p.fail(fileProblem(problem))
-		return false
+		return false, nil
 	}
 	ro.Encoding, ro.BOM, p.enc = enc, bom > 0, enc
 	_, _ = raw.Discard(bom)
 	br := bufio.NewReaderSize(decoder(enc, raw), maxHeaderLine)
 	head, err = br.Peek(maxHeaderLine)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
-		p.errs.add(RosterError{Reason: fmt.Sprintf("the file cannot be read: %v", err)})
-		return false
+		return false, err
 	}
 	if len(bytes.TrimSpace(head)) == 0 {
 		p.fail(RosterError{Reason: "the file is empty: it has no header row and no rows"})
-		return false
+		return false, nil
 	}
 	full := len(head) == maxHeaderLine
 	for { // the header is the first line that is not blank, as for encoding/csv
@@ -838,7 +836,7 @@ func (p *rosterParser) openCSV(raw *bufio.Reader, ro *Roster) bool {
 		head = head[:i]
 	} else if full {
 		p.fail(RosterError{Line: 1, Field: "header", Reason: fmt.Sprintf("the first line is longer than %d bytes: is this a CSV file?", maxHeaderLine)})
-		return false
+		return false, nil
 	}
 	ro.Delimiter = p.opts.Delimiter
 	if ro.Delimiter == 0 {
@@ -850,7 +848,7 @@ func (p *rosterParser) openCSV(raw *bufio.Reader, ro *Roster) bool {
 	rd.FieldsPerRecord = -1 // checked here, so that parsing goes on after a short row
 	rd.ReuseRecord = true
 	p.src = &csvSource{lim: lim, rd: rd}
-	return true
+	return true, nil
 }
 
 // maxRecordBytes bounds one record: a row, with every line a quoted field of it
