@@ -686,7 +686,7 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 	seen := make(map[idKey]int)
 	lastLine := headerLine
 	firstAddLine := 0
-	rows := 0
+	rows, broken := 0, 0
 	for {
 		rec, err := p.src.next()
 		if err == io.EOF {
@@ -709,7 +709,7 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 			mark := len(p.errs.Errors)
 			p.errs.add(quoteError(pe))
 			if p.opts.SkipInvalid {
-				rows++
+				broken++                      // a row, but not one of MaxRows: it keeps nothing
 				p.reject(mark, rowIdentity{}) // who it is cannot be told
 			}
 			continue
@@ -760,7 +760,7 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 			return nil, err
 		}
 	}
-	p.rows = rows
+	p.rows = rows + broken
 	if p.opts.Progress != nil && rows%p.every != 0 {
 		p.opts.Progress(rows)
 	}
@@ -774,8 +774,8 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 		}
 		p.fail(RosterError{Reason: reason})
 	}
-	if p.opts.SkipInvalid && !p.fatal && rows > 0 && p.invalid >= rows {
-		p.fail(RosterError{Reason: fmt.Sprintf("no row of the file can be applied: all %d have a problem", rows), Fix: "Correct the rows listed here and upload the file again"})
+	if p.opts.SkipInvalid && !p.fatal && p.rows > 0 && p.invalid >= p.rows {
+		p.fail(RosterError{Reason: fmt.Sprintf("no row of the file can be applied: all %d have a problem", p.rows), Fix: "Correct the rows listed here and upload the file again"})
 	}
 	if p.fatal || (!p.opts.SkipInvalid && p.errs.Total > 0) {
 		return nil, p.errs.err(rows)
