@@ -249,3 +249,24 @@ func TestAdminAPIExcelSamples(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheck: each reading setting of a feed is checked when the
+// configuration is read, naming the setting.
+func TestConfigCheck(t *testing.T) {
+	t.Parallel()
+	good := Config{Mode: "snapshot", Format: "xlsx", Sheet: "Mitarbeiter", Encoding: "windows-1252", Delimiter: "tab", DateFormats: []string{"02.01.2006", "01/02/2006"}}
+	if err := good.Check(); err != nil {
+		t.Fatalf("good settings refused: %v", err)
+	}
+	for want, c := range map[string]Config{
+		"roster.format":       {Format: "ods"},
+		"roster.encoding":     {Encoding: "ebcdic"},
+		"roster.delimiter":    {Delimiter: "||"},
+		"roster.date_formats": {DateFormats: []string{"02.01.2006 15:04"}},
+		"roster.mode":         {Mode: "full"},
+	} {
+		if err := c.Check(); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%+v: %v, want an error naming %s", c, err, want)
+		}
+	}
+}
