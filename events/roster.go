@@ -379,6 +379,9 @@ func (l *errList) add(e RosterError) {
 	if e.Fix == "" {
 		e.Fix = fixFor(e.Field)
 	}
+	if e.Fix == "" {
+		e.Fix = "Correct what the problem names in the file, and upload it again"
+	}
 	l.Total++
 	if len(l.Errors) < l.max {
 		l.Errors = append(l.Errors, e)
@@ -882,7 +885,8 @@ func (l *recordLimiter) next(rd *csv.Reader) ([]string, error) {
 }
 
 func recordTooLong(line int) RosterError {
-	return RosterError{Line: line, Reason: fmt.Sprintf("the row starting here is longer than %d bytes: is a quote not closed? The rest of the file was not read", maxRecordBytes)}
+	return RosterError{Line: line, Reason: fmt.Sprintf("the row starting here is longer than %d bytes: is a quote not closed? The rest of the file was not read", maxRecordBytes),
+		Fix: "Close the quote that this row opens (a quote inside a cell is written twice), or remove it"}
 }
 
 // detectDelimiter picks comma, semicolon or tab: whichever splits the header
@@ -974,19 +978,20 @@ func (p *rosterParser) namesFor(f string) string {
 
 // quoteError turns a CSV syntax error into a RosterError.
 func quoteError(pe *csv.ParseError) RosterError {
+	const fix = `Put quotes around a cell that holds a quote, the delimiter or a line break, and write each quote inside it twice: "5"" screen"`
 	switch {
 	case errors.Is(pe.Err, csv.ErrBareQuote):
-		return RosterError{Line: pe.Line, Reason: fmt.Sprintf(`has a " inside an unquoted field (column %d): quote the whole field and double the quote, e.g. "5"" screen"`, pe.Column)}
+		return RosterError{Line: pe.Line, Reason: fmt.Sprintf(`has a " inside an unquoted field (column %d): quote the whole field and double the quote, e.g. "5"" screen"`, pe.Column), Fix: fix}
 	case errors.Is(pe.Err, csv.ErrQuote) && pe.Line != pe.StartLine:
-		return RosterError{Line: pe.StartLine, Reason: fmt.Sprintf("has unbalanced quotes: a quoted field opened on this line is not closed properly (the parser gave up on line %d)", pe.Line)}
+		return RosterError{Line: pe.StartLine, Reason: fmt.Sprintf("has unbalanced quotes: a quoted field opened on this line is not closed properly (the parser gave up on line %d)", pe.Line), Fix: fix}
 	case errors.Is(pe.Err, csv.ErrQuote):
-		return RosterError{Line: pe.StartLine, Reason: fmt.Sprintf(`has unbalanced quotes: a quoted field is not closed, or text follows its closing quote (column %d); a " inside a quoted field is written ""`, pe.Column)}
+		return RosterError{Line: pe.StartLine, Reason: fmt.Sprintf(`has unbalanced quotes: a quoted field is not closed, or text follows its closing quote (column %d); a " inside a quoted field is written ""`, pe.Column), Fix: fix}
 	}
 	line := pe.StartLine
 	if line < 1 {
 		line = max(pe.Line, 1)
 	}
-	return RosterError{Line: line, Reason: "is not valid CSV: " + pe.Err.Error()}
+	return RosterError{Line: line, Reason: "is not valid CSV: " + pe.Err.Error(), Fix: fix}
 }
 
 // blank reports whether every cell of rec is empty or spaces.
