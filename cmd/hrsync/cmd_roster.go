@@ -24,7 +24,7 @@ Partner organisations send rosters: who joined and who left. hrsync turns a rost
 file into contract-v1 events with deterministic ids, so uploading the same file twice
 changes nothing.
 
-  hrsync roster upload FILE.csv --feed FEED [--mode snapshot|delta] [--dry-run]
+  hrsync roster upload FILE --feed FEED [--mode snapshot|delta] [--dry-run]
       snapshot: the file is the whole roster; people missing from it are leavers.
       delta:    an action column says add or remove.
       Every row is checked first; errors name the line and the field. If the
@@ -41,7 +41,8 @@ changes nothing.
   hrsync roster token     print a new upload token and the SHA-256 to configure for a feed
 
 The same upload is served on the admin port: POST /v1/feeds/{feed}/rosters with the
-CSV as the body (see docs/rosters.md). CSV format and column mapping: docs/rosters.md.`
+file (CSV or XLSX) as the body, and its report on GET /v1/feeds/{feed}/rosters/{id}/report
+(docs/admin-api.md). Formats, encodings, dates and column mapping: docs/rosters.md.`
 
 func newRosterCmd(env *environment) *cobra.Command {
 	return group(env, "roster", "partner roster files: upload (snapshot or delta), list uploads, make tokens", rosterDesc,
