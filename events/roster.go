@@ -1022,7 +1022,9 @@ func (p *rosterParser) badBytes(c string) (reason, fix string) {
 func (p *rosterParser) row(rec []string, line int, cols []column) (RosterRow, bool) {
 	for i, c := range rec {
 		if reason, fix := p.badBytes(c); reason != "" {
-			p.errs.add(RosterError{Line: p.src.line(i), Reason: fmt.Sprintf("field %d %s", i+1, reason), Fix: fix})
+			// The encoding is wrong for the file, so the text of its other rows
+			// may be wrong too ("MÃ¼ller"): the file is refused, not the row.
+			p.fail(RosterError{Line: p.src.line(i), Reason: fmt.Sprintf("field %d %s", i+1, reason), Fix: fix})
 			return RosterRow{}, false
 		}
 	}

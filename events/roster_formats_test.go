@@ -305,3 +305,18 @@ func TestStreamRosterSkipInvalidDelta(t *testing.T) {
 		t.Errorf("a file of bad rows: %v", err)
 	}
 }
+
+// TestRosterBadBytesRefuseTheFile: bytes the encoding does not have refuse
+// the whole file, with every such line, even with the good rows applied: the
+// encoding is wrong for the file, so its other rows' text may be wrong too.
+func TestRosterBadBytesRefuseTheFile(t *testing.T) {
+	t.Parallel()
+	b := setupRoster(t)
+	file := "worker_id,email,family_name\nw1,w1@example.com,Ok\nw2,w2@example.com,M\xfcller\nw3,w3@example.com,Ok\nw4,w4@example.com,K\xf6hler\n"
+	_, _, err := StreamRoster(strings.NewReader(file), RosterMapping{}, RosterOptions{Mode: RosterSnapshot, SkipInvalid: true, Encoding: EncodingUTF8},
+		b.feed, skipMembers(), b.upload, func(Event) error { return nil }) // events before the refusal are dropped by the caller
+	re := rosterErrs(t, err)
+	if re.Total != 2 || re.Errors[0].Line != 3 || re.Errors[1].Line != 5 {
+		t.Fatalf("problems %v, want lines 3 and 5", re)
+	}
+}
