@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
 	"github.com/hrsync/hrsync/store/pgtest"
 )
 
@@ -139,5 +140,38 @@ func TestRosterExcelFilesRecorded(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRosterReportCommand: "hrsync roster report" prints an upload's report as
+// a table, CSV, JSON or XLSX, only for the upload's own feed.
+func TestRosterReportCommand(t *testing.T) {
+	t.Parallel()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "hrsync.db")
+	db := openStore(t, url)
+	id, err := db.RecordUpload(t.Context(), store.Upload{Feed: "partner-acme", Mode: "snapshot", Filename: "acme.xlsx", Outcome: "published",
+		Rows: 20, Invalid: 1, Kept: 1, Report: []byte(`{"problems":[{"line":8,"field":"email","column":"E-Mail","reason":"'p7@acme' is not an address",` +
+			`"fix":"Write one full e-mail address, such as name@example.com","worker_id":"A-1007","effect":"not applied; this person is kept as they are: not deactivated"}],"problems_total":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCLI(t, nil, "roster", "report", fmt.Sprint(id), "--feed", "partner-acme", "--db", url)
+	if err != nil || !strings.Contains(out, "19 of 20 rows were applied") || !strings.Contains(out, "8     E-Mail  A-1007") {
+		t.Fatalf("table: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, nil, "roster", "report", fmt.Sprint(id), "--feed", "partner-acme", "--db", url, "--format", "csv")
+	if err != nil || !strings.HasPrefix(out, "\uFEFFLine,Column,Worker,What is wrong,How to fix it,What hrsync did\n8,E-Mail,A-1007,email 'p7@acme' is not an address,") {
+		t.Fatalf("csv: %v\n%s", err, out)
+	}
+	xlsx := filepath.Join(t.TempDir(), "report.xlsx")
+	if _, stderr, err := runCLI(t, nil, "roster", "report", fmt.Sprint(id), "--feed", "partner-acme", "--db", url, "--format", "xlsx", "--out", xlsx); err != nil ||
+		!strings.Contains(stderr, "wrote the report of upload") {
+		t.Fatalf("xlsx: %v %s", err, stderr)
+	}
+	if b, err := os.ReadFile(xlsx); err != nil || !bytes.HasPrefix(b, []byte("PK\x03\x04")) {
+		t.Fatalf("the xlsx report is not a workbook: %v", err)
+	}
+	if _, _, err := runCLI(t, nil, "roster", "report", fmt.Sprint(id), "--feed", "partner-globex", "--db", url); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("another feed's report: %v", err)
 	}
 }
