@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,5 +190,40 @@ func TestRosterExcelSheetByName(t *testing.T) {
 	r := mustParse(t, data, b.mapping, RosterOptions{Mode: RosterSnapshot, Sheet: "Mitarbeiter", DateFormats: excelDateFormats})
 	if len(r.Rows) != len(excelPeople) || r.Sheet != "Mitarbeiter" {
 		t.Errorf("%d rows from sheet %q", len(r.Rows), r.Sheet)
+	}
+}
+
+// TestRosterXLSXRowNumbers: a row's line is its row number in the sheet, also
+// after empty rows, and a number in the effective column is a date cell.
+func TestRosterXLSXRowNumbers(t *testing.T) {
+	t.Parallel()
+	book := func(email5 string) []byte {
+		f := excelize.NewFile()
+		defer f.Close()
+		for cell, v := range map[string]any{"A1": "worker_id", "B1": "email", "C1": "effective",
+			"A2": "w1", "B2": "w1@example.com", "A5": "w5", "B5": email5, "C5": 46387, "A7": "w7", "B7": "w7@example.com", "C7": "31.12.2026"} {
+			if err := f.SetCellValue("Sheet1", cell, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var buf bytes.Buffer
+		if _, err := f.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	opts := RosterOptions{Mode: RosterSnapshot, DateFormats: []string{"02.01.2006"}}
+	_, err := ParseRoster(bytes.NewReader(book("w5@")), RosterMapping{}, opts)
+	re := rosterErrs(t, err)
+	if re.Total != 1 || re.Errors[0].Line != 5 || re.Errors[0].Field != "email" {
+		t.Fatalf("problems %v, want line 5's email alone", re)
+	}
+	r := mustParse(t, book("w5@example.com"), RosterMapping{}, opts)
+	var got []string
+	for _, row := range r.Rows {
+		got = append(got, fmt.Sprintf("%d %s %s", row.Line, row.WorkerID, row.Effective))
+	}
+	if want := "2 w1 , 5 w5 2026-12-31, 7 w7 2026-12-31"; strings.Join(got, ", ") != want {
+		t.Errorf("rows %q, want %q", strings.Join(got, ", "), want)
 	}
 }
