@@ -13,6 +13,7 @@ import (
 	"hash/maphash"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -217,9 +218,26 @@ type RosterOptions struct {
 	// MaxErrors limits the RosterErrors kept; zero means DefaultMaxRosterErrors.
 	// Every error is counted either way.
 	MaxErrors int
-	// Delimiter forces the field delimiter. Zero means: detect comma or semicolon
-	// from the header line.
+	// Delimiter forces the field delimiter of a CSV file. Zero means: detect
+	// comma, semicolon or tab from the header line.
 	Delimiter rune
+	// Format is RosterFormatCSV, RosterFormatXLSX, or RosterFormatAuto (also
+	// ""): an XLSX file is a zip archive, told by its first bytes.
+	Format string
+	// Encoding is the text encoding of a CSV file (RosterEncodings); "" is
+	// EncodingAuto. A byte order mark always wins.
+	Encoding string
+	// Sheet is the worksheet of an XLSX file to read; "" is the first.
+	Sheet string
+	// DateFormats are Go layouts (02.01.2006) the effective column may use
+	// besides RFC 3339; a value two of them read as different dates is a
+	// problem, never a guess. CheckDateFormats checks them.
+	DateFormats []string
+	// SkipInvalid applies the valid rows of a file and reports the others,
+	// instead of refusing the whole file for one bad row. Only StreamRoster
+	// takes it: in a snapshot, a person whose row is invalid is unknown, not
+	// absent, and only the stream's planner knows whom to keep.
+	SkipInvalid bool
 	// Progress, if set, is called with the number of data rows read so far every
 	// ProgressEvery rows, and once more with the total at the end.
 	Progress func(rows int)
@@ -251,8 +269,19 @@ type Roster struct {
 	Rows []RosterRow `json:"rows"`
 	// Delimiter is the field delimiter that was used.
 	Delimiter rune `json:"delimiter"`
-	// BOM says whether the file started with a UTF-8 byte order mark.
+	// BOM says whether the file started with a byte order mark (UTF-8 or UTF-16).
 	BOM bool `json:"bom"`
+	// Format is csv or xlsx; Encoding the text encoding a CSV file was read in;
+	// Sheet the worksheet an XLSX file was read from.
+	Format   string `json:"format"`
+	Encoding string `json:"encoding,omitempty"`
+	Sheet    string `json:"sheet,omitempty"`
+	// Problems are the rows not applied, when RosterOptions.SkipInvalid is set
+	// (the first MaxErrors of them; ProblemsTotal counts all), and Invalid how
+	// many rows they are.
+	Problems      []RosterError `json:"problems,omitempty"`
+	ProblemsTotal int           `json:"problems_total,omitempty"`
+	Invalid       int           `json:"invalid,omitempty"`
 	// Columns are the header's columns that map to contract fields, in file order;
 	// Ignored are the header names that map to nothing.
 	Columns []RosterColumn `json:"columns"`
@@ -276,6 +305,12 @@ type RosterError struct {
 	Field  string `json:"field,omitempty"`
 	Column string `json:"column,omitempty"`
 	Reason string `json:"reason"`
+	// Fix says how to correct the file, for the person who keeps it.
+	Fix string `json:"fix,omitempty"`
+	// WorkerID is the worker the row names, when it names one validly; Effect
+	// what became of the row when the valid rows were applied without it.
+	WorkerID string `json:"worker_id,omitempty"`
+	Effect   string `json:"effect,omitempty"`
 }
 
 // Error returns e.g. "line 17: email 'bob@' is not an address", with
@@ -341,6 +376,12 @@ type errList struct {
 }
 
 func (l *errList) add(e RosterError) {
+	if e.Fix == "" {
+		e.Fix = fixFor(e.Field)
+	}
+	if e.Fix == "" {
+		e.Fix = "Correct what the problem names in the file, and upload it again"
+	}
 	l.Total++
 	if len(l.Errors) < l.max {
 		l.Errors = append(l.Errors, e)
@@ -372,6 +413,9 @@ func (l *errList) err(rows int) error {
 // The file is read once, as a stream; only the parsed rows are kept. StreamRoster
 // reads it without keeping them.
 func ParseRoster(r io.Reader, m RosterMapping, opts RosterOptions) (*Roster, error) {
+	if opts.SkipInvalid {
+		return nil, errors.New("roster: SkipInvalid needs StreamRoster: only it keeps the people of invalid rows")
+	}
 	p, err := newRosterParser(m, opts)
 	if err != nil {
 		return nil, err
@@ -406,6 +450,17 @@ func newRosterParser(m RosterMapping, opts RosterOptions) (*rosterParser, error)
 		errs:    errList{max: orDefault(opts.MaxErrors, DefaultMaxRosterErrors)},
 		hash:    sha256.New(),
 	}
+	var err error
+	if p.format, err = ParseRosterFormat(opts.Format); err != nil {
+		return nil, fmt.Errorf("roster: %w", err)
+	}
+	if p.encoding, err = ParseRosterEncoding(opts.Encoding); err != nil {
+		return nil, fmt.Errorf("roster: %w", err)
+	}
+	if err := CheckDateFormats(opts.DateFormats); err != nil {
+		return nil, fmt.Errorf("roster: %w", err)
+	}
+	p.dates = dateReader{layouts: opts.DateFormats}
 	p.maxRows = orDefault(opts.MaxRows, DefaultMaxRosterRows)
 	p.every = orDefault(opts.ProgressEvery, DefaultRosterProgressEvery)
 	if opts.DefaultEffective != "" {
@@ -439,13 +494,84 @@ func (c *countingReader) Read(b []byte) (int, error) {
 }
 
 type rosterParser struct {
-	opts    RosterOptions
-	mapping RosterMapping
-	res     resolver
-	errs    errList
-	hash    hash.Hash
-	maxRows int
-	every   int
+	opts     RosterOptions
+	mapping  RosterMapping
+	res      resolver
+	errs     errList
+	hash     hash.Hash
+	maxRows  int
+	every    int
+	format   string
+	encoding string
+	dates    dateReader
+
+	src  recordSource
+	xlsx *xlsxSource // set while an XLSX file is read: its date cells are serial numbers
+	// enc is the encoding a CSV file is read in; a U+FFFD in a cell of a
+	// transcoded file is a byte that encoding does not have.
+	enc string
+	// rows counts the data rows read, invalid those with a problem; fatal is
+	// set by a problem of the file as a whole, which no row can make up for.
+	rows, invalid int
+	fatal         bool
+	// onInvalid, if set, learns who an invalid row may be, and says what became
+	// of the row (RosterError.Effect).
+	onInvalid func(rowIdentity) string
+}
+
+// rowIdentity is what an invalid row says of its person, in the cells that are
+// valid on their own: it may still be enough to know whom the row is about.
+type rowIdentity struct {
+	workerID, previousID, email, employeeNumber string
+}
+
+// fail adds a problem of the file as a whole.
+func (p *rosterParser) fail(e RosterError) {
+	p.fatal = true
+	p.errs.add(e)
+}
+
+// reject counts one invalid row whose problems were added since mark, and
+// tells onInvalid who it may be.
+func (p *rosterParser) reject(mark int, id rowIdentity) {
+	p.invalid++
+	effect := "not applied"
+	if p.onInvalid != nil {
+		effect = p.onInvalid(id)
+	}
+	for i := min(mark, len(p.errs.Errors)); i < len(p.errs.Errors); i++ {
+		p.errs.Errors[i].WorkerID, p.errs.Errors[i].Effect = id.workerID, effect
+	}
+}
+
+// identity reads the identifying cells of a record that has a problem.
+func (p *rosterParser) identity(rec []string, cols []column) rowIdentity {
+	var id rowIdentity
+	for _, c := range cols {
+		if c.index >= len(rec) {
+			continue
+		}
+		v := strings.TrimSpace(rec[c.index])
+		if v == "" || !utf8.ValidString(v) || (p.enc != EncodingUTF8 && strings.ContainsRune(v, utf8.RuneError)) {
+			continue
+		}
+		switch c.field {
+		case fieldWorkerID, fieldPreviousWorkerID:
+			if checkField(c.field, v) != "" {
+				continue
+			}
+			if c.field == fieldWorkerID {
+				id.workerID = v
+			} else {
+				id.previousID = v
+			}
+		case fieldEmail:
+			id.email = strings.ToLower(v)
+		case fieldEmployeeNumber:
+			id.employeeNumber = v
+		}
+	}
+	return id
 }
 
 // column is one mapped column of the file.
@@ -476,20 +602,230 @@ func (k idKeys) key(id string) idKey {
 // stops the read and is returned as it is.
 func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster, error) {
 	cr := &countingReader{r: in, h: p.hash}
-	br := bufio.NewReaderSize(cr, maxHeaderLine)
+	raw := bufio.NewReaderSize(cr, maxHeaderLine)
 	ro := &Roster{Mode: p.opts.Mode, DefaultEffective: p.opts.DefaultEffective}
-
-	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\uFEFF")) {
-		ro.BOM = true
-		_, _ = br.Discard(3)
-	}
-	head, err := br.Peek(maxHeaderLine)
-	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+	magic, err := raw.Peek(len(zipMagic))
+	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("roster: read: %w", err)
 	}
-	if len(bytes.TrimSpace(head)) == 0 {
-		p.errs.add(RosterError{Reason: "the file is empty: it has no header row and no rows"})
+	format, problem := sniffFormat(p.format, magic)
+	if problem != "" {
+		p.fail(fileProblem(problem))
 		return nil, p.errs.err(0)
+	}
+	ro.Format = format
+	if format == RosterFormatXLSX {
+		path, size, tmp, err := spoolXLSX(in, raw)
+		if err != nil {
+			return nil, fmt.Errorf("roster: read: %w", err)
+		}
+		xs, problem, err := openXLSX(path, size, p.opts.Sheet)
+		if tmp {
+			if xs != nil {
+				xs.tmp = path
+			} else {
+				_ = os.Remove(path)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("roster: read: %w", err)
+		}
+		if problem != "" {
+			p.fail(fileProblem(problem))
+			return nil, p.errs.err(0)
+		}
+		defer xs.close()
+		p.src, p.xlsx, p.enc = xs, xs, EncodingUTF8
+		ro.Sheet = p.opts.Sheet
+		if ro.Sheet == "" {
+			ro.Sheet = xs.f.GetSheetList()[0]
+		}
+	} else if ok, err := p.openCSV(raw, ro); err != nil {
+		return nil, fmt.Errorf("roster: read: %w", err)
+	} else if !ok {
+		return nil, p.errs.err(0)
+	}
+
+	header, err := p.src.next()
+	for err == nil && blank(header) { // lines of spaces or bare delimiters before the header
+		header, err = p.src.next()
+	}
+	if err != nil {
+		var pe *csv.ParseError
+		var xe *xlsxError
+		switch {
+		case errors.Is(err, errRecordTooLong):
+			p.fail(recordTooLong(1))
+		case err == io.EOF:
+			p.fail(RosterError{Reason: "the file is empty: it has no header row and no rows"})
+		case errors.As(err, &pe):
+			p.fail(quoteError(pe)) // without a header the rows cannot be read
+		case errors.As(err, &xe):
+			p.fail(RosterError{Reason: "the file " + xe.reason})
+		default:
+			return nil, fmt.Errorf("roster: read: %w", err)
+		}
+		return nil, p.errs.err(0)
+	}
+	headerLine := p.src.line(0)
+	cols, ok := p.header(header, headerLine, ro)
+	if !ok {
+		p.fatal = true
+		return nil, p.errs.err(0)
+	}
+	width := len(header)
+	byField := map[string]column{}
+	for _, c := range cols {
+		byField[c.field] = c
+	}
+	if p.opts.Mode == RosterSnapshot {
+		if c, ok := byField[fieldAction]; ok {
+			p.fail(RosterError{Line: headerLine, Field: fieldAction, Column: c.header, Reason: "column is not allowed in a snapshot: is this a delta file? A delta read as a snapshot would make a leaver of everyone it does not list",
+				Fix: "Upload the file as a delta, or remove the action column"})
+		}
+	}
+
+	keys := newIDKeys()
+	seen := make(map[idKey]int)
+	lastLine := headerLine
+	firstAddLine := 0
+	rows, broken := 0, 0
+	for {
+		rec, err := p.src.next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, errRecordTooLong) {
+			p.fail(recordTooLong(lastLine + 1))
+			return nil, p.errs.err(rows) // the rest cannot be told apart from that record
+		}
+		var xe *xlsxError
+		if errors.As(err, &xe) {
+			p.fail(RosterError{Line: lastLine + 1, Reason: xe.reason + ": the rest of the sheet was not read", Fix: "Open the file in Excel and save it again"})
+			return nil, p.errs.err(rows)
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if !errors.As(err, &pe) {
+				return nil, fmt.Errorf("roster: read: %w", err)
+			}
+			mark := len(p.errs.Errors)
+			p.errs.add(quoteError(pe))
+			if p.opts.SkipInvalid {
+				broken++                      // a row, but not one of MaxRows: it keeps nothing
+				p.reject(mark, rowIdentity{}) // who it is cannot be told
+			}
+			continue
+		}
+		line := p.src.line(0)
+		lastLine = line
+		if blank(rec) {
+			continue
+		}
+		rows++
+		if rows > p.maxRows {
+			p.fail(RosterError{Line: line, Reason: fmt.Sprintf("the file has more than %d rows, the limit of one upload: split it", p.maxRows)})
+			break
+		}
+		if p.opts.Progress != nil && rows%p.every == 0 {
+			p.opts.Progress(rows)
+		}
+		if p.xlsx != nil && len(rec) < width { // Excel leaves out a row's empty cells at its end
+			rec = append(rec, make([]string, width-len(rec))...)
+		}
+		mark := len(p.errs.Errors)
+		if len(rec) != width {
+			p.errs.add(RosterError{Line: line, Reason: fmt.Sprintf("has %d fields, but the header has %d", len(rec), width),
+				Fix: "Give the row exactly one cell per column of the first line; a cell that holds the delimiter must be in quotes"})
+			p.reject(mark, p.identity(rec, cols))
+			continue
+		}
+		row, ok := p.row(rec, line, cols)
+		if row.WorkerID != "" { // also for a row with other problems: report all of them
+			k := keys.key(row.WorkerID)
+			if prev, dup := seen[k]; dup {
+				c := byField[fieldWorkerID]
+				p.errs.add(RosterError{Line: line, Field: fieldWorkerID, Column: c.header, Reason: fmt.Sprintf("'%s' appears again: it is on line %d too", clip(row.WorkerID), prev),
+					Fix: fmt.Sprintf("Keep one row per person: merge this row with line %d (that row was used)", prev)})
+				ok = false
+			} else {
+				seen[k] = line
+			}
+		}
+		if !ok {
+			p.reject(mark, p.identity(rec, cols))
+			continue
+		}
+		if row.Action == RosterAdd && firstAddLine == 0 {
+			firstAddLine = line
+		}
+		if err := emit(row); err != nil {
+			return nil, err
+		}
+	}
+	p.rows = rows + broken
+	if p.opts.Progress != nil && rows%p.every != 0 {
+		p.opts.Progress(rows)
+	}
+	if _, ok := byField[fieldEmail]; !ok && firstAddLine > 0 {
+		p.fail(RosterError{Line: headerLine, Field: "header", Reason: fmt.Sprintf("has no email column, which rows that add a worker need (line %d is the first)", firstAddLine)})
+	}
+	if rows == 0 && p.errs.Total == 0 {
+		reason := "the file has a header but no rows"
+		if p.opts.Mode == RosterSnapshot {
+			reason += ": an empty snapshot would mean that everyone left"
+		}
+		p.fail(RosterError{Reason: reason})
+	}
+	if p.opts.SkipInvalid && !p.fatal && p.rows > 0 && p.invalid >= p.rows {
+		p.fail(RosterError{Reason: fmt.Sprintf("no row of the file can be applied: all %d have a problem", p.rows), Fix: "Correct the rows listed here and upload the file again"})
+	}
+	if p.fatal || (!p.opts.SkipInvalid && p.errs.Total > 0) {
+		return nil, p.errs.err(rows)
+	}
+	if p.errs.Total > 0 {
+		ro.Problems, ro.ProblemsTotal, ro.Invalid = p.errs.Errors, p.errs.Total, p.invalid
+	}
+	ro.SHA256 = hex.EncodeToString(p.hash.Sum(nil))
+	ro.Bytes = cr.n
+	ro.checked = true
+	return ro, nil
+}
+
+// fileProblem is a problem of the file as a whole, from a reason that ends in
+// advice after its last ": ", which becomes the fix.
+func fileProblem(problem string) RosterError {
+	e := RosterError{Reason: "the file " + problem, Fix: "Open the file in Excel and save it again as \"CSV UTF-8\" or \"Excel Workbook (*.xlsx)\""}
+	if i := strings.LastIndex(problem, ": "); i >= 0 {
+		advice := problem[i+2:]
+		e.Fix = strings.ToUpper(advice[:1]) + advice[1:]
+	}
+	return e
+}
+
+// openCSV detects the encoding of a CSV file and its delimiter, and sets p.src
+// to read its records as UTF-8. False: a problem of the file, in p.errs; an
+// error is the reader's.
+func (p *rosterParser) openCSV(raw *bufio.Reader, ro *Roster) (bool, error) {
+	head, err := raw.Peek(maxHeaderLine)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return false, err
+	}
+	enc, bom, problem := detectEncoding(p.encoding, head, err == io.EOF)
+	if problem != "" {
+		p.fail(fileProblem(problem))
+		return false, nil
+	}
+	ro.Encoding, ro.BOM, p.enc = enc, bom > 0, enc
+	_, _ = raw.Discard(bom)
+	br := bufio.NewReaderSize(decoder(enc, raw), maxHeaderLine)
+	head, err = br.Peek(maxHeaderLine)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return false, err
+	}
+	if len(bytes.TrimSpace(head)) == 0 {
+		p.fail(RosterError{Reason: "the file is empty: it has no header row and no rows"})
+		return false, nil
 	}
 	full := len(head) == maxHeaderLine
 	for { // the header is the first line that is not blank, as for encoding/csv
@@ -502,134 +838,20 @@ func (p *rosterParser) parse(in io.Reader, emit func(RosterRow) error) (*Roster,
 	if i := bytes.IndexByte(head, '\n'); i >= 0 {
 		head = head[:i]
 	} else if full {
-		p.errs.add(RosterError{Line: 1, Field: "header", Reason: fmt.Sprintf("the first line is longer than %d bytes: is this a CSV file?", maxHeaderLine)})
-		return nil, p.errs.err(0)
+		p.fail(RosterError{Line: 1, Field: "header", Reason: fmt.Sprintf("the first line is longer than %d bytes: is this a CSV file?", maxHeaderLine)})
+		return false, nil
 	}
 	ro.Delimiter = p.opts.Delimiter
 	if ro.Delimiter == 0 {
 		ro.Delimiter = p.detectDelimiter(head)
 	}
-
 	lim := &recordLimiter{r: br}
 	rd := csv.NewReader(lim)
 	rd.Comma = ro.Delimiter
 	rd.FieldsPerRecord = -1 // checked here, so that parsing goes on after a short row
 	rd.ReuseRecord = true
-
-	header, err := lim.next(rd)
-	for err == nil && blank(header) { // lines of spaces or bare delimiters before the header
-		header, err = lim.next(rd)
-	}
-	if err != nil {
-		var pe *csv.ParseError
-		switch {
-		case errors.Is(err, errRecordTooLong):
-			p.errs.add(recordTooLong(1))
-		case err == io.EOF:
-			p.errs.add(RosterError{Reason: "the file is empty: it has no header row and no rows"})
-		case errors.As(err, &pe):
-			p.errs.add(quoteError(pe)) // without a header the rows cannot be read
-		default:
-			return nil, fmt.Errorf("roster: read: %w", err)
-		}
-		return nil, p.errs.err(0)
-	}
-	headerLine, _ := rd.FieldPos(0)
-	cols, ok := p.header(header, headerLine, ro)
-	if !ok {
-		return nil, p.errs.err(0)
-	}
-	width := len(header)
-	byField := map[string]column{}
-	for _, c := range cols {
-		byField[c.field] = c
-	}
-	if p.opts.Mode == RosterSnapshot {
-		if c, ok := byField[fieldAction]; ok {
-			p.errs.add(RosterError{Line: headerLine, Field: fieldAction, Column: c.header, Reason: "column is not allowed in a snapshot: is this a delta file? A delta read as a snapshot would make a leaver of everyone it does not list"})
-		}
-	}
-
-	keys := newIDKeys()
-	seen := make(map[idKey]int)
-	lastLine := headerLine
-	firstAddLine := 0
-	rows := 0
-	for {
-		rec, err := lim.next(rd)
-		if err == io.EOF {
-			break
-		}
-		if errors.Is(err, errRecordTooLong) {
-			p.errs.add(recordTooLong(lastLine + 1))
-			return nil, p.errs.err(rows) // the rest cannot be told apart from that record
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if !errors.As(err, &pe) {
-				return nil, fmt.Errorf("roster: read: %w", err)
-			}
-			p.errs.add(quoteError(pe))
-			continue
-		}
-		line, _ := rd.FieldPos(0)
-		lastLine = line
-		if blank(rec) {
-			continue
-		}
-		rows++
-		if rows > p.maxRows {
-			p.errs.add(RosterError{Line: line, Reason: fmt.Sprintf("the file has more than %d rows, the limit of one upload: split it", p.maxRows)})
-			break
-		}
-		if p.opts.Progress != nil && rows%p.every == 0 {
-			p.opts.Progress(rows)
-		}
-		if len(rec) != width {
-			p.errs.add(RosterError{Line: line, Reason: fmt.Sprintf("has %d fields, but the header has %d", len(rec), width)})
-			continue
-		}
-		row, ok := p.row(rd, rec, line, cols)
-		if row.WorkerID != "" { // also for a row with other problems: report all of them
-			k := keys.key(row.WorkerID)
-			if prev, dup := seen[k]; dup {
-				c := byField[fieldWorkerID]
-				p.errs.add(RosterError{Line: line, Field: fieldWorkerID, Column: c.header, Reason: fmt.Sprintf("'%s' appears again: it is on line %d too", clip(row.WorkerID), prev)})
-				ok = false
-			} else {
-				seen[k] = line
-			}
-		}
-		if !ok {
-			continue
-		}
-		if row.Action == RosterAdd && firstAddLine == 0 {
-			firstAddLine = line
-		}
-		if err := emit(row); err != nil {
-			return nil, err
-		}
-	}
-	if p.opts.Progress != nil && rows%p.every != 0 {
-		p.opts.Progress(rows)
-	}
-	if _, ok := byField[fieldEmail]; !ok && firstAddLine > 0 {
-		p.errs.add(RosterError{Line: headerLine, Field: "header", Reason: fmt.Sprintf("has no email column, which rows that add a worker need (line %d is the first)", firstAddLine)})
-	}
-	if rows == 0 && p.errs.Total == 0 {
-		reason := "the file has a header but no rows"
-		if p.opts.Mode == RosterSnapshot {
-			reason += ": an empty snapshot would mean that everyone left"
-		}
-		p.errs.add(RosterError{Reason: reason})
-	}
-	if err := p.errs.err(rows); err != nil {
-		return nil, err
-	}
-	ro.SHA256 = hex.EncodeToString(p.hash.Sum(nil))
-	ro.Bytes = cr.n
-	ro.checked = true
-	return ro, nil
+	p.src = &csvSource{lim: lim, rd: rd}
+	return true, nil
 }
 
 // maxRecordBytes bounds one record: a row, with every line a quoted field of it
@@ -663,13 +885,14 @@ func (l *recordLimiter) next(rd *csv.Reader) ([]string, error) {
 }
 
 func recordTooLong(line int) RosterError {
-	return RosterError{Line: line, Reason: fmt.Sprintf("the row starting here is longer than %d bytes: is a quote not closed? The rest of the file was not read", maxRecordBytes)}
+	return RosterError{Line: line, Reason: fmt.Sprintf("the row starting here is longer than %d bytes: is a quote not closed? The rest of the file was not read", maxRecordBytes),
+		Fix: "Close the quote that this row opens (a quote inside a cell is written twice), or remove it"}
 }
 
-// detectDelimiter picks comma or semicolon: whichever splits the header line into
-// more columns the mapping knows; then whichever splits it into more cells; then
-// comma. The split is naive (quotes are only stripped from cells), which is enough
-// for header names.
+// detectDelimiter picks comma, semicolon or tab: whichever splits the header
+// line into more columns the mapping knows; then whichever splits it into more
+// cells; then in that order. The split is naive (quotes are only stripped from
+// cells), which is enough for header names.
 func (p *rosterParser) detectDelimiter(head []byte) rune {
 	line := strings.TrimSuffix(string(head), "\r")
 	score := func(sep string) (known, cells int) {
@@ -682,19 +905,21 @@ func (p *rosterParser) detectDelimiter(head []byte) rune {
 		}
 		return known, len(parts)
 	}
-	ck, cc := score(",")
-	sk, sc := score(";")
-	if sk > ck || (sk == ck && sc > cc) {
-		return ';'
+	best, bk, bc := ',', -1, -1
+	for _, sep := range []rune{',', ';', '\t'} {
+		k, c := score(string(sep))
+		if k > bk || (k == bk && c > bc) {
+			best, bk, bc = sep, k, c
+		}
 	}
-	return ','
+	return best
 }
 
 // header maps the header row to columns and reports what is wrong with it.
 func (p *rosterParser) header(rec []string, line int, ro *Roster) ([]column, bool) {
 	for i, h := range rec {
-		if !utf8.ValidString(h) {
-			p.errs.add(RosterError{Line: line, Field: "header", Reason: fmt.Sprintf("column %d is not valid UTF-8: save the file as UTF-8 (it may be Windows-1252 or ISO-8859-1)", i+1)})
+		if reason, fix := p.badBytes(h); reason != "" {
+			p.errs.add(RosterError{Line: line, Field: "header", Reason: fmt.Sprintf("column %d %s", i+1, reason), Fix: fix})
 			return nil, false
 		}
 	}
@@ -753,19 +978,20 @@ func (p *rosterParser) namesFor(f string) string {
 
 // quoteError turns a CSV syntax error into a RosterError.
 func quoteError(pe *csv.ParseError) RosterError {
+	const fix = `Put quotes around a cell that holds a quote, the delimiter or a line break, and write each quote inside it twice: "5"" screen"`
 	switch {
 	case errors.Is(pe.Err, csv.ErrBareQuote):
-		return RosterError{Line: pe.Line, Reason: fmt.Sprintf(`has a " inside an unquoted field (column %d): quote the whole field and double the quote, e.g. "5"" screen"`, pe.Column)}
+		return RosterError{Line: pe.Line, Reason: fmt.Sprintf(`has a " inside an unquoted field (column %d): quote the whole field and double the quote, e.g. "5"" screen"`, pe.Column), Fix: fix}
 	case errors.Is(pe.Err, csv.ErrQuote) && pe.Line != pe.StartLine:
-		return RosterError{Line: pe.StartLine, Reason: fmt.Sprintf("has unbalanced quotes: a quoted field opened on this line is not closed properly (the parser gave up on line %d)", pe.Line)}
+		return RosterError{Line: pe.StartLine, Reason: fmt.Sprintf("has unbalanced quotes: a quoted field opened on this line is not closed properly (the parser gave up on line %d)", pe.Line), Fix: fix}
 	case errors.Is(pe.Err, csv.ErrQuote):
-		return RosterError{Line: pe.StartLine, Reason: fmt.Sprintf(`has unbalanced quotes: a quoted field is not closed, or text follows its closing quote (column %d); a " inside a quoted field is written ""`, pe.Column)}
+		return RosterError{Line: pe.StartLine, Reason: fmt.Sprintf(`has unbalanced quotes: a quoted field is not closed, or text follows its closing quote (column %d); a " inside a quoted field is written ""`, pe.Column), Fix: fix}
 	}
 	line := pe.StartLine
 	if line < 1 {
 		line = max(pe.Line, 1)
 	}
-	return RosterError{Line: line, Reason: "is not valid CSV: " + pe.Err.Error()}
+	return RosterError{Line: line, Reason: "is not valid CSV: " + pe.Err.Error(), Fix: fix}
 }
 
 // blank reports whether every cell of rec is empty or spaces.
@@ -778,12 +1004,27 @@ func blank(rec []string) bool {
 	return true
 }
 
+// badBytes says why a cell's bytes are not text in the file's encoding, and
+// how to fix it; "" if they are.
+func (p *rosterParser) badBytes(c string) (reason, fix string) {
+	switch {
+	case !utf8.ValidString(c):
+		return "is not valid UTF-8: the file may be Windows-1252 or ISO-8859-1",
+			"Save the file from Excel as \"CSV UTF-8\", or set the feed's encoding to windows-1252"
+	case p.enc != EncodingUTF8 && strings.ContainsRune(c, utf8.RuneError):
+		return fmt.Sprintf("has bytes that are not valid %s (shown as \uFFFD)", encodingName(p.enc)),
+			"Save the file from Excel as \"CSV UTF-8\", or check the feed's encoding setting"
+	}
+	return "", ""
+}
+
 // row reads and validates one record.
-func (p *rosterParser) row(rd *csv.Reader, rec []string, line int, cols []column) (RosterRow, bool) {
+func (p *rosterParser) row(rec []string, line int, cols []column) (RosterRow, bool) {
 	for i, c := range rec {
-		if !utf8.ValidString(c) {
-			l, _ := rd.FieldPos(i)
-			p.errs.add(RosterError{Line: l, Reason: fmt.Sprintf("field %d is not valid UTF-8: save the file as UTF-8 (it may be Windows-1252 or ISO-8859-1)", i+1)})
+		if reason, fix := p.badBytes(c); reason != "" {
+			// The encoding is wrong for the file, so the text of its other rows
+			// may be wrong too ("MÃ¼ller"): the file is refused, not the row.
+			p.fail(RosterError{Line: p.src.line(i), Reason: fmt.Sprintf("field %d %s", i+1, reason), Fix: fix})
 			return RosterRow{}, false
 		}
 	}
@@ -794,20 +1035,30 @@ func (p *rosterParser) row(rd *csv.Reader, rec []string, line int, cols []column
 		if v == "" {
 			continue
 		}
-		reason := ""
-		if c.field == fieldAction {
+		reason, fix := "", ""
+		switch c.field {
+		case fieldAction:
 			a, valid := parseRosterAction(v)
 			if !valid {
 				reason = fmt.Sprintf("'%s' is not add or remove", clip(v))
 			}
 			row.Action = a
-		} else {
+		case fieldEffective:
+			if d, serial := p.serialDate(v); serial {
+				v = d
+			}
+			if d, why, how := p.dates.read(v); why != "" {
+				reason, fix = why, how
+			} else {
+				v = d
+			}
+			setField(&row.Data, c.field, v)
+		default:
 			reason = checkField(c.field, v)
 			setField(&row.Data, c.field, v)
 		}
 		if reason != "" {
-			l, _ := rd.FieldPos(c.index)
-			p.errs.add(RosterError{Line: l, Field: c.field, Column: c.header, Reason: reason})
+			p.errs.add(RosterError{Line: p.src.line(c.index), Field: c.field, Column: c.header, Reason: reason, Fix: fix})
 			ok = false
 		}
 	}
@@ -826,6 +1077,41 @@ func (p *rosterParser) row(rd *csv.Reader, rec []string, line int, cols []column
 		}
 	}
 	return row, ok
+}
+
+// serialDate reads a date cell of an XLSX file, which Excel stores as a
+// serial number; ok is false for a CSV file and for any other value.
+func (p *rosterParser) serialDate(v string) (string, bool) {
+	if p.xlsx == nil {
+		return "", false
+	}
+	return p.xlsx.serialDate(v)
+}
+
+// fixFor is how to fix a problem of field, for the person who keeps the file,
+// when the problem has no more particular advice.
+func fixFor(field string) string {
+	switch field {
+	case fieldWorkerID, fieldManagerID, fieldPreviousWorkerID:
+		return "Write the person's id from your own system: no spaces, at most 128 characters"
+	case fieldEmail:
+		return "Write one full e-mail address, such as name@example.com"
+	case fieldGivenName, fieldFamilyName, fieldEmployeeNumber, fieldOrgUnit, fieldJobTitle:
+		return "Write the text on one line, without line breaks or special characters, at most 256 characters"
+	case fieldLocale:
+		return "Write a language code such as de-DE, en or fr-CH"
+	case fieldEffective:
+		return "Write the date as year-month-day, e.g. 2026-12-31"
+	case fieldTimezone:
+		return "Write a time zone name such as Europe/Berlin, or leave the cell empty"
+	case fieldReason:
+		return "Write the reason as plain text, at most 1024 characters"
+	case fieldAction:
+		return "Write add or remove"
+	case "header":
+		return "Correct the first line of the file, which names the columns"
+	}
+	return ""
 }
 
 // colHeader returns the header of the column that maps to field, or "".
@@ -1014,6 +1300,23 @@ type RosterSummary struct {
 	Notes   []RosterError `json:"notes,omitempty"`
 	// Effective is the default effective the upload used (see RosterOptions).
 	Effective string `json:"effective"`
+	// With RosterOptions.SkipInvalid: Invalid counts the rows not applied
+	// because of a problem; Problems lists the first of them (ProblemsTotal
+	// counts all), each with its line, column, reason, fix and effect.
+	Invalid       int           `json:"invalid"`
+	Problems      []RosterError `json:"problems,omitempty"`
+	ProblemsTotal int           `json:"problems_total,omitempty"`
+	// Kept counts the active members of a snapshot whose only row is invalid:
+	// unknown, not absent, so not leavers. Withheld counts the leavers a
+	// snapshot did not make because some invalid row names no one hrsync can
+	// recognise (any of them may be that row's person); Leavers is then 0.
+	Kept     int `json:"kept"`
+	Withheld int `json:"withheld"`
+	// Format, Encoding and Delimiter say how the file was read.
+	Format    string `json:"format,omitempty"`
+	Encoding  string `json:"encoding,omitempty"`
+	Delimiter string `json:"delimiter,omitempty"`
+	Sheet     string `json:"sheet,omitempty"`
 }
 
 // Events returns the contract-v1 events that bring feed in line with the roster,
@@ -1056,6 +1359,7 @@ func (r *Roster) Events(feed connector.Feed, current []Member, upload UploadInfo
 	if err := pl.setMembers(current); err != nil {
 		return nil, pl.sum, err
 	}
+	pl.describe(r)
 	evs := make([]Event, 0, len(r.Rows)/8)
 	add := func(e Event) error { evs = append(evs, e); return nil }
 	for i := range r.Rows {
@@ -1097,14 +1401,20 @@ func StreamRoster(r io.Reader, m RosterMapping, opts RosterOptions, feed connect
 	if err := pl.setMembers(current); err != nil {
 		return nil, pl.sum, err
 	}
+	skip := opts.SkipInvalid
+	if skip {
+		pl.skip = true
+		pl.errs.max = p.errs.max
+		p.onInvalid = pl.unknownRow
+	}
 	valid := func(e Event) error {
-		if p.errs.Total > 0 || pl.errs.Total > 0 {
+		if p.fatal || (!skip && (p.errs.Total > 0 || pl.errs.Total > 0)) {
 			return nil // the file is refused: nobody will read the rest
 		}
 		return emit(e)
 	}
 	ro, err := p.parse(r, func(row RosterRow) error {
-		if p.errs.Total > 0 {
+		if p.fatal || (!skip && p.errs.Total > 0) {
 			return nil // only ParseRoster's problems are reported
 		}
 		pl.sum.Rows++
@@ -1114,13 +1424,42 @@ func StreamRoster(r io.Reader, m RosterMapping, opts RosterOptions, feed connect
 		return nil, pl.sum, err
 	}
 	pl.sum.SHA256 = ro.SHA256
-	if err := pl.errs.err(pl.sum.Rows); err != nil {
-		return nil, pl.sum, err
+	pl.describe(ro)
+	if !skip {
+		if err := pl.errs.err(pl.sum.Rows); err != nil {
+			return nil, pl.sum, err
+		}
+	} else {
+		pl.sum.Rows = p.rows
+		pl.sum.Invalid = p.invalid + pl.rejected
+		pl.sum.Problems, pl.sum.ProblemsTotal = mergeProblems(ro.Problems, pl.errs.Errors, p.errs.max), ro.ProblemsTotal+pl.errs.Total
+		if pl.sum.Invalid >= pl.sum.Rows {
+			all := errList{max: p.errs.max}
+			for _, e := range pl.sum.Problems {
+				all.add(e)
+			}
+			all.Total = pl.sum.ProblemsTotal
+			all.add(RosterError{Reason: fmt.Sprintf("no row of the file can be applied: all %d have a problem", pl.sum.Rows), Fix: "Correct the rows listed here and upload the file again"})
+			return nil, pl.sum, all.err(pl.sum.Rows)
+		}
 	}
 	if err := pl.finish(valid); err != nil {
 		return nil, pl.sum, err
 	}
 	return ro, pl.sum, nil
+}
+
+// mergeProblems merges two lists of problems in line order, keeping at most max.
+func mergeProblems(a, b []RosterError, max int) []RosterError {
+	out := make([]RosterError, 0, min(len(a)+len(b), max))
+	for len(out) < max && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || (len(a) > 0 && a[0].Line <= b[0].Line) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
 }
 
 // rosterPlanner turns roster rows into events against the feed's current
@@ -1130,11 +1469,26 @@ type rosterPlanner struct {
 	def     string
 	current []Member
 	members map[string]int
-	present []bool // snapshot: current[i] is named by a row
+	// present (snapshot) says whether current[i] is named: 0 by no row,
+	// namedValid by a valid row, namedInvalid only by rows with a problem.
+	present []uint8
 	sum     RosterSummary
 	errs    errList
 	g       eventGen
+
+	// skip: invalid rows are reported, not fatal (RosterOptions.SkipInvalid).
+	// rejected counts the rows the planner refused; unidentified the invalid
+	// rows that name no one it can recognise.
+	skip                   bool
+	rejected, unidentified int
+	byEmail, byNumber      map[string]int // built on first need
 }
+
+// What a snapshot row says of a current member.
+const (
+	namedValid   = 1
+	namedInvalid = 2
+)
 
 // newRosterPlanner checks what does not depend on the rows. It returns the
 // planner even on error, for its summary.
@@ -1167,6 +1521,14 @@ func newRosterPlanner(mode RosterMode, def string, feed connector.Feed, upload U
 	return pl, nil
 }
 
+// describe notes in the summary how the file was read.
+func (pl *rosterPlanner) describe(ro *Roster) {
+	pl.sum.Format, pl.sum.Encoding, pl.sum.Sheet = ro.Format, ro.Encoding, ro.Sheet
+	if ro.Delimiter != 0 {
+		pl.sum.Delimiter = string(ro.Delimiter)
+	}
+}
+
 // setMembers checks and indexes the feed's current members.
 func (pl *rosterPlanner) setMembers(current []Member) error {
 	pl.current = current
@@ -1184,15 +1546,74 @@ func (pl *rosterPlanner) setMembers(current []Member) error {
 		}
 	}
 	if pl.mode == RosterSnapshot {
-		pl.present = make([]bool, len(current))
+		pl.present = make([]uint8, len(current))
 	}
 	return nil
 }
 
 func (pl *rosterPlanner) mark(id string) {
 	if i, ok := pl.members[id]; ok && pl.present != nil {
-		pl.present[i] = true
+		pl.present[i] = namedValid
 	}
+}
+
+// The effects of an invalid row (RosterError.Effect), in words for the person
+// who keeps the file.
+const (
+	effectSkipped   = "not applied"
+	effectKept      = "not applied; this person is kept as they are: not deactivated"
+	effectNoLeavers = "not applied; this row names no one hrsync recognises, so this upload deactivates no one"
+)
+
+// unknownRow takes note of an invalid row: in a snapshot, the person it names
+// is unknown, not absent. It matches the row to a member by worker id or
+// previous worker id, else by email or employee number; a row that matches no
+// one and has no valid worker id may be anyone, so the snapshot makes no
+// leavers at all (finish). It returns the row's effect.
+func (pl *rosterPlanner) unknownRow(id rowIdentity) string {
+	if pl.mode != RosterSnapshot {
+		return effectSkipped
+	}
+	found := false
+	keep := func(i int) {
+		found = true
+		if pl.present[i] == 0 {
+			pl.present[i] = namedInvalid
+		}
+	}
+	for _, w := range []string{id.workerID, id.previousID} {
+		if i, ok := pl.members[w]; ok && w != "" {
+			keep(i)
+		}
+	}
+	if id.workerID != "" {
+		if found {
+			return effectKept
+		}
+		return effectSkipped // someone the feed does not have: not hired
+	}
+	if pl.byEmail == nil {
+		pl.byEmail, pl.byNumber = map[string]int{}, map[string]int{}
+		for i, m := range pl.current {
+			if m.Profile.Email != "" {
+				pl.byEmail[strings.ToLower(m.Profile.Email)] = i
+			}
+			if m.Profile.EmployeeNumber != "" {
+				pl.byNumber[m.Profile.EmployeeNumber] = i
+			}
+		}
+	}
+	if i, ok := pl.byEmail[id.email]; ok && id.email != "" {
+		keep(i)
+	}
+	if i, ok := pl.byNumber[id.employeeNumber]; ok && id.employeeNumber != "" {
+		keep(i)
+	}
+	if found {
+		return effectKept
+	}
+	pl.unidentified++
+	return effectNoLeavers
 }
 
 // row decides one row: it counts it and emits its event, if it has one. A
@@ -1242,7 +1663,11 @@ func (pl *rosterPlanner) row(row *RosterRow, emit func(Event) error) error {
 		kind = connector.KindRehired
 	}
 	if row.Email == "" {
-		pl.errs.add(RosterError{Line: row.Line, Field: fieldEmail, Reason: fmt.Sprintf("is required: '%s' would be %s", clip(row.WorkerID), kindVerb(kind))})
+		pl.errs.add(RosterError{Line: row.Line, Field: fieldEmail, Reason: fmt.Sprintf("is required: '%s' would be %s", clip(row.WorkerID), kindVerb(kind)),
+			Fix: "Write the person's e-mail address: hrsync needs it to create or reactivate their account", WorkerID: row.WorkerID, Effect: effectSkipped})
+		if pl.skip {
+			pl.rejected++
+		}
 		return nil
 	}
 	d := row.Data
@@ -1264,9 +1689,18 @@ func (pl *rosterPlanner) finish(emit func(Event) error) error {
 	}
 	var leavers []string
 	for i, m := range pl.current {
-		if m.Active && !pl.present[i] {
+		switch {
+		case !m.Active:
+		case pl.present[i] == 0:
 			leavers = append(leavers, m.WorkerID)
+		case pl.present[i] == namedInvalid:
+			pl.sum.Kept++
 		}
+	}
+	if pl.unidentified > 0 {
+		// A row that names no one may be any of them: none is a leaver.
+		pl.sum.Withheld = len(leavers)
+		return nil
 	}
 	slices.Sort(leavers)
 	pl.sum.Leavers += len(leavers)

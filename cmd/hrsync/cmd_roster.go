@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
+	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -22,22 +24,71 @@ Partner organisations send rosters: who joined and who left. hrsync turns a rost
 file into contract-v1 events with deterministic ids, so uploading the same file twice
 changes nothing.
 
-  hrsync roster upload FILE.csv --feed FEED [--mode snapshot|delta] [--dry-run]
+  hrsync roster upload FILE --feed FEED [--mode snapshot|delta] [--dry-run]
       snapshot: the file is the whole roster; people missing from it are leavers.
       delta:    an action column says add or remove.
       Every row is checked first; errors name the line and the field. If the
       leavers it implies cross the feed's safeguard threshold (default 20% of its
       active people, or 500), nothing is published: the upload becomes a hold that
       a person approves or rejects (hrsync holds), and the command exits 3.
+      Rows with a problem are not applied and are listed with their line,
+      column, the problem and how to fix it; in a snapshot, a person whose row
+      has a problem is kept as they are, never deactivated because of a typo.
+      CSV (UTF-8, UTF-16, Windows-1252) and XLSX are read: docs/rosters.md.
+  hrsync roster report ID --feed FEED [--format table|csv|json|xlsx] [--out FILE]
+                          the per-row report of an upload, to fix the file with
   hrsync roster list      the uploads: file hash, row counts, who sent it, the outcome
   hrsync roster token     print a new upload token and the SHA-256 to configure for a feed
 
 The same upload is served on the admin port: POST /v1/feeds/{feed}/rosters with the
-CSV as the body (see docs/rosters.md). CSV format and column mapping: docs/rosters.md.`
+file (CSV or XLSX) as the body, and its report on GET /v1/feeds/{feed}/rosters/{id}/report
+(docs/admin-api.md). Formats, encodings, dates and column mapping: docs/rosters.md.`
 
 func newRosterCmd(env *environment) *cobra.Command {
 	return group(env, "roster", "partner roster files: upload (snapshot or delta), list uploads, make tokens", rosterDesc,
-		newRosterUploadCmd(env), newRosterListCmd(env), newRosterTokenCmd(env))
+		newRosterUploadCmd(env), newRosterReportCmd(env), newRosterListCmd(env), newRosterTokenCmd(env))
+}
+
+func newRosterReportCmd(env *environment) *cobra.Command {
+	cmd := newCmd("report ID", "the per-row report of an upload: line, column, problem, how to fix it", rosterDesc, exactArgs(1, "one upload ID"))
+	fs := cmd.Flags()
+	var c connFlags
+	c.addDB(fs)
+	feed := addFeed(fs, "the feed of the upload (required)")
+	out := addOutput(fs, true, "table", "csv", "json", "xlsx")
+	cmd.Example = "  hrsync roster report 12 --feed partner-acme --format xlsx --out report.xlsx"
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if feed.name == "" {
+			return usagef(cmd, "roster report: --feed FEED is required")
+		}
+		id, err := strconv.ParseInt(args[0], 10, 64)
+		if err != nil {
+			return usagef(cmd, "roster report: %q is not an upload id (hrsync roster list shows them)", args[0])
+		}
+		format, err := out.resolve(cmd)
+		if err != nil {
+			return err
+		}
+		db, _, err := c.openStore(cmd.Context(), env)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		u, err := db.GetUpload(cmd.Context(), feed.name, id)
+		if err != nil {
+			return err
+		}
+		rep, err := roster.UploadReport(u)
+		if err != nil {
+			return err
+		}
+		w, done, err := out.create(env)
+		if err != nil {
+			return err
+		}
+		return done(fmt.Sprintf("the report of upload %d (%d problems)", id, rep.Total), roster.WriteReport(w, rep, format))
+	}
+	return cmd
 }
 
 func newRosterTokenCmd(env *environment) *cobra.Command {
@@ -64,7 +115,7 @@ func newRosterListCmd(env *environment) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		r := records{header: []string{"id", "at", "feed", "mode", "file", "sha256", "by", "rows", "hires", "rehires", "leavers", "updates", "outcome"}}
+		r := records{header: []string{"id", "at", "feed", "mode", "file", "sha256", "by", "rows", "hires", "rehires", "leavers", "updates", "not applied", "outcome"}}
 		for _, u := range ups {
 			outcome := u.Outcome
 			if u.HoldID != nil {
@@ -72,7 +123,7 @@ func newRosterListCmd(env *environment) *cobra.Command {
 			}
 			r.rows = append(r.rows, []string{strconv.FormatInt(u.ID, 10), u.At.UTC().Format(time.RFC3339), u.Feed, u.Mode, orDash(u.Filename),
 				u.SHA256, orDash(u.By), strconv.Itoa(u.Rows), strconv.Itoa(u.Hires), strconv.Itoa(u.Rehires), strconv.Itoa(u.Leavers),
-				strconv.Itoa(u.Updates), outcome})
+				strconv.Itoa(u.Updates), strconv.Itoa(u.Invalid), outcome})
 			r.items = append(r.items, u)
 		}
 		return out.print(cmd, env, "uploads", r)
@@ -81,7 +132,7 @@ func newRosterListCmd(env *environment) *cobra.Command {
 }
 
 func newRosterUploadCmd(env *environment) *cobra.Command {
-	cmd := newCmd("upload FILE.csv", "validate a roster file and publish its events (or hold them)", rosterDesc, exactArgs(1, "one FILE.csv"))
+	cmd := newCmd("upload FILE", "validate a roster file (CSV or XLSX) and publish its events (or hold them)", rosterDesc, exactArgs(1, "one FILE (.csv, .txt or .xlsx)"))
 	fs := cmd.Flags()
 	var c connFlags
 	c.addDB(fs)
@@ -136,6 +187,12 @@ func newRosterUploadCmd(env *environment) *cobra.Command {
 		}
 		res, err := up.Upload(ctx, roster.Request{Feed: feed.name, Mode: mode.v, Body: f, Filename: filepath.Base(path), By: who, Via: "cli", DryRun: *dry,
 			Progress: roster.Progress(env.stderr, time.Now)})
+		var refused *events.RosterErrors
+		if errors.As(err, &refused) {
+			// The person who fixes the file needs each row's fix, not only the error.
+			_ = roster.Report{Feed: feed.name, Filename: filepath.Base(path), Outcome: "rejected", UploadID: res.UploadID,
+				Problems: refused.Errors, Total: refused.Total}.WriteText(env.stdout)
+		}
 		if err != nil {
 			return err
 		}

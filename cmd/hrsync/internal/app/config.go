@@ -157,18 +157,8 @@ func rosterConfigs(file []FeedConfig) (map[string]rosterConfig, error) {
 	out := map[string]rosterConfig{}
 	for _, fc := range file {
 		rc := fc.Roster
-		if len(rc.Columns) > 0 {
-			if err := (events.RosterMapping{Columns: rc.Columns}).Validate(); err != nil {
-				return nil, fmt.Errorf("feed %q: roster.columns: %w", fc.Name, err)
-			}
-		}
-		if rc.Mode != "" {
-			if _, err := events.ParseRosterMode(rc.Mode); err != nil {
-				return nil, fmt.Errorf("feed %q: roster.mode: %w", fc.Name, err)
-			}
-		}
-		if rc.UploadTokenSHA256 != "" && len(rc.UploadTokenSHA256) != 64 {
-			return nil, fmt.Errorf("feed %q: roster.upload_token_sha256 must be 64 hex digits (hrsync roster token prints one)", fc.Name)
+		if err := rc.Check(); err != nil {
+			return nil, fmt.Errorf("feed %q: %w", fc.Name, err)
 		}
 		out[fc.Name] = rc
 	}

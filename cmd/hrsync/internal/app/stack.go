@@ -299,6 +299,7 @@ func (s *Stack) AdminHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	if s.API != nil {
 		mux.Handle("POST /v1/feeds/{feed}/rosters", s.API)
+		mux.Handle("GET /v1/feeds/{feed}/rosters/{id}/report", s.API.ReportHandler())
 	}
 	return mux
 }

@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
 )
 
@@ -147,6 +149,84 @@ func (a *API) release(who string) {
 // uploadRetryAfter is the Retry-After of a 429: about what an upload takes.
 const uploadRetryAfter = "30"
 
+// authorize checks the caller's token for feed and answers the refusal; ok is
+// false when it did.
+func (a *API) authorize(w http.ResponseWriter, r *http.Request, feed string) (who string, ok bool) {
+	fail := func(status int, msg string) {
+		hangUp(w)
+		apiError(w, status, msg)
+	}
+	who, ok = a.caller(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hrsync"`)
+		fail(http.StatusUnauthorized, "a valid bearer token is required")
+		return "", false
+	}
+	if who != "admin" && who != "feed:"+feed {
+		a.Log.Warn("roster request refused: token of another feed", "caller", who, "feed", feed, "path", r.URL.Path)
+		fail(http.StatusForbidden, "this token may not upload to feed "+feed)
+		return "", false
+	}
+	if _, known := a.Uploader.Feeds[feed]; !known {
+		fail(http.StatusNotFound, "feed "+feed+" is not configured")
+		return "", false
+	}
+	return who, true
+}
+
+// ReportHandler serves GET /v1/feeds/{feed}/rosters/{id}/report: the report
+// of an upload (the line, column, problem, fix and effect of each row not
+// applied), as ?format=json (default), csv or xlsx, to the admin token or the
+// feed's own.
+func (a *API) ReportHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		feed := r.PathValue("feed")
+		if _, ok := a.authorize(w, r, feed); !ok {
+			return
+		}
+		format := r.URL.Query().Get("format")
+		if format == "" {
+			format = "json"
+		}
+		if format != "json" && format != "csv" && format != "xlsx" {
+			apiError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json, csv or xlsx", format))
+			return
+		}
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil {
+			apiError(w, http.StatusNotFound, "no upload "+r.PathValue("id"))
+			return
+		}
+		u, err := a.Uploader.Store.GetUpload(r.Context(), feed, id)
+		if errors.Is(err, connector.ErrNotFound) {
+			apiError(w, http.StatusNotFound, fmt.Sprintf("feed %s has no upload %d", feed, id))
+			return
+		}
+		if err != nil {
+			a.Log.Error("roster report", "feed", feed, "upload_id", id, "err", err)
+			apiError(w, http.StatusInternalServerError, "the report cannot be read")
+			return
+		}
+		rep, err := UploadReport(u)
+		if err != nil {
+			apiError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", ReportContentType(format))
+		if format != "json" {
+			w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="upload-%d-report.%s"`, id, format))
+		}
+		if err := WriteReport(w, rep, format); err != nil {
+			a.Log.Warn("roster report: the answer was cut short", "feed", feed, "upload_id", id, "err", err)
+		}
+	})
+}
+
+// ReportPath is where the admin API serves the report of upload id of feed.
+func ReportPath(feed string, id int64) string {
+	return fmt.Sprintf("/v1/feeds/%s/rosters/%d/report", feed, id)
+}
+
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lim := a.Limits.OrDefaults()
 	feed := r.PathValue("feed")
@@ -154,19 +234,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hangUp(w)
 		apiError(w, status, msg)
 	}
-	who, ok := a.caller(r)
+	who, ok := a.authorize(w, r, feed)
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="hrsync"`)
-		fail(http.StatusUnauthorized, "a valid bearer token is required")
-		return
-	}
-	if who != "admin" && who != "feed:"+feed {
-		a.Log.Warn("roster upload refused: token of another feed", "caller", who, "feed", feed)
-		fail(http.StatusForbidden, "this token may not upload to feed "+feed)
-		return
-	}
-	if _, known := a.Uploader.Feeds[feed]; !known {
-		fail(http.StatusNotFound, "feed "+feed+" is not configured")
 		return
 	}
 	tooBig := func() {
@@ -211,7 +280,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hangUp(w)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnprocessableEntity)
-		_ = json.NewEncoder(w).Encode(map[string]any{"error": err.Error(), "rows": rosterErrors(err)})
+		out := map[string]any{"error": err.Error(), "rows": rosterErrors(err)}
+		if res.UploadID != 0 {
+			out["upload_id"], out["report"] = res.UploadID, ReportPath(feed, res.UploadID)
+		}
+		_ = json.NewEncoder(w).Encode(out)
 		return
 	case err != nil:
 		a.Log.Error("roster upload failed", "feed", feed, "caller", who, "err", err)
@@ -225,7 +298,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	if res.Outcome != "dry-run" {
-		_ = json.NewEncoder(w).Encode(map[string]any{"result": res})
+		out := map[string]any{"result": res}
+		if res.UploadID != 0 {
+			out["report"] = ReportPath(feed, res.UploadID)
+		}
+		_ = json.NewEncoder(w).Encode(out)
 		return
 	}
 	// A dry run answers with every event; they are read from the spool and

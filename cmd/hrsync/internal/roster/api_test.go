@@ -51,6 +51,7 @@ func setupAdmin(t testing.TB, lim Limits) *adminBundle {
 	api := &API{AdminToken: "root-token", Log: slog.New(slog.NewTextHandler(t.Output(), nil)), Uploader: up, Limits: lim}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/feeds/{feed}/rosters", api)
+	mux.Handle("GET /v1/feeds/{feed}/rosters/{id}/report", api.ReportHandler())
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config = NewAdminServer(mux, lim)
 	srv.Start()

@@ -31,8 +31,16 @@ func WriteResult(w io.Writer, name string, res *Result, asJSON bool) error {
 		return json.NewEncoder(w).Encode(res)
 	}
 	s := res.Summary
-	fmt.Fprintf(w, "%s (%s, %d rows, sha256 %.12s): %d hires, %d rehires, %d leavers, %d updates, %d unchanged; %d active before\n",
-		name, s.Mode, s.Rows, s.SHA256, s.Hires, s.Rehires, s.Leavers, s.Updates, s.Unchanged, s.Active)
+	fmt.Fprintf(w, "%s (%s, %s, %d rows, sha256 %.12s): %d hires, %d rehires, %d leavers, %d updates, %d unchanged; %d active before\n",
+		name, s.Mode, readAs(s), s.Rows, s.SHA256, s.Hires, s.Rehires, s.Leavers, s.Updates, s.Unchanged, s.Active)
+	if s.ProblemsTotal > 0 {
+		if err := ResultReport(res, name).WriteText(w); err != nil {
+			return err
+		}
+		if res.UploadID != 0 {
+			fmt.Fprintf(w, "The report is kept with the upload: hrsync roster report %d --feed %s [--format csv|xlsx]\n", res.UploadID, res.Feed)
+		}
+	}
 	switch res.Outcome {
 	case "dry-run":
 		fmt.Fprintln(w, "dry run: nothing was sent. The upload would publish:")
@@ -50,6 +58,18 @@ func WriteResult(w io.Writer, name string, res *Result, asJSON bool) error {
 		fmt.Fprintf(w, "published %d events (upload %d)\n", res.Published, res.UploadID)
 	}
 	return nil
+}
+
+// readAs says how the file was read: format, encoding, delimiter or sheet.
+func readAs(s events.RosterSummary) string {
+	if s.Format == "xlsx" {
+		return "xlsx, sheet " + s.Sheet
+	}
+	d := s.Delimiter
+	if d == "\t" {
+		d = "tab"
+	}
+	return fmt.Sprintf("%s %s, delimiter %s", s.Format, s.Encoding, d)
 }
 
 // Progress returns a Request.Progress that tells w how many rows were read, at

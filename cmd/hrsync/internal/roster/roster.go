@@ -43,7 +43,64 @@ type Config struct {
 	// UploadTokenSHA256 is the hex SHA-256 of the token that may upload to this
 	// feed (and only this feed) over HTTP. The token itself is never configured.
 	UploadTokenSHA256 string `yaml:"upload_token_sha256"`
+	// Format is auto (default), csv or xlsx; Sheet the worksheet of an XLSX
+	// file (default: the first).
+	Format string `yaml:"format"`
+	Sheet  string `yaml:"sheet"`
+	// Encoding is the text encoding of a CSV file: auto (default), utf-8,
+	// utf-16 (utf-16le, utf-16be) or windows-1252.
+	Encoding string `yaml:"encoding"`
+	// Delimiter is "," ";" or "tab"; default: detected from the header line.
+	Delimiter string `yaml:"delimiter"`
+	// DateFormats are Go layouts the effective column may use besides ISO
+	// dates, e.g. ["02.01.2006"] for 31.12.2026.
+	DateFormats []string `yaml:"date_formats"`
 }
+
+// Check validates the settings and names the first bad one.
+func (c Config) Check() error {
+	if len(c.Columns) > 0 {
+		if err := (events.RosterMapping{Columns: c.Columns}).Validate(); err != nil {
+			return fmt.Errorf("roster.columns: %w", err)
+		}
+	}
+	if c.Mode != "" {
+		if _, err := events.ParseRosterMode(c.Mode); err != nil {
+			return fmt.Errorf("roster.mode: %w", err)
+		}
+	}
+	if c.UploadTokenSHA256 != "" && len(c.UploadTokenSHA256) != 64 {
+		return errors.New("roster.upload_token_sha256 must be 64 hex digits (hrsync roster token prints one)")
+	}
+	if _, err := c.options(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// options are the reading settings of the feed's files.
+func (c Config) options() (events.RosterOptions, error) {
+	var o events.RosterOptions
+	var err error
+	if o.Format, err = events.ParseRosterFormat(c.Format); err != nil {
+		return o, fmt.Errorf("roster.format: %w", err)
+	}
+	if o.Encoding, err = events.ParseRosterEncoding(c.Encoding); err != nil {
+		return o, fmt.Errorf("roster.encoding: %w", err)
+	}
+	if o.Delimiter, err = events.ParseRosterDelimiter(c.Delimiter); err != nil {
+		return o, fmt.Errorf("roster.delimiter: %w", err)
+	}
+	if err := events.CheckDateFormats(c.DateFormats); err != nil {
+		return o, fmt.Errorf("roster.date_formats: %w", err)
+	}
+	o.Sheet, o.DateFormats = c.Sheet, c.DateFormats
+	return o, nil
+}
+
+// MaxReportProblems is how many problems the report of one upload lists; the
+// rest are counted.
+const MaxReportProblems = 1000
 
 // Store is what an upload needs of the store. Implemented by *store.DB.
 type Store interface {
@@ -56,6 +113,9 @@ type Store interface {
 	CreateHold(ctx context.Context, h connector.Hold) (int64, error)
 	// RecordUpload keeps the record of an upload and returns its id.
 	RecordUpload(ctx context.Context, u store.Upload) (int64, error)
+	// GetUpload returns an upload of feed with its report; an error matching
+	// connector.ErrNotFound if the feed has no such upload.
+	GetUpload(ctx context.Context, feed string, id int64) (store.Upload, error)
 }
 
 var _ Store = (*store.DB)(nil)
@@ -158,7 +218,12 @@ func (u *Uploader) Upload(ctx context.Context, req Request) (Result, error) {
 	// but the bytes it spools to a temporary file; the second (replay) reads the
 	// spool again and hands each event on, to the response, to JetStream or to a
 	// hold, only once the whole file is known to be valid.
-	spool, err := os.CreateTemp("", "hrsync-roster-*.csv")
+	opts, err := rc.options()
+	if err != nil {
+		return res, fmt.Errorf("feed %s: %w", req.Feed, err)
+	}
+	opts.Mode, opts.Progress, opts.SkipInvalid, opts.MaxErrors = mode, req.Progress, true, MaxReportProblems
+	spool, err := os.CreateTemp("", "hrsync-roster-*")
 	if err != nil {
 		return res, fmt.Errorf("roster spool: %w", err)
 	}
@@ -169,13 +234,27 @@ func (u *Uploader) Upload(ctx context.Context, req Request) (Result, error) {
 			_ = os.Remove(spool.Name())
 		}
 	}()
-	opts := events.RosterOptions{Mode: mode, Progress: req.Progress}
 	info := events.UploadInfo{Time: now}
-	roster, sum, err := events.StreamRoster(io.TeeReader(req.Body, spool), mapping, opts, feed, members, info,
+	// An XLSX file is a zip archive, whose directory is at its end: it is
+	// spooled whole first, and read from the spool.
+	body := bufio.NewReaderSize(req.Body, 64<<10)
+	var first io.Reader = io.TeeReader(body, spool)
+	if magic, _ := body.Peek(4); string(magic) == "PK\x03\x04" {
+		if _, err := io.Copy(spool, body); err != nil {
+			return res, err
+		}
+		if _, err := spool.Seek(0, io.SeekStart); err != nil {
+			return res, fmt.Errorf("roster spool: %w", err)
+		}
+		first = spool
+	}
+	roster, sum, err := events.StreamRoster(first, mapping, opts, feed, members, info,
 		func(events.Event) error { return nil })
 	if err != nil {
-		if !req.DryRun {
-			u.record(ctx, req, store.Upload{Mode: string(mode), Outcome: "rejected", Detail: clipDetail(err.Error())})
+		var re *events.RosterErrors
+		if !req.DryRun && errors.As(err, &re) {
+			res.UploadID = u.record(ctx, req, store.Upload{Mode: string(mode), Outcome: "rejected", Detail: clipDetail(err.Error()),
+				Report: reportJSON(re.Errors, re.Total)})
 		}
 		return res, fmt.Errorf("%w: %w", errRosterInvalid, err)
 	}
@@ -185,14 +264,15 @@ func (u *Uploader) Upload(ctx context.Context, req Request) (Result, error) {
 		if _, err := spool.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("roster spool: %w", err)
 		}
-		_, again, err := events.StreamRoster(bufio.NewReader(spool), mapping, opts, feed, members, info, emit)
+		_, again, err := events.StreamRoster(spool, mapping, opts, feed, members, info, emit)
 		if err == nil && !reflect.DeepEqual(again, sum) {
 			err = fmt.Errorf("roster spool: the second read counted %+v, the first %+v", again, sum)
 		}
 		return err
 	}
 	rec := store.Upload{Mode: string(mode), SHA256: roster.SHA256, Rows: sum.Rows, Active: sum.Active, Hires: sum.Hires,
-		Rehires: sum.Rehires, Leavers: sum.Leavers, Updates: sum.Updates, Unchanged: sum.Unchanged}
+		Rehires: sum.Rehires, Leavers: sum.Leavers, Updates: sum.Updates, Unchanged: sum.Unchanged,
+		Invalid: sum.Invalid, Kept: sum.Kept, Withheld: sum.Withheld, Report: reportJSON(sum.Problems, sum.ProblemsTotal)}
 
 	if req.DryRun {
 		res.Outcome, res.spool, res.replay, keep = "dry-run", spool, replay, true
