@@ -10,6 +10,7 @@ package main
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
@@ -70,6 +71,8 @@ func forEachFlavor(t *testing.T, fn func(t *testing.T, name string, can vendorAb
 type vendorLMS struct {
 	name string
 	sb   *sandbox.LMS
+	// url and secret are the simulator's API URL and credential.
+	url, secret string
 	// config is a configuration file with lms: (and what extra asked for).
 	config string
 	// flags are the secrets as command-line flags (--lms-token, ...).
@@ -95,7 +98,8 @@ func startVendorLMS(t *testing.T, name string, extra map[string]any) *vendorLMS 
 	secret := fmt.Sprintf("vendor-%016x", rand.Uint64())
 	srv := httptest.NewServer(f.Handler(v.sb, secret))
 	t.Cleanup(srv.Close)
-	s := f.Settings(srv.URL+f.Path, secret)
+	v.url, v.secret = srv.URL+f.Path, secret
+	s := f.Settings(v.url, secret)
 
 	lms := map[string]any{"type": s.Type, "url": s.URL}
 	set := func(key, val string) {
@@ -310,4 +314,227 @@ func readCSV(t *testing.T, s string) [][]string {
 		t.Fatalf("not CSV: %v\n%s", err, s)
 	}
 	return rows
+}
+
+// TestVendorCleanupDormant runs the dormant-account clean-up as docs/cleanup.md
+// describes it against each flavor: "cleanup dormant --no-login
+// --no-enrollments" reports and holds (nothing deleted), "holds approve" and
+// "holds run" delete. Accounts that never logged in and never enrolled go; one
+// with a completion, one that logged in and one that enrolled stay, and so does
+// one that logs in between the report and the run. --created-before selects by
+// the account's creation time where the LMS reports it, and nothing, with the
+// reason, where it does not (vendorAbilities).
+func TestVendorCleanupDormant(t *testing.T) {
+	t.Parallel()
+	forEachFlavor(t, func(t *testing.T, name string, can vendorAbility) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		dbURL := "sqlite://" + filepath.Join(dir, "h.db")
+		l := startVendorLMS(t, name, nil)
+		migrateDB(t, dbURL)
+		// Leftovers of an old import, and three accounts that were used.
+		ids := map[string]string{}
+		for _, u := range []string{"imp0", "imp1", "imp2", "imp3", "late", "done", "login", "enrolled"} {
+			a, err := l.sb.CreateAccount(ctx, connector.Account{ExternalID: "import:" + u, UserName: u + "@old.example", Active: true,
+				Profile: connector.Profile{Email: u + "@old.example", GivenName: "Imported", FamilyName: u}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[u] = a.ID
+		}
+		past := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+		if err := l.sb.CompleteCourse(ids["done"], "safety-101", past); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.sb.RecordLogin(ids["login"], past); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.sb.Enroll(ids["enrolled"], "forklift", past); err != nil {
+			t.Fatal(err)
+		}
+		dormant := []string{"imp0", "imp1", "imp2", "imp3", "late"}
+		conn := append([]string{"--db", dbURL, "--log-level", "warn"}, l.conn()...)
+		type summary struct {
+			Hold      int64 `json:"hold"`
+			Selection struct {
+				Scanned  int            `json:"scanned"`
+				Excluded map[string]int `json:"excluded"`
+			} `json:"selection"`
+			ReportDir string `json:"report_dir"`
+		}
+		// scan runs cmd (cleanup dormant or report dormant) with args and returns
+		// its summary and the userNames of the accounts its report selected.
+		scan := func(cmd string, args ...string) (summary, []string, error) {
+			t.Helper()
+			out, stderr, err := runCLI(t, nil, append(append([]string{cmd, "dormant", "--format", "json"}, args...), conn...)...)
+			var s summary
+			if jerr := json.Unmarshal([]byte(out), &s); jerr != nil {
+				t.Fatalf("%s dormant %v: %v; output not JSON (%v):\n%s\n%s", cmd, args, err, jerr, out, stderr)
+			}
+			body, rerr := os.ReadFile(filepath.Join(s.ReportDir, "report.json"))
+			var rep struct {
+				Accounts []connector.JobItem `json:"accounts"`
+			}
+			if rerr != nil || json.Unmarshal(body, &rep) != nil {
+				t.Fatalf("%s dormant %v: report.json (%v):\n%s", cmd, args, rerr, body)
+			}
+			var names []string
+			for _, it := range rep.Accounts {
+				names = append(names, strings.TrimSuffix(it.UserName, "@old.example"))
+			}
+			slices.Sort(names)
+			return s, names, err
+		}
+
+		// The dry run: a report and a hold, nothing deleted.
+		s, selected, err := scan("cleanup", "--no-login", "--no-enrollments", "--out", filepath.Join(dir, "cleanup"))
+		if !needsPerson(err) || s.Hold == 0 {
+			t.Fatalf("cleanup dormant: %v, hold %d; want exit 3 and a hold", err, s.Hold)
+		}
+		if !slices.Equal(selected, dormant) || s.Selection.Scanned != 8 {
+			t.Errorf("cleanup dormant selected %v of %d scanned, want %v of 8", selected, s.Selection.Scanned, dormant)
+		}
+		for reason, n := range map[string]int{connector.ExcludedRecords: 1, connector.ExcludedLogin: 1, connector.ExcludedEnrolled: 1} {
+			if s.Selection.Excluded[reason] != n {
+				t.Errorf("cleanup dormant left %d alone as %q, want %d (all: %v)", s.Selection.Excluded[reason], reason, n, s.Selection.Excluded)
+			}
+		}
+		if n := l.sb.Count(); n != 8 {
+			t.Fatalf("the report deleted accounts: %d left", n)
+		}
+		hold := fmt.Sprint(s.Hold)
+
+		// --created-before: by the creation time the LMS reports, if it does.
+		tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+		s, selected, err = scan("report", "--no-login", "--no-enrollments", "--created-before", tomorrow, "--out", filepath.Join(dir, "created"))
+		if err != nil {
+			t.Fatalf("report dormant --created-before: %v", err)
+		}
+		if can.noCreationTime != "" {
+			t.Logf("%s: --created-before selects nothing: %s", name, can.noCreationTime)
+			if len(selected) != 0 || s.Selection.Excluded[connector.ExcludedNoCreated] != len(dormant) {
+				t.Errorf("--created-before %s selected %v and left %v; want none, %d as %q", tomorrow, selected, s.Selection.Excluded, len(dormant), connector.ExcludedNoCreated)
+			}
+		} else if !slices.Equal(selected, dormant) {
+			t.Errorf("--created-before %s selected %v, want %v (left alone: %v)", tomorrow, selected, dormant, s.Selection.Excluded)
+		}
+
+		// Apply: approve, one account logs in meanwhile, run.
+		if out, stderr, err := runCLI(t, nil, "holds", "approve", hold, "--db", dbURL, "--by", "ana", "--reason", "import leftovers"); err != nil {
+			t.Fatalf("holds approve: %v\n%s\n%s", err, out, stderr)
+		}
+		if err := l.sb.RecordLogin(ids["late"], time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, err := runCLI(t, nil, append([]string{"holds", "run", hold}, conn...)...)
+		if err != nil || !strings.Contains(out, "all runs: 4 done, 1 skipped, 0 failed, 0 pending") {
+			t.Fatalf("holds run: %v\n%s\n%s", err, out, stderr)
+		}
+		var left []string
+		for _, r := range l.sb.Snapshot() {
+			left = append(left, strings.TrimSuffix(r.Account.UserName, "@old.example"))
+		}
+		slices.Sort(left)
+		if want := []string{"done", "enrolled", "late", "login"}; !slices.Equal(left, want) {
+			t.Errorf("accounts left %v, want %v", left, want)
+		}
+		if tr, err := l.sb.Training(ids["done"]); err != nil || !hasCompletion(tr, "safety-101") {
+			t.Errorf("the completion of the account that was spared: %+v, %v", tr, err)
+		}
+		for _, op := range l.sb.Ops() {
+			if op.Kind == sandbox.OpDelete && !slices.Contains([]string{ids["imp0"], ids["imp1"], ids["imp2"], ids["imp3"]}, op.AccountID) {
+				t.Errorf("account %s was deleted", op.AccountID)
+			}
+		}
+	})
+}
+
+// TestVendorReportRehire runs "report rehire" against each flavor: a rehire's
+// account, created and reactivated through the flavor's adapter, has four
+// completed courses and one it is enrolled in but did not complete; the report
+// lists the four, read through the vendor's API, each expired or valid under
+// the configured validity, and not the enrolment. An account that existed in
+// the LMS before hrsync (never read through the API before) is found by --account.
+func TestVendorReportRehire(t *testing.T) {
+	t.Parallel()
+	forEachFlavor(t, func(t *testing.T, name string, _ vendorAbility) {
+		ctx := t.Context()
+		year := map[string]any{"validity": "8760h"}
+		l := startVendorLMS(t, name, map[string]any{"courses": map[string]any{"safety-101": year, "forklift": year, "gdpr": year}})
+		at := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+		out, _, err := runCLI(t, nil, append([]string{"report", "rehire", "--worker", "hr:w7"}, l.conn()...)...)
+		if err == nil || !strings.Contains(err.Error(), "no LMS account") {
+			t.Fatalf("report rehire before the account exists: %v\n%s", err, out)
+		}
+
+		// The account as hrsync makes it: created, deactivated, reactivated,
+		// through the flavor's adapter.
+		f, err := flavor.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.Client(l.url, l.secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := c.CreateAccount(ctx, connector.Account{ExternalID: "hr:w7", UserName: "kai@corp.example", Active: true,
+			Profile: connector.Profile{Email: "kai@corp.example", GivenName: "Kai", FamilyName: "Novak"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for course, when := range map[string]time.Time{"safety-101": at(2024, 5, 1), "forklift": at(2025, 1, 10), "onboarding": at(2023, 1, 1), "gdpr": at(2026, 9, 1)} {
+			if err := l.sb.CompleteCourse(a.ID, course, when); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.sb.Enroll(a.ID, "excel", at(2026, 10, 1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, active := range []bool{false, true} {
+			if _, err := c.SetActive(ctx, a.ID, active); err != nil {
+				t.Fatalf("SetActive(%v): %v", active, err)
+			}
+		}
+		args := append([]string{"report", "rehire", "--worker", "hr:w7", "--validity", "forklift=17520h", "--now", "2026-11-01", "--format", "json"}, l.conn()...)
+		out, stderr, err := runCLI(t, nil, args...)
+		if err != nil {
+			t.Fatalf("report rehire: %v\n%s", err, stderr)
+		}
+		var got struct {
+			AccountID string `json:"account_id"`
+			Courses   []struct {
+				Course, Status, Validity string
+				CompletedAt              time.Time `json:"completed_at"`
+			} `json:"courses"`
+			Expired int `json:"expired"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		var summary []string
+		for _, c := range got.Courses {
+			summary = append(summary, c.Course+"="+c.Status+"/"+c.Validity+"@"+c.CompletedAt.UTC().Format(time.DateOnly))
+		}
+		want := "forklift=valid/17520h0m0s@2025-01-10 gdpr=valid/8760h0m0s@2026-09-01 onboarding=no-expiry/@2023-01-01 safety-101=expired/8760h0m0s@2024-05-01"
+		if strings.Join(summary, " ") != want || got.Expired != 1 || got.AccountID != a.ID {
+			t.Errorf("report = %s, expired %d, account %s; want %s, 1, %s", strings.Join(summary, " "), got.Expired, got.AccountID, want, a.ID)
+		}
+
+		// An account from before hrsync, which the LMS never answered about yet.
+		old, err := l.sb.CreateAccount(ctx, connector.Account{ExternalID: "legacy:k9", UserName: "k9@old.example", Active: true,
+			Profile: connector.Profile{Email: "k9@old.example", GivenName: "Kim", FamilyName: "Lang"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.sb.CompleteCourse(old.ID, "safety-101", at(2022, 2, 2)); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, err = runCLI(t, nil, append([]string{"report", "rehire", "--account", old.ID, "--now", "2026-11-01", "--format", "csv"}, l.conn()...)...)
+		if err != nil {
+			t.Fatalf("report rehire --account %s: %v\n%s", old.ID, err, stderr)
+		}
+		if rows := readCSV(t, out); len(rows) != 2 || rows[1][2] != "safety-101" || rows[1][3] != "2022-02-02" || rows[1][7] != "expired" {
+			t.Errorf("report rehire --account %s: %q, want safety-101 completed 2022-02-02, expired", old.ID, rows)
+		}
+	})
 }
