@@ -9,6 +9,7 @@ package main
 // hold, approval and run; "report rehire".
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +25,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/flavor"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
@@ -151,6 +154,19 @@ func startVendorLMS(t *testing.T, name string, extra map[string]any) *vendorLMS 
 	v.config = filepath.Join(t.TempDir(), "hrsync.yaml")
 	if err := os.WriteFile(v.config, body, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// The file and the flags must give hrsync every setting of the flavor: a
+	// setting this function does not know yet fails here, not as an odd
+	// failure of a command.
+	fc, err := app.LoadConfigFile(v.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fc.LMS.Over(app.LMSSettings{Token: s.Token, User: s.User, Password: s.Password})
+	want := s
+	want.Timeout, want.Rate = cmp.Or(want.Timeout, got.Timeout), cmp.Or(want.Rate, got.Rate) // the defaults Over fills in
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("flavor %s: the configuration file and flags give %+v, want the flavor's settings %+v", name, got, want)
 	}
 	return v
 }
