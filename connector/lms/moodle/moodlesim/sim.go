@@ -145,7 +145,25 @@ func (s *Sim) UserID(sandboxID string) int64 {
 func (s *Sim) SandboxID(id int64) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sbIDs[id]
+	return s.sandboxOf(id)
+}
+
+// sandboxOf returns the sandbox account of the user id, "" if none; s.mu must
+// be held. A site answers for every user it has, so an account the simulator
+// has not described yet is found by its own sandbox id when that is the number
+// id (see SandboxOptions), not only once a listing or a lookup handed id out.
+func (s *Sim) sandboxOf(id int64) string {
+	if sbID := s.sbIDs[id]; sbID != "" {
+		return sbID
+	}
+	sbID := strconv.FormatInt(id, 10)
+	if _, known := s.ids[sbID]; known {
+		return ""
+	}
+	if _, err := s.sb.GetAccount(context.Background(), sbID); err != nil || s.idOf(sbID) != id {
+		return ""
+	}
+	return sbID
 }
 
 // idOf returns the user id of the sandbox account id, handing one out the
@@ -538,7 +556,7 @@ func (s *Sim) existing(ctx context.Context, u userIn) (connector.Account, int64,
 	if s.deleted[id] {
 		return connector.Account{}, id, &warningOut{Item: "user", ItemID: id, WarningCode: "usernotupdateddeleted", Message: "User is a deleted user"}
 	}
-	sbID := s.sbIDs[id]
+	sbID := s.sandboxOf(id)
 	a, err := s.sb.GetAccount(ctx, sbID)
 	if sbID == "" || err != nil {
 		return connector.Account{}, id, &warningOut{Item: "user", ItemID: id, WarningCode: "invaliduserid", Message: "Invalid user ID"}
@@ -649,7 +667,7 @@ func (s *Sim) deleteUsers(ctx context.Context, p *node) (any, error) {
 			return nil, err
 		}
 		id, _ := strconv.ParseInt(v, 10, 64)
-		sbID := s.sbIDs[id]
+		sbID := s.sandboxOf(id)
 		if sbID == "" || s.deleted[id] {
 			return nil, missingRecord("user")
 		}
@@ -753,7 +771,7 @@ func (s *Sim) usersByField(ctx context.Context, p *node) (any, error) {
 		switch field {
 		case "id":
 			n, _ := strconv.ParseInt(v, 10, 64)
-			if sbID := s.sbIDs[n]; sbID != "" && !s.deleted[n] {
+			if sbID := s.sandboxOf(n); sbID != "" && !s.deleted[n] {
 				if a, err := s.sb.GetAccount(ctx, sbID); err == nil {
 					as = append(as, a)
 				}
@@ -897,7 +915,7 @@ func (s *Sim) trainingOf(p *node, name string) (int64, sandbox.Training, error) 
 		return 0, sandbox.Training{}, err
 	}
 	id, _ := strconv.ParseInt(v, 10, 64)
-	sbID := s.sbIDs[id]
+	sbID := s.sandboxOf(id)
 	if sbID == "" || s.deleted[id] {
 		return 0, sandbox.Training{}, missingRecord("user")
 	}
