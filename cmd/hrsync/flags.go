@@ -259,7 +259,7 @@ type lmsFlags struct {
 }
 
 func (l *lmsFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&l.url, "lms-url", "", "SCIM 2.0 base `URL` of the LMS, e.g. https://lms.example.com/scim/v2 (required)")
+	fs.StringVar(&l.url, "lms-url", "", "`URL` of the LMS API: the SCIM 2.0 base (https://lms.example.com/scim/v2), or for lms.type docebo or moodle the site's root (required)")
 	envFlag(fs, "lms-url", "LMS_URL")
 	fs.StringVar(&l.token, "lms-token", "", "bearer token for the LMS")
 	envFlag(fs, "lms-token", "LMS_TOKEN")
