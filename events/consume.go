@@ -44,6 +44,9 @@ type Hooks struct {
 	// AfterCommit is called with the facts of each committed batch (including
 	// duplicates the store skipped). The slice is not reused.
 	AfterCommit func(facts []connector.Fact)
+	// Bound is called once every feed's durable consumer is bound (created,
+	// updated or adopted for ConsumerConfig.Deployment), before anything is consumed.
+	Bound func()
 	// Gap is called when messages of feed were discarded from its stream before
 	// hrsync recorded them (sequences first to last, n of them).
 	Gap func(feed string, first, last uint64, n int)
@@ -79,6 +82,11 @@ type ConsumerConfig struct {
 	AckWait time.Duration
 	// MaxAckPending bounds the messages in flight per feed; defaults to max(1000, 4*Batch).
 	MaxAckPending int
+	// Deployment is this store's deployment id (store.DeploymentID), written in
+	// the metadata of the durable consumers Consume creates; a consumer whose
+	// metadata names another deployment is refused (a *DeploymentError). Empty:
+	// no check.
+	Deployment string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	Hooks  Hooks
@@ -132,6 +140,10 @@ const drainTimeout = 5 * time.Second
 //     (a gap: the stream's max age passed while hrsync was behind, or an operator
 //     purged it); a gap is logged as an error and reported to Hooks.Gap.
 //
+// Every feed's consumer is bound before any is consumed from: if one belongs to
+// another deployment (see ConsumerConfig.Deployment), Consume returns a
+// *DeploymentError and consumes nothing.
+//
 // When ctx is cancelled Consume finishes the batches in hand, records the messages
 // already buffered, and returns nil. It returns an error if a consumer cannot be set
 // up or a subscription fails; the other feeds' consumers are then stopped too.
@@ -153,15 +165,43 @@ func Consume(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Reco
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	conses := make([]jetstream.Consumer, len(feeds))
+	for i, f := range feeds {
+		stream := StreamConfig{Prefix: cfg.StreamPrefix}.Name(f)
+		cons, err := bindConsumer(ctx, js, stream, cfg.Deployment, jetstream.ConsumerConfig{
+			Durable:       cfg.Durable,
+			Description:   "hrsync: records HR events of feed " + f,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			FilterSubject: FeedSubject(f),
+			AckWait:       cfg.AckWait,
+			MaxAckPending: cfg.MaxAckPending,
+			MaxDeliver:    -1,
+		}, cfg.Logger)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var de *DeploymentError
+			if errors.As(err, &de) {
+				return err
+			}
+			return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, stream, err)
+		}
+		conses[i] = cons
+	}
+	if h := cfg.Hooks.Bound; h != nil {
+		h()
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
-	for _, f := range feeds {
+	for i, f := range feeds {
 		stream := StreamConfig{Prefix: cfg.StreamPrefix}.Name(f)
 		wg.Go(func() {
-			err := consumeStream(ctx, js, dec, rec, cfg, f, stream)
+			err := consumeStream(ctx, js, conses[i], dec, rec, cfg, f, stream)
 			if err != nil && ctx.Err() == nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -174,24 +214,8 @@ func Consume(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Reco
 	return errors.Join(errs...)
 }
 
-// consumeStream runs the durable consumer of one feed's stream.
-func consumeStream(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Recorder, cfg ConsumerConfig, feed, stream string) error {
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable:       cfg.Durable,
-		Description:   "hrsync: records HR events of feed " + feed,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: FeedSubject(feed),
-		AckWait:       cfg.AckWait,
-		MaxAckPending: cfg.MaxAckPending,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, stream, err)
-	}
+// consumeStream runs cons, the durable consumer of one feed's stream.
+func consumeStream(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, dec *Decoder, rec Recorder, cfg ConsumerConfig, feed, stream string) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Batch))
 	if err != nil {
 		return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, stream, err)

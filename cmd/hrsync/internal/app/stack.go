@@ -71,7 +71,11 @@ type Stack struct {
 	now     func() time.Time
 
 	consuming atomic.Bool
-	closers   []func()
+	// deployment is the store's deployment id (store.DeploymentID); refused,
+	// why the consumer refuses to consume (events.DeploymentError), for /readyz.
+	deployment string
+	refused    atomic.Pointer[error]
+	closers    []func()
 	// halt stops RunLoops with a cause (set by RunLoops): the consumer halts the
 	// daemon when the store lacks an erasure key it needs (store.ErasureKeyError).
 	halt context.CancelCauseFunc
@@ -109,6 +113,9 @@ func OpenStack(ctx context.Context, a *App, cfg StackConfig) (_ *Stack, err erro
 	// The daemon records facts: without the erasure key it could not refuse an
 	// erased person's, so it does not start (docs/erasure.md).
 	if err := a.db.UseErasureKeys(ctx, a.set.ErasureKey, a.set.ErasureKeysOld...); err != nil {
+		return nil, err
+	}
+	if s.deployment, err = a.db.DeploymentID(ctx); err != nil {
 		return nil, err
 	}
 
@@ -177,6 +184,15 @@ func (s *Stack) Consume(ctx context.Context) error {
 			after(facts)
 		}
 	}
+	bound := hooks.Bound
+	hooks.Bound = func() {
+		if s.refused.Swap(nil) != nil {
+			s.log.Info("consuming: the durable consumer is this deployment's now", "deployment", s.deployment)
+		}
+		if bound != nil {
+			bound()
+		}
+	}
 	cc.Hooks = s.metrics.eventHooks(hooks)
 	// Without the key of every tombstone the store records no fact at all; going
 	// on would NAK everyone's events forever. Stop instead: "hrsync run" exits
@@ -191,10 +207,35 @@ func (s *Stack) Consume(ctx context.Context) error {
 			s.halt(err)
 		}
 	}
+	cc.Deployment = s.deployment
 	s.consuming.Store(true)
 	defer s.consuming.Store(false)
-	return events.Consume(ctx, s.js, s.dec, s.db, cc)
+	// A consumer of another deployment is not consumed from: the stack stays up,
+	// unready, saying why (/readyz), and looks again now and then, so that it
+	// starts once the operator has given it a durable of its own or removed the
+	// other deployment's consumer.
+	for {
+		err := events.Consume(ctx, s.js, s.dec, s.db, cc)
+		if !errors.Is(err, events.ErrOtherDeployment) {
+			return err
+		}
+		s.refused.Store(&err)
+		s.log.Error("not consuming: the durable consumer belongs to another deployment", "err", err, "retry_in", refusedRetry)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(refusedRetry):
+		}
+	}
 }
+
+// refusedRetry is how often a stack refused by another deployment's consumer
+// looks again. A variable for tests.
+var refusedRetry = 30 * time.Second
+
+// Deployment is the deployment id of the stack's store, which it writes in its
+// durable consumers' metadata.
+func (s *Stack) Deployment() string { return s.deployment }
 
 // Drained reports whether every feed's consumer has delivered everything and holds
 // no unacknowledged message.
@@ -261,6 +302,9 @@ func (s *Stack) ready(ctx context.Context) error {
 	}
 	if !s.nc.IsConnected() {
 		return fmt.Errorf("nats: %s", s.nc.Status())
+	}
+	if p := s.refused.Load(); p != nil {
+		return *p
 	}
 	if !s.consuming.Load() {
 		return errors.New("consumer not running")
