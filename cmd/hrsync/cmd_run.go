@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/door"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/scim"
@@ -39,7 +40,9 @@ burst over them is held whole until a person decides (hrsync holds). No flag tur
 the safeguard off. Each feed has its own stream, HRSYNC_<feed>, with its own limits.
 
 The admin port serves /healthz, /readyz and Prometheus /metrics, and, with a token,
-roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.md).
+roster uploads and POST /v1/events, CloudEvents over HTTP for HR systems that cannot
+speak NATS (docs/http-door.md); its limits and timeouts are the --admin-* flags
+(docs/admin-api.md).
 
 Every flag has an environment variable, named after it.`, noArgs)
 	fs := cmd.Flags()
@@ -145,6 +148,7 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 		up := s.App().Uploader()
 		up.JS = s.JetStream()
 		s.API = &roster.API{AdminToken: f.adminToken, Log: log, Limits: adminLimits, Uploader: up}
+		s.Door = s.NewDoor(f.adminToken, door.Limits{})
 		addr, stop, err := s.ServeAdmin(ctx, f.admin, adminLimits)
 		if err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/door"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/guard"
@@ -83,6 +84,18 @@ type Stack struct {
 	// API serves the authenticated /v1 admin API (roster uploads) on the admin
 	// handler; nil: off. Set it before AdminHandler or ServeAdmin.
 	API *roster.API
+	// Door serves POST /v1/events, the HTTP door for HR systems, on the admin
+	// handler (see NewDoor); nil: off. Set it before AdminHandler or ServeAdmin.
+	Door http.Handler
+}
+
+// NewDoor returns the HTTP door for HR systems on the stack's feeds, decoder and
+// JetStream: a feed's upload token publishes that feed's events, adminToken any
+// feed's (docs/http-door.md).
+func (s *Stack) NewDoor(adminToken string, lim door.Limits) *door.Door {
+	set := s.app.set
+	return &door.Door{JS: s.js, Decoder: s.dec, Limits: lim, Log: s.log,
+		Tokens: roster.Tokens{Admin: adminToken, Feeds: set.Feeds, Rosters: set.Rosters}}
 }
 
 // NewStack opens an app on set and o, and a stack on it that closes it.
@@ -343,6 +356,9 @@ func (s *Stack) AdminHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	if s.API != nil {
 		mux.Handle("POST /v1/feeds/{feed}/rosters", s.API)
+	}
+	if s.Door != nil {
+		mux.Handle("POST /v1/events", s.Door)
 	}
 	return mux
 }
