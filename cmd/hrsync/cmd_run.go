@@ -144,6 +144,7 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 		return err
 	}
 	defer s.Close()
+	s.App().Metrics().SetBuildInfo(versionString())
 	if f.admin != "" {
 		up := s.App().Uploader()
 		up.JS = s.JetStream()

@@ -178,6 +178,12 @@ func OpenStack(ctx context.Context, a *App, cfg StackConfig) (_ *Stack, err erro
 		}
 	}
 	s.dec = &events.Decoder{Feeds: a.set.Feeds}
+	ops := opsCollector{s}
+	if err := s.metrics.reg.Register(ops); err == nil {
+		s.closers = append(s.closers, func() { s.metrics.reg.Unregister(ops) })
+	} else {
+		s.log.Warn("metrics: the store and consumer gauges are another stack's on this registry", "err", err)
+	}
 	if s.conv, err = a.Converger(cfg.Converger); err != nil {
 		return nil, err
 	}
@@ -502,7 +508,12 @@ func (cfg StackConfig) natsFlags() NATSSettings {
 // due and wakes the converger. It returns the function that stops the schedule.
 func (s *Stack) ScheduleReconcile(ctx context.Context, every time.Duration, apply bool, out string) (func(), error) {
 	cfg := connector.ReconcilerConfig{Interval: every, Apply: apply,
-		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() }}}
+		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() },
+			Reconciled: func(_ connector.ReconcileSummary, err error) {
+				if err == nil {
+					s.metrics.reconciled.Set(float64(s.now().Unix()))
+				}
+			}}}
 	if out != "" {
 		cfg.Report = func(t time.Time) (connector.ReportSink, error) {
 			return connector.CreateReport(filepath.Join(out, "reconcile-"+t.UTC().Format("20060102T150405Z")))
