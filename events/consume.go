@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hrsync/hrsync/connector"
 )
@@ -44,6 +45,9 @@ type Hooks struct {
 	// AfterCommit is called with the facts of each committed batch (including
 	// duplicates the store skipped). The slice is not reused.
 	AfterCommit func(facts []connector.Fact)
+	// Traced is called, after a batch is committed and only with a Tracer, with
+	// each fact and the span context of its recording (docs/tracing.md).
+	Traced func(f connector.Fact, sc trace.SpanContext)
 	// Bound is called once every feed's durable consumer is bound (created,
 	// updated or adopted for ConsumerConfig.Deployment), before anything is consumed.
 	Bound func()
@@ -87,6 +91,10 @@ type ConsumerConfig struct {
 	// metadata names another deployment is refused (a *DeploymentError). Empty:
 	// no check.
 	Deployment string
+	// Tracer, if set, makes a span of recording each event, a child of the
+	// trace context the event carries (the CloudEvents traceparent extension);
+	// Hooks.Traced gets it. Nil: no spans.
+	Tracer trace.Tracer
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	Hooks  Hooks
@@ -313,18 +321,22 @@ func (c *consumer) process(ctx context.Context, batch []jetstream.Msg) {
 	defer cancel()
 	facts := make([]connector.Fact, 0, len(batch))
 	msgs := make([]jetstream.Msg, 0, len(batch))
+	spans := make([]trace.Span, 0, len(batch))
 	for _, m := range batch {
 		feed := feedOfSubject(m.Subject())
 		if h := c.cfg.Hooks.Consumed; h != nil {
 			h(c.declared(feed))
 		}
-		f, err := c.dec.Decode(m.Subject(), m.Headers(), m.Data())
+		f, tr, err := c.dec.DecodeTraced(m.Subject(), m.Headers(), m.Data())
+		span := c.recordSpan(m, f, tr, err)
 		if err != nil {
 			c.deadLetter(ctx, m, feed, err.Error())
+			endSpans([]trace.Span{span}, errDeadLettered)
 			continue
 		}
 		facts = append(facts, f)
 		msgs = append(msgs, m)
+		spans = append(spans, span)
 	}
 	if len(facts) == 0 {
 		return
@@ -335,20 +347,25 @@ func (c *consumer) process(ctx context.Context, batch []jetstream.Msg) {
 		for _, m := range msgs {
 			c.ack(m)
 		}
-		c.committed(n, facts)
+		c.committed(n, facts, spans)
 	case connector.IsPermanent(err):
 		// One fact spoils the batch: record them one by one and dead-letter the
 		// ones the store refuses, so that a single bad fact cannot stall the stream.
 		c.log.Warn("store refused a batch; recording its facts one by one", "facts", len(facts), "err", err)
-		c.oneByOne(ctx, msgs, facts)
+		c.oneByOne(ctx, msgs, facts, spans)
 	default:
 		c.storeFailed(msgs, err)
+		endSpans(spans, err)
 	}
 }
 
-func (c *consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, facts []connector.Fact) {
+// errDeadLettered is the status of the span of an event that was dead-lettered.
+var errDeadLettered = errors.New("dead-lettered: the event breaks the contract")
+
+func (c *consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, facts []connector.Fact, spans []trace.Span) {
 	total := 0
 	done := make([]connector.Fact, 0, len(facts))
+	doneSpans := make([]trace.Span, 0, len(facts))
 	for i, f := range facts {
 		n, err := c.rec.RecordFacts(ctx, facts[i:i+1])
 		switch {
@@ -356,18 +373,27 @@ func (c *consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, facts []c
 			c.ack(msgs[i])
 			total += n
 			done = append(done, f)
+			doneSpans = append(doneSpans, spans[i])
 		case connector.IsPermanent(err):
 			c.deadLetter(ctx, msgs[i], f.Feed, "store refused the fact: "+err.Error())
+			endSpans(spans[i:i+1], errDeadLettered)
 		default:
 			c.storeFailed(msgs[i:i+1], err)
+			endSpans(spans[i:i+1], err)
 		}
 	}
 	if len(done) > 0 {
-		c.committed(total, done)
+		c.committed(total, done, doneSpans)
 	}
 }
 
-func (c *consumer) committed(n int, facts []connector.Fact) {
+func (c *consumer) committed(n int, facts []connector.Fact, spans []trace.Span) {
+	if h := c.cfg.Hooks.Traced; h != nil && c.cfg.Tracer != nil {
+		for i, f := range facts {
+			h(f, spans[i].SpanContext())
+		}
+	}
+	endSpans(spans, nil)
 	c.log.Debug("recorded batch", "facts", len(facts), "new", n)
 	if h := c.cfg.Hooks.Recorded; h != nil {
 		h(n)

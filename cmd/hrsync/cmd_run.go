@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/door"
@@ -135,7 +136,26 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 	}
 	log.Info("hrsync starting", "version", versionString(), "feeds", set.Feeds.Names(), "db", redactURL(set.DB),
 		"lms", set.LMS.Type+" "+scim.RedactURL(set.LMS.URL), "lms_rate", set.LMS.Rate)
-	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: f.reactivateManual, DeadLetterMaxBody: dl.maxBody, Migrate: f.migrate},
+	// OpenTelemetry tracing, when the standard OTEL_* variables name an OTLP
+	// endpoint (docs/tracing.md).
+	tp, err := app.TracingFromEnv(ctx, env.getenv, versionString())
+	if err != nil {
+		return err
+	}
+	var provider trace.TracerProvider // a nil *TracerProvider would not be a nil interface
+	if tp != nil {
+		provider = tp
+		log.Info("tracing: exporting spans over OTLP (OTEL_EXPORTER_OTLP_*)")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("tracing: flushing the last spans", "err", err)
+			}
+		}()
+	}
+	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: f.reactivateManual, DeadLetterMaxBody: dl.maxBody, Migrate: f.migrate,
+		TracerProvider: provider},
 		app.StackConfig{NATS: c.nats, EmbeddedNATS: f.embedded, EmbeddedAddr: f.embeddedAddr, EmbeddedDir: f.embeddedDir,
 			ManageStream: f.manage, Durable: f.durable,
 			Converger: connector.ConvergerConfig{Lease: f.lease, Concurrency: f.workers, PollInterval: f.poll},

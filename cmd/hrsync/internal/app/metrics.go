@@ -109,6 +109,7 @@ func (m *Metrics) eventHooks(h events.Hooks) events.Hooks {
 // convergerHooks feeds the converger's counters, chaining to next where set.
 func (m *Metrics) convergerHooks(next connector.ConvergerHooks) connector.ConvergerHooks {
 	return connector.ConvergerHooks{
+		Trace: next.Trace,
 		Action: func(k connector.ActionKind, o connector.Outcome) {
 			m.actions.WithLabelValues(string(k), string(o)).Inc()
 			if next.Action != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/door"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
@@ -94,8 +95,12 @@ type Stack struct {
 // feed's (docs/http-door.md).
 func (s *Stack) NewDoor(adminToken string, lim door.Limits) *door.Door {
 	set := s.app.set
-	return &door.Door{JS: s.js, Decoder: s.dec, Limits: lim, Log: s.log,
+	d := &door.Door{JS: s.js, Decoder: s.dec, Limits: lim, Log: s.log,
 		Tokens: roster.Tokens{Admin: adminToken, Feeds: set.Feeds, Rosters: set.Rosters}}
+	if s.app.tracing.on {
+		d.Tracer = s.app.tracing.tracer
+	}
+	return d
 }
 
 // NewStack opens an app on set and o, and a stack on it that closes it.
@@ -201,6 +206,16 @@ func (s *Stack) Consume(ctx context.Context) error {
 		s.conv.Notify()
 		if after != nil {
 			after(facts)
+		}
+	}
+	if s.app.tracing.on {
+		cc.Tracer = s.app.tracing.tracer
+		traced := hooks.Traced
+		hooks.Traced = func(f connector.Fact, sc trace.SpanContext) {
+			s.app.traces.put(connector.WorkerKey{Feed: f.Feed, WorkerID: f.WorkerID}, sc)
+			if traced != nil {
+				traced(f, sc)
+			}
 		}
 	}
 	bound := hooks.Bound
@@ -364,7 +379,7 @@ func (s *Stack) AdminHandler() http.Handler {
 		mux.Handle("POST /v1/feeds/{feed}/rosters", s.API)
 	}
 	if s.Door != nil {
-		mux.Handle("POST /v1/events", s.Door)
+		mux.Handle("POST /v1/events", s.app.tracing.handler(s.Door))
 	}
 	return mux
 }

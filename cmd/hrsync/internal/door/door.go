@@ -22,6 +22,10 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/events"
@@ -76,6 +80,11 @@ type Door struct {
 	Tokens roster.Tokens
 	Limits Limits
 	Log    *slog.Logger
+	// Tracer, if set, makes a span of each event's publishing (docs/tracing.md):
+	// a child of the event's traceparent extension, or of the request's trace
+	// when the event carries none, in which case the event is given the span's
+	// traceparent, so that the consumer continues the trace.
+	Tracer trace.Tracer
 }
 
 // Item is the answer about one event.
@@ -133,8 +142,10 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, p.status, p.answer)
 		return
 	}
+	spans := d.startSpans(r.Context(), ces)
 	msgs, p := d.check(who, ces, batch)
 	if p != nil {
+		endSpans(spans, func(int) string { return p.answer.Error })
 		if p.status == http.StatusForbidden {
 			d.Log.Warn("events refused: the token may not publish to this feed", "caller", who)
 		}
@@ -144,6 +155,7 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), lim.PublishTimeout)
 	defer cancel()
 	items, failed := d.publish(ctx, ces, msgs)
+	endSpans(spans, func(i int) string { return items[i].Error })
 	if failed > 0 {
 		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusServiceUnavailable, Answer{Error: fmt.Sprintf("JetStream did not store %d of %d events: "+
@@ -281,6 +293,47 @@ func (d *Door) publish(ctx context.Context, ces []event.Event, msgs []*nats.Msg)
 		d.Log.Error("http door: JetStream did not store every event", "events", len(msgs), "failed", failed)
 	}
 	return items, failed
+}
+
+// startSpans starts the span of publishing each event (nil without a Tracer),
+// and gives an event that carries no trace context the span's.
+func (d *Door) startSpans(ctx context.Context, ces []event.Event) []trace.Span {
+	if d.Tracer == nil {
+		return nil
+	}
+	spans := make([]trace.Span, len(ces))
+	for i := range ces {
+		ce := &ces[i]
+		tr := events.EventTrace{}
+		tr.Parent, _ = ce.Extensions()["traceparent"].(string)
+		tr.State, _ = ce.Extensions()["tracestate"].(string)
+		parent := ctx
+		if tr.Parent != "" {
+			parent = events.TraceContext(ctx, tr)
+		}
+		sctx, span := d.Tracer.Start(parent, "hrsync.http_door", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("cloudevents.event_id", ce.ID()), attribute.String("cloudevents.event_source", ce.Source()),
+				attribute.String("cloudevents.event_type", ce.Type()), attribute.String("cloudevents.event_subject", ce.Subject())))
+		if tr.Parent == "" {
+			carrier := propagation.MapCarrier{}
+			propagation.TraceContext{}.Inject(sctx, carrier)
+			for k, v := range carrier {
+				ce.SetExtension(k, v)
+			}
+		}
+		spans[i] = span
+	}
+	return spans
+}
+
+// endSpans ends spans, each as failed when failure(i) says why.
+func endSpans(spans []trace.Span, failure func(i int) string) {
+	for i, s := range spans {
+		if why := failure(i); why != "" {
+			s.SetStatus(codes.Error, why)
+		}
+		s.End()
+	}
 }
 
 // feedOf returns the feed of a subject hrsync.events.<feed>.<name>.
