@@ -243,6 +243,15 @@ func consumeStream(ctx context.Context, js jetstream.JetStream, cons jetstream.C
 		if err == nil {
 			continue
 		}
+		if errors.Is(err, jetstream.ErrNoHeartbeat) && !c.draining {
+			// The pull request went unanswered for two heartbeats: it was parked
+			// on a server that is gone, or on a consumer leader that changed (a
+			// node of a cluster died). The iterator pulls again by itself; ending
+			// the consumer here would stop the daemon (issue #15, found by
+			// TestClusterFaults).
+			c.log.Warn("no heartbeat from JetStream for the pull request (a server gone, or a new consumer leader); pulling again", "err", err)
+			continue
+		}
 		if c.draining && errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			// Push the last acks out before the caller closes the connection.
 			if ferr := js.Conn().FlushTimeout(drainTimeout); ferr != nil {
