@@ -150,7 +150,8 @@ const drainTimeout = 5 * time.Second
 //
 // Every feed's consumer is bound before any is consumed from: if one belongs to
 // another deployment (see ConsumerConfig.Deployment), Consume returns a
-// *DeploymentError and consumes nothing.
+// *DeploymentError and consumes nothing; if one cannot be bound at all, a
+// *BindError.
 //
 // When ctx is cancelled Consume finishes the batches in hand, records the messages
 // already buffered, and returns nil. It returns an error if a consumer cannot be set
@@ -194,7 +195,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Reco
 			if errors.As(err, &de) {
 				return err
 			}
-			return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, stream, err)
+			return &BindError{Stream: stream, Durable: cfg.Durable, Err: err}
 		}
 		conses[i] = cons
 	}

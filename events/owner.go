@@ -36,6 +36,20 @@ func (e *DeploymentError) Error() string {
 
 func (e *DeploymentError) Unwrap() error { return ErrOtherDeployment }
 
+// BindError means a feed's durable consumer could not be looked up, created or
+// updated (JetStream did not answer in time, a cluster without a leader yet):
+// nothing was consumed, and trying again later may work.
+type BindError struct {
+	Stream, Durable string
+	Err             error
+}
+
+func (e *BindError) Error() string {
+	return fmt.Sprintf("events: consumer %s on stream %s: %v", e.Durable, e.Stream, e.Err)
+}
+
+func (e *BindError) Unwrap() error { return e.Err }
+
 // bindConsumer creates the durable consumer cfg on stream for deployment, or
 // updates it, unless it belongs to another deployment (a *DeploymentError). A
 // consumer without the metadata (made by an hrsync before deployments, or by an

@@ -221,8 +221,9 @@ func (s *Stack) Consume(ctx context.Context) error {
 	bound := hooks.Bound
 	hooks.Bound = func() {
 		if s.refused.Swap(nil) != nil {
-			s.log.Info("consuming: the durable consumer is this deployment's now", "deployment", s.deployment)
+			s.log.Info("consuming: the durable consumers are bound now", "deployment", s.deployment)
 		}
+		s.consuming.Store(true)
 		if bound != nil {
 			bound()
 		}
@@ -242,30 +243,42 @@ func (s *Stack) Consume(ctx context.Context) error {
 		}
 	}
 	cc.Deployment = s.deployment
-	s.consuming.Store(true)
-	defer s.consuming.Store(false)
+	defer s.consuming.Store(false) // set by Bound, once every feed's consumer is bound
 	// A consumer of another deployment is not consumed from: the stack stays up,
 	// unready, saying why (/readyz), and looks again now and then, so that it
 	// starts once the operator has given it a durable of its own or removed the
-	// other deployment's consumer.
+	// other deployment's consumer. A consumer that cannot be bound (JetStream
+	// slow to answer, a cluster electing its leaders) is tried again soon: not
+	// a reason to stop the daemon (found by TestClusterFaults).
 	for {
 		err := events.Consume(ctx, s.js, s.dec, s.db, cc)
-		if !errors.Is(err, events.ErrOtherDeployment) {
+		var be *events.BindError
+		retry := refusedRetry
+		switch {
+		case errors.Is(err, events.ErrOtherDeployment):
+			s.log.Error("not consuming: the durable consumer belongs to another deployment", "err", err, "retry_in", retry)
+		case errors.As(err, &be) && ctx.Err() == nil:
+			retry = bindRetry
+			s.log.Warn("not consuming yet: binding the durable consumer failed; retrying", "err", err, "retry_in", retry)
+		default:
 			return err
 		}
 		s.refused.Store(&err)
-		s.log.Error("not consuming: the durable consumer belongs to another deployment", "err", err, "retry_in", refusedRetry)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(refusedRetry):
+		case <-time.After(retry):
 		}
 	}
 }
 
 // refusedRetry is how often a stack refused by another deployment's consumer
-// looks again. A variable for tests.
-var refusedRetry = 30 * time.Second
+// looks again; bindRetry, how soon it tries again to bind a consumer it could
+// not. Variables for tests.
+var (
+	refusedRetry = 30 * time.Second
+	bindRetry    = 2 * time.Second
+)
 
 // Deployment is the deployment id of the stack's store, which it writes in its
 // durable consumers' metadata.
