@@ -166,11 +166,12 @@ func ownDatabase(t *testing.T) (string, *sql.DB) {
 		t.Fatalf("create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		_, _ = admin.ExecContext(ctx, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
 		if _, err := admin.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
+			// Not the test's failure: say what is left behind.
+			t.Logf("WARNING: database %s was not dropped (%v); drop it by hand", name, err)
 		}
 	})
 	u, err := url.Parse(base)
