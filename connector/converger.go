@@ -25,6 +25,11 @@ type ConvergerHooks struct {
 	Converged func(w WorkerKey, d time.Duration, err error)
 	// Review is called when a review item is raised.
 	Review func(r Review)
+	// Trace, if set, is called as each worker's converge starts, with the
+	// context its store reads and LMS calls get; it returns the context to use
+	// instead (one carrying a tracing span) and the function to call with the
+	// converge's outcome when it ends. docs/tracing.md.
+	Trace func(ctx context.Context, w WorkerKey) (context.Context, func(error))
 }
 
 // ConvergerConfig configures a Converger. Zero values get the defaults listed.
@@ -420,7 +425,12 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 			defer func() { <-sem }()
 			defer intents.done(work)
 			held := func() bool { return leases.held(cl.Worker, c.cfg.Now()) }
-			comps[i], errs[i] = c.convergeClaim(withWorkerReads(bctx, reads, cl.Worker), cl, hists[i], pending[cl.Worker], held)
+			wctx, end := withWorkerReads(bctx, reads, cl.Worker), func(error) {}
+			if c.cfg.Hooks.Trace != nil {
+				wctx, end = c.cfg.Hooks.Trace(wctx, cl.Worker)
+			}
+			comps[i], errs[i] = c.convergeClaim(wctx, cl, hists[i], pending[cl.Worker], held)
+			end(errs[i])
 		})
 	}
 	wg.Wait()

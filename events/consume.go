@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hrsync/hrsync/connector"
 )
@@ -44,6 +45,12 @@ type Hooks struct {
 	// AfterCommit is called with the facts of each committed batch (including
 	// duplicates the store skipped). The slice is not reused.
 	AfterCommit func(facts []connector.Fact)
+	// Traced is called, after a batch is committed and only with a Tracer, with
+	// each fact and the span context of its recording (docs/tracing.md).
+	Traced func(f connector.Fact, sc trace.SpanContext)
+	// Bound is called once every feed's durable consumer is bound (created,
+	// updated or adopted for ConsumerConfig.Deployment), before anything is consumed.
+	Bound func()
 	// Gap is called when messages of feed were discarded from its stream before
 	// hrsync recorded them (sequences first to last, n of them).
 	Gap func(feed string, first, last uint64, n int)
@@ -79,6 +86,15 @@ type ConsumerConfig struct {
 	AckWait time.Duration
 	// MaxAckPending bounds the messages in flight per feed; defaults to max(1000, 4*Batch).
 	MaxAckPending int
+	// Deployment is this store's deployment id (store.DeploymentID), written in
+	// the metadata of the durable consumers Consume creates; a consumer whose
+	// metadata names another deployment is refused (a *DeploymentError). Empty:
+	// no check.
+	Deployment string
+	// Tracer, if set, makes a span of recording each event, a child of the
+	// trace context the event carries (the CloudEvents traceparent extension);
+	// Hooks.Traced gets it. Nil: no spans.
+	Tracer trace.Tracer
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	Hooks  Hooks
@@ -132,6 +148,11 @@ const drainTimeout = 5 * time.Second
 //     (a gap: the stream's max age passed while hrsync was behind, or an operator
 //     purged it); a gap is logged as an error and reported to Hooks.Gap.
 //
+// Every feed's consumer is bound before any is consumed from: if one belongs to
+// another deployment (see ConsumerConfig.Deployment), Consume returns a
+// *DeploymentError and consumes nothing; if one cannot be bound at all, a
+// *BindError.
+//
 // When ctx is cancelled Consume finishes the batches in hand, records the messages
 // already buffered, and returns nil. It returns an error if a consumer cannot be set
 // up or a subscription fails; the other feeds' consumers are then stopped too.
@@ -153,15 +174,43 @@ func Consume(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Reco
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	conses := make([]jetstream.Consumer, len(feeds))
+	for i, f := range feeds {
+		stream := StreamConfig{Prefix: cfg.StreamPrefix}.Name(f)
+		cons, err := bindConsumer(ctx, js, stream, cfg.Deployment, jetstream.ConsumerConfig{
+			Durable:       cfg.Durable,
+			Description:   "hrsync: records HR events of feed " + f,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			FilterSubject: FeedSubject(f),
+			AckWait:       cfg.AckWait,
+			MaxAckPending: cfg.MaxAckPending,
+			MaxDeliver:    -1,
+		}, cfg.Logger)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var de *DeploymentError
+			if errors.As(err, &de) {
+				return err
+			}
+			return &BindError{Stream: stream, Durable: cfg.Durable, Err: err}
+		}
+		conses[i] = cons
+	}
+	if h := cfg.Hooks.Bound; h != nil {
+		h()
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
-	for _, f := range feeds {
+	for i, f := range feeds {
 		stream := StreamConfig{Prefix: cfg.StreamPrefix}.Name(f)
 		wg.Go(func() {
-			err := consumeStream(ctx, js, dec, rec, cfg, f, stream)
+			err := consumeStream(ctx, js, conses[i], dec, rec, cfg, f, stream)
 			if err != nil && ctx.Err() == nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -174,24 +223,8 @@ func Consume(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Reco
 	return errors.Join(errs...)
 }
 
-// consumeStream runs the durable consumer of one feed's stream.
-func consumeStream(ctx context.Context, js jetstream.JetStream, dec *Decoder, rec Recorder, cfg ConsumerConfig, feed, stream string) error {
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable:       cfg.Durable,
-		Description:   "hrsync: records HR events of feed " + feed,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: FeedSubject(feed),
-		AckWait:       cfg.AckWait,
-		MaxAckPending: cfg.MaxAckPending,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, stream, err)
-	}
+// consumeStream runs cons, the durable consumer of one feed's stream.
+func consumeStream(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, dec *Decoder, rec Recorder, cfg ConsumerConfig, feed, stream string) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Batch))
 	if err != nil {
 		return fmt.Errorf("events: consumer %s on stream %s: %w", cfg.Durable, stream, err)
@@ -209,6 +242,15 @@ func consumeStream(ctx context.Context, js jetstream.JetStream, dec *Decoder, re
 			c.checkGaps(ctx, batch)
 		}
 		if err == nil {
+			continue
+		}
+		if errors.Is(err, jetstream.ErrNoHeartbeat) && !c.draining {
+			// The pull request went unanswered for two heartbeats: it was parked
+			// on a server that is gone, or on a consumer leader that changed (a
+			// node of a cluster died). The iterator pulls again by itself; ending
+			// the consumer here would stop the daemon (issue #15, found by
+			// TestClusterFaults).
+			c.log.Warn("no heartbeat from JetStream for the pull request (a server gone, or a new consumer leader); pulling again", "err", err)
 			continue
 		}
 		if c.draining && errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -289,18 +331,22 @@ func (c *consumer) process(ctx context.Context, batch []jetstream.Msg) {
 	defer cancel()
 	facts := make([]connector.Fact, 0, len(batch))
 	msgs := make([]jetstream.Msg, 0, len(batch))
+	spans := make([]trace.Span, 0, len(batch))
 	for _, m := range batch {
 		feed := feedOfSubject(m.Subject())
 		if h := c.cfg.Hooks.Consumed; h != nil {
 			h(c.declared(feed))
 		}
-		f, err := c.dec.Decode(m.Subject(), m.Headers(), m.Data())
+		f, tr, err := c.dec.DecodeTraced(m.Subject(), m.Headers(), m.Data())
+		span := c.recordSpan(m, f, tr, err)
 		if err != nil {
 			c.deadLetter(ctx, m, feed, err.Error())
+			endSpans([]trace.Span{span}, errDeadLettered)
 			continue
 		}
 		facts = append(facts, f)
 		msgs = append(msgs, m)
+		spans = append(spans, span)
 	}
 	if len(facts) == 0 {
 		return
@@ -311,20 +357,25 @@ func (c *consumer) process(ctx context.Context, batch []jetstream.Msg) {
 		for _, m := range msgs {
 			c.ack(m)
 		}
-		c.committed(n, facts)
+		c.committed(n, facts, spans)
 	case connector.IsPermanent(err):
 		// One fact spoils the batch: record them one by one and dead-letter the
 		// ones the store refuses, so that a single bad fact cannot stall the stream.
 		c.log.Warn("store refused a batch; recording its facts one by one", "facts", len(facts), "err", err)
-		c.oneByOne(ctx, msgs, facts)
+		c.oneByOne(ctx, msgs, facts, spans)
 	default:
 		c.storeFailed(msgs, err)
+		endSpans(spans, err)
 	}
 }
 
-func (c *consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, facts []connector.Fact) {
+// errDeadLettered is the status of the span of an event that was dead-lettered.
+var errDeadLettered = errors.New("dead-lettered: the event breaks the contract")
+
+func (c *consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, facts []connector.Fact, spans []trace.Span) {
 	total := 0
 	done := make([]connector.Fact, 0, len(facts))
+	doneSpans := make([]trace.Span, 0, len(facts))
 	for i, f := range facts {
 		n, err := c.rec.RecordFacts(ctx, facts[i:i+1])
 		switch {
@@ -332,18 +383,27 @@ func (c *consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, facts []c
 			c.ack(msgs[i])
 			total += n
 			done = append(done, f)
+			doneSpans = append(doneSpans, spans[i])
 		case connector.IsPermanent(err):
 			c.deadLetter(ctx, msgs[i], f.Feed, "store refused the fact: "+err.Error())
+			endSpans(spans[i:i+1], errDeadLettered)
 		default:
 			c.storeFailed(msgs[i:i+1], err)
+			endSpans(spans[i:i+1], err)
 		}
 	}
 	if len(done) > 0 {
-		c.committed(total, done)
+		c.committed(total, done, doneSpans)
 	}
 }
 
-func (c *consumer) committed(n int, facts []connector.Fact) {
+func (c *consumer) committed(n int, facts []connector.Fact, spans []trace.Span) {
+	if h := c.cfg.Hooks.Traced; h != nil && c.cfg.Tracer != nil {
+		for i, f := range facts {
+			h(f, spans[i].SpanContext())
+		}
+	}
+	endSpans(spans, nil)
 	c.log.Debug("recorded batch", "facts", len(facts), "new", n)
 	if h := c.cfg.Hooks.Recorded; h != nil {
 		h(n)

@@ -39,65 +39,89 @@ type Decoder struct {
 // Every error is a *ValidationError wrapped with connector.Permanent: the message
 // is wrong and will stay wrong, so it must be dead-lettered, not redelivered.
 // Decode never panics.
-func (d *Decoder) Decode(subject string, header nats.Header, data []byte) (f connector.Fact, err error) {
+func (d *Decoder) Decode(subject string, header nats.Header, data []byte) (connector.Fact, error) {
+	f, _, err := d.DecodeTraced(subject, header, data)
+	return f, err
+}
+
+// EventTrace is the trace context an event carries in the CloudEvents
+// distributed-tracing extension: its traceparent and tracestate attributes, as
+// given (W3C Trace Context); empty when it carries none.
+type EventTrace struct {
+	Parent, State string
+}
+
+// DecodeTraced is Decode that also returns the event's trace context.
+func (d *Decoder) DecodeTraced(subject string, header nats.Header, data []byte) (f connector.Fact, tr EventTrace, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			f, err = connector.Fact{}, invalid("body", "cannot decode: %v", r)
+			f, tr, err = connector.Fact{}, EventTrace{}, invalid("body", "cannot decode: %v", r)
 		}
 	}()
+	f, ce, err := d.decode(subject, header, data)
+	if err != nil {
+		return connector.Fact{}, EventTrace{}, err
+	}
+	tr.Parent, _ = ce.Extensions()["traceparent"].(string)
+	tr.State, _ = ce.Extensions()["tracestate"].(string)
+	return f, tr, nil
+}
+
+// decode is Decode, returning the decoded CloudEvent too.
+func (d *Decoder) decode(subject string, header nats.Header, data []byte) (connector.Fact, *event.Event, error) {
 	feedName, k, err := parseSubject(subject)
 	if err != nil {
-		return connector.Fact{}, err
+		return connector.Fact{}, nil, err
 	}
 	feed, ok := d.Feeds[feedName]
 	if !ok {
-		return connector.Fact{}, invalid("feed", "undeclared feed %q", feedName)
+		return connector.Fact{}, nil, invalid("feed", "undeclared feed %q", feedName)
 	}
 	limit := d.MaxDataBytes
 	if limit <= 0 {
 		limit = DefaultMaxDataBytes
 	}
 	if len(data) > limit {
-		return connector.Fact{}, invalid("data", "message body is %d bytes, more than the limit of %d", len(data), limit)
+		return connector.Fact{}, nil, invalid("data", "message body is %d bytes, more than the limit of %d", len(data), limit)
 	}
 
 	env, err := readHeaders(header)
 	if err != nil {
-		return connector.Fact{}, err
+		return connector.Fact{}, nil, err
 	}
 	ce, err := decodeCloudEvent(env, data)
 	if err != nil {
-		return connector.Fact{}, err
+		return connector.Fact{}, nil, err
 	}
 
 	typ, err := parseType(ce.Type())
 	if err != nil {
-		return connector.Fact{}, err
+		return connector.Fact{}, nil, err
 	}
 	if typ != k {
-		return connector.Fact{}, invalid("type", "%q does not match the event name %q of NATS subject %q", ce.Type(), k, subject)
+		return connector.Fact{}, nil, invalid("type", "%q does not match the event name %q of NATS subject %q", ce.Type(), k, subject)
 	}
 	source := feed.Source
 	if source == "" {
 		source = "/feeds/" + feed.Name
 	}
 	if ce.Source() != source {
-		return connector.Fact{}, invalid("source", "%q is not the source of feed %q (%q)", clip(ce.Source()), feedName, source)
+		return connector.Fact{}, nil, invalid("source", "%q is not the source of feed %q (%q)", clip(ce.Source()), feedName, source)
 	}
 
 	dd, err := decodeData(k, ce.Data())
 	if err != nil {
-		return connector.Fact{}, err
+		return connector.Fact{}, nil, err
 	}
 	if dd.WorkerID != ce.Subject() {
-		return connector.Fact{}, invalid("data.worker_id", "%q does not match the event's subject %q", clip(dd.WorkerID), clip(ce.Subject()))
+		return connector.Fact{}, nil, invalid("data.worker_id", "%q does not match the event's subject %q", clip(dd.WorkerID), clip(ce.Subject()))
 	}
 	eff, err := effectiveOf(k, dd, feed, ce.Time())
 	if err != nil {
-		return connector.Fact{}, err
+		return connector.Fact{}, nil, err
 	}
 
-	f = connector.Fact{
+	f := connector.Fact{
 		Feed:             feedName,
 		WorkerID:         dd.WorkerID,
 		Source:           ce.Source(),
@@ -111,9 +135,9 @@ func (d *Decoder) Decode(subject string, header nats.Header, data []byte) (f con
 		PreviousWorkerID: dd.PreviousWorkerID,
 	}
 	if err := f.Validate(); err != nil { // the contract implies it; keep the store safe regardless
-		return connector.Fact{}, invalid("body", "%v", err)
+		return connector.Fact{}, nil, invalid("body", "%v", err)
 	}
-	return f, nil
+	return f, ce, nil
 }
 
 // stringAttrs are the context attributes of CloudEvents 1.0 that hrsync reads, in

@@ -6,8 +6,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/door"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/scim"
@@ -39,7 +41,9 @@ burst over them is held whole until a person decides (hrsync holds). No flag tur
 the safeguard off. Each feed has its own stream, HRSYNC_<feed>, with its own limits.
 
 The admin port serves /healthz, /readyz and Prometheus /metrics, and, with a token,
-roster uploads; its limits and timeouts are the --admin-* flags (docs/admin-api.md).
+roster uploads and POST /v1/events, CloudEvents over HTTP for HR systems that cannot
+speak NATS (docs/http-door.md); its limits and timeouts are the --admin-* flags
+(docs/admin-api.md).
 
 Every flag has an environment variable, named after it.`, noArgs)
 	fs := cmd.Flags()
@@ -132,7 +136,26 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 	}
 	log.Info("hrsync starting", "version", versionString(), "feeds", set.Feeds.Names(), "db", redactURL(set.DB),
 		"lms", set.LMS.Type+" "+scim.RedactURL(set.LMS.URL), "lms_rate", set.LMS.Rate)
-	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: f.reactivateManual, DeadLetterMaxBody: dl.maxBody, Migrate: f.migrate},
+	// OpenTelemetry tracing, when the standard OTEL_* variables name an OTLP
+	// endpoint (docs/tracing.md).
+	tp, err := app.TracingFromEnv(ctx, env.getenv, versionString())
+	if err != nil {
+		return err
+	}
+	var provider trace.TracerProvider // a nil *TracerProvider would not be a nil interface
+	if tp != nil {
+		provider = tp
+		log.Info("tracing: exporting spans over OTLP (OTEL_EXPORTER_OTLP_*)")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("tracing: flushing the last spans", "err", err)
+			}
+		}()
+	}
+	s, err := app.NewStack(ctx, set, app.Options{Log: log, ReactivateManual: f.reactivateManual, DeadLetterMaxBody: dl.maxBody, Migrate: f.migrate,
+		TracerProvider: provider},
 		app.StackConfig{NATS: c.nats, EmbeddedNATS: f.embedded, EmbeddedAddr: f.embeddedAddr, EmbeddedDir: f.embeddedDir,
 			ManageStream: f.manage, Durable: f.durable,
 			Converger: connector.ConvergerConfig{Lease: f.lease, Concurrency: f.workers, PollInterval: f.poll},
@@ -141,10 +164,12 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 		return err
 	}
 	defer s.Close()
+	s.App().Metrics().SetBuildInfo(versionString())
 	if f.admin != "" {
 		up := s.App().Uploader()
 		up.JS = s.JetStream()
 		s.API = &roster.API{AdminToken: f.adminToken, Log: log, Limits: adminLimits, Uploader: up}
+		s.Door = s.NewDoor(f.adminToken, door.Limits{})
 		addr, stop, err := s.ServeAdmin(ctx, f.admin, adminLimits)
 		if err != nil {
 			return err

@@ -84,6 +84,8 @@ type Client struct {
 	auth      func(*http.Request)
 	now       func() time.Time
 	rootCAs   *x509.CertPool
+	// wrap wraps the transport (WithTransportWrapper); nil: as it is.
+	wrap      func(http.RoundTripper) http.RoundTripper
 	scanAttrs map[connector.FilterAttr]bool
 	optErr    error
 
@@ -169,6 +171,14 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
+// WithTransportWrapper wraps the HTTP client's transport, after every other
+// option (WithRootCAs needs the bare *http.Transport): for instrumentation such
+// as OpenTelemetry's otelhttp.NewTransport, which makes a client span of every
+// request and propagates the trace to the LMS. The caller's client is not changed.
+func WithTransportWrapper(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(c *Client) { c.wrap = wrap }
+}
+
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
@@ -205,6 +215,15 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		if err := c.trust(c.rootCAs); err != nil {
 			return nil, err
 		}
+	}
+	if c.wrap != nil {
+		hc := *c.hc
+		rt := hc.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		hc.Transport = c.wrap(rt)
+		c.hc = &hc
 	}
 	return c, nil
 }

@@ -27,6 +27,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/erasure"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
@@ -110,6 +114,14 @@ type LMSSettings struct {
 	// Where the LMS keeps hrsync's externalId and the employee number when it has
 	// no field of that name (Docebo: an additional field; empty: the adapter's default).
 	ExternalIDField, EmployeeNumberField string
+	// transport, if set, wraps the LMS client's HTTP transport (tracing); a
+	// pointer, so that settings stay comparable.
+	transport *transportWrap
+}
+
+// transportWrap wraps an HTTP client's transport.
+type transportWrap struct {
+	wrap func(http.RoundTripper) http.RoundTripper
 }
 
 // LMSConfig is lms: in the configuration file.
@@ -217,6 +229,9 @@ func openSCIM(s LMSSettings) (connector.LMS, error) {
 	if s.CAFile != "" {
 		opts = append(opts, scim.WithCACertFile(s.CAFile))
 	}
+	if s.transport != nil {
+		opts = append(opts, scim.WithTransportWrapper(s.transport.wrap))
+	}
 	if s.ClientFilter != "" {
 		var attrs []connector.FilterAttr
 		for _, a := range strings.Split(s.ClientFilter, ",") {
@@ -265,6 +280,9 @@ type Options struct {
 	// (docs/store.md). Only hrsync run (unless --migrate=false), hrsync migrate,
 	// and the demo and the bench (which make their own database) set it.
 	Migrate bool
+	// TracerProvider traces events from where they enter to every LMS call
+	// (TracingFromEnv; docs/tracing.md); nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // App is the assembly: see the package comment.
@@ -283,6 +301,10 @@ type App struct {
 	attrs *connector.KeptAttributes
 
 	lmsOnce sync.Once
+	// tracing is Options.TracerProvider's; traces, the span that recorded each
+	// worker's latest fact, which its converge continues.
+	tracing tracing
+	traces  workerTraces
 	lms     *guard.LMS
 	lmsErr  error
 }
@@ -290,7 +312,7 @@ type App struct {
 // Open opens the store (migrating it only if o.Migrate) and builds the safeguard; the LMS is
 // opened on first use (App.LMS), so that commands that never call it do not need it.
 func Open(ctx context.Context, set Settings, o Options) (_ *App, err error) {
-	a := &App{set: set, opts: o, log: o.Log, metrics: o.Metrics, now: o.Now}
+	a := &App{set: set, opts: o, log: o.Log, metrics: o.Metrics, now: o.Now, tracing: newTracing(o.TracerProvider)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -342,7 +364,11 @@ func Open(ctx context.Context, set Settings, o Options) (_ *App, err error) {
 // app's metrics.
 func (a *App) LMS() (connector.LMS, error) {
 	a.lmsOnce.Do(func() {
-		a.lms, a.lmsErr = guardedLMS(a.set.LMS, a.opts.LMS, a.opts.WrapLMS, a.opts.LMSClock, a.log, a.metrics)
+		s := a.set.LMS
+		if w := a.tracing.transport(); w != nil {
+			s.transport = &transportWrap{wrap: w}
+		}
+		a.lms, a.lmsErr = guardedLMS(s, a.opts.LMS, a.opts.WrapLMS, a.opts.LMSClock, a.log, a.metrics)
 	})
 	if a.lmsErr != nil {
 		return nil, a.lmsErr
@@ -402,8 +428,30 @@ func (a *App) Converger(cc connector.ConvergerConfig) (*connector.Converger, err
 	}
 	cc.Store, cc.LMS, cc.Feeds, cc.Logger, cc.Now = a.db, lms, a.set.Feeds, a.log, a.now
 	cc.Policy, cc.Safeguard, cc.EraseFunc, cc.Attributes = a.policy, a.safeguard, a.eraseRequested, a.attrs
+	if a.tracing.on && cc.Hooks.Trace == nil {
+		cc.Hooks.Trace = a.traceConverge
+	}
 	cc.Hooks = a.metrics.convergerHooks(cc.Hooks)
 	return connector.NewConverger(cc)
+}
+
+// traceConverge is the converger's Trace hook: a span of converging w, a
+// child of the span that recorded w's latest fact in this process (so one trace
+// runs from the event to the LMS calls), or a root when there is none.
+func (a *App) traceConverge(ctx context.Context, w connector.WorkerKey) (context.Context, func(error)) {
+	parent := ctx
+	if sc, ok := a.traces.take(w); ok {
+		parent = trace.ContextWithSpanContext(ctx, sc)
+	}
+	ctx, span := a.tracing.tracer.Start(parent, "hrsync.converge",
+		trace.WithAttributes(attribute.String("hrsync.feed", w.Feed), attribute.String("hrsync.worker_id", w.WorkerID)))
+	return ctx, func(err error) {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
 }
 
 // Reconciler builds a reconciler on the app's parts; rc tunes it.

@@ -30,6 +30,10 @@ type Metrics struct {
 	lmsCalls       *prometheus.CounterVec
 	lmsQuarantined prometheus.Gauge
 	lmsRateWait    prometheus.Counter
+	// buildInfo is hrsync_build_info; reconciled the time of the last
+	// scheduled reconciliation pass that ended without error.
+	buildInfo  *prometheus.GaugeVec
+	reconciled prometheus.Gauge
 }
 
 func NewMetrics() *Metrics {
@@ -73,8 +77,14 @@ func NewMetrics() *Metrics {
 		lmsRateWait: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hrsync_lms_rate_wait_seconds_total", Help: "Time LMS calls spent waiting for the client-side rate limit (--lms-rate).",
 		}),
+		buildInfo: newBuildInfo(),
+		reconciled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hrsync_reconcile_last_success_timestamp_seconds",
+			Help: "Unix time at which this process's last scheduled reconciliation pass (--reconcile-every) ended without error; 0: none yet.",
+		}),
 	}
-	m.reg.MustRegister(m.consumed, m.recorded, m.deadLettered, m.storeErrors, m.gapEvents, m.actions,
+	m.SetBuildInfo("")
+	m.reg.MustRegister(m.buildInfo, m.reconciled, m.consumed, m.recorded, m.deadLettered, m.storeErrors, m.gapEvents, m.actions,
 		m.convergeTime, m.convergeFails, m.reviews, m.lmsCalls, m.lmsQuarantined, m.lmsRateWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -99,6 +109,7 @@ func (m *Metrics) eventHooks(h events.Hooks) events.Hooks {
 // convergerHooks feeds the converger's counters, chaining to next where set.
 func (m *Metrics) convergerHooks(next connector.ConvergerHooks) connector.ConvergerHooks {
 	return connector.ConvergerHooks{
+		Trace: next.Trace,
 		Action: func(k connector.ActionKind, o connector.Outcome) {
 			m.actions.WithLabelValues(string(k), string(o)).Inc()
 			if next.Action != nil {

@@ -19,7 +19,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/door"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/guard"
@@ -71,7 +73,11 @@ type Stack struct {
 	now     func() time.Time
 
 	consuming atomic.Bool
-	closers   []func()
+	// deployment is the store's deployment id (store.DeploymentID); refused,
+	// why the consumer refuses to consume (events.DeploymentError), for /readyz.
+	deployment string
+	refused    atomic.Pointer[error]
+	closers    []func()
 	// halt stops RunLoops with a cause (set by RunLoops): the consumer halts the
 	// daemon when the store lacks an erasure key it needs (store.ErasureKeyError).
 	halt context.CancelCauseFunc
@@ -79,6 +85,22 @@ type Stack struct {
 	// API serves the authenticated /v1 admin API (roster uploads) on the admin
 	// handler; nil: off. Set it before AdminHandler or ServeAdmin.
 	API *roster.API
+	// Door serves POST /v1/events, the HTTP door for HR systems, on the admin
+	// handler (see NewDoor); nil: off. Set it before AdminHandler or ServeAdmin.
+	Door http.Handler
+}
+
+// NewDoor returns the HTTP door for HR systems on the stack's feeds, decoder and
+// JetStream: a feed's upload token publishes that feed's events, adminToken any
+// feed's (docs/http-door.md).
+func (s *Stack) NewDoor(adminToken string, lim door.Limits) *door.Door {
+	set := s.app.set
+	d := &door.Door{JS: s.js, Decoder: s.dec, Limits: lim, Log: s.log,
+		Tokens: roster.Tokens{Admin: adminToken, Feeds: set.Feeds, Rosters: set.Rosters}}
+	if s.app.tracing.on {
+		d.Tracer = s.app.tracing.tracer
+	}
+	return d
 }
 
 // NewStack opens an app on set and o, and a stack on it that closes it.
@@ -109,6 +131,9 @@ func OpenStack(ctx context.Context, a *App, cfg StackConfig) (_ *Stack, err erro
 	// The daemon records facts: without the erasure key it could not refuse an
 	// erased person's, so it does not start (docs/erasure.md).
 	if err := a.db.UseErasureKeys(ctx, a.set.ErasureKey, a.set.ErasureKeysOld...); err != nil {
+		return nil, err
+	}
+	if s.deployment, err = a.db.DeploymentID(ctx); err != nil {
 		return nil, err
 	}
 
@@ -158,6 +183,12 @@ func OpenStack(ctx context.Context, a *App, cfg StackConfig) (_ *Stack, err erro
 		}
 	}
 	s.dec = &events.Decoder{Feeds: a.set.Feeds}
+	ops := opsCollector{s}
+	if err := s.metrics.reg.Register(ops); err == nil {
+		s.closers = append(s.closers, func() { s.metrics.reg.Unregister(ops) })
+	} else {
+		s.log.Warn("metrics: the store and consumer gauges are another stack's on this registry", "err", err)
+	}
 	if s.conv, err = a.Converger(cfg.Converger); err != nil {
 		return nil, err
 	}
@@ -177,6 +208,26 @@ func (s *Stack) Consume(ctx context.Context) error {
 			after(facts)
 		}
 	}
+	if s.app.tracing.on {
+		cc.Tracer = s.app.tracing.tracer
+		traced := hooks.Traced
+		hooks.Traced = func(f connector.Fact, sc trace.SpanContext) {
+			s.app.traces.put(connector.WorkerKey{Feed: f.Feed, WorkerID: f.WorkerID}, sc)
+			if traced != nil {
+				traced(f, sc)
+			}
+		}
+	}
+	bound := hooks.Bound
+	hooks.Bound = func() {
+		if s.refused.Swap(nil) != nil {
+			s.log.Info("consuming: the durable consumers are bound now", "deployment", s.deployment)
+		}
+		s.consuming.Store(true)
+		if bound != nil {
+			bound()
+		}
+	}
 	cc.Hooks = s.metrics.eventHooks(hooks)
 	// Without the key of every tombstone the store records no fact at all; going
 	// on would NAK everyone's events forever. Stop instead: "hrsync run" exits
@@ -191,10 +242,47 @@ func (s *Stack) Consume(ctx context.Context) error {
 			s.halt(err)
 		}
 	}
-	s.consuming.Store(true)
-	defer s.consuming.Store(false)
-	return events.Consume(ctx, s.js, s.dec, s.db, cc)
+	cc.Deployment = s.deployment
+	defer s.consuming.Store(false) // set by Bound, once every feed's consumer is bound
+	// A consumer of another deployment is not consumed from: the stack stays up,
+	// unready, saying why (/readyz), and looks again now and then, so that it
+	// starts once the operator has given it a durable of its own or removed the
+	// other deployment's consumer. A consumer that cannot be bound (JetStream
+	// slow to answer, a cluster electing its leaders) is tried again soon: not
+	// a reason to stop the daemon (found by TestClusterFaults).
+	for {
+		err := events.Consume(ctx, s.js, s.dec, s.db, cc)
+		var be *events.BindError
+		retry := refusedRetry
+		switch {
+		case errors.Is(err, events.ErrOtherDeployment):
+			s.log.Error("not consuming: the durable consumer belongs to another deployment", "err", err, "retry_in", retry)
+		case errors.As(err, &be) && ctx.Err() == nil:
+			retry = bindRetry
+			s.log.Warn("not consuming yet: binding the durable consumer failed; retrying", "err", err, "retry_in", retry)
+		default:
+			return err
+		}
+		s.refused.Store(&err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retry):
+		}
+	}
 }
+
+// refusedRetry is how often a stack refused by another deployment's consumer
+// looks again; bindRetry, how soon it tries again to bind a consumer it could
+// not. Variables for tests.
+var (
+	refusedRetry = 30 * time.Second
+	bindRetry    = 2 * time.Second
+)
+
+// Deployment is the deployment id of the stack's store, which it writes in its
+// durable consumers' metadata.
+func (s *Stack) Deployment() string { return s.deployment }
 
 // Drained reports whether every feed's consumer has delivered everything and holds
 // no unacknowledged message.
@@ -262,6 +350,9 @@ func (s *Stack) ready(ctx context.Context) error {
 	if !s.nc.IsConnected() {
 		return fmt.Errorf("nats: %s", s.nc.Status())
 	}
+	if p := s.refused.Load(); p != nil {
+		return *p
+	}
 	if !s.consuming.Load() {
 		return errors.New("consumer not running")
 	}
@@ -300,6 +391,9 @@ func (s *Stack) AdminHandler() http.Handler {
 	if s.API != nil {
 		mux.Handle("POST /v1/feeds/{feed}/rosters", s.API)
 		mux.Handle("GET /v1/feeds/{feed}/rosters/{id}/report", s.API.ReportHandler())
+	}
+	if s.Door != nil {
+		mux.Handle("POST /v1/events", s.app.tracing.handler(s.Door))
 	}
 	return mux
 }
@@ -443,7 +537,12 @@ func (cfg StackConfig) natsFlags() NATSSettings {
 // due and wakes the converger. It returns the function that stops the schedule.
 func (s *Stack) ScheduleReconcile(ctx context.Context, every time.Duration, apply bool, out string) (func(), error) {
 	cfg := connector.ReconcilerConfig{Interval: every, Apply: apply,
-		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() }}}
+		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() },
+			Reconciled: func(_ connector.ReconcileSummary, err error) {
+				if err == nil {
+					s.metrics.reconciled.Set(float64(s.now().Unix()))
+				}
+			}}}
 	if out != "" {
 		cfg.Report = func(t time.Time) (connector.ReportSink, error) {
 			return connector.CreateReport(filepath.Join(out, "reconcile-"+t.UTC().Format("20060102T150405Z")))

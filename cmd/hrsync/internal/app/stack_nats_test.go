@@ -63,11 +63,17 @@ func freePort(t *testing.T) int {
 // (feed hr), logging JSON to the returned buffer.
 func openTestStack(t *testing.T, fc FileConfig, cfg StackConfig) (*Stack, *logBuffer, error) {
 	t.Helper()
+	return openTestStackOn(t, "sqlite://"+filepath.Join(t.TempDir(), "hrsync.db"), fc, cfg)
+}
+
+// openTestStackOn is openTestStack on the store at db.
+func openTestStackOn(t *testing.T, db string, fc FileConfig, cfg StackConfig) (*Stack, *logBuffer, error) {
+	t.Helper()
 	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := SettingsFor("sqlite://"+filepath.Join(t.TempDir(), "hrsync.db"), feeds, fc)
+	set, err := SettingsFor(db, feeds, fc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,23 +101,41 @@ type API struct {
 
 // caller is who a token belongs to: "admin" or "feed:<name>".
 func (a *API) caller(r *http.Request) (string, bool) {
+	return Tokens{Admin: a.AdminToken, Feeds: a.Uploader.Feeds, Rosters: a.Uploader.Rosters}.Caller(r)
+}
+
+// Tokens are the admin API's bearer tokens: the admin token, for every feed,
+// and each feed's own token (its SHA-256 is roster.upload_token_sha256), for
+// that feed only. The roster uploads and the HTTP door for events
+// (docs/http-door.md) share them.
+type Tokens struct {
+	// Admin may act for any feed; empty: no admin token.
+	Admin string
+	Feeds connector.Feeds
+	// Rosters hold the feeds' token hashes.
+	Rosters map[string]Config
+}
+
+// Caller returns who r's bearer token belongs to: "admin" or "feed:<name>";
+// false if r has none, or one nobody has. Tokens are compared in constant time,
+// by their SHA-256, and every feed's hash is checked whether or not an earlier
+// one matched, so the time taken does not say which feed a token belongs to.
+func (t Tokens) Caller(r *http.Request) (string, bool) {
 	// RFC 7235 §2.1: the scheme is case-insensitive; credentials follow 1*SP.
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	tok = strings.TrimLeft(tok, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return "", false
 	}
-	if a.AdminToken != "" {
-		got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(a.AdminToken))
+	if t.Admin != "" {
+		got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(t.Admin))
 		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
 			return "admin", true
 		}
 	}
-	// Check every feed, matched or not, so the time taken says nothing about
-	// which feed a token belongs to.
 	who := ""
-	for _, name := range a.Uploader.Feeds.Names() {
-		if tokenMatches(tok, a.Uploader.Rosters[name].UploadTokenSHA256) && who == "" {
+	for _, name := range t.Feeds.Names() {
+		if tokenMatches(tok, t.Rosters[name].UploadTokenSHA256) && who == "" {
 			who = "feed:" + name
 		}
 	}
