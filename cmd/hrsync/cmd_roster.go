@@ -157,10 +157,6 @@ func publishUploadHold(ctx context.Context, c *connFlags, db *store.DB, id int64
 	if err != nil {
 		return 0, err
 	}
-	evs, err := roster.HoldEvents(h)
-	if err != nil {
-		return 0, err
-	}
 	nc, err := natsConnect(c, h.Feed)
 	if err != nil {
 		return 0, err
@@ -170,7 +166,7 @@ func publishUploadHold(ctx context.Context, c *connFlags, db *store.DB, id int64
 	if err != nil {
 		return 0, err
 	}
-	return roster.PublishEvents(ctx, js, evs)
+	return roster.PublishApprovedHold(ctx, db, js, id)
 }
 
 func orDash(s string) string {
