@@ -52,6 +52,9 @@ type Settings struct {
 	// check the tombstones made before a rotation.
 	ErasureKey     []byte
 	ErasureKeysOld [][]byte
+	// Approvals is how many different people approve a hold of each kind
+	// (holds.approvals); missing: one.
+	Approvals map[connector.HoldKind]int
 }
 
 // FromFile returns the settings of the configuration file fc on db, with the feeds
@@ -87,6 +90,9 @@ func build(fc FileConfig, db string, feedFlags []FeedConfig, feeds connector.Fee
 	}
 	if s.Courses, err = fc.CourseValidity(); err != nil {
 		return Settings{}, err
+	}
+	if s.Approvals, err = fc.Holds.approvals(); err != nil {
+		return Settings{}, fmt.Errorf("config file: %w", err)
 	}
 	s.LMS = fc.LMS.Over(lmsFlags)
 	return s, nil
@@ -419,7 +425,7 @@ func (a *App) Reconciler(rc connector.ReconcilerConfig) (*connector.Reconciler, 
 // whole, once (docs/rosters.md).
 func (a *App) Uploader() *roster.Uploader {
 	return &roster.Uploader{Store: a.db, Feeds: a.set.Feeds, Rosters: a.set.Rosters, Now: a.now, Log: a.log,
-		ThresholdsFunc: a.safeguard.Thresholds}
+		ThresholdsFunc: a.safeguard.Thresholds, ApprovalsNeeded: a.set.Approvals[connector.HoldUpload]}
 }
 
 // Store is the app's store.

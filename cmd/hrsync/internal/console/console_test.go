@@ -1,0 +1,293 @@
+package console
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
+)
+
+// testPassword is every test user's password.
+const testPassword = "correct horse battery"
+
+// testUsers are the console users of the tests: an uploader and an approver of
+// every feed, a viewer, and a partner's power user who sees only their feed.
+func testUsers(t testing.TB) []UserConfig {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []UserConfig{
+		{Name: "ursula", PasswordHash: string(h), Role: RoleApprover},
+		{Name: "alice", PasswordHash: string(h), Role: RoleApprover},
+		{Name: "victor", PasswordHash: string(h), Role: RoleViewer},
+		{Name: "pat", PasswordHash: string(h), Role: RoleApprover, Feeds: []string{"partner-acme"}},
+	}
+}
+
+type testBundle struct {
+	db     *store.DB
+	srv    *httptest.Server
+	hrHold int64
+	pHold  int64
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	ctx := t.Context()
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "hrsync.db"), log, store.Migrate(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	b := &testBundle{db: db}
+	for _, f := range []string{"hr", "partner-acme"} {
+		id, err := db.CreateHold(ctx, connector.Hold{Feed: f, Kind: connector.HoldUpload, CausedBy: "ursula",
+			Reason: "roster upload by ursula: 9 of 10", Counts: connector.HoldCounts{Active: 10}, Payload: []byte(`[]`),
+			Workers: []connector.HeldWorker{{Worker: connector.WorkerKey{Feed: f, WorkerID: "w1"}, Name: "Ann Example",
+				Email: "ann@example.com", Action: connector.ActionDeactivate}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "hr" {
+			b.hrHold = id
+		} else {
+			b.pHold = id
+		}
+	}
+	cfg := Config{Addr: "127.0.0.1:0", Users: testUsers(t)}
+	if err := cfg.Check([]string{"hr", "partner-acme"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(cfg, Deps{Store: db, Feeds: []string{"hr", "partner-acme"}, Log: log,
+		PublishUpload: func(context.Context, int64) (int, error) { return 0, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.srv = httptest.NewServer(c.Handler())
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+// browser is a client with its own cookies, as one browser is.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+	csrf string
+}
+
+func (b *testBundle) browser(t *testing.T) *browser {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: b.srv.URL, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// get returns the status and body of GET path, keeping the page's CSRF token.
+func (br *browser) get(path string) (int, string) {
+	br.t.Helper()
+	resp, err := br.c.Get(br.base + path)
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindSubmatch(body); m != nil {
+		br.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(body)
+}
+
+// post sends a form; headers are set on the request as given.
+func (br *browser) post(path string, form url.Values, headers ...string) int {
+	br.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, br.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := br.c.Do(req)
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (br *browser) signIn(name string) {
+	br.t.Helper()
+	br.get("/login")
+	if code := br.post("/login", url.Values{"csrf": {br.csrf}, "name": {name}, "password": {testPassword}}); code != http.StatusSeeOther {
+		br.t.Fatalf("sign in as %s: %d, want 303", name, code)
+	}
+	if code, _ := br.get("/holds"); code != http.StatusOK {
+		br.t.Fatalf("holds after signing in as %s: %d", name, code)
+	}
+}
+
+func (b *testBundle) status(t *testing.T, id int64) connector.HoldStatus {
+	t.Helper()
+	h, err := b.db.GetHold(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Status
+}
+
+// Every state-changing request is authenticated, authorised by role and feed,
+// and CSRF-protected: each forgery is refused with 403 and changes nothing.
+func TestForgedRequestsRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	approve := func(br *browser, id int64, csrf string, headers ...string) int {
+		return br.post("/holds/"+itoa(id)+"/approve", url.Values{"csrf": {csrf}, "reason": {"looks right"}}, headers...)
+	}
+	anon := b.browser(t)
+	if code := approve(anon, b.hrHold, "x"); code != http.StatusForbidden {
+		t.Errorf("approve without a session: %d, want 403", code)
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	if code := approve(alice, b.hrHold, ""); code != http.StatusForbidden {
+		t.Errorf("approve without a CSRF token: %d, want 403", code)
+	}
+	if code := approve(alice, b.hrHold, alice.csrf+"x"); code != http.StatusForbidden {
+		t.Errorf("approve with a wrong CSRF token: %d, want 403", code)
+	}
+	if code := approve(alice, b.hrHold, alice.csrf, "Sec-Fetch-Site", "cross-site"); code != http.StatusForbidden {
+		t.Errorf("approve from another site, with the token: %d, want 403", code)
+	}
+	// Another session's token is not this one's.
+	other := b.browser(t)
+	other.signIn("alice")
+	if code := approve(alice, b.hrHold, other.csrf); code != http.StatusForbidden {
+		t.Errorf("approve with another session's token: %d, want 403", code)
+	}
+	victor := b.browser(t)
+	victor.signIn("victor")
+	if _, page := victor.get("/holds/" + itoa(b.hrHold)); strings.Contains(page, `id="approve"`) || !strings.Contains(page, "Ann Example") {
+		t.Errorf("a viewer's hold page: want the people and no approve button")
+	}
+	if code := approve(victor, b.hrHold, victor.csrf); code != http.StatusForbidden {
+		t.Errorf("a viewer approving with a valid token: %d, want 403", code)
+	}
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if code := approve(pat, b.hrHold, pat.csrf); code != http.StatusForbidden {
+		t.Errorf("a partner's user approving an hr hold: %d, want 403", code)
+	}
+	if code, _ := pat.get("/holds/" + itoa(b.hrHold)); code != http.StatusForbidden {
+		t.Errorf("a partner's user reading an hr hold: %d, want 403", code)
+	}
+	if _, page := pat.get("/holds"); strings.Contains(page, "/holds/"+itoa(b.hrHold)+`"`) || !strings.Contains(page, "/holds/"+itoa(b.pHold)+`"`) {
+		t.Errorf("a partner's user's hold list: want only their feed's hold")
+	}
+	ursula := b.browser(t)
+	ursula.signIn("ursula")
+	if _, page := ursula.get("/holds/" + itoa(b.hrHold)); !strings.Contains(page, `id="selfcaused"`) || strings.Contains(page, `id="approve"`) {
+		t.Errorf("the uploader's hold page: want the four-eyes notice and no approve button")
+	}
+	if code := approve(ursula, b.hrHold, ursula.csrf); code != http.StatusForbidden {
+		t.Errorf("the uploader approving her own upload: %d, want 403", code)
+	}
+	if s := b.status(t, b.hrHold); s != connector.HoldOpen {
+		t.Fatalf("after the forgeries the hold is %s, want open", s)
+	}
+	// Signing out needs the token too.
+	if code := alice.post("/logout", url.Values{}); code != http.StatusForbidden {
+		t.Errorf("sign out without a token: %d, want 403", code)
+	}
+	// The real thing works.
+	if code := approve(alice, b.hrHold, alice.csrf); code != http.StatusSeeOther {
+		t.Fatalf("alice approving: %d, want 303", code)
+	}
+	if s := b.status(t, b.hrHold); s != connector.HoldApproved {
+		t.Fatalf("after alice's approval the hold is %s", s)
+	}
+}
+
+// A sign-in form from elsewhere is refused, and guessing is slowed down.
+func TestSignIn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	br := b.browser(t)
+	if code := br.post("/login", url.Values{"name": {"alice"}, "password": {testPassword}}); code != http.StatusForbidden {
+		t.Errorf("sign-in without the form's token: %d, want 403", code)
+	}
+	br.get("/login")
+	codes := []int{}
+	for range 7 {
+		codes = append(codes, br.post("/login", url.Values{"csrf": {br.csrf}, "name": {"alice"}, "password": {"wrong password!"}}))
+	}
+	if codes[0] != http.StatusUnauthorized || codes[6] != http.StatusTooManyRequests {
+		t.Errorf("wrong passwords answered %v; want 401 first, 429 once limited", codes)
+	}
+	// Limited, the right password is refused too until the limit refills.
+	if code := br.post("/login", url.Values{"csrf": {br.csrf}, "name": {"alice"}, "password": {testPassword}}); code != http.StatusTooManyRequests {
+		t.Errorf("right password while limited: %d, want 429", code)
+	}
+	if code, _ := b.browser(t).get("/holds"); code != http.StatusSeeOther {
+		t.Errorf("holds without signing in: %d, want a redirect to sign in", code)
+	}
+}
+
+// The session cookie is HttpOnly and SameSite, and Secure when configured.
+func TestSessionCookie(t *testing.T) {
+	t.Parallel()
+	secure := true
+	for _, tc := range []struct {
+		name   string
+		secure *bool
+		want   bool
+	}{{"Plain", nil, false}, {"Secure", &secure, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(Config{Users: testUsers(t), SecureCookies: tc.secure}, Deps{Store: &store.DB{}, Feeds: []string{"hr"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/login", nil))
+			cs := rec.Result().Cookies()
+			if len(cs) != 1 || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode || cs[0].Secure != tc.want {
+				t.Fatalf("cookies %+v; want one HttpOnly, SameSite=Strict, Secure=%v", cs, tc.want)
+			}
+			if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+				t.Errorf("Content-Security-Policy %q", csp)
+			}
+		})
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	t.Parallel()
+	err := Config{Addr: ":1", TLSCert: "c", Users: []UserConfig{{Name: "a", PasswordHash: "x", Role: "boss", Feeds: []string{"nope"}}}}.Check([]string{"hr"})
+	for _, want := range []string{"tls_key", "password_hash", `role "boss"`, `"nope" is not a configured feed`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check: %v; want it to name %s", err, want)
+		}
+	}
+	if _, err := HashPassword("short"); err == nil {
+		t.Error("HashPassword took a 5-character password")
+	}
+}
+
+func itoa(id int64) string { return strconv.FormatInt(id, 10) }
