@@ -291,3 +291,49 @@ func TestConfigCheck(t *testing.T) {
 }
 
 func itoa(id int64) string { return strconv.FormatInt(id, 10) }
+
+// postBody is post that returns the response's content type and body.
+func (br *browser) postBody(path string, form url.Values) (int, string, string) {
+	br.t.Helper()
+	resp, err := br.c.PostForm(br.base+path, form)
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+}
+
+// The audit trail is searched by POST (no worker id in a URL), per feed the
+// user may see, and exported as CSV.
+func TestAuditSearch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, id := range []int64{b.hrHold, b.pHold} {
+		if _, err := b.db.DecideHold(t.Context(), id, connector.HoldDecision{Approve: true, By: "bob", Reason: "checked"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if _, page := pat.get("/audit"); !strings.Contains(page, "hold "+itoa(b.pHold)+" approved by bob") || strings.Contains(page, "hold "+itoa(b.hrHold)+" approved") {
+		t.Errorf("a partner's audit page: want only the partner's rows")
+	}
+	if code, _, _ := pat.postBody("/audit", url.Values{"csrf": {pat.csrf}, "feed": {"hr"}}); code != http.StatusForbidden {
+		t.Errorf("a partner's search of the hr feed: %d, want 403", code)
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	alice.get("/audit")
+	code, ctype, body := alice.postBody("/audit", url.Values{"csrf": {alice.csrf}, "feed": {"hr"}, "worker": {"w1"}, "format": {"csv"}})
+	if code != http.StatusOK || !strings.HasPrefix(ctype, "text/csv") {
+		t.Fatalf("CSV export: %d %s", code, ctype)
+	}
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], ",hr,w1,") || !strings.Contains(lines[1], "hold "+itoa(b.hrHold)+" approved by bob") {
+		t.Fatalf("CSV export of hr/w1:\n%s", body)
+	}
+	if code, _, _ := alice.postBody("/audit", url.Values{"feed": {"hr"}, "format": {"csv"}}); code != http.StatusForbidden {
+		t.Errorf("an export without the token: %d, want 403", code)
+	}
+}

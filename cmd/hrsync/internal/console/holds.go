@@ -48,8 +48,9 @@ type holdPage struct {
 	Counts    map[connector.JobItemStatus]int
 	Shown     int
 	MayDecide bool
-	// SelfCaused: the signed-in user caused the hold and may not approve it.
-	SelfCaused bool
+	// SelfCaused says why the signed-in user may not approve the hold (they
+	// caused it, or approved it already); empty if they may.
+	SelfCaused string
 	IsJob      bool
 	CanRun     bool
 	Running    bool
@@ -85,7 +86,12 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, u User, ss *sessio
 		return
 	}
 	p := holdPage{Hold: h, MayDecide: u.MayDecide(h.Feed) && h.Status == connector.HoldOpen, IsJob: h.Kind.IsJob()}
-	p.SelfCaused = h.CheckApprover(u.Name) != nil
+	if err := h.CheckApprover(u.Name); err != nil {
+		p.SelfCaused = fourEyesReason(err)
+		if i := strings.Index(p.SelfCaused, ": four eyes"); i >= 0 {
+			p.SelfCaused = p.SelfCaused[:i]
+		}
+	}
 	var err error
 	if p.IsJob {
 		if p.Items, err = s.d.Store.JobItems(r.Context(), h.ID, 0, maxShown); err == nil {
