@@ -44,7 +44,7 @@ func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request, u User, ss 
 // visibleFeeds are the feeds u may see, of those configured.
 func (s *Server) visibleFeeds(u User) []string {
 	var out []string
-	for _, f := range s.d.Feeds {
+	for _, f := range s.d.Feeds.Names() {
 		if u.SeesFeed(f) {
 			out = append(out, f)
 		}

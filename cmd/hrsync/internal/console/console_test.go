@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -74,7 +75,11 @@ func setup(t *testing.T) *testBundle {
 	if err := cfg.Check([]string{"hr", "partner-acme"}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(cfg, Deps{Store: db, Feeds: []string{"hr", "partner-acme"}, Log: log,
+	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR), connector.DefaultFeed("partner-acme", connector.FeedPartner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(cfg, Deps{Store: db, Feeds: feeds, Log: log,
 		PublishUpload: func(context.Context, int64) (int, error) { return 0, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +265,7 @@ func TestSessionCookie(t *testing.T) {
 		want   bool
 	}{{"Plain", nil, false}, {"Secure", &secure, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := New(Config{Users: testUsers(t), SecureCookies: tc.secure}, Deps{Store: &store.DB{}, Feeds: []string{"hr"}})
+			c, err := New(Config{Users: testUsers(t), SecureCookies: tc.secure}, Deps{Store: &store.DB{}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -335,5 +340,71 @@ func TestAuditSearch(t *testing.T) {
 	}
 	if code, _, _ := alice.postBody("/audit", url.Values{"feed": {"hr"}, "format": {"csv"}}); code != http.StatusForbidden {
 		t.Errorf("an export without the token: %d, want 403", code)
+	}
+}
+
+// A dead letter is shown decoded and discarded with a reason by the signed-in
+// user; a review item is resolved; a partner's user can do neither for hr, and
+// neither works without the form's token.
+func TestDeadLettersAndReviews(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	dl, err := b.db.DeadLetter(ctx, connector.DeadLetter{Feed: "hr", Subject: "hrsync.events.hr.hired",
+		Headers: []byte(`{"Ce-Id":["e1"],"Ce-Type":["hrsync.worker.hired.v1"],"Ce-Source":["/feeds/hr"],"Ce-Specversion":["1.0"]}`),
+		Data:    []byte(`{"worker_id":""}`), Reason: "data.worker_id: required"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connector.WorkerKey{Feed: "hr", WorkerID: "w7"}
+	if _, err := b.db.RecordFacts(ctx, []connector.Fact{{Feed: "hr", WorkerID: "w7", Source: "/feeds/hr", ID: "f1", Kind: connector.KindHired,
+		Effective: time.Now().Add(-time.Hour), Time: time.Now().Add(-time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := b.db.ClaimDue(ctx, "test", time.Now().Add(time.Minute), time.Minute, 10)
+	if err != nil || len(cs) != 1 || cs[0].Worker != w {
+		t.Fatalf("claim: %v, %v", cs, err)
+	}
+	if err := b.db.Complete(ctx, connector.Completion{Claim: cs[0], Owner: "test",
+		Review: &connector.Review{Reason: "ambiguous match", Candidates: []string{"a1", "a2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := b.db.ListReviews(ctx, store.ReviewFilter{})
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("reviews %v, %v", rs, err)
+	}
+
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if code, _ := pat.get("/dead/" + itoa(dl)); code != http.StatusForbidden {
+		t.Errorf("a partner's user reading an hr dead letter: %d, want 403", code)
+	}
+	pat.get("/reviews")
+	if code := pat.post("/reviews/"+itoa(rs[0].ID)+"/resolve", url.Values{"csrf": {pat.csrf}, "reason": {"x"}}); code != http.StatusForbidden {
+		t.Errorf("a partner's user resolving an hr review item: %d, want 403", code)
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	_, page := alice.get("/dead/" + itoa(dl))
+	if !strings.Contains(page, "data.worker_id: required") || !strings.Contains(page, "hrsync.worker.hired.v1") || !strings.Contains(page, `id="discard"`) {
+		t.Fatalf("the dead letter's page: want its reason, its decoded type and a discard button:\n%s", page)
+	}
+	if code := alice.post("/dead/"+itoa(dl)+"/discard", url.Values{"reason": {"sent again fixed"}}); code != http.StatusForbidden {
+		t.Errorf("discard without the token: %d, want 403", code)
+	}
+	if code := alice.post("/dead/"+itoa(dl)+"/discard", url.Values{"csrf": {alice.csrf}, "reason": {"sent again fixed"}}); code != http.StatusSeeOther {
+		t.Fatalf("discard: %d", code)
+	}
+	d, err := b.db.GetDeadLetter(ctx, dl)
+	if err != nil || d.DiscardedBy != "alice" || d.DiscardReason != "sent again fixed" {
+		t.Fatalf("after discarding: %+v, %v", d, err)
+	}
+	alice.get("/reviews")
+	if code := alice.post("/reviews/"+itoa(rs[0].ID)+"/resolve", url.Values{"csrf": {alice.csrf}, "reason": {"merged a2 into a1"}}); code != http.StatusSeeOther {
+		t.Fatalf("resolve: %d", code)
+	}
+	r, err := b.db.GetReview(ctx, rs[0].ID)
+	if err != nil || r.ResolvedBy != "alice" || r.Resolution != "merged a2 into a1" {
+		t.Fatalf("after resolving: %+v, %v", r, err)
 	}
 }

@@ -124,6 +124,9 @@ var flashes = map[string]string{
 	"rejected":  "Rejected: the accounts stay as they are.",
 	"sampled":   "The sample batch may run.",
 	"running":   "Running: this page shows the progress when reloaded.",
+	"replayed":  "Replayed: its fact is recorded, and a running daemon converges the person.",
+	"discarded": "Discarded: it will never be replayed; it is kept for the record.",
+	"resolved":  "Resolved: the person is due again, and the daemon converges them with the fix.",
 }
 
 // reasonOf returns the form's reason, or answers 400 without one.
@@ -160,9 +163,14 @@ func fourEyesReason(err error) string {
 
 // authorise answers 403 unless u may decide h.
 func (s *Server) authorise(w http.ResponseWriter, r *http.Request, u User, ss *session, h connector.Hold) bool {
-	if !u.MayDecide(h.Feed) {
-		s.log.Warn("console: decision refused for the feed", "path", r.URL.Path, "user", u.Name, "feed", h.Feed)
-		s.fail(w, r, ss, http.StatusForbidden, "You may not decide holds of this feed.")
+	return s.authoriseFeed(w, r, u, ss, h.Feed)
+}
+
+// authoriseFeed answers 403 unless u may act on feed.
+func (s *Server) authoriseFeed(w http.ResponseWriter, r *http.Request, u User, ss *session, feed string) bool {
+	if !u.MayDecide(feed) {
+		s.log.Warn("console: action refused for the feed", "path", r.URL.Path, "user", u.Name, "feed", feed)
+		s.fail(w, r, ss, http.StatusForbidden, "You may not act on this feed.")
 		return false
 	}
 	return true

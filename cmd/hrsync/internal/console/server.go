@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/deadletter"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/review"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/store"
 )
@@ -33,6 +35,11 @@ type Store interface {
 	DecideHold(ctx context.Context, id int64, d connector.HoldDecision) (connector.Hold, error)
 	AllowSample(ctx context.Context, id int64, n int, by, reason string) (connector.Hold, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]connector.AuditEntry, error)
+	ListDeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]connector.DeadLetter, error)
+	ListReviews(ctx context.Context, f store.ReviewFilter) ([]connector.Review, error)
+	// The dead letters' and the review items' use cases, shared with the CLI.
+	deadletter.Store
+	review.Store
 }
 
 var _ Store = (*store.DB)(nil)
@@ -40,8 +47,8 @@ var _ Store = (*store.DB)(nil)
 // Deps are the parts of the app the console works with.
 type Deps struct {
 	Store Store
-	// Feeds are the configured feed names.
-	Feeds []string
+	// Feeds are the configured feeds (a dead letter's replay decodes with them).
+	Feeds connector.Feeds
 	// PublishUpload publishes the events of an approved upload hold
 	// (roster.PublishApprovedHold on the daemon's JetStream); nil: the console
 	// says to run hrsync holds approve ID again from the CLI.
@@ -155,6 +162,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /holds/{id}/reject", s.form(RoleApprover, s.decide(false)))
 	mux.HandleFunc("POST /holds/{id}/sample", s.form(RoleApprover, s.sample))
 	mux.HandleFunc("POST /holds/{id}/run", s.form(RoleApprover, s.run))
+	mux.HandleFunc("GET /dead", s.page(RoleViewer, s.deadLetters))
+	mux.HandleFunc("GET /dead/{id}", s.page(RoleViewer, s.deadLetter))
+	mux.HandleFunc("POST /dead/{id}/replay", s.form(RoleApprover, s.replayDeadLetter))
+	mux.HandleFunc("POST /dead/{id}/discard", s.form(RoleApprover, s.discardDeadLetter))
+	mux.HandleFunc("GET /reviews", s.page(RoleViewer, s.reviews))
+	mux.HandleFunc("POST /reviews/{id}/resolve", s.form(RoleApprover, s.resolveReview))
 	mux.HandleFunc("GET /audit", s.page(RoleViewer, s.audit))
 	mux.HandleFunc("POST /audit", s.form(RoleViewer, s.auditSearch))
 	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
