@@ -98,6 +98,20 @@ func (db *DB) LoadHistory(ctx context.Context, w connector.WorkerKey) (connector
 	return hs[0], nil
 }
 
+// WorkerSchedule returns when w is next due (nil: not due) and until when a
+// converger holds its lease (nil: none): the console's "sync now" waits until
+// the worker it woke is no longer due and not leased, converged. Returns an
+// error matching connector.ErrNotFound if the store has no row for w.
+func (db *DB) WorkerSchedule(ctx context.Context, w connector.WorkerKey) (due, leased *time.Time, err error) {
+	var d, l instant
+	err = db.x.QueryRowContext(ctx, db.q(`SELECT due_at, lease_until FROM workers WHERE feed = ? AND worker_id = ?`),
+		w.Feed, w.WorkerID).Scan(&d, &l)
+	if err != nil {
+		return nil, nil, noRows(err, "worker %s", w)
+	}
+	return d.ptr(), l.ptr(), nil
+}
+
 // LinkedWorker returns the worker linked to the account, or an error matching
 // connector.ErrNotFound.
 func (db *DB) LinkedWorker(ctx context.Context, accountID string) (connector.WorkerKey, error) {

@@ -74,6 +74,7 @@ func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.S
 	j := jobs.Env{Store: a.Store(), LMS: lms, Feeds: set.Feeds, PerHour: a.PerHour(), Log: log, Now: a.Clock(),
 		Out: io.Discard, Progress: io.Discard, Approvals: set.Approvals}
 	srv, err := console.New(cfg, console.Deps{Store: a.Store(), Feeds: set.Feeds, Log: log, Now: a.Clock(),
+		LMS: lms, Policy: a.Policy, Wake: s.Converger().Notify,
 		PublishUpload: func(ctx context.Context, id int64) (int, error) {
 			return roster.PublishApprovedHold(ctx, a.Store(), s.JetStream(), id)
 		},

@@ -413,6 +413,31 @@ console:
 		return a+i == 0, fmt.Sprintf("partner-acme: %d active, %d inactive", a, i)
 	})
 
+	// Someone renamed h00 in the LMS: the person's page shows the plan that puts
+	// HR's name back, and "sync now" converges them there and then.
+	h00 := findAccount(t, lms, "hr:h00")
+	h00.Profile.FamilyName = "Renamed By Hand"
+	if _, err := lms.sb.UpdateAccount(t.Context(), h00); err != nil {
+		t.Fatal(err)
+	}
+	open("/person")
+	do("choose the person", chromedp.SendKeys(chromedp.ID("person-worker"), "h00"))
+	load("open the person", chromedp.Click(chromedp.ID("person-open")))
+	if p := text("#plan"); !strings.Contains(p, "update") {
+		t.Fatalf("the plan of a person renamed by hand: %q, want an update", p)
+	}
+	load("sync now", chromedp.Click(chromedp.ID("sync")))
+	if st := text("#steps"); !strings.Contains(st, "update") || !strings.Contains(st, "ok") {
+		t.Fatalf("the steps of sync now: %q, want an update that went ok", st)
+	}
+	if p := text("#plan"); p != "nothing to do" {
+		t.Fatalf("the plan after sync now: %q", p)
+	}
+	if got := findAccount(t, lms, "hr:h00"); got.Profile.FamilyName != "Hr 00" {
+		t.Fatalf("after sync now the LMS says %q", got.Profile.FamilyName)
+	}
+	shot("person")
+
 	// The audit page says who approved.
 	open("/audit")
 	if a := text("#audit"); !strings.Contains(a, "approved by alice: acme confirmed the leavers") ||
@@ -433,4 +458,16 @@ func lastStatus(ch chan int64) int64 {
 			return s
 		}
 	}
+}
+
+// findAccount returns the sandbox account with externalId ext.
+func findAccount(t *testing.T, lms *testLMS, ext string) connector.Account {
+	t.Helper()
+	for _, r := range lms.sb.Snapshot() {
+		if r.Account.ExternalID == ext {
+			return r.Account
+		}
+	}
+	t.Fatalf("no account %s in the LMS", ext)
+	return connector.Account{}
 }

@@ -396,6 +396,10 @@ func (a *App) policy(feed string) connector.Policy {
 		ReactivateManual: a.opts.ReactivateManual, CourseValidity: a.set.Courses})
 }
 
+// Policy is the policy of feed, as the converger applies it (the console's
+// person page plans with it).
+func (a *App) Policy(feed string) connector.Policy { return a.policy(feed) }
+
 // Converger builds a converger on the app's parts: the store, the guarded LMS, the
 // feeds and their policies, the safeguard, the eraser and the metrics. cc tunes it;
 // the parts it names are the app's whatever cc says.

@@ -195,8 +195,14 @@ func TestForgedRequestsRefused(t *testing.T) {
 	if code := approve(victor, b.hrHold, victor.csrf); code != http.StatusForbidden {
 		t.Errorf("a viewer approving with a valid token: %d, want 403", code)
 	}
+	if code := victor.post("/person/sync", url.Values{"csrf": {victor.csrf}, "feed": {"hr"}, "worker": {"w1"}}); code != http.StatusForbidden {
+		t.Errorf("a viewer's sync now: %d, want 403", code)
+	}
 	pat := b.browser(t)
 	pat.signIn("pat")
+	if code := pat.post("/person", url.Values{"csrf": {pat.csrf}, "feed": {"hr"}, "worker": {"w1"}}); code != http.StatusForbidden {
+		t.Errorf("a partner's user opening an hr person: %d, want 403", code)
+	}
 	if code := approve(pat, b.hrHold, pat.csrf); code != http.StatusForbidden {
 		t.Errorf("a partner's user approving an hr hold: %d, want 403", code)
 	}

@@ -37,6 +37,11 @@ type Store interface {
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]connector.AuditEntry, error)
 	ListDeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]connector.DeadLetter, error)
 	ListReviews(ctx context.Context, f store.ReviewFilter) ([]connector.Review, error)
+	// A person's page.
+	LoadHistory(ctx context.Context, w connector.WorkerKey) (connector.History, error)
+	MarkDue(ctx context.Context, ws []connector.WorkerKey, now time.Time) (int, error)
+	WorkerSchedule(ctx context.Context, w connector.WorkerKey) (due, leased *time.Time, err error)
+	connector.LinkReader
 	// The dead letters' and the review items' use cases, shared with the CLI.
 	deadletter.Store
 	review.Store
@@ -56,8 +61,16 @@ type Deps struct {
 	// RunJob runs the approved part of a clean-up or offboarding hold (what
 	// hrsync holds run does); nil: the console has no run button.
 	RunJob func(ctx context.Context, id int64) error
-	Log    *slog.Logger
-	Now    func() time.Time
+	// LMS is the LMS behind the guard, for a person's page to read their account
+	// (nil: the page says it cannot).
+	LMS connector.LMS
+	// Policy is a feed's policy as the converger applies it.
+	Policy func(feed string) connector.Policy
+	// Wake tells the daemon's converger that workers were made due ("sync
+	// now"); nil: no sync now.
+	Wake func()
+	Log  *slog.Logger
+	Now  func() time.Time
 }
 
 // Server is the console.
@@ -119,6 +132,7 @@ func parsePages() (map[string]*template.Template, error) {
 			return t.UTC().Format("2006-01-02 15:04:05Z")
 		},
 		"join": strings.Join,
+		"plan": connector.PlanString,
 		"actions": func() []string {
 			return []string{string(connector.ActionCreate), string(connector.ActionUpdate), string(connector.ActionDeactivate),
 				string(connector.ActionReactivate), string(connector.ActionDelete), string(connector.ActionAnonymise), string(connector.ActionNone)}
@@ -168,6 +182,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /dead/{id}/discard", s.form(RoleApprover, s.discardDeadLetter))
 	mux.HandleFunc("GET /reviews", s.page(RoleViewer, s.reviews))
 	mux.HandleFunc("POST /reviews/{id}/resolve", s.form(RoleApprover, s.resolveReview))
+	mux.HandleFunc("GET /person", s.page(RoleViewer, s.personSearch))
+	mux.HandleFunc("POST /person", s.form(RoleViewer, s.person))
+	mux.HandleFunc("POST /person/sync", s.form(RoleApprover, s.syncNow))
 	mux.HandleFunc("GET /audit", s.page(RoleViewer, s.audit))
 	mux.HandleFunc("POST /audit", s.form(RoleViewer, s.auditSearch))
 	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
