@@ -15,6 +15,7 @@ import (
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/console"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/jobs"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
+	"github.com/hrsync/hrsync/connector/lms/guard"
 )
 
 const consoleDesc = `
@@ -74,7 +75,15 @@ func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.S
 	j := jobs.Env{Store: a.Store(), LMS: lms, Feeds: set.Feeds, PerHour: a.PerHour(), Log: log, Now: a.Clock(),
 		Out: io.Discard, Progress: io.Discard, Approvals: set.Approvals}
 	srv, err := console.New(cfg, console.Deps{Store: a.Store(), Feeds: set.Feeds, Log: log, Now: a.Clock(),
-		LMS: lms, Policy: a.Policy, Wake: s.Converger().Notify,
+		LMS: lms, Policy: a.Policy, Wake: s.Converger().Notify, Lag: s.ConsumerLag,
+		LMSState: func() console.LMSState {
+			g, ok := lms.(interface{ Status() guard.Status })
+			if !ok {
+				return console.LMSState{}
+			}
+			st := g.Status()
+			return console.LMSState{Quarantined: st.Quarantined, Reason: st.Reason, Since: st.Since}
+		},
 		PublishUpload: func(ctx context.Context, id int64) (int, error) {
 			return roster.PublishApprovedHold(ctx, a.Store(), s.JetStream(), id)
 		},

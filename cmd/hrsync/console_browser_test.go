@@ -302,7 +302,7 @@ console:
 		open("/login")
 		do("sign in as "+name, chromedp.SendKeys(chromedp.ID("name"), name), chromedp.SendKeys(chromedp.ID("password"), consolePassword))
 		load("sign in as "+name, chromedp.Click(chromedp.ID("signin")))
-		if h := text("h1"); h != "Holds" {
+		if h := text("h1"); h != "Overview" {
 			t.Fatalf("after signing in as %s the page is %q", name, h)
 		}
 	}
@@ -325,6 +325,7 @@ console:
 
 	// The uploader sees the held roster and the people in it, but may not approve it.
 	signIn("ursula")
+	open("/holds")
 	shot("holds")
 	open(rosterPath)
 	if !has("#selfcaused") || has("#approve") {
@@ -360,6 +361,10 @@ console:
 
 	// A partner's power user sees only their feed: a sample batch, then the rest.
 	signIn("pat")
+	if f := text("#feeds tbody"); strings.Contains(f, "hr\t") || !strings.Contains(f, "partner-acme") {
+		t.Fatalf("a partner's overview: %q; want only partner-acme", f)
+	}
+	open("/holds")
 	if has(`a[href="`+rosterPath+`"]`) || !has(`a[href="`+offboardPath+`"]`) {
 		t.Fatal("a partner's user's hold list: want the partner's offboarding and not the hr roster")
 	}
@@ -445,6 +450,11 @@ console:
 		t.Fatalf("the audit page: %q; want alice's and pat's approvals", a)
 	}
 	shot("audit")
+	open("/")
+	if f := text("#feeds tbody"); !strings.Contains(f, "hr") || !strings.Contains(f, "partner-acme") {
+		t.Fatalf("alice's overview: %q; want both feeds", f)
+	}
+	shot("overview")
 	signOut()
 }
 

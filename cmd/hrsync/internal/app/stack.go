@@ -196,6 +196,20 @@ func (s *Stack) Consume(ctx context.Context) error {
 	return events.Consume(ctx, s.js, s.dec, s.db, cc)
 }
 
+// ConsumerLag is how many of feed's messages its consumer has not delivered yet
+// and how many it delivered that wait for an ack (the console's overview).
+func (s *Stack) ConsumerLag(ctx context.Context, feed string) (pending, ackPending uint64, err error) {
+	cons, err := s.js.Consumer(ctx, s.app.set.Stream.Name(feed), s.durable())
+	if err != nil {
+		return 0, 0, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	return info.NumPending, uint64(info.NumAckPending), nil
+}
+
 // Drained reports whether every feed's consumer has delivered everything and holds
 // no unacknowledged message.
 func (s *Stack) Drained(ctx context.Context) bool {

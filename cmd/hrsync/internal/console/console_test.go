@@ -414,3 +414,24 @@ func TestDeadLettersAndReviews(t *testing.T) {
 		t.Fatalf("after resolving: %+v, %v", r, err)
 	}
 }
+
+// The overview shows the feeds a user may see, with their open holds, and
+// draws its charts as SVG.
+func TestOverview(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pat := b.browser(t)
+	pat.signIn("pat")
+	code, page := pat.get("/")
+	if code != http.StatusOK || !strings.Contains(page, "<td>partner-acme</td>") || strings.Contains(page, "<td>hr</td>") {
+		t.Fatalf("a partner's overview (%d): want only partner-acme:\n%s", code, page)
+	}
+	if !strings.Contains(page, "<svg") || strings.Count(page, "<polyline") != 9 {
+		t.Errorf("the overview's charts: want two SVG charts with 3 + 6 lines")
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	if _, page := alice.get("/"); !strings.Contains(page, "<td>hr</td>") || !strings.Contains(page, `<a href="/holds">1</a>`) {
+		t.Errorf("alice's overview: want hr with its open hold")
+	}
+}

@@ -42,6 +42,10 @@ type Store interface {
 	MarkDue(ctx context.Context, ws []connector.WorkerKey, now time.Time) (int, error)
 	WorkerSchedule(ctx context.Context, w connector.WorkerKey) (due, leased *time.Time, err error)
 	connector.LinkReader
+	// The overview.
+	FeedActivity(ctx context.Context) (map[string]store.FeedActivity, error)
+	DailyFacts(ctx context.Context, since, until time.Time) ([]store.DayCount, error)
+	DailyActions(ctx context.Context, since, until time.Time) ([]store.DayCount, error)
 	// The dead letters' and the review items' use cases, shared with the CLI.
 	deadletter.Store
 	review.Store
@@ -69,8 +73,13 @@ type Deps struct {
 	// Wake tells the daemon's converger that workers were made due ("sync
 	// now"); nil: no sync now.
 	Wake func()
-	Log  *slog.Logger
-	Now  func() time.Time
+	// Lag is a feed's consumer lag: messages not delivered yet, and delivered
+	// but not acknowledged (nil: the overview says "-").
+	Lag func(ctx context.Context, feed string) (pending, ackPending uint64, err error)
+	// LMSState is the LMS guard's quarantine state (nil: not shown).
+	LMSState func() LMSState
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Server is the console.
@@ -167,9 +176,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /login", s.loginForm)
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("POST /logout", s.form(RoleViewer, s.logout))
-	mux.HandleFunc("GET /{$}", s.page(RoleViewer, func(w http.ResponseWriter, r *http.Request, u User, ss *session) {
-		http.Redirect(w, r, "/holds", http.StatusSeeOther)
-	}))
+	mux.HandleFunc("GET /{$}", s.page(RoleViewer, s.overview))
 	mux.HandleFunc("GET /holds", s.page(RoleViewer, s.holds))
 	mux.HandleFunc("GET /holds/{id}", s.page(RoleViewer, s.hold))
 	mux.HandleFunc("POST /holds/{id}/approve", s.form(RoleApprover, s.decide(true)))
@@ -332,7 +339,7 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int
 
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	if _, _, ok := s.current(r); ok {
-		http.Redirect(w, r, "/holds", http.StatusSeeOther)
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
 	tok := randomToken()
@@ -367,7 +374,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.setCookie(w, loginCookie, "", -1)
 	s.setCookie(w, sessionCookie, id, int(s.sessions.ttl/time.Second))
 	s.log.Info("console: signed in", "user", u.Name, "role", u.Role)
-	http.Redirect(w, r, "/holds", http.StatusSeeOther)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, u User, _ *session) {
