@@ -176,11 +176,20 @@ func newLocalUsers(us []UserConfig) *localUsers {
 // check returns the user if name and password match one.
 func (l *localUsers) check(name, password string) (User, bool) {
 	u, ok := l.byName[strings.ToLower(strings.TrimSpace(name))]
-	if !ok {
+	if !ok || u.PasswordHash == "" {
 		_ = bcrypt.CompareHashAndPassword(l.dummy, []byte(password))
 		return User{}, false
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return User{}, false
+	}
+	return User{Name: u.Name, Role: u.Role, Feeds: u.Feeds}, true
+}
+
+// byClaim returns the configured user an OIDC claim names.
+func (l *localUsers) byClaim(name string) (User, bool) {
+	u, ok := l.byName[strings.ToLower(strings.TrimSpace(name))]
+	if !ok || name == "" {
 		return User{}, false
 	}
 	return User{Name: u.Name, Role: u.Role, Feeds: u.Feeds}, true

@@ -33,15 +33,20 @@ type Config struct {
 	// LoginsPerMinute bounds sign-in attempts per user name and per client
 	// address; default 5 (with a burst of as many).
 	LoginsPerMinute int `yaml:"logins_per_minute"`
-	// Users are the local users (small installs).
+	// Users are who may sign in: with a password (small installs), or through
+	// OIDC, whose claim names them here.
 	Users []UserConfig `yaml:"users"`
+	// OIDC is sign-in through the company's identity provider.
+	OIDC OIDCConfig `yaml:"oidc"`
 }
 
 // UserConfig is one local user.
 type UserConfig struct {
+	// Name is who signs in: the name typed with a password, or the OIDC claim's
+	// value (an email by default).
 	Name string `yaml:"name"`
 	// PasswordHash is a bcrypt hash (hrsync console hash-password); the password
-	// itself is never in the file.
+	// itself is never in the file. Empty with OIDC: the user signs in only there.
 	PasswordHash string `yaml:"password_hash"`
 	// Role is viewer, approver or admin.
 	Role Role `yaml:"role"`
@@ -107,7 +112,9 @@ func (c Config) Check(feeds []string) error {
 			errs = append(errs, fmt.Errorf("%s.name %q: a second user of that name", where, u.Name))
 		}
 		seen[strings.ToLower(u.Name)] = true
-		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+		if u.PasswordHash == "" && c.OIDC.Enabled() {
+			// Signs in through OIDC only.
+		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
 			errs = append(errs, fmt.Errorf("%s.password_hash: not a bcrypt hash (make one with hrsync console hash-password): %w", where, err))
 		}
 		if u.Role.rank() == 0 {
@@ -118,6 +125,9 @@ func (c Config) Check(feeds []string) error {
 				errs = append(errs, fmt.Errorf("%s.feeds: %q is not a configured feed (configured: %s)", where, f, strings.Join(feeds, ", ")))
 			}
 		}
+	}
+	if err := c.OIDC.check(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

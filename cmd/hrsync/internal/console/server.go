@@ -78,8 +78,10 @@ type Deps struct {
 	Lag func(ctx context.Context, feed string) (pending, ackPending uint64, err error)
 	// LMSState is the LMS guard's quarantine state (nil: not shown).
 	LMSState func() LMSState
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Getenv reads the OIDC client secret (nil: os.Getenv).
+	Getenv func(string) string
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // Server is the console.
@@ -93,6 +95,7 @@ type Server struct {
 	logins   *loginLimiter
 	pages    map[string]*template.Template
 	secure   bool
+	oidc     *oidcLogin
 
 	// runs are the job holds being run by this process, so that a second click
 	// does not start a second run; ctx is the server's, cancelled at shutdown.
@@ -116,6 +119,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		s.secure = *cfg.SecureCookies
 	}
 	s.users = newLocalUsers(cfg.Users)
+	s.oidc = newOIDCLogin(cfg.OIDC, d.Getenv)
 	s.sessions = &sessions{m: map[string]*session{}, ttl: cmp.Or(cfg.SessionTTL, 8*time.Hour), now: s.now}
 	s.logins = newLoginLimiter(cmp.Or(cfg.LoginsPerMinute, 5))
 	var err error
@@ -175,6 +179,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /login", s.loginForm)
 	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("GET /login/oidc", s.oidcStart)
+	mux.HandleFunc("GET /login/callback", s.oidcCallback)
 	mux.HandleFunc("POST /logout", s.form(RoleViewer, s.logout))
 	mux.HandleFunc("GET /{$}", s.page(RoleViewer, s.overview))
 	mux.HandleFunc("GET /holds", s.page(RoleViewer, s.holds))
@@ -344,7 +350,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := randomToken()
 	s.setCookie(w, loginCookie, tok, 600)
-	v := view{Title: "Sign in", CSRF: tok}
+	v := view{Title: "Sign in", CSRF: tok, Data: s.oidcName()}
 	s.render(w, http.StatusOK, "login", v)
 }
 
@@ -359,14 +365,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !s.logins.allow(s.now(), "user:"+strings.ToLower(name), "addr:"+clientAddr(r)) {
 		s.log.Warn("console: sign-in attempts limited", "addr", clientAddr(r))
 		w.Header().Set("Retry-After", "60")
-		v := view{Title: "Sign in", CSRF: c.Value, Error: "Too many attempts. Wait a minute and try again."}
+		v := view{Title: "Sign in", CSRF: c.Value, Error: "Too many attempts. Wait a minute and try again.", Data: s.oidcName()}
 		s.render(w, http.StatusTooManyRequests, "login", v)
 		return
 	}
 	u, ok := s.users.check(name, r.PostFormValue("password"))
 	if !ok {
 		s.log.Info("console: sign-in refused", "addr", clientAddr(r))
-		v := view{Title: "Sign in", CSRF: c.Value, Error: "Wrong name or password."}
+		v := view{Title: "Sign in", CSRF: c.Value, Error: "Wrong name or password.", Data: s.oidcName()}
 		s.render(w, http.StatusUnauthorized, "login", v)
 		return
 	}
@@ -384,4 +390,15 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, u User, _ *sessi
 	s.setCookie(w, sessionCookie, "", -1)
 	s.log.Info("console: signed out", "user", u.Name)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// oidcName is the identity provider's name for the sign-in page; "" without OIDC.
+func (s *Server) oidcName() string {
+	if s.oidc == nil {
+		return ""
+	}
+	if s.oidc.cfg.Name != "" {
+		return s.oidc.cfg.Name
+	}
+	return "your identity provider"
 }
