@@ -14,6 +14,7 @@ import (
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/console"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/jobs"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/notify"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector/lms/guard"
 )
@@ -100,4 +101,39 @@ func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.S
 	stop := srv.Serve(ctx, ln)
 	log.Info("console listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "")
 	return stop, nil
+}
+
+// startNotify starts the webhooks of set (notify: in the configuration file),
+// if any, on the stack s; the returned stop waits for what is queued.
+func startNotify(ctx context.Context, env *environment, s *app.Stack, set app.Settings) (func(), error) {
+	cfg := set.File.Notify
+	if !cfg.Enabled() {
+		return func() {}, nil
+	}
+	if err := cfg.Check(env.getenv); err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	a := s.App()
+	lms, err := a.LMS()
+	if err != nil {
+		return nil, err
+	}
+	n := notify.New(cfg, notify.Options{Source: a.Store(), Getenv: env.getenv, Log: a.Log(), Now: a.Clock(),
+		LMS: func() notify.LMSStatus {
+			g, ok := lms.(interface{ Status() guard.Status })
+			if !ok {
+				return notify.LMSStatus{}
+			}
+			st := g.Status()
+			return notify.LMSStatus{Quarantined: st.Quarantined, Reason: st.Reason}
+		}})
+	s.Reconciled = n.Reconciled
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Run(ctx)
+	}()
+	a.Log().Info("webhooks on", "webhooks", len(cfg.Webhooks))
+	return func() { cancel(); <-done }, nil
 }

@@ -162,6 +162,11 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 		return err
 	}
 	defer stopConsole()
+	stopNotify, err := startNotify(ctx, env, s, set)
+	if err != nil {
+		return err
+	}
+	defer stopNotify()
 	if f.recEvery > 0 {
 		stop, err := s.ScheduleReconcile(ctx, f.recEvery, f.recApply, f.recOut)
 		if err != nil {

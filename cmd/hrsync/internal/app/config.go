@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/console"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/notify"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
@@ -44,6 +45,9 @@ type FileConfig struct {
 	// Console is the admin console that hrsync run serves (docs/console.md); off
 	// unless console.addr (or --console-addr) is set.
 	Console console.Config `yaml:"console"`
+	// Notify sends webhooks when a hold opens, the LMS is quarantined or
+	// recovers, dead letters come in bursts, or a reconciliation finds drift.
+	Notify notify.Config `yaml:"notify"`
 }
 
 // HoldsConfig is holds: in the configuration file.
