@@ -94,6 +94,7 @@ func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.S
 	if err != nil {
 		return nil, err
 	}
+	s.Reconciled = append(s.Reconciled, srv.Reconciled)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("console listener %s: %w", cfg.Addr, err)
@@ -127,7 +128,7 @@ func startNotify(ctx context.Context, env *environment, s *app.Stack, set app.Se
 			st := g.Status()
 			return notify.LMSStatus{Quarantined: st.Quarantined, Reason: st.Reason}
 		}})
-	s.Reconciled = n.Reconciled
+	s.Reconciled = append(s.Reconciled, n.Reconciled)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

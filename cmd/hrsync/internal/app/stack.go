@@ -79,9 +79,9 @@ type Stack struct {
 	// API serves the authenticated /v1 admin API (roster uploads) on the admin
 	// handler; nil: off. Set it before AdminHandler or ServeAdmin.
 	API *roster.API
-	// Reconciled, if set before ScheduleReconcile, gets each scheduled pass's
-	// summary (the webhooks tell drift).
-	Reconciled func(connector.ReconcileSummary, error)
+	// Reconciled, added to before ScheduleReconcile, get each scheduled pass's
+	// summary (the console shows it, the webhooks tell drift).
+	Reconciled []func(connector.ReconcileSummary, error)
 }
 
 // NewStack opens an app on set and o, and a stack on it that closes it.
@@ -459,7 +459,11 @@ func (cfg StackConfig) natsFlags() NATSSettings {
 // due and wakes the converger. It returns the function that stops the schedule.
 func (s *Stack) ScheduleReconcile(ctx context.Context, every time.Duration, apply bool, out string) (func(), error) {
 	cfg := connector.ReconcilerConfig{Interval: every, Apply: apply,
-		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() }, Reconciled: s.Reconciled}}
+		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() }, Reconciled: func(sum connector.ReconcileSummary, err error) {
+			for _, f := range s.Reconciled {
+				f(sum, err)
+			}
+		}}}
 	if out != "" {
 		cfg.Report = func(t time.Time) (connector.ReportSink, error) {
 			return connector.CreateReport(filepath.Join(out, "reconcile-"+t.UTC().Format("20060102T150405Z")))

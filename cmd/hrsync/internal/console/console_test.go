@@ -41,6 +41,7 @@ func testUsers(t testing.TB) []UserConfig {
 }
 
 type testBundle struct {
+	c      *Server
 	db     *store.DB
 	srv    *httptest.Server
 	hrHold int64
@@ -84,6 +85,7 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.c = c
 	b.srv = httptest.NewServer(c.Handler())
 	t.Cleanup(b.srv.Close)
 	return b
@@ -433,5 +435,37 @@ func TestOverview(t *testing.T) {
 	alice.signIn("alice")
 	if _, page := alice.get("/"); !strings.Contains(page, "<td>hr</td>") || !strings.Contains(page, `<a href="/holds">1</a>`) {
 		t.Errorf("alice's overview: want hr with its open hold")
+	}
+}
+
+// The drift page shows the latest reconciliation by class and feed, limited to
+// a user's feeds, and its counts as CSV.
+func TestDrift(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	alice := b.browser(t)
+	alice.signIn("alice")
+	if _, page := alice.get("/drift"); !strings.Contains(page, "No reconciliation has run") {
+		t.Errorf("drift before any reconciliation:\n%s", page)
+	}
+	b.c.Reconciled(connector.ReconcileSummary{Finished: time.Now(), Counts: map[connector.DriftClass]int{connector.ClassProfileDrift: 3, connector.ClassOrphan: 1},
+		ByFeed: map[string]map[connector.DriftClass]int{"hr": {connector.ClassProfileDrift: 2}, "partner-acme": {connector.ClassProfileDrift: 1},
+			"": {connector.ClassOrphan: 1}}}, nil)
+	if _, page := alice.get("/drift"); !strings.Contains(page, "<td>profile_drift</td><td class=\"num\">3</td>") || !strings.Contains(page, "orphan") {
+		t.Errorf("alice's drift page:\n%s", page)
+	}
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if _, page := pat.get("/drift"); !strings.Contains(page, "<td>profile_drift</td><td class=\"num\">1</td>") || strings.Contains(page, "orphan") {
+		t.Errorf("a partner's drift page: want only partner-acme's count:\n%s", page)
+	}
+	resp, err := alice.c.Get(alice.base + "/drift?format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := string(body); got != "class,feed,count\norphan,,1\nprofile_drift,hr,2\nprofile_drift,partner-acme,1\n" {
+		t.Errorf("drift CSV:\n%s", got)
 	}
 }

@@ -102,6 +102,12 @@ type Server struct {
 	runMu sync.Mutex
 	runs  map[int64]bool
 	ctx   context.Context
+
+	// The latest scheduled reconciliation (Reconciled).
+	recMu      sync.Mutex
+	lastRec    connector.ReconcileSummary
+	lastRecErr error
+	haveRec    bool
 }
 
 // New builds the console of cfg on d; cfg must have passed Check.
@@ -198,6 +204,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /person", s.page(RoleViewer, s.personSearch))
 	mux.HandleFunc("POST /person", s.form(RoleViewer, s.person))
 	mux.HandleFunc("POST /person/sync", s.form(RoleApprover, s.syncNow))
+	mux.HandleFunc("GET /drift", s.page(RoleViewer, s.drift))
 	mux.HandleFunc("GET /audit", s.page(RoleViewer, s.audit))
 	mux.HandleFunc("POST /audit", s.form(RoleViewer, s.auditSearch))
 	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
