@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hrsync/hrsync/connector"
@@ -94,6 +97,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A webhook receiver: the daemon tells it of each hold that opens.
+	hooked := make(chan map[string]any, 16)
+	rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&m); err == nil {
+			select {
+			case hooked <- m:
+			default:
+			}
+		}
+	}))
+	t.Cleanup(rx.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -118,13 +133,17 @@ safeguard:
 holds:
   approvals:
     offboard: 2
+notify:
+  every: 100ms
+  webhooks:
+    - {name: ops, url: %[2]q, events: [hold_opened]}
 console:
   users:
     - {name: ursula, role: approver, password_hash: %[1]q}
     - {name: alice, role: approver, password_hash: %[1]q}
     - {name: victor, role: viewer, password_hash: %[1]q}
     - {name: pat, role: approver, feeds: [partner-acme], password_hash: %[1]q}
-`, hash)), 0o600); err != nil {
+`, hash, rx.URL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -199,6 +218,15 @@ console:
 		"--config", cfg, "--db", dbURL, "--lms-url", lms.url, "--lms-token", lms.token, "--out", filepath.Join(dir, "off"))
 	if !needsPerson(err) {
 		t.Fatalf("feed offboard: %v\n%s%s", err, out, stderr)
+	}
+	// The webhook heard of the held roster.
+	select {
+	case m := <-hooked:
+		if m["event"] != "hold_opened" || m["feed"] != "hr" || m["kind"] != "upload" {
+			t.Fatalf("the first webhook: %v, want the hr roster's hold", m)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no webhook for the held roster")
 	}
 	db, err := store.Open(t.Context(), dbURL, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -450,6 +478,68 @@ console:
 		t.Fatalf("the audit page: %q; want alice's and pat's approvals", a)
 	}
 	shot("audit")
+	// A message that cannot be decoded is dead-lettered; alice reads it decoded
+	// and discards it with a reason.
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	bad := nats.NewMsg("hrsync.events.hr.hired")
+	bad.Header.Set("ce-id", "bad-1")
+	bad.Header.Set("ce-type", "hrsync.worker.hired.v1")
+	bad.Header.Set("ce-source", "/feeds/hr")
+	bad.Header.Set("ce-specversion", "1.0")
+	bad.Data = []byte(`{"worker_id": ""}`)
+	if err := nc.PublishMsg(bad); err != nil {
+		t.Fatal(err)
+	}
+	var dead []connector.DeadLetter
+	waitFor(t, 30*time.Second, "the bad message dead-lettered", func() (bool, string) {
+		dead, err = db.ListDeadLetters(t.Context(), store.DeadLetterFilter{})
+		return err == nil && len(dead) == 1, fmt.Sprintf("%d dead letters, %v", len(dead), err)
+	})
+	open("/dead/" + strconv.FormatInt(dead[0].ID, 10))
+	if r := text("#reason"); r == "" {
+		t.Fatal("the dead letter's page shows no reason")
+	}
+	shot("dead-letter")
+	submit("discard the dead letter", "discard", "discard-reason", "HR sent it again, fixed")
+	if d := text("#discarded"); !strings.Contains(d, "by alice") || !strings.Contains(d, "HR sent it again, fixed") {
+		t.Fatalf("the discarded dead letter: %q", d)
+	}
+	// Two accounts with one email: a new hire with that email is a review item,
+	// which alice resolves once she has merged them.
+	for _, u := range []string{"dup-a", "dup-b"} {
+		if _, err := lms.sb.CreateAccount(t.Context(), connector.Account{UserName: u, Active: true,
+			Profile: connector.Profile{Email: "dup@hr.example", GivenName: "Dup", FamilyName: u}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	delta := filepath.Join(dir, "delta.csv")
+	if err := os.WriteFile(delta, []byte("worker_id,email,given_name,family_name,action\nh10,dup@hr.example,Dup,Person,add\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, err := runCLI(t, nil, "roster", "upload", "--db", dbURL, "--config", cfg, "--nats-url", natsURL,
+		"--feed", "hr", "--mode", "delta", "--by", "ursula", delta); err != nil {
+		t.Fatalf("delta upload: %v\n%s%s", err, out, stderr)
+	}
+	var reviews []connector.Review
+	waitFor(t, 30*time.Second, "a review item for the ambiguous hire", func() (bool, string) {
+		reviews, err = db.ListReviews(t.Context(), store.ReviewFilter{Feed: "hr"})
+		return err == nil && len(reviews) == 1, fmt.Sprintf("%d review items, %v", len(reviews), err)
+	})
+	rid := strconv.FormatInt(reviews[0].ID, 10)
+	open("/reviews")
+	shot("reviews")
+	submit("resolve the review item", "resolve-"+rid, "resolve-reason-"+rid, "merged dup-b into dup-a")
+	if f := text("p.flash"); !strings.Contains(f, "Resolved") {
+		t.Fatalf("after resolving: %q", f)
+	}
+	if r, err := db.GetReview(t.Context(), reviews[0].ID); err != nil || r.ResolvedBy != "alice" || r.Resolution != "merged dup-b into dup-a" {
+		t.Fatalf("the review item after resolving: %+v, %v", r, err)
+	}
+
 	open("/")
 	if f := text("#feeds tbody"); !strings.Contains(f, "hr") || !strings.Contains(f, "partner-acme") {
 		t.Fatalf("alice's overview: %q; want both feeds", f)
