@@ -451,6 +451,9 @@ func TestDrift(t *testing.T) {
 	b.c.Reconciled(connector.ReconcileSummary{Finished: time.Now(), Counts: map[connector.DriftClass]int{connector.ClassProfileDrift: 3, connector.ClassOrphan: 1},
 		ByFeed: map[string]map[connector.DriftClass]int{"hr": {connector.ClassProfileDrift: 2}, "partner-acme": {connector.ClassProfileDrift: 1},
 			"": {connector.ClassOrphan: 1}}}, nil)
+	if _, page := alice.get("/"); !strings.Contains(page, ": 4 accounts out of step") {
+		t.Errorf("the overview names no last reconciliation:\n%s", page)
+	}
 	if _, page := alice.get("/drift"); !strings.Contains(page, "<td>profile_drift</td><td class=\"num\">3</td>") || !strings.Contains(page, "orphan") {
 		t.Errorf("alice's drift page:\n%s", page)
 	}

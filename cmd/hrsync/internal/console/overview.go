@@ -33,6 +33,9 @@ type feedStat struct {
 }
 
 type overviewPage struct {
+	// Reconciled says when the latest scheduled reconciliation ended and what
+	// it found; empty: none ran in this process.
+	Reconciled  string
 	Feeds       []feedStat
 	Quarantined bool
 	LMSState    string
@@ -63,6 +66,18 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u User, ss *se
 		p.Quarantined = st.Quarantined
 		if st.Quarantined {
 			p.LMSState = fmt.Sprintf("quarantined since %s: %s", st.Since.UTC().Format("2006-01-02 15:04Z"), st.Reason)
+		}
+	}
+	if d := s.driftPage(u); d.Have {
+		drifted := 0
+		for _, row := range d.Rows {
+			if row.Class != connector.ClassInSync {
+				drifted += row.Total
+			}
+		}
+		p.Reconciled = fmt.Sprintf("%s: %d accounts out of step", d.Finished.UTC().Format("2006-01-02 15:04Z"), drifted)
+		if d.Err != "" {
+			p.Reconciled = d.Finished.UTC().Format("2006-01-02 15:04Z") + ": failed"
 		}
 	}
 	act, err := s.d.Store.FeedActivity(ctx)
