@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/console/oidctest"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/store"
 	"github.com/hrsync/hrsync/store/pgtest"
@@ -115,6 +116,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	consoleAddr := ln.Addr().String()
 	ln.Close()
+	idp := oidctest.New(t)
+	idp.SignInAs("olga@example.com", true)
 	cfg := filepath.Join(dir, "hrsync.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`feeds:
   - name: hr
@@ -143,7 +146,13 @@ console:
     - {name: alice, role: approver, password_hash: %[1]q}
     - {name: victor, role: viewer, password_hash: %[1]q}
     - {name: pat, role: approver, feeds: [partner-acme], password_hash: %[1]q}
-`, hash, rx.URL)), 0o600); err != nil {
+    - {name: olga@example.com, role: admin}
+  oidc:
+    issuer: %[3]q
+    client_id: hrsync-console
+    redirect_url: http://%[4]s/login/callback
+    name: Example SSO
+`, hash, rx.URL, idp.Issuer, consoleAddr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -545,6 +554,14 @@ console:
 		t.Fatalf("alice's overview: %q; want both feeds", f)
 	}
 	shot("overview")
+	signOut()
+
+	// Sign-in through the identity provider: olga is a console user by her
+	// verified email, an admin.
+	do("sign in through OIDC", chromedp.Click(chromedp.ID("oidc")), chromedp.WaitVisible(chromedp.CSS("#feeds")))
+	if who := text("header .who"); !strings.Contains(who, "olga@example.com · admin") {
+		t.Fatalf("signed in through OIDC as %q", who)
+	}
 	signOut()
 }
 
