@@ -164,7 +164,11 @@ func TestFeedOffboard(t *testing.T) {
 	if !needsPerson(err) || !strings.Contains(out, "3 LMS accounts to anonymise") || !strings.Contains(out, "held as hold 1") {
 		t.Fatalf("feed offboard: %v\n%s\n%s", err, out, stderr)
 	}
-	if _, _, err := runCLI(t, nil, "holds", "approve", "1", "--db", dbURL, "--by", "ana", "--reason", "contract ended 2026-11-30"); err != nil {
+	// Four eyes: who asked for the offboarding does not approve it.
+	if _, _, err := runCLI(t, nil, "holds", "approve", "1", "--db", dbURL, "--by", "ana", "--reason", "contract ended 2026-11-30"); err == nil || !strings.Contains(err.Error(), "four eyes") {
+		t.Fatalf("ana approving her own offboarding: %v, want refused (four eyes)", err)
+	}
+	if _, _, err := runCLI(t, nil, "holds", "approve", "1", "--db", dbURL, "--by", "bob", "--reason", "contract ended 2026-11-30"); err != nil {
 		t.Fatal(err)
 	}
 	run := append([]string{"holds", "run"}, conn...)
