@@ -112,6 +112,33 @@ func (db *DB) WorkerSchedule(ctx context.Context, w connector.WorkerKey) (due, l
 	return d.ptr(), l.ptr(), nil
 }
 
+// LinksOf returns the account each of ws is linked to, for those that have a
+// link (the console shows the accounts of a held roster's people).
+func (db *DB) LinksOf(ctx context.Context, ws []connector.WorkerKey) (map[connector.WorkerKey]string, error) {
+	out := map[connector.WorkerKey]string{}
+	for chunk := range slices.Chunk(uniqueKeys(ws), db.chunkSize()) {
+		sel, args := db.keyRows(chunk)
+		rows, err := db.x.QueryContext(ctx, db.q(`SELECT feed, worker_id, account_id FROM links WHERE (feed, worker_id) IN (`+sel+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: links of %d workers: %w", len(ws), err)
+		}
+		for rows.Next() {
+			var k connector.WorkerKey
+			var acct string
+			if err := rows.Scan(&k.Feed, &k.WorkerID, &acct); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: links of %d workers: %w", len(ws), err)
+			}
+			out[k] = acct
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: links of %d workers: %w", len(ws), err)
+		}
+	}
+	return out, nil
+}
+
 // LinkedWorker returns the worker linked to the account, or an error matching
 // connector.ErrNotFound.
 func (db *DB) LinkedWorker(ctx context.Context, accountID string) (connector.WorkerKey, error) {

@@ -368,8 +368,8 @@ console:
 	if !has("#selfcaused") || has("#approve") {
 		t.Fatal("the uploader's view of her held roster: want the four-eyes notice and no approve button")
 	}
-	if rows := text("#affected tbody"); !strings.Contains(rows, "Hr 09") || !strings.Contains(rows, "h09@hr.example") {
-		t.Fatalf("the held roster's people: %q; want names and emails", rows)
+	if rows := text("#affected tbody"); !strings.Contains(rows, "Hr 09") || !strings.Contains(rows, "h09@hr.example") || !strings.Contains(rows, "u-0000") {
+		t.Fatalf("the held roster's people: %q; want names, emails and accounts", rows)
 	}
 	shot("hold-four-eyes")
 	signOut()

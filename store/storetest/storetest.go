@@ -1103,8 +1103,10 @@ func testCompleteWhileRecording(t *testing.T, b *testBundle) {
 	}
 }
 
-// OverviewStore is what the console's overview reads. *store.DB implements it.
+// OverviewStore is what the console's overview (and a hold's page) reads.
+// *store.DB implements it.
 type OverviewStore interface {
+	LinksOf(ctx context.Context, ws []connector.WorkerKey) (map[connector.WorkerKey]string, error)
 	FeedActivity(ctx context.Context) (map[string]store.FeedActivity, error)
 	DailyFacts(ctx context.Context, since, until time.Time) ([]store.DayCount, error)
 	DailyActions(ctx context.Context, since, until time.Time) ([]store.DayCount, error)
@@ -1143,6 +1145,9 @@ func testOverview(t *testing.T, b *testBundle) {
 	}
 	b.complete(t, connector.Completion{Claim: c, Owner: "a", AccountID: "acct-1", Audit: []connector.AuditEntry{
 		{At: b.now, Feed: "partner-acme", WorkerID: "p1", AccountID: "acct-1", Action: connector.ActionCreate, Outcome: connector.OutcomeOK, Detail: "hired"}}})
+	if links, err := s.LinksOf(b.ctx, []connector.WorkerKey{p1, w1, p1}); err != nil || len(links) != 1 || links[p1] != "acct-1" {
+		t.Fatalf("LinksOf = %v, %v; want p1's account only", links, err)
+	}
 	acts, err := s.DailyActions(b.ctx, b.now.Add(-24*time.Hour), b.now.Add(24*time.Hour))
 	if err != nil || len(acts) != 1 || acts[0].Kind != "create" || acts[0].N != 1 || acts[0].Feed != "partner-acme" ||
 		!acts[0].Day.Equal(b.now.UTC().Truncate(24*time.Hour)) {

@@ -105,6 +105,9 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, u User, ss *sessio
 	} else {
 		p.Workers, err = s.d.Store.HoldWorkers(r.Context(), h.ID, connector.WorkerKey{}, maxShown)
 		p.Shown = len(p.Workers)
+		if err == nil {
+			err = s.fillAccounts(r.Context(), p.Workers)
+		}
 	}
 	if err != nil {
 		s.internal(w, r, ss, err)
@@ -277,4 +280,28 @@ func (s *Server) Running(id int64) bool {
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
 	return s.runs[id]
+}
+
+// fillAccounts names the LMS account of each held person the hold does not
+// name (an upload is held before its facts are recorded): their link's.
+func (s *Server) fillAccounts(ctx context.Context, ws []connector.HeldWorker) error {
+	var keys []connector.WorkerKey
+	for _, w := range ws {
+		if w.AccountID == "" {
+			keys = append(keys, w.Worker)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	links, err := s.d.Store.LinksOf(ctx, keys)
+	if err != nil {
+		return err
+	}
+	for i := range ws {
+		if ws[i].AccountID == "" {
+			ws[i].AccountID = links[ws[i].Worker]
+		}
+	}
+	return nil
 }

@@ -30,6 +30,8 @@ type Store interface {
 	ListHolds(ctx context.Context, f store.HoldFilter) ([]connector.Hold, error)
 	GetHold(ctx context.Context, id int64) (connector.Hold, error)
 	HoldWorkers(ctx context.Context, id int64, after connector.WorkerKey, limit int) ([]connector.HeldWorker, error)
+	// LinksOf names the accounts of held people whose hold does not (an upload's).
+	LinksOf(ctx context.Context, ws []connector.WorkerKey) (map[connector.WorkerKey]string, error)
 	JobItems(ctx context.Context, hold int64, after, limit int) ([]connector.JobItem, error)
 	JobCounts(ctx context.Context, hold int64) (map[connector.JobItemStatus]int, error)
 	DecideHold(ctx context.Context, id int64, d connector.HoldDecision) (connector.Hold, error)
