@@ -139,7 +139,7 @@ holds:
 notify:
   every: 100ms
   webhooks:
-    - {name: ops, url: %[2]q, events: [hold_opened]}
+    - {name: ops, url: %[2]q, events: [hold_opened, drift]}
 console:
   users:
     - {name: ursula, role: approver, password_hash: %[1]q}
@@ -161,7 +161,8 @@ console:
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"hrsync", "run", "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token,
-			"--nats-url", natsURL, "--db", dbURL, "--admin-addr", "", "--console-addr", consoleAddr, "--poll-interval", "50ms"},
+			"--nats-url", natsURL, "--db", dbURL, "--admin-addr", "", "--console-addr", consoleAddr, "--poll-interval", "50ms",
+			"--reconcile-every", "1s"},
 			func(string) string { return "" }, &logs, &logs)
 	}()
 	t.Cleanup(func() {
@@ -462,6 +463,23 @@ console:
 	if _, err := lms.sb.UpdateAccount(t.Context(), h00); err != nil {
 		t.Fatal(err)
 	}
+	// The next scheduled reconciliation finds the drift: the webhook hears of
+	// it, and the drift page shows it.
+	deadline := time.After(60 * time.Second)
+	for drift := false; !drift; {
+		select {
+		case m := <-hooked:
+			counts, _ := m["counts"].(map[string]any)
+			drift = m["event"] == "drift" && counts["profile_drift"] == float64(1)
+		case <-deadline:
+			t.Fatal("no drift webhook after an account was renamed in the LMS")
+		}
+	}
+	open("/drift")
+	if d := text("#drift"); !strings.Contains(d, "profile_drift") {
+		t.Fatalf("the drift page: %q", d)
+	}
+	shot("drift")
 	open("/person")
 	do("choose the person", chromedp.SendKeys(chromedp.ID("person-worker"), "h00"))
 	load("open the person", chromedp.Click(chromedp.ID("person-open")))

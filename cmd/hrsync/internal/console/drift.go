@@ -65,7 +65,7 @@ func (s *Server) driftPage(u User) driftPage {
 	s.recMu.Lock()
 	sum, err, have := s.lastRec, s.lastRecErr, s.haveRec
 	s.recMu.Unlock()
-	p := driftPage{Have: have, Finished: sum.Finished, Duration: sum.Duration, Apply: sum.Apply, Feeds: s.visibleFeeds(u)}
+	p := driftPage{Have: have, Finished: sum.Finished, Duration: sum.Duration.Round(time.Millisecond), Apply: sum.Apply, Feeds: s.visibleFeeds(u)}
 	if err != nil {
 		p.Err = err.Error()
 	}
