@@ -251,6 +251,7 @@ func (n *Notifier) Check(ctx context.Context) {
 	if hs, err := n.src.ListHolds(ctx, store.HoldFilter{Status: connector.HoldOpen}); err != nil {
 		n.log.Warn("notify: list holds", "err", err)
 	} else {
+		slices.SortFunc(hs, func(a, b connector.Hold) int { return cmp.Compare(a.ID, b.ID) }) // oldest first
 		for _, h := range hs {
 			if n.holdsSeen[h.ID] {
 				continue
