@@ -472,3 +472,24 @@ func TestDrift(t *testing.T) {
 		t.Errorf("drift CSV:\n%s", got)
 	}
 }
+
+// Sessions stay bounded however many sign-ins come.
+func TestSessionsBounded(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	s := &sessions{m: map[string]*session{}, ttl: time.Hour, now: func() time.Time { return now }}
+	for range maxSessions + 10 {
+		s.create(User{Name: "a"})
+	}
+	if n := len(s.m); n > maxSessions {
+		t.Fatalf("%d sessions kept, want at most %d", n, maxSessions)
+	}
+	id, _ := s.create(User{Name: "b"})
+	if _, ok := s.get(id); !ok {
+		t.Fatal("the newest session was dropped")
+	}
+	now = now.Add(time.Hour)
+	if _, ok := s.get(id); ok {
+		t.Fatal("a session outlived its ttl")
+	}
+}
