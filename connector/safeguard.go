@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -176,7 +177,40 @@ type Hold struct {
 	// Payload is opaque to the safeguard: what an upload publishes once approved,
 	// or a job's report summary.
 	Payload []byte `json:"-"`
+	// CausedBy is who caused the hold: the uploader of a held roster, the person
+	// who started a clean-up or offboarding; empty for live holds (events cause
+	// them, not a person). Four eyes: they may not approve it (CheckApprover).
+	CausedBy string `json:"caused_by,omitempty"`
+	// ApprovalsNeeded is how many different people must approve before the hold
+	// is approved (holds.approvals in the configuration file; 0 reads as 1).
+	ApprovalsNeeded int `json:"approvals_needed,omitempty"`
+	// Approvals are who approved so far, in order, while more are needed; once
+	// approved, the last of them is DecidedBy.
+	Approvals []string `json:"approvals,omitempty"`
 }
+
+// ErrFourEyes is returned when a person may not approve a hold: they caused it,
+// or approved it already and another approver is needed.
+var ErrFourEyes = errors.New("four eyes: another approver is needed")
+
+// CheckApprover says whether by may approve h (or let a sample of it run): not
+// the person who caused it, and not one who approved it already. It performs no
+// I/O; the store calls it inside the decision's transaction, so that the CLI and
+// the console share the rule.
+func (h Hold) CheckApprover(by string) error {
+	if h.CausedBy != "" && strings.EqualFold(strings.TrimSpace(by), strings.TrimSpace(h.CausedBy)) {
+		return fmt.Errorf("hold %d was caused by %s, who may not approve it: %w", h.ID, h.CausedBy, ErrFourEyes)
+	}
+	for _, a := range h.Approvals {
+		if strings.EqualFold(strings.TrimSpace(by), a) {
+			return fmt.Errorf("hold %d was approved by %s already and needs %d different approvers: %w", h.ID, a, h.Needed(), ErrFourEyes)
+		}
+	}
+	return nil
+}
+
+// Needed is how many different approvers h needs, at least one.
+func (h Hold) Needed() int { return max(h.ApprovalsNeeded, 1) }
 
 // HoldDecision is a person's decision on an open hold. By and Reason are required.
 type HoldDecision struct {

@@ -98,6 +98,47 @@ func (db *DB) LoadHistory(ctx context.Context, w connector.WorkerKey) (connector
 	return hs[0], nil
 }
 
+// WorkerSchedule returns when w is next due (nil: not due) and until when a
+// converger holds its lease (nil: none): the console's "sync now" waits until
+// the worker it woke is no longer due and not leased, converged. Returns an
+// error matching connector.ErrNotFound if the store has no row for w.
+func (db *DB) WorkerSchedule(ctx context.Context, w connector.WorkerKey) (due, leased *time.Time, err error) {
+	var d, l instant
+	err = db.x.QueryRowContext(ctx, db.q(`SELECT due_at, lease_until FROM workers WHERE feed = ? AND worker_id = ?`),
+		w.Feed, w.WorkerID).Scan(&d, &l)
+	if err != nil {
+		return nil, nil, noRows(err, "worker %s", w)
+	}
+	return d.ptr(), l.ptr(), nil
+}
+
+// LinksOf returns the account each of ws is linked to, for those that have a
+// link (the console shows the accounts of a held roster's people).
+func (db *DB) LinksOf(ctx context.Context, ws []connector.WorkerKey) (map[connector.WorkerKey]string, error) {
+	out := map[connector.WorkerKey]string{}
+	for chunk := range slices.Chunk(uniqueKeys(ws), db.chunkSize()) {
+		sel, args := db.keyRows(chunk)
+		rows, err := db.x.QueryContext(ctx, db.q(`SELECT feed, worker_id, account_id FROM links WHERE (feed, worker_id) IN (`+sel+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: links of %d workers: %w", len(ws), err)
+		}
+		for rows.Next() {
+			var k connector.WorkerKey
+			var acct string
+			if err := rows.Scan(&k.Feed, &k.WorkerID, &acct); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: links of %d workers: %w", len(ws), err)
+			}
+			out[k] = acct
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: links of %d workers: %w", len(ws), err)
+		}
+	}
+	return out, nil
+}
+
 // LinkedWorker returns the worker linked to the account, or an error matching
 // connector.ErrNotFound.
 func (db *DB) LinkedWorker(ctx context.Context, accountID string) (connector.WorkerKey, error) {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -442,9 +443,10 @@ func (db *DB) CreateHold(ctx context.Context, h connector.Hold) (int64, error) {
 		if status == connector.HoldPassed {
 			decidedAt, decidedBy, decision = db.ts(created), "safeguard", "under the thresholds: "+h.Reason
 		}
-		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, payload, decided_at, decided_by, decision)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), h.Feed, string(h.Kind), string(status), h.Reason, h.Counts.Active, db.ts(created), h.Payload,
-			decidedAt, decidedBy, decision).Scan(&id); err != nil {
+		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, payload, decided_at, decided_by, decision,
+			caused_by, approvals_needed)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), h.Feed, string(h.Kind), string(status), h.Reason, h.Counts.Active, db.ts(created), h.Payload,
+			decidedAt, decidedBy, decision, h.CausedBy, h.Needed()).Scan(&id); err != nil {
 			return err
 		}
 		for i := range h.Workers {
@@ -464,6 +466,7 @@ func (db *DB) CreateHold(ctx context.Context, h connector.Hold) (int64, error) {
 // holdSelect counts a hold's removals from its workers, or for a job (clean-up,
 // offboarding) from its items.
 const holdSelect = `SELECT h.id, h.feed, h.kind, h.status, h.reason, h.active, h.created_at, h.decided_at, h.decided_by, h.decision, h.sample_limit,
+	h.caused_by, h.approvals_needed,
 	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id) + (SELECT COUNT(*) FROM job_items j WHERE j.hold_id = h.id),
 	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id AND w.action = 'deactivate'),
 	(SELECT COUNT(*) FROM hold_workers w WHERE w.hold_id = h.id AND w.action = 'delete') + (SELECT COUNT(*) FROM job_items j WHERE j.hold_id = h.id AND j.action = 'delete')
@@ -474,7 +477,7 @@ func scanHold(s scanner) (connector.Hold, error) {
 	var created, decided instant
 	var kind, status string
 	err := s.Scan(&h.ID, &h.Feed, &kind, &status, &h.Reason, &h.Counts.Active, &created, &decided, &h.DecidedBy, &h.Decision, &h.Sample,
-		&h.Counts.Removals, &h.Counts.Deactivations, &h.Counts.Deletions)
+		&h.CausedBy, &h.ApprovalsNeeded, &h.Counts.Removals, &h.Counts.Deactivations, &h.Counts.Deletions)
 	h.Kind, h.Status, h.CreatedAt, h.DecidedAt = connector.HoldKind(kind), connector.HoldStatus(status), created.T, decided.ptr()
 	return h, err
 }
@@ -534,6 +537,9 @@ func (db *DB) getHold(ctx context.Context, q sqlx.QueryerContext, id int64) (con
 	}
 	if err := sqlx.GetContext(ctx, q, &h.Payload, db.q(`SELECT payload FROM holds WHERE id = ?`), id); err != nil {
 		return h, fmt.Errorf("store: hold %d: payload: %w", id, err)
+	}
+	if err := sqlx.SelectContext(ctx, q, &h.Approvals, db.q(`SELECT approver FROM hold_approvals WHERE hold_id = ? ORDER BY at, approver`), id); err != nil {
+		return h, fmt.Errorf("store: hold %d: approvals: %w", id, err)
 	}
 	return h, nil
 }
@@ -606,6 +612,22 @@ func (db *DB) DecideHold(ctx context.Context, id int64, d connector.HoldDecision
 			return fmt.Errorf("hold %d was %s by %s: %w", id, h.Status, h.DecidedBy, connector.ErrConflict)
 		}
 		now := db.now()
+		if d.Approve {
+			if err := h.CheckApprover(d.By); err != nil {
+				return err
+			}
+			if len(h.Approvals)+1 < h.Needed() {
+				// One approval of several: kept, audited once, and the hold stays open.
+				if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO hold_approvals (hold_id, approver, at, reason) VALUES (?, ?, ?, ?)`),
+					id, d.By, db.ts(now), d.Reason); err != nil {
+					return fmt.Errorf("approval: %w", err)
+				}
+				h.Approvals = append(h.Approvals, d.By)
+				detail := fmt.Sprintf("hold %d: approval %d of %d by %s: %s", id, len(h.Approvals), h.Needed(), d.By, d.Reason)
+				return db.insertAudit(ctx, tx, []connector.Completion{{Audit: []connector.AuditEntry{{At: now, Feed: h.Feed,
+					Action: connector.ActionNone, Outcome: connector.OutcomeApproved, Detail: detail, Plan: "approval", HoldID: id}}}}, now)
+			}
+		}
 		status, outcome := connector.HoldRejected, connector.OutcomeRejected
 		if d.Approve {
 			status, outcome = connector.HoldApproved, connector.OutcomeApproved
@@ -614,7 +636,11 @@ func (db *DB) DecideHold(ctx context.Context, id int64, d connector.HoldDecision
 			string(status), db.ts(now), d.By, d.Reason, id); err != nil {
 			return err
 		}
-		detail := fmt.Sprintf("hold %d %s by %s: %s", id, status, d.By, d.Reason)
+		by := d.By
+		if d.Approve && len(h.Approvals) > 0 {
+			by = strings.Join(append(slices.Clone(h.Approvals), d.By), " and ")
+		}
+		detail := fmt.Sprintf("hold %d %s by %s: %s", id, status, by, d.Reason)
 		at := "?"
 		if db.backend == Postgres {
 			at = "CAST(? AS TIMESTAMPTZ)"

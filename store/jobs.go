@@ -87,8 +87,9 @@ func (db *DB) CreateJob(ctx context.Context, h connector.Hold, items []connector
 				return &OpenJobError{Hold: prev}
 			}
 		}
-		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, payload)
-			VALUES (?, ?, 'open', ?, ?, ?, ?) RETURNING id`), h.Feed, string(h.Kind), h.Reason, h.Counts.Active, db.ts(created), h.Payload).Scan(&id); err != nil {
+		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO holds (feed, kind, status, reason, active, created_at, payload, caused_by, approvals_needed)
+			VALUES (?, ?, 'open', ?, ?, ?, ?, ?, ?) RETURNING id`), h.Feed, string(h.Kind), h.Reason, h.Counts.Active, db.ts(created), h.Payload,
+			h.CausedBy, h.Needed()).Scan(&id); err != nil {
 			return err
 		}
 		for start := 0; start < len(items); start += batchRows {
@@ -137,6 +138,9 @@ func (db *DB) AllowSample(ctx context.Context, id int64, n int, by, reason strin
 			return fmt.Errorf("hold %d was %s by %s: %w", id, h.Status, h.DecidedBy, connector.ErrConflict)
 		case n < h.Sample:
 			return fmt.Errorf("hold %d already lets a sample of %d run; a sample can only grow", id, h.Sample)
+		}
+		if err := h.CheckApprover(by); err != nil {
+			return err
 		}
 		n = min(n, h.Counts.Removals)
 		if _, err := tx.ExecContext(ctx, db.q(`UPDATE holds SET sample_limit = ? WHERE id = ?`), n, id); err != nil {

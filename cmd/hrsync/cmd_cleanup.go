@@ -117,7 +117,7 @@ func openJob(ctx context.Context, env *environment, c *connFlags, l *lmsFlags) (
 		return nil, jobs.Env{}, err
 	}
 	return a, jobs.Env{Store: a.Store(), LMS: lms, Feeds: a.Settings().Feeds, PerHour: a.PerHour(), Log: a.Log(), Now: a.Clock(),
-		Out: env.stdout, Progress: env.stderr}, nil
+		Out: env.stdout, Progress: env.stderr, Approvals: a.Settings().Approvals}, nil
 }
 
 // newHoldsRunCmd is "holds run ID": run the approved part of a clean-up or

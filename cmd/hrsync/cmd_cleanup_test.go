@@ -122,6 +122,9 @@ func TestFeedOffboard(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(`feeds:
   - {name: hr, kind: hr, source: /feeds/hr}
   - {name: partner-acme, kind: partner, source: /feeds/partner-acme}
+holds:
+  approvals:
+    offboard: 2
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -164,10 +167,23 @@ func TestFeedOffboard(t *testing.T) {
 	if !needsPerson(err) || !strings.Contains(out, "3 LMS accounts to anonymise") || !strings.Contains(out, "held as hold 1") {
 		t.Fatalf("feed offboard: %v\n%s\n%s", err, out, stderr)
 	}
-	if _, _, err := runCLI(t, nil, "holds", "approve", "1", "--db", dbURL, "--by", "ana", "--reason", "contract ended 2026-11-30"); err != nil {
-		t.Fatal(err)
+	// Four eyes: who asked for the offboarding does not approve it.
+	if _, _, err := runCLI(t, nil, "holds", "approve", "1", "--db", dbURL, "--by", "ana", "--reason", "contract ended 2026-11-30"); err == nil || !strings.Contains(err.Error(), "four eyes") {
+		t.Fatalf("ana approving her own offboarding: %v, want refused (four eyes)", err)
 	}
-	run := append([]string{"holds", "run"}, conn...)
+	// An offboarding needs two approvers (holds.approvals.offboard: 2).
+	out, _, err = runCLI(t, nil, "holds", "approve", "1", "--db", dbURL, "--by", "bob", "--reason", "contract ended 2026-11-30")
+	if err != nil || !strings.Contains(out, "approval 1 of 2") {
+		t.Fatalf("bob's approval: %v\n%s", err, out)
+	}
+	if _, _, err := runCLI(t, nil, append(run0(conn), "1")...); err == nil {
+		t.Fatal("ran on one approval of two")
+	}
+	out, _, err = runCLI(t, nil, "holds", "approve", "1", "--db", dbURL, "--by", "carol", "--reason", "legal agrees")
+	if err != nil || !strings.Contains(out, "hold 1 approved by carol") {
+		t.Fatalf("carol's approval: %v\n%s", err, out)
+	}
+	run := run0(conn)
 	if _, _, err := runCLI(t, nil, append(run, "1")...); err == nil || !strings.Contains(err.Error(), erasureKeyEnv) {
 		t.Fatalf("anonymising without the erasure key: %v", err)
 	}
@@ -392,3 +408,6 @@ func TestFeedOffboardTwice(t *testing.T) {
 		t.Fatalf("report directories after the second offboard = %v, want the first only", again)
 	}
 }
+
+// run0 is "holds run" with conn, ready for the hold id.
+func run0(conn []string) []string { return append([]string{"holds", "run"}, conn...) }

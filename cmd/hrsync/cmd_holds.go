@@ -40,6 +40,9 @@ Hires, updates and rehires are never held.
                                         remove them (a new fact is decided afresh)
 
 The decision is kept with the hold and in the audit trail, one row per person.
+Four eyes: who caused a hold (the uploader of a held roster, who asked for a
+clean-up or an offboarding) may not approve it, and holds.approvals in the
+configuration file can ask for two or more different approvers (docs/console.md).
 
 Clean-up and offboarding jobs (kinds cleanup and offboard; hrsync cleanup dormant,
 hrsync feed offboard) are holds too, of LMS accounts:
@@ -243,6 +246,9 @@ func decideHold(ctx context.Context, env *environment, c *connFlags, db *store.D
 		return err
 	}
 	switch {
+	case h.Status == connector.HoldOpen:
+		fmt.Fprintf(env.stdout, "hold %d: approval %d of %d recorded (by %s); it needs another approver, not %s\n",
+			h.ID, len(h.Approvals), h.Needed(), d.By, strings.Join(h.Approvals, " or "))
 	case h.Status == connector.HoldApproved && h.Kind == connector.HoldLive:
 		fmt.Fprintf(env.stdout, "hold %d approved by %s: %d removals are due now; a running daemon converges them\n", h.ID, h.DecidedBy, h.Counts.Removals)
 	case h.Status == connector.HoldApproved && h.Kind == connector.HoldUpload:

@@ -214,10 +214,6 @@ func publishUploadHold(ctx context.Context, c *connFlags, db *store.DB, id int64
 	if err != nil {
 		return 0, err
 	}
-	evs, err := roster.HoldEvents(h)
-	if err != nil {
-		return 0, err
-	}
 	nc, err := natsConnect(c, h.Feed)
 	if err != nil {
 		return 0, err
@@ -227,7 +223,7 @@ func publishUploadHold(ctx context.Context, c *connFlags, db *store.DB, id int64
 	if err != nil {
 		return 0, err
 	}
-	return roster.PublishEvents(ctx, js, evs)
+	return roster.PublishApprovedHold(ctx, db, js, id)
 }
 
 func orDash(s string) string {

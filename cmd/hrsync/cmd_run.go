@@ -43,7 +43,8 @@ the safeguard off. Each feed has its own stream, HRSYNC_<feed>, with its own lim
 The admin port serves /healthz, /readyz and Prometheus /metrics, and, with a token,
 roster uploads and POST /v1/events, CloudEvents over HTTP for HR systems that cannot
 speak NATS (docs/http-door.md); its limits and timeouts are the --admin-* flags
-(docs/admin-api.md).
+(docs/admin-api.md). The admin console, for the people who decide holds, is served
+on its own address when console: is configured (docs/console.md).
 
 Every flag has an environment variable, named after it.`, noArgs)
 	fs := cmd.Flags()
@@ -78,6 +79,7 @@ type runFlags struct {
 	recEvery                   time.Duration
 	recApply                   bool
 	recOut                     string
+	consoleAddr                string
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -115,6 +117,8 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	envFlag(fs, "reconcile-apply", "HRSYNC_RECONCILE_APPLY")
 	fs.StringVar(&f.recOut, "reconcile-out", "", "`DIR` for the drift reports of scheduled reconciliations, one subdirectory a pass (empty: only log the counts)")
 	envFlag(fs, "reconcile-out", "HRSYNC_RECONCILE_OUT")
+	fs.StringVar(&f.consoleAddr, "console-addr", "", "`HOST:PORT` of the admin console, its own listener (default: console.addr of the configuration file; both empty: no console; docs/console.md)")
+	envFlag(fs, "console-addr", "HRSYNC_CONSOLE_ADDR")
 }
 
 // runDaemon is "hrsync run".
@@ -177,6 +181,16 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 		defer stop()
 		log.Info("admin endpoints listening", "addr", addr.String())
 	}
+	stopConsole, err := serveConsole(ctx, env, s, set, f.consoleAddr)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
+	stopNotify, err := startNotify(ctx, env, s, set)
+	if err != nil {
+		return err
+	}
+	defer stopNotify()
 	if f.recEvery > 0 {
 		stop, err := s.ScheduleReconcile(ctx, f.recEvery, f.recApply, f.recOut)
 		if err != nil {

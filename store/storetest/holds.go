@@ -37,6 +37,7 @@ var holdTests = []subTest{
 	{"ApproveAndReject", testApproveAndReject},
 	{"ApprovalDuringHeldCommitStaysDue", testApprovalDuringHeldCommitStaysDue},
 	{"UploadHold", testUploadHold},
+	{"FourEyes", testFourEyes},
 }
 
 // hs returns b's store as a HoldStore.
@@ -525,5 +526,50 @@ func testUploadHold(t *testing.T, b *testBundle) {
 	ws, err := s.HoldWorkers(b.ctx, id, connector.WorkerKey{}, 0)
 	if err != nil || len(ws) != 2 || ws[0].Version != 2 || ws[1].Version != 0 {
 		t.Fatalf("HoldWorkers after use = %+v, %v", ws, err)
+	}
+}
+
+// Four eyes: who caused a hold never approves it, and a hold that needs two
+// approvals is approved by the second different person, each approval audited.
+func testFourEyes(t *testing.T, b *testBundle) {
+	s := hs(t, b)
+	hr := populate(t, b, "hr", 10)
+	id, err := s.CreateHold(b.ctx, connector.Hold{Feed: "hr", Kind: connector.HoldUpload, Reason: "roster removes 9 of 10",
+		CausedBy: "ursula", ApprovalsNeeded: 2, Counts: connector.HoldCounts{Active: 10},
+		Workers: []connector.HeldWorker{{Worker: hr[0], Action: connector.ActionDeactivate}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	approve := func(by string) (connector.Hold, error) {
+		return s.DecideHold(b.ctx, id, connector.HoldDecision{Approve: true, By: by, Reason: "checked"})
+	}
+	if _, err := approve("Ursula"); !errors.Is(err, connector.ErrFourEyes) {
+		t.Fatalf("the uploader approving (another case): err = %v, want ErrFourEyes", err)
+	}
+	h, err := approve("alice")
+	if err != nil || h.Status != connector.HoldOpen || len(h.Approvals) != 1 || h.Approvals[0] != "alice" {
+		t.Fatalf("first of two approvals = %+v, %v; want still open, approved by alice", h, err)
+	}
+	if _, err := approve("alice"); !errors.Is(err, connector.ErrFourEyes) {
+		t.Fatalf("the same approver twice: err = %v, want ErrFourEyes", err)
+	}
+	if h, err = s.GetHold(b.ctx, id); err != nil || h.CausedBy != "ursula" || h.Needed() != 2 || len(h.Approvals) != 1 {
+		t.Fatalf("GetHold = %+v, %v", h, err)
+	}
+	h, err = approve("bob")
+	if err != nil || h.Status != connector.HoldApproved || h.DecidedBy != "bob" {
+		t.Fatalf("second approval = %+v, %v; want approved by bob", h, err)
+	}
+	es, err := b.s.(interface {
+		ListAudit(context.Context, store.AuditFilter) ([]connector.AuditEntry, error)
+	}).ListAudit(b.ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionNone})
+	if err != nil || len(es) != 1 || es[0].Outcome != connector.OutcomeApproved || es[0].HoldID != id {
+		t.Fatalf("audit of the first approval = %+v, %v", es, err)
+	}
+	es, err = b.s.(interface {
+		ListAudit(context.Context, store.AuditFilter) ([]connector.AuditEntry, error)
+	}).ListAudit(b.ctx, store.AuditFilter{Feed: "hr", WorkerID: hr[0].WorkerID, Action: connector.ActionDeactivate})
+	if err != nil || len(es) != 1 || es[0].Detail != fmt.Sprintf("hold %d approved by alice and bob: checked", id) {
+		t.Fatalf("audit of the approval = %+v, %v", es, err)
 	}
 }

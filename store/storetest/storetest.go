@@ -193,6 +193,7 @@ var coreTests = []subTest{
 	{"DeadLetters", testDeadLetters},
 	{"ErrNotFound", testErrNotFound},
 	{"Counts", testCounts},
+	{"Overview", testOverview},
 }
 
 // hr returns the key of worker id of feed "hr".
@@ -1099,5 +1100,57 @@ func testCompleteWhileRecording(t *testing.T, b *testBundle) {
 	}
 	if at, ok := b.nextDue(t); ok {
 		t.Fatalf("NextDue = %v after draining, want none", at)
+	}
+}
+
+// OverviewStore is what the console's overview (and a hold's page) reads.
+// *store.DB implements it.
+type OverviewStore interface {
+	LinksOf(ctx context.Context, ws []connector.WorkerKey) (map[connector.WorkerKey]string, error)
+	FeedActivity(ctx context.Context) (map[string]store.FeedActivity, error)
+	DailyFacts(ctx context.Context, since, until time.Time) ([]store.DayCount, error)
+	DailyActions(ctx context.Context, since, until time.Time) ([]store.DayCount, error)
+}
+
+var _ OverviewStore = (*store.DB)(nil)
+
+// The overview counts facts by the UTC day they take effect and LMS actions by
+// the day they succeeded, per feed, and knows each feed's backlog.
+func testOverview(t *testing.T, b *testBundle) {
+	s, ok := b.s.(OverviewStore)
+	if !ok {
+		t.Skipf("%T does not implement storetest.OverviewStore", b.s)
+	}
+	w1, w2, p1 := key("hr", "w1"), key("hr", "w2"), key("partner-acme", "p1")
+	b.record(t, fact(w1, "e1", connector.KindHired, 0), fact(w2, "e2", connector.KindHired, 0),
+		fact(w1, "e3", connector.KindLeft, 2), fact(p1, "e4", connector.KindHired, 1))
+	got, err := s.DailyFacts(b.ctx, day(0), day(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.DayCount{{Feed: "hr", Day: day(0).Truncate(24 * time.Hour), Kind: "hired", N: 2},
+		{Feed: "partner-acme", Day: day(1).Truncate(24 * time.Hour), Kind: "hired", N: 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("DailyFacts = %+v, want %+v (the leave on day 2 is outside)", got, want)
+	}
+	act, err := s.FeedActivity(b.ctx)
+	if err != nil || act["hr"].Due != 2 || act["partner-acme"].Due != 1 || act["hr"].LastRecorded == nil {
+		t.Fatalf("FeedActivity = %+v, %v", act, err)
+	}
+	var c connector.Claim
+	for _, cl := range b.claim(t, "a", b.now, 10) {
+		if cl.Worker == p1 {
+			c = cl
+		}
+	}
+	b.complete(t, connector.Completion{Claim: c, Owner: "a", AccountID: "acct-1", Audit: []connector.AuditEntry{
+		{At: b.now, Feed: "partner-acme", WorkerID: "p1", AccountID: "acct-1", Action: connector.ActionCreate, Outcome: connector.OutcomeOK, Detail: "hired"}}})
+	if links, err := s.LinksOf(b.ctx, []connector.WorkerKey{p1, w1, p1}); err != nil || len(links) != 1 || links[p1] != "acct-1" {
+		t.Fatalf("LinksOf = %v, %v; want p1's account only", links, err)
+	}
+	acts, err := s.DailyActions(b.ctx, b.now.Add(-24*time.Hour), b.now.Add(24*time.Hour))
+	if err != nil || len(acts) != 1 || acts[0].Kind != "create" || acts[0].N != 1 || acts[0].Feed != "partner-acme" ||
+		!acts[0].Day.Equal(b.now.UTC().Truncate(24*time.Hour)) {
+		t.Fatalf("DailyActions = %+v, %v", acts, err)
 	}
 }

@@ -56,6 +56,9 @@ type Settings struct {
 	// check the tombstones made before a rotation.
 	ErasureKey     []byte
 	ErasureKeysOld [][]byte
+	// Approvals is how many different people approve a hold of each kind
+	// (holds.approvals); missing: one.
+	Approvals map[connector.HoldKind]int
 }
 
 // FromFile returns the settings of the configuration file fc on db, with the feeds
@@ -91,6 +94,9 @@ func build(fc FileConfig, db string, feedFlags []FeedConfig, feeds connector.Fee
 	}
 	if s.Courses, err = fc.CourseValidity(); err != nil {
 		return Settings{}, err
+	}
+	if s.Approvals, err = fc.Holds.approvals(); err != nil {
+		return Settings{}, fmt.Errorf("config file: %w", err)
 	}
 	s.LMS = fc.LMS.Over(lmsFlags)
 	return s, nil
@@ -418,6 +424,10 @@ func (a *App) policy(feed string) connector.Policy {
 		ReactivateManual: a.opts.ReactivateManual, CourseValidity: a.set.Courses})
 }
 
+// Policy is the policy of feed, as the converger applies it (the console's
+// person page plans with it).
+func (a *App) Policy(feed string) connector.Policy { return a.policy(feed) }
+
 // Converger builds a converger on the app's parts: the store, the guarded LMS, the
 // feeds and their policies, the safeguard, the eraser and the metrics. cc tunes it;
 // the parts it names are the app's whatever cc says.
@@ -469,7 +479,7 @@ func (a *App) Reconciler(rc connector.ReconcilerConfig) (*connector.Reconciler, 
 // whole, once (docs/rosters.md).
 func (a *App) Uploader() *roster.Uploader {
 	return &roster.Uploader{Store: a.db, Feeds: a.set.Feeds, Rosters: a.set.Rosters, Now: a.now, Log: a.log,
-		ThresholdsFunc: a.safeguard.Thresholds}
+		ThresholdsFunc: a.safeguard.Thresholds, ApprovalsNeeded: a.set.Approvals[connector.HoldUpload]}
 }
 
 // Store is the app's store.

@@ -9,6 +9,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/console"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/notify"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
@@ -38,6 +40,39 @@ type FileConfig struct {
 	// NATS says how to reach and authenticate to NATS (docs/nats.md); the
 	// --nats-* flags lay over it. Secrets only in files it names.
 	NATS NATSConfig `yaml:"nats"`
+	// Holds says how many different people approve a hold of each kind.
+	Holds HoldsConfig `yaml:"holds"`
+	// Console is the admin console that hrsync run serves (docs/console.md); off
+	// unless console.addr (or --console-addr) is set.
+	Console console.Config `yaml:"console"`
+	// Notify sends webhooks when a hold opens, the LMS is quarantined or
+	// recovers, dead letters come in bursts, or a reconciliation finds drift.
+	Notify notify.Config `yaml:"notify"`
+}
+
+// HoldsConfig is holds: in the configuration file.
+type HoldsConfig struct {
+	// Approvals is how many different people must approve a hold, by kind
+	// (upload, cleanup, offboard); default one. Four eyes hold whatever
+	// the number: who caused a hold never approves it (docs/console.md).
+	Approvals map[string]int `yaml:"approvals"`
+}
+
+// approvals checks holds.approvals and returns it by kind.
+func (c HoldsConfig) approvals() (map[connector.HoldKind]int, error) {
+	out := map[connector.HoldKind]int{}
+	for k, n := range c.Approvals {
+		switch kind := connector.HoldKind(k); kind {
+		case connector.HoldUpload, connector.HoldCleanup, connector.HoldOffboard:
+			if n < 1 || n > 5 {
+				return nil, fmt.Errorf("holds.approvals.%s: %d: want 1 to 5 different approvers", k, n)
+			}
+			out[kind] = n
+		default:
+			return nil, fmt.Errorf("holds.approvals.%s: want upload, cleanup or offboard (a live hold takes one approver)", k)
+		}
+	}
+	return out, nil
 }
 
 // streamLimits bound one feed's stream (events.StreamLimits); in stream: they are

@@ -88,6 +88,9 @@ type Stack struct {
 	// Door serves POST /v1/events, the HTTP door for HR systems, on the admin
 	// handler (see NewDoor); nil: off. Set it before AdminHandler or ServeAdmin.
 	Door http.Handler
+	// Reconciled, added to before ScheduleReconcile, get each scheduled pass's
+	// summary (the console shows it, the webhooks tell drift).
+	Reconciled []func(connector.ReconcileSummary, error)
 }
 
 // NewDoor returns the HTTP door for HR systems on the stack's feeds, decoder and
@@ -283,6 +286,20 @@ var (
 // Deployment is the deployment id of the stack's store, which it writes in its
 // durable consumers' metadata.
 func (s *Stack) Deployment() string { return s.deployment }
+
+// ConsumerLag is how many of feed's messages its consumer has not delivered yet
+// and how many it delivered that wait for an ack (the console's overview).
+func (s *Stack) ConsumerLag(ctx context.Context, feed string) (pending, ackPending uint64, err error) {
+	cons, err := s.js.Consumer(ctx, s.app.set.Stream.Name(feed), s.durable())
+	if err != nil {
+		return 0, 0, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	return info.NumPending, uint64(info.NumAckPending), nil
+}
 
 // Drained reports whether every feed's consumer has delivered everything and holds
 // no unacknowledged message.
@@ -538,9 +555,12 @@ func (cfg StackConfig) natsFlags() NATSSettings {
 func (s *Stack) ScheduleReconcile(ctx context.Context, every time.Duration, apply bool, out string) (func(), error) {
 	cfg := connector.ReconcilerConfig{Interval: every, Apply: apply,
 		Hooks: connector.ReconcilerHooks{MarkedDue: func(int) { s.conv.Notify() },
-			Reconciled: func(_ connector.ReconcileSummary, err error) {
+			Reconciled: func(sum connector.ReconcileSummary, err error) {
 				if err == nil {
 					s.metrics.reconciled.Set(float64(s.now().Unix()))
+				}
+				for _, f := range s.Reconciled {
+					f(sum, err)
 				}
 			}}}
 	if out != "" {

@@ -52,7 +52,7 @@ func (e Env) Dormant(ctx context.Context, r DormantRequest) (held int64, err err
 		if err != nil {
 			return 0, err
 		}
-		holdID, err = db.CreateJob(ctx, connector.Hold{Kind: connector.HoldCleanup, Feed: f.Feed,
+		holdID, err = db.CreateJob(ctx, connector.Hold{Kind: connector.HoldCleanup, Feed: f.Feed, ApprovalsNeeded: e.Approvals[connector.HoldCleanup],
 			Reason: "dormant accounts: " + f.String(), Payload: payload}, sel.Items)
 		if err != nil {
 			return 0, err

@@ -61,6 +61,9 @@ type Env struct {
 	Now      func() time.Time
 	Out      io.Writer
 	Progress io.Writer
+	// Approvals is how many different people must approve a job hold of each
+	// kind (holds.approvals in the configuration file); missing: one.
+	Approvals map[connector.HoldKind]int
 }
 
 // Payload is what a job hold keeps besides its items: the report's summary.

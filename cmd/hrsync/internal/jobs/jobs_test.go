@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -202,7 +203,11 @@ func TestOffboardAndRun(t *testing.T) {
 	if err := b.env.RunHold(ctx, 1, RunOptions{}); err == nil {
 		t.Fatal("ran before approval")
 	}
-	if _, err := b.db.DecideHold(ctx, 1, connector.HoldDecision{Approve: true, By: "ana", Reason: "ok"}); err != nil {
+	// Four eyes: who started the offboarding may not approve it.
+	if _, err := b.db.DecideHold(ctx, 1, connector.HoldDecision{Approve: true, By: "ana", Reason: "ok"}); !errors.Is(err, connector.ErrFourEyes) {
+		t.Fatalf("the offboarder approving her own offboarding: %v, want ErrFourEyes", err)
+	}
+	if _, err := b.db.DecideHold(ctx, 1, connector.HoldDecision{Approve: true, By: "bob", Reason: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	b.out.Reset()

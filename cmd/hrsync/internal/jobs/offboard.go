@@ -89,8 +89,9 @@ func (e Env) Offboard(ctx context.Context, r OffboardRequest) (held int64, err e
 	}
 	// The store refuses a second offboarding hold of the feed (one started since
 	// the check above): name the one that won.
-	id, err := db.CreateJob(ctx, connector.Hold{Kind: connector.HoldOffboard, Feed: name,
-		Reason: fmt.Sprintf("offboard feed %s (%s by %s: %s)", name, action, r.By, r.Reason), Payload: payload}, sel.Items)
+	id, err := db.CreateJob(ctx, connector.Hold{Kind: connector.HoldOffboard, Feed: name, CausedBy: r.By,
+		ApprovalsNeeded: e.Approvals[connector.HoldOffboard],
+		Reason:          fmt.Sprintf("offboard feed %s (%s by %s: %s)", name, action, r.By, r.Reason), Payload: payload}, sel.Items)
 	var open *store.OpenJobError
 	if errors.As(err, &open) {
 		printOffboardHeld(w, open.Hold)

@@ -72,7 +72,7 @@ func TestJobsAreBackground(t *testing.T) {
 	if held, err := b.env.Offboard(ctx, OffboardRequest{Feed: "partner-acme", By: "ana", Reason: "ended", Dir: b.dir + "/o"}); err != nil || held != 1 {
 		t.Fatalf("offboard = %d, %v", held, err)
 	}
-	if _, err := b.db.DecideHold(ctx, 1, connector.HoldDecision{Approve: true, By: "ana", Reason: "ok"}); err != nil {
+	if _, err := b.db.DecideHold(ctx, 1, connector.HoldDecision{Approve: true, By: "bob", Reason: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.env.RunHold(ctx, 1, RunOptions{Getenv: func(string) string { return "" }}); err != nil {

@@ -135,6 +135,9 @@ type Uploader struct {
 	// ThresholdsFunc returns the safeguard's thresholds of a feed; an upload is
 	// judged by them whole, once.
 	ThresholdsFunc func(feed string) connector.Thresholds
+	// ApprovalsNeeded is how many different people approve a held upload
+	// (holds.approvals.upload); 0 reads as one.
+	ApprovalsNeeded int
 	// Now is the clock; Log gets what an upload did (never a token).
 	Now func() time.Time
 	Log *slog.Logger
@@ -301,7 +304,7 @@ func (u *Uploader) Upload(ctx context.Context, req Request) (Result, error) {
 	if held, reason := u.ThresholdsFunc(req.Feed).Exceeded(sum.Leavers, sum.Active); held {
 		// Held whole: nothing of it is published until a person approves.
 		var payload bytes.Buffer
-		h := connector.Hold{Feed: req.Feed, Kind: connector.HoldUpload,
+		h := connector.Hold{Feed: req.Feed, Kind: connector.HoldUpload, CausedBy: req.By, ApprovalsNeeded: u.ApprovalsNeeded,
 			Reason: fmt.Sprintf("roster upload %s by %s: %s", orDash(req.Filename), orDash(req.By), reason),
 			Counts: connector.HoldCounts{Removals: sum.Leavers, Deactivations: sum.Leavers, Active: sum.Active}}
 		var err error
@@ -500,6 +503,23 @@ func HoldEvents(h connector.Hold) ([]events.Event, error) {
 		return nil, fmt.Errorf("hold %d: its upload cannot be read: %w", h.ID, err)
 	}
 	return evs, nil
+}
+
+// PublishApprovedHold publishes the events of the approved upload hold id, read
+// from db: the CLI (hrsync holds approve) and the console both call it. Event ids
+// are deterministic, so publishing again after a failure records nothing twice.
+func PublishApprovedHold(ctx context.Context, db interface {
+	ApprovedHold(ctx context.Context, id int64) (connector.Hold, error)
+}, js jetstream.JetStream, id int64) (int, error) {
+	h, err := db.ApprovedHold(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	evs, err := HoldEvents(h)
+	if err != nil {
+		return 0, err
+	}
+	return PublishEvents(ctx, js, evs)
 }
 
 // tokenMatches compares a presented token with a configured SHA-256 in constant time.

@@ -1,0 +1,495 @@
+package console
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
+)
+
+// testPassword is every test user's password.
+const testPassword = "correct horse battery"
+
+// testUsers are the console users of the tests: an uploader and an approver of
+// every feed, a viewer, and a partner's power user who sees only their feed.
+func testUsers(t testing.TB) []UserConfig {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []UserConfig{
+		{Name: "ursula", PasswordHash: string(h), Role: RoleApprover},
+		{Name: "alice", PasswordHash: string(h), Role: RoleApprover},
+		{Name: "victor", PasswordHash: string(h), Role: RoleViewer},
+		{Name: "pat", PasswordHash: string(h), Role: RoleApprover, Feeds: []string{"partner-acme"}},
+	}
+}
+
+type testBundle struct {
+	c      *Server
+	db     *store.DB
+	srv    *httptest.Server
+	hrHold int64
+	pHold  int64
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	ctx := t.Context()
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "hrsync.db"), log, store.Migrate(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	b := &testBundle{db: db}
+	for _, f := range []string{"hr", "partner-acme"} {
+		id, err := db.CreateHold(ctx, connector.Hold{Feed: f, Kind: connector.HoldUpload, CausedBy: "ursula",
+			Reason: "roster upload by ursula: 9 of 10", Counts: connector.HoldCounts{Active: 10}, Payload: []byte(`[]`),
+			Workers: []connector.HeldWorker{{Worker: connector.WorkerKey{Feed: f, WorkerID: "w1"}, Name: "Ann Example",
+				Email: "ann@example.com", Action: connector.ActionDeactivate}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "hr" {
+			b.hrHold = id
+		} else {
+			b.pHold = id
+		}
+	}
+	cfg := Config{Addr: "127.0.0.1:0", Users: testUsers(t)}
+	if err := cfg.Check([]string{"hr", "partner-acme"}); err != nil {
+		t.Fatal(err)
+	}
+	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR), connector.DefaultFeed("partner-acme", connector.FeedPartner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(cfg, Deps{Store: db, Feeds: feeds, Log: log,
+		PublishUpload: func(context.Context, int64) (int, error) { return 0, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.c = c
+	b.srv = httptest.NewServer(c.Handler())
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+// browser is a client with its own cookies, as one browser is.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+	csrf string
+}
+
+func (b *testBundle) browser(t *testing.T) *browser {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: b.srv.URL, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// get returns the status and body of GET path, keeping the page's CSRF token.
+func (br *browser) get(path string) (int, string) {
+	br.t.Helper()
+	resp, err := br.c.Get(br.base + path)
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindSubmatch(body); m != nil {
+		br.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(body)
+}
+
+// post sends a form; headers are set on the request as given.
+func (br *browser) post(path string, form url.Values, headers ...string) int {
+	br.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, br.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := br.c.Do(req)
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (br *browser) signIn(name string) {
+	br.t.Helper()
+	br.get("/login")
+	if code := br.post("/login", url.Values{"csrf": {br.csrf}, "name": {name}, "password": {testPassword}}); code != http.StatusSeeOther {
+		br.t.Fatalf("sign in as %s: %d, want 303", name, code)
+	}
+	if code, _ := br.get("/holds"); code != http.StatusOK {
+		br.t.Fatalf("holds after signing in as %s: %d", name, code)
+	}
+}
+
+func (b *testBundle) status(t *testing.T, id int64) connector.HoldStatus {
+	t.Helper()
+	h, err := b.db.GetHold(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Status
+}
+
+// Every state-changing request is authenticated, authorised by role and feed,
+// and CSRF-protected: each forgery is refused with 403 and changes nothing.
+func TestForgedRequestsRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	approve := func(br *browser, id int64, csrf string, headers ...string) int {
+		return br.post("/holds/"+itoa(id)+"/approve", url.Values{"csrf": {csrf}, "reason": {"looks right"}}, headers...)
+	}
+	anon := b.browser(t)
+	if code := approve(anon, b.hrHold, "x"); code != http.StatusForbidden {
+		t.Errorf("approve without a session: %d, want 403", code)
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	if code := approve(alice, b.hrHold, ""); code != http.StatusForbidden {
+		t.Errorf("approve without a CSRF token: %d, want 403", code)
+	}
+	if code := approve(alice, b.hrHold, alice.csrf+"x"); code != http.StatusForbidden {
+		t.Errorf("approve with a wrong CSRF token: %d, want 403", code)
+	}
+	if code := approve(alice, b.hrHold, alice.csrf, "Sec-Fetch-Site", "cross-site"); code != http.StatusForbidden {
+		t.Errorf("approve from another site, with the token: %d, want 403", code)
+	}
+	// Another session's token is not this one's.
+	other := b.browser(t)
+	other.signIn("alice")
+	if code := approve(alice, b.hrHold, other.csrf); code != http.StatusForbidden {
+		t.Errorf("approve with another session's token: %d, want 403", code)
+	}
+	victor := b.browser(t)
+	victor.signIn("victor")
+	if _, page := victor.get("/holds/" + itoa(b.hrHold)); strings.Contains(page, `id="approve"`) || !strings.Contains(page, "Ann Example") {
+		t.Errorf("a viewer's hold page: want the people and no approve button")
+	}
+	if code := approve(victor, b.hrHold, victor.csrf); code != http.StatusForbidden {
+		t.Errorf("a viewer approving with a valid token: %d, want 403", code)
+	}
+	if code := victor.post("/person/sync", url.Values{"csrf": {victor.csrf}, "feed": {"hr"}, "worker": {"w1"}}); code != http.StatusForbidden {
+		t.Errorf("a viewer's sync now: %d, want 403", code)
+	}
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if code := pat.post("/person", url.Values{"csrf": {pat.csrf}, "feed": {"hr"}, "worker": {"w1"}}); code != http.StatusForbidden {
+		t.Errorf("a partner's user opening an hr person: %d, want 403", code)
+	}
+	if code := approve(pat, b.hrHold, pat.csrf); code != http.StatusForbidden {
+		t.Errorf("a partner's user approving an hr hold: %d, want 403", code)
+	}
+	if code, _ := pat.get("/holds/" + itoa(b.hrHold)); code != http.StatusForbidden {
+		t.Errorf("a partner's user reading an hr hold: %d, want 403", code)
+	}
+	if _, page := pat.get("/holds"); strings.Contains(page, "/holds/"+itoa(b.hrHold)+`"`) || !strings.Contains(page, "/holds/"+itoa(b.pHold)+`"`) {
+		t.Errorf("a partner's user's hold list: want only their feed's hold")
+	}
+	ursula := b.browser(t)
+	ursula.signIn("ursula")
+	if _, page := ursula.get("/holds/" + itoa(b.hrHold)); !strings.Contains(page, `id="selfcaused"`) || strings.Contains(page, `id="approve"`) {
+		t.Errorf("the uploader's hold page: want the four-eyes notice and no approve button")
+	}
+	if code := approve(ursula, b.hrHold, ursula.csrf); code != http.StatusForbidden {
+		t.Errorf("the uploader approving her own upload: %d, want 403", code)
+	}
+	if s := b.status(t, b.hrHold); s != connector.HoldOpen {
+		t.Fatalf("after the forgeries the hold is %s, want open", s)
+	}
+	// Signing out needs the token too.
+	if code := alice.post("/logout", url.Values{}); code != http.StatusForbidden {
+		t.Errorf("sign out without a token: %d, want 403", code)
+	}
+	// The real thing works.
+	if code := approve(alice, b.hrHold, alice.csrf); code != http.StatusSeeOther {
+		t.Fatalf("alice approving: %d, want 303", code)
+	}
+	if s := b.status(t, b.hrHold); s != connector.HoldApproved {
+		t.Fatalf("after alice's approval the hold is %s", s)
+	}
+}
+
+// A sign-in form from elsewhere is refused, and guessing is slowed down.
+func TestSignIn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	br := b.browser(t)
+	if code := br.post("/login", url.Values{"name": {"alice"}, "password": {testPassword}}); code != http.StatusForbidden {
+		t.Errorf("sign-in without the form's token: %d, want 403", code)
+	}
+	br.get("/login")
+	codes := []int{}
+	for range 7 {
+		codes = append(codes, br.post("/login", url.Values{"csrf": {br.csrf}, "name": {"alice"}, "password": {"wrong password!"}}))
+	}
+	if codes[0] != http.StatusUnauthorized || codes[6] != http.StatusTooManyRequests {
+		t.Errorf("wrong passwords answered %v; want 401 first, 429 once limited", codes)
+	}
+	// Limited, the right password is refused too until the limit refills.
+	if code := br.post("/login", url.Values{"csrf": {br.csrf}, "name": {"alice"}, "password": {testPassword}}); code != http.StatusTooManyRequests {
+		t.Errorf("right password while limited: %d, want 429", code)
+	}
+	if code, _ := b.browser(t).get("/holds"); code != http.StatusSeeOther {
+		t.Errorf("holds without signing in: %d, want a redirect to sign in", code)
+	}
+}
+
+// The session cookie is HttpOnly and SameSite, and Secure when configured.
+func TestSessionCookie(t *testing.T) {
+	t.Parallel()
+	secure := true
+	for _, tc := range []struct {
+		name   string
+		secure *bool
+		want   bool
+	}{{"Plain", nil, false}, {"Secure", &secure, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(Config{Users: testUsers(t), SecureCookies: tc.secure}, Deps{Store: &store.DB{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/login", nil))
+			cs := rec.Result().Cookies()
+			if len(cs) != 1 || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode || cs[0].Secure != tc.want {
+				t.Fatalf("cookies %+v; want one HttpOnly, SameSite=Strict, Secure=%v", cs, tc.want)
+			}
+			if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+				t.Errorf("Content-Security-Policy %q", csp)
+			}
+		})
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	t.Parallel()
+	err := Config{Addr: ":1", TLSCert: "c", Users: []UserConfig{{Name: "a", PasswordHash: "x", Role: "boss", Feeds: []string{"nope"}}}}.Check([]string{"hr"})
+	for _, want := range []string{"tls_key", "password_hash", `role "boss"`, `"nope" is not a configured feed`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check: %v; want it to name %s", err, want)
+		}
+	}
+	if _, err := HashPassword("short"); err == nil {
+		t.Error("HashPassword took a 5-character password")
+	}
+}
+
+func itoa(id int64) string { return strconv.FormatInt(id, 10) }
+
+// postBody is post that returns the response's content type and body.
+func (br *browser) postBody(path string, form url.Values) (int, string, string) {
+	br.t.Helper()
+	resp, err := br.c.PostForm(br.base+path, form)
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+}
+
+// The audit trail is searched by POST (no worker id in a URL), per feed the
+// user may see, and exported as CSV.
+func TestAuditSearch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, id := range []int64{b.hrHold, b.pHold} {
+		if _, err := b.db.DecideHold(t.Context(), id, connector.HoldDecision{Approve: true, By: "bob", Reason: "checked"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if _, page := pat.get("/audit"); !strings.Contains(page, "hold "+itoa(b.pHold)+" approved by bob") || strings.Contains(page, "hold "+itoa(b.hrHold)+" approved") {
+		t.Errorf("a partner's audit page: want only the partner's rows")
+	}
+	if code, _, _ := pat.postBody("/audit", url.Values{"csrf": {pat.csrf}, "feed": {"hr"}}); code != http.StatusForbidden {
+		t.Errorf("a partner's search of the hr feed: %d, want 403", code)
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	alice.get("/audit")
+	code, ctype, body := alice.postBody("/audit", url.Values{"csrf": {alice.csrf}, "feed": {"hr"}, "worker": {"w1"}, "format": {"csv"}})
+	if code != http.StatusOK || !strings.HasPrefix(ctype, "text/csv") {
+		t.Fatalf("CSV export: %d %s", code, ctype)
+	}
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], ",hr,w1,") || !strings.Contains(lines[1], "hold "+itoa(b.hrHold)+" approved by bob") {
+		t.Fatalf("CSV export of hr/w1:\n%s", body)
+	}
+	if code, _, _ := alice.postBody("/audit", url.Values{"feed": {"hr"}, "format": {"csv"}}); code != http.StatusForbidden {
+		t.Errorf("an export without the token: %d, want 403", code)
+	}
+}
+
+// A dead letter is shown decoded and discarded with a reason by the signed-in
+// user; a review item is resolved; a partner's user can do neither for hr, and
+// neither works without the form's token.
+func TestDeadLettersAndReviews(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	dl, err := b.db.DeadLetter(ctx, connector.DeadLetter{Feed: "hr", Subject: "hrsync.events.hr.hired",
+		Headers: []byte(`{"Ce-Id":["e1"],"Ce-Type":["hrsync.worker.hired.v1"],"Ce-Source":["/feeds/hr"],"Ce-Specversion":["1.0"]}`),
+		Data:    []byte(`{"worker_id":""}`), Reason: "data.worker_id: required"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connector.WorkerKey{Feed: "hr", WorkerID: "w7"}
+	if _, err := b.db.RecordFacts(ctx, []connector.Fact{{Feed: "hr", WorkerID: "w7", Source: "/feeds/hr", ID: "f1", Kind: connector.KindHired,
+		Effective: time.Now().Add(-time.Hour), Time: time.Now().Add(-time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := b.db.ClaimDue(ctx, "test", time.Now().Add(time.Minute), time.Minute, 10)
+	if err != nil || len(cs) != 1 || cs[0].Worker != w {
+		t.Fatalf("claim: %v, %v", cs, err)
+	}
+	if err := b.db.Complete(ctx, connector.Completion{Claim: cs[0], Owner: "test",
+		Review: &connector.Review{Reason: "ambiguous match", Candidates: []string{"a1", "a2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := b.db.ListReviews(ctx, store.ReviewFilter{})
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("reviews %v, %v", rs, err)
+	}
+
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if code, _ := pat.get("/dead/" + itoa(dl)); code != http.StatusForbidden {
+		t.Errorf("a partner's user reading an hr dead letter: %d, want 403", code)
+	}
+	pat.get("/reviews")
+	if code := pat.post("/reviews/"+itoa(rs[0].ID)+"/resolve", url.Values{"csrf": {pat.csrf}, "reason": {"x"}}); code != http.StatusForbidden {
+		t.Errorf("a partner's user resolving an hr review item: %d, want 403", code)
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	_, page := alice.get("/dead/" + itoa(dl))
+	if !strings.Contains(page, "data.worker_id: required") || !strings.Contains(page, "hrsync.worker.hired.v1") || !strings.Contains(page, `id="discard"`) {
+		t.Fatalf("the dead letter's page: want its reason, its decoded type and a discard button:\n%s", page)
+	}
+	if code := alice.post("/dead/"+itoa(dl)+"/discard", url.Values{"reason": {"sent again fixed"}}); code != http.StatusForbidden {
+		t.Errorf("discard without the token: %d, want 403", code)
+	}
+	if code := alice.post("/dead/"+itoa(dl)+"/discard", url.Values{"csrf": {alice.csrf}, "reason": {"sent again fixed"}}); code != http.StatusSeeOther {
+		t.Fatalf("discard: %d", code)
+	}
+	d, err := b.db.GetDeadLetter(ctx, dl)
+	if err != nil || d.DiscardedBy != "alice" || d.DiscardReason != "sent again fixed" {
+		t.Fatalf("after discarding: %+v, %v", d, err)
+	}
+	alice.get("/reviews")
+	if code := alice.post("/reviews/"+itoa(rs[0].ID)+"/resolve", url.Values{"csrf": {alice.csrf}, "reason": {"merged a2 into a1"}}); code != http.StatusSeeOther {
+		t.Fatalf("resolve: %d", code)
+	}
+	r, err := b.db.GetReview(ctx, rs[0].ID)
+	if err != nil || r.ResolvedBy != "alice" || r.Resolution != "merged a2 into a1" {
+		t.Fatalf("after resolving: %+v, %v", r, err)
+	}
+}
+
+// The overview shows the feeds a user may see, with their open holds, and
+// draws its charts as SVG.
+func TestOverview(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pat := b.browser(t)
+	pat.signIn("pat")
+	code, page := pat.get("/")
+	if code != http.StatusOK || !strings.Contains(page, "<td>partner-acme</td>") || strings.Contains(page, "<td>hr</td>") {
+		t.Fatalf("a partner's overview (%d): want only partner-acme:\n%s", code, page)
+	}
+	if !strings.Contains(page, "<svg") || strings.Count(page, "<polyline") != 9 {
+		t.Errorf("the overview's charts: want two SVG charts with 3 + 6 lines")
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	if _, page := alice.get("/"); !strings.Contains(page, "<td>hr</td>") || !strings.Contains(page, `<a href="/holds">1</a>`) {
+		t.Errorf("alice's overview: want hr with its open hold")
+	}
+}
+
+// The drift page shows the latest reconciliation by class and feed, limited to
+// a user's feeds, and its counts as CSV.
+func TestDrift(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	alice := b.browser(t)
+	alice.signIn("alice")
+	if _, page := alice.get("/drift"); !strings.Contains(page, "No reconciliation has run") {
+		t.Errorf("drift before any reconciliation:\n%s", page)
+	}
+	b.c.Reconciled(connector.ReconcileSummary{Finished: time.Now(), Counts: map[connector.DriftClass]int{connector.ClassProfileDrift: 3, connector.ClassOrphan: 1},
+		ByFeed: map[string]map[connector.DriftClass]int{"hr": {connector.ClassProfileDrift: 2}, "partner-acme": {connector.ClassProfileDrift: 1},
+			"": {connector.ClassOrphan: 1}}}, nil)
+	if _, page := alice.get("/"); !strings.Contains(page, ": 4 accounts out of step") {
+		t.Errorf("the overview names no last reconciliation:\n%s", page)
+	}
+	if _, page := alice.get("/drift"); !strings.Contains(page, "<td>profile_drift</td><td class=\"num\">3</td>") || !strings.Contains(page, "orphan") {
+		t.Errorf("alice's drift page:\n%s", page)
+	}
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if _, page := pat.get("/drift"); !strings.Contains(page, "<td>profile_drift</td><td class=\"num\">1</td>") || strings.Contains(page, "orphan") {
+		t.Errorf("a partner's drift page: want only partner-acme's count:\n%s", page)
+	}
+	resp, err := alice.c.Get(alice.base + "/drift?format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := string(body); got != "class,feed,count\norphan,,1\nprofile_drift,hr,2\nprofile_drift,partner-acme,1\n" {
+		t.Errorf("drift CSV:\n%s", got)
+	}
+}
+
+// Sessions stay bounded however many sign-ins come.
+func TestSessionsBounded(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	s := &sessions{m: map[string]*session{}, ttl: time.Hour, now: func() time.Time { return now }}
+	for range maxSessions + 10 {
+		s.create(User{Name: "a"})
+	}
+	if n := len(s.m); n > maxSessions {
+		t.Fatalf("%d sessions kept, want at most %d", n, maxSessions)
+	}
+	id, _ := s.create(User{Name: "b"})
+	if _, ok := s.get(id); !ok {
+		t.Fatal("the newest session was dropped")
+	}
+	now = now.Add(time.Hour)
+	if _, ok := s.get(id); ok {
+		t.Fatal("a session outlived its ttl")
+	}
+}
