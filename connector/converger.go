@@ -413,12 +413,15 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, c.cfg.Concurrency)
 	intents := newBatchIntents(c.intents.store, len(claims), sem)
+	intents.exec = c.actMany // writes go out grouped by kind (batchwrite.go)
 	bctx := withBatchIntents(work, intents)
 	for i, cl := range claims {
 		sem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			// The slot is given back before done: done may make the round's
+			// calls, which take slots of their own.
 			defer intents.done(work)
+			defer func() { <-sem }()
 			held := func() bool { return leases.held(cl.Worker, c.cfg.Now()) }
 			comps[i], errs[i] = c.convergeClaim(withWorkerReads(bctx, reads, cl.Worker), cl, hists[i], pending[cl.Worker], held)
 		})
@@ -585,15 +588,16 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		if in.Plan == "" {
 			in.Plan = planText
 		}
-		id, err := c.beginIntent(ctx, in)
-		if err != nil {
+		// With the batch's other writes of its kind, where it is part of one.
+		wr := c.write(ctx, in, a)
+		if err := wr.intentErr; err != nil {
 			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
 			c.log.Warn("recording an LMS call before making it failed; not made, will retry", "action", a.Kind,
 				"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
 			return comp, nil
 		}
-		entry.ID, entry.Before = id, in.Before
-		acct, err := c.act(ctx, a)
+		entry.ID, entry.Before = wr.id, in.Before
+		acct, err := wr.acct, wr.err
 		entry.At = c.cfg.Now()
 		if err == nil {
 			entry.Outcome = OutcomeOK
@@ -624,6 +628,16 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			continue
 		}
 		switch {
+		case wr.unknown:
+			// A batch create failed as a whole and its answer was lost: the LMS
+			// may have made the account. Its intent row stays pending, as after a
+			// crash; the next converge settles it and looks the account up before
+			// it plans (batchwrite.go).
+			c.hookAction(a.Kind, OutcomeRetry)
+			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
+			c.log.Warn("lms batch create failed and may have been applied; will look up before retrying", "feed", cl.Worker.Feed,
+				"worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
+			return comp, nil
 		case a.Kind == ActionCreate && errors.Is(err, ErrConflict):
 			c.hookAction(a.Kind, OutcomeReview)
 			r := c.review(cl, &want, fmt.Sprintf("cannot create account: userName or externalId %q is taken by an account this feed may not touch or did not match (%v)", a.Account.UserName, err), nil)

@@ -253,6 +253,13 @@ func (g *LMS) quarantined(op string, st Status, now time.Time) error {
 // maybeApplied reports that an earlier attempt failed in a way that leaves open
 // whether the LMS applied it (a 5xx, a timeout, a broken connection).
 func (g *LMS) call(ctx context.Context, op string, attempt func(ctx context.Context) error) (maybeApplied bool, err error) {
+	return g.callIf(ctx, op, retryable, attempt)
+}
+
+// callIf is call with its own rule for which failed attempts are tried again
+// (at most those that retryable allows): a batch create is not resent once its
+// answer may have been lost.
+func (g *LMS) callIf(ctx context.Context, op string, again func(error) bool, attempt func(ctx context.Context) error) (maybeApplied bool, err error) {
 	start := g.clock.Now()
 	var deadline time.Time // in real time: a context deadline is one
 	if dl, ok := ctx.Deadline(); ok {
@@ -281,7 +288,7 @@ func (g *LMS) call(ctx context.Context, op string, attempt func(ctx context.Cont
 		if answerLost(err) {
 			maybeApplied = true
 		}
-		if err == nil || ctx.Err() != nil || !retryable(err) {
+		if err == nil || ctx.Err() != nil || !retryable(err) || !again(err) {
 			return maybeApplied, err
 		}
 		if i+1 >= g.cfg.MaxAttempts {
