@@ -138,8 +138,13 @@ func (c *Converger) resolvePending(ctx context.Context, w WorkerKey, pending []A
 }
 
 // pendingOutcome reads what the LMS shows of pending action p: the outcome, the
-// account it concerns (a create's, once found), and why in words.
+// account it concerns (a create's, once found), and why in words. p may be a
+// predecessor's row, resolved by its successor (w): a create is looked up by the
+// externalId of the worker that made it.
 func (c *Converger) pendingOutcome(ctx context.Context, w WorkerKey, p AuditEntry) (Outcome, string, string, error) {
+	if p.Feed != "" && p.WorkerID != "" {
+		w = WorkerKey{Feed: p.Feed, WorkerID: p.WorkerID}
+	}
 	if p.Action == ActionCreate {
 		found, err := c.cfg.LMS.FindAccounts(ctx, AccountFilter{Attr: ByExternalID, Value: w.ExternalID()})
 		if err != nil {

@@ -394,9 +394,28 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	// The LMS calls that earlier converges of these workers began and never
 	// recorded the outcome of (a crash): written before this claim, so their
 	// writers no longer hold the workers.
-	pending, err := c.intents.store.PendingActions(work, keys, claimedAt)
+	// A successor resolves the rows its predecessors left (rehired under a new
+	// id): a superseded worker is never claimed again, and a successor is
+	// claimed only once its predecessors' leases have ended.
+	pendKeys, succOf := slices.Clone(keys), map[WorkerKey]WorkerKey{}
+	for i, h := range hists {
+		for _, f := range h.Facts {
+			k := WorkerKey{Feed: f.Feed, WorkerID: f.WorkerID}
+			if _, seen := succOf[k]; !seen && k != claims[i].Worker && h.SupersededBy == nil && f.Feed == claims[i].Worker.Feed {
+				succOf[k] = claims[i].Worker
+				pendKeys = append(pendKeys, k)
+			}
+		}
+	}
+	pending, err := c.intents.store.PendingActions(work, pendKeys, claimedAt)
 	if err != nil {
 		c.log.Warn("reading pending audit rows failed; they are resolved on a later converge", "err", err)
+	}
+	for pred, succ := range succOf {
+		if rows, ok := pending[pred]; ok {
+			pending[succ] = append(pending[succ], rows...)
+			delete(pending, pred)
+		}
 	}
 
 	// Renew the batch's leases while it works: a slow LMS must not let another
@@ -466,6 +485,14 @@ func (c *Converger) convergeClaim(ctx context.Context, cl Claim, hist History, p
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
 	resolved := c.resolvePending(ctx, cl.Worker, pending)
+	if len(resolved) > 0 {
+		// Committed before this converge's own calls (SettleActions); if that
+		// fails, they are committed with the outcome, as before.
+		if err := c.intents.store.SettleActions(ctx, resolved); err != nil {
+			c.log.Warn("committing resolved audit rows before acting failed; they are committed with the outcome", "feed", cl.Worker.Feed,
+				"worker_id", cl.Worker.WorkerID, "err", err)
+		}
+	}
 	comp, err := c.converge(ctx, cl, hist, held)
 	if err != nil {
 		comp = Completion{Failed: true, NextDue: c.cfg.Now().Add(c.backoff(cl.Attempts, err))}
