@@ -24,6 +24,10 @@
 // It passes connector.TrainingReader, ActivityReader and TrainingDeleter through,
 // each call one call under the rate limit.
 //
+// It passes the batch writes (connector.AccountCreator, ActiveSetter,
+// AccountUpdater) through, each call of a batch one call under the rate limit; a
+// batch create whose answer may have been lost is never resent (writes.go).
+//
 // It passes connector.BulkDeleter and connector.ActivityLister through: each call
 // to the LMS of a batch (up to its MaxBulkDeletes or MaxActivityBatch) is one call
 // under the rate limit, however many accounts it carries. A retried bulk delete
