@@ -178,8 +178,12 @@ func (c *Converger) actChunk(ctx context.Context, kind ActionKind, chunk []*inte
 }
 
 // answerLost reports whether a call that failed with err may have been applied:
-// it is unavailable (a timeout, a broken connection) or was answered with a 5xx.
+// it is unavailable (a timeout, a broken connection) or was answered with a 5xx,
+// and was sent (not failed fast by the guard: ErrNotSent).
 func answerLost(err error) bool {
+	if errors.Is(err, ErrNotSent) {
+		return false
+	}
 	var le *LMSError
 	if errors.As(err, &le) {
 		return le.Kind == KindUnavailable || le.Status >= 500

@@ -25,6 +25,9 @@ type batchLMS struct {
 	loseCreates int
 	// refuseSets: how many SetActiveMany calls are refused whole, 429, before any item.
 	refuseSets int
+	// notSent: how many CreateAccounts calls fail as the guard fails a call it
+	// never sent (quarantined).
+	notSent int
 }
 
 func (l *batchLMS) count(op string) int {
@@ -52,12 +55,19 @@ func (l *batchLMS) SetActive(ctx context.Context, id string, active bool) (conne
 func (l *batchLMS) CreateAccounts(ctx context.Context, accs []connector.Account) ([]connector.ItemResult, error) {
 	l.count("CreateAccounts")
 	l.mu.Lock()
-	fail, lose := l.failItem, l.loseCreates > 0
+	fail, lose, unsent := l.failItem, l.loseCreates > 0, l.notSent > 0
 	l.failItem = ""
 	if lose {
 		l.loseCreates--
 	}
+	if unsent {
+		l.notSent--
+	}
 	l.mu.Unlock()
+	if unsent {
+		return nil, &connector.LMSError{Kind: connector.KindUnavailable, Op: "CreateAccounts", Reason: "quarantined",
+			Err: fmt.Errorf("quarantined (%w)", connector.ErrNotSent)}
+	}
 	var send []connector.Account
 	for _, a := range accs {
 		if a.ExternalID != fail {
@@ -345,6 +355,36 @@ func TestBatchCrashBetweenCallAndCommit(t *testing.T) {
 		a := b.account(t, "hr:"+id)
 		if au := b.auditOf(t, id); len(au) != 1 || au[0].Outcome != connector.OutcomeOK || au[0].AccountID != a.ID {
 			t.Errorf("audit of %s after recovery = %+v, want applied (recovered) on %s", id, au, a.ID)
+		}
+	}
+}
+
+// TestBatchCreateNotSent: a batch create that never reached the LMS (the guard
+// failed it fast) is a plain retry: nothing can have been made, so its intent
+// rows get their outcome at once and nothing is looked up to settle them.
+func TestBatchCreateNotSent(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	b := setup(t, start)
+	lms := &batchLMS{LMS: b.lms, notSent: 1}
+	conv := batchBundle(t, lms, b.db, b)
+	b.hires(t, "w1", "w2")
+	if _, err := conv.ConvergeOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"w1", "w2"} {
+		if au := b.auditOf(t, id); len(au) != 1 || au[0].Outcome != connector.OutcomeRetry {
+			t.Fatalf("audit of %s = %+v, want its create to be retried", id, au)
+		}
+	}
+	b.set(start.Add(10 * time.Minute))
+	if _, err := conv.Drain(t.Context(), 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"w1", "w2"} {
+		b.account(t, "hr:"+id)
+		if au := b.auditOf(t, id); len(au) != 2 || au[0].Outcome != connector.OutcomeOK {
+			t.Errorf("audit of %s = %+v, want the retried create ok", id, au)
 		}
 	}
 }

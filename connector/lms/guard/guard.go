@@ -59,7 +59,7 @@ import (
 // ErrQuarantined is wrapped by the errors of calls that failed fast because the LMS
 // is quarantined. They are *connector.LMSError of kind unavailable, so the
 // converger retries them later.
-var ErrQuarantined = errors.New("lms quarantined")
+var ErrQuarantined = fmt.Errorf("lms quarantined (%w)", connector.ErrNotSent)
 
 // Clock is the time source; tests use a fake one.
 type Clock interface {
@@ -331,7 +331,7 @@ func (g *LMS) wait(ctx context.Context, op string, deadline time.Time) error {
 	var budget time.Duration
 	if !deadline.IsZero() {
 		if budget = time.Until(deadline); budget <= 0 {
-			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "deadline passed before the call", Err: context.DeadlineExceeded}
+			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "deadline passed before the call", Err: fmt.Errorf("%w: %w", connector.ErrNotSent, context.DeadlineExceeded)}
 		}
 	}
 	t, d, err := g.bucket.reserve(now, PriorityOf(ctx), budget)
@@ -355,7 +355,7 @@ func (g *LMS) wait(ctx context.Context, op string, deadline time.Time) error {
 		case <-ctx.Done():
 			g.bucket.cancel(t, g.clock.Now())
 			g.hookCall(op, OutcomeCanceled)
-			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "gave up waiting for the client-side rate limit", Err: ctx.Err()}
+			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "gave up waiting for the client-side rate limit", Err: fmt.Errorf("%w: %w", connector.ErrNotSent, ctx.Err())}
 		}
 		// The slot may have moved later (a live call took it) or earlier (a waiter
 		// gave up): wait for where it is now.
@@ -405,6 +405,9 @@ func retryable(err error) bool {
 // 500 to a delete into "not found" when GET then says the user is gone, and that
 // 500 may have been our own delete, applied).
 func answerLost(err error) bool {
+	if errors.Is(err, connector.ErrNotSent) {
+		return false
+	}
 	var le *connector.LMSError
 	return errors.As(err, &le) && (le.Kind == connector.KindUnavailable || le.Status >= 500)
 }
