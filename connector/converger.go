@@ -656,10 +656,10 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		}
 		switch {
 		case wr.unknown:
-			// A batch create failed as a whole and its answer was lost: the LMS
-			// may have made the account. Its intent row stays pending, as after a
-			// crash; the next converge settles it and looks the account up before
-			// it plans (batchwrite.go).
+			// A batch create (the call, or this item) failed in a way that
+			// leaves open whether the LMS made the account (a lost answer). Its
+			// intent row stays pending, as after a crash; the next converge
+			// settles it and looks the account up before it plans (batchwrite.go).
 			c.hookAction(a.Kind, OutcomeRetry)
 			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
 			c.log.Warn("lms batch create failed and may have been applied; will look up before retrying", "feed", cl.Worker.Feed,
