@@ -36,6 +36,14 @@ type intentReq struct {
 	err  error
 	lead bool          // handed the next write instead of a result
 	done chan struct{} // signalled once: the result, or the lead
+
+	// For a batch's parked write (batchwrite.go): the action to make once the
+	// intent is committed, and what it came back with.
+	act *Action
+	res writeResult
+	// taken: a flush took the request; its waiter waits for the round's end
+	// even if its context is done, since the call may be in flight.
+	taken bool
 }
 
 // begin commits e as a pending audit row and returns its id.
@@ -130,8 +138,13 @@ func (c *Converger) resolvePending(ctx context.Context, w WorkerKey, pending []A
 }
 
 // pendingOutcome reads what the LMS shows of pending action p: the outcome, the
-// account it concerns (a create's, once found), and why in words.
+// account it concerns (a create's, once found), and why in words. p may be a
+// predecessor's row, resolved by its successor (w): a create is looked up by the
+// externalId of the worker that made it.
 func (c *Converger) pendingOutcome(ctx context.Context, w WorkerKey, p AuditEntry) (Outcome, string, string, error) {
+	if p.Feed != "" && p.WorkerID != "" {
+		w = WorkerKey{Feed: p.Feed, WorkerID: p.WorkerID}
+	}
 	if p.Action == ActionCreate {
 		found, err := c.cfg.LMS.FindAccounts(ctx, AccountFilter{Attr: ByExternalID, Value: w.ExternalID()})
 		if err != nil {
@@ -181,6 +194,9 @@ func (c *Converger) pendingOutcome(ctx context.Context, w WorkerKey, p AuditEntr
 type batchIntents struct {
 	store AuditIntents
 	sem   chan struct{}
+	// exec makes a round's parked writes (Converger.actMany); nil: begin only
+	// commits intents, and the callers make their calls themselves.
+	exec func(ctx context.Context, reqs []*intentReq, sem chan struct{})
 
 	mu      sync.Mutex
 	live    int // workers not finished
@@ -201,6 +217,26 @@ func withBatchIntents(ctx context.Context, b *batchIntents) context.Context {
 // begin commits e as a pending audit row with the batch's round and returns its id.
 func (b *batchIntents) begin(ctx context.Context, e AuditEntry) (int64, error) {
 	r := &intentReq{e: e}
+	b.park(ctx, r)
+	return r.id, r.err
+}
+
+// beginAct parks the write a with its intent row e until the round goes out:
+// the intent is committed with the round's, then a is made with the round's
+// other writes of its kind (batchwrite.go).
+func (b *batchIntents) beginAct(ctx context.Context, e AuditEntry, a Action) writeResult {
+	r := &intentReq{e: e, act: &a}
+	b.park(ctx, r)
+	if r.err != nil {
+		return writeResult{intentErr: r.err}
+	}
+	r.res.id = r.id
+	return r.res
+}
+
+// park waits, with its concurrency slot given back, until r's round is written
+// (and its writes made), or ctx is done before a flush took r.
+func (b *batchIntents) park(ctx context.Context, r *intentReq) {
 	b.mu.Lock()
 	b.waiting = append(b.waiting, r)
 	round := b.flushed
@@ -214,17 +250,18 @@ func (b *batchIntents) begin(ctx context.Context, e AuditEntry) (int64, error) {
 		case <-round:
 		case <-ctx.Done():
 			b.mu.Lock()
-			select {
-			case <-round: // written meanwhile: use the result
-			default:
+			taken := r.taken
+			if !taken {
 				b.waiting = slices.DeleteFunc(b.waiting, func(x *intentReq) bool { return x == r })
 				r.err = ctx.Err()
 			}
 			b.mu.Unlock()
+			if taken {
+				<-round // its intent is being written, its call may be in flight: wait for the outcome
+			}
 		}
 	}
 	b.sem <- struct{}{}
-	return r.id, r.err
 }
 
 // done says a worker of the batch finished; if every other live worker waits, it
@@ -244,6 +281,9 @@ func (b *batchIntents) flush(ctx context.Context) {
 	b.mu.Lock()
 	batch, round := b.waiting, b.flushed
 	b.waiting, b.flushed = nil, make(chan struct{})
+	for _, r := range batch {
+		r.taken = true
+	}
 	b.mu.Unlock()
 	if len(batch) == 0 {
 		return
@@ -256,14 +296,22 @@ func (b *batchIntents) flush(ctx context.Context) {
 	if err == nil && len(ids) != len(batch) {
 		err = fmt.Errorf("store returned %d ids for %d intents", len(ids), len(batch))
 	}
+	var acts []*intentReq
 	b.mu.Lock()
 	for i, r := range batch {
 		if err != nil {
 			r.err = err
 		} else {
 			r.id = ids[i]
+			if r.act != nil {
+				acts = append(acts, r)
+			}
 		}
 	}
 	b.mu.Unlock()
+	if len(acts) > 0 && b.exec != nil {
+		// Every intent of the round is committed: now its calls, grouped by kind.
+		b.exec(ctx, acts, b.sem)
+	}
 	close(round)
 }

@@ -3,6 +3,7 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -98,5 +99,58 @@ func TestCrashBetweenCallAndCommitKeepsTheAudit(t *testing.T) {
 	}
 	if p, err := b.db.PendingActions(ctx, []connector.WorkerKey{{Feed: "hr", WorkerID: "w1"}, {Feed: "hr", WorkerID: "w2"}}, b.clock().Add(time.Hour)); err != nil || len(p) != 0 {
 		t.Fatalf("pending rows left = %v, %v", p, err)
+	}
+}
+
+// TestPendingOfPredecessorResolvedBySuccessor: a worker killed between its LMS
+// call and the commit, then rehired under a new id, is never converged again
+// (superseded): its successor resolves the row it left pending.
+func TestPendingOfPredecessorResolvedBySuccessor(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 10, 31, 9, 0, 0, 0, time.UTC)
+	b := setup(t, start)
+	cs := &crashingStore{DB: b.db}
+	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: cs, LMS: b.lms, Feeds: b.feeds, Now: b.clock, Lease: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	p := connector.Profile{Email: "w1@example.com", GivenName: "Ann", FamilyName: "Lee", EmployeeNumber: "E-1"}
+	record := func(f connector.Fact) {
+		t.Helper()
+		b.seq++
+		f.Feed, f.Source, f.ID, f.Time = "hr", b.feeds["hr"].Source, fmt.Sprintf("e%d", b.seq), b.clock()
+		if _, err := b.db.RecordFacts(ctx, []connector.Fact{f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: start.AddDate(0, -1, 0), Profile: p})
+	if _, err := conv.Drain(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	record(connector.Fact{WorkerID: "w1", Kind: connector.KindLeft, Effective: start.Add(-time.Hour)})
+	cs.crash.Store(true) // the deactivation lands; its outcome is never committed
+	if _, err := conv.ConvergeOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := b.account(t, "hr:w1"); a.Active {
+		t.Fatal("w1's account is still active: the deactivation did not land")
+	}
+	b.set(start.Add(2 * time.Minute)) // past w1's lease
+	record(connector.Fact{WorkerID: "w1r", Kind: connector.KindRehired, PreviousWorkerID: "w1", Effective: b.clock().Add(-time.Minute), Profile: p})
+	if _, err := conv.Drain(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := b.db.PendingActions(ctx, []connector.WorkerKey{{Feed: "hr", WorkerID: "w1"}}, b.clock().Add(time.Hour)); err != nil || len(p) != 0 {
+		t.Fatalf("w1's rows still pending after its successor converged: %v, %v", p, err)
+	}
+	a, err := b.db.ListAudit(ctx, store.AuditFilter{Feed: "hr", WorkerID: "w1", Action: connector.ActionDeactivate})
+	if err != nil || len(a) != 1 || a[0].Outcome != connector.OutcomeOK || !strings.Contains(a[0].Detail, "applied (recovered)") {
+		t.Fatalf("w1's deactivation in the audit: %+v (%v), want applied (recovered)", a, err)
+	}
+	if acc := b.account(t, "hr:w1r"); !acc.Active {
+		au, _ := b.db.ListAudit(ctx, store.AuditFilter{Feed: "hr"})
+		t.Errorf("the successor's account is not active: %+v; audit %+v", acc, au)
 	}
 }

@@ -399,9 +399,28 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	// The LMS calls that earlier converges of these workers began and never
 	// recorded the outcome of (a crash): written before this claim, so their
 	// writers no longer hold the workers.
-	pending, err := c.intents.store.PendingActions(work, keys, claimedAt)
+	// A successor resolves the rows its predecessors left (rehired under a new
+	// id): a superseded worker is never claimed again, and a successor is
+	// claimed only once its predecessors' leases have ended.
+	pendKeys, succOf := slices.Clone(keys), map[WorkerKey]WorkerKey{}
+	for i, h := range hists {
+		for _, f := range h.Facts {
+			k := WorkerKey{Feed: f.Feed, WorkerID: f.WorkerID}
+			if _, seen := succOf[k]; !seen && k != claims[i].Worker && h.SupersededBy == nil && f.Feed == claims[i].Worker.Feed {
+				succOf[k] = claims[i].Worker
+				pendKeys = append(pendKeys, k)
+			}
+		}
+	}
+	pending, err := c.intents.store.PendingActions(work, pendKeys, claimedAt)
 	if err != nil {
 		c.log.Warn("reading pending audit rows failed; they are resolved on a later converge", "err", err)
+	}
+	for pred, succ := range succOf {
+		if rows, ok := pending[pred]; ok {
+			pending[succ] = append(pending[succ], rows...)
+			delete(pending, pred)
+		}
 	}
 
 	// Renew the batch's leases while it works: a slow LMS must not let another
@@ -418,12 +437,15 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, c.cfg.Concurrency)
 	intents := newBatchIntents(c.intents.store, len(claims), sem)
+	intents.exec = c.actMany // writes go out grouped by kind (batchwrite.go)
 	bctx := withBatchIntents(work, intents)
 	for i, cl := range claims {
 		sem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			// The slot is given back before done: done may make the round's
+			// calls, which take slots of their own.
 			defer intents.done(work)
+			defer func() { <-sem }()
 			held := func() bool { return leases.held(cl.Worker, c.cfg.Now()) }
 			wctx, end := withWorkerReads(bctx, reads, cl.Worker), func(error) {}
 			if c.cfg.Hooks.Trace != nil {
@@ -473,6 +495,14 @@ func (c *Converger) convergeClaim(ctx context.Context, cl Claim, hist History, p
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
 	resolved := c.resolvePending(ctx, cl.Worker, pending)
+	if len(resolved) > 0 {
+		// Committed before this converge's own calls (SettleActions); if that
+		// fails, they are committed with the outcome, as before.
+		if err := c.intents.store.SettleActions(ctx, resolved); err != nil {
+			c.log.Warn("committing resolved audit rows before acting failed; they are committed with the outcome", "feed", cl.Worker.Feed,
+				"worker_id", cl.Worker.WorkerID, "err", err)
+		}
+	}
 	comp, err := c.converge(ctx, cl, hist, held)
 	if err != nil {
 		comp = Completion{Failed: true, NextDue: c.cfg.Now().Add(c.backoff(cl.Attempts, err))}
@@ -595,15 +625,16 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		if in.Plan == "" {
 			in.Plan = planText
 		}
-		id, err := c.beginIntent(ctx, in)
-		if err != nil {
+		// With the batch's other writes of its kind, where it is part of one.
+		wr := c.write(ctx, in, a)
+		if err := wr.intentErr; err != nil {
 			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
 			c.log.Warn("recording an LMS call before making it failed; not made, will retry", "action", a.Kind,
 				"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
 			return comp, nil
 		}
-		entry.ID, entry.Before = id, in.Before
-		acct, err := c.act(ctx, a)
+		entry.ID, entry.Before = wr.id, in.Before
+		acct, err := wr.acct, wr.err
 		entry.At = c.cfg.Now()
 		if err == nil {
 			entry.Outcome = OutcomeOK
@@ -634,6 +665,16 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			continue
 		}
 		switch {
+		case wr.unknown:
+			// A batch create (the call, or this item) failed in a way that
+			// leaves open whether the LMS made the account (a lost answer). Its
+			// intent row stays pending, as after a crash; the next converge
+			// settles it and looks the account up before it plans (batchwrite.go).
+			c.hookAction(a.Kind, OutcomeRetry)
+			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
+			c.log.Warn("lms batch create failed and may have been applied; will look up before retrying", "feed", cl.Worker.Feed,
+				"worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
+			return comp, nil
 		case a.Kind == ActionCreate && errors.Is(err, ErrConflict):
 			c.hookAction(a.Kind, OutcomeReview)
 			r := c.review(cl, &want, fmt.Sprintf("cannot create account: userName or externalId %q is taken by an account this feed may not touch or did not match (%v)", a.Account.UserName, err), nil)

@@ -15,6 +15,10 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrPrecondition: a conditional update lost a race (HTTP 412).
 	ErrPrecondition = errors.New("precondition failed")
+	// ErrNotSent is wrapped by the errors of calls that never reached the LMS
+	// (the guard failed them fast: quarantined, or out of time while waiting for
+	// the rate limit), so that nothing they asked for can have been applied.
+	ErrNotSent = errors.New("not sent to the lms")
 )
 
 // ErrorKind classifies an LMS failure so that the converger can decide between

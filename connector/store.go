@@ -89,6 +89,11 @@ type AuditIntents interface {
 	// PendingActions returns the audit rows of ws still pending that were written
 	// before before, oldest first, by worker.
 	PendingActions(ctx context.Context, ws []WorkerKey, before time.Time) (map[WorkerKey][]AuditEntry, error)
+	// SettleActions gives pending rows es (by ID) their outcome at once, before
+	// the converge that resolved them makes calls of its own: resolved later,
+	// by what the LMS shows then, a row could be judged by the state a later
+	// call left (a deactivation judged after the rehire's reactivation).
+	SettleActions(ctx context.Context, es []AuditEntry) error
 }
 
 // Review is an item a person must look at: hrsync refused to guess.

@@ -968,6 +968,30 @@ func (db *DB) BeginActions(ctx context.Context, es []connector.AuditEntry) ([]in
 	return ids, nil
 }
 
+// SettleActions gives the audit rows es (pending rows, by ID) their outcome in
+// one transaction (connector.AuditIntents): a converge that resolved what an
+// earlier one left pending commits that before it makes calls of its own.
+func (db *DB) SettleActions(ctx context.Context, es []connector.AuditEntry) error {
+	rows := make([]auditRow, 0, len(es))
+	for _, e := range es {
+		if e.ID == 0 || e.Feed == "" || e.WorkerID == "" {
+			return fmt.Errorf("store: settle actions: row %d has no id, feed or worker", e.ID)
+		}
+		if e.At.IsZero() {
+			e.At = db.now()
+		}
+		r, err := auditRowOf(e)
+		if err != nil {
+			return fmt.Errorf("store: settle actions: %w", err)
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return db.inTx(ctx, func(tx *sqlx.Tx) error { return db.updateAudit(ctx, tx, rows) })
+}
+
 // PendingActions returns the pending audit rows of ws written before before,
 // oldest first, by worker (connector.AuditIntents), in one statement per chunk.
 func (db *DB) PendingActions(ctx context.Context, ws []connector.WorkerKey, before time.Time) (map[connector.WorkerKey][]connector.AuditEntry, error) {

@@ -243,6 +243,23 @@ func docSteps() []docStep {
 			edit: func(f *docFixture, args []string) []string {
 				return append(slices.Clone(args), "--events", "200", "--db", pgtest.ServerURL())
 			}},
+		{file: "docs/lms-calls.md", contains: "--lms-url http://127.0.0.1:8081/scim/v2", why: "a few hundred events keep the suite short",
+			env: func(f *docFixture) map[string]string {
+				l := startLMS(f.t, nil)
+				f.benchLMS = l.url
+				return withEnv(f.env, map[string]string{"LMS_TOKEN": l.token})
+			},
+			edit: func(f *docFixture, args []string) []string {
+				args = replaceArg(replaceArg(args, "http://127.0.0.1:8081/scim/v2", f.benchLMS), "20000", "200")
+				return append(args, "--db", pgtest.ServerURL())
+			}},
+		{file: "docs/lms-calls.md", contains: "go run ./cmd/hrsync bench ", why: "a few hundred events keep the suite short",
+			env: func(f *docFixture) map[string]string {
+				return withEnv(f.env, map[string]string{"LMS_URL": "", "LMS_TOKEN": ""})
+			},
+			edit: func(f *docFixture, args []string) []string {
+				return append(replaceArg(args, "20000", "200"), "--db", pgtest.ServerURL())
+			}},
 		{file: "docs/cleanup.md", contains: "hrsync cleanup dormant", why: "the sandbox's accounts were created today",
 			edit: func(f *docFixture, args []string) []string { return replaceArg(args, "2024-01-01", tomorrow) }},
 		{file: "docs/cleanup.md", contains: "holds approve 13", edit: hold("offboard")},

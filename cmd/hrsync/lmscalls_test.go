@@ -71,14 +71,11 @@ func (c *callCounter) take() (int, string) {
 	return n, strings.Join(parts, " + ")
 }
 
-// TestLMSCallsPerChange runs each kind of change through the daemon's path (the
-// store, the converger, the guard and the SCIM client, to the sandbox over HTTP)
-// and counts the LMS calls each one takes, with a counting proxy. These are
-// today's figures, before the batch-first path of issue 12: the test guards them
-// against regressions, and the batch-first work lowers them (and this table).
-func TestLMSCallsPerChange(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// callsApp is the daemon's path (the store, the converger, the guard and the
+// SCIM client) to a sandbox over HTTP behind a counting proxy, with the
+// safeguard judging each removal at once and holding none.
+func callsApp(t *testing.T) (*callCounter, *testLMS, *app.App, *connector.Converger) {
+	t.Helper()
 	counter := &callCounter{calls: map[string]int{}}
 	lms := startLMS(t, counter.wrap)
 	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
@@ -88,7 +85,9 @@ func TestLMSCallsPerChange(t *testing.T) {
 	set := testSettings(t, "sqlite://"+filepath.Join(t.TempDir(), "calls.db"), feeds)
 	set.LMS = app.LMSConfig{}.Over(app.LMSSettings{URL: lms.url, Token: lms.token})
 	set.Safeguard.Settle = 0 // a single leave is judged at once
-	a, err := app.Open(ctx, set, app.Options{Migrate: true})
+	never := connector.Thresholds{Percent: 100, Count: 1 << 30, MinRemovals: 1 << 30}
+	set.Safeguard.Default, set.Safeguard.Overall = never, never // the counts, not the safeguard, are tested here
+	a, err := app.Open(context.Background(), set, app.Options{Migrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +96,18 @@ func TestLMSCallsPerChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return counter, lms, a, conv
+}
+
+// TestLMSCallsPerChange runs each kind of change through the daemon's path (the
+// store, the converger, the guard and the SCIM client, to the sandbox over HTTP)
+// and counts the LMS calls each one takes, with a counting proxy. These are
+// today's figures, before the batch-first path of issue 12: the test guards them
+// against regressions, and the batch-first work lowers them (and this table).
+func TestLMSCallsPerChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	counter, lms, a, conv := callsApp(t)
 	t0 := time.Now().UTC().Add(-10 * 24 * time.Hour)
 	seq := 0
 	fact := func(k connector.Kind, worker string, day int, p connector.Profile) connector.Fact {
@@ -170,5 +181,91 @@ func TestLMSCallsPerChange(t *testing.T) {
 	}
 	if n := lms.sb.Count(); n != 2 {
 		t.Errorf("the LMS holds %d accounts, want 2 (w1's, and w2's now w3's)", n)
+	}
+}
+
+// TestLMSCallsPerChangeBulk counts the LMS calls of changes that come in one
+// claimed batch, over SCIM Bulk (the sandbox's maxOperations is 1,000): 50 hires,
+// then their 50 leaves, 50 rehires under the same ids, 50 profile updates, and
+// 50 rehires under new ids. Each kind costs its batch's shared reads (one
+// filtered GET per rule or per batch of linked accounts) and one POST /Bulk per
+// round of writes, however many changes: the per-change figure falls with the
+// batch's size (docs/lms-calls.md).
+func TestLMSCallsPerChangeBulk(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	counter, lms, a, conv := callsApp(t)
+	const n = 50
+	t0 := time.Now().UTC().Add(-10 * 24 * time.Hour)
+	seq := 0
+	batch := func(k connector.Kind, day int, worker func(i int) string, prev func(i int) string, p func(i int) connector.Profile) []connector.Fact {
+		var out []connector.Fact
+		at := t0.Add(time.Duration(day) * 24 * time.Hour)
+		for i := range n {
+			seq++
+			f := connector.Fact{Feed: "hr", WorkerID: worker(i), Source: "/feeds/hr", ID: fmt.Sprintf("f%04d", seq), Kind: k,
+				Effective: at, Time: at, Profile: p(i)}
+			if prev != nil {
+				f.PreviousWorkerID = prev(i)
+			}
+			if k == connector.KindLeft {
+				f.Reason = "resigned"
+			}
+			out = append(out, f)
+		}
+		return out
+	}
+	w := func(i int) string { return fmt.Sprintf("w%02d", i) }
+	nw := func(i int) string { return fmt.Sprintf("n%02d", i) }
+	person := func(i int) connector.Profile {
+		return connector.Profile{Email: w(i) + "@example.com", GivenName: "Given", FamilyName: "Family " + w(i),
+			EmployeeNumber: "E-" + w(i), OrgUnit: "ops", JobTitle: "Associate"}
+	}
+	none := func(int) connector.Profile { return connector.Profile{} }
+	renamed := func(int) connector.Profile { return connector.Profile{FamilyName: "Renamed", JobTitle: "Lead"} }
+	// want is the exact count per kind. Hires: the batch's lookups, one filtered
+	// GET per rule and filter form (externalId; employee number and email, each
+	// in two forms until a lookup finds an account), or two where the values make
+	// the query too long for one URL (the employee number's first form spells out
+	// the extension's URN); then one bulk POST of the 50 creates. A change of
+	// linked accounts: one filtered GET of their ids, then one bulk request per
+	// round of writes (a rehire under a new id updates, then reactivates: two
+	// rounds). A rehire's reactivation also reads the account's training for the
+	// rehire report (connector/training.go): one GET /Users/{id} a rehire, which
+	// the batch does not share yet.
+	steps := []struct {
+		name  string
+		facts []connector.Fact
+		want  string
+	}{
+		{"hires", batch(connector.KindHired, 0, w, nil, person), "7 GET /Users?filter + 1 POST /Bulk"},
+		{"leaves", batch(connector.KindLeft, 1, w, nil, none), "1 GET /Users?filter + 1 POST /Bulk"},
+		{"rehires, same id", batch(connector.KindRehired, 2, w, nil, person), "50 GET /Users/{id} + 1 GET /Users?filter + 1 POST /Bulk"},
+		{"profile updates", batch(connector.KindUpdated, 3, w, nil, renamed), "1 GET /Users?filter + 1 POST /Bulk"},
+		{"leaves again", batch(connector.KindLeft, 4, w, nil, none), "1 GET /Users?filter + 1 POST /Bulk"},
+		{"rehires under new ids", batch(connector.KindRehired, 5, nw, w, person), "50 GET /Users/{id} + 1 GET /Users?filter + 2 POST /Bulk"},
+	}
+	_, _ = counter.take()
+	for _, st := range steps {
+		if _, err := a.Store().RecordFacts(ctx, st.facts); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conv.Drain(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		got, how := counter.take()
+		t.Logf("%-24s %d changes, %d LMS calls (%.3f a change): %s", st.name, n, got, float64(got)/n, how)
+		if how != st.want {
+			t.Errorf("%s: %d LMS calls (%s), want %s", st.name, got, how, st.want)
+		}
+	}
+	if c := lms.sb.Count(); c != n {
+		t.Errorf("the LMS holds %d accounts, want %d", c, n)
+	}
+	for i := range n {
+		got, err := lms.sb.FindAccounts(ctx, connector.AccountFilter{Attr: connector.ByExternalID, Value: "hr:" + nw(i)})
+		if err != nil || len(got) != 1 || !got[0].Active || got[0].Profile.FamilyName != "Family "+w(i) {
+			t.Fatalf("hr:%s in the LMS: %+v (%v), want one active account of %s", nw(i), got, err, w(i))
+		}
 	}
 }

@@ -764,6 +764,31 @@ func testAuditIntents(t *testing.T, b *testBundle) {
 	if e := byID[ids[1]]; e.Outcome != connector.OutcomeNotApplied || e.Detail != "not applied" || e.HoldID != 7 || e.Cause != "left" {
 		t.Fatalf("w2's row after its outcome = %+v", e)
 	}
+
+	// A resolution is settled at once, outside a completion: the row is no
+	// longer pending, and keeps its hold, cause and version before.
+	ids, err = ai.BeginActions(b.ctx, []connector.AuditEntry{{At: at, Feed: "hr", WorkerID: "w2", AccountID: "acct-2",
+		Action: connector.ActionReactivate, Cause: "rehired", HoldID: 9, Before: `W/"4"`}})
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("BeginActions = %v, %v", ids, err)
+	}
+	if err := ai.SettleActions(b.ctx, []connector.AuditEntry{{ID: ids[0], At: done, Feed: "hr", WorkerID: "w2", AccountID: "acct-2",
+		Action: connector.ActionReactivate, Outcome: connector.OutcomeOK, Detail: "applied (recovered)"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ai.SettleActions(b.ctx, []connector.AuditEntry{{Outcome: connector.OutcomeOK}}); err == nil {
+		t.Fatal("SettleActions accepted a row without an id")
+	}
+	if p, err := ai.PendingActions(b.ctx, []connector.WorkerKey{w2}, b.now.Add(time.Hour)); err != nil || len(p) != 0 {
+		t.Fatalf("PendingActions after SettleActions = %v, %v", p, err)
+	}
+	all, err = b.s.ListAudit(b.ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionReactivate})
+	if err != nil || len(all) != 1 {
+		t.Fatalf("audit = %+v, %v", all, err)
+	}
+	if e := all[0]; e.ID != ids[0] || e.Outcome != connector.OutcomeOK || e.Detail != "applied (recovered)" || e.HoldID != 9 || e.Cause != "rehired" || e.Before != `W/"4"` {
+		t.Fatalf("the settled row = %+v", e)
+	}
 }
 
 func testAuditFilter(t *testing.T, b *testBundle) {

@@ -24,6 +24,10 @@
 // It passes connector.TrainingReader, ActivityReader and TrainingDeleter through,
 // each call one call under the rate limit.
 //
+// It passes the batch writes (connector.AccountCreator, ActiveSetter,
+// AccountUpdater) through, each call of a batch one call under the rate limit; a
+// batch create whose answer may have been lost is never resent (writes.go).
+//
 // It passes connector.BulkDeleter and connector.ActivityLister through: each call
 // to the LMS of a batch (up to its MaxBulkDeletes or MaxActivityBatch) is one call
 // under the rate limit, however many accounts it carries. A retried bulk delete
@@ -56,7 +60,7 @@ import (
 // ErrQuarantined is wrapped by the errors of calls that failed fast because the LMS
 // is quarantined. They are *connector.LMSError of kind unavailable, so the
 // converger retries them later.
-var ErrQuarantined = errors.New("lms quarantined")
+var ErrQuarantined = fmt.Errorf("lms quarantined (%w)", connector.ErrNotSent)
 
 // Clock is the time source; tests use a fake one.
 type Clock interface {
@@ -254,6 +258,13 @@ func (g *LMS) quarantined(op string, st Status, now time.Time) error {
 // maybeApplied reports that an earlier attempt failed in a way that leaves open
 // whether the LMS applied it (a 5xx, a timeout, a broken connection).
 func (g *LMS) call(ctx context.Context, op string, attempt func(ctx context.Context) error) (maybeApplied bool, err error) {
+	return g.callIf(ctx, op, retryable, attempt)
+}
+
+// callIf is call with its own rule for which failed attempts are tried again
+// (at most those that retryable allows): a batch create is not resent once its
+// answer may have been lost.
+func (g *LMS) callIf(ctx context.Context, op string, again func(error) bool, attempt func(ctx context.Context) error) (maybeApplied bool, err error) {
 	start := g.clock.Now()
 	var deadline time.Time // in real time: a context deadline is one
 	if dl, ok := ctx.Deadline(); ok {
@@ -282,7 +293,7 @@ func (g *LMS) call(ctx context.Context, op string, attempt func(ctx context.Cont
 		if answerLost(err) {
 			maybeApplied = true
 		}
-		if err == nil || ctx.Err() != nil || !retryable(err) {
+		if err == nil || ctx.Err() != nil || !retryable(err) || !again(err) {
 			return maybeApplied, err
 		}
 		if i+1 >= g.cfg.MaxAttempts {
@@ -321,7 +332,7 @@ func (g *LMS) wait(ctx context.Context, op string, deadline time.Time) error {
 	var budget time.Duration
 	if !deadline.IsZero() {
 		if budget = time.Until(deadline); budget <= 0 {
-			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "deadline passed before the call", Err: context.DeadlineExceeded}
+			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "deadline passed before the call", Err: fmt.Errorf("%w: %w", connector.ErrNotSent, context.DeadlineExceeded)}
 		}
 	}
 	t, d, err := g.bucket.reserve(now, PriorityOf(ctx), budget)
@@ -345,7 +356,7 @@ func (g *LMS) wait(ctx context.Context, op string, deadline time.Time) error {
 		case <-ctx.Done():
 			g.bucket.cancel(t, g.clock.Now())
 			g.hookCall(op, OutcomeCanceled)
-			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "gave up waiting for the client-side rate limit", Err: ctx.Err()}
+			return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: "gave up waiting for the client-side rate limit", Err: fmt.Errorf("%w: %w", connector.ErrNotSent, ctx.Err())}
 		}
 		// The slot may have moved later (a live call took it) or earlier (a waiter
 		// gave up): wait for where it is now.
@@ -395,6 +406,9 @@ func retryable(err error) bool {
 // 500 to a delete into "not found" when GET then says the user is gone, and that
 // 500 may have been our own delete, applied).
 func answerLost(err error) bool {
+	if errors.Is(err, connector.ErrNotSent) {
+		return false
+	}
 	var le *connector.LMSError
 	return errors.As(err, &le) && (le.Kind == connector.KindUnavailable || le.Status >= 500)
 }

@@ -34,12 +34,14 @@ func (h *handler) bulkConfig() scim.BulkConfig {
 	return scim.BulkConfig{Supported: true, MaxOperations: n, MaxPayloadSize: maxBulkPayload}
 }
 
-// bulk is POST /Bulk (RFC 7644 §3.7) for DELETE operations on /Users/{id}: each
-// is what DELETE /Users/{id} does, with the operation's version as If-Match, and
-// its result carries the status (and error body) that request would have had.
-// Operations of other methods fail with 405. More operations than maxOperations,
-// or a body larger than maxPayloadSize, is 413; failOnErrors stops after that
-// many failed operations.
+// bulk is POST /Bulk (RFC 7644 §3.7) for POST operations on /Users and PUT,
+// PATCH and DELETE operations on /Users/{id}: each is what its single request
+// does, with the operation's version as If-Match, and its result carries the
+// status, location and version (and the body: the user as stored, or the
+// error) that request would have had. Operations of other methods fail with 405.
+// More operations than maxOperations, or a body larger than maxPayloadSize, is
+// 413; failOnErrors stops after that many failed operations. bulkId references
+// in data ("bulkId:...") are not resolved.
 func (h *handler) bulk(w http.ResponseWriter, r *http.Request) {
 	most := h.bulkMax()
 	if most <= 0 {
@@ -86,13 +88,30 @@ func (h *handler) bulkOp(r *http.Request, op scim.BulkOperation) scim.BulkOperat
 		out.Response, _ = json.Marshal(scim.NewError(status, scimType, detail))
 		return out
 	}
-	if !strings.EqualFold(op.Method, http.MethodDelete) {
-		return fail(http.StatusMethodNotAllowed, "", fmt.Sprintf("method %q is not supported in a bulk request; only DELETE", op.Method))
+	method := strings.ToUpper(op.Method)
+	switch method {
+	case http.MethodPost:
+		if op.Path != "/Users" {
+			return fail(http.StatusBadRequest, scim.ErrInvalidPath, fmt.Sprintf("path %q: a POST operation wants /Users", op.Path))
+		}
+		if op.BulkID == "" {
+			return fail(http.StatusBadRequest, scim.ErrInvalidValue, "a POST operation needs a bulkId")
+		}
+		return h.bulkSingle(r, op, "", h.createUser)
+	case http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		return fail(http.StatusMethodNotAllowed, "", fmt.Sprintf("method %q is not supported in a bulk request", op.Method))
 	}
 	rest, ok := strings.CutPrefix(op.Path, "/Users/")
 	id, err := url.PathUnescape(rest)
 	if !ok || rest == "" || strings.Contains(rest, "/") || err != nil {
 		return fail(http.StatusBadRequest, scim.ErrInvalidPath, fmt.Sprintf("path %q: want /Users/{id}", op.Path))
+	}
+	switch method {
+	case http.MethodPut:
+		return h.bulkSingle(r, op, id, h.replaceUser)
+	case http.MethodPatch:
+		return h.bulkSingle(r, op, id, h.patchUser)
 	}
 	if !h.q.NoLocation {
 		out.Location = location(r, id)
@@ -110,6 +129,47 @@ func (h *handler) bulkOp(r *http.Request, op scim.BulkOperation) scim.BulkOperat
 		return out
 	}
 	out.Status = strconv.Itoa(http.StatusNoContent)
+	return out
+}
+
+// bulkSingle performs op as its single request would be served by serve (with
+// the operation's data as body, its version as If-Match, id as the path's
+// {id}) and answers with that request's status, location, ETag and body.
+func (h *handler) bulkSingle(r *http.Request, op scim.BulkOperation, id string, serve http.HandlerFunc) scim.BulkOperationResponse {
+	out := scim.BulkOperationResponse{Method: op.Method, BulkID: op.BulkID}
+	sub, err := http.NewRequestWithContext(r.Context(), strings.ToUpper(op.Method), BasePath+op.Path, bytes.NewReader(op.Data))
+	if err != nil {
+		out.Status = strconv.Itoa(http.StatusBadRequest)
+		out.Response, _ = json.Marshal(scim.NewError(http.StatusBadRequest, scim.ErrInvalidPath, err.Error()))
+		return out
+	}
+	sub.Host, sub.TLS = r.Host, r.TLS
+	sub.Header.Set("Content-Type", scim.MediaType)
+	if op.Version != "" {
+		sub.Header.Set("If-Match", op.Version)
+	}
+	if id != "" {
+		sub.SetPathValue("id", id)
+	}
+	var rec recorder
+	serve(&rec, sub)
+	out.Status = strconv.Itoa(rec.status)
+	out.Response = json.RawMessage(bytes.TrimSpace(rec.body.Bytes()))
+	if len(out.Response) == 0 {
+		out.Response = nil
+	}
+	if rec.status < 300 {
+		out.Version = rec.Header().Get("ETag")
+		var u scim.User
+		switch {
+		case rec.Header().Get("Location") != "":
+			out.Location = rec.Header().Get("Location")
+		case id != "" && !h.q.NoLocation:
+			out.Location = location(r, id)
+		case out.Response != nil && json.Unmarshal(out.Response, &u) == nil && u.ID != "" && !h.q.NoLocation:
+			out.Location = location(r, u.ID)
+		}
+	}
 	return out
 }
 

@@ -131,7 +131,7 @@ func TestHandlerBulk(t *testing.T) {
 	var resp scim.BulkResponse
 	b.do(t, "POST", "/scim/v2/Bulk", bulkBody(0,
 		del(a1.ID, a1.Version, "one"), del("nope", "", "two"), del(a3.ID, a3.Version, "three"), del(a2.ID, "", ""),
-		scim.BulkOperation{Method: "POST", Path: "/Users", BulkID: "five"},
+		scim.BulkOperation{Method: "GET", Path: "/Users", BulkID: "five"},
 		scim.BulkOperation{Method: "DELETE", Path: "/Groups/x"},
 	)).want(t, http.StatusOK, &resp)
 	if len(resp.Schemas) != 1 || resp.Schemas[0] != scim.MessageBulkResponse || len(resp.Operations) != 6 {

@@ -118,16 +118,20 @@ func (t *TimedLMS) ListAccounts(ctx context.Context, startIndex, count int) (con
 }
 
 // Bulk returns t as the guard should see it: with the bulk capabilities of the
-// LMS behind it (connector.BulkDeleter, connector.ActivityLister), counted, when
-// it has them and bulk is true; without any otherwise, so that every change takes
-// the per-call path (--lms-bulk=false).
+// LMS behind it (connector.BulkDeleter, connector.ActivityLister and the batch
+// writes, connector.AccountCreator, ActiveSetter and AccountUpdater), counted,
+// when it has them and bulk is true; without any otherwise, so that every change
+// takes the per-call path (--lms-bulk=false).
 func (t *TimedLMS) Bulk(bulk bool) connector.LMS {
 	bd, okD := t.LMS.(connector.BulkDeleter)
 	al, okA := t.LMS.(connector.ActivityLister)
-	if !bulk || !okD || !okA {
+	cr, okC := t.LMS.(connector.AccountCreator)
+	as, okS := t.LMS.(connector.ActiveSetter)
+	up, okU := t.LMS.(connector.AccountUpdater)
+	if !bulk || !okD || !okA || !okC || !okS || !okU {
 		return t
 	}
-	return &timedBulk{TimedLMS: t, bd: bd, al: al}
+	return &timedBulk{TimedLMS: t, bd: bd, al: al, cr: cr, as: as, up: up}
 }
 
 // timedBulk is a TimedLMS that passes the bulk capabilities through.
@@ -135,12 +139,64 @@ type timedBulk struct {
 	*TimedLMS
 	bd connector.BulkDeleter
 	al connector.ActivityLister
+	cr connector.AccountCreator
+	as connector.ActiveSetter
+	up connector.AccountUpdater
 }
 
 var (
 	_ connector.BulkDeleter    = (*timedBulk)(nil)
 	_ connector.ActivityLister = (*timedBulk)(nil)
+	_ connector.AccountCreator = (*timedBulk)(nil)
+	_ connector.ActiveSetter   = (*timedBulk)(nil)
+	_ connector.AccountUpdater = (*timedBulk)(nil)
 )
+
+func (b *timedBulk) MaxCreateBatch(ctx context.Context) int { return b.cr.MaxCreateBatch(ctx) }
+
+// CreateAccounts is one call; each item created is a change done, as the
+// CreateAccount it replaces.
+func (b *timedBulk) CreateAccounts(ctx context.Context, accs []connector.Account) ([]connector.ItemResult, error) {
+	b.count("CreateAccounts")
+	res, err := b.cr.CreateAccounts(ctx, accs)
+	for i, r := range res {
+		if r.Account.ExternalID == "" && i < len(accs) {
+			r.Account.ExternalID = accs[i].ExternalID
+		}
+		b.wrote("CreateAccount", r.Account, cmpErr(err, r.Err))
+	}
+	return res, err
+}
+
+func (b *timedBulk) MaxSetActiveBatch(ctx context.Context) int { return b.as.MaxSetActiveBatch(ctx) }
+
+func (b *timedBulk) SetActiveMany(ctx context.Context, ids []string, active bool) ([]connector.ItemResult, error) {
+	b.count("SetActiveMany")
+	res, err := b.as.SetActiveMany(ctx, ids, active)
+	for _, r := range res {
+		b.wrote("SetActive", r.Account, cmpErr(err, r.Err))
+	}
+	return res, err
+}
+
+func (b *timedBulk) MaxUpdateBatch(ctx context.Context) int { return b.up.MaxUpdateBatch(ctx) }
+
+func (b *timedBulk) UpdateAccounts(ctx context.Context, accs []connector.Account) ([]connector.ItemResult, error) {
+	b.count("UpdateAccounts")
+	res, err := b.up.UpdateAccounts(ctx, accs)
+	for _, r := range res {
+		b.wrote("UpdateAccount", r.Account, cmpErr(err, r.Err))
+	}
+	return res, err
+}
+
+// cmpErr is the first of a batch call's error and its item's.
+func cmpErr(call, item error) error {
+	if call != nil {
+		return call
+	}
+	return item
+}
 
 func (b *timedBulk) MaxBulkDeletes(ctx context.Context) int { return b.bd.MaxBulkDeletes(ctx) }
 
