@@ -202,6 +202,27 @@ type batchIntents struct {
 	live    int // workers not finished
 	waiting []*intentReq
 	flushed chan struct{} // closed when the current round is written
+	// adopted are the accounts that workers of the batch have matched without
+	// being linked to them (an account made by hand before the hire), by the
+	// worker that matched it first.
+	adopted map[string]WorkerKey
+}
+
+// adopt records that w adopts the unlinked account id, and reports whether
+// another worker of the batch adopted it first: then w must wait for the next
+// batch, where that worker's link is committed and w's matching sees it (as two
+// hires converged one after the other do), instead of both taking one account.
+func (b *batchIntents) adopt(id string, w WorkerKey) (first WorkerKey, taken bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.adopted == nil {
+		b.adopted = map[string]WorkerKey{}
+	}
+	if f, ok := b.adopted[id]; ok && f != w {
+		return f, true
+	}
+	b.adopted[id] = w
+	return WorkerKey{}, false
 }
 
 func newBatchIntents(store AuditIntents, n int, sem chan struct{}) *batchIntents {

@@ -179,6 +179,23 @@ func (c *Converger) Run(ctx context.Context) error {
 	return nil
 }
 
+// adoptInBatch records, in a claimed batch, that w takes the account id it
+// matched but is not linked to (nor is any worker of its chain), and reports
+// the worker of the batch that took it first, if another did. Outside a batch,
+// or for an account already linked to w's chain, nothing is recorded.
+func (c *Converger) adoptInBatch(ctx context.Context, w WorkerKey, id string, hist History) (WorkerKey, bool) {
+	b, ok := ctx.Value(batchIntentsKey{}).(*batchIntents)
+	if !ok {
+		return WorkerKey{}, false
+	}
+	for _, linked := range hist.Links {
+		if linked == id {
+			return WorkerKey{}, false
+		}
+	}
+	return b.adopt(id, w)
+}
+
 // respectManualDeactivation drops a reactivation from plan when someone deactivated
 // the account outside hrsync and the policy does not allow undoing that
 // (KeepsManualDeactivation: hrsync's last state action on the account was not a
@@ -565,6 +582,11 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	var have *Account
 	if m.account != nil {
 		have = m.account
+		if first, taken := c.adoptInBatch(ctx, cl.Worker, have.ID, hist); taken {
+			c.log.Info("account matched by two workers of one batch; this one waits for the next batch",
+				"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "account_id", have.ID, "first_worker_id", first.WorkerID)
+			return Completion{NextDue: now}, nil
+		}
 		comp.AccountID = have.ID
 		for _, prev := range want.PreviousWorkerIDs {
 			if _, linked := hist.Links[prev]; linked {
