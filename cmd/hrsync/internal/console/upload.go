@@ -31,7 +31,7 @@ const maxListed = 200
 // pendingUpload is a dry run's file, waiting to be confirmed.
 type pendingUpload struct {
 	id, feed, mode, filename, path string
-	at                                time.Time
+	at                             time.Time
 }
 
 // uploads are the pending uploads, by session.
