@@ -55,8 +55,9 @@ history and the process list. It must be 12 to 72 bytes long.`, noArgs)
 }
 
 // serveConsole starts the console of set on addr (empty: console.addr; both
-// empty: no console) for the stack s; the returned stop ends it.
-func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.Settings, addr string) (func(), error) {
+// empty: no console) for the stack s; the returned stop ends it. Its roster
+// uploads are bounded by the admin API's limits.
+func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.Settings, addr string, limits roster.Limits) (func(), error) {
 	cfg := set.File.Console
 	if addr != "" {
 		cfg.Addr = addr
@@ -75,7 +76,10 @@ func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.S
 	}
 	j := jobs.Env{Store: a.Store(), LMS: lms, Feeds: set.Feeds, PerHour: a.PerHour(), Log: log, Now: a.Clock(),
 		Out: io.Discard, Progress: io.Discard, Approvals: set.Approvals}
+	up := a.Uploader()
+	up.JS = s.JetStream()
 	srv, err := console.New(cfg, console.Deps{Store: a.Store(), Feeds: set.Feeds, Log: log, Now: a.Clock(),
+		Uploader: up, MaxUpload: limits.OrDefaults().MaxUpload,
 		LMS: lms, Policy: a.Policy, Wake: s.Converger().Notify, Lag: s.ConsumerLag,
 		LMSState: func() console.LMSState {
 			g, ok := lms.(interface{ Status() guard.Status })

@@ -181,7 +181,7 @@ func runDaemon(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 		defer stop()
 		log.Info("admin endpoints listening", "addr", addr.String())
 	}
-	stopConsole, err := serveConsole(ctx, env, s, set, f.consoleAddr)
+	stopConsole, err := serveConsole(ctx, env, s, set, f.consoleAddr, adminLimits)
 	if err != nil {
 		return err
 	}

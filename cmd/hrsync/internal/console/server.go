@@ -17,6 +17,7 @@ import (
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/deadletter"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/review"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/store"
 )
@@ -64,6 +65,11 @@ type Deps struct {
 	// (roster.PublishApprovedHold on the daemon's JetStream); nil: the console
 	// says to run hrsync holds approve ID again from the CLI.
 	PublishUpload func(ctx context.Context, id int64) (int, error)
+	// Uploader runs roster uploads from the upload page, as the CLI and the
+	// admin API do (nil: no upload page); MaxUpload is the largest file, in
+	// bytes (the admin API's limit; 0: roster.DefaultLimits).
+	Uploader  *roster.Uploader
+	MaxUpload int64
 	// RunJob runs the approved part of a clean-up or offboarding hold (what
 	// hrsync holds run does); nil: the console has no run button.
 	RunJob func(ctx context.Context, id int64) error
@@ -104,6 +110,9 @@ type Server struct {
 	runMu sync.Mutex
 	runs  map[int64]bool
 	ctx   context.Context
+
+	// pending are the dry runs waiting for their confirmation.
+	pending uploads
 
 	// The latest scheduled reconciliation (Reconciled).
 	recMu      sync.Mutex
@@ -153,6 +162,7 @@ func parsePages() (map[string]*template.Template, error) {
 			return t.UTC().Format("2006-01-02 15:04:05Z")
 		},
 		"join": strings.Join,
+		"name": displayName,
 		"plan": connector.PlanString,
 		"actions": func() []string {
 			return []string{string(connector.ActionCreate), string(connector.ActionUpdate), string(connector.ActionDeactivate),
@@ -207,6 +217,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /person", s.form(RoleViewer, s.person))
 	mux.HandleFunc("POST /person/sync", s.form(RoleApprover, s.syncNow))
 	mux.HandleFunc("GET /drift", s.page(RoleViewer, s.drift))
+	mux.HandleFunc("GET /upload", s.page(RoleApprover, s.uploadPage))
+	mux.HandleFunc("POST /upload", s.uploadDryRun)
+	mux.HandleFunc("POST /upload/confirm", s.form(RoleApprover, s.uploadConfirm))
 	mux.HandleFunc("GET /audit", s.page(RoleViewer, s.audit))
 	mux.HandleFunc("POST /audit", s.form(RoleViewer, s.auditSearch))
 	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
