@@ -44,6 +44,9 @@ type intentReq struct {
 	// taken: a flush took the request; its waiter waits for the round's end
 	// even if its context is done, since the call may be in flight.
 	taken bool
+	// held reports whether the worker's lease is still held (nil: no lease to
+	// check); a write whose lease ran out while its round was written is not made.
+	held func() bool
 }
 
 // begin commits e as a pending audit row and returns its id.
@@ -231,6 +234,23 @@ func newBatchIntents(store AuditIntents, n int, sem chan struct{}) *batchIntents
 
 type batchIntentsKey struct{}
 
+type leaseCheckKey struct{}
+
+// withLeaseCheck gives a worker's converge the check of its lease, so that a
+// write whose intent round outlasted the lease (the database slow or away
+// while it was written) is not made: another converger may own the worker by
+// then and make the same call (found by TestClusterFaults with a lease shorter
+// than a database outage).
+func withLeaseCheck(ctx context.Context, held func() bool) context.Context {
+	return context.WithValue(ctx, leaseCheckKey{}, held)
+}
+
+// leaseCheck is the check withLeaseCheck gave ctx, or nil.
+func leaseCheck(ctx context.Context) func() bool {
+	h, _ := ctx.Value(leaseCheckKey{}).(func() bool)
+	return h
+}
+
 func withBatchIntents(ctx context.Context, b *batchIntents) context.Context {
 	return context.WithValue(ctx, batchIntentsKey{}, b)
 }
@@ -246,7 +266,7 @@ func (b *batchIntents) begin(ctx context.Context, e AuditEntry) (int64, error) {
 // the intent is committed with the round's, then a is made with the round's
 // other writes of its kind (batchwrite.go).
 func (b *batchIntents) beginAct(ctx context.Context, e AuditEntry, a Action) writeResult {
-	r := &intentReq{e: e, act: &a}
+	r := &intentReq{e: e, act: &a, held: leaseCheck(ctx)}
 	b.park(ctx, r)
 	if r.err != nil {
 		return writeResult{intentErr: r.err}

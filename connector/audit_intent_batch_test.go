@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,5 +67,54 @@ func TestBatchIntentsOneInsertPerRound(t *testing.T) {
 	}
 	if ok != 40 || len(audit) != 40 {
 		t.Errorf("create audit: %d rows, %d ok; want 40 ok", len(audit), ok)
+	}
+}
+
+// slowIntents is a store whose intent insert takes longer than the lease: the
+// clock moves on past it while the round is written (the database slow, or away
+// and back).
+type slowIntents struct {
+	*store.DB
+	b     *testBundle
+	delay time.Duration
+}
+
+func (s *slowIntents) BeginActions(ctx context.Context, es []connector.AuditEntry) ([]int64, error) {
+	s.b.set(s.b.clock().Add(s.delay))
+	return s.DB.BeginActions(ctx, es)
+}
+
+// A write whose intent was committed after the worker's lease ran out is not
+// made: another converger may own the worker by then and make the same call.
+// The intent row says it was not made, and the worker is converged again.
+func TestLeaseLostWhileIntentWritten(t *testing.T) {
+	t.Parallel()
+	b := setup(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	slow := &slowIntents{DB: b.db, b: b, delay: 10 * time.Minute}
+	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: slow, LMS: b.lms, Feeds: b.feeds, Now: b.clock,
+		Lease: time.Minute, Concurrency: 4, Batch: 64, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.hires(t, "w1", "w2", "w3")
+	if n, err := conv.ConvergeOnce(t.Context()); err != nil || n != 3 {
+		t.Fatalf("ConvergeOnce = %d, %v", n, err)
+	}
+	if n := b.lms.Count(); n != 0 {
+		t.Fatalf("%d accounts made after the lease ran out, want none", n)
+	}
+	for _, w := range []string{"w1", "w2", "w3"} {
+		au := b.auditOf(t, w)
+		if len(au) != 1 || au[0].Outcome != connector.OutcomeNotApplied || !strings.Contains(au[0].Detail, "lease ran out") {
+			t.Errorf("%s audit %+v, want one create not applied because the lease ran out", w, au)
+		}
+	}
+	// The workers are converged again (their leases have expired) and made once.
+	slow.delay = 0
+	if n, err := conv.ConvergeOnce(t.Context()); err != nil || n != 3 {
+		t.Fatalf("second ConvergeOnce = %d, %v", n, err)
+	}
+	if n := b.lms.Count(); n != 3 {
+		t.Errorf("%d accounts after the retry, want 3", n)
 	}
 }

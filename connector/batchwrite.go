@@ -41,6 +41,9 @@ type writeResult struct {
 	// unknown: err is a batch create's whole-call failure whose answer was lost;
 	// the LMS may have made the account.
 	unknown bool
+	// leaseLost: the worker's lease ran out while its intent was committed; the
+	// call was not made.
+	leaseLost bool
 }
 
 // write commits the intent in of action a and makes the call: parked with its
@@ -52,6 +55,9 @@ func (c *Converger) write(ctx context.Context, in AuditEntry, a Action) writeRes
 	id, err := c.beginIntent(ctx, in)
 	if err != nil {
 		return writeResult{intentErr: err}
+	}
+	if held := leaseCheck(ctx); held != nil && !held() {
+		return writeResult{id: id, leaseLost: true}
 	}
 	acct, err := c.act(ctx, a)
 	return writeResult{id: id, acct: acct, err: err}
@@ -70,6 +76,10 @@ func (c *Converger) actMany(ctx context.Context, reqs []*intentReq, sem chan str
 	}
 	groups := map[ActionKind][]*intentReq{}
 	for _, r := range reqs {
+		if r.held != nil && !r.held() {
+			r.res.leaseLost = true // its intent was committed too late: not made
+			continue
+		}
 		groups[r.act.Kind] = append(groups[r.act.Kind], r)
 	}
 	for _, kind := range ActionKinds {

@@ -464,7 +464,7 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 			defer intents.done(work)
 			defer func() { <-sem }()
 			held := func() bool { return leases.held(cl.Worker, c.cfg.Now()) }
-			wctx, end := withWorkerReads(bctx, reads, cl.Worker), func(error) {}
+			wctx, end := withLeaseCheck(withWorkerReads(bctx, reads, cl.Worker), held), func(error) {}
 			if c.cfg.Hooks.Trace != nil {
 				wctx, end = c.cfg.Hooks.Trace(wctx, cl.Worker)
 			}
@@ -654,6 +654,18 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			c.log.Warn("recording an LMS call before making it failed; not made, will retry", "action", a.Kind,
 				"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
 			return comp, nil
+		}
+		if wr.leaseLost {
+			// Not made: the lease ran out while the intent was written, and the
+			// worker may be another converger's now. Say so on the intent row if
+			// the store lets us; else the next converge resolves it by the LMS.
+			in.ID, in.Outcome, in.At = wr.id, OutcomeNotApplied, c.cfg.Now()
+			in.Detail = "not made: the lease ran out while the call was being recorded; " + in.Detail
+			if err := c.intents.store.SettleActions(context.WithoutCancel(ctx), []AuditEntry{in}); err != nil {
+				c.log.Warn("settling an LMS call not made failed; the worker's next converge resolves it",
+					"audit_id", wr.id, "feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "err", err)
+			}
+			return Completion{}, errLeaseLost
 		}
 		entry.ID, entry.Before = wr.id, in.Before
 		acct, err := wr.acct, wr.err
