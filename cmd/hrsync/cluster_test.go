@@ -294,9 +294,9 @@ func TestClusterFaults(t *testing.T) {
 	db := openStore(t, dbURL)
 	cfg := writeConfig(t, "safeguard: {percent: 100, count: 0, min_removals: 1000000, settle: 0s}\nstream: {replicas: 3}\n")
 
-	// The lease outlasts the PostgreSQL outage, as the default (2m) does: a
-	// shorter one (HRSYNC_CLUSTER_LEASE=5s) lets the outage expire leases mid-action,
-	// which shows a defect of the lease-lost path (docs/cluster.md, "Found").
+	// The lease outlasts the PostgreSQL outage, as the default (2m) does; a
+	// shorter one (HRSYNC_CLUSTER_LEASE=5s) lets the outage expire leases
+	// mid-action, which once repeated an LMS action (docs/cluster.md, "Found").
 	lease := 30 * time.Second
 	if v := os.Getenv("HRSYNC_CLUSTER_LEASE"); v != "" {
 		if lease, err = time.ParseDuration(v); err != nil {
