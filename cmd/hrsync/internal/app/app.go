@@ -120,6 +120,9 @@ type LMSSettings struct {
 	// Where the LMS keeps hrsync's externalId and the employee number when it has
 	// no field of that name (Docebo: an additional field; empty: the adapter's default).
 	ExternalIDField, EmployeeNumberField string
+	// AdditionalFields maps more of hrsync's attributes to the LMS's additional
+	// fields (Docebo: "org_unit=14,job_title=15,manager_id=16,locale=17").
+	AdditionalFields string
 	// transport, if set, wraps the LMS client's HTTP transport (tracing); a
 	// pointer, so that settings stay comparable.
 	transport *transportWrap
@@ -150,6 +153,9 @@ type LMSConfig struct {
 	TokenEnv            string `yaml:"token_env"`
 	ExternalIDField     string `yaml:"external_id_field"`
 	EmployeeNumberField string `yaml:"employee_number_field"`
+	// AdditionalFields: lms.additional_fields, e.g. "org_unit=14,job_title=15"
+	// (Docebo: where the organisation unit, job title, manager and locale live).
+	AdditionalFields string `yaml:"additional_fields"`
 }
 
 // Over returns the file's LMS settings with the flags' laid over: l holds what
@@ -170,6 +176,7 @@ func (f LMSConfig) Over(l LMSSettings) LMSSettings {
 	}
 	s.ExternalIDField = cmp.Or(l.ExternalIDField, f.ExternalIDField)
 	s.EmployeeNumberField = cmp.Or(l.EmployeeNumberField, f.EmployeeNumberField)
+	s.AdditionalFields = cmp.Or(l.AdditionalFields, f.AdditionalFields)
 	s.CAFile = cmp.Or(l.CAFile, s.CAFile)
 	s.ClientFilter = cmp.Or(l.ClientFilter, s.ClientFilter)
 	s.Timeout = cmp.Or(l.Timeout, s.Timeout)

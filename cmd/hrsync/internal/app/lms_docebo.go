@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -14,7 +15,8 @@ import (
 // openDocebo builds the Docebo REST adapter: OAuth2 client credentials
 // (lms.client_id, the secret from lms.client_secret_env), the externalId in
 // the username or in the additional field lms.external_id_field, the employee
-// number in lms.employee_number_field.
+// number in lms.employee_number_field, the organisation unit, job title, manager
+// and locale in the additional fields lms.additional_fields names.
 func openDocebo(s LMSSettings) (connector.LMS, error) {
 	if s.URL == "" {
 		return nil, fmt.Errorf("lms.url (or --lms-url, LMS_URL) is required for lms.type docebo: the platform's root, e.g. https://acme.docebosaas.com")
@@ -22,7 +24,12 @@ func openDocebo(s LMSSettings) (connector.LMS, error) {
 	if s.ClientID == "" || s.ClientSecret == "" {
 		return nil, fmt.Errorf("lms.type docebo needs OAuth2 client credentials: lms.client_id, and lms.client_secret_env naming a variable that holds the secret")
 	}
-	fields := docebo.Fields{ExternalID: s.ExternalIDField, EmployeeNumber: s.EmployeeNumberField}
+	fields, err := docebo.ParseFields(s.AdditionalFields)
+	if err != nil {
+		return nil, fmt.Errorf("lms.additional_fields: %w", err)
+	}
+	fields.ExternalID = cmp.Or(s.ExternalIDField, fields.ExternalID)
+	fields.EmployeeNumber = cmp.Or(s.EmployeeNumberField, fields.EmployeeNumber)
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.CAFile != "" {
 		pem, err := os.ReadFile(s.CAFile)

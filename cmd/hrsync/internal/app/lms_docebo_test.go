@@ -18,6 +18,11 @@ func TestOpenDocebo(t *testing.T) {
 	if _, isDocebo := lms.(*docebo.Client); !isDocebo {
 		t.Fatalf("lms.type docebo opened a %T", lms)
 	}
+	more := ok
+	more.AdditionalFields = "org_unit=14, job_title=15, manager_id=16, locale=17"
+	if _, err := openLMS(more); err != nil {
+		t.Errorf("lms.additional_fields %q: %v", more.AdditionalFields, err)
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(s *LMSSettings)
@@ -29,6 +34,8 @@ func TestOpenDocebo(t *testing.T) {
 		{"BadField", func(s *LMSSettings) { s.ExternalIDField = "extid" }, "external_id_field"},
 		{"SameField", func(s *LMSSettings) { s.EmployeeNumberField = "12" }, "both name additional field 12"},
 		{"NoCAFile", func(s *LMSSettings) { s.CAFile = "/nonexistent/ca.pem" }, "lms.ca_file"},
+		{"BadAdditional", func(s *LMSSettings) { s.AdditionalFields = "department=14" }, "lms.additional_fields"},
+		{"AdditionalTwice", func(s *LMSSettings) { s.AdditionalFields = "org_unit=13" }, "13"},
 	} {
 		s := ok
 		tc.edit(&s)
