@@ -385,6 +385,59 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	if len(claims) == 0 {
 		return 0, nil
 	}
+	if comps, err := c.convergeClaims(ctx, claims, claimedAt); comps == nil {
+		return len(claims), err
+	}
+	// A failed commit was logged: the leases expire and the workers are
+	// converged again, which heals it.
+	return len(claims), nil
+}
+
+// WorkerClaimer is the optional capability of a ConvergerStore that
+// ConvergeWorker needs: leasing one named worker, due or not. Package store
+// implements it.
+type WorkerClaimer interface {
+	// ClaimWorker leases w to owner until now+lease if w is known, not leased
+	// (or its lease has expired at now), not superseded, and no predecessor of
+	// it is leased; ok is false otherwise.
+	ClaimWorker(ctx context.Context, owner string, w WorkerKey, now time.Time, lease time.Duration) (cl Claim, ok bool, err error)
+}
+
+// ErrWorkerBusy: ConvergeWorker could not lease the worker: another converger
+// holds it (or a predecessor of it) right now, it was superseded by a rehire
+// under a new id, or the store does not know it.
+var ErrWorkerBusy = errors.New("connector: the worker cannot be leased now (leased by another converger, superseded, or unknown)")
+
+// ConvergeWorker converges one worker now, whether or not it is due, exactly as
+// ConvergeOnce converges a claimed batch (one of one): match, plan, safeguard,
+// LMS calls, audit, commit. It returns the completion it committed, so that a
+// caller can show what happened ("hrsync explain --apply"). It returns
+// ErrWorkerBusy if the worker cannot be leased now, and an error if the store
+// cannot lease single workers.
+func (c *Converger) ConvergeWorker(ctx context.Context, w WorkerKey) (Completion, error) {
+	wc, ok := c.cfg.Store.(WorkerClaimer)
+	if !ok {
+		return Completion{}, errors.New("converger: the store cannot lease a single worker")
+	}
+	claimedAt := c.cfg.Now()
+	cl, ok, err := wc.ClaimWorker(ctx, c.cfg.Owner, w, claimedAt, c.cfg.Lease)
+	if err != nil {
+		return Completion{}, fmt.Errorf("claim worker %s:%s: %w", w.Feed, w.WorkerID, err)
+	}
+	if !ok {
+		return Completion{}, fmt.Errorf("%s:%s: %w", w.Feed, w.WorkerID, ErrWorkerBusy)
+	}
+	comps, err := c.convergeClaims(ctx, []Claim{cl}, claimedAt)
+	if err != nil {
+		return Completion{}, err
+	}
+	return comps[0], nil
+}
+
+// convergeClaims converges claimed workers (ConvergeOnce's body): it returns
+// their completions, in claims' order, and an error only when the histories
+// could not be read or the outcomes not committed.
+func (c *Converger) convergeClaims(ctx context.Context, claims []Claim, claimedAt time.Time) ([]Completion, error) {
 	work := context.WithoutCancel(ctx)
 	start := time.Now()
 	keys := make([]WorkerKey, len(claims))
@@ -394,7 +447,7 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	hists, err := c.cfg.Store.LoadHistories(work, keys)
 	if err != nil {
 		// The leases expire and the workers are claimed again: nothing is lost.
-		return len(claims), fmt.Errorf("load histories: %w", err)
+		return nil, fmt.Errorf("load histories: %w", err)
 	}
 	// The LMS calls that earlier converges of these workers began and never
 	// recorded the outcome of (a crash): written before this claim, so their
@@ -486,7 +539,12 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 			c.cfg.Hooks.Converged(claims[i].Worker, time.Since(start), errors.Join(errs[i], commitErr))
 		}
 	}
-	return len(claims), nil
+	if commitErr != nil {
+		// ConvergeOnce's callers only log it; ConvergeWorker's must not report
+		// an outcome that was not kept.
+		return comps, fmt.Errorf("commit converge outcomes: %w", commitErr)
+	}
+	return comps, nil
 }
 
 // convergeClaim converges one claimed worker and returns the completion to commit.
