@@ -614,15 +614,15 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	if err != nil {
 		return Completion{}, err
 	}
-	comp.Unlink = m.unlink
-	if len(m.ambiguous) > 0 {
-		r := c.review(cl, &want, fmt.Sprintf("%d accounts match %s; refusing to guess", len(m.ambiguous), m.by), m.ambiguous)
+	comp.Unlink = m.Unlink
+	if len(m.Ambiguous) > 0 {
+		r := c.review(cl, &want, fmt.Sprintf("%d accounts match %s; refusing to guess", len(m.Ambiguous), m.By), m.Ambiguous)
 		r.NextDue = next
 		return r, nil
 	}
 	var have *Account
-	if m.account != nil {
-		have = m.account
+	if m.Account != nil {
+		have = m.Account
 		comp.AccountID = have.ID
 		for _, prev := range want.PreviousWorkerIDs {
 			if _, linked := hist.Links[prev]; linked {
@@ -815,21 +815,37 @@ func (c *Converger) act(ctx context.Context, a Action) (Account, error) {
 	return Account{}, Permanent(fmt.Errorf("action %s is not supported by this converger", a.Kind))
 }
 
-// matchResult is what matching found for a worker.
-type matchResult struct {
-	account   *Account
-	by        string   // the rule that matched, for logs and reviews
-	ambiguous []string // account ids, when a rule matched more than one
-	unlink    bool     // the linked account no longer exists
+// AccountMatch is what matching found for a worker: the account (nil: none),
+// the rule that found it, the candidates when a rule found several, and
+// whether the worker's own link points at an account the LMS no longer has.
+type AccountMatch struct {
+	Account *Account
+	// By is the rule that matched, in words ("link of w1", externalId "hr:w1").
+	By string
+	// Ambiguous are the account ids of the candidates when one rule matched more
+	// than one: the converger raises a review item and does nothing.
+	Ambiguous []string
+	// Unlink: the worker's link names an account that is gone.
+	Unlink bool
 }
 
-// match finds the worker's account: its link, a predecessor's link, then the
-// rules of Matcher (externalId, employee number, email), shared with the
-// reconciler. Two candidates for one rule stop the search: a person must decide.
-func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History) (matchResult, error) {
-	var res matchResult
-	// The batch's prefetched reads serve this first plan only (prefetch.go).
-	reads := takeWorkerReads(ctx)
+// FindAccount finds w's account as the converger does before it plans: its
+// link, a predecessor's link, then the rules of Matcher (externalId, employee
+// number, email), shared with the reconciler. Two candidates for one rule stop
+// the search: a person must decide. It only reads, so "hrsync explain" and the
+// console's person page show the match the converger would make.
+func FindAccount(ctx context.Context, lms LMS, links LinkReader, feed Feed, w Wanted, hist History) (AccountMatch, error) {
+	return findAccount(ctx, lms, links, nil, feed, w, hist)
+}
+
+// match is FindAccount with the batch's prefetched reads, which serve this
+// first plan only (prefetch.go).
+func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History) (AccountMatch, error) {
+	return findAccount(ctx, c.cfg.LMS, c.cfg.Store, takeWorkerReads(ctx), feed, w, hist)
+}
+
+func findAccount(ctx context.Context, lms LMS, links LinkReader, reads *batchReads, feed Feed, w Wanted, hist History) (AccountMatch, error) {
+	var res AccountMatch
 	chain := append([]string{w.Worker.WorkerID}, w.PreviousWorkerIDs...)
 	for i, id := range chain {
 		accID, ok := hist.Links[id]
@@ -844,28 +860,28 @@ func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History
 				err = notFoundPrefetched(accID)
 			}
 		} else {
-			a, err = c.cfg.LMS.GetAccount(ctx, accID)
+			a, err = lms.GetAccount(ctx, accID)
 		}
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if i == 0 {
-				res.unlink = true
+				res.Unlink = true
 			}
 			continue
 		case err != nil:
 			return res, fmt.Errorf("read linked account %s: %w", accID, err)
 		}
-		res.account, res.by = &a, "link of "+id
+		res.Account, res.By = &a, "link of "+id
 		return res, nil
 	}
 
-	m, err := Matcher{LMS: c.cfg.LMS, Links: c.cfg.Store, reads: reads}.Match(ctx, feed, w)
+	m, err := Matcher{LMS: lms, Links: links, reads: reads}.Match(ctx, feed, w)
 	if err != nil {
 		return res, err
 	}
-	res.account, res.by = m.Account, m.By()
+	res.Account, res.By = m.Account, m.By()
 	for _, a := range m.Ambiguous {
-		res.ambiguous = append(res.ambiguous, a.ID)
+		res.Ambiguous = append(res.Ambiguous, a.ID)
 	}
 	return res, nil
 }

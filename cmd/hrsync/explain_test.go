@@ -98,7 +98,7 @@ func TestExplainLeaver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"hired", "left", "resigned", "inactive (resigned)", acct.ID + " (active)", "linked",
+		for _, want := range []string{"hired", "left", "resigned", "inactive (resigned)", acct.ID + " (active)", "link of w1",
 			"deactivate " + acct.ID, "create"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q", want)

@@ -80,30 +80,26 @@ func Tell(ctx context.Context, src Sources, wk connector.WorkerKey, now time.Tim
 		s.LMSErr = "no LMS to read"
 		return s, nil
 	}
-	// The account as it is now: the link's, else what the matcher would find
-	// (the converger's own rules, read-only).
-	if id, ok := hist.Links[wk.WorkerID]; ok {
-		a, err := src.LMS.GetAccount(ctx, id)
-		switch {
-		case errors.Is(err, connector.ErrNotFound):
-			s.Match = "linked to " + id + ", which the LMS no longer has"
-		case err != nil:
-			s.LMSErr = err.Error()
-		default:
-			s.Account, s.Match = &a, "linked"
-		}
-	} else {
-		m, err := (connector.Matcher{LMS: src.LMS, Links: src.Store}).Match(ctx, feed, s.Want)
-		switch {
-		case err != nil:
-			s.LMSErr = err.Error()
-		case len(m.Ambiguous) > 0:
-			// The converger raises a review item and plans nothing.
-			s.Match = fmt.Sprintf("%d accounts match (%s): a person must decide", len(m.Ambiguous), m.By())
-			return s, nil
-		default:
-			s.Account, s.Match = m.Account, m.By()
-		}
+	if hist.SupersededBy != nil {
+		// The converger does nothing for a superseded worker: its successor
+		// (rehired under a new id) owns the account and folds these facts too.
+		s.Match = fmt.Sprintf("superseded by %s, which owns the account now", *hist.SupersededBy)
+		return s, nil
+	}
+	// The account as it is now, found as the converger finds it (read-only).
+	s.Want.Worker = wk
+	m, err := connector.FindAccount(ctx, src.LMS, src.Store, feed, s.Want, hist)
+	switch {
+	case err != nil:
+		s.LMSErr = err.Error()
+	case len(m.Ambiguous) > 0:
+		// The converger raises a review item and plans nothing.
+		s.Match = fmt.Sprintf("%d accounts match (%s): a person must decide", len(m.Ambiguous), m.By)
+		return s, nil
+	case m.Unlink && m.Account == nil:
+		s.Match = "linked to an account the LMS no longer has; " + m.By
+	default:
+		s.Account, s.Match = m.Account, m.By
 	}
 	if s.LMSErr == "" {
 		s.Plan = connector.Plan(s.Want, s.Account, policy)
