@@ -181,28 +181,40 @@ func (c *Converger) Run(ctx context.Context) error {
 
 // respectManualDeactivation drops a reactivation from plan when someone deactivated
 // the account outside hrsync and the policy does not allow undoing that
-// (KeepsManualDeactivation: hrsync's last state action on the account was not a
-// deactivation, and HR recorded no hire, rehire or resume since). It returns the
-// review item that says so.
+// (KeepsManualDeactivation). It returns the review item that says so.
 func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, want Wanted, hist History, have *Account, plan []Action, pol Policy) ([]Action, *Review, error) {
-	if pol.ReactivateManual || have == nil || !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == ActionReactivate }) {
-		return plan, nil, nil
+	kept, reason, err := RespectManualDeactivation(ctx, c.cfg.Store, want, hist.Facts, have, plan, pol)
+	if err != nil || reason == "" {
+		return kept, nil, err
 	}
-	last, err := c.cfg.Store.LastStateActions(ctx, []string{have.ID})
+	r := &Review{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, Candidates: []string{have.ID}, Reason: reason}
+	return kept, r, nil
+}
+
+// RespectManualDeactivation drops a reactivation from plan when someone
+// deactivated the account outside hrsync and the policy does not allow undoing
+// that (KeepsManualDeactivation: hrsync's last state action on the account was
+// not a deactivation, and HR recorded no hire, rehire or resume since). It
+// returns the plan to run and, when it dropped the reactivation, why (the
+// converger raises a review item with it). It only reads; the converger and
+// the person's story ("hrsync explain") both plan with it.
+func RespectManualDeactivation(ctx context.Context, store StateActionReader, want Wanted, facts []Fact, have *Account, plan []Action, pol Policy) ([]Action, string, error) {
+	if pol.ReactivateManual || have == nil || !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == ActionReactivate }) {
+		return plan, "", nil
+	}
+	last, err := store.LastStateActions(ctx, []string{have.ID})
 	if err != nil {
-		return nil, nil, fmt.Errorf("read the account's audit: %w", err)
+		return nil, "", fmt.Errorf("read the account's audit: %w", err)
 	}
 	var entry *AuditEntry
 	if e, ok := last[have.ID]; ok {
 		entry = &e
 	}
-	if !KeepsManualDeactivation(entry, want, hist.Facts) {
-		return plan, nil, nil
+	if !KeepsManualDeactivation(entry, want, facts) {
+		return plan, "", nil
 	}
 	kept := slices.DeleteFunc(slices.Clone(plan), func(a Action) bool { return a.Kind == ActionReactivate })
-	r := &Review{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, Candidates: []string{have.ID},
-		Reason: fmt.Sprintf("account %s was deactivated outside hrsync while HR says the person works there; not reactivated (policy reactivate_manual is off)", have.ID)}
-	return kept, r, nil
+	return kept, fmt.Sprintf("account %s was deactivated outside hrsync while HR says the person works there; not reactivated (policy reactivate_manual is off)", have.ID), nil
 }
 
 // errLeaseLost: the worker's lease ran out before an action; do nothing more.

@@ -233,11 +233,12 @@ func writeExplain(w io.Writer, format string, s person.Story, done *applied) err
 			Account  *connector.Account     `json:"account"`
 			Match    string                 `json:"match,omitempty"`
 			Plan     []planJSON             `json:"plan"`
+			Kept     string                 `json:"kept,omitempty"`
 			LMSError string                 `json:"lms_error,omitempty"`
 			Audit    []connector.AuditEntry `json:"audit"`
 			Applied  *applied               `json:"applied,omitempty"`
 		}{s.Worker.Feed + ":" + s.Worker.WorkerID, s.Facts, wantJSON{s.Want.State, s.Want.Profile, s.Want.LeftReason, s.Next},
-			s.Account, s.Match, plan, s.LMSErr, s.Audit, done})
+			s.Account, s.Match, plan, s.Kept, s.LMSErr, s.Audit, done})
 	}
 	at := func(t time.Time) string {
 		if t.IsZero() {
@@ -282,6 +283,9 @@ func writeExplain(w io.Writer, format string, s person.Story, done *applied) err
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", label, a, a.Reason)
 		}
+	}
+	if s.Kept != "" {
+		fmt.Fprintf(tw, "not reactivated:\t%s\n", s.Kept)
 	}
 	fmt.Fprintf(tw, "\naudit (newest first):\n")
 	fmt.Fprintln(tw, "  AT\tACCOUNT\tACTION\tOUTCOME\tDETAIL")

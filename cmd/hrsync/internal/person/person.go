@@ -19,6 +19,7 @@ type Store interface {
 	LoadHistory(ctx context.Context, w connector.WorkerKey) (connector.History, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]connector.AuditEntry, error)
 	connector.LinkReader
+	connector.StateActionReader
 }
 
 var _ Store = (*store.DB)(nil)
@@ -45,7 +46,11 @@ type Story struct {
 	Match string `json:"match,omitempty"`
 	// Plan is what the converger's Plan would do to Account now; empty when
 	// the LMS could not be read (LMSErr).
-	Plan   []connector.Action     `json:"plan"`
+	Plan []connector.Action `json:"plan"`
+	// Kept says why the plan leaves out a reactivation (an account deactivated
+	// outside hrsync, policy reactivate_manual off); the converger raises a
+	// review item with it.
+	Kept   string                 `json:"kept,omitempty"`
 	Audit  []connector.AuditEntry `json:"audit"`
 	LMSErr string                 `json:"lms_error,omitempty"`
 }
@@ -101,8 +106,10 @@ func Tell(ctx context.Context, src Sources, wk connector.WorkerKey, now time.Tim
 	default:
 		s.Account, s.Match = m.Account, m.By
 	}
-	if s.LMSErr == "" {
-		s.Plan = connector.Plan(s.Want, s.Account, policy)
+	if s.LMSErr != "" {
+		return s, nil
 	}
-	return s, nil
+	// The converger's Plan, and what it drops before it runs it.
+	s.Plan, s.Kept, err = connector.RespectManualDeactivation(ctx, src.Store, s.Want, s.Facts, s.Account, connector.Plan(s.Want, s.Account, policy), policy)
+	return s, err
 }

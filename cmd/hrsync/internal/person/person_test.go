@@ -89,6 +89,21 @@ func TestTell(t *testing.T) {
 		}
 	})
 
+	t.Run("ManualDeactivationIsKept", func(t *testing.T) {
+		record(connector.Fact{WorkerID: "w4", Kind: connector.KindHired, Profile: connector.Profile{Email: "cy@example.com"}})
+		hist, err := db.LoadHistory(ctx, connector.WorkerKey{Feed: "hr", WorkerID: "w4"})
+		if err != nil || hist.Links["w4"] == "" {
+			t.Fatalf("w4 not linked: %v %v", hist.Links, err)
+		}
+		if _, err := lms.SetActive(ctx, hist.Links["w4"], false); err != nil { // an admin, in the LMS
+			t.Fatal(err)
+		}
+		s, err := person.Tell(ctx, src, connector.WorkerKey{Feed: "hr", WorkerID: "w4"}, time.Now(), 10)
+		if err != nil || len(s.Plan) != 0 || !strings.Contains(s.Kept, "deactivated outside hrsync") {
+			t.Fatalf("story of a manual deactivation: %v; plan %v, kept %q", err, s.Plan, s.Kept)
+		}
+	})
+
 	t.Run("Unknown", func(t *testing.T) {
 		if _, err := person.Tell(ctx, src, connector.WorkerKey{Feed: "hr", WorkerID: "nobody"}, time.Now(), 10); !errors.Is(err, connector.ErrNotFound) {
 			t.Errorf("unknown worker: %v, want ErrNotFound", err)
