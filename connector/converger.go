@@ -397,7 +397,7 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	if len(claims) == 0 {
 		return 0, nil
 	}
-	if comps, err := c.convergeClaims(ctx, claims, claimedAt); comps == nil {
+	if comps, _, err := c.convergeClaims(ctx, claims, claimedAt); comps == nil {
 		return len(claims), err
 	}
 	// A failed commit was logged: the leases expire and the workers are
@@ -424,8 +424,11 @@ var ErrWorkerBusy = errors.New("connector: the worker cannot be leased now (leas
 // ConvergeOnce converges a claimed batch (one of one): match, plan, safeguard,
 // LMS calls, audit, commit. It returns the completion it committed, so that a
 // caller can show what happened ("hrsync explain --apply"). It returns
-// ErrWorkerBusy if the worker cannot be leased now, and an error if the store
-// cannot lease single workers.
+// ErrWorkerBusy if the worker cannot be leased now, an error if the store
+// cannot lease single workers, and the completion with an error when the
+// converge failed (committed as a failed attempt, retried at its NextDue).
+// A completion with Failed set and no error failed in an LMS call that its
+// audit rows (outcome retry) describe.
 func (c *Converger) ConvergeWorker(ctx context.Context, w WorkerKey) (Completion, error) {
 	wc, ok := c.cfg.Store.(WorkerClaimer)
 	if !ok {
@@ -439,17 +442,23 @@ func (c *Converger) ConvergeWorker(ctx context.Context, w WorkerKey) (Completion
 	if !ok {
 		return Completion{}, fmt.Errorf("%s:%s: %w", w.Feed, w.WorkerID, ErrWorkerBusy)
 	}
-	comps, err := c.convergeClaims(ctx, []Claim{cl}, claimedAt)
+	comps, errs, err := c.convergeClaims(ctx, []Claim{cl}, claimedAt)
 	if err != nil {
 		return Completion{}, err
+	}
+	if errs[0] != nil {
+		// Committed as a failed attempt: the worker is retried at NextDue.
+		return comps[0], fmt.Errorf("converge %s:%s failed (retried at %s): %w", w.Feed, w.WorkerID,
+			comps[0].NextDue.UTC().Format(time.RFC3339), errs[0])
 	}
 	return comps[0], nil
 }
 
 // convergeClaims converges claimed workers (ConvergeOnce's body): it returns
-// their completions, in claims' order, and an error only when the histories
-// could not be read or the outcomes not committed.
-func (c *Converger) convergeClaims(ctx context.Context, claims []Claim, claimedAt time.Time) ([]Completion, error) {
+// their completions and each one's converge error, in claims' order, and an
+// error when the histories could not be read (no completions) or the outcomes
+// not committed.
+func (c *Converger) convergeClaims(ctx context.Context, claims []Claim, claimedAt time.Time) ([]Completion, []error, error) {
 	work := context.WithoutCancel(ctx)
 	start := time.Now()
 	keys := make([]WorkerKey, len(claims))
@@ -459,7 +468,7 @@ func (c *Converger) convergeClaims(ctx context.Context, claims []Claim, claimedA
 	hists, err := c.cfg.Store.LoadHistories(work, keys)
 	if err != nil {
 		// The leases expire and the workers are claimed again: nothing is lost.
-		return nil, fmt.Errorf("load histories: %w", err)
+		return nil, nil, fmt.Errorf("load histories: %w", err)
 	}
 	// The LMS calls that earlier converges of these workers began and never
 	// recorded the outcome of (a crash): written before this claim, so their
@@ -554,9 +563,9 @@ func (c *Converger) convergeClaims(ctx context.Context, claims []Claim, claimedA
 	if commitErr != nil {
 		// ConvergeOnce's callers only log it; ConvergeWorker's must not report
 		// an outcome that was not kept.
-		return comps, fmt.Errorf("commit converge outcomes: %w", commitErr)
+		return comps, errs, fmt.Errorf("commit converge outcomes: %w", commitErr)
 	}
-	return comps, nil
+	return comps, errs, nil
 }
 
 // convergeClaim converges one claimed worker and returns the completion to commit.

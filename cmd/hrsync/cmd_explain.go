@@ -41,7 +41,8 @@ do: --apply waits for that (at most safeguard.settle) and converges again.
 
 Exits 3 when the person needs a person: their removal is held in an open hold
 (hrsync holds show ID), a review item was raised, or several accounts match.
-Exits 1 when hrsync has no facts about the worker.`, noArgs)
+Exits 1 when hrsync has no facts about the worker, or the converge failed (a
+temporary LMS failure: it is retried at the time printed, as the daemon would).`, noArgs)
 	cmd.Example = "  hrsync explain --worker hr:w-1001\n  hrsync explain --worker hr:w-1001 --apply --format json"
 	fs := cmd.Flags()
 	var c connFlags
@@ -78,6 +79,8 @@ type applied struct {
 	Waited time.Time `json:"waited_for_settle,omitzero"`
 	// NextDue is when the converger comes back to the worker (a future date).
 	NextDue time.Time `json:"next_due,omitzero"`
+	// Failed: the attempt failed (a temporary LMS failure); it is retried at NextDue.
+	Failed bool `json:"failed,omitempty"`
 	// After is the account as the LMS has it after the converge.
 	After *connector.Account `json:"after,omitempty"`
 }
@@ -132,7 +135,7 @@ func applyOne(ctx context.Context, env *environment, a *app.App, src person.Sour
 	done := &applied{}
 	comp, err := conv.ConvergeWorker(ctx, wk)
 	if err != nil {
-		return nil, fmt.Errorf("converge %s:%s: %w", wk.Feed, wk.WorkerID, err)
+		return nil, err // it names the worker
 	}
 	// A removal in a burst settles before it is judged: nothing ran and
 	// nothing was audited, and the worker is due when the burst ends. Wait for
@@ -150,13 +153,14 @@ func applyOne(ctx context.Context, env *environment, a *app.App, src person.Sour
 			case <-t.C:
 			}
 			if comp, err = conv.ConvergeWorker(ctx, wk); err != nil {
-				return nil, fmt.Errorf("converge %s:%s after the settle: %w", wk.Feed, wk.WorkerID, err)
+				return nil, fmt.Errorf("after the settle: %w", err)
 			}
 		}
 	}
 	if comp.NextDue.After(now()) {
 		done.NextDue = comp.NextDue
 	}
+	done.Failed = comp.Failed
 	// The rows this converge wrote (the completion's, with their ids), and any
 	// another converger wrote meanwhile: read back from the audit trail.
 	after, err := person.Tell(ctx, src, wk, now(), explainAuditLimit)
@@ -188,6 +192,10 @@ func explainVerdict(story person.Story, done *applied) error {
 			return attentionf("%s:%s: %s", story.Worker.Feed, story.Worker.WorkerID, story.Match)
 		}
 		return nil
+	}
+	if done.Failed {
+		return fmt.Errorf("%s:%s: the converge failed and is retried at %s (see the steps above)", story.Worker.Feed, story.Worker.WorkerID,
+			done.NextDue.UTC().Format(time.RFC3339))
 	}
 	for _, e := range done.Steps {
 		switch {
