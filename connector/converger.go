@@ -198,28 +198,40 @@ func (c *Converger) adoptInBatch(ctx context.Context, w WorkerKey, id string, hi
 
 // respectManualDeactivation drops a reactivation from plan when someone deactivated
 // the account outside hrsync and the policy does not allow undoing that
-// (KeepsManualDeactivation: hrsync's last state action on the account was not a
-// deactivation, and HR recorded no hire, rehire or resume since). It returns the
-// review item that says so.
+// (KeepsManualDeactivation). It returns the review item that says so.
 func (c *Converger) respectManualDeactivation(ctx context.Context, cl Claim, want Wanted, hist History, have *Account, plan []Action, pol Policy) ([]Action, *Review, error) {
-	if pol.ReactivateManual || have == nil || !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == ActionReactivate }) {
-		return plan, nil, nil
+	kept, reason, err := RespectManualDeactivation(ctx, c.cfg.Store, want, hist.Facts, have, plan, pol)
+	if err != nil || reason == "" {
+		return kept, nil, err
 	}
-	last, err := c.cfg.Store.LastStateActions(ctx, []string{have.ID})
+	r := &Review{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, Candidates: []string{have.ID}, Reason: reason}
+	return kept, r, nil
+}
+
+// RespectManualDeactivation drops a reactivation from plan when someone
+// deactivated the account outside hrsync and the policy does not allow undoing
+// that (KeepsManualDeactivation: hrsync's last state action on the account was
+// not a deactivation, and HR recorded no hire, rehire or resume since). It
+// returns the plan to run and, when it dropped the reactivation, why (the
+// converger raises a review item with it). It only reads; the converger and
+// the person's story ("hrsync explain") both plan with it.
+func RespectManualDeactivation(ctx context.Context, store StateActionReader, want Wanted, facts []Fact, have *Account, plan []Action, pol Policy) ([]Action, string, error) {
+	if pol.ReactivateManual || have == nil || !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == ActionReactivate }) {
+		return plan, "", nil
+	}
+	last, err := store.LastStateActions(ctx, []string{have.ID})
 	if err != nil {
-		return nil, nil, fmt.Errorf("read the account's audit: %w", err)
+		return nil, "", fmt.Errorf("read the account's audit: %w", err)
 	}
 	var entry *AuditEntry
 	if e, ok := last[have.ID]; ok {
 		entry = &e
 	}
-	if !KeepsManualDeactivation(entry, want, hist.Facts) {
-		return plan, nil, nil
+	if !KeepsManualDeactivation(entry, want, facts) {
+		return plan, "", nil
 	}
 	kept := slices.DeleteFunc(slices.Clone(plan), func(a Action) bool { return a.Kind == ActionReactivate })
-	r := &Review{At: c.cfg.Now(), Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, Candidates: []string{have.ID},
-		Reason: fmt.Sprintf("account %s was deactivated outside hrsync while HR says the person works there; not reactivated (policy reactivate_manual is off)", have.ID)}
-	return kept, r, nil
+	return kept, fmt.Sprintf("account %s was deactivated outside hrsync while HR says the person works there; not reactivated (policy reactivate_manual is off)", have.ID), nil
 }
 
 // errLeaseLost: the worker's lease ran out before an action; do nothing more.
@@ -402,6 +414,68 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	if len(claims) == 0 {
 		return 0, nil
 	}
+	if comps, _, err := c.convergeClaims(ctx, claims, claimedAt); comps == nil {
+		return len(claims), err
+	}
+	// A failed commit was logged: the leases expire and the workers are
+	// converged again, which heals it.
+	return len(claims), nil
+}
+
+// WorkerClaimer is the optional capability of a ConvergerStore that
+// ConvergeWorker needs: leasing one named worker, due or not. Package store
+// implements it.
+type WorkerClaimer interface {
+	// ClaimWorker leases w to owner until now+lease if w is known, not leased
+	// (or its lease has expired at now), not superseded, and no predecessor of
+	// it is leased; ok is false otherwise.
+	ClaimWorker(ctx context.Context, owner string, w WorkerKey, now time.Time, lease time.Duration) (cl Claim, ok bool, err error)
+}
+
+// ErrWorkerBusy: ConvergeWorker could not lease the worker: another converger
+// holds it (or a predecessor of it) right now, it was superseded by a rehire
+// under a new id, or the store does not know it.
+var ErrWorkerBusy = errors.New("connector: the worker cannot be leased now (leased by another converger, superseded, or unknown)")
+
+// ConvergeWorker converges one worker now, whether or not it is due, exactly as
+// ConvergeOnce converges a claimed batch (one of one): match, plan, safeguard,
+// LMS calls, audit, commit. It returns the completion it committed, so that a
+// caller can show what happened ("hrsync explain --apply"). It returns
+// ErrWorkerBusy if the worker cannot be leased now, an error if the store
+// cannot lease single workers, and the completion with an error when the
+// converge failed (committed as a failed attempt, retried at its NextDue).
+// A completion with Failed set and no error failed in an LMS call that its
+// audit rows (outcome retry) describe.
+func (c *Converger) ConvergeWorker(ctx context.Context, w WorkerKey) (Completion, error) {
+	wc, ok := c.cfg.Store.(WorkerClaimer)
+	if !ok {
+		return Completion{}, errors.New("converger: the store cannot lease a single worker")
+	}
+	claimedAt := c.cfg.Now()
+	cl, ok, err := wc.ClaimWorker(ctx, c.cfg.Owner, w, claimedAt, c.cfg.Lease)
+	if err != nil {
+		return Completion{}, fmt.Errorf("claim worker %s:%s: %w", w.Feed, w.WorkerID, err)
+	}
+	if !ok {
+		return Completion{}, fmt.Errorf("%s:%s: %w", w.Feed, w.WorkerID, ErrWorkerBusy)
+	}
+	comps, errs, err := c.convergeClaims(ctx, []Claim{cl}, claimedAt)
+	if err != nil {
+		return Completion{}, err
+	}
+	if errs[0] != nil {
+		// Committed as a failed attempt: the worker is retried at NextDue.
+		return comps[0], fmt.Errorf("converge %s:%s failed (retried at %s): %w", w.Feed, w.WorkerID,
+			comps[0].NextDue.UTC().Format(time.RFC3339), errs[0])
+	}
+	return comps[0], nil
+}
+
+// convergeClaims converges claimed workers (ConvergeOnce's body): it returns
+// their completions and each one's converge error, in claims' order, and an
+// error when the histories could not be read (no completions) or the outcomes
+// not committed.
+func (c *Converger) convergeClaims(ctx context.Context, claims []Claim, claimedAt time.Time) ([]Completion, []error, error) {
 	work := context.WithoutCancel(ctx)
 	start := time.Now()
 	keys := make([]WorkerKey, len(claims))
@@ -411,7 +485,7 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 	hists, err := c.cfg.Store.LoadHistories(work, keys)
 	if err != nil {
 		// The leases expire and the workers are claimed again: nothing is lost.
-		return len(claims), fmt.Errorf("load histories: %w", err)
+		return nil, nil, fmt.Errorf("load histories: %w", err)
 	}
 	// The LMS calls that earlier converges of these workers began and never
 	// recorded the outcome of (a crash): written before this claim, so their
@@ -503,7 +577,12 @@ func (c *Converger) ConvergeOnce(ctx context.Context) (int, error) {
 			c.cfg.Hooks.Converged(claims[i].Worker, time.Since(start), errors.Join(errs[i], commitErr))
 		}
 	}
-	return len(claims), nil
+	if commitErr != nil {
+		// ConvergeOnce's callers only log it; ConvergeWorker's must not report
+		// an outcome that was not kept.
+		return comps, errs, fmt.Errorf("commit converge outcomes: %w", commitErr)
+	}
+	return comps, errs, nil
 }
 
 // convergeClaim converges one claimed worker and returns the completion to commit.
@@ -573,15 +652,15 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	if err != nil {
 		return Completion{}, err
 	}
-	comp.Unlink = m.unlink
-	if len(m.ambiguous) > 0 {
-		r := c.review(cl, &want, fmt.Sprintf("%d accounts match %s; refusing to guess", len(m.ambiguous), m.by), m.ambiguous)
+	comp.Unlink = m.Unlink
+	if len(m.Ambiguous) > 0 {
+		r := c.review(cl, &want, fmt.Sprintf("%d accounts match %s; refusing to guess", len(m.Ambiguous), m.By), m.Ambiguous)
 		r.NextDue = next
 		return r, nil
 	}
 	var have *Account
-	if m.account != nil {
-		have = m.account
+	if m.Account != nil {
+		have = m.Account
 		if first, taken := c.adoptInBatch(ctx, cl.Worker, have.ID, hist); taken {
 			c.log.Info("account matched by two workers of one batch; this one waits for the next batch",
 				"feed", cl.Worker.Feed, "worker_id", cl.Worker.WorkerID, "account_id", have.ID, "first_worker_id", first.WorkerID)
@@ -791,21 +870,37 @@ func (c *Converger) act(ctx context.Context, a Action) (Account, error) {
 	return Account{}, Permanent(fmt.Errorf("action %s is not supported by this converger", a.Kind))
 }
 
-// matchResult is what matching found for a worker.
-type matchResult struct {
-	account   *Account
-	by        string   // the rule that matched, for logs and reviews
-	ambiguous []string // account ids, when a rule matched more than one
-	unlink    bool     // the linked account no longer exists
+// AccountMatch is what matching found for a worker: the account (nil: none),
+// the rule that found it, the candidates when a rule found several, and
+// whether the worker's own link points at an account the LMS no longer has.
+type AccountMatch struct {
+	Account *Account
+	// By is the rule that matched, in words ("link of w1", externalId "hr:w1").
+	By string
+	// Ambiguous are the account ids of the candidates when one rule matched more
+	// than one: the converger raises a review item and does nothing.
+	Ambiguous []string
+	// Unlink: the worker's link names an account that is gone.
+	Unlink bool
 }
 
-// match finds the worker's account: its link, a predecessor's link, then the
-// rules of Matcher (externalId, employee number, email), shared with the
-// reconciler. Two candidates for one rule stop the search: a person must decide.
-func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History) (matchResult, error) {
-	var res matchResult
-	// The batch's prefetched reads serve this first plan only (prefetch.go).
-	reads := takeWorkerReads(ctx)
+// FindAccount finds w's account as the converger does before it plans: its
+// link, a predecessor's link, then the rules of Matcher (externalId, employee
+// number, email), shared with the reconciler. Two candidates for one rule stop
+// the search: a person must decide. It only reads, so "hrsync explain" and the
+// console's person page show the match the converger would make.
+func FindAccount(ctx context.Context, lms LMS, links LinkReader, feed Feed, w Wanted, hist History) (AccountMatch, error) {
+	return findAccount(ctx, lms, links, nil, feed, w, hist)
+}
+
+// match is FindAccount with the batch's prefetched reads, which serve this
+// first plan only (prefetch.go).
+func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History) (AccountMatch, error) {
+	return findAccount(ctx, c.cfg.LMS, c.cfg.Store, takeWorkerReads(ctx), feed, w, hist)
+}
+
+func findAccount(ctx context.Context, lms LMS, links LinkReader, reads *batchReads, feed Feed, w Wanted, hist History) (AccountMatch, error) {
+	var res AccountMatch
 	chain := append([]string{w.Worker.WorkerID}, w.PreviousWorkerIDs...)
 	for i, id := range chain {
 		accID, ok := hist.Links[id]
@@ -820,28 +915,28 @@ func (c *Converger) match(ctx context.Context, feed Feed, w Wanted, hist History
 				err = notFoundPrefetched(accID)
 			}
 		} else {
-			a, err = c.cfg.LMS.GetAccount(ctx, accID)
+			a, err = lms.GetAccount(ctx, accID)
 		}
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if i == 0 {
-				res.unlink = true
+				res.Unlink = true
 			}
 			continue
 		case err != nil:
 			return res, fmt.Errorf("read linked account %s: %w", accID, err)
 		}
-		res.account, res.by = &a, "link of "+id
+		res.Account, res.By = &a, "link of "+id
 		return res, nil
 	}
 
-	m, err := Matcher{LMS: c.cfg.LMS, Links: c.cfg.Store, reads: reads}.Match(ctx, feed, w)
+	m, err := Matcher{LMS: lms, Links: links, reads: reads}.Match(ctx, feed, w)
 	if err != nil {
 		return res, err
 	}
-	res.account, res.by = m.Account, m.By()
+	res.Account, res.By = m.Account, m.By()
 	for _, a := range m.Ambiguous {
-		res.ambiguous = append(res.ambiguous, a.ID)
+		res.Ambiguous = append(res.Ambiguous, a.ID)
 	}
 	return res, nil
 }

@@ -3,7 +3,9 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -81,6 +83,38 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 		claims[i] = r.c
 	}
 	return claims, nil
+}
+
+var _ connector.WorkerClaimer = (*DB)(nil)
+
+// ClaimWorker leases w to owner until now+lease, due or not, under ClaimDue's
+// other conditions: not leased (or its lease expired at now), not superseded,
+// no leased predecessor. ok is false when one of them fails or the store has no
+// row for w. Like ClaimDue it clears the woken flag and leaves the due time.
+// It serves "hrsync explain --apply", which converges one person now.
+func (db *DB) ClaimWorker(ctx context.Context, owner string, w connector.WorkerKey, now time.Time, lease time.Duration) (connector.Claim, bool, error) {
+	if owner == "" {
+		return connector.Claim{}, false, fmt.Errorf("store: claim worker: owner is required")
+	}
+	const query = `UPDATE workers SET lease_owner = ?, lease_until = ?, woken = FALSE
+		WHERE feed = ? AND worker_id = ?
+			AND (lease_until IS NULL OR lease_until <= ?)
+			AND superseded_by IS NULL
+			AND NOT EXISTS (SELECT 1 FROM workers p
+				WHERE p.feed = workers.feed AND p.superseded_by = workers.worker_id AND p.lease_until > ?)
+		RETURNING feed, worker_id, version, attempts, lease_until`
+	var cl connector.Claim
+	var lu instant
+	err := db.x.QueryRowContext(ctx, db.q(query), owner, db.ts(now.Add(lease)), w.Feed, w.WorkerID, db.ts(now), db.ts(now)).
+		Scan(&cl.Worker.Feed, &cl.Worker.WorkerID, &cl.Version, &cl.Attempts, &lu)
+	if errors.Is(err, sql.ErrNoRows) {
+		return connector.Claim{}, false, nil
+	}
+	if err != nil {
+		return connector.Claim{}, false, fmt.Errorf("store: claim worker %s: %w", w, err)
+	}
+	cl.LeaseUntil = lu.T
+	return cl, true, nil
 }
 
 // LoadHistory returns the facts of w and of its predecessors (the workers it

@@ -122,7 +122,7 @@ func TestEveryCommandHasItsHelp(t *testing.T) {
 	for _, want := range []string{"holds list", "holds show", "holds approve", "holds reject", "holds run", "dead list",
 		"dead replay", "dead prune", "review list", "roster upload", "roster list", "roster token", "feed offboard",
 		"feed status", "cleanup dormant", "erase", "erase forget-key", "report headcount", "report churn",
-		"report dormant", "report rehire", "run", "publish", "version"} {
+		"report dormant", "report rehire", "run", "publish", "explain", "version"} {
 		if cmds[want] == nil {
 			t.Errorf("no command %q", want)
 		}

@@ -164,7 +164,7 @@ func newRootCmd(env *environment) *cobra.Command {
 		newRunCmd(env), newDemoCmd(env), newPublishCmd(env), newEraseCmd(env), newAuditCmd(env),
 		newDeadCmd(env), newReviewCmd(env), newRosterCmd(env), newHoldsCmd(env), newCleanupCmd(env),
 		newFeedCmd(env), newSandboxLMSCmd(env), newBenchCmd(env), newMigrateCmd(env), newHealthCheckCmd(env), newReconcileCmd(env),
-		newReportCmd(env), newConsoleCmd(env),
+		newReportCmd(env), newConsoleCmd(env), newExplainCmd(env),
 		&cobra.Command{
 			Use:   "version",
 			Short: "print the version",

@@ -22,6 +22,7 @@ import (
 // events package and the CLI use. *store.DB implements it.
 type Store interface {
 	connector.Store
+	connector.WorkerClaimer
 
 	RecordFacts(ctx context.Context, facts []connector.Fact) (int, error)
 	Facts(ctx context.Context, w connector.WorkerKey) ([]connector.Fact, error)
@@ -179,6 +180,7 @@ var coreTests = []subTest{
 	{"ErrInvalidFactPermanent", testErrInvalidFactPermanent},
 	{"ClaimLeaseComplete", testClaimLeaseComplete},
 	{"ClaimOrderAndLimit", testClaimOrderAndLimit},
+	{"ClaimWorker", testClaimWorker},
 	{"LeaseExpiry", testLeaseExpiry},
 	{"VersionBumpDuringClaim", testVersionBumpDuringClaim},
 	{"NextDueFuture", testNextDueFuture},
@@ -1177,5 +1179,28 @@ func testOverview(t *testing.T, b *testBundle) {
 	if err != nil || len(acts) != 1 || acts[0].Kind != "create" || acts[0].N != 1 || acts[0].Feed != "partner-acme" ||
 		!acts[0].Day.Equal(b.now.UTC().Truncate(24*time.Hour)) {
 		t.Fatalf("DailyActions = %+v, %v", acts, err)
+	}
+}
+
+// testClaimWorker: one named worker is leased whether or not it is due, never
+// while another owner holds it, and an unknown worker is not claimed.
+func testClaimWorker(t *testing.T, b *testBundle) {
+	w := key("hr", "w1")
+	b.record(t, fact(w, "e1", connector.KindHired, 0))
+	cl := b.claimOne(t, "a", b.now, w)
+	b.complete(t, connector.Completion{Claim: cl, Owner: "a"}) // not due any more
+
+	got, ok, err := b.s.ClaimWorker(b.ctx, "b", w, b.now, time.Minute)
+	if err != nil || !ok || got.Worker != w {
+		t.Fatalf("ClaimWorker(not due) = %v, %v, %v; want a claim of %s", got, ok, err, w)
+	}
+	if _, ok, err := b.s.ClaimWorker(b.ctx, "c", w, b.now, time.Minute); err != nil || ok {
+		t.Fatalf("ClaimWorker(leased by b) = %v, %v; want no claim", ok, err)
+	}
+	if _, ok, err := b.s.ClaimWorker(b.ctx, "c", w, b.now.Add(2*time.Minute), time.Minute); err != nil || !ok {
+		t.Fatalf("ClaimWorker(after b's lease ended) = %v, %v; want a claim", ok, err)
+	}
+	if _, ok, err := b.s.ClaimWorker(b.ctx, "c", key("hr", "nobody"), b.now, time.Minute); err != nil || ok {
+		t.Fatalf("ClaimWorker(unknown) = %v, %v; want no claim", ok, err)
 	}
 }

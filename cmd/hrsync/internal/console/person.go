@@ -3,13 +3,12 @@ package console
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/person"
 	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/store"
 )
 
 // A person's page: their facts in time order, what hrsync wants for them, the
@@ -20,18 +19,10 @@ import (
 // syncWait bounds how long "sync now" waits for the converger.
 const syncWait = 20 * time.Second
 
-// personPage is one person's story.
+// personPage is one person's story (shared with "hrsync explain") and what
+// the page does with it.
 type personPage struct {
-	Worker  connector.WorkerKey
-	Facts   []connector.Fact
-	Want    connector.Wanted
-	Next    time.Time
-	Account *connector.Account
-	// Match says how the account was found: the link, or a rule of the matcher.
-	Match   string
-	Plan    []connector.Action
-	Audit   []connector.AuditEntry
-	LMSErr  string
+	person.Story
 	MayAct  bool
 	Synced  bool
 	Steps   []connector.AuditEntry
@@ -60,7 +51,7 @@ func (s *Server) person(w http.ResponseWriter, r *http.Request, u User, ss *sess
 
 // loadPerson builds wk's page if u may see it; otherwise it has answered.
 func (s *Server) loadPerson(w http.ResponseWriter, r *http.Request, u User, ss *session, wk connector.WorkerKey) (personPage, bool) {
-	p := personPage{Worker: wk, Feeds: s.visibleFeeds(u)}
+	p := personPage{Story: person.Story{Worker: wk}, Feeds: s.visibleFeeds(u)}
 	if _, ok := s.d.Feeds[wk.Feed]; !ok || wk.WorkerID == "" {
 		s.fail(w, r, ss, http.StatusBadRequest, "Name a configured feed and a worker id.")
 		return p, false
@@ -69,8 +60,7 @@ func (s *Server) loadPerson(w http.ResponseWriter, r *http.Request, u User, ss *
 		s.fail(w, r, ss, http.StatusForbidden, "This person is of a feed you may not see.")
 		return p, false
 	}
-	ctx := r.Context()
-	hist, err := s.d.Store.LoadHistory(ctx, wk)
+	story, err := person.Tell(r.Context(), person.Sources{Store: s.d.Store, Feeds: s.d.Feeds, LMS: s.d.LMS, Policy: s.d.Policy}, wk, s.now(), auditLimit)
 	if errors.Is(err, connector.ErrNotFound) {
 		s.fail(w, r, ss, http.StatusNotFound, "hrsync has no facts about this worker of this feed.")
 		return p, false
@@ -79,47 +69,10 @@ func (s *Server) loadPerson(w http.ResponseWriter, r *http.Request, u User, ss *
 		s.internal(w, r, ss, err)
 		return p, false
 	}
-	now := s.now()
-	policy := connector.DefaultPolicy()
-	if s.d.Policy != nil {
-		policy = s.d.Policy(wk.Feed)
-	}
-	p.Facts = connector.SortFacts(hist.Facts)
-	p.Want, p.Next = connector.Want(p.Facts, now, policy)
-	if p.Audit, err = s.d.Store.ListAudit(ctx, store.AuditFilter{Feed: wk.Feed, WorkerID: wk.WorkerID, Limit: auditLimit}); err != nil {
-		s.internal(w, r, ss, err)
-		return p, false
-	}
+	p.Story = story
 	p.MayAct = u.MayDecide(wk.Feed) && s.d.Wake != nil
 	if s.d.LMS == nil {
 		p.LMSErr = "this console has no LMS to read"
-		return p, true
-	}
-	// The account as it is now: the link's, else what the matcher would find
-	// (the converger's own rules, read-only).
-	if id, ok := hist.Links[wk.WorkerID]; ok {
-		a, err := s.d.LMS.GetAccount(ctx, id)
-		switch {
-		case errors.Is(err, connector.ErrNotFound):
-			p.Match = "linked to " + id + ", which the LMS no longer has"
-		case err != nil:
-			p.LMSErr = err.Error()
-		default:
-			p.Account, p.Match = &a, "linked"
-		}
-	} else {
-		m, err := (connector.Matcher{LMS: s.d.LMS, Links: s.d.Store}).Match(ctx, s.d.Feeds[wk.Feed], p.Want)
-		switch {
-		case err != nil:
-			p.LMSErr = err.Error()
-		case len(m.Ambiguous) > 0:
-			p.Match = fmt.Sprintf("%d accounts match (%s): a person must decide", len(m.Ambiguous), m.By())
-		default:
-			p.Account, p.Match = m.Account, m.By()
-		}
-	}
-	if p.LMSErr == "" {
-		p.Plan = connector.Plan(p.Want, p.Account, policy)
 	}
 	return p, true
 }

@@ -45,6 +45,7 @@ type Store interface {
 	MarkDue(ctx context.Context, ws []connector.WorkerKey, now time.Time) (int, error)
 	WorkerSchedule(ctx context.Context, w connector.WorkerKey) (due, leased *time.Time, err error)
 	connector.LinkReader
+	connector.StateActionReader
 	// The overview.
 	FeedActivity(ctx context.Context) (map[string]store.FeedActivity, error)
 	DailyFacts(ctx context.Context, since, until time.Time) ([]store.DayCount, error)
