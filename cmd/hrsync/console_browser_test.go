@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
@@ -259,83 +257,9 @@ console:
 	}
 	rosterPath, offboardPath := "/holds/"+strconv.FormatInt(roster, 10), "/holds/"+strconv.FormatInt(offboard, 10)
 
-	// The browser.
-	actx, acancel := chromedp.NewExecAllocator(t.Context(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	// The first action starts the browser, on a context without a deadline (a
-	// deadline there would end the browser); the steps after it are bounded.
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	// The status of each page the browser loads, to see the 403 a forgery gets.
-	statuses := make(chan int64, 64)
-	if err := chromedp.Listen(bctx, func(ev any) {
-		if e, ok := ev.(*network.EventResponseReceived); ok && e.Type == network.ResourceTypeDocument {
-			select {
-			case statuses <- e.Response.Status:
-			default:
-			}
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(bctx, 30*time.Second) }
-	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	// load runs trigger and waits for the page it loads.
-	load := func(what string, trigger chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, trigger)); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return s
-	}
-	has := func(sel string) bool {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)))
-		if err != nil {
-			t.Fatalf("count %s: %v", sel, err)
-		}
-		return n > 0
-	}
-	shot := func(name string) {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	open := func(path string) {
-		t.Helper()
-		load("open "+path, chromedp.Navigate(base+path))
-	}
+	br := startBrowser(t, chrome, base, shots)
+	statuses := br.statuses
+	do, load, text, has, shot, open := br.do, br.load, br.text, br.has, br.shot, br.open
 	signIn := func(name string) {
 		t.Helper()
 		open("/login")

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
@@ -133,78 +131,9 @@ console:
 		"p00,p00@acme.example,Paula,Acme-Schmidt\np01,p01@acme.example,Piet,Acme\n"+
 		"p03,paul-at-acme,Paul,Acme\np04,p04@acme.example,Petra,Acme\np05,p05@acme.example,Quentin,Acme\n")
 
-	actx, acancel := chromedp.NewExecAllocator(t.Context(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	statuses := make(chan int64, 64)
-	if err := chromedp.Listen(bctx, func(ev any) {
-		if e, ok := ev.(*network.EventResponseReceived); ok && e.Type == network.ResourceTypeDocument {
-			select {
-			case statuses <- e.Response.Status:
-			default:
-			}
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(bctx, 30*time.Second) }
-	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	load := func(what string, trigger chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, trigger)); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return s
-	}
-	has := func(sel string) bool {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)))
-		if err != nil {
-			t.Fatalf("count %s: %v", sel, err)
-		}
-		return n > 0
-	}
-	shot := func(name string) {
-		t.Helper()
-		ctx, cancel := step()
-		defer cancel()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	open := func(path string) {
-		t.Helper()
-		load("open "+path, chromedp.Navigate(base+path))
-	}
+	br := startBrowser(t, chrome, base, shots)
+	statuses := br.statuses
+	do, load, text, has, shot, open := br.do, br.load, br.text, br.has, br.shot, br.open
 	// forge submits a form made in the page (csrf: the page's token, or
 	// another) and returns the status of what it loads.
 	forge := func(what, csrf string, fields ...string) int64 {
