@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/lmshttp"
 )
 
 // Client is a connector.LMS that speaks Docebo's REST API. It is safe for
@@ -141,9 +141,9 @@ func tokenError(err error, now time.Time) error {
 	const op = "POST /oauth2/token"
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
-		e := &connector.LMSError{Kind: kindOf(re.Response.StatusCode), Op: op, Status: re.Response.StatusCode,
+		e := &connector.LMSError{Kind: lmshttp.KindOf(re.Response.StatusCode), Op: op, Status: re.Response.StatusCode,
 			Reason: cmpOr(re.ErrorCode, http.StatusText(re.Response.StatusCode)), Code: re.ErrorCode,
-			RetryAfter: parseRetryAfter(re.Response.Header.Get("Retry-After"), now)}
+			RetryAfter: lmshttp.RetryAfter(re.Response.Header.Get("Retry-After"), now)}
 		if e.Kind == connector.KindInvalid {
 			e.Kind = connector.KindAuth // a refused client is a credentials problem
 		}
@@ -236,28 +236,6 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, pa
 	return resp.StatusCode, resp.Header, data, nil
 }
 
-// kindOf is the one table from HTTP status to error kind. Docebo answers 429
-// above the contractual call limit and 503 (no longer 500) under overload.
-func kindOf(status int) connector.ErrorKind {
-	switch {
-	case status == http.StatusBadRequest:
-		return connector.KindInvalid
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
-		return connector.KindAuth
-	case status == http.StatusNotFound:
-		return connector.KindNotFound
-	case status == http.StatusConflict:
-		return connector.KindConflict
-	case status == http.StatusTooManyRequests:
-		return connector.KindRateLimited
-	case status == http.StatusRequestTimeout, status >= 500:
-		return connector.KindUnavailable
-	case status >= 400:
-		return connector.KindInvalid
-	}
-	return connector.KindUnavailable
-}
-
 // maxReason bounds how much of Docebo's message ends up in an error.
 const maxReason = 200
 
@@ -265,10 +243,10 @@ const maxReason = 200
 // body carries a "message" (a string or a list of strings); a 400 whose message
 // says the username is taken is a conflict (see isTaken).
 func statusError(op string, status int, hdr http.Header, body []byte, now time.Time) *connector.LMSError {
-	e := &connector.LMSError{Kind: kindOf(status), Op: op, Status: status, Reason: http.StatusText(status),
-		RetryAfter: parseRetryAfter(hdr.Get("Retry-After"), now)}
+	e := &connector.LMSError{Kind: lmshttp.KindOf(status), Op: op, Status: status, Reason: http.StatusText(status),
+		RetryAfter: lmshttp.RetryAfter(hdr.Get("Retry-After"), now)}
 	if msg := errorMessage(body); msg != "" {
-		e.Reason = truncate(msg, maxReason)
+		e.Reason = lmshttp.Truncate(msg, maxReason)
 		if status == http.StatusBadRequest && isTaken(msg) {
 			e.Kind = connector.KindConflict
 		}
@@ -326,32 +304,6 @@ func isTaken(msg string) bool {
 	m := strings.ToLower(msg)
 	return strings.Contains(m, "already") || strings.Contains(m, "taken") || strings.Contains(m, "in use") ||
 		strings.Contains(m, "exists")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP-date.
-// It returns 0 if the header is missing, malformed or past.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // BaseURL returns the platform root the client was made for.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/lmshttp"
 )
 
 var _ connector.AccountCreator = (*Client)(nil)
@@ -113,7 +114,7 @@ func (c *Client) importChunk(ctx context.Context, chunk []connector.Account, out
 			if isTaken(msg) {
 				kind = connector.KindConflict
 			}
-			out[i].Err = &connector.LMSError{Kind: kind, Op: op, Reason: cmpOr(truncate(msg, maxReason), "row refused")}
+			out[i].Err = &connector.LMSError{Kind: kind, Op: op, Reason: cmpOr(lmshttp.Truncate(msg, maxReason), "row refused")}
 		case validID(lenientString(row.UserID)):
 			out[i].Account.ID = lenientString(row.UserID)
 		default:

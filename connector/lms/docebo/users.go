@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/lmshttp"
 )
 
 const usersPath = "/manage/v1/user"
@@ -217,7 +218,7 @@ func (c *Client) CreateAccount(ctx context.Context, a connector.Account) (connec
 		if isTaken(msg) {
 			kind = connector.KindConflict
 		}
-		return connector.Account{}, &connector.LMSError{Kind: kind, Op: op, Reason: cmpOr(truncate(msg, maxReason), "no user_id in the answer")}
+		return connector.Account{}, &connector.LMSError{Kind: kind, Op: op, Reason: cmpOr(lmshttp.Truncate(msg, maxReason), "no user_id in the answer")}
 	}
 	got := c.kept(a)
 	got.ID = id

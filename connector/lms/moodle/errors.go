@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/lmshttp"
 )
 
 // Exception is the error envelope of Moodle's REST protocol: most sites answer
@@ -96,8 +96,8 @@ func isTakenInfo(info string) bool { return strings.Contains(info, "already exis
 // exceptionError turns an envelope into an LMSError of op. The reason is
 // Moodle's message and error code; debug information stays out (it echoes data).
 func exceptionError(op string, status int, e Exception) *connector.LMSError {
-	le := &connector.LMSError{Kind: kindOfException(e), Op: op, Code: truncate(e.ErrorCode, 100),
-		Reason: truncate(e.Message, 200)}
+	le := &connector.LMSError{Kind: kindOfException(e), Op: op, Code: lmshttp.Truncate(e.ErrorCode, 100),
+		Reason: lmshttp.Truncate(e.Message, 200)}
 	if status != http.StatusOK {
 		le.Status = status
 	}
@@ -105,7 +105,7 @@ func exceptionError(op string, status int, e Exception) *connector.LMSError {
 		le.Reason = e.Exception
 	}
 	if e.ErrorCode != "" && !strings.Contains(le.Reason, e.ErrorCode) {
-		le.Reason += " (" + truncate(e.ErrorCode, 100) + ")"
+		le.Reason += " (" + lmshttp.Truncate(e.ErrorCode, 100) + ")"
 	}
 	return le
 }
@@ -116,10 +116,10 @@ func statusError(op string, resp *http.Response, now time.Time) *connector.LMSEr
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
 		e.Kind = connector.KindRateLimited
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), now)
+		e.RetryAfter = lmshttp.RetryAfter(resp.Header.Get("Retry-After"), now)
 	case s == http.StatusRequestTimeout || s >= 500:
 		e.Kind = connector.KindUnavailable
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), now)
+		e.RetryAfter = lmshttp.RetryAfter(resp.Header.Get("Retry-After"), now)
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
 		e.Kind = connector.KindAuth
 	case s == http.StatusNotFound:
@@ -131,32 +131,6 @@ func statusError(op string, resp *http.Response, now time.Time) *connector.LMSEr
 	}
 	return e
 }
-
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !isRuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // warning is one entry of a function's warnings (external_warnings).
 type warning struct {

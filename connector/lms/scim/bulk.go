@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/lmshttp"
 )
 
 // The bulk message URNs (RFC 7644 §3.7).
@@ -286,10 +287,10 @@ func (c *Client) bulkResult(ctx context.Context, r BulkOperationResponse, id str
 	if err != nil {
 		return &connector.LMSError{Kind: connector.KindUnavailable, Op: op, Reason: fmt.Sprintf("bulk operation status %q", r.Status)}
 	}
-	le := &connector.LMSError{Kind: kindOf(status), Op: op, Status: status, Reason: http.StatusText(status)}
+	le := &connector.LMSError{Kind: lmshttp.KindOf(status), Op: op, Status: status, Reason: http.StatusText(status)}
 	var se Error
 	if json.Unmarshal(r.Response, &se) == nil && se.Detail != "" {
-		le.Reason = truncate(se.Detail, maxReason)
+		le.Reason = lmshttp.Truncate(se.Detail, maxReason)
 	}
 	return c.gone(ctx, id, le)
 }

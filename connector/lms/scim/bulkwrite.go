@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/lmshttp"
 )
 
 // Batch writes over SCIM Bulk (RFC 7644 §3.7): creates as POST operations on
@@ -259,13 +260,13 @@ func (c *Client) bulkItem(ctx context.Context, o BulkOperation, r BulkOperationR
 		}
 		return connector.ItemResult{Account: a}
 	}
-	le := &connector.LMSError{Kind: kindOf(status), Op: op, Status: status, Reason: http.StatusText(status)}
+	le := &connector.LMSError{Kind: lmshttp.KindOf(status), Op: op, Status: status, Reason: http.StatusText(status)}
 	var se Error
 	if json.Unmarshal(r.Response, &se) == nil {
 		if se.Detail != "" {
-			le.Reason = truncate(scrubDetail(truncate(se.Detail, 16*maxReason)), maxReason)
+			le.Reason = lmshttp.Truncate(scrubDetail(lmshttp.Truncate(se.Detail, 16*maxReason)), maxReason)
 		}
-		le.Code = truncate(se.ScimType, maxReason)
+		le.Code = lmshttp.Truncate(se.ScimType, maxReason)
 	}
 	if o.Method == http.MethodPost {
 		return connector.ItemResult{Err: le}
