@@ -12,7 +12,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,16 +37,6 @@ type natsCluster struct {
 	mu    sync.Mutex
 	opts  []*server.Options
 	nodes []*server.Server // nil: stopped
-}
-
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func startCluster(t *testing.T) *natsCluster {
@@ -304,7 +293,7 @@ func TestClusterFaults(t *testing.T) {
 		}
 	}
 	startReplica := func(name string) *replica {
-		addr := "127.0.0.1:" + strconv.Itoa(freeLoopbackPort(t))
+		addr := freeLoopbackAddr(t)
 		args := daemonArgs(t, lms, cl.urls(), dbURL, lease)
 		args = append(args, "--config", cfg, "--admin-addr", addr, "--ack-wait", "10s")
 		return &replica{daemon: startDaemon(t, name, args), admin: addr}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -108,12 +107,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}))
 	t.Cleanup(rx.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	consoleAddr := ln.Addr().String()
-	ln.Close()
+	consoleAddr := freeLoopbackAddr(t)
 	idp := oidctest.New(t)
 	idp.SignInAs("olga@example.com", true)
 	cfg := filepath.Join(dir, "hrsync.yaml")
@@ -154,26 +148,9 @@ console:
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(t.Context())
-	var logs syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"hrsync", "run", "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token,
-			"--nats-url", natsURL, "--db", dbURL, "--admin-addr", "", "--console-addr", consoleAddr, "--poll-interval", "50ms",
-			"--reconcile-every", "1s"},
-			func(string) string { return "" }, &logs, &logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("run did not stop")
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	})
+	runTestDaemon(t, "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token,
+		"--nats-url", natsURL, "--db", dbURL, "--admin-addr", "", "--console-addr", consoleAddr, "--poll-interval", "50ms",
+		"--reconcile-every", "1s")
 	base := "http://" + consoleAddr
 	waitFor(t, 30*time.Second, "the console answers", func() (bool, string) {
 		resp, err := http.Get(base + "/login")

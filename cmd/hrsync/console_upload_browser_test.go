@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,12 +38,7 @@ func TestConsoleRosterUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	consoleAddr := ln.Addr().String()
-	ln.Close()
+	consoleAddr := freeLoopbackAddr(t)
 	cfg := filepath.Join(dir, "hrsync.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`feeds:
   - name: hr
@@ -64,25 +58,8 @@ console:
 `, hash)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	var logs syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"hrsync", "run", "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token,
-			"--nats-url", natsURL, "--db", dbURL, "--admin-addr", "", "--console-addr", consoleAddr, "--poll-interval", "50ms"},
-			func(string) string { return "" }, &logs, &logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("run did not stop")
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	})
+	runTestDaemon(t, "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token,
+		"--nats-url", natsURL, "--db", dbURL, "--admin-addr", "", "--console-addr", consoleAddr, "--poll-interval", "50ms")
 	base := "http://" + consoleAddr
 	waitFor(t, 30*time.Second, "the console answers", func() (bool, string) {
 		resp, err := http.Get(base + "/login")

@@ -12,12 +12,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -859,4 +861,46 @@ func settleAtOnceConfig(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// freeLoopbackPort is a loopback TCP port that was free when asked.
+func freeLoopbackPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// freeLoopbackAddr is host:port of a loopback TCP port that was free when asked.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	return "127.0.0.1:" + strconv.Itoa(freeLoopbackPort(t))
+}
+
+// runTestDaemon runs "hrsync run" with args in the test's process (no
+// environment) until t ends, and returns its log; a failed test prints the
+// log's last lines.
+func runTestDaemon(t *testing.T, args ...string) *syncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"hrsync", "run"}, args...), func(string) string { return "" }, logs, logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("run did not stop")
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", lastLines(logs.String(), 60))
+		}
+	})
+	return logs
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,31 +33,9 @@ func TestEventsOverHTTPDoor(t *testing.T) {
 `, sha("acme-token"), sha("globex-token"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	var logs syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"hrsync", "run", "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token,
-			"--nats-url", natsURL, "--db", dbURL, "--admin-addr", admin, "--poll-interval", "50ms"},
-			func(string) string { return "" }, &logs, &logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("run did not stop")
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", lastLines(logs.String(), 30))
-		}
-	})
+	admin := freeLoopbackAddr(t)
+	runTestDaemon(t, "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token,
+		"--nats-url", natsURL, "--db", dbURL, "--admin-addr", admin, "--poll-interval", "50ms")
 	event := `{"specversion":"1.0","type":"hrsync.worker.hired.v1","source":"/feeds/partner-acme","id":"acme-1",
 		"subject":"p-1","time":"2026-11-29T10:00:00Z","datacontenttype":"application/json",
 		"data":{"worker_id":"p-1","email":"pat.lee@acme.example","effective":"2026-01-01"}}`

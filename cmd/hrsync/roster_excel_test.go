@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,31 +61,9 @@ func TestRosterExcelFilesRecorded(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	var logs syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"hrsync", "run", "--config", cfgPath, "--lms-url", lms.url, "--lms-token", lms.token,
-			"--nats-url", natsURL, "--db", dbURL, "--admin-addr", admin, "--admin-token", "root-token", "--poll-interval", "50ms"},
-			func(string) string { return "" }, &logs, &logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("run did not stop")
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", lastLines(logs.String(), 30))
-		}
-	})
+	admin := freeLoopbackAddr(t)
+	runTestDaemon(t, "--config", cfgPath, "--lms-url", lms.url, "--lms-token", lms.token,
+		"--nats-url", natsURL, "--db", dbURL, "--admin-addr", admin, "--admin-token", "root-token", "--poll-interval", "50ms")
 	post := func(feed string, body []byte) (int, map[string]any) {
 		t.Helper()
 		var resp *http.Response

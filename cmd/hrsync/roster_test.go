@@ -2,13 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,32 +54,10 @@ func TestRosterUploadOverHTTP(t *testing.T) {
 `, sha("acme-token"), sha("globex-token"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := ln.Addr().String()
-	ln.Close()
+	admin := freeLoopbackAddr(t)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	var logs syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"hrsync", "run", "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token,
-			"--nats-url", natsURL, "--db", dbURL, "--admin-addr", admin, "--admin-token", "root-token", "--poll-interval", "50ms"},
-			func(string) string { return "" }, &logs, &logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("run did not stop")
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", lastLines(logs.String(), 30))
-		}
-	})
+	logs := runTestDaemon(t, "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token,
+		"--nats-url", natsURL, "--db", dbURL, "--admin-addr", admin, "--admin-token", "root-token", "--poll-interval", "50ms")
 	post := func(feed, token, query, body string) (int, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+admin+"/v1/feeds/"+feed+"/rosters"+query, strings.NewReader(body))
