@@ -103,7 +103,8 @@ func openDemoRuntime(ctx context.Context, db, tmp string, log *slog.Logger, p de
 	if err != nil {
 		return nil, err
 	}
-	s, err := app.NewStack(ctx, set, app.Options{LMS: p.LMS, Log: log, Now: p.Now, Migrate: true}, app.StackConfig{
+	set.LMS = p.LMS // the app opens the adapter lms.type names, behind the guard
+	s, err := app.NewStack(ctx, set, app.Options{Log: log, Now: p.Now, Migrate: true}, app.StackConfig{
 		EmbeddedNATS: true, EmbeddedDir: filepath.Join(tmp, "nats"), ManageStream: true, Durable: "hrsync",
 		Consumer: events.ConsumerConfig{Batch: 128, MaxWait: 50 * time.Millisecond},
 	})

@@ -118,6 +118,7 @@ func startVendorLMS(t *testing.T, name string, extra map[string]any) *vendorLMS 
 	set("client_id", s.ClientID)
 	set("external_id_field", s.ExternalIDField)
 	set("employee_number_field", s.EmployeeNumberField)
+	set("additional_fields", s.AdditionalFields)
 	set("ca_file", s.CAFile)
 	set("client_filter", s.ClientFilter)
 	set("rate", s.Rate)
@@ -521,7 +522,7 @@ func TestVendorReportRehire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := f.Client(l.url, l.secret)
+		c, err := f.Open(l.url, l.secret)
 		if err != nil {
 			t.Fatal(err)
 		}

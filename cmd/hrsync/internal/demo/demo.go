@@ -33,6 +33,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/flavor"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
@@ -115,11 +116,12 @@ type Runtime interface {
 	Close()
 }
 
-// Parts are what the demo brings to the hrsync it runs: the LMS (the sandbox,
-// spoken to over SCIM; the caller puts it behind the guard as for any LMS), the
-// feeds (hr, in Berlin time) and the simulated clock.
+// Parts are what the demo brings to the hrsync it runs: the LMS settings that
+// reach the sandbox through the flavor's API (the caller opens the adapter that
+// lms.type names, behind the guard, as for any LMS), the feeds (hr, in Berlin
+// time) and the simulated clock.
 type Parts struct {
-	LMS   connector.LMS
+	LMS   app.LMSSettings
 	Feeds connector.Feeds
 	Now   func() time.Time
 }
@@ -228,10 +230,7 @@ func (d *demo) play(ctx context.Context, open func(context.Context, Parts) (Runt
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	lmsURL := "http://" + ln.Addr().String() + d.flavor.Path
-	lms, err := d.flavor.Client(lmsURL, token)
-	if err != nil {
-		return d.res, err
-	}
+	lms := d.flavor.LMS(lmsURL, token)
 
 	hr := connector.DefaultFeed("hr", connector.FeedHR)
 	hr.Location = d.berlin

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/events"
 	"github.com/hrsync/hrsync/store"
@@ -121,7 +123,11 @@ func openTestRuntime(t *testing.T, ctx context.Context, p Parts) (Runtime, error
 	if err != nil {
 		return nil, err
 	}
-	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: db, LMS: p.LMS, Feeds: p.Feeds, Now: p.Now,
+	lms, err := app.GuardedLMS(p.LMS, nil, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return nil, err
+	}
+	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: db, LMS: lms, Feeds: p.Feeds, Now: p.Now,
 		Safeguard: sg, Policy: func(feed string) connector.Policy {
 			return p.Feeds[feed].Policy(connector.Policy{Leaver: connector.LeaverDeactivate})
 		}})

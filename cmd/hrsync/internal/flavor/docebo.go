@@ -2,11 +2,10 @@ package flavor
 
 import (
 	"cmp"
+	"fmt"
 	"net/http"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
-	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/connector/lms/docebo"
 	"github.com/hrsync/hrsync/connector/lms/docebo/docebosim"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
 )
@@ -29,11 +28,10 @@ func init() {
 		Settings: func(url, secret string) app.LMSSettings {
 			return app.LMSSettings{Type: "docebo", URL: url, ClientID: docebosim.DefaultClientID,
 				ClientSecret: cmp.Or(secret, sandboxSecret), ExternalIDField: docebosim.Fields.ExternalID,
-				EmployeeNumberField: docebosim.Fields.EmployeeNumber}
+				EmployeeNumberField: docebosim.Fields.EmployeeNumber,
+				AdditionalFields: fmt.Sprintf("org_unit=%s,job_title=%s,manager_id=%s,locale=%s", docebosim.Fields.OrgUnit,
+					docebosim.Fields.JobTitle, docebosim.Fields.ManagerID, docebosim.Fields.Locale)}
 		},
 		Sandbox: docebosim.SandboxOptions(),
-		Client: func(url, secret string) (connector.LMS, error) {
-			return docebo.New(url, docebosim.DefaultClientID, cmp.Or(secret, sandboxSecret), docebo.WithFields(docebosim.Fields))
-		},
 	})
 }

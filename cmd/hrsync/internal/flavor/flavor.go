@@ -8,6 +8,7 @@ package flavor
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sort"
@@ -37,9 +38,6 @@ type Flavor struct {
 	// with (Docebo and Moodle number their users: their simulators want decimal
 	// ids, so that the ids hrsync links are the sandbox's own).
 	Sandbox []sandbox.Option
-	// Client opens the adapter to the simulator at url with secret (the demo
-	// puts it behind the guard, as the app does for an adapter it opens).
-	Client func(url, secret string) (connector.LMS, error)
 }
 
 var (
@@ -82,4 +80,18 @@ func namesLocked() []string {
 	}
 	sort.Strings(ns)
 	return slices.Clip(ns)
+}
+
+// LMS returns the LMS settings that reach a simulator of f whose API is at url,
+// with the defaults a configuration file gets (timeout, rate).
+func (f Flavor) LMS(url, secret string) app.LMSSettings {
+	s := f.Settings(url, secret)
+	return app.LMSConfig{Type: s.Type}.Over(s)
+}
+
+// Open opens the adapter that lms.type f names, to the simulator at url, behind
+// the guard, as the app does for every command: tests and tools that talk to a
+// simulator directly go through the same registry and guard.
+func (f Flavor) Open(url, secret string) (connector.LMS, error) {
+	return app.GuardedLMS(f.LMS(url, secret), nil, slog.New(slog.DiscardHandler), nil)
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
-	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/connector/lms/moodle"
 	"github.com/hrsync/hrsync/connector/lms/moodle/moodlesim"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
 )
@@ -27,9 +25,6 @@ func init() {
 		},
 		Settings: func(url, secret string) app.LMSSettings {
 			return app.LMSSettings{Type: "moodle", URL: url, Token: cmp.Or(secret, sandboxToken)}
-		},
-		Client: func(url, secret string) (connector.LMS, error) {
-			return moodle.New(url, cmp.Or(secret, sandboxToken))
 		},
 	})
 }

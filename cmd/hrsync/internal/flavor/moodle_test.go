@@ -21,7 +21,7 @@ func TestMoodleFlavor(t *testing.T) {
 		sb := sandbox.New(f.Sandbox...)
 		srv := httptest.NewServer(f.Handler(sb, secret))
 		t.Cleanup(srv.Close)
-		c, err := f.Client(srv.URL+f.Path, secret)
+		c, err := f.Open(srv.URL+f.Path, secret)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,9 +4,7 @@ import (
 	"net/http"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
-	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
-	"github.com/hrsync/hrsync/connector/lms/scim"
 )
 
 // The sandbox's own API: SCIM 2.0 with its training extension.
@@ -17,13 +15,6 @@ func init() {
 		Handler: func(sb *sandbox.LMS, secret string) http.Handler { return sb.Handler(secret) },
 		Settings: func(url, secret string) app.LMSSettings {
 			return app.LMSSettings{Type: "scim", URL: url, Token: secret}
-		},
-		Client: func(url, secret string) (connector.LMS, error) {
-			var opts []scim.Option
-			if secret != "" {
-				opts = append(opts, scim.WithBearerToken(secret))
-			}
-			return scim.New(url, opts...)
 		},
 	})
 }
