@@ -251,6 +251,13 @@ func (db *DB) FinishJobItems(ctx context.Context, hold int64, items []connector.
 			if len(audit) > 0 {
 				rows = append(rows, audit[i])
 			}
+			if it.Status == connector.JobDone && (it.Action == connector.ActionDelete || it.Action == connector.ActionAnonymise) {
+				// Deleted or anonymised: the account mirror's copy goes too
+				// (migration 0020), with the personal data it held.
+				if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM lms_mirror WHERE account_id = ?`), it.AccountID); err != nil {
+					return err
+				}
+			}
 			if it.Action == connector.ActionAnonymise && it.Status == connector.JobDone {
 				// The account is anonymised: its old name and email go from the job too.
 				if _, err := tx.ExecContext(ctx, db.q(`UPDATE job_items SET user_name = '', email = '' WHERE hold_id = ? AND seq = ?`), hold, it.Seq); err != nil {
