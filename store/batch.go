@@ -371,7 +371,6 @@ func (db *DB) completeOne(ctx context.Context, c connector.Completion) error {
 	return &completionError{w: c.Claim.Worker, err: err}
 }
 
-
 // CompleteAll commits cs as Complete would, one after the other, but in one
 // transaction of a few statements: the workers are locked and read at once, the
 // links of the batch read at once and changed in two statements, the audit rows
