@@ -214,7 +214,22 @@ func publishUploadHold(ctx context.Context, c *connFlags, db *store.DB, id int64
 	if err != nil {
 		return 0, err
 	}
-	nc, err := natsConnect(c, h.Feed)
+	return withJetStream(c, h.Feed, func(js jetstream.JetStream) (int, error) { return roster.PublishApprovedHold(ctx, db, js, id) })
+}
+
+// publishUploadSample publishes the sampled leavers of the open upload hold id
+// (hrsync holds approve --sample-batch).
+func publishUploadSample(ctx context.Context, c *connFlags, db *store.DB, id int64) (int, error) {
+	h, err := db.GetHold(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return withJetStream(c, h.Feed, func(js jetstream.JetStream) (int, error) { return roster.PublishSample(ctx, db, js, id) })
+}
+
+// withJetStream runs publish on a JetStream connection for feed's events.
+func withJetStream(c *connFlags, feed string, publish func(jetstream.JetStream) (int, error)) (int, error) {
+	nc, err := natsConnect(c, feed)
 	if err != nil {
 		return 0, err
 	}
@@ -223,7 +238,7 @@ func publishUploadHold(ctx context.Context, c *connFlags, db *store.DB, id int64
 	if err != nil {
 		return 0, err
 	}
-	return roster.PublishApprovedHold(ctx, db, js, id)
+	return publish(js)
 }
 
 func orDash(s string) string {
