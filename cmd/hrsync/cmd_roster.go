@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -168,12 +169,7 @@ func newRosterUploadCmd(env *environment) *cobra.Command {
 			return err
 		}
 		defer f.Close()
-		who := *by
-		if who == "" {
-			if u, err := user.Current(); err == nil {
-				who = u.Username
-			}
-		}
+		who := byOrOSUser(*by)
 		up := a.Uploader()
 		if !*dry {
 			nc, err := natsConnect(&c, feed.name)
@@ -239,6 +235,19 @@ func withJetStream(c *connFlags, feed string, publish func(jetstream.JetStream) 
 		return 0, err
 	}
 	return publish(js)
+}
+
+// byOrOSUser is who a command records as the person who caused what it holds:
+// --by, or else the OS user (empty if that cannot be read). Four eyes keeps them
+// from approving it.
+func byOrOSUser(by string) string {
+	if by = strings.TrimSpace(by); by != "" {
+		return by
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
 
 func orDash(s string) string {
