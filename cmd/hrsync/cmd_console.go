@@ -92,6 +92,9 @@ func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.S
 		PublishUpload: func(ctx context.Context, id int64) (int, error) {
 			return roster.PublishApprovedHold(ctx, a.Store(), s.JetStream(), id)
 		},
+		PublishSample: func(ctx context.Context, id int64) (int, error) {
+			return roster.PublishSample(ctx, a.Store(), s.JetStream(), id)
+		},
 		RunJob: func(ctx context.Context, id int64) error {
 			return j.RunHold(ctx, id, jobs.RunOptions{Key: env.getenv(erasureKeyEnv), Getenv: env.getenv})
 		}})

@@ -66,6 +66,10 @@ type Deps struct {
 	// (roster.PublishApprovedHold on the daemon's JetStream); nil: the console
 	// says to run hrsync holds approve ID again from the CLI.
 	PublishUpload func(ctx context.Context, id int64) (int, error)
+	// PublishSample publishes the sampled leavers of an open upload hold
+	// (roster.PublishSample on the daemon's JetStream); nil: the console says to
+	// run hrsync holds approve ID --sample-batch N from the CLI.
+	PublishSample func(ctx context.Context, id int64) (int, error)
 	// Uploader runs roster uploads from the upload page, as the CLI and the
 	// admin API do (nil: no upload page); MaxUpload is the largest file, in
 	// bytes (the admin API's limit; 0: roster.DefaultLimits).
