@@ -46,6 +46,8 @@ type testBundle struct {
 	srv    *httptest.Server
 	hrHold int64
 	pHold  int64
+	// published are the holds whose sample batch the console published.
+	published chan int64
 }
 
 func setup(t *testing.T) *testBundle {
@@ -57,7 +59,7 @@ func setup(t *testing.T) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	b := &testBundle{db: db}
+	b := &testBundle{db: db, published: make(chan int64, 8)}
 	for _, f := range []string{"hr", "partner-acme"} {
 		id, err := db.CreateHold(ctx, connector.Hold{Feed: f, Kind: connector.HoldUpload, CausedBy: "ursula",
 			Reason: "roster upload by ursula: 9 of 10", Counts: connector.HoldCounts{Active: 10}, Payload: []byte(`[]`),
@@ -81,7 +83,8 @@ func setup(t *testing.T) *testBundle {
 		t.Fatal(err)
 	}
 	c, err := New(cfg, Deps{Store: db, Feeds: feeds, Log: log,
-		PublishUpload: func(context.Context, int64) (int, error) { return 0, nil }})
+		PublishUpload: func(context.Context, int64) (int, error) { return 0, nil },
+		PublishSample: func(_ context.Context, id int64) (int, error) { b.published <- id; return 1, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +238,60 @@ func TestForgedRequestsRefused(t *testing.T) {
 	}
 	if s := b.status(t, b.hrHold); s != connector.HoldApproved {
 		t.Fatalf("after alice's approval the hold is %s", s)
+	}
+}
+
+// A sample batch of a held roster: refused to its uploader and to another
+// feed's user; a second approver's marks the first people and publishes their
+// leavers, and the hold stays open for the rest.
+func TestSampleBatchOfUpload(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sample := func(br *browser) int {
+		return br.post("/holds/"+itoa(b.hrHold)+"/sample", url.Values{"csrf": {br.csrf}, "n": {"1"}, "reason": {"one first"}})
+	}
+	ursula := b.browser(t)
+	ursula.signIn("ursula")
+	if _, page := ursula.get("/holds/" + itoa(b.hrHold)); strings.Contains(page, `id="sample"`) {
+		t.Error("the uploader's hold page offers her a sample batch")
+	}
+	if code := sample(ursula); code != http.StatusForbidden {
+		t.Errorf("the uploader's sample batch: %d, want 403", code)
+	}
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if code := sample(pat); code != http.StatusForbidden {
+		t.Errorf("a partner's user's sample batch of an hr hold: %d, want 403", code)
+	}
+	if h, err := b.db.GetHold(t.Context(), b.hrHold); err != nil || h.Sample != 0 || len(b.published) != 0 {
+		t.Fatalf("after the refused samples: %+v, %v, %d published", h, err, len(b.published))
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	if _, page := alice.get("/holds/" + itoa(b.hrHold)); !strings.Contains(page, `id="sample"`) {
+		t.Fatal("alice's hold page offers no sample batch of the roster")
+	}
+	req, _ := http.NewRequest(http.MethodPost, alice.base+"/holds/"+itoa(b.hrHold)+"/sample",
+		strings.NewReader(url.Values{"csrf": {alice.csrf}, "n": {"1"}, "reason": {"one first"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := alice.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasSuffix(resp.Header.Get("Location"), "done=sampled-published") {
+		t.Fatalf("alice's sample batch: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if len(b.published) != 1 || <-b.published != b.hrHold {
+		t.Fatal("the sample batch's leavers were not published")
+	}
+	h, err := b.db.GetHold(t.Context(), b.hrHold)
+	if err != nil || h.Sample != 1 || h.Status != connector.HoldOpen {
+		t.Fatalf("the hold after the sample: %+v, %v; want a sample of 1, open", h, err)
+	}
+	if _, page := alice.get("/holds/" + itoa(b.hrHold) + "?done=sampled-published"); !strings.Contains(page, "in the sample") ||
+		!strings.Contains(page, "the rest wait for the decision") || !strings.Contains(page, "Approve the rest") {
+		t.Errorf("the hold page after the sample lacks who is in it:\n%s", page)
 	}
 }
 
