@@ -80,7 +80,7 @@ func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.S
 	up.JS = s.JetStream()
 	srv, err := console.New(cfg, console.Deps{Store: a.Store(), Feeds: set.Feeds, Log: log, Now: a.Clock(),
 		Uploader: up, MaxUpload: limits.OrDefaults().MaxUpload,
-		LMS: lms, Policy: a.Policy, Wake: s.Converger().Notify, Lag: s.ConsumerLag,
+		LMS: lms, Policy: a.Policy, Converger: s.Converger(), Settle: set.Safeguard.Settle, Lag: s.ConsumerLag,
 		LMSState: func() console.LMSState {
 			g, ok := lms.(interface{ Status() guard.Status })
 			if !ok {

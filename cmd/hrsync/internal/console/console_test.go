@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -48,6 +49,9 @@ type testBundle struct {
 	pHold  int64
 	// published are the holds whose sample batch the console published.
 	published chan int64
+	// lms is the sandbox LMS behind the console's converger (sync now).
+	lms   *sandbox.LMS
+	feeds connector.Feeds
 }
 
 func setup(t *testing.T) *testBundle {
@@ -82,7 +86,12 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(cfg, Deps{Store: db, Feeds: feeds, Log: log,
+	b.lms, b.feeds = sandbox.New(), feeds
+	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: db, LMS: b.lms, Feeds: feeds, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(cfg, Deps{Store: db, Feeds: feeds, Log: log, LMS: b.lms, Converger: conv,
 		PublishUpload: func(context.Context, int64) (int, error) { return 0, nil },
 		PublishSample: func(_ context.Context, id int64) (int, error) { b.published <- id; return 1, nil }})
 	if err != nil {
@@ -292,6 +301,59 @@ func TestSampleBatchOfUpload(t *testing.T) {
 	if _, page := alice.get("/holds/" + itoa(b.hrHold) + "?done=sampled-published"); !strings.Contains(page, "in the sample") ||
 		!strings.Contains(page, "the rest wait for the decision") || !strings.Contains(page, "Approve the rest") {
 		t.Errorf("the hold page after the sample lacks who is in it:\n%s", page)
+	}
+}
+
+// Sync now converges the person there and then through the converger (no
+// daemon runs here to wake) and shows each step: the match and the plan it
+// started from, the LMS call with its outcome, and the account after.
+func TestSyncNowConverges(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	now := time.Now().UTC()
+	if _, err := b.db.RecordFacts(t.Context(), []connector.Fact{{Source: b.feeds["hr"].Source, ID: "e9", Feed: "hr", WorkerID: "w9",
+		Kind: connector.KindHired, Effective: now, Time: now,
+		Profile: connector.Profile{Email: "nia@example.com", GivenName: "Nia", FamilyName: "Okafor", EmployeeNumber: "E9"}}}); err != nil {
+		t.Fatal(err)
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	form := url.Values{"feed": {"hr"}, "worker": {"w9"}}
+	req := func(path string) (int, string) {
+		t.Helper()
+		form.Set("csrf", alice.csrf)
+		resp, err := alice.c.PostForm(alice.base+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, page := req("/person"); code != http.StatusOK || !strings.Contains(page, `id="sync"`) || !strings.Contains(page, "create") {
+		t.Fatalf("the person page before: %d, want a sync button and a plan to create\n%s", code, page)
+	}
+	code, page := req("/person/sync")
+	if code != http.StatusOK {
+		t.Fatalf("sync now: %d\n%s", code, page)
+	}
+	steps := page[strings.Index(page, `id="steps"`):]
+	steps = steps[:strings.Index(steps, "</div>")]
+	for _, want := range []string{"Match:</b> no account", "Plan:</b> create", `<span class="badge ok">ok</span> create of account`,
+		"Result:</b> account ", "is active: Nia Okafor, nia@example.com"} {
+		if !strings.Contains(steps, want) {
+			t.Errorf("the steps of sync now lack %q:\n%s", want, steps)
+		}
+	}
+	if n := b.lms.Count(); n != 1 {
+		t.Fatalf("the LMS has %d accounts after sync now, want the one created", n)
+	}
+	if !strings.Contains(page, `<dd id="plan">nothing to do</dd>`) {
+		t.Errorf("the plan after sync now is not empty")
+	}
+	// A second sync now has nothing to do, and says so.
+	if _, page := req("/person/sync"); !strings.Contains(page, "none: no LMS call, no hold, no review was needed") {
+		t.Errorf("a second sync now:\n%s", page)
 	}
 }
 

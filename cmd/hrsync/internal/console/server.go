@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/deadletter"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/person"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/review"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
@@ -42,8 +43,6 @@ type Store interface {
 	ListReviews(ctx context.Context, f store.ReviewFilter) ([]connector.Review, error)
 	// A person's page.
 	LoadHistory(ctx context.Context, w connector.WorkerKey) (connector.History, error)
-	MarkDue(ctx context.Context, ws []connector.WorkerKey, now time.Time) (int, error)
-	WorkerSchedule(ctx context.Context, w connector.WorkerKey) (due, leased *time.Time, err error)
 	connector.LinkReader
 	connector.StateActionReader
 	// The overview.
@@ -83,9 +82,12 @@ type Deps struct {
 	LMS connector.LMS
 	// Policy is a feed's policy as the converger applies it.
 	Policy func(feed string) connector.Policy
-	// Wake tells the daemon's converger that workers were made due ("sync
-	// now"); nil: no sync now.
-	Wake func()
+	// Converger converges one person now ("sync now"): the daemon's converger
+	// (person.Apply, as hrsync explain --apply); nil: no sync now.
+	Converger person.Converger
+	// Settle is the safeguard's settle period (safeguard.settle): sync now waits
+	// for a removal's burst to be judged, as explain --apply does.
+	Settle time.Duration
 	// Lag is a feed's consumer lag: messages not delivered yet, and delivered
 	// but not acknowledged (nil: the overview says "-").
 	Lag func(ctx context.Context, feed string) (pending, ackPending uint64, err error)
