@@ -173,7 +173,7 @@ func writeExplain(w io.Writer, format string, s person.Story, done *person.Appli
 			Kept     string                 `json:"kept,omitempty"`
 			LMSError string                 `json:"lms_error,omitempty"`
 			Audit    []connector.AuditEntry `json:"audit"`
-			Applied  *person.Applied               `json:"applied,omitempty"`
+			Applied  *person.Applied        `json:"applied,omitempty"`
 		}{s.Worker.Feed + ":" + s.Worker.WorkerID, s.Facts, wantJSON{s.Want.State, s.Want.Profile, s.Want.LeftReason, s.Next},
 			s.Account, s.Match, plan, s.Kept, s.LMSErr, s.Audit, done})
 	}

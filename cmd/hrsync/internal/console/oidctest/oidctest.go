@@ -28,7 +28,7 @@ type Provider struct {
 	mu       sync.Mutex
 	email    string
 	verified bool
-	extra    map[string]any // more claims of the next ID tokens
+	extra    map[string]any               // more claims of the next ID tokens
 	codes    map[string]map[string]string // code -> nonce, challenge, client
 }
 
