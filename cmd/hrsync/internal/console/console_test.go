@@ -52,6 +52,7 @@ type testBundle struct {
 	// lms is the sandbox LMS behind the console's converger (sync now).
 	lms   *sandbox.LMS
 	feeds connector.Feeds
+	cfg   Config
 }
 
 func setup(t *testing.T) *testBundle {
@@ -86,7 +87,7 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.lms, b.feeds = sandbox.New(), feeds
+	b.lms, b.feeds, b.cfg = sandbox.New(), feeds, cfg
 	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: db, LMS: b.lms, Feeds: feeds, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -592,23 +593,53 @@ func TestDrift(t *testing.T) {
 	}
 }
 
-// Sessions stay bounded however many sign-ins come.
-func TestSessionsBounded(t *testing.T) {
+// Sessions are kept in the database: a sign-in survives a restart and works on
+// another replica with the same token, signing out on one ends it on all, and
+// the database holds a hash of the cookie, never the cookie.
+func TestSessionsSurviveARestart(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	s := &sessions{m: map[string]*session{}, ttl: time.Hour, now: func() time.Time { return now }}
-	for range maxSessions + 10 {
-		s.create(User{Name: "a"})
+	b := setup(t)
+	alice := b.browser(t)
+	alice.signIn("alice")
+	// Another replica (or this one, restarted) on the same database.
+	other, err := New(b.cfg, Deps{Store: b.db, Feeds: b.feeds})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := len(s.m); n > maxSessions {
-		t.Fatalf("%d sessions kept, want at most %d", n, maxSessions)
+	srv := httptest.NewServer(other.Handler())
+	t.Cleanup(srv.Close)
+	b.srv.Close() // the first one is gone
+	alice.base = srv.URL
+	if code, page := alice.get("/"); code != http.StatusOK || !strings.Contains(page, "alice · approver") {
+		t.Fatalf("the other replica's overview: %d, want alice signed in\n%s", code, page)
 	}
-	id, _ := s.create(User{Name: "b"})
-	if _, ok := s.get(id); !ok {
-		t.Fatal("the newest session was dropped")
+	u, _ := url.Parse(srv.URL)
+	var cookie string
+	for _, c := range alice.c.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			cookie = c.Value
+		}
 	}
-	now = now.Add(time.Hour)
-	if _, ok := s.get(id); ok {
-		t.Fatal("a session outlived its ttl")
+	if _, err := b.db.GetConsoleSession(t.Context(), cookie, time.Now()); err == nil {
+		t.Fatal("the database holds the session cookie's value")
+	}
+	if st, err := b.db.GetConsoleSession(t.Context(), sessionKey(cookie), time.Now()); err != nil || st.User != "alice" {
+		t.Fatalf("the session in the database: %+v, %v", st, err)
+	}
+	// A form of the session is accepted by the other replica: its token is the session's.
+	alice.get("/holds/" + itoa(b.hrHold))
+	if code := alice.post("/holds/"+itoa(b.hrHold)+"/reject", url.Values{"csrf": {alice.csrf}, "reason": {"wrong file"}}); code != http.StatusSeeOther {
+		t.Fatalf("rejecting on the other replica: %d, want 303", code)
+	}
+	if code := alice.post("/logout", url.Values{"csrf": {alice.csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("signing out: %d, want 303", code)
+	}
+	if _, err := b.db.GetConsoleSession(t.Context(), sessionKey(cookie), time.Now()); err == nil {
+		t.Fatal("the session outlived signing out")
+	}
+	// The cookie, replayed after signing out, signs nobody in.
+	alice.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: cookie, Path: "/"}})
+	if code, _ := alice.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("a replayed cookie after signing out: %d, want 303 to sign in", code)
 	}
 }

@@ -264,7 +264,11 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		refuse("not a console user, and no console.oidc.roles rule matches")
 		return
 	}
-	id, _ := s.sessions.create(u)
+	id, _, err := s.sessions.create(r.Context(), u)
+	if err != nil {
+		s.internal(w, r, nil, err)
+		return
+	}
 	s.setCookie(w, sessionCookie, id, int(s.sessions.ttl/time.Second))
 	s.log.Info("console: signed in through oidc", "user", u.Name, "role", u.Role)
 	// A page of our own continues to the console: a redirect would still be
