@@ -187,7 +187,7 @@ offboarding runs with hrsync holds run ID. --by and --reason are required: the
 decision is kept with the hold and in the audit trail, one row per person.
 
 --sample-batch N lets only the first N accounts (a clean-up's or offboarding's) or
-people (a live or upload hold's, in the order hrsync holds show lists them) run, as
+people (a live or upload hold's, in the order the hold lists them) run, as
 a test; the hold stays open for the decision on the rest, which stay held. A live
 hold's sampled people are due at once (a running daemon converges them); an upload
 hold's sampled leavers are published (only their leaving events); a job's run with
