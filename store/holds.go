@@ -53,6 +53,9 @@ func (db *DB) lockSafeguard(ctx context.Context, tx *sqlx.Tx) error {
 //     allows (binding an upload's version-less entry to this version), rejected
 //     refuses with Status rejected, passed (a burst judged under the thresholds)
 //     allows and counts in the window;
+//     a worker a person let run in a sample batch of an open hold (AllowSample)
+//     is allowed at the version the hold has (or, an upload's, binds to this
+//     one) and does not count (2b);
 //     a worker in an open live hold stays in it (Status open);
 //  3. the feed's settling burst takes the worker in; before the burst's judge_at
 //     the answer is Wait, from then on the burst is judged whole (judgeBurst);
@@ -108,8 +111,7 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 		switch {
 		case connector.HoldStatus(status) == connector.HoldApproved && covers:
 			if hver == 0 {
-				if _, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
-					r.Version, hid, w.Feed, w.WorkerID); err != nil {
+				if err := db.bindHoldVersion(ctx, tx, hid, r); err != nil {
 					return connector.RemovalVerdict{}, err
 				}
 			}
@@ -121,8 +123,7 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 			// A burst, or an upload, judged under the thresholds: it runs, and
 			// counts; an upload's version-less entry binds to this version.
 			if hver == 0 {
-				if _, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
-					r.Version, hid, w.Feed, w.WorkerID); err != nil {
+				if err := db.bindHoldVersion(ctx, tx, hid, r); err != nil {
 					return connector.RemovalVerdict{}, err
 				}
 			}
@@ -135,8 +136,7 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 		case connector.HoldStatus(status) == connector.HoldRejected && hver == 0 && sampled:
 			// An upload's sample, published, then the upload rejected before its
 			// removal ran: the rejection binds to this version, as a live hold's does.
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
-				r.Version, hid, w.Feed, w.WorkerID); err != nil {
+			if err := db.bindHoldVersion(ctx, tx, hid, r); err != nil {
 				return connector.RemovalVerdict{}, err
 			}
 			return connector.RemovalVerdict{HoldID: hid, Status: connector.HoldRejected, Reason: decision}, nil
@@ -156,8 +156,7 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 	switch {
 	case err == nil && (sver == 0 || r.Version <= sver):
 		if sver == 0 {
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
-				r.Version, hid, w.Feed, w.WorkerID); err != nil {
+			if err := db.bindHoldVersion(ctx, tx, hid, r); err != nil {
 				return connector.RemovalVerdict{}, err
 			}
 		}
@@ -395,6 +394,14 @@ func (db *DB) window(ctx context.Context, tx *sqlx.Tx, scope string, w connector
 		return 0, 0, fmt.Errorf("prune removals: %w", err)
 	}
 	return removals, active, nil
+}
+
+// bindHoldVersion binds r's worker's entry in hold hid to r.Version: an
+// upload's entries have none until their facts are recorded and judged.
+func (db *DB) bindHoldVersion(ctx context.Context, tx *sqlx.Tx, hid int64, r connector.RemovalRequest) error {
+	_, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
+		r.Version, hid, r.Worker.Feed, r.Worker.WorkerID)
+	return err
 }
 
 // recordRemoval records an allowed removal of r.Worker at r.Now, replacing the
