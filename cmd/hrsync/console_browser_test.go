@@ -80,7 +80,8 @@ const consolePassword = "correct horse battery"
 // their feed and gives the first of the two approvals its offboarding needs; a
 // second approver approves a sample batch of the roster, whose two leavers
 // alone are deactivated in the LMS, then the rest, which are deactivated too;
-// the audit page shows who approved.
+// the audit page shows who approved; people sign in through OIDC, by their
+// email or by a group.
 func TestConsoleInBrowser(t *testing.T) {
 	t.Parallel()
 	chrome := chromiumPath(t)
@@ -135,6 +136,7 @@ notify:
   webhooks:
     - {name: ops, url: %[2]q, events: [hold_opened, drift]}
 console:
+  logins_per_minute: 20   # six people sign in from one address within the minute
   users:
     - {name: ursula, role: approver, password_hash: %[1]q}
     - {name: alice, role: approver, password_hash: %[1]q}
@@ -146,6 +148,8 @@ console:
     client_id: hrsync-console
     redirect_url: http://%[4]s/login/callback
     name: Example SSO
+    roles:
+      - {claim: groups, value: lms-viewers, role: viewer, feeds: [hr]}
 `, hash, rx.URL, idp.Issuer, consoleAddr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -521,6 +525,14 @@ console:
 	do("sign in through OIDC", chromedp.Click(chromedp.ID("oidc")), chromedp.WaitVisible(chromedp.CSS("#feeds")))
 	if who := text("header .who"); !strings.Contains(who, "olga@example.com · admin") {
 		t.Fatalf("signed in through OIDC as %q", who)
+	}
+	signOut()
+	// gus is no console user, but the identity provider puts him in the group
+	// console.oidc.roles makes hr's viewers.
+	idp.SignInWith("gus@example.com", true, map[string]any{"groups": []any{"staff", "lms-viewers"}})
+	do("sign in through OIDC by a group", chromedp.Click(chromedp.ID("oidc")), chromedp.WaitVisible(chromedp.CSS("#feeds")))
+	if who := text("header .who"); !strings.Contains(who, "gus@example.com · viewer · hr") {
+		t.Fatalf("signed in through OIDC by a group as %q", who)
 	}
 	signOut()
 }
