@@ -9,6 +9,7 @@ import (
 
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // readCounter counts the reads of linked accounts that reach the sandbox.
@@ -74,5 +75,20 @@ func TestLMSMirrorConfig(t *testing.T) {
 			t.Errorf("mirror=%v: the update read the account %d times, want %d", on, reads, map[bool]int{true: 0, false: 1}[on])
 		}
 		a.Close()
+	}
+}
+
+// The converger's mirror hook feeds hrsync_lms_mirror_plans_total.
+func TestMirrorPlansMetric(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics()
+	h := m.convergerHooks(connector.ConvergerHooks{})
+	h.Mirror(true)
+	h.Mirror(true)
+	h.Mirror(false)
+	for result, want := range map[string]float64{"served": 2, "read": 1} {
+		if got := testutil.ToFloat64(m.mirrorPlans.WithLabelValues(result)); got != want {
+			t.Errorf("hrsync_lms_mirror_plans_total{result=%q} = %v, want %v", result, got, want)
+		}
 	}
 }
