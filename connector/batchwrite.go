@@ -75,12 +75,26 @@ func (c *Converger) actMany(ctx context.Context, reqs []*intentReq, sem chan str
 		wg.Go(func() { defer func() { <-sem }(); fn() })
 	}
 	groups := map[ActionKind][]*intentReq{}
+	var fused []*intentReq
 	for _, r := range reqs {
 		if r.held != nil && !r.held() {
 			r.res.leaseLost = true // its intent was committed too late: not made
 			continue
 		}
+		if r.act.setsActive {
+			fused = append(fused, r) // an update that also sets the state
+			continue
+		}
 		groups[r.act.Kind] = append(groups[r.act.Kind], r)
+	}
+	if n := c.batchSize(ctx, ActionUpdate, len(fused)); n > 1 {
+		for chunk := range slices.Chunk(fused, n) {
+			run(func() { c.actFused(ctx, chunk) })
+		}
+	} else {
+		for _, r := range fused {
+			run(func() { r.res.acct, r.res.err = c.act(ctx, *r.act) })
+		}
 	}
 	for _, kind := range ActionKinds {
 		g := groups[kind]
@@ -199,4 +213,57 @@ func answerLost(err error) bool {
 		return le.Kind == KindUnavailable || le.Status >= 500
 	}
 	return !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) && !IsPermanent(err)
+}
+
+// fuseState returns the state change that follows the update plan[i] on the
+// same account, with the id of its intent row, when the LMS can make both in one
+// call (ActiveUpdater) and the row was committed; nil otherwise, and the two go
+// out one after the other as before. The state change's intent row is committed
+// on its own, before the update's (which is committed with the call, as any
+// write's): so a crash after the call leaves both pending, and the next
+// converge resolves each from what the LMS shows (docs/audit.md).
+func (c *Converger) fuseState(ctx context.Context, cl Claim, plan []Action, i int, have *Account, want Wanted, planText string) (*Action, int64) {
+	a := plan[i]
+	if a.Kind != ActionUpdate || i+1 >= len(plan) || a.AccountID == "" {
+		return nil, 0
+	}
+	next := plan[i+1]
+	if (next.Kind != ActionReactivate && next.Kind != ActionDeactivate) || next.AccountID != a.AccountID {
+		return nil, 0
+	}
+	au, ok := c.cfg.LMS.(ActiveUpdater)
+	if !ok || !au.UpdatesActive(ctx) {
+		return nil, 0
+	}
+	in := intent(cl, next, have, want, c.cfg.Now())
+	if in.Plan == "" {
+		in.Plan = planText
+	}
+	id, err := c.beginIntent(ctx, in)
+	if err != nil {
+		c.log.Warn("recording a state change before fusing it with its update failed; made as two calls", "feed", cl.Worker.Feed,
+			"worker_id", cl.Worker.WorkerID, "err", err)
+		return nil, 0
+	}
+	return &next, id
+}
+
+// actFused makes one UpdateAccountsActive call for chunk, updates that also set
+// the account's state, and sets each item's result.
+func (c *Converger) actFused(ctx context.Context, chunk []*intentReq) {
+	accs := make([]Account, len(chunk))
+	for i, r := range chunk {
+		accs[i] = r.act.Account
+	}
+	res, err := c.cfg.LMS.(ActiveUpdater).UpdateAccountsActive(ctx, accs)
+	if err == nil && len(res) != len(chunk) {
+		err = &LMSError{Kind: KindUnavailable, Op: "UpdateAccountsActive", Reason: fmt.Sprintf("%d results for %d items", len(res), len(chunk))}
+	}
+	for i, r := range chunk {
+		if err != nil {
+			r.res.err = err
+			continue
+		}
+		r.res.acct, r.res.err = res[i].Account, res[i].Err
+	}
 }

@@ -117,3 +117,21 @@ type AccountUpdater interface {
 	// its Version where the LMS has versions.
 	UpdateAccounts(ctx context.Context, accs []Account) ([]ItemResult, error)
 }
+
+// ActiveUpdater updates an account and sets it active or inactive in the same
+// call (SCIM: one PATCH with `active` among its operations; Moodle: `suspended`
+// in the same core_user_update_users item). The converger uses it for a plan
+// that updates an account and then changes its state (a rehire under a new id:
+// re-key, then reactivate): one call instead of two. UpdateAccount itself never
+// changes active.
+type ActiveUpdater interface {
+	// UpdatesActive reports whether the calls below can be made; false (the
+	// LMS behind a wrapper cannot) means two calls.
+	UpdatesActive(ctx context.Context) bool
+	// UpdateAccountActive is UpdateAccount that also sets the account's state
+	// to a.Active.
+	UpdateAccountActive(ctx context.Context, a Account) (Account, error)
+	// UpdateAccountsActive is UpdateAccountActive for many accounts in one call,
+	// at most MaxUpdateBatch (AccountUpdater) of them.
+	UpdateAccountsActive(ctx context.Context, accs []Account) ([]ItemResult, error)
+}

@@ -738,7 +738,8 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	}
 	mirrorBase := have // the account as the plan's writes so far leave it
 	answered := false  // the last write's answer was the whole account
-	for _, a := range plan {
+	for i := 0; i < len(plan); i++ {
+		a := plan[i]
 		if !held() {
 			return Completion{}, errLeaseLost // another converger may act on this worker now
 		}
@@ -767,6 +768,14 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		in := intent(cl, a, have, want, c.cfg.Now())
 		if in.Plan == "" {
 			in.Plan = planText
+		}
+		// An update followed by a state change of the same account is one call
+		// where the LMS can (ActiveUpdater): the state change's intent row is
+		// committed first, then the update's with the call (fuseState).
+		state, stateID := c.fuseState(ctx, cl, plan, i, have, want, planText)
+		if state != nil {
+			a.setsActive, a.Account.Active = true, state.Kind == ActionReactivate
+			i++ // the state change is this call's too
 		}
 		// With the batch's other writes of its kind, where it is part of one.
 		wr := c.write(ctx, in, a)
@@ -814,7 +823,23 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			} else if seen, ok, whole := afterWrite(a, mirrorBase, acct); ok {
 				c.remember(&comp, c.seen(seen))
 				mirrorBase = &seen // a later action of this plan changes it further
+				// (a fused update's answer, or what it sent, has the new state)
 				answered = whole
+			}
+			if state != nil {
+				// The state change made by the same call: its own audit row (its
+				// intent row, given its outcome), as if made on its own.
+				active := state.Kind == ActionReactivate
+				se := AuditEntry{ID: stateID, At: entry.At, Feed: cl.Worker.Feed, WorkerID: cl.Worker.WorkerID, AccountID: entry.AccountID,
+					Action: state.Kind, Outcome: OutcomeOK, Detail: state.Reason, FactIDs: want.FactIDs, Cause: state.Reason,
+					HoldID: state.HoldID, ActiveAfter: &active, Plan: planText}
+				comp.Audit = append(comp.Audit, entry)
+				c.hookAction(a.Kind, OutcomeOK)
+				entry = se
+				a = *state
+				if a.Kind == ActionReactivate && a.Reason == ReasonEmployedAgain {
+					comp.training = append(comp.training, trainingNote{audit: len(comp.Audit), account: entry.AccountID, validity: pol.CourseValidity})
+				}
 			}
 			comp.Audit = append(comp.Audit, entry)
 			c.hookAction(a.Kind, OutcomeOK)
@@ -928,6 +953,9 @@ func (c *Converger) act(ctx context.Context, a Action) (Account, error) {
 	case ActionCreate:
 		return c.cfg.LMS.CreateAccount(ctx, a.Account)
 	case ActionUpdate:
+		if a.setsActive {
+			return c.cfg.LMS.(ActiveUpdater).UpdateAccountActive(ctx, a.Account)
+		}
 		return c.cfg.LMS.UpdateAccount(ctx, a.Account)
 	case ActionDeactivate:
 		return c.cfg.LMS.SetActive(ctx, a.AccountID, false)

@@ -36,6 +36,11 @@ type Action struct {
 	// HoldID is the hold whose approval lets this removal run (set by the
 	// safeguard); zero for none.
 	HoldID int64
+
+	// setsActive, on an update, makes the same call set the account's state
+	// to Account.Active: the update and the plan's next action, a state
+	// change, in one call (ActiveUpdater; converge fuses them).
+	setsActive bool
 }
 
 func (a Action) String() string {

@@ -205,3 +205,79 @@ func (g *LMS) batchWrite(ctx context.Context, op string, count, n int, again, re
 	}
 	return out, nil
 }
+
+// UpdatesActive implements connector.ActiveUpdater: whether the LMS behind
+// the guard can update an account and set its state in one call.
+func (g *LMS) UpdatesActive(ctx context.Context) bool {
+	au, ok := g.inner.(connector.ActiveUpdater)
+	return ok && au.UpdatesActive(ctx)
+}
+
+// UpdateAccountActive implements connector.ActiveUpdater, resent as
+// UpdateAccount is: an attempt that may have been applied and then fails its
+// precondition is read, and done if the account says what was asked, state
+// included.
+func (g *LMS) UpdateAccountActive(ctx context.Context, a connector.Account) (connector.Account, error) {
+	au, ok := g.inner.(connector.ActiveUpdater)
+	if !ok {
+		return connector.Account{}, connector.Permanent(errors.New("the LMS cannot update an account and set its state in one call"))
+	}
+	var out connector.Account
+	maybe, err := g.call(ctx, "UpdateAccountActive", func(ctx context.Context) (err error) {
+		out, err = au.UpdateAccountActive(ctx, a)
+		return err
+	})
+	if err == nil || !maybe || !errors.Is(err, connector.ErrPrecondition) {
+		return out, err
+	}
+	if cur, gerr := g.GetAccount(ctx, a.ID); gerr == nil && sameData(cur, a) && cur.Active == a.Active {
+		return cur, nil
+	}
+	return connector.Account{}, err
+}
+
+// UpdateAccountsActive implements connector.ActiveUpdater, as UpdateAccounts
+// (resent; an item an earlier attempt may have applied is read when it then
+// fails its precondition), one call per MaxUpdateBatch accounts; one
+// UpdateAccountActive each when the LMS has no batch update.
+func (g *LMS) UpdateAccountsActive(ctx context.Context, accs []connector.Account) ([]connector.ItemResult, error) {
+	au, ok := g.inner.(connector.ActiveUpdater)
+	n := g.MaxUpdateBatch(ctx)
+	if !ok || n <= 0 {
+		out := make([]connector.ItemResult, len(accs))
+		for i, a := range accs {
+			out[i].Account, out[i].Err = g.UpdateAccountActive(ctx, a)
+		}
+		return out, nil
+	}
+	maybe := make([]bool, len(accs))
+	out, err := g.batchWrite(ctx, "UpdateAccountsActive", len(accs), n, retryable, retryable, func(ctx context.Context, idx []int) ([]connector.ItemResult, error) {
+		sub := make([]connector.Account, len(idx))
+		for k, i := range idx {
+			sub[k] = accs[i]
+		}
+		res, err := au.UpdateAccountsActive(ctx, sub)
+		for k, i := range idx {
+			switch {
+			case err != nil:
+				maybe[i] = maybe[i] || answerLost(err)
+			case k < len(res):
+				maybe[i] = maybe[i] || answerLost(res[k].Err)
+			}
+		}
+		return res, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if maybe[i] && errors.Is(out[i].Err, connector.ErrPrecondition) {
+			if cur, gerr := g.GetAccount(ctx, accs[i].ID); gerr == nil && sameData(cur, accs[i]) && cur.Active == accs[i].Active {
+				out[i] = connector.ItemResult{Account: cur}
+			}
+		}
+	}
+	return out, nil
+}
+
+var _ connector.ActiveUpdater = (*LMS)(nil)

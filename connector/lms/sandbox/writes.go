@@ -88,3 +88,49 @@ func (l *LMS) batchCheck(ctx context.Context, op string, n int) error {
 	}
 	return nil
 }
+
+// UpdatesActive implements connector.ActiveUpdater: the sandbox always can.
+func (l *LMS) UpdatesActive(context.Context) bool { return true }
+
+// UpdateAccountActive implements connector.ActiveUpdater: UpdateAccount that
+// also sets a.Active, in one operation (conditional on a.Version when set), as
+// a SCIM PATCH with both would.
+func (l *LMS) UpdateAccountActive(ctx context.Context, a connector.Account) (connector.Account, error) {
+	const op = "UpdateAccountActive"
+	if err := ctxErr(ctx, op); err != nil {
+		return connector.Account{}, err
+	}
+	res, err := l.modify(op, a.ID, a.Version, updateActive(a))
+	return res.acct, err
+}
+
+// UpdateAccountsActive implements connector.ActiveUpdater: UpdateAccountActive
+// for each of accs, in one call.
+func (l *LMS) UpdateAccountsActive(ctx context.Context, accs []connector.Account) ([]connector.ItemResult, error) {
+	const op = "UpdateAccountsActive"
+	if err := l.batchCheck(ctx, op, len(accs)); err != nil {
+		return nil, err
+	}
+	out := make([]connector.ItemResult, len(accs))
+	for i, a := range accs {
+		res, err := l.modify(op, a.ID, a.Version, updateActive(a))
+		out[i] = connector.ItemResult{Account: res.acct, Err: err}
+	}
+	return out, nil
+}
+
+// updateActive is the change of UpdateAccountActive: the update, then the
+// state, logged as both operations.
+func updateActive(a connector.Account) func(cur *connector.Account) ([]OpKind, error) {
+	return func(cur *connector.Account) ([]OpKind, error) {
+		cur.ExternalID, cur.UserName, cur.Profile = a.ExternalID, a.UserName, a.Profile
+		ops := []OpKind{OpUpdate}
+		if cur.Active != a.Active {
+			cur.Active = a.Active
+			ops = append(ops, activeOp(a.Active))
+		}
+		return ops, nil
+	}
+}
+
+var _ connector.ActiveUpdater = (*LMS)(nil)

@@ -280,3 +280,46 @@ var (
 	_ connector.TrainingReader      = (*TimedLMS)(nil)
 	_ connector.TrainingBatchReader = (*TimedLMS)(nil)
 )
+
+// UpdatesActive, UpdateAccountActive and UpdateAccountsActive pass
+// connector.ActiveUpdater through, counted: an update that also sets the
+// account's state (a rehire under a new id) is one call. Without bulk the batch
+// form answers with one call per account, as the per-call path makes them.
+func (t *TimedLMS) UpdatesActive(ctx context.Context) bool {
+	au, ok := t.LMS.(connector.ActiveUpdater)
+	return ok && au.UpdatesActive(ctx)
+}
+
+func (t *TimedLMS) UpdateAccountActive(ctx context.Context, a connector.Account) (connector.Account, error) {
+	au, ok := t.LMS.(connector.ActiveUpdater)
+	if !ok {
+		return connector.Account{}, connector.Permanent(errors.New("the LMS behind the bench cannot update and set the state in one call"))
+	}
+	t.count("UpdateAccountActive")
+	out, err := au.UpdateAccountActive(ctx, a)
+	t.wrote("UpdateAccount", out, err)
+	return out, err
+}
+
+func (t *TimedLMS) UpdateAccountsActive(ctx context.Context, accs []connector.Account) ([]connector.ItemResult, error) {
+	out := make([]connector.ItemResult, len(accs))
+	for i, a := range accs {
+		out[i].Account, out[i].Err = t.UpdateAccountActive(ctx, a)
+	}
+	return out, nil
+}
+
+func (b *timedBulk) UpdateAccountsActive(ctx context.Context, accs []connector.Account) ([]connector.ItemResult, error) {
+	au, ok := b.up.(connector.ActiveUpdater)
+	if !ok {
+		return b.TimedLMS.UpdateAccountsActive(ctx, accs)
+	}
+	b.count("UpdateAccountsActive")
+	res, err := au.UpdateAccountsActive(ctx, accs)
+	for _, r := range res {
+		b.wrote("UpdateAccount", r.Account, cmpErr(err, r.Err))
+	}
+	return res, err
+}
+
+var _ connector.ActiveUpdater = (*TimedLMS)(nil)
