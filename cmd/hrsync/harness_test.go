@@ -885,11 +885,19 @@ func freeLoopbackAddr(t *testing.T) string {
 // log's last lines.
 func runTestDaemon(t *testing.T, args ...string) *syncBuffer {
 	t.Helper()
+	return runTestDaemonEnv(t, nil, args...)
+}
+
+// runTestDaemonEnv is runTestDaemon with env as the daemon's whole environment,
+// for what a configuration file names by variable (secrets: the LMS token, a
+// webhook's signing key).
+func runTestDaemonEnv(t *testing.T, env map[string]string, args ...string) *syncBuffer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"hrsync", "run"}, args...), func(string) string { return "" }, logs, logs)
+		done <- run(ctx, append([]string{"hrsync", "run"}, args...), func(k string) string { return env[k] }, logs, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
