@@ -223,6 +223,7 @@ var coreTests = []subTest{
 	{"SetActiveIsIdempotent", testSetActiveIsIdempotent},
 	{"UpdateAccount", testUpdateAccount},
 	{"UpdateAccountKeepsActive", testUpdateAccountKeepsActive},
+	{"UpdateAccountActive", testUpdateAccountActive},
 	{"UpdateAccountConflict", testUpdateAccountConflict},
 	{"UpdateAccountStaleVersion", testUpdateAccountStaleVersion},
 	{"MissingAccount", testMissingAccount},
@@ -410,6 +411,47 @@ func testUpdateAccountKeepsActive(t *testing.T, s *suite) {
 	}
 	if got.Active || s.get(a.ID).Active {
 		t.Errorf("UpdateAccount activated the account")
+	}
+}
+
+// testUpdateAccountActive: where the adapter updates an account and sets its
+// state in one call (connector.ActiveUpdater), the call does both, one account
+// at a time and many at once; elsewhere it is skipped.
+func testUpdateAccountActive(t *testing.T, s *suite) {
+	au, ok := s.lms.(connector.ActiveUpdater)
+	if !ok || !au.UpdatesActive(t.Context()) {
+		t.Skip("the adapter does not update and set the state in one call")
+	}
+	a := s.create(s.account("alice"))
+	off, err := s.lms.SetActive(t.Context(), a.ID, false)
+	if err != nil {
+		t.Fatalf("SetActive: %v", err)
+	}
+	want := s.account("alice2") // re-keyed, active again: a rehire under a new id
+	want.ID, want.Version = a.ID, off.Version
+	got, err := au.UpdateAccountActive(t.Context(), want)
+	if err != nil {
+		t.Fatalf("UpdateAccountActive: %v", err)
+	}
+	sameAccount(t, got, want)
+	sameAccount(t, s.get(a.ID), want)
+	wantIDs(t, "find by new externalId", s.find(connector.ByExternalID, want.ExternalID), a.ID)
+
+	b := s.create(s.account("bob"))
+	ups := []connector.Account{s.account("alice3"), s.account("bob2")}
+	ups[0].ID, ups[0].Active = a.ID, false
+	ups[1].ID, ups[1].Active = b.ID, false
+	if up, ok := s.lms.(connector.AccountUpdater); ok && up.MaxUpdateBatch(t.Context()) >= 2 {
+		res, err := au.UpdateAccountsActive(t.Context(), ups)
+		if err != nil || len(res) != 2 {
+			t.Fatalf("UpdateAccountsActive: %v, %d results", err, len(res))
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				t.Fatalf("UpdateAccountsActive item %d: %v", i, r.Err)
+			}
+			sameAccount(t, s.get(ups[i].ID), ups[i])
+		}
 	}
 }
 

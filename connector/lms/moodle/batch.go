@@ -268,10 +268,35 @@ func untold(op string, err, lerr error) error {
 // older sites answer null and skip some users silently (a missing or deleted
 // user, a taken email), so there the read back is what tells each result.
 func (c *Client) UpdateAccounts(ctx context.Context, accs []connector.Account) ([]connector.ItemResult, error) {
-	return c.updateAccounts(ctx, "UpdateAccounts", accs)
+	return c.updateAccounts(ctx, "UpdateAccounts", accs, false)
 }
 
-func (c *Client) updateAccounts(ctx context.Context, op string, accs []connector.Account) ([]connector.ItemResult, error) {
+// UpdatesActive implements connector.ActiveUpdater: core_user_update_users
+// takes suspended beside the other fields of a user.
+func (c *Client) UpdatesActive(context.Context) bool { return true }
+
+// UpdateAccountActive implements connector.ActiveUpdater: UpdateAccount with
+// suspended set from a.Active in the same core_user_update_users item.
+func (c *Client) UpdateAccountActive(ctx context.Context, a connector.Account) (connector.Account, error) {
+	rs, err := c.updateAccounts(ctx, "UpdateAccountActive", []connector.Account{a}, true)
+	if err != nil {
+		return connector.Account{}, err
+	}
+	return rs[0].Account, rs[0].Err
+}
+
+// UpdateAccountsActive implements connector.ActiveUpdater: UpdateAccounts with
+// each user's suspended set from its Active, in one call.
+func (c *Client) UpdateAccountsActive(ctx context.Context, accs []connector.Account) ([]connector.ItemResult, error) {
+	return c.updateAccounts(ctx, "UpdateAccountsActive", accs, true)
+}
+
+var _ connector.ActiveUpdater = (*Client)(nil)
+
+// updateAccounts writes accs with one core_user_update_users call; withState
+// also sets each user's suspended from its Active (the form field the
+// per-user count keeps spare).
+func (c *Client) updateAccounts(ctx context.Context, op string, accs []connector.Account, withState bool) ([]connector.ItemResult, error) {
 	if n := c.writeBatch(); len(accs) > n {
 		return nil, invalid(op, "more accounts than MaxUpdateBatch "+strconv.Itoa(n))
 	}
@@ -294,7 +319,16 @@ func (c *Client) updateAccounts(ctx context.Context, op string, accs []connector
 			todo = append(todo, i)
 		}
 	}
-	write := func(fm *form, k, i int) { setUser(fm, k, ids[i], accs[i], c.fields) }
+	write := func(fm *form, k, i int) {
+		setUser(fm, k, ids[i], accs[i], c.fields)
+		if withState {
+			suspended := "1"
+			if accs[i].Active {
+				suspended = "0"
+			}
+			fm.set(suspended, "users", k, "suspended")
+		}
+	}
 	applied, legacy, err := c.updateCall(ctx, op, todo, ids, write, rs)
 	if err != nil {
 		return nil, err
@@ -312,7 +346,7 @@ func (c *Client) updateAccounts(ctx context.Context, op string, accs []connector
 		switch {
 		case !ok:
 			rs[i].Err = notFound(op)
-		case legacy && !sameData(cur, accs[i]):
+		case legacy && (!sameData(cur, accs[i]) || withState && cur.Active != accs[i].Active):
 			// An older site skipped it without a word.
 			rs[i].Err = c.explainUpdate(ctx, op, accs[i], ids[i], invalid(op, "Moodle did not apply the update"))
 		default:

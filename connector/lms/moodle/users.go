@@ -212,7 +212,7 @@ func (c *Client) CreateAccount(ctx context.Context, a connector.Account) (connec
 // writes every field (clearing the empty ones) and leaves suspended alone,
 // then one read. Moodle has no versions: a.Version is ignored.
 func (c *Client) UpdateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
-	rs, err := c.updateAccounts(ctx, "UpdateAccount", []connector.Account{a})
+	rs, err := c.updateAccounts(ctx, "UpdateAccount", []connector.Account{a}, false)
 	if err != nil {
 		return connector.Account{}, err
 	}
