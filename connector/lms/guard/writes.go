@@ -117,13 +117,22 @@ func (g *LMS) UpdateAccounts(ctx context.Context, accs []connector.Account) ([]c
 		}
 		return out, nil
 	}
+	return g.updateMany(ctx, "UpdateAccounts", accs, n, up.UpdateAccounts, sameData)
+}
+
+// updateMany makes the batch update call for accs, n a call, resent as
+// retryable; an item that an earlier attempt may have applied and that then
+// fails its precondition is read, and done if applied says the account shows
+// what was asked.
+func (g *LMS) updateMany(ctx context.Context, op string, accs []connector.Account, n int,
+	call func(context.Context, []connector.Account) ([]connector.ItemResult, error), applied func(cur, want connector.Account) bool) ([]connector.ItemResult, error) {
 	maybe := make([]bool, len(accs))
-	out, err := g.batchWrite(ctx, "UpdateAccounts", len(accs), n, retryable, retryable, func(ctx context.Context, idx []int) ([]connector.ItemResult, error) {
+	out, err := g.batchWrite(ctx, op, len(accs), n, retryable, retryable, func(ctx context.Context, idx []int) ([]connector.ItemResult, error) {
 		sub := make([]connector.Account, len(idx))
 		for k, i := range idx {
 			sub[k] = accs[i]
 		}
-		res, err := up.UpdateAccounts(ctx, sub)
+		res, err := call(ctx, sub)
 		for k, i := range idx {
 			switch {
 			case err != nil:
@@ -139,7 +148,7 @@ func (g *LMS) UpdateAccounts(ctx context.Context, accs []connector.Account) ([]c
 	}
 	for i := range out {
 		if maybe[i] && errors.Is(out[i].Err, connector.ErrPrecondition) {
-			if cur, gerr := g.GetAccount(ctx, accs[i].ID); gerr == nil && sameData(cur, accs[i]) {
+			if cur, gerr := g.GetAccount(ctx, accs[i].ID); gerr == nil && applied(cur, accs[i]) {
 				out[i] = connector.ItemResult{Account: cur}
 			}
 		}
@@ -230,7 +239,7 @@ func (g *LMS) UpdateAccountActive(ctx context.Context, a connector.Account) (con
 	if err == nil || !maybe || !errors.Is(err, connector.ErrPrecondition) {
 		return out, err
 	}
-	if cur, gerr := g.GetAccount(ctx, a.ID); gerr == nil && sameData(cur, a) && cur.Active == a.Active {
+	if cur, gerr := g.GetAccount(ctx, a.ID); gerr == nil && sameDataAndState(cur, a) {
 		return cur, nil
 	}
 	return connector.Account{}, err
@@ -250,34 +259,12 @@ func (g *LMS) UpdateAccountsActive(ctx context.Context, accs []connector.Account
 		}
 		return out, nil
 	}
-	maybe := make([]bool, len(accs))
-	out, err := g.batchWrite(ctx, "UpdateAccountsActive", len(accs), n, retryable, retryable, func(ctx context.Context, idx []int) ([]connector.ItemResult, error) {
-		sub := make([]connector.Account, len(idx))
-		for k, i := range idx {
-			sub[k] = accs[i]
-		}
-		res, err := au.UpdateAccountsActive(ctx, sub)
-		for k, i := range idx {
-			switch {
-			case err != nil:
-				maybe[i] = maybe[i] || answerLost(err)
-			case k < len(res):
-				maybe[i] = maybe[i] || answerLost(res[k].Err)
-			}
-		}
-		return res, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		if maybe[i] && errors.Is(out[i].Err, connector.ErrPrecondition) {
-			if cur, gerr := g.GetAccount(ctx, accs[i].ID); gerr == nil && sameData(cur, accs[i]) && cur.Active == accs[i].Active {
-				out[i] = connector.ItemResult{Account: cur}
-			}
-		}
-	}
-	return out, nil
+	return g.updateMany(ctx, "UpdateAccountsActive", accs, n, au.UpdateAccountsActive, sameDataAndState)
+}
+
+// sameDataAndState is sameData, and the state asked for.
+func sameDataAndState(cur, want connector.Account) bool {
+	return sameData(cur, want) && cur.Active == want.Active
 }
 
 var _ connector.ActiveUpdater = (*LMS)(nil)
