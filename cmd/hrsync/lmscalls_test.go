@@ -14,6 +14,7 @@ import (
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/connector/lms/sandbox"
+	"github.com/hrsync/hrsync/store"
 )
 
 // callCounter is a counting proxy in front of the sandbox's SCIM server: it counts
@@ -21,23 +22,33 @@ import (
 type callCounter struct {
 	mu    sync.Mutex
 	calls map[string]int
+	// noSearch answers POST /Users/.search with 405, as a SCIM server without
+	// it (RFC 7644 §3.4.3 is optional) does.
+	noSearch bool
 }
 
 func (c *callCounter) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := callKind(r)
 		c.mu.Lock()
-		c.calls[callKind(r)]++
+		c.calls[kind]++
 		c.mu.Unlock()
+		if c.noSearch && kind == "POST /Users/.search" {
+			http.Error(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"405"}`, http.StatusMethodNotAllowed)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// callKind names a SCIM request: "GET /Users?filter", "GET /Users/{id}", "POST
-// /Users", "PATCH /Users/{id}", ...; discovery (/ServiceProviderConfig,
-// /Schemas, /ResourceTypes) is "discovery".
+// callKind names a SCIM request: "GET /Users?filter", "POST /Users/.search",
+// "GET /Users/{id}", "POST /Users", "PATCH /Users/{id}", ...; discovery
+// (/ServiceProviderConfig, /Schemas, /ResourceTypes) is "discovery".
 func callKind(r *http.Request) string {
 	p := strings.TrimPrefix(r.URL.Path, sandbox.BasePath)
 	switch {
+	case p == "/Users/.search":
+		return r.Method + " " + p
 	case strings.HasPrefix(p, "/Users/"):
 		return r.Method + " /Users/{id}"
 	case p == "/Users" && r.URL.Query().Has("filter"):
@@ -73,10 +84,12 @@ func (c *callCounter) take() (int, string) {
 
 // callsApp is the daemon's path (the store, the converger, the guard and the
 // SCIM client) to a sandbox over HTTP behind a counting proxy, with the
-// safeguard judging each removal at once and holding none.
-func callsApp(t *testing.T) (*callCounter, *testLMS, *app.App, *connector.Converger) {
+// safeguard judging each removal at once and holding none. batch is the
+// converger's claim (0: its default, 64); noSearch hides the sandbox's POST
+// /Users/.search.
+func callsApp(t *testing.T, batch int, noSearch bool) (*callCounter, *testLMS, *app.App, *connector.Converger) {
 	t.Helper()
-	counter := &callCounter{calls: map[string]int{}}
+	counter := &callCounter{calls: map[string]int{}, noSearch: noSearch}
 	lms := startLMS(t, counter.wrap)
 	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
 	if err != nil {
@@ -92,7 +105,7 @@ func callsApp(t *testing.T) (*callCounter, *testLMS, *app.App, *connector.Conver
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	conv, err := a.Converger(connector.ConvergerConfig{})
+	conv, err := a.Converger(connector.ConvergerConfig{Batch: batch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +120,7 @@ func callsApp(t *testing.T) (*callCounter, *testLMS, *app.App, *connector.Conver
 func TestLMSCallsPerChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	counter, lms, a, conv := callsApp(t)
+	counter, lms, a, conv := callsApp(t, 0, false)
 	t0 := time.Now().UTC().Add(-10 * 24 * time.Hour)
 	seq := 0
 	fact := func(k connector.Kind, worker string, day int, p connector.Profile) connector.Fact {
@@ -134,14 +147,16 @@ func TestLMSCallsPerChange(t *testing.T) {
 	// looks its person up by externalId (one form), employee number and email (two
 	// forms each: the client learns a server's form only from a lookup that finds
 	// an account, and a new hire's find nothing), then creates the account. A
-	// change of a linked account reads it (a batch read: GET /Users?filter=id eq
-	// ..., shared by the claimed batch, here a batch of one), then writes it with
-	// one PATCH: an update too (the SCIM client reads before a write only on a
-	// server without PATCH, for its PUT). The GET by id of a rehire is the
-	// converger's read, not the client's.
+	// change of a linked account reads it (a batch read: `id eq ...` as POST
+	// /Users/.search, shared by the claimed batch, here a batch of one), then
+	// writes it with one PATCH: an update too (the SCIM client reads before a
+	// write only on a server without PATCH, for its PUT). A rehire's training
+	// report takes the training extension that batch read carried, instead of a
+	// GET /Users/{id} of its own. The batch reads are POST /Users/.search (RFC
+	// 7644 §3.4.3), which the sandbox serves.
 	const (
-		hire  = "5 GET /Users?filter + 1 POST /Users"
-		leave = "1 GET /Users?filter + 1 PATCH /Users/{id}"
+		hire  = "1 POST /Users + 5 POST /Users/.search"
+		leave = "1 PATCH /Users/{id} + 1 POST /Users/.search"
 	)
 	steps := []struct {
 		name string
@@ -151,12 +166,12 @@ func TestLMSCallsPerChange(t *testing.T) {
 	}{
 		{"hire (no account yet)", fact(connector.KindHired, "w1", 0, person("w1")), 6, hire},
 		{"leave", left("w1", 1), 2, leave},
-		{"rehire, same id", fact(connector.KindRehired, "w1", 2, person("w1")), 3, "1 GET /Users/{id} + 1 GET /Users?filter + 1 PATCH /Users/{id}"},
+		{"rehire, same id", fact(connector.KindRehired, "w1", 2, person("w1")), 2, leave},
 		{"profile update", fact(connector.KindUpdated, "w1", 3, connector.Profile{FamilyName: "Renamed", JobTitle: "Lead"}), 2,
-			"1 GET /Users?filter + 1 PATCH /Users/{id}"},
+			"1 PATCH /Users/{id} + 1 POST /Users/.search"},
 		{"hire of w2 (no account yet)", fact(connector.KindHired, "w2", 0, person("w2")), 6, hire},
 		{"leave of w2", left("w2", 1), 2, leave},
-		{"rehire under a new id (w2 as w3)", rehiredAs("w3", "w2", 4), 4, "1 GET /Users/{id} + 1 GET /Users?filter + 2 PATCH /Users/{id}"},
+		{"rehire under a new id (w2 as w3)", rehiredAs("w3", "w2", 4), 3, "2 PATCH /Users/{id} + 1 POST /Users/.search"},
 	}
 	_, _ = counter.take() // nothing yet
 	for _, st := range steps {
@@ -188,13 +203,13 @@ func TestLMSCallsPerChange(t *testing.T) {
 // claimed batch, over SCIM Bulk (the sandbox's maxOperations is 1,000): 50 hires,
 // then their 50 leaves, 50 rehires under the same ids, 50 profile updates, and
 // 50 rehires under new ids. Each kind costs its batch's shared reads (one
-// filtered GET per rule or per batch of linked accounts) and one POST /Bulk per
-// round of writes, however many changes: the per-change figure falls with the
-// batch's size (docs/lms-calls.md).
+// POST /Users/.search per rule and filter form, or per batch of linked
+// accounts) and one POST /Bulk per round of writes, however many changes: the
+// per-change figure falls with the batch's size (docs/lms-calls.md).
 func TestLMSCallsPerChangeBulk(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	counter, lms, a, conv := callsApp(t)
+	counter, lms, a, conv := callsApp(t, 0, false)
 	const n = 50
 	t0 := time.Now().UTC().Add(-10 * 24 * time.Hour)
 	seq := 0
@@ -223,30 +238,40 @@ func TestLMSCallsPerChangeBulk(t *testing.T) {
 	}
 	none := func(int) connector.Profile { return connector.Profile{} }
 	renamed := func(int) connector.Profile { return connector.Profile{FamilyName: "Renamed", JobTitle: "Lead"} }
-	// want is the exact count per kind. Hires: the batch's lookups, one filtered
-	// GET per rule and filter form (externalId; employee number and email, each
-	// in two forms until a lookup finds an account), or two where the values make
-	// the query too long for one URL (the employee number's first form spells out
-	// the extension's URN); then one bulk POST of the 50 creates. A change of
-	// linked accounts: one filtered GET of their ids, then one bulk request per
-	// round of writes (a rehire under a new id updates, then reactivates: two
-	// rounds). A rehire's reactivation also reads the account's training for the
-	// rehire report (connector/training.go): one GET /Users/{id} a rehire, which
-	// the batch does not share yet.
+	// want is the exact count per kind. Hires: the batch's lookups, one POST
+	// /Users/.search per rule and filter form (externalId; employee number and
+	// email, each in two forms until a lookup finds an account), then one bulk
+	// POST of the 50 creates. A change of linked accounts: one .search of their
+	// ids, then one bulk request per round of writes (a rehire under a new id
+	// updates, then reactivates: two rounds). A rehire's reactivation reports
+	// the account's training (connector/training.go) from the training
+	// extension that .search of ids carried: no read of its own.
 	steps := []struct {
 		name  string
 		facts []connector.Fact
 		want  string
 	}{
-		{"hires", batch(connector.KindHired, 0, w, nil, person), "7 GET /Users?filter + 1 POST /Bulk"},
-		{"leaves", batch(connector.KindLeft, 1, w, nil, none), "1 GET /Users?filter + 1 POST /Bulk"},
-		{"rehires, same id", batch(connector.KindRehired, 2, w, nil, person), "50 GET /Users/{id} + 1 GET /Users?filter + 1 POST /Bulk"},
-		{"profile updates", batch(connector.KindUpdated, 3, w, nil, renamed), "1 GET /Users?filter + 1 POST /Bulk"},
-		{"leaves again", batch(connector.KindLeft, 4, w, nil, none), "1 GET /Users?filter + 1 POST /Bulk"},
-		{"rehires under new ids", batch(connector.KindRehired, 5, nw, w, person), "50 GET /Users/{id} + 1 GET /Users?filter + 2 POST /Bulk"},
+		{"hires", batch(connector.KindHired, 0, w, nil, person), "1 POST /Bulk + 5 POST /Users/.search"},
+		{"leaves", batch(connector.KindLeft, 1, w, nil, none), "1 POST /Bulk + 1 POST /Users/.search"},
+		{"rehires, same id", batch(connector.KindRehired, 2, w, nil, person), "1 POST /Bulk + 1 POST /Users/.search"},
+		{"profile updates", batch(connector.KindUpdated, 3, w, nil, renamed), "1 POST /Bulk + 1 POST /Users/.search"},
+		{"leaves again", batch(connector.KindLeft, 4, w, nil, none), "1 POST /Bulk + 1 POST /Users/.search"},
+		{"rehires under new ids", batch(connector.KindRehired, 5, nw, w, person), "2 POST /Bulk + 1 POST /Users/.search"},
 	}
 	_, _ = counter.take()
 	for _, st := range steps {
+		if st.name == "rehires, same id" {
+			// w00 and w01 took a course before they left: their reports list it.
+			for _, i := range []int{0, 1} {
+				got, err := lms.sb.FindAccounts(ctx, connector.AccountFilter{Attr: connector.ByExternalID, Value: "hr:" + w(i)})
+				if err != nil || len(got) != 1 {
+					t.Fatalf("hr:%s in the LMS: %+v, %v", w(i), got, err)
+				}
+				if err := lms.sb.CompleteCourse(got[0].ID, "safety-101", t0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		if _, err := a.Store().RecordFacts(ctx, st.facts); err != nil {
 			t.Fatal(err)
 		}
@@ -267,5 +292,79 @@ func TestLMSCallsPerChangeBulk(t *testing.T) {
 		if err != nil || len(got) != 1 || !got[0].Active || got[0].Profile.FamilyName != "Family "+w(i) {
 			t.Fatalf("hr:%s in the LMS: %+v (%v), want one active account of %s", nw(i), got, err, w(i))
 		}
+	}
+	// The rehire reports, made without a read of their own, are those a read
+	// would make.
+	rows, err := a.Store().ListAudit(ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionReactivate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := map[string]int{}
+	for _, r := range rows {
+		if r.WorkerID[0] != 'w' {
+			continue // the rehires under new ids, reported the same way
+		}
+		_, note, _ := strings.Cut(r.Detail, "; ")
+		reports[note]++
+		if want := "rehire training: 0 courses, 0 expired"; r.WorkerID == w(0) || r.WorkerID == w(1) {
+			want = "rehire training: 1 courses, 0 expired"
+			if note != want {
+				t.Errorf("%s's reactivation: %q, want the note %q", r.WorkerID, r.Detail, want)
+			}
+		} else if note != want {
+			t.Errorf("%s's reactivation: %q, want the note %q", r.WorkerID, r.Detail, want)
+		}
+	}
+	if len(rows) != 2*n || reports["rehire training: 1 courses, 0 expired"] != 2 {
+		t.Errorf("%d reactivations (%v), want %d with two reporting one course", len(rows), reports, 2*n)
+	}
+}
+
+// TestLMSCallsPerChangeSearch counts the lookups of one claimed batch of 256
+// hires (the daemon's --converge-batch) with and without POST /Users/.search: a
+// SCIM server that has it takes each rule and filter form in one request; one
+// without it (405, asked once) takes GETs of at most 50 values, or fewer where
+// the URL would grow too long (the employee number's URN form).
+func TestLMSCallsPerChangeSearch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		noSearch bool
+		want     string
+	}{
+		{"Search", false, "1 POST /Bulk + 5 POST /Users/.search"},
+		// 6 GETs by externalId; 8 by employee number in each of its two forms
+		// (the URN form fits 33 values in a URL, and the second form asks again
+		// for the first's chunks); 6 by email in each of its two forms.
+		{"NoSearch", true, "34 GET /Users?filter + 1 POST /Bulk + 1 POST /Users/.search"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			counter, lms, a, conv := callsApp(t, 256, tc.noSearch)
+			at := time.Now().UTC().Add(-24 * time.Hour)
+			var facts []connector.Fact
+			for i := range 256 {
+				w := fmt.Sprintf("w%03d", i)
+				facts = append(facts, connector.Fact{Feed: "hr", WorkerID: w, Source: "/feeds/hr", ID: "f" + w, Kind: connector.KindHired,
+					Effective: at, Time: at, Profile: connector.Profile{Email: w + "@example.com", GivenName: "Given", FamilyName: "Family",
+						EmployeeNumber: "E-" + w, OrgUnit: "ops", JobTitle: "Associate"}})
+			}
+			_, _ = counter.take()
+			if _, err := a.Store().RecordFacts(ctx, facts); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conv.Drain(ctx, 10); err != nil {
+				t.Fatal(err)
+			}
+			got, how := counter.take()
+			t.Logf("256 hires in one batch: %d LMS calls (%.4f a change): %s", got, float64(got)/256, how)
+			if how != tc.want {
+				t.Errorf("%d LMS calls (%s), want %s", got, how, tc.want)
+			}
+			if c := lms.sb.Count(); c != 256 {
+				t.Errorf("the LMS holds %d accounts, want 256", c)
+			}
+		})
 	}
 }

@@ -46,12 +46,17 @@ func (c *Client) MaxActivityBatch(ctx context.Context) int {
 // and MaxActivityBatch is 0. A batch longer than one query allows is sent as
 // several queries.
 func (c *Client) ActivityOf(ctx context.Context, ids []string) (map[string]connector.AccountActivity, error) {
+	return c.activityOf(ctx, ids, nil)
+}
+
+// activityOf is ActivityOf, calling seen (if not nil) with each user read.
+func (c *Client) activityOf(ctx context.Context, ids []string, seen func(User)) (map[string]connector.AccountActivity, error) {
 	out := make(map[string]connector.AccountActivity, len(ids))
 	var want []string
-	seen := make(map[string]bool, len(ids))
+	dup := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		if id != "" && !seen[id] {
-			seen[id] = true
+		if id != "" && !dup[id] {
+			dup[id] = true
 			want = append(want, id)
 		}
 	}
@@ -63,7 +68,7 @@ func (c *Client) ActivityOf(ctx context.Context, ids []string) (map[string]conne
 			break
 		}
 		chunk := idChunk(want, lim)
-		found, err := c.usersByID(ctx, chunk, lim.search)
+		found, err := c.usersByID(ctx, chunk, lim.search, seen)
 		if errors.Is(err, errRechunk) {
 			continue // .search is off, or fewer values a query: cut again
 		}
@@ -94,6 +99,9 @@ func (c *Client) ActivityOf(ctx context.Context, ids []string) (map[string]conne
 			return nil, err
 		}
 		out[id] = accountActivity(u)
+		if seen != nil {
+			seen(u)
+		}
 		if queried[id] {
 			// The query missed a user that exists: the server's filter cannot
 			// be trusted with ids.
@@ -118,8 +126,9 @@ func idChunk(ids []string, lim orLimits) []string {
 
 // usersByID queries the users with ids (with .search if search) and returns
 // those among ids that the server answered, by id; nil when the server does not
-// evaluate the filter; errRechunk when the query must be cut again.
-func (c *Client) usersByID(ctx context.Context, ids []string, search bool) (map[string]connector.AccountActivity, error) {
+// evaluate the filter; errRechunk when the query must be cut again. seen (if not
+// nil) is called with each of those users once the query is judged sound.
+func (c *Client) usersByID(ctx context.Context, ids []string, search bool, seen func(User)) (map[string]connector.AccountActivity, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	wanted := make(map[string]bool, len(ids))
@@ -127,6 +136,7 @@ func (c *Client) usersByID(ctx context.Context, ids []string, search bool) (map[
 		wanted[id] = true
 	}
 	out := map[string]connector.AccountActivity{}
+	var users []User
 	filter := IDFilter(ids)
 	// A server may cap pages below what was asked: follow them, at most one
 	// page per id (and one more) whatever it says.
@@ -148,11 +158,17 @@ func (c *Client) usersByID(ctx context.Context, ids []string, search bool) (map[
 		for _, u := range lr.Resources {
 			if wanted[u.ID] {
 				out[u.ID] = accountActivity(u)
+				users = append(users, u)
 			}
 		}
 		start += len(lr.Resources)
 		if len(lr.Resources) == 0 || start > lr.TotalResults {
 			break
+		}
+	}
+	if seen != nil {
+		for _, u := range users {
+			seen(u)
 		}
 	}
 	return out, nil

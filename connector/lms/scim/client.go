@@ -101,8 +101,10 @@ type Client struct {
 	// searchBatch is the most values of one POST /Users/.search; <= 0: never.
 	searchBatch int
 	searchState atomic.Int32 // searchUnknown, searchWorks, searchOff (search.go)
+	searchProbe sync.Mutex   // held by the .search that finds out whether there is one
 	orBound     atomic.Int32 // after a 400 tooMany: the most values of one query; 0: none
 	log         *slog.Logger
+	training    trainingMemo // the training GetAccounts read, for Completions
 
 	mu         sync.Mutex
 	discovered bool
@@ -202,14 +204,14 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("scim: base URL %q: must not have a query or fragment", RedactURL(baseURL))
 	}
 	c := &Client{
-		base:       strings.TrimRight(baseURL, "/"),
-		hc:         &http.Client{},
-		timeout:    DefaultTimeout,
-		userAgent:  "hrsync-scim/1",
-		auth:       func(*http.Request) {},
-		now:        time.Now,
-		scanAttrs:  map[connector.FilterAttr]bool{},
-		filterForm: map[string]int{},
+		base:        strings.TrimRight(baseURL, "/"),
+		hc:          &http.Client{},
+		timeout:     DefaultTimeout,
+		userAgent:   "hrsync-scim/1",
+		auth:        func(*http.Request) {},
+		now:         time.Now,
+		scanAttrs:   map[connector.FilterAttr]bool{},
+		filterForm:  map[string]int{},
 		searchBatch: DefaultSearchBatch,
 		log:         slog.New(slog.DiscardHandler),
 	}
@@ -705,6 +707,7 @@ func (c *Client) patchActive(ctx context.Context, id string, active bool) (conne
 // DeleteAccount deletes the account id. Returns an error matching
 // connector.ErrNotFound if there is none.
 func (c *Client) DeleteAccount(ctx context.Context, id string) error {
+	c.forgetTraining(id)
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	_, err := c.do(ctx, http.MethodDelete, userPath(id), nil, nil, nil, nil)

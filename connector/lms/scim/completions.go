@@ -11,7 +11,15 @@ var _ connector.TrainingReader = (*Client)(nil)
 // Completions returns the course completions of user id from the training
 // extension (SchemaTrainingUser) of the user. A server that does not send the
 // extension does not report learning records: connector.ErrTrainingUnknown.
+// Right after a GetAccounts that read the user, it answers once from that read
+// instead of reading the user again (see trainingMemo).
 func (c *Client) Completions(ctx context.Context, id string) ([]connector.CompletionRecord, error) {
+	if e, ok := c.takeTraining(id); ok {
+		if !e.known {
+			return nil, connector.ErrTrainingUnknown
+		}
+		return e.comps, nil
+	}
 	u, err := c.GetUser(ctx, id)
 	if err != nil {
 		return nil, err
@@ -19,11 +27,7 @@ func (c *Client) Completions(ctx context.Context, id string) ([]connector.Comple
 	if u.Training == nil {
 		return nil, connector.ErrTrainingUnknown
 	}
-	out := make([]connector.CompletionRecord, 0, len(u.Training.Completions))
-	for _, tc := range u.Training.Completions {
-		out = append(out, connector.CompletionRecord{Course: tc.Course, CompletedAt: tc.CompletedAt})
-	}
-	return out, nil
+	return completionsOf(u.Training), nil
 }
 
 // Activity implements connector.ActivityReader from the training extension

@@ -155,7 +155,21 @@ func (c *Client) filteredPage(ctx context.Context, filter string, values, start,
 
 // search sends one POST /Users/.search and returns its ListResponse, or
 // errRechunk when it finds that the server has no .search (then turned off).
+// Until a .search has worked, one is sent at a time.
 func (c *Client) search(ctx context.Context, filter string, start, count int) (ListResponse, error) {
+	switch c.searchState.Load() {
+	case searchOff:
+		return ListResponse{}, errRechunk // found out since the caller cut its values
+	case searchUnknown:
+		// The first .search finds out whether the server has it; concurrent
+		// batch reads wait for its answer rather than each asking a server
+		// that may not have it.
+		c.searchProbe.Lock()
+		defer c.searchProbe.Unlock()
+		if c.searchState.Load() == searchOff {
+			return ListResponse{}, errRechunk
+		}
+	}
 	req := SearchRequest{Schemas: []string{MessageSearchRequest}, Filter: filter, StartIndex: start, Count: &count}
 	var lr ListResponse
 	_, err := c.do(ctx, http.MethodPost, "/Users/.search", nil, req, nil, &lr)

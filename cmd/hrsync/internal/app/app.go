@@ -126,6 +126,9 @@ type LMSSettings struct {
 	// transport, if set, wraps the LMS client's HTTP transport (tracing); a
 	// pointer, so that settings stay comparable.
 	transport *transportWrap
+	// log is where the adapter logs what it learns of the LMS (the guard's
+	// logger); nil: nowhere.
+	log *slog.Logger
 }
 
 // transportWrap wraps an HTTP client's transport.
@@ -244,6 +247,9 @@ func openSCIM(s LMSSettings) (connector.LMS, error) {
 	}
 	if s.transport != nil {
 		opts = append(opts, scim.WithTransportWrapper(s.transport.wrap))
+	}
+	if s.log != nil {
+		opts = append(opts, scim.WithLogger(s.log.With("lms", "scim")))
 	}
 	if s.ClientFilter != "" {
 		var attrs []connector.FilterAttr
@@ -404,6 +410,7 @@ func guardedLMS(s LMSSettings, raw connector.LMS, wrap func(connector.LMS) conne
 		return nil, fmt.Errorf("--lms-rate (LMS_RATE, lms.rate): %w", err)
 	}
 	if raw == nil {
+		s.log = log
 		if raw, err = openLMS(s); err != nil {
 			return nil, err
 		}
