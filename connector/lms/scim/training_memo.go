@@ -12,8 +12,10 @@ import (
 // A rehire's reactivation is followed by the rehire training report
 // (connector/training.go), which asks Completions for the account: one GET
 // /Users/{id} per rehire, although the batch's GetAccounts, moments before, read
-// the same user with its training extension. GetAccounts keeps what each user
-// carried, and Completions takes it instead of reading the user again:
+// the same user with its training extension. GetAccounts keeps what each
+// inactive user carried (only an inactive account is reactivated, so a leaver's
+// or an update's read keeps nothing), and Completions takes it instead of
+// reading the user again:
 //
 //   - once: the entry is removed when taken, so a second Completions reads;
 //   - within trainingMemoTTL of the read: the report follows the batch's reads
@@ -44,9 +46,10 @@ type trainingEntry struct {
 	comps []connector.CompletionRecord
 }
 
-// rememberTraining keeps the training u carries (or that it carries none).
+// rememberTraining keeps the training u carries (or that it carries none),
+// when u is inactive: only a reactivation is followed by a report.
 func (c *Client) rememberTraining(u User) {
-	if u.ID == "" {
+	if u.ID == "" || ToAccount(u).Active {
 		return
 	}
 	e := trainingEntry{at: c.now(), known: u.Training != nil}
