@@ -96,7 +96,7 @@ func callsApp(t *testing.T, batch int, noSearch bool) (*callCounter, *testLMS, *
 		t.Fatal(err)
 	}
 	set := testSettings(t, "sqlite://"+filepath.Join(t.TempDir(), "calls.db"), feeds)
-	set.LMS = app.LMSConfig{}.Over(app.LMSSettings{URL: lms.url, Token: lms.token})
+	set.LMS = app.LMSConfig{}.Over(app.LMSSettings{URL: lms.url, Token: lms.token}, nil)
 	set.Safeguard.Settle = 0 // a single leave is judged at once
 	never := connector.Thresholds{Percent: 100, Count: 1 << 30, MinRemovals: 1 << 30}
 	set.Safeguard.Default, set.Safeguard.Overall = never, never // the counts, not the safeguard, are tested here

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -63,18 +62,20 @@ type Settings struct {
 
 // FromFile returns the settings of the configuration file fc on db, with the feeds
 // declared by flags (--feed) added to fc's and the LMS settings given by flags
-// (zero fields: not given) laid over fc's. The erasure keys are the caller's to set.
-func FromFile(fc FileConfig, db string, feedFlags []FeedConfig, lmsFlags LMSSettings) (Settings, error) {
-	return build(fc, db, feedFlags, nil, lmsFlags)
+// (zero fields: not given) laid over fc's. getenv is the command's environment,
+// where lms.token_env and lms.client_secret_env name the LMS secrets. The erasure
+// keys are the caller's to set.
+func FromFile(fc FileConfig, db string, feedFlags []FeedConfig, lmsFlags LMSSettings, getenv func(string) string) (Settings, error) {
+	return build(fc, db, feedFlags, nil, lmsFlags, getenv)
 }
 
 // SettingsFor returns the settings of a configuration given in code (the demo,
 // the bench, tests): the file fc, with feeds instead of fc's if given.
 func SettingsFor(db string, feeds connector.Feeds, fc FileConfig) (Settings, error) {
-	return build(fc, db, nil, feeds, LMSSettings{})
+	return build(fc, db, nil, feeds, LMSSettings{}, nil)
 }
 
-func build(fc FileConfig, db string, feedFlags []FeedConfig, feeds connector.Feeds, lmsFlags LMSSettings) (Settings, error) {
+func build(fc FileConfig, db string, feedFlags []FeedConfig, feeds connector.Feeds, lmsFlags LMSSettings, getenv func(string) string) (Settings, error) {
 	s := Settings{File: fc, DB: db}
 	var err error
 	if s.Feeds, s.Stream, err = FeedsAndStream(fc, feedFlags); err != nil {
@@ -98,7 +99,7 @@ func build(fc FileConfig, db string, feedFlags []FeedConfig, feeds connector.Fee
 	if s.Approvals, err = fc.Holds.approvals(); err != nil {
 		return Settings{}, fmt.Errorf("config file: %w", err)
 	}
-	s.LMS = fc.LMS.Over(lmsFlags)
+	s.LMS = fc.LMS.Over(lmsFlags, getenv)
 	return s, nil
 }
 
@@ -163,19 +164,24 @@ type LMSConfig struct {
 
 // Over returns the file's LMS settings with the flags' laid over: l holds what
 // the --lms-* flags (and LMS_* variables) gave, zero fields meaning not given;
-// its Type is ignored (lms.type is the file's).
-func (f LMSConfig) Over(l LMSSettings) LMSSettings {
+// its Type is ignored (lms.type is the file's). The variables that lms.token_env
+// and lms.client_secret_env name are read with getenv, the command's injected
+// environment (run's getenv), never the process's directly; nil reads none.
+func (f LMSConfig) Over(l LMSSettings, getenv func(string) string) LMSSettings {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
 	s := LMSSettings{Type: cmp.Or(f.Type, "scim"), URL: f.URL, Rate: f.Rate, Timeout: f.Timeout, CAFile: f.CAFile,
 		ClientFilter: f.ClientFilter}
 	s.URL = cmp.Or(l.URL, s.URL)
 	s.Token, s.User, s.Password = l.Token, l.User, l.Password
 	if s.Token == "" && f.TokenEnv != "" {
-		s.Token = os.Getenv(f.TokenEnv)
+		s.Token = getenv(f.TokenEnv)
 	}
 	s.ClientID = cmp.Or(l.ClientID, f.ClientID)
 	s.ClientSecret = l.ClientSecret
 	if s.ClientSecret == "" && f.ClientSecretEnv != "" {
-		s.ClientSecret = os.Getenv(f.ClientSecretEnv)
+		s.ClientSecret = getenv(f.ClientSecretEnv)
 	}
 	s.ExternalIDField = cmp.Or(l.ExternalIDField, f.ExternalIDField)
 	s.EmployeeNumberField = cmp.Or(l.EmployeeNumberField, f.EmployeeNumberField)
