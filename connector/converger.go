@@ -30,6 +30,10 @@ type ConvergerHooks struct {
 	// instead (one carrying a tracing span) and the function to call with the
 	// converge's outcome when it ends. docs/tracing.md.
 	Trace func(ctx context.Context, w WorkerKey) (context.Context, func(error))
+	// Mirror is called for each first plan made from the account mirror's copy
+	// (mirror.go): served true when it was carried out without a read, false
+	// when the account was read because a stale copy could have changed it.
+	Mirror func(served bool)
 }
 
 // ConvergerConfig configures a Converger. Zero values get the defaults listed.
@@ -75,6 +79,11 @@ type ConvergerConfig struct {
 	// one with the reconciler of the same process (ReconcilerConfig.Attributes);
 	// default: one of the converger's own, learning, with nothing ignored.
 	Attributes *KeptAttributes
+	// Mirror, if set, is the store's copy of the LMS accounts hrsync has seen
+	// (mirror.go): a linked worker's state change is then made without reading
+	// its account first, where a stale copy cannot change the outcome. nil:
+	// every converge reads.
+	Mirror AccountMirror
 }
 
 // Converger leases due workers and converges each LMS account to what the worker's
@@ -652,6 +661,22 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	if err != nil {
 		return Completion{}, err
 	}
+	if m.Mirrored {
+		served := c.mirrorServes(ctx, cl, want, hist, m.Account, Plan(want, m.Account, pol), pol)
+		if c.cfg.Hooks.Mirror != nil {
+			c.cfg.Hooks.Mirror(served)
+		}
+		if !served {
+			// The mirror's copy may be stale, and this plan depends on it:
+			// read. The batch's reads are spent, so this match reads the LMS.
+			if m, err = c.match(ctx, feed, want, hist); err != nil {
+				return Completion{}, err
+			}
+		}
+	}
+	if m.Account != nil && !m.Mirrored {
+		c.remember(&comp, c.seen(*m.Account))
+	}
 	comp.Unlink = m.Unlink
 	if len(m.Ambiguous) > 0 {
 		r := c.review(cl, &want, fmt.Sprintf("%d accounts match %s; refusing to guess", len(m.Ambiguous), m.By), m.Ambiguous)
@@ -696,6 +721,7 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	if held, done, err := c.safeguard(ctx, cl, want, plan, next, comp); done {
 		return held, err
 	}
+	mirrorBase := have // the account as the plan's writes so far leave it
 	for _, a := range plan {
 		if !held() {
 			return Completion{}, errLeaseLost // another converger may act on this worker now
@@ -767,6 +793,15 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			}
 			if a.Kind == ActionDelete {
 				comp.Unlink, comp.AccountID = true, "" // the account is gone; Want keeps it gone
+				c.remember(&comp, c.gone(a.AccountID))
+			} else if seen, ok, whole := afterWrite(a, mirrorBase, acct); ok {
+				c.remember(&comp, c.seen(seen))
+				mirrorBase = &seen // a later action of this plan changes it further
+				if m.Mirrored && whole && len(Plan(want, &seen, pol)) > 0 {
+					// Planned from the mirror, and the answer shows the account
+					// changed by hand since the copy: converge again, from it.
+					comp.NextDue = now
+				}
 			}
 			comp.Audit = append(comp.Audit, entry)
 			c.hookAction(a.Kind, OutcomeOK)
@@ -805,12 +840,28 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			entry.Outcome, entry.Detail = OutcomeRetry, "account disappeared: "+err.Error()
 			comp.Audit = append(comp.Audit, entry)
 			comp.Unlink, comp.AccountID = true, ""
+			c.remember(&comp, c.gone(a.AccountID))
 			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
+			if m.Mirrored && cl.Attempts == 0 {
+				// Planned from the mirror: this is how a deletion by hand is
+				// found. Look again at once (once: a second time backs off).
+				comp.NextDue = now
+			}
 			return comp, nil
 		case IsTemporary(err) || isKind(err, KindAuth):
 			c.hookAction(a.Kind, OutcomeRetry)
 			entry.Outcome, entry.Detail = OutcomeRetry, err.Error()
 			comp.Audit = append(comp.Audit, entry)
+			if errors.Is(err, ErrPrecondition) && a.AccountID != "" {
+				// Changed since it was read or mirrored: the next converge reads it.
+				c.remember(&comp, c.gone(a.AccountID))
+				if m.Mirrored && cl.Attempts == 0 {
+					// The mirror's copy was stale, which its version showed:
+					// read and plan again at once (once: a second time backs off).
+					comp.Failed, comp.NextDue = true, now
+					return comp, nil
+				}
+			}
 			comp.Failed, comp.NextDue = true, now.Add(c.backoff(cl.Attempts, err))
 			c.log.Warn("lms action failed; will retry", "action", a.Kind, "feed", cl.Worker.Feed,
 				"worker_id", cl.Worker.WorkerID, "retry_at", comp.NextDue, "err", err)
@@ -882,6 +933,8 @@ type AccountMatch struct {
 	Ambiguous []string
 	// Unlink: the worker's link names an account that is gone.
 	Unlink bool
+	// Mirrored: Account is the account mirror's copy, not a read (mirror.go).
+	Mirrored bool
 }
 
 // FindAccount finds w's account as the converger does before it plans: its
@@ -909,8 +962,9 @@ func findAccount(ctx context.Context, lms LMS, links LinkReader, reads *batchRea
 		}
 		var a Account
 		var err error
+		mirrored := false
 		if got, gone, ok := reads.account(accID); ok {
-			a = got
+			a, mirrored = got, reads.mirrored[accID]
 			if gone {
 				err = notFoundPrefetched(accID)
 			}
@@ -926,7 +980,7 @@ func findAccount(ctx context.Context, lms LMS, links LinkReader, reads *batchRea
 		case err != nil:
 			return res, fmt.Errorf("read linked account %s: %w", accID, err)
 		}
-		res.Account, res.By = &a, "link of "+id
+		res.Account, res.By, res.Mirrored = &a, "link of "+id, mirrored
 		return res, nil
 	}
 

@@ -43,6 +43,9 @@ type batchReads struct {
 	found map[lookupKey][]Account // vouched FindAccounts answers, by exact value
 	got   map[string]Account      // accounts that exist, by id
 	gone  map[string]bool         // ids GetAccounts vouched are gone
+	// mirrored are the ids of got that are the account mirror's copies, not
+	// reads (mirror.go).
+	mirrored map[string]bool
 	// live are the workers that read live all the same: an account the batch
 	// found for them was found for another worker too.
 	live map[WorkerKey]bool
@@ -122,8 +125,8 @@ type workerReadsPlan struct {
 // cannot batch reads or nothing is worth prefetching. Failures are logged and
 // leave the values out.
 func (c *Converger) prefetch(ctx context.Context, claims []Claim, hists []History, pending map[WorkerKey][]AuditEntry) *batchReads {
-	br, ok := c.cfg.LMS.(AccountBatchReader)
-	if !ok || len(claims) == 0 {
+	br, canBatch := c.cfg.LMS.(AccountBatchReader)
+	if (!canBatch && c.cfg.Mirror == nil) || len(claims) == 0 {
 		return nil
 	}
 	plans := make([]*workerReadsPlan, len(claims))
@@ -175,11 +178,32 @@ func (c *Converger) prefetch(ctx context.Context, claims []Claim, hists []Histor
 	if len(ids) == 0 && len(values) == 0 {
 		return nil
 	}
-	n := br.MaxReadBatch(ctx)
-	if n <= 0 {
-		return nil
+	b := &batchReads{found: map[lookupKey][]Account{}, got: map[string]Account{}, gone: map[string]bool{}, mirrored: map[string]bool{}}
+	// Linked accounts the mirror knows are its copies, not reads: converge
+	// carries out a plan made from one only where a stale copy cannot change
+	// the outcome, and reads the account otherwise (mirror.go).
+	if c.cfg.Mirror != nil && len(ids) > 0 {
+		known, err := c.cfg.Mirror.MirroredAccounts(ctx, ids)
+		if err != nil {
+			c.log.Warn("reading the account mirror failed; the batch's linked accounts are read from the LMS", "accounts", len(ids), "err", err)
+		}
+		rest := ids[:0:0]
+		for _, id := range ids {
+			if a, ok := known[id]; ok {
+				b.got[id], b.mirrored[id] = a, true
+			} else {
+				rest = append(rest, id)
+			}
+		}
+		ids = rest
 	}
-	b := &batchReads{found: map[lookupKey][]Account{}, got: map[string]Account{}, gone: map[string]bool{}}
+	n := 0
+	if canBatch {
+		n = br.MaxReadBatch(ctx)
+	}
+	if n <= 0 {
+		ids, values = nil, nil // read one by one, as converge does
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, c.cfg.Concurrency)

@@ -268,6 +268,9 @@ type ReconcilerConfig struct {
 	// out of profile_drift. Pass the converger's (ConvergerConfig.Attributes), so
 	// that what its writes learnt reaches the report; nil: every field counts.
 	Attributes AttributeKeeper
+	// Mirror, if set, is refreshed with every page of accounts a pass reads
+	// (mirror.go); nil: none.
+	Mirror AccountMirror
 }
 
 // Reconciler compares every worker in the store with every account in the LMS,
@@ -646,7 +649,16 @@ func (p *pass) fetchPages(ctx context.Context) <-chan accountPage {
 	size := p.r.cfg.PageSize
 	go func() {
 		defer close(out)
+		asked := p.r.cfg.Now() // when the page's call started, at the latest
 		_, err := EachAccountPage(ctx, p.r.cfg.LMS, size, func(pg AccountPage) error {
+			if m := p.r.cfg.Mirror; m != nil && len(pg.Accounts) > 0 {
+				// Stamped with when it was asked for, so that a write the
+				// converger made while the page was on its way is not undone.
+				if err := m.RememberAccounts(ctx, asked, pg.Accounts); err != nil && ctx.Err() == nil {
+					p.r.log.Warn("refreshing the account mirror from a reconciliation page failed", "accounts", len(pg.Accounts), "err", err)
+				}
+			}
+			defer func() { asked = p.r.cfg.Now() }()
 			select {
 			case out <- accountPage{accounts: pg.Accounts}:
 				return nil

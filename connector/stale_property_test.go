@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,6 +114,12 @@ type staleRun struct {
 // converged once more on the LMS as the admin left it, then it converges until
 // quiet. With batch false the converger's LMS lacks AccountBatchReader.
 func playStale(t *testing.T, seed uint64, batch bool) staleRun {
+	return playStaleMode(t, seed, batch, false)
+}
+
+// playStaleMode is playStale; with mirror the converger also keeps the
+// account mirror (mirror.go) in its store, and plans from it where it may.
+func playStaleMode(t *testing.T, seed uint64, batch, mirror bool) staleRun {
 	t.Helper()
 	ctx := context.Background()
 	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -128,8 +135,19 @@ func playStale(t *testing.T, seed uint64, batch bool) staleRun {
 		t.Fatal("the sandbox lacks AccountBatchReader")
 	}
 	var err error
-	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: lms, Feeds: b.feeds, Now: b.clock,
-		Batch: 3, Concurrency: 3, Logger: slog.New(slog.DiscardHandler)})
+	cc := connector.ConvergerConfig{Store: b.db, LMS: lms, Feeds: b.feeds, Now: b.clock,
+		Batch: 3, Concurrency: 3, Logger: slog.New(slog.DiscardHandler)}
+	if mirror {
+		cc.Mirror = b.db
+		cc.Hooks.Mirror = func(served bool) {
+			if served {
+				mirrorServed.Add(1)
+			} else {
+				mirrorRead.Add(1)
+			}
+		}
+	}
+	b.conv, err = connector.NewConverger(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,4 +463,72 @@ func checkStaleOracle(t *testing.T, seed uint64, r staleRun, cover map[string]in
 			}
 		}
 	}
+}
+
+// TestPropertyStaleMirror (issue 12): the account mirror may save reads, never
+// change an outcome. Each seed of TestPropertyStaleLMS is played with batch
+// reads and the mirror, against the same play without either: the admin's
+// changes between rounds (deactivated by hand, email changed, deleted, made by
+// hand before the hire) happen behind the mirror's back, and the final LMS and
+// the review items must be the same, and satisfy the rules themselves. The audit
+// may differ only where the mirror's copy was stale: a state change made again
+// on an account already in that state by hand (an "ok" row the live play has
+// not), and the retries that a 404 or a 412 on a stale copy cost.
+// How often, over TestPropertyStaleMirror, a plan from the mirror was carried
+// out without a read, and how often the account was read instead.
+var mirrorServed, mirrorRead atomic.Int64
+
+func TestPropertyStaleMirror(t *testing.T) {
+	t.Parallel()
+	seeds := 200
+	if testing.Short() {
+		seeds = 40
+	}
+	cover := map[string]int{}
+	for seed := range uint64(seeds) {
+		want := playStale(t, seed, false)
+		got := playStaleMode(t, seed, true, true)
+		if got.outcome != want.outcome {
+			t.Fatalf("seed %d: the mirror changed the outcome.\nwith:\n%s\nwithout:\n%s", seed, got.outcome, want.outcome)
+		}
+		if extra := auditBeyond(got.audit, want.audit); len(extra) > 0 {
+			t.Fatalf("seed %d: the mirror changed the audit beyond redone state changes: %v\nwith:\n%s\nwithout:\n%s", seed, extra, got.audit, want.audit)
+		}
+		checkStaleOracle(t, seed, got, cover)
+	}
+	t.Logf("cases checked over %d seeds: %v; plans from the mirror: %d carried out, %d read again",
+		seeds, cover, mirrorServed.Load(), mirrorRead.Load())
+	if mirrorServed.Load() == 0 || mirrorRead.Load() == 0 {
+		t.Errorf("the mirror served %d plans and sent %d to a read: both must happen for this test to mean something",
+			mirrorServed.Load(), mirrorRead.Load())
+	}
+}
+
+// auditBeyond lists the audit lines of got ("who action outcome", sorted) that
+// want lacks or has fewer of, and those of want that got lacks, other than an
+// extra deactivate or reactivate "ok" in got.
+func auditBeyond(got, want string) []string {
+	count := func(s string) map[string]int {
+		m := map[string]int{}
+		for _, l := range strings.Split(s, "\n") {
+			if l != "" {
+				m[l]++
+			}
+		}
+		return m
+	}
+	g, w := count(got), count(want)
+	var out []string
+	for l, n := range g {
+		if n > w[l] && !strings.HasSuffix(l, " deactivate ok") && !strings.HasSuffix(l, " reactivate ok") {
+			out = append(out, "+"+l)
+		}
+	}
+	for l, n := range w {
+		if n > g[l] {
+			out = append(out, "-"+l)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

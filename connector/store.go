@@ -134,6 +134,9 @@ type Completion struct {
 	// (AuditIntents) its outcome instead.
 	Audit  []AuditEntry
 	Review *Review
+	// Mirror are the changes to the account mirror that this converge saw
+	// (mirror.go), committed with its outcome, in order.
+	Mirror []MirrorUpdate
 
 	erased bool // the worker was erased: the store holds nothing to complete
 }

@@ -364,11 +364,28 @@ func (e *completionError) Unwrap() error { return e.err }
 // worker.
 func (db *DB) completeOne(ctx context.Context, c connector.Completion) error {
 	err := db.commitCompletions(ctx, []connector.Completion{c})
+	if err == nil {
+		db.commitMirror(ctx, c.Mirror)
+	}
 	var ce *completionError
 	if err == nil || errors.As(err, &ce) {
 		return err
 	}
 	return &completionError{w: c.Claim.Worker, err: err}
+}
+
+// commitMirror writes the mirror updates of committed completions, after their
+// commit and on their own: the mirror only saves reads, so a failure to write it
+// must not cost an outcome. It is logged, and the accounts are read next time.
+// A failure can leave an older copy in place; converge never plans from a copy
+// what a stale one could make wrong (connector/mirror.go).
+func (db *DB) commitMirror(ctx context.Context, ups []connector.MirrorUpdate) {
+	if len(ups) == 0 {
+		return
+	}
+	if err := db.inTx(ctx, func(tx *sqlx.Tx) error { return db.applyMirror(ctx, tx, ups) }); err != nil {
+		db.log.WarnContext(ctx, "store: writing the account mirror failed; those accounts are read from the LMS", "accounts", len(ups), "err", err)
+	}
 }
 
 // CompleteAll commits cs as Complete would, one after the other, but in one
@@ -389,6 +406,7 @@ func (db *DB) CompleteAll(ctx context.Context, cs []connector.Completion) error 
 	}
 	err := db.commitCompletions(ctx, cs)
 	if err == nil {
+		db.commitMirror(ctx, mirrorOf(cs))
 		return nil
 	}
 	if ctx.Err() != nil {

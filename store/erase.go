@@ -382,6 +382,32 @@ func (db *DB) Erase(ctx context.Context, e Erasure) (ErasureReport, error) {
 				return err
 			}
 		}
+		// The account mirror's copies of the person's accounts (migration 0020):
+		// by account, by externalId, and by the emails and employee numbers that
+		// name them. A copy forgotten is read again from the LMS when needed.
+		var ignoredMirror int
+		for _, acc := range append(slices.Clone(subj.Accounts), e.AccountID) {
+			if acc == "" {
+				continue
+			}
+			if err := exec(&ignoredMirror, `DELETE FROM lms_mirror WHERE account_id = ?`, acc); err != nil {
+				return err
+			}
+		}
+		for _, id := range ids {
+			if err := exec(&ignoredMirror, `DELETE FROM lms_mirror WHERE external_id = ?`,
+				connector.WorkerKey{Feed: e.Worker.Feed, WorkerID: id}.ExternalID()); err != nil {
+				return err
+			}
+		}
+		for _, v := range append(slices.Clone(subj.Identifiers), e.Identifiers...) {
+			if v == "" {
+				continue
+			}
+			if err := exec(&ignoredMirror, `DELETE FROM lms_mirror WHERE lower(email) = lower(?) OR employee_number = ? OR lower(user_name) = lower(?)`, v, v, v); err != nil {
+				return err
+			}
+		}
 		// Clean-up and offboarding items of the person's accounts that were linked to no worker.
 		if e.AccountID != "" {
 			var ignored int

@@ -148,6 +148,11 @@ type LMSConfig struct {
 	// IgnoreAttributes lists profile attributes never compared or written;
 	// others the LMS drops are learnt from its answers (docs/reconcile.md).
 	IgnoreAttributes []string `yaml:"ignore_attributes"`
+	// Mirror: lms.mirror. hrsync keeps a copy of the accounts it has seen and
+	// makes a known account's state change without reading it first
+	// (docs/design.md, "The account mirror"); false reads before every write.
+	// Default true.
+	Mirror *bool `yaml:"mirror"`
 	// ClientID and ClientSecretEnv are OAuth2 client credentials (Docebo); the
 	// secret itself is never in the file, only the name of the variable holding it.
 	ClientID        string `yaml:"client_id"`
@@ -448,6 +453,15 @@ func (a *App) policy(feed string) connector.Policy {
 // person page plans with it).
 func (a *App) Policy(feed string) connector.Policy { return a.policy(feed) }
 
+// mirror is the account mirror the converger and the reconciler share: the
+// store, unless lms.mirror is false.
+func (a *App) mirror() connector.AccountMirror {
+	if m := a.set.File.LMS.Mirror; m != nil && !*m {
+		return nil
+	}
+	return a.db
+}
+
 // Converger builds a converger on the app's parts: the store, the guarded LMS, the
 // feeds and their policies, the safeguard, the eraser and the metrics. cc tunes it;
 // the parts it names are the app's whatever cc says.
@@ -458,6 +472,7 @@ func (a *App) Converger(cc connector.ConvergerConfig) (*connector.Converger, err
 	}
 	cc.Store, cc.LMS, cc.Feeds, cc.Logger, cc.Now = a.db, lms, a.set.Feeds, a.log, a.now
 	cc.Policy, cc.Safeguard, cc.EraseFunc, cc.Attributes = a.policy, a.safeguard, a.eraseRequested, a.attrs
+	cc.Mirror = a.mirror()
 	if a.tracing.on && cc.Hooks.Trace == nil {
 		cc.Hooks.Trace = a.traceConverge
 	}
@@ -492,6 +507,7 @@ func (a *App) Reconciler(rc connector.ReconcilerConfig) (*connector.Reconciler, 
 	}
 	rc.Store, rc.LMS, rc.Feeds, rc.Logger, rc.Policy = a.db, lms, a.set.Feeds, a.log, a.policy
 	rc.ReactivateManual, rc.Attributes = a.opts.ReactivateManual, a.attrs
+	rc.Mirror = a.mirror()
 	return connector.NewReconciler(rc)
 }
 
