@@ -556,6 +556,8 @@ func (c *Converger) convergeClaims(ctx context.Context, claims []Claim, claimedA
 		})
 	}
 	wg.Wait()
+	// The rehires' training notes, read for the batch at once.
+	c.noteTraining(work, comps)
 	stopRenew()
 
 	// A worker whose lease was lost belongs to another converger now: committing
@@ -722,6 +724,7 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		return held, err
 	}
 	mirrorBase := have // the account as the plan's writes so far leave it
+	answered := false  // the last write's answer was the whole account
 	for _, a := range plan {
 		if !held() {
 			return Completion{}, errLeaseLost // another converger may act on this worker now
@@ -788,8 +791,9 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 				active := a.Kind == ActionReactivate || a.Kind == ActionCreate && a.Account.Active
 				entry.ActiveAfter = &active
 			}
-			if a.Kind == ActionReactivate && a.Reason == ReasonEmployedAgain {
-				entry.Detail += c.rehireTraining(ctx, a.AccountID, pol)
+			if a.Kind == ActionReactivate && a.Reason == ReasonEmployedAgain && a.AccountID != "" {
+				// Read for the whole batch once its writes are done (noteTraining).
+				comp.training = append(comp.training, trainingNote{audit: len(comp.Audit), account: a.AccountID, validity: pol.CourseValidity})
 			}
 			if a.Kind == ActionDelete {
 				comp.Unlink, comp.AccountID = true, "" // the account is gone; Want keeps it gone
@@ -797,11 +801,7 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			} else if seen, ok, whole := afterWrite(a, mirrorBase, acct); ok {
 				c.remember(&comp, c.seen(seen))
 				mirrorBase = &seen // a later action of this plan changes it further
-				if m.Mirrored && whole && len(Plan(want, &seen, pol)) > 0 {
-					// Planned from the mirror, and the answer shows the account
-					// changed by hand since the copy: converge again, from it.
-					comp.NextDue = now
-				}
+				answered = whole
 			}
 			comp.Audit = append(comp.Audit, entry)
 			c.hookAction(a.Kind, OutcomeOK)
@@ -874,6 +874,11 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			r.AccountID, r.NextDue = comp.AccountID, next
 			return r, nil
 		}
+	}
+	if m.Mirrored && answered && len(Plan(want, mirrorBase, pol)) > 0 {
+		// Planned from the mirror, and the LMS's answer shows the account was
+		// changed by hand since the copy (mirror.go): converge again, from it.
+		comp.NextDue = now
 	}
 	return comp, nil
 }

@@ -139,6 +139,8 @@ type Completion struct {
 	Mirror []MirrorUpdate
 
 	erased bool // the worker was erased: the store holds nothing to complete
+	// training are the audit rows that get a rehire training note (noteTraining).
+	training []trainingNote
 }
 
 // The store's ports are small: each use case declares the methods it needs, as

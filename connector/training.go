@@ -101,20 +101,84 @@ func RehireTrainingNote(report []CourseStatus) string {
 	return note
 }
 
-// rehireTraining returns "; " and the rehire training note of account id, for the
-// audit row of a rehire's reactivation; "" when the LMS does not report learning
-// records. A failed read is noted, never fatal: the account is already back.
-func (c *Converger) rehireTraining(ctx context.Context, id string, pol Policy) string {
-	tr, ok := c.cfg.LMS.(TrainingReader)
-	if !ok || id == "" {
-		return ""
+
+// TrainingBatchReader is implemented by LMS adapters that read the course
+// completions of many accounts in one call (for SCIM, one filtered query whose
+// users carry the training extension). The converger reads the rehire training
+// notes of a claimed batch with it, one call for the batch's rehires instead of
+// one each; without it, or when MaxTrainingBatch is zero or less, it reads them
+// one by one (TrainingReader).
+type TrainingBatchReader interface {
+	MaxTrainingBatch(ctx context.Context) int
+	// CompletionsOf returns the completions of each of ids; an id missing from
+	// the map is one whose records the LMS did not report (gone, or unknown).
+	CompletionsOf(ctx context.Context, ids []string) (map[string][]CompletionRecord, error)
+}
+
+// trainingNote is a rehire's reactivation whose audit row gets the rehire
+// training note once the batch's writes are done (noteTraining).
+type trainingNote struct {
+	audit    int // index into the completion's Audit
+	account  string
+	validity map[string]time.Duration
+}
+
+// noteTraining adds the rehire training notes to the audit rows of comps, with
+// the fewest LMS reads the LMS allows: one call per MaxTrainingBatch rehires of
+// the batch where it reads many at once, else one per rehire. A read that fails
+// is noted on the row ("not read") and never changes an outcome.
+func (c *Converger) noteTraining(ctx context.Context, comps []Completion) {
+	var ids []string
+	for _, comp := range comps {
+		for _, n := range comp.training {
+			ids = append(ids, n.account)
+		}
 	}
-	comps, err := tr.Completions(ctx, id)
-	switch {
-	case errors.Is(err, ErrTrainingUnknown):
-		return ""
-	case err != nil:
-		return "; rehire training: not read (" + err.Error() + ")"
+	if len(ids) == 0 {
+		return
 	}
-	return "; " + RehireTrainingNote(RehireTraining(comps, pol.CourseValidity, c.cfg.Now()))
+	got := map[string][]CompletionRecord{}
+	failed := map[string]error{}
+	br, batch := c.cfg.LMS.(TrainingBatchReader)
+	size := 0
+	if batch {
+		size = br.MaxTrainingBatch(ctx)
+	}
+	if size > 0 {
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		for chunk := range slices.Chunk(ids, size) {
+			m, err := br.CompletionsOf(ctx, chunk)
+			for _, id := range chunk {
+				switch recs, ok := m[id]; {
+				case err != nil:
+					failed[id] = err
+				case ok:
+					got[id] = recs
+				default:
+					failed[id] = ErrTrainingUnknown
+				}
+			}
+		}
+	}
+	tr, single := c.cfg.LMS.(TrainingReader)
+	for i := range comps {
+		for _, n := range comps[i].training {
+			recs, ok := got[n.account]
+			err := failed[n.account]
+			if !ok && err == nil {
+				if !single {
+					continue
+				}
+				recs, err = tr.Completions(ctx, n.account)
+			}
+			switch {
+			case errors.Is(err, ErrTrainingUnknown):
+			case err != nil:
+				comps[i].Audit[n.audit].Detail += "; rehire training: not read (" + err.Error() + ")"
+			default:
+				comps[i].Audit[n.audit].Detail += "; " + RehireTrainingNote(RehireTraining(recs, n.validity, c.cfg.Now()))
+			}
+		}
+	}
 }

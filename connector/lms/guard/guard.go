@@ -664,6 +664,32 @@ func (g *LMS) Completions(ctx context.Context, accountID string) ([]connector.Co
 
 var _ connector.TrainingReader = (*LMS)(nil)
 
+// MaxTrainingBatch implements connector.TrainingBatchReader: the LMS's, or 0
+// when it cannot read many accounts' completions at once.
+func (g *LMS) MaxTrainingBatch(ctx context.Context) int {
+	if br, ok := g.inner.(connector.TrainingBatchReader); ok {
+		return br.MaxTrainingBatch(ctx)
+	}
+	return 0
+}
+
+// CompletionsOf implements connector.TrainingBatchReader when the LMS behind the
+// guard does, as one call under the guard's rate limit, retries and quarantine.
+func (g *LMS) CompletionsOf(ctx context.Context, ids []string) (map[string][]connector.CompletionRecord, error) {
+	br, ok := g.inner.(connector.TrainingBatchReader)
+	if !ok {
+		return nil, connector.ErrTrainingUnknown
+	}
+	var out map[string][]connector.CompletionRecord
+	_, err := g.call(ctx, "CompletionsOf", func(ctx context.Context) (err error) {
+		out, err = br.CompletionsOf(ctx, ids)
+		return err
+	})
+	return out, err
+}
+
+var _ connector.TrainingBatchReader = (*LMS)(nil)
+
 // Activity implements connector.ActivityReader when the LMS behind the guard
 // does, under the guard's rate limit, retries and quarantine.
 func (g *LMS) Activity(ctx context.Context, accountID string) (connector.Activity, error) {

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hrsync/hrsync/connector"
 )
@@ -40,3 +41,29 @@ func (l *LMS) Activity(ctx context.Context, id string) (connector.Activity, erro
 }
 
 var _ connector.ActivityReader = (*LMS)(nil)
+
+// MaxTrainingBatch implements connector.TrainingBatchReader: as many as the
+// sandbox's batch reads take.
+func (l *LMS) MaxTrainingBatch(ctx context.Context) int { return l.MaxReadBatch(ctx) }
+
+// CompletionsOf implements connector.TrainingBatchReader: Completions of each of
+// ids that exists, in one call.
+func (l *LMS) CompletionsOf(ctx context.Context, ids []string) (map[string][]connector.CompletionRecord, error) {
+	if err := ctxErr(ctx, "CompletionsOf"); err != nil {
+		return nil, err
+	}
+	out := make(map[string][]connector.CompletionRecord, len(ids))
+	for _, id := range ids {
+		recs, err := l.Completions(ctx, id)
+		if errors.Is(err, connector.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = recs
+	}
+	return out, nil
+}
+
+var _ connector.TrainingBatchReader = (*LMS)(nil)
