@@ -123,9 +123,6 @@ func (c *Client) DeleteAccounts(ctx context.Context, dels []connector.Deletion) 
 	if len(dels) == 0 {
 		return errs, nil
 	}
-	for _, d := range dels {
-		c.forgetTraining(d.ID)
-	}
 	most := c.MaxBulkDeletes(ctx)
 	caps := c.Capabilities(ctx)
 	var todo []int // indices still to delete

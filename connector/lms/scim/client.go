@@ -104,7 +104,6 @@ type Client struct {
 	searchProbe sync.Mutex   // held by the .search that finds out whether there is one
 	orBound     atomic.Int32 // after a 400 tooMany: the most values of one query; 0: none
 	log         *slog.Logger
-	training    trainingMemo // the training GetAccounts read, for Completions
 
 	mu         sync.Mutex
 	discovered bool
@@ -707,7 +706,6 @@ func (c *Client) patchActive(ctx context.Context, id string, active bool) (conne
 // DeleteAccount deletes the account id. Returns an error matching
 // connector.ErrNotFound if there is none.
 func (c *Client) DeleteAccount(ctx context.Context, id string) error {
-	c.forgetTraining(id)
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	_, err := c.do(ctx, http.MethodDelete, userPath(id), nil, nil, nil, nil)

@@ -33,7 +33,6 @@ var _ connector.TrainingDeleter = (*Client)(nil)
 // PATCH. A server that accepts the removal but still reports records is an
 // error (KindInvalid), never success.
 func (c *Client) DeleteTraining(ctx context.Context, id string) error {
-	c.forgetTraining(id)
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	op := "PATCH " + userPath(id)

@@ -25,11 +25,9 @@ func (c *Client) MaxReadBatch(ctx context.Context) int {
 // GetAccounts implements connector.AccountBatchReader with ActivityOf: one
 // `id eq "a" or id eq "b" ...` query per batch (POST /Users/.search, or GET
 // chunks of 50 on a server without it), and GET /Users/{id} for an id the query
-// did not return, so that only a 404 makes an account gone. The training
-// extension the users carry is kept for a moment, for the rehire report's
-// Completions that follows the batch (see trainingMemo).
+// did not return, so that only a 404 makes an account gone.
 func (c *Client) GetAccounts(ctx context.Context, ids []string) (map[string]connector.Account, error) {
-	got, err := c.activityOf(ctx, ids, c.rememberTraining)
+	got, err := c.ActivityOf(ctx, ids)
 	if err != nil {
 		return nil, err
 	}

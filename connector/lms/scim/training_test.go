@@ -113,71 +113,51 @@ func (b *testBundle) httpJSON(t *testing.T, method, url, body string, wantStatus
 	}
 }
 
-// TestCompletionsFromBatchRead: right after GetAccounts read a user, its
-// training answers Completions once without another request; a second question,
-// one asked later than the memo's 30 s, and one after the training was deleted
-// read the user again.
-func TestCompletionsFromBatchRead(t *testing.T) {
+// TestCompletionsOf: the rehire report's batch read is one id query (POST
+// /Users/.search, or GET chunks of 50 without it) whose users' training
+// extension gives the completions; an id that is gone is left out.
+func TestCompletionsOf(t *testing.T) {
 	t.Parallel()
-	b := setupQuirks(t, sandbox.Quirks{})
-	ctx := t.Context()
-	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	scim.SetNow(b.client, func() time.Time { return now })
-	as := people(t, b.lms, 4)
-	for _, a := range as[:3] {
-		if _, err := b.lms.SetActive(ctx, a.ID, false); err != nil { // leavers, about to be rehired
-			t.Fatal(err)
-		}
-	}
-	done := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-	if err := b.lms.CompleteCourse(as[0].ID, "safety-101", done); err != nil {
-		t.Fatal(err)
-	}
-	gets := func() int { return b.count("GET", "/Users/") }
-	if _, err := b.client.GetAccounts(ctx, []string{as[0].ID, as[1].ID, as[2].ID}); err != nil {
-		t.Fatal(err)
-	}
-	// A completion recorded after the read is seen by the reads that follow the
-	// memo's one answer.
-	if err := b.lms.CompleteCourse(as[0].ID, "forklift", done); err != nil {
-		t.Fatal(err)
-	}
-	before := gets()
-	comps, err := b.client.Completions(ctx, as[0].ID)
-	if err != nil || len(comps) != 1 || comps[0].Course != "safety-101" || !comps[0].CompletedAt.Equal(done) || gets() != before {
-		t.Errorf("Completions after GetAccounts: %+v, %v, %d GETs; want safety-101 from the batch read, no GET", comps, err, gets()-before)
-	}
-	comps, err = b.client.Completions(ctx, as[0].ID)
-	if err != nil || len(comps) != 2 || gets() != before+1 {
-		t.Errorf("Completions asked again: %+v, %v, %d GETs; want both courses, read", comps, err, gets()-before)
-	}
-	now = now.Add(31 * time.Second)
-	if _, err := b.client.Completions(ctx, as[1].ID); err != nil || gets() != before+2 {
-		t.Errorf("Completions 31 s after the batch read: %v, %d GETs; want a read", err, gets()-before)
-	}
-	// The training deleted through the client is not answered from the memo.
-	if _, err := b.client.GetAccounts(ctx, []string{as[0].ID}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.client.DeleteTraining(ctx, as[0].ID); err != nil {
-		t.Fatal(err)
-	}
-	if comps, err := b.client.Completions(ctx, as[0].ID); err != nil || len(comps) != 0 {
-		t.Errorf("Completions after DeleteTraining: %+v, %v; want none", comps, err)
-	}
-	// ActivityOf (clean-up) keeps nothing; nor does GetAccounts of an active
-	// account (a leaver's or an update's: no report follows).
-	if _, err := b.client.ActivityOf(ctx, []string{as[2].ID}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.client.GetAccounts(ctx, []string{as[3].ID}); err != nil {
-		t.Fatal(err)
-	}
-	before = gets()
-	if _, err := b.client.Completions(ctx, as[2].ID); err != nil || gets() != before+1 {
-		t.Errorf("Completions after ActivityOf: %v, %d GETs; want a read", err, gets()-before)
-	}
-	if _, err := b.client.Completions(ctx, as[3].ID); err != nil || gets() != before+2 {
-		t.Errorf("Completions of an active account after GetAccounts: %v, %d GETs; want a read", err, gets()-before)
+	for _, tc := range []struct {
+		name        string
+		q           sandbox.Quirks
+		search, get int
+	}{
+		{"Search", sandbox.Quirks{}, 1, 0},
+		{"NoSearch", sandbox.Quirks{NoSearch: true}, 1, 3}, // the refused .search, once
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupQuirks(t, tc.q)
+			ctx := t.Context()
+			as := people(t, b.lms, 120)
+			done := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+			if err := b.lms.CompleteCourse(as[7].ID, "safety-101", done); err != nil {
+				t.Fatal(err)
+			}
+			if n := b.client.MaxTrainingBatch(ctx); n <= 0 {
+				t.Fatalf("MaxTrainingBatch = %d", n)
+			}
+			var ids []string
+			for _, a := range as {
+				ids = append(ids, a.ID)
+			}
+			got, err := b.client.CompletionsOf(ctx, append(ids, "u-999999"))
+			if err != nil || len(got) != 120 || len(got[as[0].ID]) != 0 {
+				t.Fatalf("CompletionsOf: %d ids, %v; want 120, no completions for most", len(got), err)
+			}
+			if c := got[as[7].ID]; len(c) != 1 || c[0].Course != "safety-101" || !c[0].CompletedAt.Equal(done) {
+				t.Errorf("CompletionsOf[%s] = %+v, want safety-101", as[7].ID, c)
+			}
+			if _, gone := got["u-999999"]; gone {
+				t.Errorf("CompletionsOf answered for an id that does not exist")
+			}
+			// One query (and the GET of the id it did not return, so that only a
+			// 404 makes it gone).
+			gets := b.count("GET", "/Users") - b.count("GET", "/Users/")
+			if s, one := b.count("POST", "/Users/.search"), b.count("GET", "/Users/"); s != tc.search || gets != tc.get || one != 1 {
+				t.Errorf("%d POST /Users/.search, %d filtered GETs, %d GETs of one user; want %d, %d and 1", s, gets, one, tc.search, tc.get)
+			}
+		})
 	}
 }
