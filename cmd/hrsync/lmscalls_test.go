@@ -147,9 +147,11 @@ func TestLMSCallsPerChange(t *testing.T) {
 	// looks its person up by externalId (one form), employee number and email (two
 	// forms each: the client learns a server's form only from a lookup that finds
 	// an account, and a new hire's find nothing), then creates the account. A
-	// change of an account hrsync knows (the account mirror) is one PATCH, with
-	// no read before it: an update too (the SCIM client reads before a write
-	// only on a server without PATCH, for its PUT). A rehire's reactivation is
+	// change of a linked account is one PATCH with no read before it: hrsync
+	// knows the account from its create's answer (the account mirror,
+	// connector/mirror.go; an update is conditional on the mirrored version, and
+	// the SCIM client reads before a write only on a server without PATCH, for
+	// its PUT). A rehire's reactivation is
 	// followed by the rehire training report, which reads the batch's rehires in
 	// one `id eq ...` query whose users carry the training extension. The batch
 	// reads are POST /Users/.search (RFC 7644 §3.4.3), which the sandbox serves.
