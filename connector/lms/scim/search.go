@@ -38,12 +38,17 @@ import (
 // Not every server has .search (it is a MAY; some answer it as /Users/{id}), and
 // ServiceProviderConfig does not say. So the client tries it on the first batch
 // read and remembers the answer: 404, 405 or 501, or, before a .search has ever
-// succeeded, a 400 (invalidFilter, invalidSyntax or any other: a server that
-// takes ".search" for an id may answer as to a bad create) or a 2xx that is not a
-// ListResponse, turn .search off for the client's lifetime (logged once, at
-// INFO), and the query is sent again as GET chunks. A filter the server rejects
-// over GET too is then judged there, as before. After a .search has succeeded, a
-// 400 is the filter's, as for GET.
+// succeeded, a 400 (invalidSyntax or any other: a server that takes ".search"
+// for an id may answer as to a bad create) or a 2xx that is not a ListResponse,
+// turn .search off for the client's lifetime (logged once, at INFO), and the
+// query is sent again as GET chunks. A 400 invalidFilter before a .search has
+// succeeded is ambiguous (RFC 7644 §3.12: "the specified filter syntax was
+// invalid, or the specified attribute and filter comparison combination is not
+// supported"): the client asks GET the same filter (where it fits a URL); if GET
+// takes it, .search is off; if GET refuses it too, it is the filter the server
+// cannot evaluate (elimity-com/scim and id filters), and .search stays. A longer
+// filter refused so turns .search off, and GET judges the filter in its chunks.
+// After a .search has succeeded, a 400 is the filter's, as for GET.
 
 const (
 	// DefaultSearchBatch is the most values (ids, or one attribute's values) one
@@ -175,6 +180,22 @@ func (c *Client) search(ctx context.Context, filter string, start, count int) (L
 	_, err := c.do(ctx, http.MethodPost, "/Users/.search", nil, req, nil, &lr)
 	proven := c.searchState.Load() == searchWorks
 	if le, ok := errors.AsType[*connector.LMSError](err); ok {
+		if !proven && le.Status == http.StatusBadRequest && le.Code == ErrInvalidFilter && len(filter) <= maxIDFilter {
+			// A server with .search that cannot evaluate this filter answers
+			// so too (elimity-com/scim on id filters): ask GET the same. If
+			// GET takes it, the server's .search is what fails; if GET refuses
+			// it too, the refusal is the filter's, as for GET.
+			q := url.Values{"filter": {filter}, "startIndex": {"1"}, "count": {"1"}}
+			_, gerr := c.list(ctx, q)
+			if gerr == nil {
+				c.noSearch("POST /Users/.search answered 400 invalidFilter to a filter GET takes")
+				return ListResponse{}, errRechunk
+			}
+			if ge, ok := errors.AsType[*connector.LMSError](gerr); !ok || ge.Status != http.StatusBadRequest {
+				return ListResponse{}, gerr
+			}
+			return ListResponse{}, err
+		}
 		switch {
 		case le.Status == http.StatusNotFound, le.Status == http.StatusMethodNotAllowed, le.Status == http.StatusNotImplemented,
 			!proven && le.Status == http.StatusBadRequest && le.Code != ErrTooMany,

@@ -333,3 +333,78 @@ func TestSearchRejectsFilter(t *testing.T) {
 		t.Errorf("MaxReadBatch = %d and %d filtered GETs, want 0 and 0", n, gets)
 	}
 }
+
+// TestSearchInvalidFilter: a 400 invalidFilter to the first .search is judged
+// by GET of the same filter. Where GET takes it, the server lacks .search (off,
+// logged once); where GET refuses it too, the filter is what the server cannot
+// evaluate: .search stays, and nothing is logged.
+func TestSearchInvalidFilter(t *testing.T) {
+	t.Parallel()
+	t.Run("GETTakesIt", func(t *testing.T) {
+		t.Parallel()
+		var logs bytes.Buffer
+		var logMu sync.Mutex
+		s := setupSearch(t, sandbox.Quirks{NoSearch: true, NoSearchStatus: http.StatusBadRequest, NoSearchType: scim.ErrInvalidFilter},
+			scim.WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))))
+		as := people(t, s.lms, 2)
+		found, err := s.client.FindAccountsIn(t.Context(), connector.ByExternalID, []string{as[0].ExternalID, as[1].ExternalID})
+		if err != nil || len(found) != 2 || found[as[1].ExternalID][0].ID != as[1].ID {
+			t.Fatalf("FindAccountsIn: %+v, %v", found, err)
+		}
+		if n, g := s.count("POST", "/Users/.search"), s.gets(); n != 1 || g != 2 {
+			t.Errorf("%d POST /Users/.search and %d filtered GETs, want 1 and 2 (the GET that judged, the query)", n, g)
+		}
+		logMu.Lock()
+		defer logMu.Unlock()
+		if n := strings.Count(logs.String(), "has no POST /Users/.search"); n != 1 {
+			t.Errorf("logged %d times, want once:\n%s", n, logs.String())
+		}
+	})
+	t.Run("GETRefusesIt", func(t *testing.T) {
+		t.Parallel()
+		var logs bytes.Buffer
+		var logMu sync.Mutex
+		l := sandbox.New()
+		inner := l.Handler(token)
+		var posts, gets int
+		var mu sync.Mutex
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			filter := r.URL.Query().Get("filter")
+			mu.Lock()
+			switch {
+			case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/.search"):
+				posts++
+				b, _ := io.ReadAll(r.Body)
+				var req scim.SearchRequest
+				_ = json.Unmarshal(b, &req)
+				filter = req.Filter
+				r.Body = io.NopCloser(bytes.NewReader(b))
+			case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users"):
+				gets++
+			}
+			mu.Unlock()
+			if strings.HasPrefix(filter, "id eq") {
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `{"schemas":["`+scim.MessageError+`"],"status":"400","scimType":"invalidFilter"}`)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		c := mustNew(t, srv.URL+sandbox.BasePath, scim.WithBearerToken(token),
+			scim.WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))))
+		as := people(t, l, 2)
+		got, err := c.ActivityOf(t.Context(), []string{as[0].ID, as[1].ID})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("ActivityOf: %+v, %v", got, err)
+		}
+		if posts != 1 || gets != 1 || scim.SearchOff(c) {
+			t.Errorf("%d POST /Users/.search, %d filtered GETs, .search off %v; want 1, 1 (the GET that judged) and on", posts, gets, scim.SearchOff(c))
+		}
+		logMu.Lock()
+		defer logMu.Unlock()
+		if strings.Contains(logs.String(), "has no POST /Users/.search") {
+			t.Errorf("logged that the server has no .search:\n%s", logs.String())
+		}
+	})
+}
