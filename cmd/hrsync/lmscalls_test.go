@@ -1,27 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/store"
 )
 
 // callCounter is a counting proxy in front of the sandbox's SCIM server: it counts
-// each request by method and kind of resource, as an LMS's rate limit counts them.
+// each request by method and kind of resource (requestKind), as an LMS's rate
+// limit counts them.
 type callCounter struct {
-	mu    sync.Mutex
-	calls map[string]int
+	*requestCounter
 	// noSearch answers POST /Users/.search with 405, as a SCIM server without
 	// it (RFC 7644 §3.4.3 is optional) does.
 	noSearch bool
@@ -29,57 +28,14 @@ type callCounter struct {
 
 func (c *callCounter) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		kind := callKind(r)
-		c.mu.Lock()
-		c.calls[kind]++
-		c.mu.Unlock()
+		kind := requestKind(r)
+		c.add(kind)
 		if c.noSearch && kind == "POST /Users/.search" {
 			http.Error(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"405"}`, http.StatusMethodNotAllowed)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// callKind names a SCIM request: "GET /Users?filter", "POST /Users/.search",
-// "GET /Users/{id}", "POST /Users", "PATCH /Users/{id}", ...; discovery
-// (/ServiceProviderConfig, /Schemas, /ResourceTypes) is "discovery".
-func callKind(r *http.Request) string {
-	p := strings.TrimPrefix(r.URL.Path, sandbox.BasePath)
-	switch {
-	case p == "/Users/.search":
-		return r.Method + " " + p
-	case strings.HasPrefix(p, "/Users/"):
-		return r.Method + " /Users/{id}"
-	case p == "/Users" && r.URL.Query().Has("filter"):
-		return r.Method + " /Users?filter"
-	case p == "/Users" || p == "/Bulk":
-		return r.Method + " " + p
-	}
-	return "discovery"
-}
-
-// take returns the calls counted since the last take, discovery left out (one
-// client makes it once), and resets the count.
-func (c *callCounter) take() (int, string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, parts := 0, []string{}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range c.calls {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		if k == "discovery" {
-			continue
-		}
-		n += c.calls[k]
-		parts = append(parts, fmt.Sprintf("%d %s", c.calls[k], k))
-	}
-	clear(c.calls)
-	return n, strings.Join(parts, " + ")
 }
 
 // callsApp is the daemon's path (the store, the converger, the guard and the
@@ -89,7 +45,7 @@ func (c *callCounter) take() (int, string) {
 // /Users/.search.
 func callsApp(t *testing.T, batch int, noSearch bool) (*callCounter, *testLMS, *app.App, *connector.Converger) {
 	t.Helper()
-	counter := &callCounter{calls: map[string]int{}, noSearch: noSearch}
+	counter := &callCounter{requestCounter: newRequestCounter(), noSearch: noSearch}
 	lms := startLMS(t, counter.wrap)
 	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
 	if err != nil {
@@ -368,5 +324,51 @@ func TestLMSCallsPerChangeSearch(t *testing.T) {
 				t.Errorf("the LMS holds %d accounts, want 256", c)
 			}
 		})
+	}
+}
+
+// TestSandboxLMSCountsRequests: "sandbox-lms --count-requests" prints, when it
+// stops, the SCIM requests it served by kind, as docs/lms-calls.md measures the
+// bench's requests over SCIM.
+func TestSandboxLMSCountsRequests(t *testing.T) {
+	t.Parallel()
+	addr := freeLoopbackAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errOut bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"hrsync", "sandbox-lms", "--addr", addr, "--count-requests", "--log-level", "warn"},
+			func(string) string { return "" }, &out, &errOut)
+	}()
+	base := "http://" + addr + "/scim/v2"
+	waitFor(t, 10*time.Second, "the sandbox listening", func() (bool, string) {
+		resp, err := http.Get(base + "/ServiceProviderConfig")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	for _, r := range []struct{ method, path, body string }{
+		{"POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada","externalId":"hr:1"}`},
+		{"POST", "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"externalId eq \"hr:1\""}`},
+		{"POST", "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}`},
+		{"GET", "/Users?filter=" + url.QueryEscape(`userName eq "ada"`), ""},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), r.method, base+r.path, strings.NewReader(r.body))
+		req.Header.Set("Content-Type", "application/scim+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("sandbox-lms: %v\n%s", err, errOut.String())
+	}
+	want := "sandbox LMS served 4 requests (discovery left out): 1 GET /Users?filter + 1 POST /Users + 2 POST /Users/.search"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output:\n%s\nwant the line %q", out.String(), want)
 	}
 }
