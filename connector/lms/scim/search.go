@@ -22,7 +22,12 @@ import (
 // POST {endpoint}/.search, a SearchRequest body whose parameters are those of the
 // GET (filter, startIndex, count, attributes), answered with the same
 // ListResponse. There the filter is bounded only by what the server accepts in a
-// body, so the client sends up to the read batch in one request:
+// body, so the client sends up to the read batch in one request. (Servers agree
+// on the form: PingDirectory documents POST /scim/v2/Users/.search answered 200
+// with a list response "even if no matching resources are found"; Oracle's
+// identity domains require the SearchRequest URN in schemas and take attributes
+// as a list; elimity-com/scim routes it and answers 501 where the handler has no
+// search, docs/lms-compat.md.) The bounds:
 //
 //   - at most DefaultSearchBatch values (or WithSearchBatch's), and at most the
 //     server's filter.maxResults (RFC 7643 §5) when it states one: the values of
