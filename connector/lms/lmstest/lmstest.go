@@ -631,9 +631,7 @@ func testActivityOf(t *testing.T, s *suite) {
 	if !ok || al.MaxActivityBatch(t.Context()) <= 0 {
 		t.Skip("no connector.ActivityLister: the LMS does not read activity in batches")
 	}
-	a := s.create(s.account("alice"))
-	b := s.create(s.account("bob"))
-	gone := s.missingID()
+	a, b, gone := s.twoAndGone()
 	got := s.activityOf(al, []string{a.ID, gone, b.ID, s.name("no-such-id"), a.ID})
 	if len(got) != 2 {
 		t.Errorf("ActivityOf: %d accounts, want alice and bob: %+v", len(got), got)
@@ -679,9 +677,7 @@ func testBatchReads(t *testing.T, s *suite) {
 	if !ok || br.MaxReadBatch(t.Context()) <= 0 {
 		t.Skip("no connector.AccountBatchReader: the LMS reads accounts one by one")
 	}
-	a := s.create(s.account("alice"))
-	b := s.create(s.account("bob"))
-	gone := s.missingID()
+	a, b, gone := s.twoAndGone()
 	got, err := br.GetAccounts(t.Context(), []string{a.ID, gone, b.ID})
 	if err != nil {
 		t.Fatalf("GetAccounts: %v", err)
@@ -732,6 +728,13 @@ func accountIDs(as []connector.Account) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, ",")
+}
+
+// twoAndGone creates alice and bob, and returns them with the id of an account
+// that was deleted.
+func (s *suite) twoAndGone() (a, b connector.Account, gone string) {
+	s.t.Helper()
+	return s.create(s.account("alice")), s.create(s.account("bob")), s.missingID()
 }
 
 // bulkDeleter returns the LMS as a BulkDeleter, or skips the test.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hrsync/hrsync/connector"
@@ -159,24 +160,17 @@ func TestSearchFallback(t *testing.T) {
 	// again either.
 	t.Run("NotAListResponse", func(t *testing.T) {
 		t.Parallel()
-		l := sandbox.New()
-		inner := l.Handler(token)
-		var posts int
-		var mu sync.Mutex
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/.search") {
-				mu.Lock()
-				posts++
-				mu.Unlock()
-				w.Header().Set("Content-Type", scim.MediaType)
-				w.WriteHeader(http.StatusCreated)
-				fmt.Fprint(w, `{"schemas":["`+scim.SchemaUser+`"],"id":"x","userName":"x"}`)
-				return
+		var posts atomic.Int32
+		l, c := serveMangled(t, func(w http.ResponseWriter, r *http.Request) bool {
+			if !isSearch(r) {
+				return false
 			}
-			inner.ServeHTTP(w, r)
-		}))
-		t.Cleanup(srv.Close)
-		c := mustNew(t, srv.URL+sandbox.BasePath, scim.WithBearerToken(token))
+			posts.Add(1)
+			w.Header().Set("Content-Type", scim.MediaType)
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"schemas":["`+scim.SchemaUser+`"],"id":"x","userName":"x"}`)
+			return true
+		})
 		as := people(t, l, 3)
 		for range 2 {
 			got, err := c.GetAccounts(t.Context(), []string{as[0].ID, as[2].ID})
@@ -184,10 +178,47 @@ func TestSearchFallback(t *testing.T) {
 				t.Fatalf("GetAccounts: %+v, %v", got, err)
 			}
 		}
-		if posts != 1 {
-			t.Errorf("%d POST /Users/.search, want 1", posts)
+		if n := posts.Load(); n != 1 {
+			t.Errorf("%d POST /Users/.search, want 1", n)
 		}
 	})
+}
+
+// serveMangled serves a new sandbox behind mangle, which sees each request
+// first and answers it itself when it returns true, and returns the sandbox and
+// a client of it with opts.
+func serveMangled(t *testing.T, mangle func(w http.ResponseWriter, r *http.Request) bool, opts ...scim.Option) (*sandbox.LMS, *scim.Client) {
+	t.Helper()
+	l := sandbox.New()
+	inner := l.Handler(token)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !mangle(w, r) {
+			inner.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return l, mustNew(t, srv.URL+sandbox.BasePath, append([]scim.Option{scim.WithBearerToken(token)}, opts...)...)
+}
+
+// isSearch reports whether r is a POST .../.search.
+func isSearch(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/.search")
+}
+
+// searchFilter returns the filter of r's SearchRequest, and leaves the body to
+// be read again.
+func searchFilter(r *http.Request) string {
+	b, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	var req scim.SearchRequest
+	_ = json.Unmarshal(b, &req)
+	return req.Filter
+}
+
+// refuseFilter answers 400 invalidFilter.
+func refuseFilter(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusBadRequest)
+	fmt.Fprint(w, `{"schemas":["`+scim.MessageError+`"],"status":"400","scimType":"invalidFilter"}`)
 }
 
 // lockedWriter serialises writes to w.
@@ -269,16 +300,12 @@ func TestSearchTooMany(t *testing.T) {
 // user) is not trusted with it, as a GET that does.
 func TestSearchNotEvaluated(t *testing.T) {
 	t.Parallel()
-	l := sandbox.New()
-	inner := l.Handler(token)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/.search") {
+	l, c := serveMangled(t, func(_ http.ResponseWriter, r *http.Request) bool {
+		if isSearch(r) {
 			r.Body = io.NopCloser(strings.NewReader(`{"schemas":["` + scim.MessageSearchRequest + `"]}`))
 		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	c := mustNew(t, srv.URL+sandbox.BasePath, scim.WithBearerToken(token))
+		return false
+	})
 	as := people(t, l, 4)
 	found, err := c.FindAccountsIn(t.Context(), connector.ByExternalID, []string{as[1].ExternalID, as[3].ExternalID})
 	if err != nil || len(found) != 0 {
@@ -298,29 +325,17 @@ func TestSearchNotEvaluated(t *testing.T) {
 // off (MaxReadBatch 0), and .search is not given up for GET.
 func TestSearchRejectsFilter(t *testing.T) {
 	t.Parallel()
-	l := sandbox.New()
-	inner := l.Handler(token)
-	var gets int
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var gets atomic.Int32
+	l, c := serveMangled(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users") {
-			mu.Lock()
-			gets++
-			mu.Unlock()
+			gets.Add(1)
 		}
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/.search") {
-			b, _ := io.ReadAll(r.Body)
-			if bytes.Contains(b, []byte("emails")) {
-				w.WriteHeader(http.StatusBadRequest)
-				fmt.Fprint(w, `{"schemas":["`+scim.MessageError+`"],"status":"400","scimType":"invalidFilter"}`)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(b))
+		if isSearch(r) && strings.Contains(searchFilter(r), "emails") {
+			refuseFilter(w)
+			return true
 		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	c := mustNew(t, srv.URL+sandbox.BasePath, scim.WithBearerToken(token))
+		return false
+	})
 	as := people(t, l, 2)
 	if got, err := c.GetAccounts(t.Context(), []string{as[0].ID, as[1].ID}); err != nil || len(got) != 2 {
 		t.Fatalf("GetAccounts: %+v, %v", got, err)
@@ -329,8 +344,8 @@ func TestSearchRejectsFilter(t *testing.T) {
 	if err != nil || len(found) != 0 {
 		t.Errorf("FindAccountsIn by email: %+v, %v; want nothing vouched for", found, err)
 	}
-	if n := c.MaxReadBatch(t.Context()); n != 0 || gets != 0 {
-		t.Errorf("MaxReadBatch = %d and %d filtered GETs, want 0 and 0", n, gets)
+	if n, g := c.MaxReadBatch(t.Context()), gets.Load(); n != 0 || g != 0 {
+		t.Errorf("MaxReadBatch = %d and %d filtered GETs, want 0 and 0", n, g)
 	}
 }
 
@@ -364,42 +379,29 @@ func TestSearchInvalidFilter(t *testing.T) {
 		t.Parallel()
 		var logs bytes.Buffer
 		var logMu sync.Mutex
-		l := sandbox.New()
-		inner := l.Handler(token)
-		var posts, gets int
-		var mu sync.Mutex
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var posts, gets atomic.Int32
+		l, c := serveMangled(t, func(w http.ResponseWriter, r *http.Request) bool {
 			filter := r.URL.Query().Get("filter")
-			mu.Lock()
 			switch {
-			case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/.search"):
-				posts++
-				b, _ := io.ReadAll(r.Body)
-				var req scim.SearchRequest
-				_ = json.Unmarshal(b, &req)
-				filter = req.Filter
-				r.Body = io.NopCloser(bytes.NewReader(b))
+			case isSearch(r):
+				posts.Add(1)
+				filter = searchFilter(r)
 			case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users"):
-				gets++
+				gets.Add(1)
 			}
-			mu.Unlock()
 			if strings.HasPrefix(filter, "id eq") {
-				w.WriteHeader(http.StatusBadRequest)
-				fmt.Fprint(w, `{"schemas":["`+scim.MessageError+`"],"status":"400","scimType":"invalidFilter"}`)
-				return
+				refuseFilter(w)
+				return true
 			}
-			inner.ServeHTTP(w, r)
-		}))
-		t.Cleanup(srv.Close)
-		c := mustNew(t, srv.URL+sandbox.BasePath, scim.WithBearerToken(token),
-			scim.WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))))
+			return false
+		}, scim.WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))))
 		as := people(t, l, 2)
 		got, err := c.ActivityOf(t.Context(), []string{as[0].ID, as[1].ID})
 		if err != nil || len(got) != 2 {
 			t.Fatalf("ActivityOf: %+v, %v", got, err)
 		}
-		if posts != 1 || gets != 1 || scim.SearchOff(c) {
-			t.Errorf("%d POST /Users/.search, %d filtered GETs, .search off %v; want 1, 1 (the GET that judged) and on", posts, gets, scim.SearchOff(c))
+		if p, g := posts.Load(), gets.Load(); p != 1 || g != 1 || scim.SearchOff(c) {
+			t.Errorf("%d POST /Users/.search, %d filtered GETs, .search off %v; want 1, 1 (the GET that judged) and on", p, g, scim.SearchOff(c))
 		}
 		logMu.Lock()
 		defer logMu.Unlock()
