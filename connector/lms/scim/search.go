@@ -54,6 +54,11 @@ import (
 // cannot evaluate (elimity-com/scim and id filters), and .search stays. A longer
 // filter refused so turns .search off, and GET judges the filter in its chunks.
 // After a .search has succeeded, a 400 is the filter's, as for GET.
+//
+// MaxReadBatch and MaxActivityBatch answer the .search bound until the server
+// has shown it has none, so the first batch read of a client on such a server
+// is cut into GETs inside one call: the guard counts that call once, for the
+// few requests it makes, once in the client's lifetime.
 
 const (
 	// DefaultSearchBatch is the most values (ids, or one attribute's values) one
