@@ -618,6 +618,19 @@ func (c *Converger) convergeClaim(ctx context.Context, cl Claim, hist History, p
 	}
 	comp.Claim, comp.Owner = cl, c.cfg.Owner
 	comp.Audit = append(resolved, comp.Audit...)
+	// A call an earlier converge made and never recorded (a crash) may have
+	// changed the account after its mirrored copy was taken: the copy goes
+	// (before this converge's own sightings, which are newer), and the next
+	// converge reads the account (mirror.go).
+	if c.cfg.Mirror != nil && len(pending) > 0 {
+		var forget []MirrorUpdate
+		for _, e := range pending {
+			if e.AccountID != "" {
+				forget = append(forget, c.gone(e.AccountID))
+			}
+		}
+		comp.Mirror = append(forget, comp.Mirror...)
+	}
 	return comp, err
 }
 

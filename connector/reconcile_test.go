@@ -604,3 +604,48 @@ type memSink struct {
 
 func (m *memSink) Add(f connector.Finding) error          { m.findings = append(m.findings, f); return nil }
 func (m *memSink) Close(connector.ReconcileSummary) error { m.closed = true; return nil }
+
+// A reconciliation pass refreshes the account mirror with every page it reads
+// (mirror.go), stamped with when the page was asked for: a copy seen later (a
+// converger's write made while the pass ran) is not replaced by it.
+func TestReconcileRefreshesMirror(t *testing.T) {
+	t.Parallel()
+	b := reconSetup(t)
+	var ids []string
+	for i := range 5 {
+		a, err := b.lms.CreateAccount(b.ctx, connector.Account{UserName: fmt.Sprintf("p%d@example.com", i), Active: true,
+			Profile: connector.Profile{Email: fmt.Sprintf("p%d@example.com", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	// A copy of the first account seen after the pass starts: kept.
+	later := connector.Account{ID: ids[0], UserName: "later@example.com"}
+	if err := b.db.RememberAccounts(b.ctx, b.now.Add(time.Hour), []connector.Account{later}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := connector.NewReconciler(connector.ReconcilerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, PageSize: 2,
+		Now: func() time.Time { return b.now }, Mirror: b.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(b.ctx, func(connector.Finding) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.db.MirroredAccounts(b.ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("the mirror holds %d of the %d accounts the pass read", len(got), len(ids))
+	}
+	for _, id := range ids[1:] {
+		if got[id].UserName == "" || got[id].Version == "" {
+			t.Errorf("%s: mirrored as %+v, want the account as the page showed it", id, got[id])
+		}
+	}
+	if got[ids[0]].UserName != "later@example.com" {
+		t.Errorf("the pass replaced a copy seen after it: %+v", got[ids[0]])
+	}
+}

@@ -30,8 +30,12 @@ import (
 //     (each person once, however often they came and went), against the feed's
 //     thresholds and all feeds' together. Under them the burst passes and every
 //     removal in it runs; over them it is held whole, in the feed's open hold if
-//     it has one. A burst is never split: 10 leavers sent together all run, or
-//     all wait.
+//     it has one. The safeguard never splits a burst: 10 leavers sent together
+//     all run, or all wait. Only a person splits a held one, explicitly: a
+//     sample batch (AllowSample, with four eyes) lets the first N of the hold's
+//     people, in key order, run before the decision on the rest, which stay held;
+//     a sampled removal runs only at the fact version the person saw, and does
+//     not count against the window (a person looked at it);
 //   - held removals do not count against the window, so a later burst of ordinary
 //     leavers is judged on its own and runs while an earlier one waits for a
 //     person; a truncated feed still stops at the threshold, since every removal
@@ -153,6 +157,9 @@ type HeldWorker struct {
 	Name    string    `json:"name,omitempty"`
 	Email   string    `json:"email,omitempty"`
 	At      time.Time `json:"at"`
+	// Sampled: a person let this removal run in a sample batch before the
+	// decision on the rest of the hold (hrsync holds approve --sample-batch).
+	Sampled bool `json:"sampled,omitempty"`
 }
 
 // Hold is a set of removals that waits for a person's decision.
@@ -171,8 +178,10 @@ type Hold struct {
 	// Workers are the held workers, when creating a hold (CreateHold); reads
 	// return them separately, by page.
 	Workers []HeldWorker `json:"workers,omitempty"`
-	// Sample is, for a job hold that is still open, how many of its first items a
-	// person let run as a test (hrsync holds approve --sample N); zero: none.
+	// Sample is, for a hold that is still open, how many of its first items (a
+	// job's) or people (a live or upload hold's, in key order) a person let run as
+	// a test before deciding the rest (hrsync holds approve --sample-batch N);
+	// zero: none.
 	Sample int `json:"sample,omitempty"`
 	// Payload is opaque to the safeguard: what an upload publishes once approved,
 	// or a job's report summary.

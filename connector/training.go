@@ -101,7 +101,6 @@ func RehireTrainingNote(report []CourseStatus) string {
 	return note
 }
 
-
 // TrainingBatchReader is implemented by LMS adapters that read the course
 // completions of many accounts in one call (for SCIM, one filtered query whose
 // users carry the training extension). The converger reads the rehire training

@@ -364,28 +364,11 @@ func (e *completionError) Unwrap() error { return e.err }
 // worker.
 func (db *DB) completeOne(ctx context.Context, c connector.Completion) error {
 	err := db.commitCompletions(ctx, []connector.Completion{c})
-	if err == nil {
-		db.commitMirror(ctx, c.Mirror)
-	}
 	var ce *completionError
 	if err == nil || errors.As(err, &ce) {
 		return err
 	}
 	return &completionError{w: c.Claim.Worker, err: err}
-}
-
-// commitMirror writes the mirror updates of committed completions, after their
-// commit and on their own: the mirror only saves reads, so a failure to write it
-// must not cost an outcome. It is logged, and the accounts are read next time.
-// A failure can leave an older copy in place; converge never plans from a copy
-// what a stale one could make wrong (connector/mirror.go).
-func (db *DB) commitMirror(ctx context.Context, ups []connector.MirrorUpdate) {
-	if len(ups) == 0 {
-		return
-	}
-	if err := db.inTx(ctx, func(tx *sqlx.Tx) error { return db.applyMirror(ctx, tx, ups) }); err != nil {
-		db.log.WarnContext(ctx, "store: writing the account mirror failed; those accounts are read from the LMS", "accounts", len(ups), "err", err)
-	}
 }
 
 // CompleteAll commits cs as Complete would, one after the other, but in one
@@ -406,7 +389,6 @@ func (db *DB) CompleteAll(ctx context.Context, cs []connector.Completion) error 
 	}
 	err := db.commitCompletions(ctx, cs)
 	if err == nil {
-		db.commitMirror(ctx, mirrorOf(cs))
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -487,6 +469,12 @@ func (db *DB) completeChunk(ctx context.Context, tx *sqlx.Tx, cs []connector.Com
 		return err
 	}
 	if err := db.insertReviews(ctx, tx, cs, now); err != nil {
+		return err
+	}
+	// The account mirror moves with the outcomes it saw, in the same
+	// transaction: a crash between the two would leave a copy that says the
+	// opposite of what hrsync just did (connector/mirror.go).
+	if err := db.applyMirror(ctx, tx, mirrorOf(cs)); err != nil {
 		return err
 	}
 
@@ -1007,7 +995,21 @@ func (db *DB) SettleActions(ctx context.Context, es []connector.AuditEntry) erro
 	if len(rows) == 0 {
 		return nil
 	}
-	return db.inTx(ctx, func(tx *sqlx.Tx) error { return db.updateAudit(ctx, tx, rows) })
+	// A settled call changed (or may have changed) its account after the
+	// account mirror's copy was taken: the copy goes with the settlement, in one
+	// transaction, so that no later converge plans from it (connector/mirror.go).
+	var forget []connector.MirrorUpdate
+	for _, e := range es {
+		if e.AccountID != "" {
+			forget = append(forget, connector.MirrorUpdate{Account: connector.Account{ID: e.AccountID}, Gone: true})
+		}
+	}
+	return db.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := db.updateAudit(ctx, tx, rows); err != nil {
+			return err
+		}
+		return db.applyMirror(ctx, tx, forget)
+	})
 }
 
 // PendingActions returns the pending audit rows of ws written before before,

@@ -53,6 +53,9 @@ func (db *DB) lockSafeguard(ctx context.Context, tx *sqlx.Tx) error {
 //     allows (binding an upload's version-less entry to this version), rejected
 //     refuses with Status rejected, passed (a burst judged under the thresholds)
 //     allows and counts in the window;
+//     a worker a person let run in a sample batch of an open hold (AllowSample)
+//     is allowed at the version the hold has (or, an upload's, binds to this
+//     one) and does not count (2b);
 //     a worker in an open live hold stays in it (Status open);
 //  3. the feed's settling burst takes the worker in; before the burst's judge_at
 //     the answer is Wait, from then on the burst is judged whole (judgeBurst);
@@ -97,18 +100,18 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 	// 2. A decision about this worker.
 	var hid, hver int64
 	var status, decision string
-	err = tx.QueryRowContext(ctx, db.q(`SELECT h.id, h.status, h.decision, hw.version FROM hold_workers hw
+	var sampled bool
+	err = tx.QueryRowContext(ctx, db.q(`SELECT h.id, h.status, h.decision, hw.version, hw.sampled_at IS NOT NULL FROM hold_workers hw
 		JOIN holds h ON h.id = hw.hold_id
 		WHERE hw.feed = ? AND hw.worker_id = ? AND h.status NOT IN ('open', 'settling')
-		ORDER BY h.decided_at DESC, h.id DESC LIMIT 1`), w.Feed, w.WorkerID).Scan(&hid, &status, &decision, &hver)
+		ORDER BY h.decided_at DESC, h.id DESC LIMIT 1`), w.Feed, w.WorkerID).Scan(&hid, &status, &decision, &hver, &sampled)
 	switch {
 	case err == nil:
 		covers := hver == 0 || r.Version <= hver
 		switch {
 		case connector.HoldStatus(status) == connector.HoldApproved && covers:
 			if hver == 0 {
-				if _, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
-					r.Version, hid, w.Feed, w.WorkerID); err != nil {
+				if err := db.bindHoldVersion(ctx, tx, hid, r); err != nil {
 					return connector.RemovalVerdict{}, err
 				}
 			}
@@ -120,8 +123,7 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 			// A burst, or an upload, judged under the thresholds: it runs, and
 			// counts; an upload's version-less entry binds to this version.
 			if hver == 0 {
-				if _, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
-					r.Version, hid, w.Feed, w.WorkerID); err != nil {
+				if err := db.bindHoldVersion(ctx, tx, hid, r); err != nil {
 					return connector.RemovalVerdict{}, err
 				}
 			}
@@ -131,8 +133,39 @@ func (db *DB) reserveRemoval(ctx context.Context, tx *sqlx.Tx, r connector.Remov
 			return connector.RemovalVerdict{Allow: true}, nil
 		case connector.HoldStatus(status) == connector.HoldRejected && hver > 0 && r.Version <= hver:
 			return connector.RemovalVerdict{HoldID: hid, Status: connector.HoldRejected, Reason: decision}, nil
+		case connector.HoldStatus(status) == connector.HoldRejected && hver == 0 && sampled:
+			// An upload's sample, published, then the upload rejected before its
+			// removal ran: the rejection binds to this version, as a live hold's does.
+			if err := db.bindHoldVersion(ctx, tx, hid, r); err != nil {
+				return connector.RemovalVerdict{}, err
+			}
+			return connector.RemovalVerdict{HoldID: hid, Status: connector.HoldRejected, Reason: decision}, nil
 		}
 	case !errors.Is(err, sql.ErrNoRows):
+		return connector.RemovalVerdict{}, err
+	}
+
+	// 2b. A removal a person let run in a sample batch of an open hold (AllowSample):
+	// allowed, bound to this version if the hold had none (an upload's), and kept
+	// out of the window like any removal a person approved. A newer fact than the
+	// one sampled cleared the mark (insertHoldWorkers): the sample did not cover it.
+	var sver int64
+	err = tx.QueryRowContext(ctx, db.q(`SELECT h.id, hw.version FROM hold_workers hw JOIN holds h ON h.id = hw.hold_id
+		WHERE hw.feed = ? AND hw.worker_id = ? AND h.status = 'open' AND hw.sampled_at IS NOT NULL
+		ORDER BY h.id DESC LIMIT 1`), w.Feed, w.WorkerID).Scan(&hid, &sver)
+	switch {
+	case err == nil && (sver == 0 || r.Version <= sver):
+		if sver == 0 {
+			if err := db.bindHoldVersion(ctx, tx, hid, r); err != nil {
+				return connector.RemovalVerdict{}, err
+			}
+		}
+		if err := db.recordRemoval(ctx, tx, r, &hid); err != nil {
+			return connector.RemovalVerdict{}, err
+		}
+		return connector.RemovalVerdict{Allow: true, HoldID: hid, Status: connector.HoldApproved,
+			Reason: fmt.Sprintf("in a sample batch of hold %d", hid)}, nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return connector.RemovalVerdict{}, err
 	}
 
@@ -275,7 +308,8 @@ func (db *DB) judgeBurst(ctx context.Context, tx *sqlx.Tx, bid int64, r connecto
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO hold_workers (hold_id, feed, worker_id, account_id, action, version, name, email, added_at)
 			SELECT ?, feed, worker_id, account_id, action, version, name, email, added_at FROM hold_workers WHERE hold_id = ?
 			ON CONFLICT (hold_id, feed, worker_id) DO UPDATE SET account_id = excluded.account_id, action = excluded.action,
-				version = excluded.version, name = excluded.name, email = excluded.email`), open, bid); err != nil {
+				version = excluded.version, name = excluded.name, email = excluded.email,
+				sampled_at = `+keepSample+``), open, bid); err != nil {
 			return connector.RemovalVerdict{}, fmt.Errorf("join hold %d: %w", open, err)
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM hold_workers WHERE hold_id = ?`), bid); err != nil {
@@ -362,6 +396,14 @@ func (db *DB) window(ctx context.Context, tx *sqlx.Tx, scope string, w connector
 	return removals, active, nil
 }
 
+// bindHoldVersion binds r's worker's entry in hold hid to r.Version: an
+// upload's entries have none until their facts are recorded and judged.
+func (db *DB) bindHoldVersion(ctx context.Context, tx *sqlx.Tx, hid int64, r connector.RemovalRequest) error {
+	_, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET version = ? WHERE hold_id = ? AND feed = ? AND worker_id = ?`),
+		r.Version, hid, r.Worker.Feed, r.Worker.WorkerID)
+	return err
+}
+
 // recordRemoval records an allowed removal of r.Worker at r.Now, replacing the
 // worker's previous one.
 func (db *DB) recordRemoval(ctx context.Context, tx *sqlx.Tx, r connector.RemovalRequest, hold *int64) error {
@@ -380,6 +422,11 @@ func (db *DB) holdWorker(ctx context.Context, tx *sqlx.Tx, id int64, r connector
 		Version: r.Version, Name: r.Name, Email: r.Email, At: r.Now}})
 }
 
+// keepSample keeps a held worker's sample mark while the hold is about the
+// same fact version, and clears it for a newer one: a person let the removal
+// they saw run, not the next one.
+const keepSample = `CASE WHEN excluded.version > hold_workers.version THEN NULL ELSE hold_workers.sampled_at END`
+
 func (db *DB) insertHoldWorkers(ctx context.Context, tx *sqlx.Tx, id int64, ws []connector.HeldWorker) error {
 	now := db.now()
 	for start := 0; start < len(ws); start += batchRows {
@@ -396,7 +443,8 @@ func (db *DB) insertHoldWorkers(ctx context.Context, tx *sqlx.Tx, id int64, ws [
 		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO hold_workers (hold_id, feed, worker_id, account_id, action, version, name, email, added_at)
 			VALUES `+placeholders(end-start, 9)+`
 			ON CONFLICT (hold_id, feed, worker_id) DO UPDATE SET account_id = excluded.account_id, action = excluded.action,
-				version = excluded.version, name = excluded.name, email = excluded.email`), args...)
+				version = excluded.version, name = excluded.name, email = excluded.email,
+				sampled_at = `+keepSample+``), args...)
 		if err != nil {
 			return fmt.Errorf("hold workers: %w", err)
 		}
@@ -547,7 +595,7 @@ func (db *DB) getHold(ctx context.Context, q sqlx.QueryerContext, id int64) (con
 // HoldWorkers returns the workers of hold id in key order, up to limit (0: all),
 // after the key after (the zero key: from the start).
 func (db *DB) HoldWorkers(ctx context.Context, id int64, after connector.WorkerKey, limit int) ([]connector.HeldWorker, error) {
-	rows, err := db.x.QueryContext(ctx, db.q(`SELECT feed, worker_id, account_id, action, version, name, email, added_at
+	rows, err := db.x.QueryContext(ctx, db.q(`SELECT feed, worker_id, account_id, action, version, name, email, added_at, sampled_at IS NOT NULL
 		FROM hold_workers WHERE hold_id = ? AND (feed, worker_id) > (?, ?) ORDER BY feed, worker_id`+limitClause(limit)),
 		id, after.Feed, after.WorkerID)
 	if err != nil {
@@ -558,7 +606,7 @@ func (db *DB) HoldWorkers(ctx context.Context, id int64, after connector.WorkerK
 	for rows.Next() {
 		var hw connector.HeldWorker
 		var at instant
-		if err := rows.Scan(&hw.Worker.Feed, &hw.Worker.WorkerID, &hw.AccountID, &hw.Action, &hw.Version, &hw.Name, &hw.Email, &at); err != nil {
+		if err := rows.Scan(&hw.Worker.Feed, &hw.Worker.WorkerID, &hw.AccountID, &hw.Action, &hw.Version, &hw.Name, &hw.Email, &at, &hw.Sampled); err != nil {
 			return nil, fmt.Errorf("store: hold %d workers: %w", id, err)
 		}
 		hw.At = at.T
@@ -585,6 +633,23 @@ func (db *DB) ApprovedHold(ctx context.Context, id int64) (connector.Hold, error
 		return h, fmt.Errorf("hold %d is %s: %w", id, h.Status, ErrHoldNotApproved)
 	}
 	return h, nil
+}
+
+// wakeHoldWorkers makes the workers of hold id (only its sampled ones, if
+// sampled) due now. woken: a converger may hold one of these workers' claim,
+// taken before this decision, and be about to commit its held outcome; that
+// completion must leave the worker due (see completeChunk).
+func (db *DB) wakeHoldWorkers(ctx context.Context, tx *sqlx.Tx, id int64, sampled bool, now time.Time) error {
+	only := ""
+	if sampled {
+		only = " AND sampled_at IS NOT NULL"
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers
+		SET due_at = CASE WHEN due_at IS NOT NULL AND due_at <= ? THEN due_at ELSE ? END, woken = TRUE
+		WHERE (feed, worker_id) IN (SELECT feed, worker_id FROM hold_workers WHERE hold_id = ?`+only+`)`), db.ts(now), db.ts(now), id); err != nil {
+		return fmt.Errorf("mark due: %w", err)
+	}
+	return nil
 }
 
 // DecideHold records a person's decision on the open hold id, in one transaction:
@@ -658,13 +723,8 @@ func (db *DB) DecideHold(ctx context.Context, id int64, d connector.HoldDecision
 			}
 		}
 		if d.Approve && h.Kind == connector.HoldLive {
-			// woken: a converger may hold one of these workers' claim, taken
-			// before this approval, and be about to commit its held outcome; that
-			// completion must leave the worker due (see completeChunk).
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE workers
-				SET due_at = CASE WHEN due_at IS NOT NULL AND due_at <= ? THEN due_at ELSE ? END, woken = TRUE
-				WHERE (feed, worker_id) IN (SELECT feed, worker_id FROM hold_workers WHERE hold_id = ?)`), db.ts(now), db.ts(now), id); err != nil {
-				return fmt.Errorf("mark due: %w", err)
+			if err := db.wakeHoldWorkers(ctx, tx, id, false, now); err != nil {
+				return err
 			}
 		}
 		h.Status, h.DecidedAt, h.DecidedBy, h.Decision = status, &now, d.By, d.Reason

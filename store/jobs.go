@@ -116,8 +116,15 @@ func (db *DB) CreateJob(ctx context.Context, h connector.Hold, items []connector
 	return id, nil
 }
 
-// AllowSample lets the first n items of an open job hold run before the hold is
-// decided: "test on a small group". It can only grow, and is audited.
+// AllowSample lets the first n of an open hold's removals run before the hold is
+// decided: "test on a small group". For a job (clean-up, offboarding) they are
+// its first n items, which hrsync holds run then runs. For a live or upload hold
+// they are its first n people in key order (the order its page lists them),
+// marked sampled: the safeguard allows their removals (ReserveRemoval, rule 2b)
+// while the rest stay held; a live hold's sampled people are due now, and an
+// upload's sampled leavers are published by the caller (roster.PublishSample).
+// A sample can only grow, is refused to the person who caused the hold (four
+// eyes), and is audited: one row for a job, one per sampled person otherwise.
 func (db *DB) AllowSample(ctx context.Context, id int64, n int, by, reason string) (connector.Hold, error) {
 	if strings.TrimSpace(by) == "" || strings.TrimSpace(reason) == "" {
 		return connector.Hold{}, fmt.Errorf("store: sample of hold %d: who decides and why are required", id)
@@ -127,13 +134,15 @@ func (db *DB) AllowSample(ctx context.Context, id int64, n int, by, reason strin
 	}
 	var h connector.Hold
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Serialised with ReserveRemoval: a sample changes what it allows.
+		if err := db.lockSafeguard(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		if h, err = db.getHold(ctx, tx, id); err != nil {
 			return err
 		}
 		switch {
-		case !h.Kind.IsJob():
-			return fmt.Errorf("hold %d is a %s hold: only clean-up and offboarding jobs run a sample first", id, h.Kind)
 		case h.Status != connector.HoldOpen:
 			return fmt.Errorf("hold %d was %s by %s: %w", id, h.Status, h.DecidedBy, connector.ErrConflict)
 		case n < h.Sample:
@@ -147,9 +156,13 @@ func (db *DB) AllowSample(ctx context.Context, id int64, n int, by, reason strin
 			return err
 		}
 		now := db.now()
-		detail := fmt.Sprintf("hold %d: a sample of the first %d of %d accounts approved by %s: %s", id, n, h.Counts.Removals, by, reason)
-		if err := db.insertAudit(ctx, tx, []connector.Completion{{Audit: []connector.AuditEntry{{At: now, Feed: h.Feed,
-			Action: connector.ActionDelete, Outcome: connector.OutcomeApproved, Detail: detail, Plan: "sample"}}}}, now); err != nil {
+		if h.Kind.IsJob() {
+			detail := fmt.Sprintf("hold %d: a sample of the first %d of %d accounts approved by %s: %s", id, n, h.Counts.Removals, by, reason)
+			if err := db.insertAudit(ctx, tx, []connector.Completion{{Audit: []connector.AuditEntry{{At: now, Feed: h.Feed,
+				Action: connector.ActionDelete, Outcome: connector.OutcomeApproved, Detail: detail, Plan: "sample"}}}}, now); err != nil {
+				return err
+			}
+		} else if err := db.sampleWorkers(ctx, tx, h, n, by, reason, now); err != nil {
 			return err
 		}
 		h.Sample = n
@@ -159,6 +172,40 @@ func (db *DB) AllowSample(ctx context.Context, id int64, n int, by, reason strin
 		return h, fmt.Errorf("store: sample of hold %d: %w", id, err)
 	}
 	return h, nil
+}
+
+// sampleWorkers marks the first n people of live or upload hold h, in key order,
+// sampled at now (those marked before stay), audits each newly sampled one, and
+// makes a live hold's due now, as DecideHold makes an approved hold's.
+func (db *DB) sampleWorkers(ctx context.Context, tx *sqlx.Tx, h connector.Hold, n int, by, reason string, now time.Time) error {
+	var have int
+	if err := tx.GetContext(ctx, &have, db.q(`SELECT COUNT(*) FROM hold_workers WHERE hold_id = ? AND sampled_at IS NOT NULL`), h.ID); err != nil {
+		return fmt.Errorf("count sample: %w", err)
+	}
+	if n <= have {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE hold_workers SET sampled_at = ?
+		WHERE hold_id = ? AND (feed, worker_id) IN (SELECT feed, worker_id FROM hold_workers
+			WHERE hold_id = ? AND sampled_at IS NULL ORDER BY feed, worker_id LIMIT ?)`), db.ts(now), h.ID, h.ID, n-have); err != nil {
+		return fmt.Errorf("mark sample: %w", err)
+	}
+	detail := fmt.Sprintf("hold %d: in a sample batch of %d of %d people approved by %s: %s", h.ID, n, h.Counts.Removals, by, reason)
+	at := "?"
+	if db.backend == Postgres {
+		at = "CAST(? AS TIMESTAMPTZ)"
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit (`+auditColumns+`)
+		SELECT `+at+`, feed, worker_id, account_id, action, ?, ?, '[]', ? FROM hold_workers WHERE hold_id = ? AND sampled_at = ? ORDER BY feed, worker_id`),
+		db.ts(now), string(connector.OutcomeApproved), detail, "sample", h.ID, db.ts(now)); err != nil {
+		return fmt.Errorf("audit sample: %w", err)
+	}
+	if h.Kind == connector.HoldLive {
+		if err := db.wakeHoldWorkers(ctx, tx, h.ID, true, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func scanJobItem(s scanner) (connector.JobItem, error) {
@@ -250,6 +297,13 @@ func (db *DB) FinishJobItems(ctx context.Context, hold int64, items []connector.
 			}
 			if len(audit) > 0 {
 				rows = append(rows, audit[i])
+			}
+			if it.Status == connector.JobDone && (it.Action == connector.ActionDelete || it.Action == connector.ActionAnonymise) {
+				// Deleted or anonymised: the account mirror's copy goes too
+				// (migration 0020), with the personal data it held.
+				if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM lms_mirror WHERE account_id = ?`), it.AccountID); err != nil {
+					return err
+				}
 			}
 			if it.Action == connector.ActionAnonymise && it.Status == connector.JobDone {
 				// The account is anonymised: its old name and email go from the job too.

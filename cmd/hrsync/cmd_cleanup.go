@@ -67,6 +67,10 @@ Filters are those of hrsync cleanup dormant.`, noArgs)
 	orphaned := fs.Bool("orphaned", false, "select only accounts that no feed knows")
 	dir := fs.String("out", "", "`DIR` of the report files (default ./cleanup-<UTC timestamp>, or ./dormant-... for the report)")
 	pageSize := fs.Int("page-size", 500, "LMS accounts per page")
+	var by *string
+	if !reportOnly {
+		by = fs.String("by", "", "`NAME` of who asks for the clean-up, kept with the hold: they may not approve it (default: the OS user)")
+	}
 	out := addOutput(fs, false, "table", "json")
 	fs.Lookup("format").Usage = "summary format: table (text) or json"
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -91,7 +95,11 @@ Filters are those of hrsync cleanup dormant.`, noArgs)
 			return err
 		}
 		defer a.Close()
-		held, err := j.Dormant(ctx, jobs.DormantRequest{Filter: f, ReportOnly: reportOnly, Dir: *dir, PageSize: *pageSize, JSON: format == "json"})
+		req := jobs.DormantRequest{Filter: f, ReportOnly: reportOnly, Dir: *dir, PageSize: *pageSize, JSON: format == "json"}
+		if by != nil {
+			req.By = byOrOSUser(*by)
+		}
+		held, err := j.Dormant(ctx, req)
 		if err != nil {
 			return err
 		}

@@ -48,9 +48,17 @@ func TestCleanupCommand(t *testing.T) {
 	if _, _, err := runCLI(t, nil, append([]string{"cleanup", "dormant"}, conn...)...); err == nil || !strings.Contains(err.Error(), "--no-login") {
 		t.Fatalf("cleanup without an activity filter: %v", err)
 	}
-	out, stderr, err := runCLI(t, nil, append([]string{"cleanup", "dormant", "--no-login", "--created-before", tomorrow, "--out", report, "--lms-rate", "1000/h"}, conn...)...)
+	out, stderr, err := runCLI(t, nil, append([]string{"cleanup", "dormant", "--no-login", "--created-before", tomorrow, "--out", report, "--lms-rate", "1000/h",
+		"--by", "carl"}, conn...)...)
 	if !needsPerson(err) {
 		t.Fatalf("cleanup dormant: %v\n%s\n%s", err, out, stderr)
+	}
+	// Four eyes: who asked for the clean-up may not approve it, nor a sample.
+	for _, args := range [][]string{{"--sample-batch", "3"}, nil} {
+		args = append([]string{"holds", "approve", "1", "--db", dbURL, "--by", "Carl", "--reason", "mine"}, args...)
+		if _, _, err := runCLI(t, nil, args...); !errors.Is(err, connector.ErrFourEyes) {
+			t.Fatalf("%q by who asked for the clean-up: %v, want four eyes", args, err)
+		}
 	}
 	for _, want := range []string{"scanned 12 LMS accounts; 11 dormant", "logged in", "held as hold 1", "at 1000 calls/hour that takes about"} {
 		if !strings.Contains(out, want) {

@@ -80,7 +80,7 @@ func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.S
 	up.JS = s.JetStream()
 	srv, err := console.New(cfg, console.Deps{Store: a.Store(), Feeds: set.Feeds, Log: log, Now: a.Clock(),
 		Uploader: up, MaxUpload: limits.OrDefaults().MaxUpload,
-		LMS: lms, Policy: a.Policy, Wake: s.Converger().Notify, Lag: s.ConsumerLag,
+		LMS: lms, Policy: a.Policy, Converger: s.Converger(), Settle: set.Safeguard.Settle, Lag: s.ConsumerLag,
 		LMSState: func() console.LMSState {
 			g, ok := lms.(interface{ Status() guard.Status })
 			if !ok {
@@ -91,6 +91,9 @@ func serveConsole(ctx context.Context, env *environment, s *app.Stack, set app.S
 		},
 		PublishUpload: func(ctx context.Context, id int64) (int, error) {
 			return roster.PublishApprovedHold(ctx, a.Store(), s.JetStream(), id)
+		},
+		PublishSample: func(ctx context.Context, id int64) (int, error) {
+			return roster.PublishSample(ctx, a.Store(), s.JetStream(), id)
 		},
 		RunJob: func(ctx context.Context, id int64) error {
 			return j.RunHold(ctx, id, jobs.RunOptions{Key: env.getenv(erasureKeyEnv), Getenv: env.getenv})

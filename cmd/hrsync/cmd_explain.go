@@ -68,23 +68,6 @@ temporary LMS failure: it is retried at the time printed, as the daemon would).`
 	return cmd
 }
 
-// applied is what "explain --apply" did.
-type applied struct {
-	// Steps are the audit rows this converge wrote, oldest first: one per LMS
-	// call with its outcome, or the hold or review that stopped it.
-	Steps []connector.AuditEntry `json:"steps"`
-	// AccountID is the account the worker is linked to after it.
-	AccountID string `json:"account_id,omitempty"`
-	// Waited is the end of the burst settle --apply waited for, if any.
-	Waited time.Time `json:"waited_for_settle,omitzero"`
-	// NextDue is when the converger comes back to the worker (a future date).
-	NextDue time.Time `json:"next_due,omitzero"`
-	// Failed: the attempt failed (a temporary LMS failure); it is retried at NextDue.
-	Failed bool `json:"failed,omitempty"`
-	// After is the account as the LMS has it after the converge.
-	After *connector.Account `json:"after,omitempty"`
-}
-
 // explain is "hrsync explain".
 func explain(ctx context.Context, env *environment, c *connFlags, l *lmsFlags, wk connector.WorkerKey, apply bool, format string) error {
 	a, err := c.openApp(ctx, env, l, app.Options{}, nil)
@@ -108,9 +91,9 @@ func explain(ctx context.Context, env *environment, c *connFlags, l *lmsFlags, w
 	case err != nil:
 		return fmt.Errorf("worker %s:%s: %w", wk.Feed, wk.WorkerID, err)
 	}
-	var done *applied
+	var done *person.Applied
 	if apply {
-		if done, err = applyOne(ctx, env, a, src, wk, story); err != nil {
+		if done, err = applyOne(ctx, env, a, src, story); err != nil {
 			return err
 		}
 	}
@@ -121,72 +104,18 @@ func explain(ctx context.Context, env *environment, c *connFlags, l *lmsFlags, w
 }
 
 // applyOne converges wk now through the app's converger and returns what it did.
-func applyOne(ctx context.Context, env *environment, a *app.App, src person.Sources, wk connector.WorkerKey, story person.Story) (*applied, error) {
+func applyOne(ctx context.Context, env *environment, a *app.App, src person.Sources, story person.Story) (*person.Applied, error) {
 	conv, err := a.Converger(connector.ConvergerConfig{})
 	if err != nil {
 		return nil, err
 	}
-	now := a.Clock()
-	// The rows this converge writes are the ones after the story's newest.
-	var seen int64
-	for _, e := range story.Audit {
-		seen = max(seen, e.ID)
-	}
-	done := &applied{}
-	comp, err := conv.ConvergeWorker(ctx, wk)
-	if err != nil {
-		return nil, err // it names the worker
-	}
-	// A removal in a burst settles before it is judged: nothing ran and
-	// nothing was audited, and the worker is due when the burst ends. Wait for
-	// it (bounded by safeguard.settle) and converge again, as the daemon would.
-	settle := a.Settings().Safeguard.Settle
-	if len(comp.Audit) == 0 && removes(story.Plan) && !comp.NextDue.IsZero() {
-		if wait := comp.NextDue.Sub(now()); wait > 0 && wait <= settle+time.Second {
-			fmt.Fprintf(env.stderr, "the removal settles into its burst until %s (safeguard.settle); waiting\n", comp.NextDue.UTC().Format(time.RFC3339))
-			done.Waited = comp.NextDue
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, ctx.Err()
-			case <-t.C:
-			}
-			if comp, err = conv.ConvergeWorker(ctx, wk); err != nil {
-				return nil, fmt.Errorf("after the settle: %w", err)
-			}
-		}
-	}
-	if comp.NextDue.After(now()) {
-		done.NextDue = comp.NextDue
-	}
-	done.Failed = comp.Failed
-	// The rows this converge wrote (the completion's, with their ids), and any
-	// another converger wrote meanwhile: read back from the audit trail.
-	after, err := person.Tell(ctx, src, wk, now(), explainAuditLimit)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range after.Audit {
-		if e.ID > seen {
-			done.Steps = append(done.Steps, e)
-		}
-	}
-	slices.Reverse(done.Steps)
-	done.AccountID, done.After = comp.AccountID, after.Account
-	if done.AccountID == "" && after.Account != nil {
-		done.AccountID = after.Account.ID
-	}
-	return done, nil
-}
-
-// removes reports whether plan removes an account.
-func removes(plan []connector.Action) bool {
-	return slices.ContainsFunc(plan, func(a connector.Action) bool { return a.Kind.Removes() })
+	return person.Apply(ctx, conv, src, story, a.Settings().Safeguard.Settle, a.Clock(), explainAuditLimit, func(until time.Time) {
+		fmt.Fprintf(env.stderr, "the removal settles into its burst until %s (safeguard.settle); waiting\n", until.UTC().Format(time.RFC3339))
+	})
 }
 
 // explainVerdict is the exit of explain: 3 when a person must act.
-func explainVerdict(story person.Story, done *applied) error {
+func explainVerdict(story person.Story, done *person.Applied) error {
 	if done == nil {
 		if strings.Contains(story.Match, "a person must decide") {
 			return attentionf("%s:%s: %s", story.Worker.Feed, story.Worker.WorkerID, story.Match)
@@ -226,7 +155,7 @@ type wantJSON struct {
 }
 
 // writeExplain prints the story and what --apply did in format.
-func writeExplain(w io.Writer, format string, s person.Story, done *applied) error {
+func writeExplain(w io.Writer, format string, s person.Story, done *person.Applied) error {
 	plan := make([]planJSON, len(s.Plan))
 	for i, a := range s.Plan {
 		plan[i] = planJSON{Kind: a.Kind, AccountID: a.AccountID, Reason: a.Reason, HoldID: a.HoldID}
@@ -244,7 +173,7 @@ func writeExplain(w io.Writer, format string, s person.Story, done *applied) err
 			Kept     string                 `json:"kept,omitempty"`
 			LMSError string                 `json:"lms_error,omitempty"`
 			Audit    []connector.AuditEntry `json:"audit"`
-			Applied  *applied               `json:"applied,omitempty"`
+			Applied  *person.Applied        `json:"applied,omitempty"`
 		}{s.Worker.Feed + ":" + s.Worker.WorkerID, s.Facts, wantJSON{s.Want.State, s.Want.Profile, s.Want.LeftReason, s.Next},
 			s.Account, s.Match, plan, s.Kept, s.LMSErr, s.Audit, done})
 	}

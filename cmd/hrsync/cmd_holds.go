@@ -186,8 +186,12 @@ running daemon converges them); an upload hold's events are published; a clean-u
 offboarding runs with hrsync holds run ID. --by and --reason are required: the
 decision is kept with the hold and in the audit trail, one row per person.
 
---sample-batch N (clean-up and offboarding only) lets only the first N accounts run,
-as a test; the hold stays open for the decision on the rest.`
+--sample-batch N lets only the first N accounts (a clean-up's or offboarding's) or
+people (a live or upload hold's, in the order the hold lists them) run, as
+a test; the hold stays open for the decision on the rest, which stay held. A live
+hold's sampled people are due at once (a running daemon converges them); an upload
+hold's sampled leavers are published (only their leaving events); a job's run with
+hrsync holds run ID. The person who caused the hold may not approve a sample.`
 	}
 	cmd := newCmd(verb+" ID", short, long, exactArgs(1, "one hold ID"))
 	fs := cmd.Flags()
@@ -198,7 +202,7 @@ as a test; the hold stays open for the decision on the rest.`
 	var sampleBatch *int
 	if approve {
 		c.addNATS(fs) // an upload hold's events are published
-		sampleBatch = fs.Int("sample-batch", 0, "approve a clean-up or offboarding: let only its first N accounts run as a test (the hold stays open)")
+		sampleBatch = fs.Int("sample-batch", 0, "let only the hold's first N accounts or people run as a test (the hold stays open)")
 		cmd.Example = "  hrsync holds approve 7 --by alice --reason \"acme confirmed the leavers\"\n" +
 			"  hrsync holds approve 12 --sample-batch 50 --by alice --reason \"test on a small group\""
 	} else {
@@ -223,8 +227,22 @@ as a test; the hold stays open for the decision on the rest.`
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(env.stdout, "hold %d: the first %d of %d accounts may run as a test (approved by %s); run them with hrsync holds run %d\n",
-				h.ID, h.Sample, h.Counts.Removals, *by, h.ID)
+			switch h.Kind {
+			case connector.HoldUpload:
+				n, err := publishUploadSample(ctx, &c, db, h.ID)
+				if err != nil {
+					return fmt.Errorf("hold %d: the sample of %d is approved, but publishing its leavers stopped after %d events (run this command again to finish): %w",
+						h.ID, h.Sample, n, err)
+				}
+				fmt.Fprintf(env.stdout, "hold %d: the first %d of %d people may leave as a test (approved by %s): %d events published; the rest waits for the decision\n",
+					h.ID, h.Sample, h.Counts.Removals, *by, n)
+			case connector.HoldLive:
+				fmt.Fprintf(env.stdout, "hold %d: the first %d of %d removals may run as a test (approved by %s): they are due now, and a running daemon converges them; the rest waits for the decision\n",
+					h.ID, h.Sample, h.Counts.Removals, *by)
+			default:
+				fmt.Fprintf(env.stdout, "hold %d: the first %d of %d accounts may run as a test (approved by %s); run them with hrsync holds run %d\n",
+					h.ID, h.Sample, h.Counts.Removals, *by, h.ID)
+			}
 			return nil
 		}
 		return decideHold(ctx, env, &c, db, id, connector.HoldDecision{Approve: approve, By: *by, Reason: *reason})

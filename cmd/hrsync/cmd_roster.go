@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -168,12 +169,7 @@ func newRosterUploadCmd(env *environment) *cobra.Command {
 			return err
 		}
 		defer f.Close()
-		who := *by
-		if who == "" {
-			if u, err := user.Current(); err == nil {
-				who = u.Username
-			}
-		}
+		who := byOrOSUser(*by)
 		up := a.Uploader()
 		if !*dry {
 			nc, err := natsConnect(&c, feed.name)
@@ -214,7 +210,22 @@ func publishUploadHold(ctx context.Context, c *connFlags, db *store.DB, id int64
 	if err != nil {
 		return 0, err
 	}
-	nc, err := natsConnect(c, h.Feed)
+	return withJetStream(c, h.Feed, func(js jetstream.JetStream) (int, error) { return roster.PublishApprovedHold(ctx, db, js, id) })
+}
+
+// publishUploadSample publishes the sampled leavers of the open upload hold id
+// (hrsync holds approve --sample-batch).
+func publishUploadSample(ctx context.Context, c *connFlags, db *store.DB, id int64) (int, error) {
+	h, err := db.GetHold(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return withJetStream(c, h.Feed, func(js jetstream.JetStream) (int, error) { return roster.PublishSample(ctx, db, js, id) })
+}
+
+// withJetStream runs publish on a JetStream connection for feed's events.
+func withJetStream(c *connFlags, feed string, publish func(jetstream.JetStream) (int, error)) (int, error) {
+	nc, err := natsConnect(c, feed)
 	if err != nil {
 		return 0, err
 	}
@@ -223,7 +234,20 @@ func publishUploadHold(ctx context.Context, c *connFlags, db *store.DB, id int64
 	if err != nil {
 		return 0, err
 	}
-	return roster.PublishApprovedHold(ctx, db, js, id)
+	return publish(js)
+}
+
+// byOrOSUser is who a command records as the person who caused what it holds:
+// --by, or else the OS user (empty if that cannot be read). Four eyes keeps them
+// from approving it.
+func byOrOSUser(by string) string {
+	if by = strings.TrimSpace(by); by != "" {
+		return by
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
 
 func orDash(s string) string {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,11 +75,13 @@ const consolePassword = "correct horse battery"
 
 // The console in a real browser against a real hrsync run, the sandbox LMS
 // (over SCIM) and PostgreSQL: a truncated roster is held; its uploader cannot
-// approve it; a viewer sees no button and a forged POST is refused; a partner's
-// power user sees only their feed and lets a sample batch of an offboarding run,
-// then approves the rest, which needs a second approver; the second approver
-// approves the roster and the deactivations happen in the LMS; the audit page
-// shows who approved.
+// approve it (no button, and a forged sample batch is refused); a viewer sees
+// no button and a forged POST is refused; a partner's power user sees only
+// their feed and gives the first of the two approvals its offboarding needs; a
+// second approver approves a sample batch of the roster, whose two leavers
+// alone are deactivated in the LMS, then the rest, which are deactivated too;
+// the audit page shows who approved; people sign in through OIDC, by their
+// email or by a group.
 func TestConsoleInBrowser(t *testing.T) {
 	t.Parallel()
 	chrome := chromiumPath(t)
@@ -133,6 +136,7 @@ notify:
   webhooks:
     - {name: ops, url: %[2]q, events: [hold_opened, drift]}
 console:
+  logins_per_minute: 20   # six people sign in from one address within the minute
   users:
     - {name: ursula, role: approver, password_hash: %[1]q}
     - {name: alice, role: approver, password_hash: %[1]q}
@@ -144,6 +148,8 @@ console:
     client_id: hrsync-console
     redirect_url: http://%[4]s/login/callback
     name: Example SSO
+    roles:
+      - {claim: groups, value: lms-viewers, role: viewer, feeds: [hr]}
 `, hash, rx.URL, idp.Issuer, consoleAddr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -275,31 +281,51 @@ console:
 		t.Fatalf("the held roster's people: %q; want names, emails and accounts", rows)
 	}
 	shot("hold-four-eyes")
+	// forge posts a form of the signed-in user's session to path (with its
+	// CSRF token, so that only the role or four eyes can refuse it) and returns
+	// the status it got.
+	forge := func(what, path string, fields ...string) int64 {
+		t.Helper()
+		for len(statuses) > 0 {
+			<-statuses
+		}
+		pairs := "['csrf', document.querySelector('input[name=csrf]').value]"
+		for i := 0; i+1 < len(fields); i += 2 {
+			pairs += fmt.Sprintf(", [%q, %q]", fields[i], fields[i+1])
+		}
+		load(what, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+		const f = document.createElement('form'); f.method = 'post'; f.action = %q;
+		for (const [k, v] of [%s]) {
+			const i = document.createElement('input'); i.name = k; i.value = v; f.appendChild(i); }
+		document.body.appendChild(f); f.submit(); return true; })()`, path, pairs))(ctx, tg)
+			return err
+		}))
+		return lastStatus(statuses)
+	}
+	// The uploader's own sample batch, forged past the missing button, is refused too.
+	if got := forge("the uploader forges a sample batch", rosterPath+"/sample", "n", "2", "reason", "mine"); got != http.StatusForbidden {
+		t.Fatalf("the uploader's forged sample batch answered %d, want 403", got)
+	}
+	if h, err := db.GetHold(t.Context(), roster); err != nil || h.Sample != 0 || h.Status != connector.HoldOpen {
+		t.Fatalf("the roster hold after the uploader's forged sample: %+v, %v", h, err)
+	}
+	open("/")
 	signOut()
 
 	// A viewer has no button, and a forged approval is refused.
 	signIn("victor")
 	open(rosterPath)
-	if has("#approve") || has("#reject") {
-		t.Fatal("a viewer sees an approve or reject button")
+	if has("#approve") || has("#reject") || has("#sample") {
+		t.Fatal("a viewer sees an approve, sample or reject button")
 	}
-	for len(statuses) > 0 {
-		<-statuses
-	}
-	load("forge an approval", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
-		const f = document.createElement('form'); f.method = 'post'; f.action = %q;
-		for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value], ['reason', 'forged']]) {
-			const i = document.createElement('input'); i.name = k; i.value = v; f.appendChild(i); }
-		document.body.appendChild(f); f.submit(); return true; })()`, rosterPath+"/approve"))(ctx, tg)
-		return err
-	}))
-	if got := lastStatus(statuses); got != http.StatusForbidden {
+	if got := forge("forge an approval", rosterPath+"/approve", "reason", "forged"); got != http.StatusForbidden {
 		t.Fatalf("a viewer's forged approval answered %d, want 403", got)
 	}
 	signOut()
 
-	// A partner's power user sees only their feed: a sample batch, then the rest.
+	// A partner's power user sees only their feed, and gives the first of the
+	// two approvals its offboarding needs.
 	signIn("pat")
 	if f := text("#feeds tbody"); strings.Contains(f, "hr\t") || !strings.Contains(f, "partner-acme") {
 		t.Fatalf("a partner's overview: %q; want only partner-acme", f)
@@ -310,16 +336,6 @@ console:
 	}
 	shot("holds-partner")
 	open(offboardPath)
-	submit("approve a sample batch", "sample", "sample-n", "2", "sample-reason", "try two first")
-	if f := text("p.flash"); !strings.Contains(f, "sample") {
-		t.Fatalf("after the sample: %q", f)
-	}
-	submit("run the sample", "run")
-	waitFor(t, 60*time.Second, "the sample batch deleted", func() (bool, string) {
-		a, i := accounts("partner-acme:")
-		return a+i == 2, fmt.Sprintf("partner-acme: %d active, %d inactive", a, i)
-	})
-	open(offboardPath)
 	submit("approve the offboarding (1 of 2)", "approve", "approve-reason", "the contract ended on the 1st")
 	if f := text("p.flash"); !strings.Contains(f, "another approver") {
 		t.Fatalf("after the first of two approvals: %q", f)
@@ -327,12 +343,39 @@ console:
 	if !has("#selfcaused") {
 		t.Fatal("after approving once, pat may still approve again")
 	}
-	shot("hold-sample")
 	signOut()
 
-	// A second approver approves the roster: its leavers are deactivated.
+	// A second approver lets a sample batch of the roster run: its first two
+	// leavers (h03 and h04, as listed) are deactivated, and nobody else.
 	signIn("alice")
 	open(rosterPath)
+	submit("approve a sample batch of the roster", "sample", "sample-n", "2", "sample-reason", "try two first")
+	if f := text("p.flash"); !strings.Contains(f, "sample batch's leavers are published") {
+		t.Fatalf("after the sample batch: %q", f)
+	}
+	inactive := func() []string {
+		var out []string
+		for _, r := range lms.sb.Snapshot() {
+			if strings.HasPrefix(r.Account.ExternalID, "hr:") && !r.Account.Active {
+				out = append(out, r.Account.ExternalID)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	waitFor(t, 60*time.Second, "the sample batch deactivated", func() (bool, string) {
+		got := inactive()
+		return slices.Equal(got, []string{"hr:h03", "hr:h04"}), fmt.Sprintf("inactive: %v", got)
+	})
+	open(rosterPath)
+	if s := text("#sample-size"); !strings.Contains(s, "the first 2 may run; the rest wait") {
+		t.Fatalf("the roster hold's sample: %q", s)
+	}
+	if rows := text("#affected tbody"); strings.Count(rows, "in the sample") != 2 {
+		t.Fatalf("the roster hold's people after the sample: %q; want two in the sample", rows)
+	}
+	shot("hold-sample")
+	// ... then approves the rest: the other five are deactivated.
 	submit("approve the roster", "approve", "approve-reason", "acme confirmed the leavers")
 	if f := text("p.flash"); !strings.Contains(f, "published") {
 		t.Fatalf("after approving the roster: %q", f)
@@ -403,8 +446,9 @@ console:
 	// The audit page says who approved.
 	open("/audit")
 	if a := text("#audit"); !strings.Contains(a, "approved by alice: acme confirmed the leavers") ||
+		!strings.Contains(a, "in a sample batch of 2 of 7 people approved by alice: try two first") ||
 		!strings.Contains(a, "approval 1 of 2 by pat") {
-		t.Fatalf("the audit page: %q; want alice's and pat's approvals", a)
+		t.Fatalf("the audit page: %q; want alice's sample batch and approval, and pat's approval", a)
 	}
 	shot("audit")
 	// A message that cannot be decoded is dead-lettered; alice reads it decoded
@@ -481,6 +525,14 @@ console:
 	do("sign in through OIDC", chromedp.Click(chromedp.ID("oidc")), chromedp.WaitVisible(chromedp.CSS("#feeds")))
 	if who := text("header .who"); !strings.Contains(who, "olga@example.com · admin") {
 		t.Fatalf("signed in through OIDC as %q", who)
+	}
+	signOut()
+	// gus is no console user, but the identity provider puts him in the group
+	// console.oidc.roles makes hr's viewers.
+	idp.SignInWith("gus@example.com", true, map[string]any{"groups": []any{"staff", "lms-viewers"}})
+	do("sign in through OIDC by a group", chromedp.Click(chromedp.ID("oidc")), chromedp.WaitVisible(chromedp.CSS("#feeds")))
+	if who := text("header .who"); !strings.Contains(who, "gus@example.com · viewer · hr") {
+		t.Fatalf("signed in through OIDC by a group as %q", who)
 	}
 	signOut()
 }

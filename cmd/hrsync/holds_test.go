@@ -3,10 +3,15 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hrsync/hrsync/connector"
 	"github.com/hrsync/hrsync/store"
@@ -141,4 +146,88 @@ func TestDemoHolds(t *testing.T) {
 	if !strings.Contains(out, "safeguard: hold 1 keeps") || !strings.Contains(out, "hrsync holds approve 1 --by demo-admin") {
 		t.Fatalf("the demo does not show the hold and its approval:\n%s", out)
 	}
+}
+
+// TestHoldsSampleBatchOfUpload: a truncated roster is held; its uploader may
+// not let a sample run; another approver lets two of its leavers go first,
+// and only those two are deactivated; the rest follows the approval.
+func TestHoldsSampleBatchOfUpload(t *testing.T) {
+	t.Parallel()
+	natsURL, lms := startNATS(t), startLMS(t, nil)
+	dir := t.TempDir()
+	dbURL := "sqlite://" + filepath.Join(dir, "hrsync.db")
+	cfg := filepath.Join(dir, "hrsync.yaml")
+	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: hr\n    roster:\n      mode: snapshot\nsafeguard:\n  percent: 20\n  min_removals: 2\n  settle: 0s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	migrateDB(t, dbURL)
+	runTestDaemon(t, "--config", cfg, "--lms-url", lms.url, "--lms-token", lms.token, "--nats-url", natsURL, "--db", dbURL,
+		"--admin-addr", "", "--poll-interval", "50ms")
+	upload := func(n int) error {
+		t.Helper()
+		var b strings.Builder
+		b.WriteString("worker_id,email,given_name,family_name\n")
+		for i := range n {
+			fmt.Fprintf(&b, "h%02d,h%02d@hr.example,Person,Hr %02d\n", i, i, i)
+		}
+		file := filepath.Join(dir, fmt.Sprintf("hr-%d.csv", n))
+		if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := runCLI(t, nil, "roster", "upload", "--db", dbURL, "--config", cfg, "--nats-url", natsURL, "--feed", "hr", "--by", "ursula", file)
+		return err
+	}
+	inactive := func() []string {
+		var out []string
+		for _, r := range lms.sb.Snapshot() {
+			if !r.Account.Active {
+				out = append(out, r.Account.ExternalID)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if err := upload(10); err != nil {
+		t.Fatalf("the first roster: %v", err)
+	}
+	waitFor(t, 60*time.Second, "10 accounts", func() (bool, string) {
+		n := len(lms.sb.Snapshot())
+		return n == 10, fmt.Sprintf("%d accounts", n)
+	})
+	if err := upload(3); !needsPerson(err) {
+		t.Fatalf("the truncated roster: %v, want held", err)
+	}
+	db, err := store.Open(t.Context(), dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	holds, err := db.ListHolds(t.Context(), store.HoldFilter{Status: connector.HoldOpen})
+	if err != nil || len(holds) != 1 || holds[0].Kind != connector.HoldUpload {
+		t.Fatalf("open holds = %+v, %v; want the roster's", holds, err)
+	}
+	id := strconv.FormatInt(holds[0].ID, 10)
+	sample := []string{"holds", "approve", id, "--sample-batch", "2", "--db", dbURL, "--nats-url", natsURL, "--reason", "two first"}
+	if _, _, err := runCLI(t, nil, append(sample, "--by", "ursula")...); !errors.Is(err, connector.ErrFourEyes) {
+		t.Fatalf("the uploader's sample: %v, want four eyes", err)
+	}
+	out, stderr, err := runCLI(t, nil, append(sample, "--by", "alice")...)
+	if err != nil || !strings.Contains(out, "the first 2 of 7 people may leave") || !strings.Contains(out, "2 events published") {
+		t.Fatalf("holds approve --sample-batch 2: %v\n%s%s", err, out, stderr)
+	}
+	waitFor(t, 60*time.Second, "the sample deactivated", func() (bool, string) {
+		got := inactive()
+		return slices.Equal(got, []string{"hr:h03", "hr:h04"}), fmt.Sprintf("inactive: %v", got)
+	})
+	if h, err := db.GetHold(t.Context(), holds[0].ID); err != nil || h.Status != connector.HoldOpen || h.Sample != 2 {
+		t.Fatalf("the hold after its sample ran = %+v, %v; want still open", h, err)
+	}
+	out, stderr, err = runCLI(t, nil, "holds", "approve", id, "--by", "bob", "--reason", "the sample went well", "--db", dbURL, "--nats-url", natsURL)
+	if err != nil || !strings.Contains(out, "approved by bob") {
+		t.Fatalf("holds approve: %v\n%s%s", err, out, stderr)
+	}
+	waitFor(t, 60*time.Second, "the rest deactivated", func() (bool, string) {
+		got := inactive()
+		return len(got) == 7, fmt.Sprintf("inactive: %v", got)
+	})
 }

@@ -20,6 +20,7 @@ type HoldStore interface {
 	HoldWorkers(ctx context.Context, id int64, after connector.WorkerKey, limit int) ([]connector.HeldWorker, error)
 	DecideHold(ctx context.Context, id int64, d connector.HoldDecision) (connector.Hold, error)
 	ApprovedHold(ctx context.Context, id int64) (connector.Hold, error)
+	AllowSample(ctx context.Context, id int64, n int, by, reason string) (connector.Hold, error)
 }
 
 var _ HoldStore = (*store.DB)(nil)
@@ -38,6 +39,8 @@ var holdTests = []subTest{
 	{"ApprovalDuringHeldCommitStaysDue", testApprovalDuringHeldCommitStaysDue},
 	{"UploadHold", testUploadHold},
 	{"FourEyes", testFourEyes},
+	{"SampleBatchOfLiveHold", testSampleBatchOfLiveHold},
+	{"SampleBatchOfUploadHold", testSampleBatchOfUploadHold},
 }
 
 // hs returns b's store as a HoldStore.
@@ -571,5 +574,114 @@ func testFourEyes(t *testing.T, b *testBundle) {
 	}).ListAudit(b.ctx, store.AuditFilter{Feed: "hr", WorkerID: hr[0].WorkerID, Action: connector.ActionDeactivate})
 	if err != nil || len(es) != 1 || es[0].Detail != fmt.Sprintf("hold %d approved by alice and bob: checked", id) {
 		t.Fatalf("audit of the approval = %+v, %v", es, err)
+	}
+}
+
+// A sample batch of a live hold: a person lets its first people (in key order)
+// run before deciding the rest. Only they are due and allowed; the rest stay
+// held; a newer fact for a sampled person is not covered by the sample.
+func testSampleBatchOfLiveHold(t *testing.T, b *testBundle) {
+	s := hs(t, b)
+	hr := populate(t, b, "hr", 10)
+	at := b.now.Add(time.Minute)
+	for i := range 2 {
+		reserve(t, s, req(b, hr[i], 1, at))
+	}
+	var held connector.RemovalVerdict
+	for _, w := range hr[2:6] {
+		if held = reserve(t, s, req(b, w, 1, at)); held.Allow || held.Status != connector.HoldOpen {
+			t.Fatalf("removal of %s = %+v, want held", w, held)
+		}
+	}
+	if _, err := s.AllowSample(b.ctx, held.HoldID, 2, "", "try two"); err == nil {
+		t.Fatal("a sample without who decides was accepted")
+	}
+	h, err := s.AllowSample(b.ctx, held.HoldID, 2, "alice", "try two first")
+	if err != nil || h.Sample != 2 || h.Status != connector.HoldOpen {
+		t.Fatalf("AllowSample = %+v, %v; want a sample of 2, still open", h, err)
+	}
+	if _, err := s.AllowSample(b.ctx, held.HoldID, 1, "alice", "shrink"); err == nil {
+		t.Fatal("a sample shrank")
+	}
+	// Only the sampled people are due, and only their removals run.
+	cs := b.claim(t, "sample", b.now.Add(time.Hour), 100)
+	if got := claimKeys(cs); len(got) != 2 || got[0] != "hr:w02" || got[1] != "hr:w03" {
+		t.Fatalf("due after the sample: %v, want hr:w02 and hr:w03", got)
+	}
+	if v := reserve(t, s, req(b, hr[2], 1, at.Add(time.Minute))); !v.Allow || v.HoldID != held.HoldID || v.Status != connector.HoldApproved {
+		t.Fatalf("sampled removal of w02 = %+v, want allowed by hold %d", v, held.HoldID)
+	}
+	for _, w := range hr[4:6] {
+		if v := reserve(t, s, req(b, w, 1, at.Add(time.Minute))); v.Allow || v.HoldID != held.HoldID || v.Status != connector.HoldOpen {
+			t.Fatalf("removal of %s outside the sample = %+v, want still held", w, v)
+		}
+	}
+	// w03 left again (a newer fact) before its sampled removal ran: the sample
+	// does not cover it, and asking again does not either.
+	for range 2 {
+		if v := reserve(t, s, req(b, hr[3], 2, at.Add(2*time.Minute))); v.Allow || v.Status != connector.HoldOpen {
+			t.Fatalf("removal of w03 at a newer version = %+v, want held", v)
+		}
+	}
+	ws, err := s.HoldWorkers(b.ctx, held.HoldID, connector.WorkerKey{}, 0)
+	if err != nil || len(ws) != 4 || !ws[0].Sampled || ws[1].Sampled || ws[2].Sampled || ws[3].Sampled {
+		t.Fatalf("HoldWorkers = %+v, %v; want only w02 sampled", ws, err)
+	}
+	audit, err := b.s.ListAudit(b.ctx, store.AuditFilter{Feed: "hr", WorkerID: "w02"})
+	if err != nil || len(audit) == 0 || audit[0].Outcome != connector.OutcomeApproved || audit[0].Plan != "sample" ||
+		audit[0].Detail != fmt.Sprintf("hold %d: in a sample batch of 2 of 4 people approved by alice: try two first", held.HoldID) {
+		t.Fatalf("audit of w02 = %+v, %v", audit, err)
+	}
+	// The rest, approved, runs.
+	if _, err := s.DecideHold(b.ctx, held.HoldID, connector.HoldDecision{Approve: true, By: "bob", Reason: "the sample went well"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range hr[3:6] {
+		version := map[bool]int64{true: 2, false: 1}[i == 0] // w03's newer fact is in the hold
+		if v := reserve(t, s, req(b, w, version, at.Add(3*time.Minute))); !v.Allow || v.HoldID != held.HoldID {
+			t.Fatalf("removal of %s after the approval = %+v", w, v)
+		}
+	}
+}
+
+// A sample batch of an upload hold: four eyes apply; nobody is made due (the
+// caller publishes the sampled leavers); a sampled removal runs at whatever
+// version its fact has; a rejection before it ran keeps the account.
+func testSampleBatchOfUploadHold(t *testing.T, b *testBundle) {
+	s := hs(t, b)
+	hr := populate(t, b, "hr", 10)
+	id, err := s.CreateHold(b.ctx, connector.Hold{Feed: "hr", Kind: connector.HoldUpload, Reason: "roster removes 3 of 10",
+		CausedBy: "ursula", Counts: connector.HoldCounts{Active: 10},
+		Workers: []connector.HeldWorker{{Worker: hr[0]}, {Worker: hr[1]}, {Worker: hr[2]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AllowSample(b.ctx, id, 2, "Ursula", "mine"); !errors.Is(err, connector.ErrFourEyes) {
+		t.Fatalf("the uploader's sample: err = %v, want ErrFourEyes", err)
+	}
+	if h, err := s.AllowSample(b.ctx, id, 5, "alice", "try first"); err != nil || h.Sample != 3 {
+		t.Fatalf("AllowSample(5) of 3 = %+v, %v; want a sample of all 3", h, err)
+	}
+	if h, err := s.AllowSample(b.ctx, id, 3, "alice", "again"); err != nil || h.Sample != 3 {
+		t.Fatalf("AllowSample again = %+v, %v", h, err)
+	}
+	if cs := b.claim(t, "upload", b.now.Add(time.Hour), 100); len(cs) != 0 {
+		t.Fatalf("due after an upload's sample: %v", claimKeys(cs))
+	}
+	if v := reserve(t, s, req(b, hr[0], 3, b.now)); !v.Allow || v.HoldID != id {
+		t.Fatalf("sampled upload removal = %+v, want allowed by hold %d", v, id)
+	}
+	if _, err := s.DecideHold(b.ctx, id, connector.HoldDecision{By: "bob", Reason: "wrong file after all"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := reserve(t, s, req(b, hr[1], 3, b.now)); v.Allow || v.Status != connector.HoldRejected || v.HoldID != id {
+		t.Fatalf("sampled removal after the upload was rejected = %+v, want rejected", v)
+	}
+	if v := reserve(t, s, req(b, hr[0], 3, b.now)); !v.Allow {
+		t.Fatalf("the sampled removal that ran, asked again = %+v, want allowed (a retry)", v)
+	}
+	ws, err := s.HoldWorkers(b.ctx, id, connector.WorkerKey{}, 0)
+	if err != nil || ws[0].Version != 3 || ws[1].Version != 3 || ws[2].Version != 0 {
+		t.Fatalf("HoldWorkers = %+v, %v; want the versions bound", ws, err)
 	}
 }

@@ -226,7 +226,7 @@ func runTests(t *testing.T, setup func(t *testing.T) *testBundle, parallel bool,
 // registers its teardown with t.Cleanup; it is called once per subtest.
 func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	runTests(t, setupFunc(newStore), true,
-		batchTests, successionTests, reconcileTests, holdTests, eraseTests, jobTests, deadLetterTests, endTests, mirrorTests, coreTests)
+		batchTests, successionTests, reconcileTests, holdTests, eraseTests, jobTests, deadLetterTests, endTests, mirrorTests, sessionTests, coreTests)
 }
 
 func testRecordFactsRoundTrip(t *testing.T, b *testBundle) {

@@ -30,6 +30,9 @@ type Metrics struct {
 	lmsCalls       *prometheus.CounterVec
 	lmsQuarantined prometheus.Gauge
 	lmsRateWait    prometheus.Counter
+	// mirrorPlans counts first plans made from the account mirror, by whether
+	// they went out without a read (served) or the account was read (read).
+	mirrorPlans *prometheus.CounterVec
 	// buildInfo is hrsync_build_info; reconciled the time of the last
 	// scheduled reconciliation pass that ended without error.
 	buildInfo  *prometheus.GaugeVec
@@ -77,6 +80,10 @@ func NewMetrics() *Metrics {
 		lmsRateWait: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hrsync_lms_rate_wait_seconds_total", Help: "Time LMS calls spent waiting for the client-side rate limit (--lms-rate).",
 		}),
+		mirrorPlans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hrsync_lms_mirror_plans_total",
+			Help: "First plans of a converge made from the account mirror's copy (lms.mirror): result served (carried out with no read before the write) or read (the copy could have been stale for that plan, so the account was read).",
+		}, []string{"result"}),
 		buildInfo: newBuildInfo(),
 		reconciled: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hrsync_reconcile_last_success_timestamp_seconds",
@@ -85,7 +92,7 @@ func NewMetrics() *Metrics {
 	}
 	m.SetBuildInfo("")
 	m.reg.MustRegister(m.buildInfo, m.reconciled, m.consumed, m.recorded, m.deadLettered, m.storeErrors, m.gapEvents, m.actions,
-		m.convergeTime, m.convergeFails, m.reviews, m.lmsCalls, m.lmsQuarantined, m.lmsRateWait,
+		m.convergeTime, m.convergeFails, m.reviews, m.lmsCalls, m.lmsQuarantined, m.lmsRateWait, m.mirrorPlans,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -129,6 +136,16 @@ func (m *Metrics) convergerHooks(next connector.ConvergerHooks) connector.Conver
 			m.reviews.Inc()
 			if next.Review != nil {
 				next.Review(r)
+			}
+		},
+		Mirror: func(served bool) {
+			result := "read"
+			if served {
+				result = "served"
+			}
+			m.mirrorPlans.WithLabelValues(result).Inc()
+			if next.Mirror != nil {
+				next.Mirror(served)
 			}
 		},
 	}

@@ -246,3 +246,37 @@ func (t *TimedLMS) GetAccounts(ctx context.Context, ids []string) (map[string]co
 	t.count("GetAccounts")
 	return r.GetAccounts(ctx, ids)
 }
+
+// Completions passes connector.TrainingReader through, counted: the rehire
+// training note a reactivation reads (connector/training.go).
+func (t *TimedLMS) Completions(ctx context.Context, id string) ([]connector.CompletionRecord, error) {
+	r, ok := t.LMS.(connector.TrainingReader)
+	if !ok {
+		return nil, connector.ErrTrainingUnknown
+	}
+	t.count("Completions")
+	return r.Completions(ctx, id)
+}
+
+// MaxTrainingBatch and CompletionsOf pass connector.TrainingBatchReader
+// through, counted.
+func (t *TimedLMS) MaxTrainingBatch(ctx context.Context) int {
+	if r, ok := t.LMS.(connector.TrainingBatchReader); ok {
+		return r.MaxTrainingBatch(ctx)
+	}
+	return 0
+}
+
+func (t *TimedLMS) CompletionsOf(ctx context.Context, ids []string) (map[string][]connector.CompletionRecord, error) {
+	r, ok := t.LMS.(connector.TrainingBatchReader)
+	if !ok {
+		return nil, connector.ErrTrainingUnknown
+	}
+	t.count("CompletionsOf")
+	return r.CompletionsOf(ctx, ids)
+}
+
+var (
+	_ connector.TrainingReader      = (*TimedLMS)(nil)
+	_ connector.TrainingBatchReader = (*TimedLMS)(nil)
+)

@@ -1,9 +1,13 @@
 package console
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"net"
 	"net/http"
 	"slices"
@@ -13,6 +17,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
+
+	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/store"
 )
 
 // sessionCookie and loginCookie are the console's cookies: the session, and the
@@ -40,24 +47,43 @@ func (u User) MayDecide(feed string) bool {
 	return u.Role.AtLeast(RoleApprover) && (u.Role == RoleAdmin || u.SeesFeed(feed))
 }
 
-// session is one sign-in: who, the CSRF token of its forms, and until when.
+// session is one sign-in: who, the CSRF token of its forms, and until when;
+// key names it (the SHA-256 of its cookie), also in the store.
 type session struct {
+	key     string
 	user    User
 	csrf    string
 	expires time.Time
 }
 
-// sessions are kept in memory: a restart signs everyone out, and replicas
-// behind one address need sticky sessions (docs/console.md).
-type sessions struct {
-	mu  sync.Mutex
-	m   map[string]*session
-	ttl time.Duration
-	now func() time.Time
+// SessionStore keeps the console's sessions in the database, so that a
+// sign-in survives a restart of the daemon and works on every replica behind
+// one address. Implemented by *store.DB.
+type SessionStore interface {
+	CreateConsoleSession(ctx context.Context, s store.ConsoleSession, max int) error
+	// GetConsoleSession returns an error matching connector.ErrNotFound for a
+	// session that is unknown, ended or expired at now.
+	GetConsoleSession(ctx context.Context, idHash string, now time.Time) (store.ConsoleSession, error)
+	DeleteConsoleSession(ctx context.Context, idHash string) error
 }
 
-// maxSessions bounds memory; past it, sessions are dropped, soonest to expire first.
+// sessions are the console's sign-ins, kept in the store by the SHA-256 of
+// their cookie's value: a reader of the database cannot sign in with a row.
+type sessions struct {
+	store SessionStore
+	ttl   time.Duration
+	now   func() time.Time
+}
+
+// maxSessions bounds the table: past it, sessions are dropped, soonest to
+// expire first.
 const maxSessions = 10000
+
+// sessionKey is the store's name of the session whose cookie holds id.
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
 
 func randomToken() string {
 	var b [32]byte
@@ -67,49 +93,35 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (s *sessions) create(u User) (id string, ss *session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// create signs u in: a new session, stored, and the cookie value that names it.
+func (s *sessions) create(ctx context.Context, u User) (id string, ss *session, err error) {
 	now := s.now()
-	if len(s.m) >= maxSessions {
-		// Those that expire soonest first; then, if sign-ins keep coming faster
-		// than sessions expire, any, so that memory stays bounded.
-		for k, v := range s.m {
-			if v.expires.Before(now.Add(s.ttl / 2)) {
-				delete(s.m, k)
-			}
-		}
-		for k := range s.m {
-			if len(s.m) < maxSessions/2 {
-				break
-			}
-			delete(s.m, k)
-		}
-	}
 	id = randomToken()
-	ss = &session{user: u, csrf: randomToken(), expires: now.Add(s.ttl)}
-	s.m[id] = ss
-	return id, ss
+	ss = &session{key: sessionKey(id), user: u, csrf: randomToken(), expires: now.Add(s.ttl)}
+	err = s.store.CreateConsoleSession(ctx, store.ConsoleSession{IDHash: ss.key, User: u.Name, Role: string(u.Role), Feeds: u.Feeds,
+		CSRF: ss.csrf, CreatedAt: now, ExpiresAt: ss.expires}, maxSessions)
+	return id, ss, err
 }
 
-func (s *sessions) get(id string) (*session, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss, ok := s.m[id]
-	if !ok {
-		return nil, false
+// get returns the live session whose cookie holds id; ok is false for none
+// (or an expired one). err is the store's failure to say.
+func (s *sessions) get(ctx context.Context, id string) (ss *session, ok bool, err error) {
+	if id == "" {
+		return nil, false, nil
 	}
-	if !s.now().Before(ss.expires) {
-		delete(s.m, id)
-		return nil, false
+	st, err := s.store.GetConsoleSession(ctx, sessionKey(id), s.now())
+	if errors.Is(err, connector.ErrNotFound) {
+		return nil, false, nil
 	}
-	return ss, true
+	if err != nil {
+		return nil, false, err
+	}
+	return &session{key: st.IDHash, user: User{Name: st.User, Role: Role(st.Role), Feeds: st.Feeds}, csrf: st.CSRF, expires: st.ExpiresAt}, true, nil
 }
 
-func (s *sessions) drop(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, id)
+// drop ends the session whose cookie holds id.
+func (s *sessions) drop(ctx context.Context, id string) error {
+	return s.store.DeleteConsoleSession(ctx, sessionKey(id))
 }
 
 // tokensEqual compares two tokens in constant time; an empty token never matches.

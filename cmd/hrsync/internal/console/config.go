@@ -99,8 +99,8 @@ func (c Config) Check(feeds []string) error {
 	if c.LoginsPerMinute < 0 {
 		errs = append(errs, fmt.Errorf("console.logins_per_minute %d: must not be negative", c.LoginsPerMinute))
 	}
-	if c.Enabled() && len(c.Users) == 0 {
-		errs = append(errs, errors.New("console.users: the console is on (console.addr) but has no user; add one with a hash from hrsync console hash-password"))
+	if c.Enabled() && len(c.Users) == 0 && len(c.OIDC.Roles) == 0 {
+		errs = append(errs, errors.New("console.users: the console is on (console.addr) but has no user; add one with a hash from hrsync console hash-password, or console.oidc.roles"))
 	}
 	seen := map[string]bool{}
 	for i, u := range c.Users {
@@ -126,7 +126,7 @@ func (c Config) Check(feeds []string) error {
 			}
 		}
 	}
-	if err := c.OIDC.check(); err != nil {
+	if err := c.OIDC.check(feeds); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

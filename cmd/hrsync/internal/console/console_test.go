@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hrsync/hrsync/connector"
+	"github.com/hrsync/hrsync/connector/lms/sandbox"
 	"github.com/hrsync/hrsync/store"
 )
 
@@ -46,6 +47,12 @@ type testBundle struct {
 	srv    *httptest.Server
 	hrHold int64
 	pHold  int64
+	// published are the holds whose sample batch the console published.
+	published chan int64
+	// lms is the sandbox LMS behind the console's converger (sync now).
+	lms   *sandbox.LMS
+	feeds connector.Feeds
+	cfg   Config
 }
 
 func setup(t *testing.T) *testBundle {
@@ -57,7 +64,7 @@ func setup(t *testing.T) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	b := &testBundle{db: db}
+	b := &testBundle{db: db, published: make(chan int64, 8)}
 	for _, f := range []string{"hr", "partner-acme"} {
 		id, err := db.CreateHold(ctx, connector.Hold{Feed: f, Kind: connector.HoldUpload, CausedBy: "ursula",
 			Reason: "roster upload by ursula: 9 of 10", Counts: connector.HoldCounts{Active: 10}, Payload: []byte(`[]`),
@@ -80,8 +87,14 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(cfg, Deps{Store: db, Feeds: feeds, Log: log,
-		PublishUpload: func(context.Context, int64) (int, error) { return 0, nil }})
+	b.lms, b.feeds, b.cfg = sandbox.New(), feeds, cfg
+	conv, err := connector.NewConverger(connector.ConvergerConfig{Store: db, LMS: b.lms, Feeds: feeds, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(cfg, Deps{Store: db, Feeds: feeds, Log: log, LMS: b.lms, Converger: conv,
+		PublishUpload: func(context.Context, int64) (int, error) { return 0, nil },
+		PublishSample: func(_ context.Context, id int64) (int, error) { b.published <- id; return 1, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +248,113 @@ func TestForgedRequestsRefused(t *testing.T) {
 	}
 	if s := b.status(t, b.hrHold); s != connector.HoldApproved {
 		t.Fatalf("after alice's approval the hold is %s", s)
+	}
+}
+
+// A sample batch of a held roster: refused to its uploader and to another
+// feed's user; a second approver's marks the first people and publishes their
+// leavers, and the hold stays open for the rest.
+func TestSampleBatchOfUpload(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sample := func(br *browser) int {
+		return br.post("/holds/"+itoa(b.hrHold)+"/sample", url.Values{"csrf": {br.csrf}, "n": {"1"}, "reason": {"one first"}})
+	}
+	ursula := b.browser(t)
+	ursula.signIn("ursula")
+	if _, page := ursula.get("/holds/" + itoa(b.hrHold)); strings.Contains(page, `id="sample"`) {
+		t.Error("the uploader's hold page offers her a sample batch")
+	}
+	if code := sample(ursula); code != http.StatusForbidden {
+		t.Errorf("the uploader's sample batch: %d, want 403", code)
+	}
+	pat := b.browser(t)
+	pat.signIn("pat")
+	if code := sample(pat); code != http.StatusForbidden {
+		t.Errorf("a partner's user's sample batch of an hr hold: %d, want 403", code)
+	}
+	if h, err := b.db.GetHold(t.Context(), b.hrHold); err != nil || h.Sample != 0 || len(b.published) != 0 {
+		t.Fatalf("after the refused samples: %+v, %v, %d published", h, err, len(b.published))
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	if _, page := alice.get("/holds/" + itoa(b.hrHold)); !strings.Contains(page, `id="sample"`) {
+		t.Fatal("alice's hold page offers no sample batch of the roster")
+	}
+	req, _ := http.NewRequest(http.MethodPost, alice.base+"/holds/"+itoa(b.hrHold)+"/sample",
+		strings.NewReader(url.Values{"csrf": {alice.csrf}, "n": {"1"}, "reason": {"one first"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := alice.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasSuffix(resp.Header.Get("Location"), "done=sampled-published") {
+		t.Fatalf("alice's sample batch: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if len(b.published) != 1 || <-b.published != b.hrHold {
+		t.Fatal("the sample batch's leavers were not published")
+	}
+	h, err := b.db.GetHold(t.Context(), b.hrHold)
+	if err != nil || h.Sample != 1 || h.Status != connector.HoldOpen {
+		t.Fatalf("the hold after the sample: %+v, %v; want a sample of 1, open", h, err)
+	}
+	if _, page := alice.get("/holds/" + itoa(b.hrHold) + "?done=sampled-published"); !strings.Contains(page, "in the sample") ||
+		!strings.Contains(page, "the rest wait for the decision") || !strings.Contains(page, "Approve the rest") {
+		t.Errorf("the hold page after the sample lacks who is in it:\n%s", page)
+	}
+}
+
+// Sync now converges the person there and then through the converger (no
+// daemon runs here to wake) and shows each step: the match and the plan it
+// started from, the LMS call with its outcome, and the account after.
+func TestSyncNowConverges(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	now := time.Now().UTC()
+	if _, err := b.db.RecordFacts(t.Context(), []connector.Fact{{Source: b.feeds["hr"].Source, ID: "e9", Feed: "hr", WorkerID: "w9",
+		Kind: connector.KindHired, Effective: now, Time: now,
+		Profile: connector.Profile{Email: "nia@example.com", GivenName: "Nia", FamilyName: "Okafor", EmployeeNumber: "E9"}}}); err != nil {
+		t.Fatal(err)
+	}
+	alice := b.browser(t)
+	alice.signIn("alice")
+	form := url.Values{"feed": {"hr"}, "worker": {"w9"}}
+	req := func(path string) (int, string) {
+		t.Helper()
+		form.Set("csrf", alice.csrf)
+		resp, err := alice.c.PostForm(alice.base+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, page := req("/person"); code != http.StatusOK || !strings.Contains(page, `id="sync"`) || !strings.Contains(page, "create") {
+		t.Fatalf("the person page before: %d, want a sync button and a plan to create\n%s", code, page)
+	}
+	code, page := req("/person/sync")
+	if code != http.StatusOK {
+		t.Fatalf("sync now: %d\n%s", code, page)
+	}
+	steps := page[strings.Index(page, `id="steps"`):]
+	steps = steps[:strings.Index(steps, "</div>")]
+	for _, want := range []string{"Match:</b> no account", "Plan:</b> create", `<span class="badge ok">ok</span> create of account`,
+		"Result:</b> account ", "is active: Nia Okafor, nia@example.com"} {
+		if !strings.Contains(steps, want) {
+			t.Errorf("the steps of sync now lack %q:\n%s", want, steps)
+		}
+	}
+	if n := b.lms.Count(); n != 1 {
+		t.Fatalf("the LMS has %d accounts after sync now, want the one created", n)
+	}
+	if !strings.Contains(page, `<dd id="plan">nothing to do</dd>`) {
+		t.Errorf("the plan after sync now is not empty")
+	}
+	// A second sync now has nothing to do, and says so.
+	if _, page := req("/person/sync"); !strings.Contains(page, "none: no LMS call, no hold, no review was needed") {
+		t.Errorf("a second sync now:\n%s", page)
 	}
 }
 
@@ -473,23 +593,53 @@ func TestDrift(t *testing.T) {
 	}
 }
 
-// Sessions stay bounded however many sign-ins come.
-func TestSessionsBounded(t *testing.T) {
+// Sessions are kept in the database: a sign-in survives a restart and works on
+// another replica with the same token, signing out on one ends it on all, and
+// the database holds a hash of the cookie, never the cookie.
+func TestSessionsSurviveARestart(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	s := &sessions{m: map[string]*session{}, ttl: time.Hour, now: func() time.Time { return now }}
-	for range maxSessions + 10 {
-		s.create(User{Name: "a"})
+	b := setup(t)
+	alice := b.browser(t)
+	alice.signIn("alice")
+	// Another replica (or this one, restarted) on the same database.
+	other, err := New(b.cfg, Deps{Store: b.db, Feeds: b.feeds})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := len(s.m); n > maxSessions {
-		t.Fatalf("%d sessions kept, want at most %d", n, maxSessions)
+	srv := httptest.NewServer(other.Handler())
+	t.Cleanup(srv.Close)
+	b.srv.Close() // the first one is gone
+	alice.base = srv.URL
+	if code, page := alice.get("/"); code != http.StatusOK || !strings.Contains(page, "alice · approver") {
+		t.Fatalf("the other replica's overview: %d, want alice signed in\n%s", code, page)
 	}
-	id, _ := s.create(User{Name: "b"})
-	if _, ok := s.get(id); !ok {
-		t.Fatal("the newest session was dropped")
+	u, _ := url.Parse(srv.URL)
+	var cookie string
+	for _, c := range alice.c.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			cookie = c.Value
+		}
 	}
-	now = now.Add(time.Hour)
-	if _, ok := s.get(id); ok {
-		t.Fatal("a session outlived its ttl")
+	if _, err := b.db.GetConsoleSession(t.Context(), cookie, time.Now()); err == nil {
+		t.Fatal("the database holds the session cookie's value")
+	}
+	if st, err := b.db.GetConsoleSession(t.Context(), sessionKey(cookie), time.Now()); err != nil || st.User != "alice" {
+		t.Fatalf("the session in the database: %+v, %v", st, err)
+	}
+	// A form of the session is accepted by the other replica: its token is the session's.
+	alice.get("/holds/" + itoa(b.hrHold))
+	if code := alice.post("/holds/"+itoa(b.hrHold)+"/reject", url.Values{"csrf": {alice.csrf}, "reason": {"wrong file"}}); code != http.StatusSeeOther {
+		t.Fatalf("rejecting on the other replica: %d, want 303", code)
+	}
+	if code := alice.post("/logout", url.Values{"csrf": {alice.csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("signing out: %d, want 303", code)
+	}
+	if _, err := b.db.GetConsoleSession(t.Context(), sessionKey(cookie), time.Now()); err == nil {
+		t.Fatal("the session outlived signing out")
+	}
+	// The cookie, replayed after signing out, signs nobody in.
+	alice.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: cookie, Path: "/"}})
+	if code, _ := alice.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("a replayed cookie after signing out: %d, want 303 to sign in", code)
 	}
 }

@@ -121,15 +121,17 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, u User, ss *sessio
 // flashes are the messages after a decision, named by a code in the URL (no
 // personal data goes into a URL).
 var flashes = map[string]string{
-	"approved":  "Approved.",
-	"published": "Approved; the roster upload's events are published.",
-	"approval":  "Your approval is recorded; the hold needs another approver.",
-	"rejected":  "Rejected: the accounts stay as they are.",
-	"sampled":   "The sample batch may run.",
-	"running":   "Running: this page shows the progress when reloaded.",
-	"replayed":  "Replayed: its fact is recorded, and a running daemon converges the person.",
-	"discarded": "Discarded: it will never be replayed; it is kept for the record.",
-	"resolved":  "Resolved: the person is due again, and the daemon converges them with the fix.",
+	"approved":          "Approved.",
+	"published":         "Approved; the roster upload's events are published.",
+	"approval":          "Your approval is recorded; the hold needs another approver.",
+	"rejected":          "Rejected: the accounts stay as they are.",
+	"sampled":           "The sample batch may run.",
+	"sampled-live":      "The sample batch is due now: the daemon converges those people; the rest stay held.",
+	"sampled-published": "The sample batch's leavers are published: the daemon deactivates them; the rest of the upload stays held.",
+	"running":           "Running: this page shows the progress when reloaded.",
+	"replayed":          "Replayed: its fact is recorded, and a running daemon converges the person.",
+	"discarded":         "Discarded: it will never be replayed; it is kept for the record.",
+	"resolved":          "Resolved: the person is due again, and the daemon converges them with the fix.",
 }
 
 // reasonOf returns the form's reason, or answers 400 without one.
@@ -230,7 +232,8 @@ func (s *Server) sample(w http.ResponseWriter, r *http.Request, u User, ss *sess
 	if !ok {
 		return
 	}
-	if _, err := s.d.Store.AllowSample(r.Context(), h.ID, n, u.Name, reason); err != nil {
+	h, err = s.d.Store.AllowSample(r.Context(), h.ID, n, u.Name, reason)
+	if err != nil {
 		if errors.Is(err, connector.ErrFourEyes) || errors.Is(err, connector.ErrConflict) {
 			s.decideError(w, r, ss, err)
 			return
@@ -238,8 +241,25 @@ func (s *Server) sample(w http.ResponseWriter, r *http.Request, u User, ss *sess
 		s.fail(w, r, ss, http.StatusBadRequest, fourEyesReason(err))
 		return
 	}
-	s.log.Info("console: sample allowed", "hold_id", h.ID, "n", n, "user", u.Name)
-	http.Redirect(w, r, fmt.Sprintf("/holds/%d?done=sampled", h.ID), http.StatusSeeOther)
+	s.log.Info("console: sample allowed", "hold_id", h.ID, "n", h.Sample, "user", u.Name)
+	done := "sampled"
+	switch h.Kind {
+	case connector.HoldLive:
+		done = "sampled-live"
+	case connector.HoldUpload:
+		// Only the sampled leavers' events are published; the rest of the upload
+		// waits for the decision.
+		if s.d.PublishSample == nil {
+			s.fail(w, r, ss, http.StatusServiceUnavailable, fmt.Sprintf("The sample of hold %d is approved, but this console cannot publish; run hrsync holds approve %d --sample-batch %d from the CLI to publish it.", h.ID, h.ID, h.Sample))
+			return
+		}
+		if _, err := s.d.PublishSample(r.Context(), h.ID); err != nil {
+			s.internal(w, r, ss, fmt.Errorf("the sample of hold %d is approved, but publishing its leavers failed (hrsync holds approve %d --sample-batch %d publishes them again): %w", h.ID, h.ID, h.Sample, err))
+			return
+		}
+		done = "sampled-published"
+	}
+	http.Redirect(w, r, fmt.Sprintf("/holds/%d?done=%s", h.ID, done), http.StatusSeeOther)
 }
 
 // run starts the approved part of a job hold in the background, once at a time

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,16 +37,78 @@ type OIDCConfig struct {
 	Claim string `yaml:"claim"`
 	// Name is the provider's name on the sign-in page; default "your identity provider".
 	Name string `yaml:"name"`
+	// Scopes are asked for besides openid, email and profile: the scope some
+	// providers need to put groups in the ID token, for example.
+	Scopes []string `yaml:"scopes"`
+	// Roles give a role and feeds to people the identity provider vouches for
+	// who are not in console.users, by a claim of their ID token (their groups,
+	// say). A user in console.users keeps the role and feeds written there.
+	Roles []OIDCRole `yaml:"roles"`
+}
+
+// OIDCRole is one rule of console.oidc.roles: whoever's ID token has Claim
+// equal to Value (a string claim), or containing it (a list of strings, such
+// as groups), signs in with Role on Feeds (empty: every feed). The rules are
+// tried in order and the first that matches decides, so list the wider roles
+// first.
+type OIDCRole struct {
+	Claim string   `yaml:"claim"`
+	Value string   `yaml:"value"`
+	Role  Role     `yaml:"role"`
+	Feeds []string `yaml:"feeds"`
+}
+
+// matches reports whether claims satisfy r.
+func (r OIDCRole) matches(claims map[string]any) bool {
+	switch v := claims[r.Claim].(type) {
+	case string:
+		return v == r.Value
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok && s == r.Value {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// userFor returns the user that claims make of name by the first matching
+// rule of c.Roles; ok is false if none matches.
+func (c OIDCConfig) userFor(name string, claims map[string]any) (User, bool) {
+	for _, r := range c.Roles {
+		if r.matches(claims) {
+			return User{Name: name, Role: r.Role, Feeds: r.Feeds}, true
+		}
+	}
+	return User{}, false
 }
 
 // Enabled reports whether OIDC sign-in is configured.
 func (c OIDCConfig) Enabled() bool { return c.Issuer != "" }
 
-func (c OIDCConfig) check() error {
+func (c OIDCConfig) check(feeds []string) error {
 	if !c.Enabled() {
+		if len(c.Roles) > 0 {
+			return errors.New("console.oidc.roles: set, but console.oidc.issuer is not: roles are given by the identity provider's claims")
+		}
 		return nil
 	}
 	var errs []error
+	for i, r := range c.Roles {
+		where := fmt.Sprintf("console.oidc.roles[%d]", i)
+		if strings.TrimSpace(r.Claim) == "" || r.Value == "" {
+			errs = append(errs, fmt.Errorf("%s: claim and value are required (e.g. claim: groups, value: lms-approvers)", where))
+		}
+		if r.Role.rank() == 0 {
+			errs = append(errs, fmt.Errorf("%s.role %q: want viewer, approver or admin", where, r.Role))
+		}
+		for _, f := range r.Feeds {
+			if !slices.Contains(feeds, f) {
+				errs = append(errs, fmt.Errorf("%s.feeds: %q is not a configured feed (configured: %s)", where, f, strings.Join(feeds, ", ")))
+			}
+		}
+	}
 	if c.ClientID == "" {
 		errs = append(errs, errors.New("console.oidc.client_id: required"))
 	}
@@ -97,7 +160,7 @@ func (l *oidcLogin) setup(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVer
 		l.provider = p
 	}
 	oc := &oauth2.Config{ClientID: l.cfg.ClientID, ClientSecret: l.secret, RedirectURL: l.cfg.RedirectURL,
-		Endpoint: l.provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
+		Endpoint: l.provider.Endpoint(), Scopes: append([]string{oidc.ScopeOpenID, "email", "profile"}, l.cfg.Scopes...)}
 	return oc, l.provider.Verifier(&oidc.Config{ClientID: l.cfg.ClientID}), nil
 }
 
@@ -194,11 +257,18 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u, ok := s.users.byClaim(name)
+	if !ok && name != "" {
+		u, ok = s.oidc.cfg.userFor(name, claims)
+	}
 	if !ok {
-		refuse("not a console user")
+		refuse("not a console user, and no console.oidc.roles rule matches")
 		return
 	}
-	id, _ := s.sessions.create(u)
+	id, _, err := s.sessions.create(r.Context(), u)
+	if err != nil {
+		s.internal(w, r, nil, err)
+		return
+	}
 	s.setCookie(w, sessionCookie, id, int(s.sessions.ttl/time.Second))
 	s.log.Info("console: signed in through oidc", "user", u.Name, "role", u.Role)
 	// A page of our own continues to the console: a redirect would still be

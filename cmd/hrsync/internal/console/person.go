@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -13,21 +14,35 @@ import (
 
 // A person's page: their facts in time order, what hrsync wants for them, the
 // plan against their LMS account as it is now, and their audit trail; "sync
-// now" wakes the daemon's own converger for them and shows what it did. The
-// page is reached by a POST form, so that the worker id is in no URL.
+// now" converges them there and then through the daemon's converger
+// (person.Apply, as "hrsync explain --apply" does) and shows each step: the
+// match, the plan, the LMS calls and the result. The page is reached by a POST
+// form, so that the worker id is in no URL.
 
-// syncWait bounds how long "sync now" waits for the converger.
-const syncWait = 20 * time.Second
+// syncWait bounds "sync now": the LMS calls, and a removal's burst settle
+// (safeguard.settle, 30 s by default) that person.Apply waits for.
+const syncWait = time.Minute
 
 // personPage is one person's story (shared with "hrsync explain") and what
 // the page does with it.
 type personPage struct {
 	person.Story
-	MayAct  bool
-	Synced  bool
-	Steps   []connector.AuditEntry
-	Pending bool // still due or leased when "sync now" stopped waiting
-	Feeds   []string
+	MayAct bool
+	Feeds  []string
+	// Sync is what "sync now" did, with the match and plan it started from;
+	// nil before.
+	Sync *syncResult
+}
+
+// syncResult is "sync now": the story before (its match and plan), and what
+// converging did, or why it did not.
+type syncResult struct {
+	Match   string
+	Account *connector.Account
+	Plan    []connector.Action
+	Done    *person.Applied
+	// Err says why the converge did not happen or failed (retried at Done.NextDue).
+	Err string
 }
 
 // personForm is the feed and worker a form names.
@@ -49,6 +64,11 @@ func (s *Server) person(w http.ResponseWriter, r *http.Request, u User, ss *sess
 	s.render(w, http.StatusOK, "person", s.viewFor(ss, "A person", p))
 }
 
+// sources are what a person's story is read from.
+func (s *Server) sources() person.Sources {
+	return person.Sources{Store: s.d.Store, Feeds: s.d.Feeds, LMS: s.d.LMS, Policy: s.d.Policy}
+}
+
 // loadPerson builds wk's page if u may see it; otherwise it has answered.
 func (s *Server) loadPerson(w http.ResponseWriter, r *http.Request, u User, ss *session, wk connector.WorkerKey) (personPage, bool) {
 	p := personPage{Story: person.Story{Worker: wk}, Feeds: s.visibleFeeds(u)}
@@ -60,7 +80,7 @@ func (s *Server) loadPerson(w http.ResponseWriter, r *http.Request, u User, ss *
 		s.fail(w, r, ss, http.StatusForbidden, "This person is of a feed you may not see.")
 		return p, false
 	}
-	story, err := person.Tell(r.Context(), person.Sources{Store: s.d.Store, Feeds: s.d.Feeds, LMS: s.d.LMS, Policy: s.d.Policy}, wk, s.now(), auditLimit)
+	story, err := person.Tell(r.Context(), s.sources(), wk, s.now(), auditLimit)
 	if errors.Is(err, connector.ErrNotFound) {
 		s.fail(w, r, ss, http.StatusNotFound, "hrsync has no facts about this worker of this feed.")
 		return p, false
@@ -70,77 +90,60 @@ func (s *Server) loadPerson(w http.ResponseWriter, r *http.Request, u User, ss *
 		return p, false
 	}
 	p.Story = story
-	p.MayAct = u.MayDecide(wk.Feed) && s.d.Wake != nil
+	p.MayAct = u.MayDecide(wk.Feed) && s.d.Converger != nil
 	if s.d.LMS == nil {
 		p.LMSErr = "this console has no LMS to read"
 	}
 	return p, true
 }
 
-// syncNow makes the person due now and wakes the daemon's converger, which
-// converges them as it converges anyone (match, plan, safeguard, LMS calls,
-// audit); then it shows the audit rows the converger wrote, step by step.
+// syncNow converges the person now through the daemon's converger (match,
+// plan, safeguard, LMS calls, audit, as it converges anyone) and shows each
+// step: the match and plan it started from, the audit rows it wrote (one per
+// LMS call, or the hold or review that stopped it) and the account after.
 func (s *Server) syncNow(w http.ResponseWriter, r *http.Request, u User, ss *session) {
 	wk := personForm(r)
 	if _, ok := s.d.Feeds[wk.Feed]; !ok || wk.WorkerID == "" {
 		s.fail(w, r, ss, http.StatusBadRequest, "Name a configured feed and a worker id.")
 		return
 	}
-	if !u.SeesFeed(wk.Feed) || !s.authoriseFeed(w, r, u, ss, wk.Feed) {
-		if !u.SeesFeed(wk.Feed) {
-			s.fail(w, r, ss, http.StatusForbidden, "This person is of a feed you may not see.")
-		}
+	if !u.SeesFeed(wk.Feed) {
+		s.fail(w, r, ss, http.StatusForbidden, "This person is of a feed you may not see.")
 		return
 	}
-	if s.d.Wake == nil {
+	if !s.authoriseFeed(w, r, u, ss, wk.Feed) {
+		return
+	}
+	if s.d.Converger == nil {
 		s.fail(w, r, ss, http.StatusServiceUnavailable, "This console cannot reach a converger.")
 		return
 	}
-	ctx := r.Context()
-	start := s.now().Add(-time.Second) // the store's clock may round
-	n, err := s.d.Store.MarkDue(ctx, []connector.WorkerKey{wk}, s.now())
-	if err != nil {
-		s.internal(w, r, ss, err)
+	before, ok := s.loadPerson(w, r, u, ss, wk)
+	if !ok {
 		return
 	}
-	if n == 0 {
-		s.fail(w, r, ss, http.StatusNotFound, "hrsync has no facts about this worker of this feed.")
-		return
-	}
+	res := &syncResult{Match: before.Match, Account: before.Account, Plan: before.Plan}
+	ctx, cancel := context.WithTimeout(r.Context(), syncWait)
+	defer cancel()
 	s.log.Info("console: sync now", "user", u.Name, "feed", wk.Feed)
-	s.d.Wake()
-	pending := !s.waitConverged(ctx, wk)
+	done, err := person.Apply(ctx, s.d.Converger, s.sources(), before.Story, s.d.Settle, s.now, auditLimit, nil)
+	switch {
+	case errors.Is(err, connector.ErrWorkerBusy):
+		res.Err = "The daemon is converging this person right now (or they were rehired under a new id); reload in a moment."
+	case errors.Is(err, context.DeadlineExceeded):
+		res.Err = fmt.Sprintf("Sync now stopped waiting after %s (the LMS may be slow or rate-limited); the daemon finishes it.", syncWait)
+	case err != nil:
+		// A failed converge is committed as a failed attempt and retried.
+		// The converger logged the failure with the worker; the console's log
+		// names no worker.
+		s.log.Warn("console: sync now failed", "user", u.Name, "feed", wk.Feed)
+		res.Err = "The converge failed and is retried: " + err.Error()
+	}
+	res.Done = done
 	p, ok := s.loadPerson(w, r, u, ss, wk)
 	if !ok {
 		return
 	}
-	p.Synced, p.Pending = true, pending
-	for _, e := range p.Audit {
-		if !e.At.Before(start) {
-			p.Steps = append([]connector.AuditEntry{e}, p.Steps...)
-		}
-	}
+	p.Sync = res
 	s.render(w, http.StatusOK, "person", s.viewFor(ss, "A person", p))
-}
-
-// waitConverged polls, within syncWait, until wk is neither due nor leased:
-// the converger has claimed, converged and completed it. It reports whether
-// that happened.
-func (s *Server) waitConverged(ctx context.Context, wk connector.WorkerKey) bool {
-	ctx, cancel := context.WithTimeout(ctx, syncWait)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		due, leased, err := s.d.Store.WorkerSchedule(ctx, wk)
-		now := s.now()
-		if err == nil && (due == nil || due.After(now)) && (leased == nil || !leased.After(now)) {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-tick.C:
-		}
-	}
 }

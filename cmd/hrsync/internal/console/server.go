@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/deadletter"
+	"github.com/hrsync/hrsync/cmd/hrsync/internal/person"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/review"
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/roster"
 	"github.com/hrsync/hrsync/connector"
@@ -42,8 +43,6 @@ type Store interface {
 	ListReviews(ctx context.Context, f store.ReviewFilter) ([]connector.Review, error)
 	// A person's page.
 	LoadHistory(ctx context.Context, w connector.WorkerKey) (connector.History, error)
-	MarkDue(ctx context.Context, ws []connector.WorkerKey, now time.Time) (int, error)
-	WorkerSchedule(ctx context.Context, w connector.WorkerKey) (due, leased *time.Time, err error)
 	connector.LinkReader
 	connector.StateActionReader
 	// The overview.
@@ -53,6 +52,8 @@ type Store interface {
 	// The dead letters' and the review items' use cases, shared with the CLI.
 	deadletter.Store
 	review.Store
+	// Sessions, so that a sign-in survives a restart and works on every replica.
+	SessionStore
 }
 
 var _ Store = (*store.DB)(nil)
@@ -66,6 +67,10 @@ type Deps struct {
 	// (roster.PublishApprovedHold on the daemon's JetStream); nil: the console
 	// says to run hrsync holds approve ID again from the CLI.
 	PublishUpload func(ctx context.Context, id int64) (int, error)
+	// PublishSample publishes the sampled leavers of an open upload hold
+	// (roster.PublishSample on the daemon's JetStream); nil: the console says to
+	// run hrsync holds approve ID --sample-batch N from the CLI.
+	PublishSample func(ctx context.Context, id int64) (int, error)
 	// Uploader runs roster uploads from the upload page, as the CLI and the
 	// admin API do (nil: no upload page); MaxUpload is the largest file, in
 	// bytes (the admin API's limit; 0: roster.DefaultLimits).
@@ -79,9 +84,12 @@ type Deps struct {
 	LMS connector.LMS
 	// Policy is a feed's policy as the converger applies it.
 	Policy func(feed string) connector.Policy
-	// Wake tells the daemon's converger that workers were made due ("sync
-	// now"); nil: no sync now.
-	Wake func()
+	// Converger converges one person now ("sync now"): the daemon's converger
+	// (person.Apply, as hrsync explain --apply); nil: no sync now.
+	Converger person.Converger
+	// Settle is the safeguard's settle period (safeguard.settle): sync now waits
+	// for a removal's burst to be judged, as explain --apply does.
+	Settle time.Duration
 	// Lag is a feed's consumer lag: messages not delivered yet, and delivered
 	// but not acknowledged (nil: the overview says "-").
 	Lag func(ctx context.Context, feed string) (pending, ackPending uint64, err error)
@@ -138,7 +146,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.users = newLocalUsers(cfg.Users)
 	s.oidc = newOIDCLogin(cfg.OIDC, d.Getenv)
-	s.sessions = &sessions{m: map[string]*session{}, ttl: cmp.Or(cfg.SessionTTL, 8*time.Hour), now: s.now}
+	s.sessions = &sessions{store: d.Store, ttl: cmp.Or(cfg.SessionTTL, 8*time.Hour), now: s.now}
 	s.logins = newLoginLimiter(cmp.Or(cfg.LoginsPerMinute, 5))
 	var err error
 	if s.pages, err = parsePages(); err != nil {
@@ -264,20 +272,36 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (stop func()) {
 // handlerFunc is a handler for a signed-in user.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, u User, ss *session)
 
-// current returns the request's session, if it has a live one.
-func (s *Server) current(r *http.Request) (*session, string, bool) {
+// current returns the request's session, if it has a live one, and the
+// cookie's value. err is the store's failure to say (the caller answers 500,
+// rather than send a signed-in person to sign in again).
+func (s *Server) current(r *http.Request) (*session, string, bool, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return nil, "", false
+		return nil, "", false, nil
 	}
-	ss, ok := s.sessions.get(c.Value)
-	return ss, c.Value, ok
+	ss, ok, err := s.sessions.get(r.Context(), c.Value)
+	return ss, c.Value, ok, err
+}
+
+// signedIn returns the request's live session; ok is false if there is none,
+// and answered is true if it answered (a 500: the store could not say).
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request) (ss *session, ok, answered bool) {
+	ss, _, ok, err := s.current(r)
+	if err != nil {
+		s.internal(w, r, nil, fmt.Errorf("read the console session: %w", err))
+		return nil, false, true
+	}
+	return ss, ok, false
 }
 
 // page serves a page to a signed-in user of role min; others go to sign in.
 func (s *Server) page(min Role, h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ss, _, ok := s.current(r)
+		ss, ok, answered := s.signedIn(w, r)
+		if answered {
+			return
+		}
 		if !ok {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
@@ -296,7 +320,10 @@ func (s *Server) page(min Role, h handlerFunc) http.HandlerFunc {
 func (s *Server) form(min Role, h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		ss, _, ok := s.current(r)
+		ss, ok, answered := s.signedIn(w, r)
+		if answered {
+			return
+		}
 		if !ok {
 			s.fail(w, r, nil, http.StatusForbidden, "Sign in first.")
 			return
@@ -367,7 +394,7 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int
 }
 
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
-	if _, _, ok := s.current(r); ok {
+	if _, _, ok, _ := s.current(r); ok {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
@@ -399,7 +426,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnauthorized, "login", v)
 		return
 	}
-	id, _ := s.sessions.create(u)
+	id, _, err := s.sessions.create(r.Context(), u)
+	if err != nil {
+		s.internal(w, r, nil, err)
+		return
+	}
 	s.setCookie(w, loginCookie, "", -1)
 	s.setCookie(w, sessionCookie, id, int(s.sessions.ttl/time.Second))
 	s.log.Info("console: signed in", "user", u.Name, "role", u.Role)
@@ -407,8 +438,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, u User, _ *session) {
-	if _, id, ok := s.current(r); ok {
-		s.sessions.drop(id)
+	if _, id, ok, _ := s.current(r); ok {
+		if err := s.sessions.drop(r.Context(), id); err != nil {
+			s.internal(w, r, nil, fmt.Errorf("end the console session: %w", err))
+			return
+		}
 	}
 	s.setCookie(w, sessionCookie, "", -1)
 	s.log.Info("console: signed out", "user", u.Name)

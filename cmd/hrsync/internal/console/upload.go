@@ -34,10 +34,12 @@ type pendingUpload struct {
 	at                             time.Time
 }
 
-// uploads are the pending uploads, by session.
+// uploads are the pending uploads, by session (its key). The file is kept by
+// the process that made the dry run: behind several replicas, its confirmation
+// must reach the same one (docs/console.md).
 type uploads struct {
 	mu sync.Mutex
-	m  map[*session]*pendingUpload
+	m  map[string]*pendingUpload
 }
 
 // put keeps p as ss's pending upload, removing the one it replaces and any
@@ -46,26 +48,26 @@ func (us *uploads) put(ss *session, p *pendingUpload, now time.Time) {
 	us.mu.Lock()
 	defer us.mu.Unlock()
 	if us.m == nil {
-		us.m = map[*session]*pendingUpload{}
+		us.m = map[string]*pendingUpload{}
 	}
 	for k, v := range us.m {
-		if k == ss || now.Sub(v.at) > pendingTTL {
+		if k == ss.key || now.Sub(v.at) > pendingTTL {
 			_ = os.Remove(v.path)
 			delete(us.m, k)
 		}
 	}
-	us.m[ss] = p
+	us.m[ss.key] = p
 }
 
 // take removes and returns ss's pending upload if its id is id.
 func (us *uploads) take(ss *session, id string, now time.Time) (*pendingUpload, bool) {
 	us.mu.Lock()
 	defer us.mu.Unlock()
-	p, ok := us.m[ss]
+	p, ok := us.m[ss.key]
 	if !ok || !tokensEqual(id, p.id) {
 		return nil, false
 	}
-	delete(us.m, ss)
+	delete(us.m, ss.key)
 	if now.Sub(p.at) > pendingTTL {
 		_ = os.Remove(p.path)
 		return nil, false
@@ -115,7 +117,10 @@ type dryRun struct {
 // are checked before a byte of the file is read, and the file is streamed to a
 // temporary file, cut off at the admin API's upload limit.
 func (s *Server) uploadDryRun(w http.ResponseWriter, r *http.Request) {
-	ss, _, ok := s.current(r)
+	ss, ok, answered := s.signedIn(w, r)
+	if answered {
+		return
+	}
 	if !ok {
 		s.fail(w, r, nil, http.StatusForbidden, "Sign in first.")
 		return
@@ -268,7 +273,7 @@ func (s *Server) uploadConfirm(w http.ResponseWriter, r *http.Request, u User, s
 	}
 	p, ok := s.pending.take(ss, r.PostFormValue("pending"), s.now())
 	if !ok {
-		s.fail(w, r, ss, http.StatusConflict, "This dry run is no longer waiting (confirmed already, replaced by another, or older than an hour). Upload the file again.")
+		s.fail(w, r, ss, http.StatusConflict, "This dry run is no longer waiting (confirmed already, replaced by another, older than an hour, or made on another replica of the console). Upload the file again.")
 		return
 	}
 	defer os.Remove(p.path)

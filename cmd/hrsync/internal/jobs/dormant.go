@@ -19,6 +19,9 @@ type DormantRequest struct {
 	PageSize int
 	// JSON prints the summary as JSON.
 	JSON bool
+	// By is who asked for the clean-up: the hold's CausedBy, who may not
+	// approve it (four eyes).
+	By string
 }
 
 // Dormant scans every LMS account for those r.Filter selects, writes the report,
@@ -53,7 +56,8 @@ func (e Env) Dormant(ctx context.Context, r DormantRequest) (held int64, err err
 			return 0, err
 		}
 		holdID, err = db.CreateJob(ctx, connector.Hold{Kind: connector.HoldCleanup, Feed: f.Feed, ApprovalsNeeded: e.Approvals[connector.HoldCleanup],
-			Reason: "dormant accounts: " + f.String(), Payload: payload}, sel.Items)
+			CausedBy: r.By,
+			Reason:   "dormant accounts: " + f.String(), Payload: payload}, sel.Items)
 		if err != nil {
 			return 0, err
 		}

@@ -522,6 +522,49 @@ func PublishApprovedHold(ctx context.Context, db interface {
 	return PublishEvents(ctx, js, evs)
 }
 
+// PublishSample publishes, of the open upload hold id, the leaving events of
+// the people a person let run in a sample batch (store's AllowSample): only
+// their removals run, which the safeguard allows as sampled; the rest of the
+// upload (its other leavers, its hires and changes) stays unpublished until the
+// hold is approved, when PublishApprovedHold publishes it all (event ids are
+// deterministic, so the sample is not recorded twice). The CLI (hrsync holds
+// approve --sample-batch) and the console both call it. It returns how many
+// events it published.
+func PublishSample(ctx context.Context, db interface {
+	GetHold(ctx context.Context, id int64) (connector.Hold, error)
+	HoldWorkers(ctx context.Context, id int64, after connector.WorkerKey, limit int) ([]connector.HeldWorker, error)
+}, js jetstream.JetStream, id int64) (int, error) {
+	h, err := db.GetHold(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if h.Kind != connector.HoldUpload || h.Status != connector.HoldOpen || h.Sample == 0 {
+		return 0, fmt.Errorf("hold %d is a %s hold, %s, with a sample of %d: only an open upload hold's sample batch is published alone",
+			id, h.Kind, h.Status, h.Sample)
+	}
+	ws, err := db.HoldWorkers(ctx, id, connector.WorkerKey{}, 0)
+	if err != nil {
+		return 0, err
+	}
+	sampled := map[string]bool{}
+	for _, w := range ws {
+		if w.Sampled {
+			sampled[w.Worker.WorkerID] = true
+		}
+	}
+	evs, err := HoldEvents(h)
+	if err != nil {
+		return 0, err
+	}
+	var out []events.Event
+	for _, e := range evs {
+		if e.Kind == connector.KindLeft && sampled[e.Data.WorkerID] {
+			out = append(out, e)
+		}
+	}
+	return PublishEvents(ctx, js, out)
+}
+
 // tokenMatches compares a presented token with a configured SHA-256 in constant time.
 func tokenMatches(token, wantSHA256 string) bool {
 	want, err := hex.DecodeString(wantSHA256)

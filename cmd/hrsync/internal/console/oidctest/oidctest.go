@@ -28,14 +28,22 @@ type Provider struct {
 	mu       sync.Mutex
 	email    string
 	verified bool
+	extra    map[string]any               // more claims of the next ID tokens
 	codes    map[string]map[string]string // code -> nonce, challenge, client
 }
 
-// SignInAs makes the next sign-in that of email, verified or not.
+// SignInAs makes the next sign-in that of email, verified or not, with no
+// claims beyond the standard ones.
 func (p *Provider) SignInAs(email string, verified bool) {
+	p.SignInWith(email, verified, nil)
+}
+
+// SignInWith makes the next sign-in that of email, verified or not, whose ID
+// token also has the claims extra (groups, say).
+func (p *Provider) SignInWith(email string, verified bool, extra map[string]any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.email, p.verified = email, verified
+	p.email, p.verified, p.extra = email, verified, extra
 }
 
 func token() string {
@@ -83,7 +91,7 @@ func New(t testing.TB) *Provider {
 		p.mu.Lock()
 		c, ok := p.codes[r.PostFormValue("code")]
 		delete(p.codes, r.PostFormValue("code"))
-		email, verified := p.email, p.verified
+		email, verified, extra := p.email, p.verified, p.extra
 		p.mu.Unlock()
 		sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
 		if !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != c["challenge"] {
@@ -91,8 +99,15 @@ func New(t testing.TB) *Provider {
 			return
 		}
 		now := time.Now()
-		idt, err := p.sign(map[string]any{"iss": iss, "sub": "sub-" + email, "aud": c["client"], "iat": now.Unix(),
-			"exp": now.Add(5 * time.Minute).Unix(), "nonce": c["nonce"], "email": email, "email_verified": verified})
+		claims := map[string]any{}
+		for k, v := range extra {
+			claims[k] = v
+		}
+		for k, v := range map[string]any{"iss": iss, "sub": "sub-" + email, "aud": c["client"], "iat": now.Unix(),
+			"exp": now.Add(5 * time.Minute).Unix(), "nonce": c["nonce"], "email": email, "email_verified": verified} {
+			claims[k] = v
+		}
+		idt, err := p.sign(claims)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
