@@ -124,6 +124,11 @@ type LMSSettings struct {
 	// AdditionalFields maps more of hrsync's attributes to the LMS's additional
 	// fields (Docebo: "org_unit=14,job_title=15,manager_id=16,locale=17").
 	AdditionalFields string
+	// SearchBatch is lms.search_batch (SCIM): the most values one POST
+	// /Users/.search carries; 0: the client's default (1,000). NoSearch: the
+	// file says 0, never .search.
+	SearchBatch int
+	NoSearch    bool
 	// transport, if set, wraps the LMS client's HTTP transport (tracing); a
 	// pointer, so that settings stay comparable.
 	transport *transportWrap
@@ -165,6 +170,11 @@ type LMSConfig struct {
 	// AdditionalFields: lms.additional_fields, e.g. "org_unit=14,job_title=15"
 	// (Docebo: where the organisation unit, job title, manager and locale live).
 	AdditionalFields string `yaml:"additional_fields"`
+	// SearchBatch: lms.search_batch (SCIM), the most values one POST
+	// /Users/.search carries (RFC 7644 §3.4.3); omitted: 1,000, or the
+	// server's filter.maxResults if lower; 0: never .search, batch reads go as
+	// GETs of at most 50 values (a server that mishandles it).
+	SearchBatch *int `yaml:"search_batch"`
 }
 
 // Over returns the file's LMS settings with the flags' laid over: l holds what
@@ -191,6 +201,9 @@ func (f LMSConfig) Over(l LMSSettings, getenv func(string) string) LMSSettings {
 	s.ExternalIDField = cmp.Or(l.ExternalIDField, f.ExternalIDField)
 	s.EmployeeNumberField = cmp.Or(l.EmployeeNumberField, f.EmployeeNumberField)
 	s.AdditionalFields = cmp.Or(l.AdditionalFields, f.AdditionalFields)
+	if f.SearchBatch != nil {
+		s.SearchBatch, s.NoSearch = *f.SearchBatch, *f.SearchBatch == 0
+	}
 	s.CAFile = cmp.Or(l.CAFile, s.CAFile)
 	s.ClientFilter = cmp.Or(l.ClientFilter, s.ClientFilter)
 	s.Timeout = cmp.Or(l.Timeout, s.Timeout)
@@ -261,6 +274,14 @@ func openSCIM(s LMSSettings) (connector.LMS, error) {
 	}
 	if s.log != nil {
 		opts = append(opts, scim.WithLogger(s.log.With("lms", "scim")))
+	}
+	switch {
+	case s.SearchBatch < 0:
+		return nil, fmt.Errorf("lms.search_batch %d: want a positive number of values, or 0 for no POST /Users/.search", s.SearchBatch)
+	case s.NoSearch:
+		opts = append(opts, scim.WithSearchBatch(0))
+	case s.SearchBatch > 0:
+		opts = append(opts, scim.WithSearchBatch(s.SearchBatch))
 	}
 	if s.ClientFilter != "" {
 		var attrs []connector.FilterAttr
