@@ -140,7 +140,7 @@ bench works in a fresh PostgreSQL schema that it drops afterwards.`, noArgs)
 		lmsName := "in-process sandbox"
 		var callTimeout time.Duration // the converger's default
 		if l.url != "" {
-			set.LMS = app.LMSConfig{}.Over(l.settings())
+			set.LMS = app.LMSConfig{}.Over(l.settings(), nil)
 			if err := app.CheckLMS(set.LMS); err != nil {
 				return err
 			}

@@ -102,7 +102,7 @@ func reconcile(ctx context.Context, env *environment, c *connFlags, l *lmsFlags,
 		if err != nil {
 			return err
 		}
-		set.LMS = app.LMSConfig{}.Over(l.settings())
+		set.LMS = app.LMSConfig{}.Over(l.settings(), nil)
 		opts := app.Options{Log: log, ReactivateManual: o.reactivateManual, Migrate: true}
 		if l.url == "" {
 			// In worker order, as they would be created.

@@ -99,7 +99,7 @@ named with --account.`, noArgs)
 		for course, d := range validity {
 			periods[course] = d
 		}
-		lms, err := app.GuardedLMS(fc.LMS.Over(l.settings()), nil, slog.New(slog.DiscardHandler), nil)
+		lms, err := app.GuardedLMS(fc.LMS.Over(l.settings(), env.getenv), nil, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			return err
 		}

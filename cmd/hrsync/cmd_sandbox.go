@@ -33,24 +33,34 @@ Like the daemon, it logs JSON at level info unless --log-format and --log-level 
 	envFlag(fs, "token", "SANDBOX_LMS_TOKEN")
 	fl := fs.String("flavor", "scim", "the API to serve: "+strings.Join(flavor.Names(), ", "))
 	envFlag(fs, "flavor", "SANDBOX_LMS_FLAVOR")
+	count := fs.Bool("count-requests", false, "count the SCIM requests served by kind, and print the counts when stopped (docs/lms-calls.md)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		f, err := flavor.Get(*fl)
 		if err != nil {
 			return usagef(cmd, "--flavor: %v", err)
 		}
-		return serveSandboxLMS(cmd.Context(), env, *addr, *token, f)
+		var counter *requestCounter
+		if *count {
+			counter = newRequestCounter()
+		}
+		return serveSandboxLMS(cmd.Context(), env, *addr, *token, f, counter)
 	}
 	return cmd
 }
 
-// serveSandboxLMS serves a new sandbox LMS on addr until ctx is done.
-func serveSandboxLMS(ctx context.Context, env *environment, addr, token string, f flavor.Flavor) error {
+// serveSandboxLMS serves a new sandbox LMS on addr until ctx is done. With a
+// counter, it counts the requests and prints the counts when it stops.
+func serveSandboxLMS(ctx context.Context, env *environment, addr, token string, f flavor.Flavor, counter *requestCounter) error {
 	log := env.logger(daemonLog)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: f.Handler(sandbox.New(f.Sandbox...), token), ReadHeaderTimeout: 5 * time.Second,
+	h := f.Handler(sandbox.New(f.Sandbox...), token)
+	if counter != nil {
+		h = counter.wrap(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if f.Name == "scim" {
 		fmt.Fprintf(env.stdout, "sandbox LMS serving SCIM 2.0 at http://%s%s\n", ln.Addr(), f.Path)
@@ -69,6 +79,10 @@ func serveSandboxLMS(ctx context.Context, env *environment, addr, token string, 
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	if counter != nil {
+		n, how := counter.take()
+		fmt.Fprintf(env.stdout, "sandbox LMS served %d requests (discovery left out): %s\n", n, how)
 	}
 	log.Info("sandbox LMS stopped")
 	return nil

@@ -20,13 +20,14 @@ import (
 // that never logged in and never enrolled, spares one enrolled, one with a
 // completion and one that logged in, and deletes the dormant ones with one
 // delete call; "report rehire" lists the real completions of a reactivated
-// account. (Not parallel: lms.client_secret_env is read from the process
-// environment.)
+// account. The client secret is only in the command's environment (run's
+// getenv), which lms.client_secret_env is read from.
 func TestDoceboCleanupAndRehire(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dir := t.TempDir()
 	secret := fmt.Sprintf("docebo-%d", time.Now().UnixNano())
-	t.Setenv("HRSYNC_TEST_DOCEBO_SECRET", secret)
+	env := map[string]string{"HRSYNC_TEST_DOCEBO_SECRET": secret}
 	sb := sandbox.New(docebosim.SandboxOptions()...)
 	sim := docebosim.New(sb, docebosim.Config{ClientSecret: secret})
 	srv := httptest.NewServer(sim)
@@ -60,7 +61,7 @@ func TestDoceboCleanupAndRehire(t *testing.T) {
 	migrateDB(t, dbURL)
 	conn := []string{"--db", dbURL, "--config", cfg, "--log-level", "warn"}
 	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
-	out, stderr, err := runCLI(t, nil, append([]string{"cleanup", "dormant", "--no-login", "--no-enrollments",
+	out, stderr, err := runCLI(t, env, append([]string{"cleanup", "dormant", "--no-login", "--no-enrollments",
 		"--created-before", tomorrow, "--out", filepath.Join(dir, "report")}, conn...)...)
 	if !needsPerson(err) || !strings.Contains(out, "scanned 5 LMS accounts; 2 dormant") {
 		t.Fatalf("cleanup dormant: %v\n%s\n%s", err, out, stderr)
@@ -70,11 +71,11 @@ func TestDoceboCleanupAndRehire(t *testing.T) {
 		strings.Contains(string(csv), "completed@") || strings.Contains(string(csv), "enrolled@") || strings.Contains(string(csv), "loggedin@") {
 		t.Fatalf("accounts.csv (%v):\n%s", err, csv)
 	}
-	if _, _, err := runCLI(t, nil, "holds", "approve", "1", "--db", dbURL, "--by", "ana", "--reason", "dormant imports"); err != nil {
+	if _, _, err := runCLI(t, env, "holds", "approve", "1", "--db", dbURL, "--by", "ana", "--reason", "dormant imports"); err != nil {
 		t.Fatal(err)
 	}
 	before := sim.Calls("DELETE /manage/v1/user/delete")
-	if out, stderr, err := runCLI(t, nil, append([]string{"holds", "run", "1"}, conn...)...); err != nil || !strings.Contains(out, "2 done") {
+	if out, stderr, err := runCLI(t, env, append([]string{"holds", "run", "1"}, conn...)...); err != nil || !strings.Contains(out, "2 done") {
 		t.Fatalf("holds run: %v\n%s\n%s", err, out, stderr)
 	}
 	if n := sim.Calls("DELETE /manage/v1/user/delete") - before; n != 1 {
@@ -94,7 +95,7 @@ func TestDoceboCleanupAndRehire(t *testing.T) {
 		_, err := sb.SetActive(ctx, a.ID, active)
 		must(err)
 	}
-	out, stderr, err = runCLI(t, nil, "report", "rehire", "--worker", "hr:w7", "--now", "2026-11-01", "--format", "json", "--config", cfg)
+	out, stderr, err = runCLI(t, env, "report", "rehire", "--worker", "hr:w7", "--now", "2026-11-01", "--format", "json", "--config", cfg)
 	if err != nil {
 		t.Fatalf("report rehire: %v\n%s", err, stderr)
 	}

@@ -1,89 +1,58 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hrsync/hrsync/cmd/hrsync/internal/app"
 	"github.com/hrsync/hrsync/connector"
-	"github.com/hrsync/hrsync/connector/lms/sandbox"
+	"github.com/hrsync/hrsync/store"
 )
 
 // callCounter is a counting proxy in front of the sandbox's SCIM server: it counts
-// each request by method and kind of resource, as an LMS's rate limit counts them.
+// each request by method and kind of resource (requestKind), as an LMS's rate
+// limit counts them.
 type callCounter struct {
-	mu    sync.Mutex
-	calls map[string]int
+	*requestCounter
+	// noSearch answers POST /Users/.search with 405, as a SCIM server without
+	// it (RFC 7644 §3.4.3 is optional) does.
+	noSearch bool
 }
 
 func (c *callCounter) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		c.calls[callKind(r)]++
-		c.mu.Unlock()
+		kind := requestKind(r)
+		c.add(kind)
+		if c.noSearch && kind == "POST /Users/.search" {
+			http.Error(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"405"}`, http.StatusMethodNotAllowed)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// callKind names a SCIM request: "GET /Users?filter", "GET /Users/{id}", "POST
-// /Users", "PATCH /Users/{id}", ...; discovery (/ServiceProviderConfig,
-// /Schemas, /ResourceTypes) is "discovery".
-func callKind(r *http.Request) string {
-	p := strings.TrimPrefix(r.URL.Path, sandbox.BasePath)
-	switch {
-	case strings.HasPrefix(p, "/Users/"):
-		return r.Method + " /Users/{id}"
-	case p == "/Users" && r.URL.Query().Has("filter"):
-		return r.Method + " /Users?filter"
-	case p == "/Users" || p == "/Bulk":
-		return r.Method + " " + p
-	}
-	return "discovery"
-}
-
-// take returns the calls counted since the last take, discovery left out (one
-// client makes it once), and resets the count.
-func (c *callCounter) take() (int, string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, parts := 0, []string{}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range c.calls {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		if k == "discovery" {
-			continue
-		}
-		n += c.calls[k]
-		parts = append(parts, fmt.Sprintf("%d %s", c.calls[k], k))
-	}
-	clear(c.calls)
-	return n, strings.Join(parts, " + ")
-}
-
 // callsApp is the daemon's path (the store, the converger, the guard and the
 // SCIM client) to a sandbox over HTTP behind a counting proxy, with the
-// safeguard judging each removal at once and holding none.
-func callsApp(t *testing.T) (*callCounter, *testLMS, *app.App, *connector.Converger) {
+// safeguard judging each removal at once and holding none. batch is the
+// converger's claim (0: its default, 64); noSearch hides the sandbox's POST
+// /Users/.search.
+func callsApp(t *testing.T, batch int, noSearch bool) (*callCounter, *testLMS, *app.App, *connector.Converger) {
 	t.Helper()
-	counter := &callCounter{calls: map[string]int{}}
+	counter := &callCounter{requestCounter: newRequestCounter(), noSearch: noSearch}
 	lms := startLMS(t, counter.wrap)
 	feeds, err := connector.NewFeeds(connector.DefaultFeed("hr", connector.FeedHR))
 	if err != nil {
 		t.Fatal(err)
 	}
 	set := testSettings(t, "sqlite://"+filepath.Join(t.TempDir(), "calls.db"), feeds)
-	set.LMS = app.LMSConfig{}.Over(app.LMSSettings{URL: lms.url, Token: lms.token})
+	set.LMS = app.LMSConfig{}.Over(app.LMSSettings{URL: lms.url, Token: lms.token}, nil)
 	set.Safeguard.Settle = 0 // a single leave is judged at once
 	never := connector.Thresholds{Percent: 100, Count: 1 << 30, MinRemovals: 1 << 30}
 	set.Safeguard.Default, set.Safeguard.Overall = never, never // the counts, not the safeguard, are tested here
@@ -92,7 +61,7 @@ func callsApp(t *testing.T) (*callCounter, *testLMS, *app.App, *connector.Conver
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	conv, err := a.Converger(connector.ConvergerConfig{})
+	conv, err := a.Converger(connector.ConvergerConfig{Batch: batch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +76,7 @@ func callsApp(t *testing.T) (*callCounter, *testLMS, *app.App, *connector.Conver
 func TestLMSCallsPerChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	counter, lms, a, conv := callsApp(t)
+	counter, lms, a, conv := callsApp(t, 0, false)
 	t0 := time.Now().UTC().Add(-10 * 24 * time.Hour)
 	seq := 0
 	fact := func(k connector.Kind, worker string, day int, p connector.Profile) connector.Fact {
@@ -136,13 +105,16 @@ func TestLMSCallsPerChange(t *testing.T) {
 	// an account, and a new hire's find nothing), then creates the account. A
 	// change of a linked account is one PATCH with no read before it: hrsync
 	// knows the account from its create's answer (the account mirror,
-	// connector/mirror.go; an update is conditional on the mirrored version). A
-	// rehire's reactivation then reads the account's training for the rehire
-	// note (GET /Users/{id}: connector/training.go; shared by a batch's rehires
-	// where the LMS reads many at once).
+	// connector/mirror.go; an update is conditional on the mirrored version, and
+	// the SCIM client reads before a write only on a server without PATCH, for
+	// its PUT). A rehire's reactivation is
+	// followed by the rehire training report, which reads the batch's rehires in
+	// one `id eq ...` query whose users carry the training extension. The batch
+	// reads are POST /Users/.search (RFC 7644 §3.4.3), which the sandbox serves.
 	const (
-		hire  = "5 GET /Users?filter + 1 POST /Users"
-		leave = "1 PATCH /Users/{id}"
+		hire   = "1 POST /Users + 5 POST /Users/.search"
+		leave  = "1 PATCH /Users/{id}"
+		rehire = "1 PATCH /Users/{id} + 1 POST /Users/.search"
 	)
 	steps := []struct {
 		name string
@@ -152,12 +124,12 @@ func TestLMSCallsPerChange(t *testing.T) {
 	}{
 		{"hire (no account yet)", fact(connector.KindHired, "w1", 0, person("w1")), 6, hire},
 		{"leave", left("w1", 1), 1, leave},
-		{"rehire, same id", fact(connector.KindRehired, "w1", 2, person("w1")), 2, "1 GET /Users/{id} + 1 PATCH /Users/{id}"},
+		{"rehire, same id", fact(connector.KindRehired, "w1", 2, person("w1")), 2, rehire},
 		{"profile update", fact(connector.KindUpdated, "w1", 3, connector.Profile{FamilyName: "Renamed", JobTitle: "Lead"}), 1,
 			"1 PATCH /Users/{id}"},
 		{"hire of w2 (no account yet)", fact(connector.KindHired, "w2", 0, person("w2")), 6, hire},
 		{"leave of w2", left("w2", 1), 1, leave},
-		{"rehire under a new id (w2 as w3)", rehiredAs("w3", "w2", 4), 2, "1 GET /Users/{id} + 1 PATCH /Users/{id}"},
+		{"rehire under a new id (w2 as w3)", rehiredAs("w3", "w2", 4), 2, "1 PATCH /Users/{id} + 1 POST /Users/.search"},
 	}
 	_, _ = counter.take() // nothing yet
 	for _, st := range steps {
@@ -189,13 +161,13 @@ func TestLMSCallsPerChange(t *testing.T) {
 // claimed batch, over SCIM Bulk (the sandbox's maxOperations is 1,000): 50 hires,
 // then their 50 leaves, 50 rehires under the same ids, 50 profile updates, and
 // 50 rehires under new ids. Each kind costs its batch's shared reads (one
-// filtered GET per rule or per batch of linked accounts) and one POST /Bulk per
-// round of writes, however many changes: the per-change figure falls with the
-// batch's size (docs/lms-calls.md).
+// POST /Users/.search per rule and filter form, or per batch of linked
+// accounts) and one POST /Bulk per round of writes, however many changes: the
+// per-change figure falls with the batch's size (docs/lms-calls.md).
 func TestLMSCallsPerChangeBulk(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	counter, lms, a, conv := callsApp(t)
+	counter, lms, a, conv := callsApp(t, 0, false)
 	const n = 50
 	t0 := time.Now().UTC().Add(-10 * 24 * time.Hour)
 	seq := 0
@@ -224,30 +196,41 @@ func TestLMSCallsPerChangeBulk(t *testing.T) {
 	}
 	none := func(int) connector.Profile { return connector.Profile{} }
 	renamed := func(int) connector.Profile { return connector.Profile{FamilyName: "Renamed", JobTitle: "Lead"} }
-	// want is the exact count per kind. Hires: the batch's lookups, one filtered
-	// GET per rule and filter form (externalId; employee number and email, each
-	// in two forms until a lookup finds an account), or two where the values make
-	// the query too long for one URL (the employee number's first form spells out
-	// the extension's URN); then one bulk POST of the 50 creates. A change of
-	// linked accounts: no read (the account mirror knows them), then one bulk
-	// request per round of writes (a rehire under a new id re-keys and
-	// reactivates in one PATCH: connector.ActiveUpdater). A rehire's reactivation also reads the account's
-	// training for the rehire note (connector/training.go): one GET /Users/{id} a
-	// rehire, as the SCIM client cannot read many accounts' training at once yet.
+	// want is the exact count per kind. Hires: the batch's lookups, one POST
+	// /Users/.search per rule and filter form (externalId; employee number and
+	// email, each in two forms until a lookup finds an account), then one bulk
+	// POST of the 50 creates. A change of accounts hrsync knows (the account
+	// mirror): one bulk request per round of writes, no read (a rehire under a
+	// new id re-keys and reactivates in one PATCH each: connector.ActiveUpdater).
+	// The rehires' training reports (connector/training.go) read the batch's
+	// accounts in one .search of their ids, whose users carry the training
+	// extension.
 	steps := []struct {
 		name  string
 		facts []connector.Fact
 		want  string
 	}{
-		{"hires", batch(connector.KindHired, 0, w, nil, person), "7 GET /Users?filter + 1 POST /Bulk"},
+		{"hires", batch(connector.KindHired, 0, w, nil, person), "1 POST /Bulk + 5 POST /Users/.search"},
 		{"leaves", batch(connector.KindLeft, 1, w, nil, none), "1 POST /Bulk"},
-		{"rehires, same id", batch(connector.KindRehired, 2, w, nil, person), "50 GET /Users/{id} + 1 POST /Bulk"},
+		{"rehires, same id", batch(connector.KindRehired, 2, w, nil, person), "1 POST /Bulk + 1 POST /Users/.search"},
 		{"profile updates", batch(connector.KindUpdated, 3, w, nil, renamed), "1 POST /Bulk"},
 		{"leaves again", batch(connector.KindLeft, 4, w, nil, none), "1 POST /Bulk"},
-		{"rehires under new ids", batch(connector.KindRehired, 5, nw, w, person), "50 GET /Users/{id} + 1 POST /Bulk"},
+		{"rehires under new ids", batch(connector.KindRehired, 5, nw, w, person), "1 POST /Bulk + 1 POST /Users/.search"},
 	}
 	_, _ = counter.take()
 	for _, st := range steps {
+		if st.name == "rehires, same id" {
+			// w00 and w01 took a course before they left: their reports list it.
+			for _, i := range []int{0, 1} {
+				got, err := lms.sb.FindAccounts(ctx, connector.AccountFilter{Attr: connector.ByExternalID, Value: "hr:" + w(i)})
+				if err != nil || len(got) != 1 {
+					t.Fatalf("hr:%s in the LMS: %+v, %v", w(i), got, err)
+				}
+				if err := lms.sb.CompleteCourse(got[0].ID, "safety-101", t0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		if _, err := a.Store().RecordFacts(ctx, st.facts); err != nil {
 			t.Fatal(err)
 		}
@@ -268,5 +251,125 @@ func TestLMSCallsPerChangeBulk(t *testing.T) {
 		if err != nil || len(got) != 1 || !got[0].Active || got[0].Profile.FamilyName != "Family "+w(i) {
 			t.Fatalf("hr:%s in the LMS: %+v (%v), want one active account of %s", nw(i), got, err, w(i))
 		}
+	}
+	// The rehire reports, read in one query a batch, are those a read of each
+	// account would make.
+	rows, err := a.Store().ListAudit(ctx, store.AuditFilter{Feed: "hr", Action: connector.ActionReactivate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := map[string]int{}
+	for _, r := range rows {
+		if r.WorkerID[0] != 'w' {
+			continue // the rehires under new ids, reported the same way
+		}
+		_, note, _ := strings.Cut(r.Detail, "; ")
+		reports[note]++
+		if want := "rehire training: 0 courses, 0 expired"; r.WorkerID == w(0) || r.WorkerID == w(1) {
+			want = "rehire training: 1 courses, 0 expired"
+			if note != want {
+				t.Errorf("%s's reactivation: %q, want the note %q", r.WorkerID, r.Detail, want)
+			}
+		} else if note != want {
+			t.Errorf("%s's reactivation: %q, want the note %q", r.WorkerID, r.Detail, want)
+		}
+	}
+	if len(rows) != 2*n || reports["rehire training: 1 courses, 0 expired"] != 2 {
+		t.Errorf("%d reactivations (%v), want %d with two reporting one course", len(rows), reports, 2*n)
+	}
+}
+
+// TestLMSCallsPerChangeSearch counts the lookups of one claimed batch of 256
+// hires (the daemon's --converge-batch) with and without POST /Users/.search: a
+// SCIM server that has it takes each rule and filter form in one request; one
+// without it (405, asked once) takes GETs of at most 50 values, or fewer where
+// the URL would grow too long (the employee number's URN form).
+func TestLMSCallsPerChangeSearch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		noSearch bool
+		want     string
+	}{
+		{"Search", false, "1 POST /Bulk + 5 POST /Users/.search"},
+		// 6 GETs by externalId; 8 by employee number in each of its two forms
+		// (the URN form fits 33 values in a URL, and the second form asks again
+		// for the first's chunks); 6 by email in each of its two forms.
+		{"NoSearch", true, "34 GET /Users?filter + 1 POST /Bulk + 1 POST /Users/.search"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			counter, lms, a, conv := callsApp(t, 256, tc.noSearch)
+			at := time.Now().UTC().Add(-24 * time.Hour)
+			var facts []connector.Fact
+			for i := range 256 {
+				w := fmt.Sprintf("w%03d", i)
+				facts = append(facts, connector.Fact{Feed: "hr", WorkerID: w, Source: "/feeds/hr", ID: "f" + w, Kind: connector.KindHired,
+					Effective: at, Time: at, Profile: connector.Profile{Email: w + "@example.com", GivenName: "Given", FamilyName: "Family",
+						EmployeeNumber: "E-" + w, OrgUnit: "ops", JobTitle: "Associate"}})
+			}
+			_, _ = counter.take()
+			if _, err := a.Store().RecordFacts(ctx, facts); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conv.Drain(ctx, 10); err != nil {
+				t.Fatal(err)
+			}
+			got, how := counter.take()
+			t.Logf("256 hires in one batch: %d LMS calls (%.4f a change): %s", got, float64(got)/256, how)
+			if how != tc.want {
+				t.Errorf("%d LMS calls (%s), want %s", got, how, tc.want)
+			}
+			if c := lms.sb.Count(); c != 256 {
+				t.Errorf("the LMS holds %d accounts, want 256", c)
+			}
+		})
+	}
+}
+
+// TestSandboxLMSCountsRequests: "sandbox-lms --count-requests" prints, when it
+// stops, the SCIM requests it served by kind, as docs/lms-calls.md measures the
+// bench's requests over SCIM.
+func TestSandboxLMSCountsRequests(t *testing.T) {
+	t.Parallel()
+	addr := freeLoopbackAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errOut bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"hrsync", "sandbox-lms", "--addr", addr, "--count-requests", "--log-level", "warn"},
+			func(string) string { return "" }, &out, &errOut)
+	}()
+	base := "http://" + addr + "/scim/v2"
+	waitFor(t, 10*time.Second, "the sandbox listening", func() (bool, string) {
+		resp, err := http.Get(base + "/ServiceProviderConfig")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	for _, r := range []struct{ method, path, body string }{
+		{"POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada","externalId":"hr:1"}`},
+		{"POST", "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"externalId eq \"hr:1\""}`},
+		{"POST", "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}`},
+		{"GET", "/Users?filter=" + url.QueryEscape(`userName eq "ada"`), ""},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), r.method, base+r.path, strings.NewReader(r.body))
+		req.Header.Set("Content-Type", "application/scim+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("sandbox-lms: %v\n%s", err, errOut.String())
+	}
+	want := "sandbox LMS served 4 requests (discovery left out): 1 GET /Users?filter + 1 POST /Users + 2 POST /Users/.search"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output:\n%s\nwant the line %q", out.String(), want)
 	}
 }

@@ -6,6 +6,7 @@ package main
 // unauthenticated /readyz.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -161,7 +162,14 @@ func TestLogsKeepPersonalDataAndSecretsOut(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch hang.Load() {
 		case hangEmailLookups:
-			if !strings.Contains(r.URL.Query().Get("filter"), "emails") {
+			// A lookup's filter is in the URL (GET) or in a POST /Users/.search body.
+			filter := r.URL.Query().Get("filter")
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/.search") {
+				b, _ := io.ReadAll(r.Body)
+				r.Body = io.NopCloser(bytes.NewReader(b))
+				filter = string(b)
+			}
+			if !strings.Contains(filter, "emails") {
 				break
 			}
 			hungEmail.Add(1)

@@ -23,7 +23,7 @@ func (c *connFlags) settings(env *environment, l *lmsFlags) (app.Settings, error
 	if err != nil {
 		return app.Settings{}, err
 	}
-	s, err := app.FromFile(fc, c.db, c.feeds, l.settings())
+	s, err := app.FromFile(fc, c.db, c.feeds, l.settings(), env.getenv)
 	if err != nil {
 		return app.Settings{}, err
 	}

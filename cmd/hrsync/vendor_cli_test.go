@@ -135,13 +135,10 @@ func startVendorLMS(t *testing.T, name string, extra map[string]any) *vendorLMS 
 	secretFlag("lms-user", "LMS_USER", s.User)
 	secretFlag("lms-password", "LMS_PASSWORD", s.Password)
 	if s.ClientSecret != "" {
-		// lms.client_secret_env is read from the process's environment; the name
-		// is unique to the test, so that parallel tests do not share it.
-		envName := fmt.Sprintf("HRSYNC_VENDOR_TEST_SECRET_%016X", rand.Uint64())
-		if err := os.Setenv(envName, s.ClientSecret); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.Unsetenv(envName) })
+		// lms.client_secret_env is read from the command's environment (run's
+		// getenv, here v.env), never the process's.
+		envName := "HRSYNC_VENDOR_TEST_SECRET"
+		v.env[envName] = s.ClientSecret
 		lms["client_secret_env"] = envName
 	}
 	doc := map[string]any{"lms": lms}
@@ -163,7 +160,7 @@ func startVendorLMS(t *testing.T, name string, extra map[string]any) *vendorLMS 
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := fc.LMS.Over(app.LMSSettings{Token: s.Token, User: s.User, Password: s.Password})
+	got := fc.LMS.Over(app.LMSSettings{Token: s.Token, User: s.User, Password: s.Password}, func(k string) string { return v.env[k] })
 	want := s
 	want.Timeout, want.Rate = cmp.Or(want.Timeout, got.Timeout), cmp.Or(want.Rate, got.Rate) // the defaults Over fills in
 	if !reflect.DeepEqual(got, want) {
@@ -315,7 +312,7 @@ func TestVendorLeaverRehire(t *testing.T) {
 
 		// The completion as the vendor's API reports it, for both rehires.
 		for _, worker := range []string{"hr:w1", "hr:w2-r"} {
-			out, stderr, err := runCLI(t, nil, append([]string{"report", "rehire", "--worker", worker, "--format", "csv", "--now", "2025-10-01"}, l.conn()...)...)
+			out, stderr, err := runCLI(t, l.env, append([]string{"report", "rehire", "--worker", worker, "--format", "csv", "--now", "2025-10-01"}, l.conn()...)...)
 			if err != nil {
 				t.Errorf("report rehire --worker %s: %v\n%s", worker, err, stderr)
 				continue
@@ -397,7 +394,7 @@ func TestVendorCleanupDormant(t *testing.T) {
 		// its summary and the userNames of the accounts its report selected.
 		scan := func(cmd string, args ...string) (summary, []string, error) {
 			t.Helper()
-			out, stderr, err := runCLI(t, nil, append(append([]string{cmd, "dormant", "--format", "json"}, args...), conn...)...)
+			out, stderr, err := runCLI(t, l.env, append(append([]string{cmd, "dormant", "--format", "json"}, args...), conn...)...)
 			var s summary
 			if jerr := json.Unmarshal([]byte(out), &s); jerr != nil {
 				t.Fatalf("%s dormant %v: %v; output not JSON (%v):\n%s\n%s", cmd, args, err, jerr, out, stderr)
@@ -475,7 +472,7 @@ func TestVendorCleanupDormant(t *testing.T) {
 		if err := l.sb.RecordLogin(ids["late"], time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		out, stderr, err := runCLI(t, nil, append([]string{"holds", "run", hold}, conn...)...)
+		out, stderr, err := runCLI(t, l.env, append([]string{"holds", "run", hold}, conn...)...)
 		if err != nil || !strings.Contains(out, "all runs: 4 done, 1 skipped, 0 failed, 0 pending") {
 			t.Fatalf("holds run: %v\n%s\n%s", err, out, stderr)
 		}
@@ -511,7 +508,7 @@ func TestVendorReportRehire(t *testing.T) {
 		year := map[string]any{"validity": "8760h"}
 		l := startVendorLMS(t, name, map[string]any{"courses": map[string]any{"safety-101": year, "forklift": year, "gdpr": year}})
 		at := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
-		out, _, err := runCLI(t, nil, append([]string{"report", "rehire", "--worker", "hr:w7"}, l.conn()...)...)
+		out, _, err := runCLI(t, l.env, append([]string{"report", "rehire", "--worker", "hr:w7"}, l.conn()...)...)
 		if err == nil || !strings.Contains(err.Error(), "no LMS account") {
 			t.Fatalf("report rehire before the account exists: %v\n%s", err, out)
 		}
@@ -550,7 +547,7 @@ func TestVendorReportRehire(t *testing.T) {
 			}
 		}
 		args := append([]string{"report", "rehire", "--worker", "hr:w7", "--validity", "forklift=17520h", "--now", "2026-11-01", "--format", "json"}, l.conn()...)
-		out, stderr, err := runCLI(t, nil, args...)
+		out, stderr, err := runCLI(t, l.env, args...)
 		if err != nil {
 			t.Fatalf("report rehire: %v\n%s", err, stderr)
 		}
@@ -594,7 +591,7 @@ func TestVendorReportRehire(t *testing.T) {
 			}
 			oldID = found[0].ID
 		}
-		out, stderr, err = runCLI(t, nil, append([]string{"report", "rehire", "--account", oldID, "--now", "2026-11-01", "--format", "csv"}, l.conn()...)...)
+		out, stderr, err = runCLI(t, l.env, append([]string{"report", "rehire", "--account", oldID, "--now", "2026-11-01", "--format", "csv"}, l.conn()...)...)
 		if err != nil {
 			t.Fatalf("report rehire --account %s: %v\n%s", oldID, err, stderr)
 		}

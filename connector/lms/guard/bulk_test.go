@@ -249,7 +249,7 @@ func TestBulkDiscoveryRetried(t *testing.T) {
 	if n := g.MaxBulkDeletes(t.Context()); n != sandbox.DefaultMaxBulk {
 		t.Errorf("MaxBulkDeletes = %d after two failed discoveries, want %d", n, sandbox.DefaultMaxBulk)
 	}
-	if n := g.MaxActivityBatch(t.Context()); n != 50 {
-		t.Errorf("MaxActivityBatch = %d", n)
+	if n := g.MaxActivityBatch(t.Context()); n != scim.DefaultSearchBatch {
+		t.Errorf("MaxActivityBatch = %d, want %d (POST /Users/.search)", n, scim.DefaultSearchBatch)
 	}
 }

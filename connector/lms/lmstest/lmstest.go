@@ -607,6 +607,7 @@ var bulkTests = []subTest{
 	{"DeleteAccountsBulk", testDeleteAccountsBulk},
 	{"DeleteAccountsMany", testDeleteAccountsMany},
 	{"ActivityOf", testActivityOf},
+	{"BatchReads", testBatchReads},
 }
 
 func testDeleteAccountsBulk(t *testing.T, s *suite) {
@@ -672,9 +673,7 @@ func testActivityOf(t *testing.T, s *suite) {
 	if !ok || al.MaxActivityBatch(t.Context()) <= 0 {
 		t.Skip("no connector.ActivityLister: the LMS does not read activity in batches")
 	}
-	a := s.create(s.account("alice"))
-	b := s.create(s.account("bob"))
-	gone := s.missingID()
+	a, b, gone := s.twoAndGone()
 	got := s.activityOf(al, []string{a.ID, gone, b.ID, s.name("no-such-id"), a.ID})
 	if len(got) != 2 {
 		t.Errorf("ActivityOf: %d accounts, want alice and bob: %+v", len(got), got)
@@ -710,6 +709,74 @@ func testActivityOf(t *testing.T, s *suite) {
 	if act := after[b.ID].Activity; act.Any() {
 		t.Errorf("ActivityOf of an unused account: %+v", act)
 	}
+}
+
+// testBatchReads checks connector.AccountBatchReader: GetAccounts answers the
+// accounts that exist and leaves out one that is gone, and FindAccountsIn
+// answers, for each value it vouches for, the accounts FindAccounts finds.
+func testBatchReads(t *testing.T, s *suite) {
+	br, ok := s.lms.(connector.AccountBatchReader)
+	if !ok || br.MaxReadBatch(t.Context()) <= 0 {
+		t.Skip("no connector.AccountBatchReader: the LMS reads accounts one by one")
+	}
+	a, b, gone := s.twoAndGone()
+	got, err := br.GetAccounts(t.Context(), []string{a.ID, gone, b.ID})
+	if err != nil {
+		t.Fatalf("GetAccounts: %v", err)
+	}
+	if _, ok := got[gone]; ok || len(got) != 2 {
+		t.Errorf("GetAccounts: %d accounts (gone one answered: %v), want alice and bob", len(got), ok)
+	}
+	for _, want := range []connector.Account{a, b} {
+		if g, ok := got[want.ID]; !ok {
+			t.Errorf("GetAccounts: no %s", want.ID)
+		} else {
+			sameAccount(t, g, want)
+		}
+	}
+	nobody := s.account("nobody")
+	for attr, values := range map[connector.FilterAttr][]string{
+		connector.ByExternalID:     {a.ExternalID, nobody.ExternalID, b.ExternalID},
+		connector.ByUserName:       {a.UserName, nobody.UserName},
+		connector.ByEmail:          {b.Profile.Email, nobody.Profile.Email},
+		connector.ByEmployeeNumber: {a.Profile.EmployeeNumber, nobody.Profile.EmployeeNumber},
+	} {
+		found, err := br.FindAccountsIn(t.Context(), attr, values)
+		if err != nil {
+			t.Errorf("FindAccountsIn by %s: %v", attr, err)
+			continue
+		}
+		for v, accs := range found {
+			if !slices.Contains(values, v) {
+				t.Errorf("FindAccountsIn by %s answered %q, which was not asked for", attr, v)
+				continue
+			}
+			want, err := s.lms.FindAccounts(t.Context(), connector.AccountFilter{Attr: attr, Value: v})
+			if err != nil {
+				t.Fatalf("FindAccounts(%s %q): %v", attr, v, err)
+			}
+			if accountIDs(accs) != accountIDs(want) {
+				t.Errorf("FindAccountsIn by %s, %q: %s; FindAccounts finds %s", attr, v, accountIDs(accs), accountIDs(want))
+			}
+		}
+	}
+}
+
+// accountIDs lists the ids of as, sorted, for comparison.
+func accountIDs(as []connector.Account) string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.ID)
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
+}
+
+// twoAndGone creates alice and bob, and returns them with the id of an account
+// that was deleted.
+func (s *suite) twoAndGone() (a, b connector.Account, gone string) {
+	s.t.Helper()
+	return s.create(s.account("alice")), s.create(s.account("bob")), s.missingID()
 }
 
 // bulkDeleter returns the LMS as a BulkDeleter, or skips the test.

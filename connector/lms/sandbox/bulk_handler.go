@@ -216,6 +216,10 @@ func (h *handler) filtered(w http.ResponseWriter, expr string) ([]resource, bool
 		writeError(w, http.StatusBadRequest, scim.ErrInvalidFilter, err.Error())
 		return nil, false
 	}
+	if n := h.q.MaxFilterTerms; n > 0 && len(d.Attrs) > n {
+		writeError(w, http.StatusBadRequest, scim.ErrTooMany, fmt.Sprintf("the filter has %d comparisons; at most %d", len(d.Attrs), n))
+		return nil, false
+	}
 	if h.q.CaseSensitiveNames {
 		for _, name := range d.Attrs {
 			if !canonicalFilterAttrs[name] {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ func (l *LMS) handler(token string, q Quirks) http.Handler {
 	mux.HandleFunc("GET "+BasePath+"/ServiceProviderConfig", h.serviceProviderConfig)
 	mux.HandleFunc("GET "+BasePath+"/Users", h.listUsers)
 	mux.HandleFunc("POST "+BasePath+"/Users", h.createUser)
+	mux.HandleFunc("POST "+BasePath+"/Users/.search", h.searchUsers)
 	mux.HandleFunc("GET "+BasePath+"/Users/{id}", h.getUser)
 	mux.HandleFunc("PUT "+BasePath+"/Users/{id}", h.replaceUser)
 	mux.HandleFunc("PATCH "+BasePath+"/Users/{id}", h.patchUser)
@@ -267,33 +269,99 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, scim.ErrInvalidValue, err.Error())
 		return
 	}
+	q := r.URL.Query()
+	h.writeList(w, r, query{filter: q.Get("filter"), start: start, count: count,
+		attrs: attrList(q.Get("attributes")), excluded: attrList(q.Get("excludedAttributes"))})
+}
+
+// searchUsers is POST /Users/.search (RFC 7644 §3.4.3): the query of GET /Users
+// with its parameters in a SearchRequest body, answered the same way. Its
+// schemas must name the SearchRequest message; a missing count is MaxResults.
+func (h *handler) searchUsers(w http.ResponseWriter, r *http.Request) {
+	if h.q.NoSearch {
+		status := cmp.Or(h.q.NoSearchStatus, http.StatusMethodNotAllowed)
+		if status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", "GET, PUT, PATCH, DELETE")
+		}
+		writeError(w, status, h.q.NoSearchType, "no endpoint POST "+r.URL.Path)
+		return
+	}
+	var req scim.SearchRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if !containsFold(req.Schemas, scim.MessageSearchRequest) {
+		writeError(w, http.StatusBadRequest, scim.ErrInvalidSyntax, "schemas must be ["+scim.MessageSearchRequest+"]")
+		return
+	}
+	if req.SortBy != "" {
+		writeError(w, http.StatusBadRequest, scim.ErrInvalidValue, "sorting is not supported (sort.supported is false)")
+		return
+	}
+	count := MaxResults
+	if req.Count != nil {
+		count = *req.Count
+	}
+	h.writeList(w, r, query{filter: req.Filter, start: cmp.Or(req.StartIndex, 1), count: count,
+		attrs: req.Attributes, excluded: req.ExcludedAttributes})
+}
+
+// query is a query of /Users, from the URL (GET) or a SearchRequest (POST .search).
+type query struct {
+	filter          string
+	start, count    int
+	attrs, excluded []string
+}
+
+// writeList answers a query with a ListResponse: a startIndex below 1 is 1 and
+// a negative count is 0 (RFC 7644 §3.4.2.4); a count above MaxResults is
+// MaxResults, as filter.maxResults says.
+func (h *handler) writeList(w http.ResponseWriter, r *http.Request, q query) {
+	count := min(max(q.count, 0), MaxResults)
 	if h.q.MaxPageSize > 0 {
 		count = min(count, h.q.MaxPageSize)
 	}
+	start := max(q.start, 1)
 	// Without a filter, only the page is copied: copying every account for
 	// each page made paging through n accounts cost O(n²).
 	var total int
 	var page []resource
-	if filter := r.URL.Query().Get("filter"); filter == "" {
+	if q.filter == "" {
 		total, page = h.l.pageOf(start, count)
 	} else {
-		all, ok := h.filtered(w, filter)
+		all, ok := h.filtered(w, q.filter)
 		if !ok {
 			return
 		}
 		total, page = len(all), pageOf(all, start, count)
 	}
-	lr := scim.ListResponse{
-		Schemas:      []string{scim.MessageListResponse},
-		TotalResults: total,
-		StartIndex:   max(start, 1),
-		Resources:    make([]scim.User, 0, len(page)),
+	if len(q.attrs) == 0 && len(q.excluded) == 0 {
+		lr := scim.ListResponse{
+			Schemas:      []string{scim.MessageListResponse},
+			TotalResults: total,
+			StartIndex:   start,
+			Resources:    make([]scim.User, 0, len(page)),
+		}
+		for _, res := range page {
+			lr.Resources = append(lr.Resources, h.toUser(r, res))
+		}
+		lr.ItemsPerPage = len(lr.Resources)
+		writeJSON(w, http.StatusOK, scim.MediaType, lr)
+		return
 	}
+	resources := make([]map[string]json.RawMessage, 0, len(page))
 	for _, res := range page {
-		lr.Resources = append(lr.Resources, h.toUser(r, res))
+		u, err := project(h.toUser(r, res), q.attrs, q.excluded)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "", err.Error())
+			return
+		}
+		resources = append(resources, u)
 	}
-	lr.ItemsPerPage = len(lr.Resources)
-	writeJSON(w, http.StatusOK, scim.MediaType, lr)
+	writeJSON(w, http.StatusOK, scim.MediaType, map[string]any{
+		"schemas": []string{scim.MessageListResponse}, "totalResults": total, "startIndex": start,
+		"itemsPerPage": len(resources), "Resources": resources,
+	})
 }
 
 func (h *handler) createUser(w http.ResponseWriter, r *http.Request) {

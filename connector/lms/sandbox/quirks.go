@@ -46,6 +46,16 @@ type Quirks struct {
 	// NoBulk says bulk.supported=false in /ServiceProviderConfig and answers
 	// POST /Bulk with 501, as servers without bulk do.
 	NoBulk bool
+	// NoSearch answers POST /Users/.search (RFC 7644 §3.4.3) as a server
+	// without it does: with NoSearchStatus (405 Method Not Allowed when 0, the
+	// answer of a server that routes it to /Users/{id}) and scimType
+	// NoSearchType.
+	NoSearch       bool
+	NoSearchStatus int
+	NoSearchType   string
+	// MaxFilterTerms, when positive, answers a filter of more comparisons with
+	// 400 tooMany (RFC 7644 §3.12), as servers that bound a filter's size do.
+	MaxFilterTerms int
 }
 
 // HandlerWith is Handler with quirks.

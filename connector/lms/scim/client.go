@@ -38,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -97,6 +98,12 @@ type Client struct {
 	noBulk        atomic.Bool // the server answered POST /Bulk with 404, 405 or 501
 	noIDFilter    atomic.Bool // the server does not evaluate OR'ed id filters (see ActivityOf)
 	noOrFilter    atomic.Bool // the server does not evaluate OR'ed attribute filters (see FindAccountsIn)
+	// searchBatch is the most values of one POST /Users/.search; <= 0: never.
+	searchBatch int
+	searchState atomic.Int32 // searchUnknown, searchWorks, searchOff (search.go)
+	searchProbe sync.Mutex   // held by the .search that finds out whether there is one
+	orBound     atomic.Int32 // after a 400 tooMany: the most values of one query; 0: none
+	log         *slog.Logger
 
 	mu         sync.Mutex
 	discovered bool
@@ -196,14 +203,16 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("scim: base URL %q: must not have a query or fragment", RedactURL(baseURL))
 	}
 	c := &Client{
-		base:       strings.TrimRight(baseURL, "/"),
-		hc:         &http.Client{},
-		timeout:    DefaultTimeout,
-		userAgent:  "hrsync-scim/1",
-		auth:       func(*http.Request) {},
-		now:        time.Now,
-		scanAttrs:  map[connector.FilterAttr]bool{},
-		filterForm: map[string]int{},
+		base:        strings.TrimRight(baseURL, "/"),
+		hc:          &http.Client{},
+		timeout:     DefaultTimeout,
+		userAgent:   "hrsync-scim/1",
+		auth:        func(*http.Request) {},
+		now:         time.Now,
+		scanAttrs:   map[connector.FilterAttr]bool{},
+		filterForm:  map[string]int{},
+		searchBatch: DefaultSearchBatch,
+		log:         slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
 		o(c)

@@ -81,6 +81,8 @@ func TestConformanceQuirks(t *testing.T) {
 		NoServiceProviderConfig: true, NoPatch: true, NoETags: true, NoLocation: true, CreateEmptyBody: true,
 		GoneIs500: true, FilterFoldsCase: true, CaseSensitiveNames: true, MaxPageSize: 3, PutResetsActive: true,
 	}
+	allNoSearch := all
+	allNoSearch.NoSearch = true
 	for _, tc := range []struct {
 		name string
 		q    sandbox.Quirks
@@ -104,7 +106,13 @@ func TestConformanceQuirks(t *testing.T) {
 		{name: "PutResetsActive", q: sandbox.Quirks{PutResetsActive: true}, f: lmstest.Features{ETags: true}},
 		{name: "DuplicateExternalIDs", f: lmstest.Features{ETags: true, DuplicateExternalIDs: true},
 			opts: []sandbox.Option{sandbox.WithDuplicateExternalIDs()}},
+		{name: "NoSearch", q: sandbox.Quirks{NoSearch: true}, f: lmstest.Features{ETags: true}},
+		{name: "NoSearch404", q: sandbox.Quirks{NoSearch: true, NoSearchStatus: http.StatusNotFound}, f: lmstest.Features{ETags: true}},
+		{name: "NoSearchInvalidSyntax", q: sandbox.Quirks{NoSearch: true, NoSearchStatus: http.StatusBadRequest,
+			NoSearchType: scim.ErrInvalidSyntax}, f: lmstest.Features{ETags: true}},
+		{name: "FewFilterTerms", q: sandbox.Quirks{MaxFilterTerms: 3}, f: lmstest.Features{ETags: true}},
 		{name: "All", q: all, opts: []sandbox.Option{emailIDs}},
+		{name: "AllNoSearch", q: allNoSearch, opts: []sandbox.Option{emailIDs}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/hrsync/hrsync/connector"
@@ -13,10 +11,10 @@ import (
 
 var _ connector.AccountBatchReader = (*Client)(nil)
 
-// MaxReadBatch implements connector.AccountBatchReader: as MaxActivityBatch (50,
-// or the server's filter maxResults if lower), and 0 when the server does not
-// filter or has shown that it does not evaluate OR'ed filters (of ids or of
-// attributes).
+// MaxReadBatch implements connector.AccountBatchReader: as MaxActivityBatch (up
+// to DefaultSearchBatch with POST /Users/.search, else 50; never more than the
+// server's filter maxResults), and 0 when the server does not filter or has shown
+// that it does not evaluate OR'ed filters (of ids or of attributes).
 func (c *Client) MaxReadBatch(ctx context.Context) int {
 	if c.noOrFilter.Load() {
 		return 0
@@ -25,8 +23,9 @@ func (c *Client) MaxReadBatch(ctx context.Context) int {
 }
 
 // GetAccounts implements connector.AccountBatchReader with ActivityOf: one
-// `id eq "a" or id eq "b" ...` query per batch, and GET /Users/{id} for an id the
-// query did not return, so that only a 404 makes an account gone.
+// `id eq "a" or id eq "b" ...` query per batch (POST /Users/.search, or GET
+// chunks of 50 on a server without it), and GET /Users/{id} for an id the query
+// did not return, so that only a 404 makes an account gone.
 func (c *Client) GetAccounts(ctx context.Context, ids []string) (map[string]connector.Account, error) {
 	got, err := c.ActivityOf(ctx, ids)
 	if err != nil {
@@ -40,7 +39,8 @@ func (c *Client) GetAccounts(ctx context.Context, ids []string) (map[string]conn
 }
 
 // FindAccountsIn implements connector.AccountBatchReader with one query per batch:
-// GET /Users?filter=externalId eq "a" or externalId eq "b" ..., in the filter form
+// `externalId eq "a" or externalId eq "b" ...`, as POST /Users/.search where the
+// server has it, else as GET /Users?filter= of at most 50 values (search.go), in the filter form
 // that FindAccounts uses for the attribute (the one that has found accounts on
 // this server, else the canonical one). It answers for a value only what
 // FindAccounts would:
@@ -63,8 +63,7 @@ func (c *Client) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, 
 	if err != nil {
 		return nil, &connector.LMSError{Kind: connector.KindInvalid, Op: "GET /Users", Reason: err.Error()}
 	}
-	n := c.MaxReadBatch(ctx)
-	if n <= 0 || c.scanAttrs[attr] {
+	if c.MaxReadBatch(ctx) <= 0 || c.scanAttrs[attr] {
 		return out, nil
 	}
 	c.mu.Lock()
@@ -88,12 +87,19 @@ func (c *Client) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, 
 		}
 	}
 	for len(want) > 0 && !c.noOrFilter.Load() {
-		chunk := orChunk(want, n, attr, order[0])
-		want = want[len(chunk):]
-		missed, err := c.findIn(ctx, attr, order, !known, chunk, out)
+		lim := c.orLimits(ctx)
+		if lim.n <= 0 {
+			break
+		}
+		chunk := orChunk(want, lim, attr, order[0])
+		missed, err := c.findIn(ctx, attr, order, !known, chunk, lim.search, out)
+		if errors.Is(err, errRechunk) {
+			continue // .search is off, or fewer values a query: cut again
+		}
 		if err != nil {
 			return nil, err
 		}
+		want = want[len(chunk):]
 		for _, v := range missed {
 			out[v] = []connector.Account{} // every form FindAccounts would try missed it
 		}
@@ -104,11 +110,12 @@ func (c *Client) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, 
 // findIn looks up chunk with each filter form of order in turn, for the values
 // earlier forms missed, and puts the hits in out. It returns the values that
 // every form answered without them; none when a form was rejected or the server
-// did not evaluate the filter (those values are not vouched for).
-func (c *Client) findIn(ctx context.Context, attr connector.FilterAttr, order []int, learn bool, chunk []string, out map[string][]connector.Account) ([]string, error) {
+// did not evaluate the filter (those values are not vouched for); errRechunk
+// when the chunk must be cut again (then the caller asks again for all of it).
+func (c *Client) findIn(ctx context.Context, attr connector.FilterAttr, order []int, learn bool, chunk []string, search bool, out map[string][]connector.Account) ([]string, error) {
 	remaining := chunk
 	for k, form := range order {
-		found, verdict, err := c.usersMatching(ctx, attr, form, remaining)
+		found, verdict, err := c.usersMatching(ctx, attr, form, remaining, search)
 		if err != nil {
 			return nil, err
 		}
@@ -173,13 +180,13 @@ func orExpr(attr connector.FilterAttr, form int, v string) string {
 	return forms[form]
 }
 
-// orChunk returns the first values (at most n) whose OR'ed filter fits
-// maxIDFilter; at least one.
-func orChunk(values []string, n int, attr connector.FilterAttr, form int) []string {
+// orChunk returns the first values (at most lim.n) whose OR'ed filter fits
+// lim.bytes; at least one.
+func orChunk(values []string, lim orLimits, attr connector.FilterAttr, form int) []string {
 	size := 0
 	for k, v := range values {
 		size += len(" or ") + len(orExpr(attr, form, v))
-		if k >= n || (k > 0 && size > maxIDFilter) {
+		if k >= lim.n || (k > 0 && size > lim.bytes) {
 			return values[:k]
 		}
 	}
@@ -187,8 +194,9 @@ func orChunk(values []string, n int, attr connector.FilterAttr, form int) []stri
 }
 
 // usersMatching queries the users whose attr equals one of values, in filter
-// form form, following pages, and says whether the server evaluated the filter.
-func (c *Client) usersMatching(ctx context.Context, attr connector.FilterAttr, form int, values []string) ([]connector.Account, int, error) {
+// form form (with .search if search), following pages, and says whether the
+// server evaluated the filter; errRechunk when the query must be cut again.
+func (c *Client) usersMatching(ctx context.Context, attr connector.FilterAttr, form int, values []string, search bool) ([]connector.Account, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	exprs := make([]string, len(values))
@@ -197,15 +205,15 @@ func (c *Client) usersMatching(ctx context.Context, attr connector.FilterAttr, f
 	}
 	filter := strings.Join(exprs, " or ")
 	caps := c.Capabilities(ctx)
-	size := pageSize
+	// A value matches one user, as a rule: a page of len(values) holds them all.
+	size := max(pageSize, len(values))
 	if caps.MaxResults > 0 {
 		size = min(size, caps.MaxResults)
 	}
 	var out []connector.Account
 	seen := map[string]bool{}
 	for start, pages := 1, 0; pages < maxPages; pages++ {
-		q := url.Values{"filter": {filter}, "startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(size)}}
-		lr, err := c.list(ctx, q)
+		lr, err := c.filteredPage(ctx, filter, len(values), start, size, search)
 		if le, ok := errors.AsType[*connector.LMSError](err); ok &&
 			(le.Status == http.StatusBadRequest || le.Status == http.StatusNotImplemented) {
 			return nil, orRejected, nil

@@ -267,3 +267,56 @@ func TestConformanceElimity(t *testing.T) {
 		NoActivity: true,
 	}, func(t *testing.T) connector.LMS { return newElimityClient(t) })
 }
+
+// TestElimitySearch: elimity-com/scim routes POST /Users/.search but answers
+// 501 ("Search is not supported for this resource type") unless the resource
+// handler implements search, which ours, like most, does not: the client asks
+// once, then reads with GET; an id filter, which the library cannot evaluate
+// (400 invalidFilter over GET), falls back to a GET per user.
+func TestElimitySearch(t *testing.T) {
+	t.Parallel()
+	hs, base := newElimityServer(t)
+	var mu sync.Mutex
+	var seen []string
+	inner := hs.Config.Handler
+	hs.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+strings.TrimPrefix(r.URL.Path, "/v2"))
+		mu.Unlock()
+		inner.ServeHTTP(w, r)
+	})
+	c, err := scim.New(base, scim.WithHTTPClient(hs.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accs []connector.Account
+	for i := range 3 {
+		a, err := c.CreateAccount(t.Context(), connector.Account{ExternalID: fmt.Sprintf("hr:%d", i), UserName: fmt.Sprintf("u%d@example.com", i), Active: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		accs = append(accs, a)
+	}
+	took := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := fmt.Sprint(seen)
+		seen = nil
+		return out
+	}
+	took()
+	found, err := c.FindAccountsIn(t.Context(), connector.ByExternalID, []string{"hr:0", "hr:2", "hr:9"})
+	if err != nil || len(found) != 3 || found["hr:2"][0].ID != accs[2].ID || len(found["hr:9"]) != 0 {
+		t.Fatalf("FindAccountsIn: %+v, %v", found, err)
+	}
+	if got := took(); got != "[GET /ServiceProviderConfig POST /Users/.search GET /Users]" {
+		t.Errorf("FindAccountsIn sent %v, want discovery, the refused .search and one GET", got)
+	}
+	act, err := c.ActivityOf(t.Context(), []string{accs[0].ID, accs[2].ID})
+	if err != nil || len(act) != 2 {
+		t.Fatalf("ActivityOf: %+v, %v", act, err)
+	}
+	if got := took(); got != "[GET /Users GET /Users/"+accs[0].ID+" GET /Users/"+accs[2].ID+"]" {
+		t.Errorf("ActivityOf sent %v, want the refused id filter, then a GET per user", got)
+	}
+}

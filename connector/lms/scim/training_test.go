@@ -112,3 +112,52 @@ func (b *testBundle) httpJSON(t *testing.T, method, url, body string, wantStatus
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 }
+
+// TestCompletionsOf: the rehire report's batch read is one id query (POST
+// /Users/.search, or GET chunks of 50 without it) whose users' training
+// extension gives the completions; an id that is gone is left out.
+func TestCompletionsOf(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		q           sandbox.Quirks
+		search, get int
+	}{
+		{"Search", sandbox.Quirks{}, 1, 0},
+		{"NoSearch", sandbox.Quirks{NoSearch: true}, 1, 3}, // the refused .search, once
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupQuirks(t, tc.q)
+			ctx := t.Context()
+			as := people(t, b.lms, 120)
+			done := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+			if err := b.lms.CompleteCourse(as[7].ID, "safety-101", done); err != nil {
+				t.Fatal(err)
+			}
+			if n := b.client.MaxTrainingBatch(ctx); n <= 0 {
+				t.Fatalf("MaxTrainingBatch = %d", n)
+			}
+			var ids []string
+			for _, a := range as {
+				ids = append(ids, a.ID)
+			}
+			got, err := b.client.CompletionsOf(ctx, append(ids, "u-999999"))
+			if err != nil || len(got) != 120 || len(got[as[0].ID]) != 0 {
+				t.Fatalf("CompletionsOf: %d ids, %v; want 120, no completions for most", len(got), err)
+			}
+			if c := got[as[7].ID]; len(c) != 1 || c[0].Course != "safety-101" || !c[0].CompletedAt.Equal(done) {
+				t.Errorf("CompletionsOf[%s] = %+v, want safety-101", as[7].ID, c)
+			}
+			if _, gone := got["u-999999"]; gone {
+				t.Errorf("CompletionsOf answered for an id that does not exist")
+			}
+			// One query (and the GET of the id it did not return, so that only a
+			// 404 makes it gone).
+			gets := b.count("GET", "/Users") - b.count("GET", "/Users/")
+			if s, one := b.count("POST", "/Users/.search"), b.count("GET", "/Users/"); s != tc.search || gets != tc.get || one != 1 {
+				t.Errorf("%d POST /Users/.search, %d filtered GETs, %d GETs of one user; want %d, %d and 1", s, gets, one, tc.search, tc.get)
+			}
+		})
+	}
+}

@@ -18,6 +18,7 @@ const (
 	SchemaServiceProviderConfig = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 	MessageListResponse         = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 	MessagePatchOp              = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+	MessageSearchRequest        = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 	MessageError                = "urn:ietf:params:scim:api:messages:2.0:Error"
 )
 
@@ -121,6 +122,24 @@ type ListResponse struct {
 	StartIndex   int      `json:"startIndex"`
 	ItemsPerPage int      `json:"itemsPerPage"`
 	Resources    []User   `json:"Resources"`
+}
+
+// SearchRequest is the body of a query sent as POST {endpoint}/.search (RFC 7644
+// §3.4.3): the parameters of a GET query (§3.4.2), in the body, so that a long
+// filter does not make the URL too long. Its schemas must be
+// [MessageSearchRequest]; attributes and excludedAttributes are lists here where
+// GET has comma-separated strings. The answer is a ListResponse, as for GET.
+type SearchRequest struct {
+	Schemas            []string `json:"schemas"`
+	Attributes         []string `json:"attributes,omitempty"`
+	ExcludedAttributes []string `json:"excludedAttributes,omitempty"`
+	Filter             string   `json:"filter,omitempty"`
+	SortBy             string   `json:"sortBy,omitempty"`
+	SortOrder          string   `json:"sortOrder,omitempty"`
+	StartIndex         int      `json:"startIndex,omitempty"`
+	// Count is a pointer because 0 asks for no resources, only totalResults
+	// (RFC 7644 §3.4.2.4), while absent leaves the page size to the server.
+	Count *int `json:"count,omitempty"`
 }
 
 // PatchOp is a PATCH request body (RFC 7644 §3.5.2).

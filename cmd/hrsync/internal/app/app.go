@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -63,18 +62,20 @@ type Settings struct {
 
 // FromFile returns the settings of the configuration file fc on db, with the feeds
 // declared by flags (--feed) added to fc's and the LMS settings given by flags
-// (zero fields: not given) laid over fc's. The erasure keys are the caller's to set.
-func FromFile(fc FileConfig, db string, feedFlags []FeedConfig, lmsFlags LMSSettings) (Settings, error) {
-	return build(fc, db, feedFlags, nil, lmsFlags)
+// (zero fields: not given) laid over fc's. getenv is the command's environment,
+// where lms.token_env and lms.client_secret_env name the LMS secrets. The erasure
+// keys are the caller's to set.
+func FromFile(fc FileConfig, db string, feedFlags []FeedConfig, lmsFlags LMSSettings, getenv func(string) string) (Settings, error) {
+	return build(fc, db, feedFlags, nil, lmsFlags, getenv)
 }
 
 // SettingsFor returns the settings of a configuration given in code (the demo,
 // the bench, tests): the file fc, with feeds instead of fc's if given.
 func SettingsFor(db string, feeds connector.Feeds, fc FileConfig) (Settings, error) {
-	return build(fc, db, nil, feeds, LMSSettings{})
+	return build(fc, db, nil, feeds, LMSSettings{}, nil)
 }
 
-func build(fc FileConfig, db string, feedFlags []FeedConfig, feeds connector.Feeds, lmsFlags LMSSettings) (Settings, error) {
+func build(fc FileConfig, db string, feedFlags []FeedConfig, feeds connector.Feeds, lmsFlags LMSSettings, getenv func(string) string) (Settings, error) {
 	s := Settings{File: fc, DB: db}
 	var err error
 	if s.Feeds, s.Stream, err = FeedsAndStream(fc, feedFlags); err != nil {
@@ -98,7 +99,7 @@ func build(fc FileConfig, db string, feedFlags []FeedConfig, feeds connector.Fee
 	if s.Approvals, err = fc.Holds.approvals(); err != nil {
 		return Settings{}, fmt.Errorf("config file: %w", err)
 	}
-	s.LMS = fc.LMS.Over(lmsFlags)
+	s.LMS = fc.LMS.Over(lmsFlags, getenv)
 	return s, nil
 }
 
@@ -123,9 +124,17 @@ type LMSSettings struct {
 	// AdditionalFields maps more of hrsync's attributes to the LMS's additional
 	// fields (Docebo: "org_unit=14,job_title=15,manager_id=16,locale=17").
 	AdditionalFields string
+	// SearchBatch is lms.search_batch (SCIM): the most values one POST
+	// /Users/.search carries; 0: the client's default (1,000). NoSearch: the
+	// file says 0, never .search.
+	SearchBatch int
+	NoSearch    bool
 	// transport, if set, wraps the LMS client's HTTP transport (tracing); a
 	// pointer, so that settings stay comparable.
 	transport *transportWrap
+	// log is where the adapter logs what it learns of the LMS (the guard's
+	// logger); nil: nowhere.
+	log *slog.Logger
 }
 
 // transportWrap wraps an HTTP client's transport.
@@ -161,27 +170,40 @@ type LMSConfig struct {
 	// AdditionalFields: lms.additional_fields, e.g. "org_unit=14,job_title=15"
 	// (Docebo: where the organisation unit, job title, manager and locale live).
 	AdditionalFields string `yaml:"additional_fields"`
+	// SearchBatch: lms.search_batch (SCIM), the most values one POST
+	// /Users/.search carries (RFC 7644 §3.4.3); omitted: 1,000, or the
+	// server's filter.maxResults if lower; 0: never .search, batch reads go as
+	// GETs of at most 50 values (a server that mishandles it).
+	SearchBatch *int `yaml:"search_batch"`
 }
 
 // Over returns the file's LMS settings with the flags' laid over: l holds what
 // the --lms-* flags (and LMS_* variables) gave, zero fields meaning not given;
-// its Type is ignored (lms.type is the file's).
-func (f LMSConfig) Over(l LMSSettings) LMSSettings {
+// its Type is ignored (lms.type is the file's). The variables that lms.token_env
+// and lms.client_secret_env name are read with getenv, the command's injected
+// environment (run's getenv), never the process's directly; nil reads none.
+func (f LMSConfig) Over(l LMSSettings, getenv func(string) string) LMSSettings {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
 	s := LMSSettings{Type: cmp.Or(f.Type, "scim"), URL: f.URL, Rate: f.Rate, Timeout: f.Timeout, CAFile: f.CAFile,
 		ClientFilter: f.ClientFilter}
 	s.URL = cmp.Or(l.URL, s.URL)
 	s.Token, s.User, s.Password = l.Token, l.User, l.Password
 	if s.Token == "" && f.TokenEnv != "" {
-		s.Token = os.Getenv(f.TokenEnv)
+		s.Token = getenv(f.TokenEnv)
 	}
 	s.ClientID = cmp.Or(l.ClientID, f.ClientID)
 	s.ClientSecret = l.ClientSecret
 	if s.ClientSecret == "" && f.ClientSecretEnv != "" {
-		s.ClientSecret = os.Getenv(f.ClientSecretEnv)
+		s.ClientSecret = getenv(f.ClientSecretEnv)
 	}
 	s.ExternalIDField = cmp.Or(l.ExternalIDField, f.ExternalIDField)
 	s.EmployeeNumberField = cmp.Or(l.EmployeeNumberField, f.EmployeeNumberField)
 	s.AdditionalFields = cmp.Or(l.AdditionalFields, f.AdditionalFields)
+	if f.SearchBatch != nil {
+		s.SearchBatch, s.NoSearch = *f.SearchBatch, *f.SearchBatch == 0
+	}
 	s.CAFile = cmp.Or(l.CAFile, s.CAFile)
 	s.ClientFilter = cmp.Or(l.ClientFilter, s.ClientFilter)
 	s.Timeout = cmp.Or(l.Timeout, s.Timeout)
@@ -249,6 +271,17 @@ func openSCIM(s LMSSettings) (connector.LMS, error) {
 	}
 	if s.transport != nil {
 		opts = append(opts, scim.WithTransportWrapper(s.transport.wrap))
+	}
+	if s.log != nil {
+		opts = append(opts, scim.WithLogger(s.log.With("lms", "scim")))
+	}
+	switch {
+	case s.SearchBatch < 0:
+		return nil, fmt.Errorf("lms.search_batch %d: want a positive number of values, or 0 for no POST /Users/.search", s.SearchBatch)
+	case s.NoSearch:
+		opts = append(opts, scim.WithSearchBatch(0))
+	case s.SearchBatch > 0:
+		opts = append(opts, scim.WithSearchBatch(s.SearchBatch))
 	}
 	if s.ClientFilter != "" {
 		var attrs []connector.FilterAttr
@@ -409,6 +442,7 @@ func guardedLMS(s LMSSettings, raw connector.LMS, wrap func(connector.LMS) conne
 		return nil, fmt.Errorf("--lms-rate (LMS_RATE, lms.rate): %w", err)
 	}
 	if raw == nil {
+		s.log = log
 		if raw, err = openLMS(s); err != nil {
 			return nil, err
 		}

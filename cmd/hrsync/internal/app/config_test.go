@@ -51,6 +51,38 @@ func TestLMSRegistry(t *testing.T) {
 	}
 }
 
+// TestLMSSecretsFromInjectedEnv: lms.token_env and lms.client_secret_env are
+// read from the command's environment (run's getenv), not the process's: a
+// variable set only in the process is not seen, one set only in getenv is; a
+// flag still wins. (Not parallel: t.Setenv.)
+func TestLMSSecretsFromInjectedEnv(t *testing.T) {
+	t.Setenv("HRSYNC_TEST_PROCESS_TOKEN", "from-the-process")
+	t.Setenv("HRSYNC_TEST_PROCESS_SECRET", "from-the-process")
+	env := map[string]string{"MOODLE_TOKEN": "from-getenv", "DOCEBO_SECRET": "from-getenv-too"}
+	getenv := func(k string) string { return env[k] }
+
+	file := LMSConfig{Type: "docebo", TokenEnv: "MOODLE_TOKEN", ClientSecretEnv: "DOCEBO_SECRET"}
+	if got := file.Over(LMSSettings{}, getenv); got.Token != "from-getenv" || got.ClientSecret != "from-getenv-too" {
+		t.Errorf("token %q, secret %q; want both from getenv", got.Token, got.ClientSecret)
+	}
+	if got := file.Over(LMSSettings{Token: "flag", ClientSecret: "flag-secret"}, getenv); got.Token != "flag" || got.ClientSecret != "flag-secret" {
+		t.Errorf("token %q, secret %q; want the flags'", got.Token, got.ClientSecret)
+	}
+	inProcess := LMSConfig{TokenEnv: "HRSYNC_TEST_PROCESS_TOKEN", ClientSecretEnv: "HRSYNC_TEST_PROCESS_SECRET"}
+	for name, ge := range map[string]func(string) string{"getenv": getenv, "nil": nil} {
+		if got := inProcess.Over(LMSSettings{}, ge); got.Token != "" || got.ClientSecret != "" {
+			t.Errorf("%s: token %q, secret %q from the process's environment; want none", name, got.Token, got.ClientSecret)
+		}
+	}
+	set, err := FromFile(FileConfig{LMS: file}, "sqlite://x.db", nil, LMSSettings{}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.LMS.Token != "from-getenv" || set.LMS.ClientSecret != "from-getenv-too" {
+		t.Errorf("FromFile: token %q, secret %q; want both from getenv", set.LMS.Token, set.LMS.ClientSecret)
+	}
+}
+
 // registryDouble is an LMS registered under a type of its own.
 type registryDouble struct{ connector.LMS }
 
@@ -60,10 +92,10 @@ func TestLMSSettingsOverFile(t *testing.T) {
 	t.Parallel()
 	file := LMSConfig{Type: "scim", URL: "https://file.invalid/scim/v2", Rate: "10/s", Timeout: 5 * time.Second,
 		CAFile: "file-ca.pem", ClientFilter: "employeeNumber"}
-	if got, want := (LMSConfig{}).Over(LMSSettings{}), (LMSSettings{Type: "scim", Timeout: 15 * time.Second, Rate: "unlimited"}); got != want {
+	if got, want := (LMSConfig{}).Over(LMSSettings{}, nil), (LMSSettings{Type: "scim", Timeout: 15 * time.Second, Rate: "unlimited"}); got != want {
 		t.Errorf("defaults = %+v; want %+v", got, want)
 	}
-	if got := file.Over(LMSSettings{}); got.URL != file.URL || got.Rate != "10/s" || got.Timeout != 5*time.Second ||
+	if got := file.Over(LMSSettings{}, nil); got.URL != file.URL || got.Rate != "10/s" || got.Timeout != 5*time.Second ||
 		got.CAFile != "file-ca.pem" || got.ClientFilter != "employeeNumber" || got.Token != "" {
 		t.Errorf("file only = %+v", got)
 	}
@@ -71,10 +103,10 @@ func TestLMSSettingsOverFile(t *testing.T) {
 		CAFile: "flag-ca.pem", ClientFilter: "emails.value"}
 	want := flags
 	want.Type = "scim"
-	if got := file.Over(flags); got != want {
+	if got := file.Over(flags, nil); got != want {
 		t.Errorf("flags over file = %+v; want %+v", got, want)
 	}
-	set, err := FromFile(FileConfig{LMS: file}, "sqlite://x.db", []FeedConfig{{Name: "partner-acme", Kind: "partner"}}, LMSSettings{User: "u", Password: "p"})
+	set, err := FromFile(FileConfig{LMS: file}, "sqlite://x.db", []FeedConfig{{Name: "partner-acme", Kind: "partner"}}, LMSSettings{User: "u", Password: "p"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

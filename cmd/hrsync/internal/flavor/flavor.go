@@ -86,7 +86,7 @@ func namesLocked() []string {
 // with the defaults a configuration file gets (timeout, rate).
 func (f Flavor) LMS(url, secret string) app.LMSSettings {
 	s := f.Settings(url, secret)
-	return app.LMSConfig{Type: s.Type}.Over(s)
+	return app.LMSConfig{Type: s.Type}.Over(s, nil)
 }
 
 // Open opens the adapter that lms.type f names, to the simulator at url, behind
