@@ -34,7 +34,7 @@ type resilienceBundle struct {
 	failures atomic.Int64 // converge attempts that failed and were rescheduled
 }
 
-func setupResilience(t *testing.T, fc faulty.Config, gc guard.Config) *resilienceBundle {
+func setupResilience(t *testing.T, fc faulty.Config, gc guard.Config, claim int) *resilienceBundle {
 	t.Helper()
 	b := &resilienceBundle{sandbox: sandbox.New()}
 	var err error
@@ -61,7 +61,7 @@ func setupResilience(t *testing.T, fc faulty.Config, gc guard.Config) *resilienc
 	gc.Logger = log
 	b.guard = guard.New(client, gc)
 	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.guard, Feeds: b.feeds, Logger: log,
-		PollInterval: 20 * time.Millisecond, RetryBase: 10 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+		Batch: claim, PollInterval: 20 * time.Millisecond, RetryBase: 10 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		Hooks: connector.ConvergerHooks{Converged: func(_ connector.WorkerKey, _ time.Duration, err error) {
 			if err != nil {
 				b.failures.Add(1)
@@ -159,7 +159,11 @@ func TestConvergeThroughFaults(t *testing.T) {
 		ServerErrors: 0.10, Timeouts: 0.05, Hold: 4 * time.Second, RateLimited: 0.03, RetryAfter: time.Second,
 		After: 0.5, Seed: seed},
 		// Few attempts per call, so that some failures reach the converger's own retries.
-		guard.Config{MaxAttempts: 2, RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+		guard.Config{MaxAttempts: 2, RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond},
+		// Small claims: a claim's reads are one POST /Users/.search per rule and its
+		// writes one Bulk request a kind, so claims of 64 would make too few
+		// requests (about 20 for this run) for the faults to be met.
+		8)
 	const n = 100
 	wants := map[string]want{}
 	now := time.Now()
@@ -242,7 +246,8 @@ func TestConvergeThroughOutage(t *testing.T) {
 	t.Parallel()
 	b := setupResilience(t, faulty.Config{},
 		guard.Config{MaxAttempts: 2, RetryBase: time.Millisecond, RetryMax: 2 * time.Millisecond,
-			Quarantine: guard.QuarantineConfig{Consecutive: 5, ProbeInterval: 50 * time.Millisecond, MaxProbeInterval: 100 * time.Millisecond}})
+			Quarantine: guard.QuarantineConfig{Consecutive: 5, ProbeInterval: 50 * time.Millisecond, MaxProbeInterval: 100 * time.Millisecond}},
+		0) // one claim holds all 20 hires
 	b.faults.SetOutage(http.StatusServiceUnavailable)
 	wants := map[string]want{}
 	var hires []connector.Fact

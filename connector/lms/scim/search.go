@@ -15,8 +15,8 @@ import (
 
 // Batch reads in the request body: POST /Users/.search (RFC 7644 §3.4.3).
 //
-// ActivityOf, GetAccounts and FindAccountsIn read many users with one OR'ed
-// filter (`id eq "a" or id eq "b" ...`). In a GET the filter is in the URL, which
+// ActivityOf, GetAccounts, CompletionsOf and FindAccountsIn read many users with
+// one OR'ed filter (`id eq "a" or id eq "b" ...`). In a GET the filter is in the URL, which
 // servers and proxies cap at a few KiB (8 KiB is common), so a GET carries at most
 // 50 values (maxIDFilter). RFC 7644 §3.4.3 lets a client send the same query as
 // POST {endpoint}/.search, a SearchRequest body whose parameters are those of the
@@ -51,7 +51,7 @@ import (
 // invalid, or the specified attribute and filter comparison combination is not
 // supported"): the client asks GET the same filter (where it fits a URL); if GET
 // takes it, .search is off; if GET refuses it too, it is the filter the server
-// cannot evaluate (elimity-com/scim and id filters), and .search stays. A longer
+// cannot evaluate (an id filter, on some servers), and .search stays. A longer
 // filter refused so turns .search off, and GET judges the filter in its chunks.
 // After a .search has succeeded, a 400 is the filter's, as for GET.
 //
