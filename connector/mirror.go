@@ -58,6 +58,10 @@ type AccountMirror interface {
 	RememberAccounts(ctx context.Context, seen time.Time, accs []Account) error
 	// ForgetAccounts drops the copies of ids.
 	ForgetAccounts(ctx context.Context, ids []string) error
+	// ForgetAccountsSeenBefore drops the copies last seen before t, and says
+	// how many: after a reconciliation pass that listed every account from t
+	// on, those are accounts the LMS no longer has.
+	ForgetAccountsSeenBefore(ctx context.Context, t time.Time) (int64, error)
 }
 
 // MirrorUpdate is one change to the account mirror that a converge commits with

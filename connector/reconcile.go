@@ -404,6 +404,16 @@ func (r *Reconciler) reconcile(ctx context.Context, add func(Finding) error) (Re
 	p.sum.Started, p.sum.Apply = time.Now(), r.cfg.Apply
 	p.sum.Counts, p.sum.ByFeed = map[DriftClass]int{}, map[string]map[DriftClass]int{}
 	err := p.run(ctx)
+	if m := r.cfg.Mirror; m != nil && err == nil {
+		// Every account the LMS has was listed, and its copy refreshed, since
+		// the pass began: a copy seen before that is of an account that is gone
+		// (deleted by hand), personal data kept for nothing.
+		if n, ferr := m.ForgetAccountsSeenBefore(ctx, p.now); ferr != nil {
+			r.log.Warn("dropping the account mirror's copies of accounts the LMS no longer has failed", "err", ferr)
+		} else if n > 0 {
+			r.log.Info("dropped the account mirror's copies of accounts the LMS no longer has", "accounts", n)
+		}
+	}
 	p.sum.Finished = time.Now()
 	p.sum.Duration = p.sum.Finished.Sub(p.sum.Started)
 	r.log.Info("reconcile pass done", "apply", r.cfg.Apply, "workers", p.sum.Workers, "accounts", p.sum.Accounts,

@@ -607,7 +607,8 @@ func (m *memSink) Close(connector.ReconcileSummary) error { m.closed = true; ret
 
 // A reconciliation pass refreshes the account mirror with every page it reads
 // (mirror.go), stamped with when the page was asked for: a copy seen later (a
-// converger's write made while the pass ran) is not replaced by it.
+// converger's write made while the pass ran) is not replaced by it, and a copy
+// of an account the pass did not list is dropped.
 func TestReconcileRefreshesMirror(t *testing.T) {
 	t.Parallel()
 	b := reconSetup(t)
@@ -623,6 +624,11 @@ func TestReconcileRefreshesMirror(t *testing.T) {
 	// A copy of the first account seen after the pass starts: kept.
 	later := connector.Account{ID: ids[0], UserName: "later@example.com"}
 	if err := b.db.RememberAccounts(b.ctx, b.now.Add(time.Hour), []connector.Account{later}); err != nil {
+		t.Fatal(err)
+	}
+	// A copy of an account deleted by hand since: the pass does not list it,
+	// so its copy (and the personal data in it) goes.
+	if err := b.db.RememberAccounts(b.ctx, b.now.Add(-time.Hour), []connector.Account{{ID: "u-gone", UserName: "gone@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := connector.NewReconciler(connector.ReconcilerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, PageSize: 2,
@@ -647,5 +653,8 @@ func TestReconcileRefreshesMirror(t *testing.T) {
 	}
 	if got[ids[0]].UserName != "later@example.com" {
 		t.Errorf("the pass replaced a copy seen after it: %+v", got[ids[0]])
+	}
+	if gone, err := b.db.MirroredAccounts(b.ctx, []string{"u-gone"}); err != nil || len(gone) != 0 {
+		t.Errorf("the copy of an account the LMS no longer has is kept: %v, %v", gone, err)
 	}
 }

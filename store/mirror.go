@@ -68,6 +68,15 @@ func (db *DB) ForgetAccounts(ctx context.Context, ids []string) error {
 	return db.inTx(ctx, func(tx *sqlx.Tx) error { return db.applyMirror(ctx, tx, ups) })
 }
 
+// ForgetAccountsSeenBefore drops the mirror's copies last seen before t.
+func (db *DB) ForgetAccountsSeenBefore(ctx context.Context, t time.Time) (int64, error) {
+	res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM lms_mirror WHERE seen_at < ?`), db.ts(t))
+	if err != nil {
+		return 0, fmt.Errorf("store: forget mirrored accounts seen before %s: %w", t.UTC().Format(time.RFC3339), err)
+	}
+	return res.RowsAffected()
+}
+
 // mirrorOf returns the mirror updates of cs, in order.
 func mirrorOf(cs []connector.Completion) []connector.MirrorUpdate {
 	var ups []connector.MirrorUpdate

@@ -11,6 +11,7 @@ import (
 var mirrorTests = []subTest{
 	{"MirrorRememberForget", testMirrorRememberForget},
 	{"MirrorFromCompletions", testMirrorFromCompletions},
+	{"MirrorForgetSeenBefore", testMirrorForgetSeenBefore},
 }
 
 func mirrorOf(t *testing.T, b *testBundle) connector.AccountMirror {
@@ -96,5 +97,23 @@ func testMirrorFromCompletions(t *testing.T, b *testBundle) {
 	got := mirrored(t, b, "u-1", "u-9")
 	if len(got) != 1 || !reflect.DeepEqual(got["u-1"], off) {
 		t.Fatalf("mirror after the batch = %+v, want only u-1 inactive", got)
+	}
+}
+
+// ForgetAccountsSeenBefore drops exactly the copies seen before the time.
+func testMirrorForgetSeenBefore(t *testing.T, b *testBundle) {
+	m := mirrorOf(t, b)
+	if err := m.RememberAccounts(b.ctx, day(1), []connector.Account{{ID: "u-1"}, {ID: "u-2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RememberAccounts(b.ctx, day(3), []connector.Account{{ID: "u-3"}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := m.ForgetAccountsSeenBefore(b.ctx, day(3))
+	if err != nil || n != 2 {
+		t.Fatalf("ForgetAccountsSeenBefore = %d, %v; want 2", n, err)
+	}
+	if got := mirrored(t, b, "u-1", "u-2", "u-3"); len(got) != 1 || got["u-3"].ID != "u-3" {
+		t.Fatalf("after forgetting those seen before day 3: %v", got)
 	}
 }
