@@ -64,11 +64,18 @@ func (c *Client) CreateAccounts(ctx context.Context, accs []connector.Account) (
 		a.ID, a.Version, a.Created = "", "", time.Time{}
 		ops[i] = BulkOperation{Method: http.MethodPost, Path: "/Users", Data: mustJSON(FromAccount(a))}
 	}
-	return c.bulkWrite(ctx, ops, func(i int, r BulkOperationResponse) connector.Account {
+	res, err := c.bulkWrite(ctx, ops, func(i int, r BulkOperationResponse) connector.Account {
 		a := accs[i]
 		a.ID, a.Version, a.Created = idFromLocation(r.Location), r.Version, time.Time{}
 		return a
 	})
+	for i, r := range res {
+		if r.Err == nil && i < len(accs) {
+			c.noteProbes(accs[i])
+			break // one is enough
+		}
+	}
+	return res, err
 }
 
 // SetActiveMany implements connector.ActiveSetter with PATCH operations that

@@ -109,6 +109,11 @@ type Client struct {
 	discovered bool
 	caps       Capabilities
 	filterForm map[string]int // learned: filter key → index of the form that found accounts
+	// probes are, per attribute, a value an account on this server is known to
+	// have (it was created with it, or a lookup found it): a batch lookup whose
+	// filter form is not learned yet asks for it too, so that the form is
+	// proven by a hit and the other forms need not be asked (reads.go).
+	probes map[connector.FilterAttr]string
 }
 
 // Option configures a Client.
@@ -211,6 +216,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		now:         time.Now,
 		scanAttrs:   map[connector.FilterAttr]bool{},
 		filterForm:  map[string]int{},
+		probes:      map[connector.FilterAttr]string{},
 		searchBatch: DefaultSearchBatch,
 		log:         slog.New(slog.DiscardHandler),
 	}
@@ -458,6 +464,7 @@ func (c *Client) CreateAccount(ctx context.Context, a connector.Account) (connec
 		return connector.Account{}, err
 	}
 	if u.ID != "" {
+		c.noteProbes(a)
 		return withETag(ToAccount(u), h), nil
 	}
 	if id := idFromLocation(h.Get("Location")); id != "" {
@@ -792,4 +799,18 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in a
 		}
 	}
 	return resp.Header, nil
+}
+
+// noteProbes remembers a's email and employee number as values an account on
+// this server has, for the batch lookups whose filter form is not learned yet
+// (reads.go).
+func (c *Client) noteProbes(a connector.Account) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := a.Profile.Email; v != "" {
+		c.probes[connector.ByEmail] = v
+	}
+	if v := a.Profile.EmployeeNumber; v != "" {
+		c.probes[connector.ByEmployeeNumber] = v
+	}
 }

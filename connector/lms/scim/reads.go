@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/hrsync/hrsync/connector"
@@ -80,6 +81,21 @@ func (c *Client) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, 
 	}
 	var want []string
 	seen := map[string]bool{}
+	// With the form not learned yet, a value an account here is known to
+	// have goes first: its hit proves the form, and the values after it are
+	// not asked in the other forms (findIn). It is not part of the answer.
+	probe := ""
+	if !known {
+		c.mu.Lock()
+		probe = c.probes[attr]
+		c.mu.Unlock()
+		if probe != "" && !needsEscape(probe) && !slices.Contains(values, probe) {
+			seen[probe] = true
+			want = append(want, probe)
+		} else {
+			probe = ""
+		}
+	}
 	for _, v := range values {
 		if v != "" && !needsEscape(v) && !seen[v] {
 			seen[v] = true
@@ -103,7 +119,16 @@ func (c *Client) FindAccountsIn(ctx context.Context, attr connector.FilterAttr, 
 		for _, v := range missed {
 			out[v] = []connector.Account{} // every form FindAccounts would try missed it
 		}
+		if !known {
+			c.mu.Lock()
+			learned, known = c.filterForm[string(attr)]
+			c.mu.Unlock()
+			if known {
+				order = []int{learned} // proven by a hit: the other forms need not be asked
+			}
+		}
 	}
+	delete(out, probe) // asked for the form's sake, not the caller's
 	return out, nil
 }
 
@@ -155,8 +180,12 @@ func (c *Client) findIn(ctx context.Context, attr connector.FilterAttr, order []
 				c.mu.Unlock()
 			}
 		}
+		hit := len(missed) < len(remaining)
 		remaining = missed
-		if len(remaining) == 0 {
+		if len(remaining) == 0 || learn && hit {
+			// Every value found; or this form found some, which proves it is
+			// the form this server evaluates, the one FindAccounts learns and
+			// then asks alone: a miss in it is a miss.
 			break
 		}
 	}
