@@ -99,13 +99,11 @@ func (rx *webhookReceiver) names() string {
 // the end. No payload carries the LMS token, the signing key, or a worker's name
 // or email, and each is signed with the key.
 //
-// The quarantine's probe interval is not configurable in hrsync run (30s, see
-// docs/lms-resilience.md), so the test takes about 40s; -short skips it.
+// The configuration sets the quarantine's first probe after 1s
+// (lms.quarantine.probe_interval; default 30s), so the recovery is seen in
+// seconds.
 func TestQuarantineWebhooks(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("-short: waits out the quarantine's 30s probe interval")
-	}
 	natsURL, dbURL := startNATS(t), pgtest.URL(t)
 	var inj *faulty.Injector
 	lms := startLMS(t, func(h http.Handler) http.Handler {
@@ -119,6 +117,8 @@ func TestQuarantineWebhooks(t *testing.T) {
 	const signingKey = "whsec-e2e-7c1f0a9d3b"
 	cfg := filepath.Join(t.TempDir(), "hrsync.yaml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, `safeguard: {settle: 0s}
+lms:
+  quarantine: {probe_interval: 1s, max_probe_interval: 2s}
 notify:
   every: 100ms
   webhooks:
@@ -188,7 +188,7 @@ notify:
 		t.Fatalf("%d active accounts while the LMS was down, want the first hire's alone", n)
 	}
 
-	// The LMS comes back: the guard's probe succeeds (after its 30s interval),
+	// The LMS comes back: the guard's probe succeeds (within its 1-2s interval),
 	// the webhook hears lms_recovered, and every hire is applied.
 	upAt := time.Now()
 	inj.SetOutage(0)

@@ -129,6 +129,9 @@ type LMSSettings struct {
 	// file says 0, never .search.
 	SearchBatch int
 	NoSearch    bool
+	// ProbeInterval and MaxProbeInterval are lms.quarantine's; zero: the
+	// guard's defaults (30s, 10m).
+	ProbeInterval, MaxProbeInterval time.Duration
 	// transport, if set, wraps the LMS client's HTTP transport (tracing); a
 	// pointer, so that settings stay comparable.
 	transport *transportWrap
@@ -175,6 +178,18 @@ type LMSConfig struct {
 	// server's filter.maxResults if lower; 0: never .search, batch reads go as
 	// GETs of at most 50 values (a server that mishandles it).
 	SearchBatch *int `yaml:"search_batch"`
+	// Quarantine: lms.quarantine, when the guard probes a quarantined LMS
+	// again (docs/lms-resilience.md).
+	Quarantine LMSQuarantineConfig `yaml:"quarantine"`
+}
+
+// LMSQuarantineConfig is lms.quarantine in the configuration file.
+type LMSQuarantineConfig struct {
+	// ProbeInterval is the wait before the first probe of a quarantined LMS;
+	// default 30s. Each failed probe doubles it, up to MaxProbeInterval
+	// (default 10m).
+	ProbeInterval    time.Duration `yaml:"probe_interval"`
+	MaxProbeInterval time.Duration `yaml:"max_probe_interval"`
 }
 
 // Over returns the file's LMS settings with the flags' laid over: l holds what
@@ -204,6 +219,7 @@ func (f LMSConfig) Over(l LMSSettings, getenv func(string) string) LMSSettings {
 	if f.SearchBatch != nil {
 		s.SearchBatch, s.NoSearch = *f.SearchBatch, *f.SearchBatch == 0
 	}
+	s.ProbeInterval, s.MaxProbeInterval = f.Quarantine.ProbeInterval, f.Quarantine.MaxProbeInterval
 	s.CAFile = cmp.Or(l.CAFile, s.CAFile)
 	s.ClientFilter = cmp.Or(l.ClientFilter, s.ClientFilter)
 	s.Timeout = cmp.Or(l.Timeout, s.Timeout)
@@ -441,6 +457,14 @@ func guardedLMS(s LMSSettings, raw connector.LMS, wrap func(connector.LMS) conne
 	if err != nil {
 		return nil, fmt.Errorf("--lms-rate (LMS_RATE, lms.rate): %w", err)
 	}
+	switch {
+	case s.ProbeInterval < 0:
+		return nil, fmt.Errorf("lms.quarantine.probe_interval %s: want a positive duration (omit it for 30s)", s.ProbeInterval)
+	case s.MaxProbeInterval < 0:
+		return nil, fmt.Errorf("lms.quarantine.max_probe_interval %s: want a positive duration (omit it for 10m)", s.MaxProbeInterval)
+	case s.MaxProbeInterval > 0 && s.ProbeInterval > s.MaxProbeInterval:
+		return nil, fmt.Errorf("lms.quarantine.probe_interval %s is longer than lms.quarantine.max_probe_interval %s", s.ProbeInterval, s.MaxProbeInterval)
+	}
 	if raw == nil {
 		s.log = log
 		if raw, err = openLMS(s); err != nil {
@@ -453,7 +477,8 @@ func guardedLMS(s LMSSettings, raw connector.LMS, wrap func(connector.LMS) conne
 	if m == nil {
 		m = NewMetrics()
 	}
-	return guard.New(raw, guard.Config{Rate: rate, Logger: log, Hooks: m.guardHooks(), Clock: clock}), nil
+	return guard.New(raw, guard.Config{Rate: rate, Logger: log, Hooks: m.guardHooks(), Clock: clock,
+		Quarantine: guard.QuarantineConfig{ProbeInterval: s.ProbeInterval, MaxProbeInterval: s.MaxProbeInterval}}), nil
 }
 
 // PerHour is the LMS's rate in calls per hour, 0 if unlimited (job estimates).

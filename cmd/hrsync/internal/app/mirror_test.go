@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,6 +90,29 @@ func TestMirrorPlansMetric(t *testing.T) {
 	for result, want := range map[string]float64{"served": 2, "read": 1} {
 		if got := testutil.ToFloat64(m.mirrorPlans.WithLabelValues(result)); got != want {
 			t.Errorf("hrsync_lms_mirror_plans_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+}
+
+// lms.quarantine reaches the guard's settings, and a bad one is refused naming
+// the setting.
+func TestLMSQuarantineConfig(t *testing.T) {
+	t.Parallel()
+	f := LMSConfig{Quarantine: LMSQuarantineConfig{ProbeInterval: 2 * time.Second, MaxProbeInterval: time.Minute}}
+	if s := f.Over(LMSSettings{}, nil); s.ProbeInterval != 2*time.Second || s.MaxProbeInterval != time.Minute {
+		t.Fatalf("Over: probe %s, max %s", s.ProbeInterval, s.MaxProbeInterval)
+	}
+	for _, tc := range []struct {
+		probe, max time.Duration
+		want       string
+	}{
+		{-time.Second, 0, "lms.quarantine.probe_interval -1s"},
+		{0, -time.Second, "lms.quarantine.max_probe_interval -1s"},
+		{time.Hour, time.Minute, "lms.quarantine.probe_interval 1h0m0s is longer than lms.quarantine.max_probe_interval 1m0s"},
+	} {
+		s := LMSSettings{Rate: "unlimited", ProbeInterval: tc.probe, MaxProbeInterval: tc.max}
+		if _, err := guardedLMS(s, sandbox.New(), nil, nil, nil, NewMetrics()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("probe %s, max %s: %v, want %q", tc.probe, tc.max, err, tc.want)
 		}
 	}
 }
