@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,13 +147,17 @@ func TestConvergerErasureRequest(t *testing.T) {
 func TestErasureRequestsPassTheSafeguard(t *testing.T) {
 	t.Parallel()
 	b := setupSafeguard(t, 20)
+	var mu sync.Mutex // two claimed batches erase at once
 	var erased []string
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(erased) }
 	sg, err := connector.NewSafeguard(connector.SafeguardConfig{Store: b.db, Now: b.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: b.lms, Feeds: b.feeds, Now: b.clock, Safeguard: sg,
 		EraseFunc: func(_ context.Context, r connector.ErasureRequest) error {
+			mu.Lock()
+			defer mu.Unlock()
 			erased = append(erased, r.Worker.WorkerID)
 			return nil
 		},
@@ -166,8 +171,8 @@ func TestErasureRequestsPassTheSafeguard(t *testing.T) {
 	}
 	b.recordAll(t, reqs...)
 	// 20% of 20 active accounts is 4; up to MinRemovals (5) never hold for the percentage.
-	if len(erased) != 5 {
-		t.Fatalf("erased %d before the hold, want 5: %v", len(erased), erased)
+	if count() != 5 {
+		t.Fatalf("erased %d before the hold, want 5: %v", count(), erased)
 	}
 	h := b.oneHold(t)
 	if h.Status != connector.HoldOpen || h.Counts.Removals != 7 {
@@ -180,7 +185,7 @@ func TestErasureRequestsPassTheSafeguard(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.converge(t)
-	if len(erased) != 12 {
-		t.Fatalf("erased %d after the approval, want 12", len(erased))
+	if count() != 12 {
+		t.Fatalf("erased %d after the approval, want 12", count())
 	}
 }
