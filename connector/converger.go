@@ -738,6 +738,7 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	}
 	mirrorBase := have // the account as the plan's writes so far leave it
 	answered := false  // the last write's answer was the whole account
+	updated := false   // an update was among the writes
 	for i := 0; i < len(plan); i++ {
 		a := plan[i]
 		if !held() {
@@ -825,6 +826,7 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 				mirrorBase = &seen // a later action of this plan changes it further
 				// (a fused update's answer, or what it sent, has the new state)
 				answered = whole
+				updated = updated || a.Kind == ActionUpdate
 			}
 			if state != nil {
 				// The state change made by the same call: its own audit row (its
@@ -913,9 +915,12 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 			return r, nil
 		}
 	}
-	if m.Mirrored && answered && len(Plan(want, mirrorBase, pol)) > 0 {
+	if m.Mirrored && answered && !updated && len(Plan(want, mirrorBase, pol)) > 0 {
 		// Planned from the mirror, and the LMS's answer shows the account was
 		// changed by hand since the copy (mirror.go): converge again, from it.
+		// Not after an update: an answer that still differs from what was just
+		// written is the LMS's way of keeping it (a value it normalises), and
+		// converging again would write it again, for ever.
 		comp.NextDue = now
 	}
 	return comp, nil

@@ -210,3 +210,45 @@ func TestRehireUnderNewIDOneCallCrash(t *testing.T) {
 		}
 	}
 }
+
+// normalising is the sandbox as an LMS that keeps the family name in capitals,
+// whatever it is sent.
+type normalising struct {
+	*writeCounter
+}
+
+func (n *normalising) CreateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
+	a.Profile.FamilyName = strings.ToUpper(a.Profile.FamilyName)
+	return n.writeCounter.LMS.CreateAccount(ctx, a)
+}
+
+func (n *normalising) UpdateAccount(ctx context.Context, a connector.Account) (connector.Account, error) {
+	a.Profile.FamilyName = strings.ToUpper(a.Profile.FamilyName)
+	return n.writeCounter.UpdateAccount(ctx, a)
+}
+
+// TestMirrorNoWriteLoop: an LMS that answers an update with a value other than
+// the one sent (it normalises it) is not written again and again. An answer
+// that differs from the facts makes a converge planned from the mirror converge
+// again only when it wrote no update; otherwise each converge would write the
+// update again, for ever.
+func TestMirrorNoWriteLoop(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	b := setup(t, day)
+	lms := &normalising{writeCounter: &writeCounter{LMS: b.lms}}
+	var err error
+	b.conv, err = connector.NewConverger(connector.ConvergerConfig{Store: b.db, LMS: lms, Feeds: b.feeds, Now: b.clock, Mirror: b.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindHired, Effective: day, Profile: profile("ann@example.com")})
+	lms.taken()
+	p := profile("ann@example.com")
+	p.FamilyName = "Renamed"
+	b.set(day.AddDate(0, 0, 1))
+	b.record(t, connector.Fact{WorkerID: "w1", Kind: connector.KindUpdated, Effective: b.clock(), Profile: p})
+	if calls := lms.taken(); len(calls) != 1 {
+		t.Fatalf("the update was written %d times (%v), want once", len(calls), calls)
+	}
+}
