@@ -643,3 +643,54 @@ func TestSessionsSurviveARestart(t *testing.T) {
 		t.Fatalf("a replayed cookie after signing out: %d, want 303 to sign in", code)
 	}
 }
+
+// A session already open gets the role console.users gives now: after the file
+// demoted alice (and the daemon restarted), her session is a viewer's; after it
+// removed her, with no OIDC, her session signs nobody in.
+func TestSessionsTakeTheConfiguredRole(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	alice := b.browser(t)
+	alice.signIn("alice")
+	restart := func(users []UserConfig) {
+		t.Helper()
+		cfg := b.cfg
+		cfg.Users = users
+		s, err := New(cfg, Deps{Store: b.db, Feeds: b.feeds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(s.Handler())
+		t.Cleanup(srv.Close)
+		u, _ := url.Parse(alice.base)
+		cookies := alice.c.Jar.Cookies(u)
+		alice.base = srv.URL
+		nu, _ := url.Parse(srv.URL)
+		alice.c.Jar.SetCookies(nu, cookies)
+	}
+	var demoted []UserConfig
+	for _, u := range b.cfg.Users {
+		if u.Name == "alice" {
+			u.Role = RoleViewer
+		}
+		demoted = append(demoted, u)
+	}
+	restart(demoted)
+	if code, page := alice.get("/"); code != http.StatusOK || !strings.Contains(page, "alice · viewer") {
+		t.Fatalf("after the demotion: %d, want alice signed in as a viewer\n%s", code, page)
+	}
+	alice.get("/holds/" + itoa(b.hrHold))
+	if code := alice.post("/holds/"+itoa(b.hrHold)+"/approve", url.Values{"csrf": {alice.csrf}, "reason": {"looks right"}}); code != http.StatusForbidden {
+		t.Fatalf("a demoted approver's approval: %d, want 403", code)
+	}
+	var without []UserConfig
+	for _, u := range b.cfg.Users {
+		if u.Name != "alice" {
+			without = append(without, u)
+		}
+	}
+	restart(without)
+	if code, _ := alice.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("after alice was removed: %d, want 303 to sign in", code)
+	}
+}

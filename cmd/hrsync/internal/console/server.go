@@ -281,6 +281,17 @@ func (s *Server) current(r *http.Request) (*session, string, bool, error) {
 		return nil, "", false, nil
 	}
 	ss, ok, err := s.sessions.get(r.Context(), c.Value)
+	if ok {
+		if u, found := s.users.byClaim(ss.user.Name); found {
+			// console.users as this process read it: a role or feeds changed
+			// there (and the daemon restarted) apply to sessions already open.
+			ss.user = u
+		} else if s.oidc == nil {
+			// Without OIDC a session can only come from a password sign-in of
+			// a configured user: one removed from console.users is signed out.
+			ok = false
+		}
+	}
 	return ss, c.Value, ok, err
 }
 
