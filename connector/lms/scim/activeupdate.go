@@ -81,33 +81,5 @@ func (c *Client) UpdateAccountsActive(ctx context.Context, accs []connector.Acco
 	if c.MaxUpdateBatch(ctx) <= 0 {
 		return c.each(ctx, len(accs), func(i int) (connector.Account, error) { return c.UpdateAccountActive(ctx, accs[i]) })
 	}
-	caps := c.Capabilities(ctx)
-	out := make([]connector.ItemResult, len(accs))
-	var ops []BulkOperation
-	var at []int // the index in accs of each operation
-	for i, a := range accs {
-		pops, err := patchOps(a)
-		if a.ID == "" || err != nil {
-			out[i].Err = &connector.LMSError{Kind: connector.KindInvalid, Op: "PATCH " + userPath(a.ID), Reason: "account id is empty", Err: err}
-			continue
-		}
-		op := BulkOperation{Method: http.MethodPatch, Path: userPath(a.ID),
-			Data: mustJSON(PatchOp{Schemas: []string{MessagePatchOp}, Operations: append(pops, activeOp(a.Active))})}
-		if caps.ETag {
-			op.Version = a.Version
-		}
-		ops, at = append(ops, op), append(at, i)
-	}
-	res, err := c.bulkWrite(ctx, ops, func(k int, r BulkOperationResponse) connector.Account {
-		a := accs[at[k]]
-		a.Version = r.Version
-		return a
-	})
-	if err != nil {
-		return nil, err
-	}
-	for k, i := range at {
-		out[i] = res[k]
-	}
-	return out, nil
+	return c.bulkPatch(ctx, accs, true)
 }

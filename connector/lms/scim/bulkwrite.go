@@ -102,6 +102,13 @@ func (c *Client) UpdateAccounts(ctx context.Context, accs []connector.Account) (
 	if c.MaxUpdateBatch(ctx) <= 0 {
 		return c.each(ctx, len(accs), func(i int) (connector.Account, error) { return c.UpdateAccount(ctx, accs[i]) })
 	}
+	return c.bulkPatch(ctx, accs, false)
+}
+
+// bulkPatch sends accs as one Bulk request of UpdateAccount's PATCHes
+// (patchOps), each conditional on its Version where the server has ETags; with
+// state, each PATCH also sets active (UpdateAccountsActive).
+func (c *Client) bulkPatch(ctx context.Context, accs []connector.Account, state bool) ([]connector.ItemResult, error) {
 	caps := c.Capabilities(ctx)
 	out := make([]connector.ItemResult, len(accs))
 	var ops []BulkOperation
@@ -111,6 +118,9 @@ func (c *Client) UpdateAccounts(ctx context.Context, accs []connector.Account) (
 		if a.ID == "" || err != nil {
 			out[i].Err = &connector.LMSError{Kind: connector.KindInvalid, Op: "PATCH " + userPath(a.ID), Reason: "account id is empty", Err: err}
 			continue
+		}
+		if state {
+			pops = append(pops, activeOp(a.Active))
 		}
 		op := BulkOperation{Method: http.MethodPatch, Path: userPath(a.ID), Data: mustJSON(PatchOp{Schemas: []string{MessagePatchOp}, Operations: pops})}
 		if caps.ETag {
