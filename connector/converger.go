@@ -676,8 +676,10 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 	if err != nil {
 		return Completion{}, err
 	}
+	var servedPlan []Action // the plan made from the mirror's copy, when it is carried out
 	if m.Mirrored {
-		served := c.mirrorServes(ctx, cl, want, hist, m.Account, Plan(want, m.Account, pol), pol)
+		servedPlan = c.mirrorServes(ctx, cl, want, hist, m.Account, pol)
+		served := servedPlan != nil
 		if c.cfg.Hooks.Mirror != nil {
 			c.cfg.Hooks.Mirror(served)
 		}
@@ -714,10 +716,13 @@ func (c *Converger) converge(ctx context.Context, cl Claim, hist History, held f
 		}
 	}
 
-	plan := Plan(want, have, pol)
+	plan := servedPlan // judged by the rules on changes made by hand already
 	var manual *Review
-	if plan, manual, err = c.respectManualDeactivation(ctx, cl, want, hist, have, plan, pol); err != nil {
-		return Completion{}, err
+	if plan == nil {
+		plan = Plan(want, have, pol)
+		if plan, manual, err = c.respectManualDeactivation(ctx, cl, want, hist, have, plan, pol); err != nil {
+			return Completion{}, err
+		}
 	}
 	if manual != nil {
 		comp.Review = manual

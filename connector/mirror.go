@@ -72,26 +72,31 @@ type MirrorUpdate struct {
 	At      time.Time
 }
 
-// mirrorServes reports whether plan, made from a's mirrored copy, may be carried
-// out without reading the account first (see above). The manual-deactivation
-// rule is judged as converge would judge it.
-func (c *Converger) mirrorServes(ctx context.Context, cl Claim, want Wanted, hist History, a *Account, plan []Action, pol Policy) bool {
+// mirrorServes returns the plan for a's mirrored copy when it may be carried
+// out without reading the account first (see above), judged by the rules on
+// changes made by hand as converge would judge it; nil when the account must be
+// read.
+func (c *Converger) mirrorServes(ctx context.Context, cl Claim, want Wanted, hist History, a *Account, pol Policy) []Action {
+	plan := Plan(want, a, pol)
 	if len(plan) == 0 {
-		return false
+		return nil
 	}
 	for _, act := range plan {
 		switch act.Kind {
 		case ActionDeactivate, ActionReactivate:
 		case ActionUpdate:
 			if act.Account.Version == "" {
-				return false // not conditional: only a read makes it safe
+				return nil // not conditional: only a read makes it safe
 			}
 		default:
-			return false
+			return nil
 		}
 	}
 	kept, review, err := c.respectManualDeactivation(ctx, cl, want, hist, a, plan, pol)
-	return err == nil && review == nil && len(kept) == len(plan)
+	if err != nil || review != nil || len(kept) != len(plan) {
+		return nil
+	}
+	return kept
 }
 
 // remember adds u to comp's mirror updates, where the converger keeps a mirror.
