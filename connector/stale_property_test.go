@@ -96,14 +96,21 @@ func (w *staleWorker) profile(i int) connector.Profile {
 }
 
 // staleRun is one play of a seeded scenario: the final outcome (accounts and
-// reviews), the audit outcomes per worker, and the oracle's workers.
+// reviews), the audit outcomes per worker, and the oracle's workers; with the
+// mirror, how many first plans it served without a read and sent to a read.
 type staleRun struct {
-	outcome string
-	audit   string
-	workers []*staleWorker
-	b       *testBundle
-	handIDs map[string]bool // accounts made by hand
+	outcome      string
+	audit        string
+	workers      []*staleWorker
+	b            *testBundle
+	handIDs      map[string]bool // accounts made by hand
+	served, read int
 }
+
+// How a play converges: with the batch reads of prefetch.go or without (the
+// converger's LMS lacks AccountBatchReader), and with the account mirror
+// (mirror.go) or without.
+type staleMode struct{ batch, mirror bool }
 
 // playStale plays the scenario of seed: nWorkers workers get random events
 // (hire, update, leave, rehire) over rounds, each round recorded at once and
@@ -112,20 +119,14 @@ type staleRun struct {
 // account, makes an account for a worker not yet hired). At the end every
 // hired worker gets an update with its current profile, so that each is
 // converged once more on the LMS as the admin left it, then it converges until
-// quiet. With batch false the converger's LMS lacks AccountBatchReader.
-func playStale(t *testing.T, seed uint64, batch bool) staleRun {
-	return playStaleMode(t, seed, batch, false)
-}
-
-// playStaleMode is playStale; with mirror the converger also keeps the
-// account mirror (mirror.go) in its store, and plans from it where it may.
-func playStaleMode(t *testing.T, seed uint64, batch, mirror bool) staleRun {
+// quiet.
+func playStale(t *testing.T, seed uint64, mode staleMode) staleRun {
 	t.Helper()
 	ctx := context.Background()
 	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	b := setup(t, day)
 	var lms connector.LMS = b.lms
-	if !batch {
+	if !mode.batch {
 		nb := &noBatchReads{LMS: b.lms}
 		if _, ok := any(nb).(connector.AccountBatchReader); ok {
 			t.Fatal("noBatchReads still has the batch reads")
@@ -137,13 +138,14 @@ func playStaleMode(t *testing.T, seed uint64, batch, mirror bool) staleRun {
 	var err error
 	cc := connector.ConvergerConfig{Store: b.db, LMS: lms, Feeds: b.feeds, Now: b.clock,
 		Batch: 3, Concurrency: 3, Logger: slog.New(slog.DiscardHandler)}
-	if mirror {
+	var served, read atomic.Int64
+	if mode.mirror {
 		cc.Mirror = b.db
-		cc.Hooks.Mirror = func(served bool) {
-			if served {
-				mirrorServed.Add(1)
+		cc.Hooks.Mirror = func(ok bool) {
+			if ok {
+				served.Add(1)
 			} else {
-				mirrorRead.Add(1)
+				read.Add(1)
 			}
 		}
 	}
@@ -334,25 +336,33 @@ func playStaleMode(t *testing.T, seed uint64, batch, mirror bool) staleRun {
 		}
 		return false
 	}), "\n")
-	return staleRun{outcome: out, audit: strings.Join(lines, "\n"), workers: ws, b: b, handIDs: handIDs}
+	return staleRun{outcome: out, audit: strings.Join(lines, "\n"), workers: ws, b: b, handIDs: handIDs,
+		served: int(served.Load()), read: int(read.Load())}
 }
 
 // TestPropertyStaleLMS (issue 12): between events the LMS is changed behind
 // hrsync's back, and the outcome is still the one the facts and the rules on
-// changes made by hand imply. Each seed is played twice, with the batch reads of
-// prefetch.go and without: the final LMS, the review items and the audit
-// outcomes must be the same (the shared reads never change an outcome). The
-// play with batch reads is then checked against the rules themselves.
+// changes made by hand imply. Each seed is played three times: without the
+// batch reads of prefetch.go and the account mirror, with the batch reads, and
+// with both. Both must end as the first (the final LMS and the review items),
+// and the plays are checked against the rules themselves.
+//
+// The shared reads never change even the audit outcomes. The mirror may save
+// reads, never change an outcome: its audit may differ only where its copy was
+// stale, by a state change made again on an account already in that state by
+// hand (an "ok" row the play without it has not), and by the retries that a
+// 404 or a 412 on a stale copy cost.
 func TestPropertyStaleLMS(t *testing.T) {
 	t.Parallel()
 	seeds := 200
 	if testing.Short() {
 		seeds = 40
 	}
-	cover := map[string]int{}
+	cover, mirrorCover := map[string]int{}, map[string]int{}
+	served, read := 0, 0
 	for seed := range uint64(seeds) {
-		want := playStale(t, seed, false)
-		got := playStale(t, seed, true)
+		want := playStale(t, seed, staleMode{})
+		got := playStale(t, seed, staleMode{batch: true})
 		if got.outcome != want.outcome {
 			t.Fatalf("seed %d: the batch reads changed the outcome.\nwith:\n%s\nwithout:\n%s", seed, got.outcome, want.outcome)
 		}
@@ -360,15 +370,29 @@ func TestPropertyStaleLMS(t *testing.T) {
 			t.Fatalf("seed %d: the batch reads changed the audit outcomes.\nwith:\n%s\nwithout:\n%s", seed, got.audit, want.audit)
 		}
 		checkStaleOracle(t, seed, got, cover)
+		mir := playStale(t, seed, staleMode{batch: true, mirror: true})
+		if mir.outcome != want.outcome {
+			t.Fatalf("seed %d: the mirror changed the outcome.\nwith:\n%s\nwithout:\n%s", seed, mir.outcome, want.outcome)
+		}
+		if extra := auditBeyond(mir.audit, want.audit); len(extra) > 0 {
+			t.Fatalf("seed %d: the mirror changed the audit beyond redone state changes: %v\nwith:\n%s\nwithout:\n%s", seed, extra, mir.audit, want.audit)
+		}
+		checkStaleOracle(t, seed, mir, mirrorCover)
+		served, read = served+mir.served, read+mir.read
 	}
 	// Each case happened, so that the checks above mean something (over
 	// 200 seeds: about 50 adopted, 45 kept inactive, 160 made again, 160
-	// emails put back, 10 pairs, 1 adopted account reactivated).
-	t.Logf("cases checked over %d seeds: %v", seeds, cover)
+	// emails put back, 10 pairs, 1 adopted account reactivated; the mirror
+	// served about 2,900 first plans and sent 1,250 to a read).
+	t.Logf("cases checked over %d seeds: %v; with the mirror: %v, its plans: %d carried out, %d read again",
+		seeds, cover, mirrorCover, served, read)
 	for _, k := range []string{"kept inactive", "deleted, made again", "email put back", "adopted", "reached by two hires' values", "adopted, deactivated by hand, reactivated"} {
 		if cover[k] == 0 && !testing.Short() {
 			t.Errorf("only %d cases of %q in %d seeds", cover[k], k, seeds)
 		}
+	}
+	if served == 0 || read == 0 {
+		t.Errorf("the mirror served %d plans and sent %d to a read: both must happen for this test to mean something", served, read)
 	}
 }
 
@@ -462,45 +486,6 @@ func checkStaleOracle(t *testing.T, seed uint64, r staleRun, cover map[string]in
 				t.Fatalf("seed %d: hand-made account %+v was not adopted by %s", seed, a, w.id)
 			}
 		}
-	}
-}
-
-// TestPropertyStaleMirror (issue 12): the account mirror may save reads, never
-// change an outcome. Each seed of TestPropertyStaleLMS is played with batch
-// reads and the mirror, against the same play without either: the admin's
-// changes between rounds (deactivated by hand, email changed, deleted, made by
-// hand before the hire) happen behind the mirror's back, and the final LMS and
-// the review items must be the same, and satisfy the rules themselves. The audit
-// may differ only where the mirror's copy was stale: a state change made again
-// on an account already in that state by hand (an "ok" row the live play has
-// not), and the retries that a 404 or a 412 on a stale copy cost.
-// How often, over TestPropertyStaleMirror, a plan from the mirror was carried
-// out without a read, and how often the account was read instead.
-var mirrorServed, mirrorRead atomic.Int64
-
-func TestPropertyStaleMirror(t *testing.T) {
-	t.Parallel()
-	seeds := 200
-	if testing.Short() {
-		seeds = 40
-	}
-	cover := map[string]int{}
-	for seed := range uint64(seeds) {
-		want := playStale(t, seed, false)
-		got := playStaleMode(t, seed, true, true)
-		if got.outcome != want.outcome {
-			t.Fatalf("seed %d: the mirror changed the outcome.\nwith:\n%s\nwithout:\n%s", seed, got.outcome, want.outcome)
-		}
-		if extra := auditBeyond(got.audit, want.audit); len(extra) > 0 {
-			t.Fatalf("seed %d: the mirror changed the audit beyond redone state changes: %v\nwith:\n%s\nwithout:\n%s", seed, extra, got.audit, want.audit)
-		}
-		checkStaleOracle(t, seed, got, cover)
-	}
-	t.Logf("cases checked over %d seeds: %v; plans from the mirror: %d carried out, %d read again",
-		seeds, cover, mirrorServed.Load(), mirrorRead.Load())
-	if mirrorServed.Load() == 0 || mirrorRead.Load() == 0 {
-		t.Errorf("the mirror served %d plans and sent %d to a read: both must happen for this test to mean something",
-			mirrorServed.Load(), mirrorRead.Load())
 	}
 }
 
